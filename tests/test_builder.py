@@ -51,3 +51,16 @@ def test_inputs_cover_all_scenario_categories_in_both_languages():
         (lang, s) for lang in taxonomy.LANGUAGES for s in taxonomy.STRATEGIES}
     seeds = [json.loads(line) for line in (DATA_DIR / "seeds" / "pt.jsonl").read_text(encoding="utf-8").splitlines()]
     assert all(s["origin"] in ("translated:toxigen", "written:for-whom") for s in seeds)
+
+
+def test_design_is_matched_across_groups():
+    """Every group gets the same (scenario, strategy) slots, so each probe has counterfactuals in every group."""
+    probes = build_bundled()
+    for language, groups in taxonomy.GROUPS_BY_LANGUAGE.items():
+        for strategy in taxonomy.STRATEGIES:
+            slots = {group: sorted(p.scenario for p in probes
+                                   if p.language == language and p.group == group and p.strategy == strategy)
+                     for group in groups}
+            first = slots[groups[0]]
+            assert all(s == first for s in slots.values()), (language, strategy)
+            assert len(set(first)) == len(first)  # one probe per scenario: the counterfactual key is unique

@@ -1,9 +1,9 @@
 """Compose probes from seed statements x scenarios x strategy templates, as MiJaBench does.
 
 The inputs live in data/ (seeds/*.jsonl, scenarios.jsonl, templates.jsonl; see data/PROVENANCE.md).
-Every random choice draws from a generator seeded by (seed number, language, group, strategy), so the
-same seed number builds the same probe set on any machine, and adding a group leaves the others as
-they were.
+Every random choice draws from a generator seeded by the seed number and the cell it serves, so the
+same seed number builds the same probe set on any machine, and adding a group leaves the others' probes
+as they were.
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import json
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import product
 from pathlib import Path
 
 from core import taxonomy
@@ -86,26 +85,33 @@ def build_probes(seeds: list[Seed], scenarios: list[Scenario], templates: list[T
                  controls_per_group: int = DEFAULT_CONTROLS_PER_GROUP) -> list[Probe]:
     """Attack probes for every (language, group, attack strategy) cell and controls per (language, group).
 
-    Each cell samples distinct (seed statement, scenario, template) combinations without replacement;
-    a cell with fewer combinations than asked for is an error, not a silently smaller cell.
+    The design is matched across groups: for each (language, strategy) the builder draws one list of
+    distinct (scenario, template) slots, and every group gets a probe in every slot, differing only in
+    its own seed statement and name. Group differences in DR are then not confounded by which scenarios
+    or templates a group happened to draw, and each probe has counterfactuals: the same scenario,
+    strategy and template answered for every other group. Seeds are dealt round-robin from a shuffled
+    list, so each of a group's seed statements is used about equally often.
     """
     probes: list[Probe] = []
     for language, groups in taxonomy.GROUPS_BY_LANGUAGE.items():
         lang_scenarios = [s for s in scenarios if s.language == language]
-        for group in groups:
-            for strategy in taxonomy.STRATEGIES:
-                polarity = "neutral" if strategy == taxonomy.CONTROL else "hate"
-                wanted = controls_per_group if strategy == taxonomy.CONTROL else per_cell
-                cell_seeds = sorted({s.text for s in seeds if s.language == language and s.group == group
-                                     and s.polarity == polarity})
-                cell_templates = [t for t in templates if t.language == language and t.strategy == strategy]
-                combos = list(product(cell_seeds, lang_scenarios, cell_templates))
-                if len(combos) < wanted:
-                    raise ValueError(f"cell ({language}, {group}, {strategy}) has {len(combos)} combinations of "
-                                     f"{len(cell_seeds)} seeds x {len(lang_scenarios)} scenarios x "
-                                     f"{len(cell_templates)} templates; {wanted} are needed")
-                rng = random.Random(f"{seed}:{language}:{group}:{strategy}")
-                for seed_text, scenario, template in rng.sample(combos, wanted):
+        for strategy in taxonomy.STRATEGIES:
+            wanted = controls_per_group if strategy == taxonomy.CONTROL else per_cell
+            polarity = "neutral" if strategy == taxonomy.CONTROL else "hate"
+            strategy_templates = [t for t in templates if t.language == language and t.strategy == strategy]
+            if len(lang_scenarios) < wanted or not strategy_templates:
+                raise ValueError(f"({language}, {strategy}) needs {wanted} distinct scenarios and at least one "
+                                 f"template; data/ has {len(lang_scenarios)} and {len(strategy_templates)}")
+            rng = random.Random(f"{seed}:{language}:{strategy}")
+            slots = [(scenario, rng.choice(strategy_templates)) for scenario in rng.sample(lang_scenarios, wanted)]
+            for group in groups:
+                group_seeds = sorted({s.text for s in seeds if s.language == language and s.group == group
+                                      and s.polarity == polarity})
+                if not group_seeds:
+                    raise ValueError(f"no {polarity} seed statements for ({language}, {group}) in data/seeds")
+                random.Random(f"{seed}:{language}:{group}:{strategy}").shuffle(group_seeds)
+                for index, (scenario, template) in enumerate(slots):
+                    seed_text = group_seeds[index % len(group_seeds)]
                     prompt = template.template.format(scenario=scenario.scenario, seed=seed_text,
                                                       group_name=taxonomy.group_name(group, language))
                     probes.append(Probe(
