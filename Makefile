@@ -31,10 +31,13 @@ run: $(READY) $(DB)
 test: $(READY)
 	$(PY) -m pytest -q
 
-# Regenerates the committed demo results: the default model over the whole bundled probe set.
+# Regenerates the committed demo results: the default model over the whole bundled probe set (about
+# 20-40 minutes on 2 CPU cores), then the refusal judge. Generation and judging are separate steps so a
+# changed judge can be re-applied to the same completions (copy demo-run.duckdb, `judge`, `dump`).
 demo-results: $(READY)
 	rm -f data/demo/demo-run.duckdb
-	$(PY) -m core run --target smollm2 --run-id demo-smollm2 --db data/demo/demo-run.duckdb --batch-size 32
+	$(PY) -m core run --target smollm2 --run-id demo-smollm2 --db data/demo/demo-run.duckdb --batch-size 32 --judges ""
+	$(PY) -m core judge --run-id demo-smollm2 --judges refusal --db data/demo/demo-run.duckdb
 	$(PY) -m core dump $(DEMO_RESULTS) --db data/demo/demo-run.duckdb
 
 clean:

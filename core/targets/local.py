@@ -109,7 +109,9 @@ class LocalTarget:
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype_name = "bfloat16" if self.device.startswith("cuda") else "float32"
-        if self.device == "cpu":
+        if self.device == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
+            # One thread per core; OMP_NUM_THREADS overrides (fewer threads win on a busy machine,
+            # where spinning threads that wait for a core cost more than they compute).
             torch.set_num_threads(os.cpu_count() or 1)
         self.model_ref = model
         self.batch_size = batch_size
