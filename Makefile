@@ -6,7 +6,7 @@ READY := $(VENV)/.ready
 DB ?= data/audit.duckdb
 DEMO_RESULTS := data/demo/results.jsonl.gz
 
-.PHONY: run test setup demo-db demo-results clean
+.PHONY: run demo test setup demo-db demo-results clean
 
 setup: $(READY)
 
@@ -27,6 +27,11 @@ demo-db: $(DB)
 
 run: $(READY) $(DB)
 	AUDIT_DB=$(DB) $(PY) -m streamlit run app.py
+
+# A read-only demo session (for regulators): every view and the CSV export, no runs, no relabelling;
+# DuckDB opens the file read-only, so nothing can be written to it.
+demo: $(READY) $(DB)
+	AUDIT_DB=$(DB) AUDIT_READONLY=1 $(PY) -m streamlit run app.py
 
 test: $(READY)
 	$(PY) -m pytest -q

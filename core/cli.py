@@ -85,18 +85,20 @@ def _bundled_probes():
     return result.probes
 
 
-def _resolve(args: argparse.Namespace, target_specs: Sequence[str], judge_names: Sequence[str]):
-    from core.judges import resolve_judge
+def _resolve(args: argparse.Namespace, target_specs: Sequence[str], judge_names: Sequence[str], store=None):
+    from core.judges import resolve_judges
     from core.targets import resolve_target
 
-    judges = [resolve_judge(name) for name in judge_names]
-    targets = [resolve_target(spec, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                              temperature=args.temperature, seed=args.seed) for spec in target_specs]
+    judges = resolve_judges(judge_names, store)
+    api = {"max_concurrency": args.max_concurrency} if getattr(args, "max_concurrency", None) else {}
+    targets = [resolve_target(spec, store=store, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                              temperature=args.temperature, seed=args.seed, **api) for spec in target_specs]
     return targets, judges
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from core.probes.selection import Selection, select
+    from core.jobs import RunRequest, candidate_probes
+    from core.probes.selection import Selection
     from core.runner import execute_run, plan_run
 
     store = _store(args)
@@ -111,18 +113,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         except taxonomy.VocabularyError as exc:
             raise BadInput(str(exc)) from None
         store.add_probes(_bundled_probes())
-        candidates = store.probes({"language": selection.languages, "group": selection.groups,
-                                   "strategy": selection.strategies,
-                                   "scenario_category": selection.scenario_categories})
-        if args.sources:
-            candidates = [p for p in candidates if p.source in args.sources]
-        probes = select(candidates, selection)
+        # The same request the dashboard's Run page makes (core.jobs), so either resumes the other's runs.
+        request = RunRequest(targets=tuple(target_specs), judges=tuple(judge_names), selection=selection,
+                             sources=tuple(args.sources), max_new_tokens=args.max_new_tokens,
+                             batch_size=args.batch_size, temperature=args.temperature, seed=args.seed)
+        probes = candidate_probes(store, request)
         if not probes:
             raise BadInput("the selection matches no probe; widen --languages/--groups/--strategies/--categories")
-        config = {"selection": selection.to_dict(), "sources": args.sources,
-                  "generation": {"max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size,
-                                 "temperature": args.temperature, "seed": args.seed}}
-        targets, judges = _resolve(args, target_specs, judge_names)
+        config = request.config()
+        targets, judges = _resolve(args, target_specs, judge_names, store)
         run_id = plan_run(store, probes, target_specs, judge_names, config, args.run_id)
     else:
         run_id = run["run_id"]
@@ -132,14 +131,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.max_new_tokens, args.batch_size = generation["max_new_tokens"], generation["batch_size"]
         args.temperature, args.seed = generation["temperature"], generation["seed"]
         print(f"resuming {run_id} with its stored configuration ({run['status']})", file=sys.stderr)
-        targets, judges = _resolve(args, target_specs, judge_names)
+        targets, judges = _resolve(args, target_specs, judge_names, store)
+    from core import executors
+
+    executed = executors.wrap(targets, args.executor, workers=args.ray_workers, address=args.ray_address)
     bar = _progress_bar(args)
     try:
-        result = execute_run(store, run_id, targets, judges, batch_size=args.batch_size, on_progress=bar)
+        result = execute_run(store, run_id, executed, judges, batch_size=args.batch_size, on_progress=bar)
     finally:
         bar.close()
+        for target in executed:
+            if hasattr(target, "close"):
+                target.close()
+        executors.shutdown()
     counts = result.counts
     payload = {"run_id": run_id, "status": result.status, "added": result.added, **counts}
+    from core.cost import run_usage
+
+    usage = run_usage(store, run_id, executed, args.price_input, args.price_output)
+    if usage:  # API targets, or prices given: tokens, latency, retries, cost per target
+        payload["usage"] = usage
+        costs = [u["cost"] for u in usage]
+        payload["cost"] = sum(costs) if all(c is not None for c in costs) else None
     _emit(args, payload,
           f"{run_id}: {result.status}; {counts['completions']}/{counts['planned']} completions "
           f"({result.added} new), {counts['verdicts']} verdicts, {counts['errors']} errors")
@@ -179,14 +192,57 @@ def _progress_bar(args: argparse.Namespace) -> _Bar:
     return _Bar(enabled=not args.quiet)
 
 
+# -- saved targets ---------------------------------------------------------------------------------
+def cmd_targets_add(args: argparse.Namespace) -> int:
+    """Save an OpenAI-compatible target by name: its server, model and settings, never its key."""
+    import re
+
+    from core.targets.openai import OpenAIConfig, default_target_id
+
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", args.name) or args.name == "smollm2":
+        raise BadInput(f"target name {args.name!r}: use letters, digits, '.', '_' or '-' (not 'smollm2')")
+    settings = {key: value for key, value in {
+        "api_key_env": args.api_key_env, "endpoint": args.endpoint, "max_concurrency": args.max_concurrency,
+        "requests_per_minute": args.rpm, "tokens_per_minute": args.tpm, "timeout_s": args.timeout,
+        "max_retries": args.max_retries, "max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
+        "price_input_per_m": args.price_input, "price_output_per_m": args.price_output}.items() if value is not None}
+    try:
+        config = OpenAIConfig.from_settings(args.model, args.base_url.rstrip("/"), settings)
+    except ValueError as exc:
+        raise BadInput(f"targets add {args.name}: {exc}") from None
+    store = _store(args)
+    existing = store.target(args.name)
+    if existing and (existing["backend"], existing["model"], existing["base_url"]) != \
+            ("openai", config.model, config.base_url):
+        raise BadInput(f"a target {args.name!r} exists already ({existing['backend']} {existing['model']} "
+                       f"{existing['base_url'] or ''}); its completions keep that name, so choose another")
+    store.save_target(args.name, "openai", config.model, config.base_url, args.family, args.size_b, config.settings())
+    _emit(args, {"target_id": args.name, "model": config.model, "base_url": config.base_url, **config.settings()},
+          f"saved {args.name}: {config.model} at {config.base_url} (key from ${config.api_key_env}); "
+          f"run it with --target {args.name} (same as openai:{config.model}@{config.base_url}, which would be "
+          f"stored as {default_target_id(config.model, config.base_url)})")
+    return EXIT_OK
+
+
+def cmd_targets_list(args: argparse.Namespace) -> int:
+    frame = _store(args, readonly=True).targets()
+    rows = [{"target_id": r.target_id, "backend": r.backend, "model": r.model, "base_url": r.base_url,
+             "family": r.family, "size_b": None if r.size_b != r.size_b else r.size_b,
+             "settings": json.loads(r.settings or "{}")} for r in frame.itertuples()]
+    lines = [f"{r['target_id']}\t{r['backend']}\t{r['model']}\t{r['base_url'] or ''}"
+             + (f"\tkey ${r['settings']['api_key_env']}" if r["settings"].get("api_key_env") else "") for r in rows]
+    _emit(args, rows, "\n".join(lines) if rows else "no targets saved or used yet")
+    return EXIT_OK
+
+
 def cmd_judge(args: argparse.Namespace) -> int:
-    from core.judges import resolve_judge
+    from core.judges import resolve_judges
     from core.runner import judge_run
 
     store = _store(args)
     if store.run(args.run_id) is None:
         raise BadInput(f"no run {args.run_id!r} in {store.path}")
-    added = judge_run(store, args.run_id, [resolve_judge(name) for name in args.judges])
+    added = judge_run(store, args.run_id, resolve_judges(args.judges, store))
     counts = store.run_counts(args.run_id)
     _emit(args, {"run_id": args.run_id, "added": added, **counts},
           f"{args.run_id}: {added} verdicts added, {counts['verdicts']} in all")
@@ -205,28 +261,118 @@ def _filters(args: argparse.Namespace) -> dict[str, list[str]]:
         raise BadInput(str(exc)) from None
 
 
+def _judge(args: argparse.Namespace, store) -> str:
+    """--judge, else the store's default judge (refusal, or the one with the most verdicts), said on stderr."""
+    if args.judge:
+        return args.judge
+    chosen = store.default_judge()
+    others = [name for name in store.judge_counts() if name not in (chosen, "human")]
+    if others:
+        print(f"using judge {chosen}; others in the store: {', '.join(others)} (pick with --judge)", file=sys.stderr)
+    return chosen
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
+    """DR per slice with 95% bootstrap CIs and each slice's deviation from its model's mean (see core.metrics)."""
     from core.metrics import DefenseRates, MetricsError
 
-    frame = _store(args, readonly=True).judged(args.judge, _filters(args))
+    store = _store(args, readonly=True)
+    frame = store.judged(_judge(args, store), _filters(args))
     try:
-        rates = DefenseRates(frame, args.by)
+        rates = DefenseRates(frame, args.by, ci=not args.no_ci, resamples=args.resamples, seed=args.seed)
+        table = rates.deviations(args.baseline, alpha=args.alpha, correction=args.correction)
     except MetricsError as exc:
         raise BadInput(str(exc)) from None
-    rows = rates.records()
+    rows = rates.records(table)
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
     else:
-        print(rates.table.to_string(index=False, float_format=lambda v: f"{v:.3f}") if rows else "no judged completions")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}") if rows else "no judged completions")
+    return EXIT_OK
+
+
+def cmd_import_align(args: argparse.Namespace) -> int:
+    """Stream a MiJaBench-Align file (responses and verdicts of many models) into the store."""
+    from tqdm import tqdm
+
+    from core.align import AlignFileError, import_align
+
+    bar = None
+
+    def progress(update) -> None:
+        nonlocal bar
+        if args.quiet:
+            return
+        if bar is None:
+            bar = tqdm(total=update.total, unit="row", file=sys.stderr, desc="import-align", dynamic_ncols=True)
+        bar.n = update.rows
+        bar.refresh()
+
+    store = _store(args)
+    try:
+        result = import_align(store, args.file, run_id=args.run_id, skip_bad_rows=args.skip_bad_rows,
+                              on_progress=progress)
+    except AlignFileError as exc:
+        raise BadInput(str(exc)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    for problem in result.problems[:50]:
+        print(f"{'skipped' if args.skip_bad_rows else 'error'}: {problem}", file=sys.stderr)
+    if len(result.problems) > 50:
+        print(f"... and {len(result.problems) - 50} more", file=sys.stderr)
+    payload = {"file": str(args.file), "run_id": result.run_id, "status": result.status, "rows": result.rows,
+               "stored_rows": result.stored_rows, "rejected": len(result.problems), "probes_added": result.probes_added,
+               "completions_added": result.completions_added, "models": list(result.models),
+               "judges": list(result.judges), "verdicts_read": result.verdicts}
+    _emit(args, payload, f"{args.file}: {result.rows} rows, {result.stored_rows} stored ({result.completions_added} new "
+                         f"completions of {len(result.models)} models, judges {', '.join(result.judges) or 'none'}) "
+                         f"in run {result.run_id}; {len(result.problems)} rejected")
+    if result.status == "rejected":
+        print(f"error: {len(result.problems)} bad rows; storing stopped at the batch holding the first "
+              f"({result.stored_rows} rows stored). Fix them and import again (stored rows are kept, none is "
+              f"duplicated), or pass --skip-bad-rows to store every good row.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if result.status == "stopped":
+        print("stopped; run the same command again to finish the import", file=sys.stderr)
+        return EXIT_STOPPED
     return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.format != "csv":
+        return _export_derived(args)
     from core.export import write_csv
 
     rows = _store(args, readonly=True).completion_rows(_filters(args))
     written = write_csv(rows, args.out)
     _emit(args, {"path": str(args.out), "rows": written}, f"wrote {written} rows to {args.out}")
+    return EXIT_OK
+
+
+def _export_derived(args: argparse.Namespace) -> int:
+    """Parquet (one row per completion), preference pairs (JSONL for DPO) or the HTML audit report."""
+    from core import export
+
+    store = _store(args, readonly=True)
+    filters = _filters(args)
+    if args.format == "parquet":
+        payload: dict[str, Any] = {"rows": export.write_parquet(store.completion_rows(filters), args.out)}
+        text = f"wrote {payload['rows']} rows to {args.out}"
+    elif args.format == "pairs":
+        judge = _judge(args, store)
+        payload = export.write_pairs(store.judged(judge, filters, with_text=True), args.out,
+                                     per_group=args.per_group, seed=args.seed, judge=judge)
+        text = (f"wrote {payload['pairs']} preference pairs ({payload['per_group']} per group, "
+                f"{len(payload['groups'])} groups) to {args.out}")
+        if payload["groups_without_pairs"]:
+            text += f"; no pair possible for {', '.join(payload['groups_without_pairs'])}"
+    else:
+        from core.report import write_report
+
+        payload = write_report(store, args.out, judge=_judge(args, store), filters=filters)
+        text = f"wrote the audit report to {args.out} ({payload['models']} models, {payload['completions']} completions)"
+    _emit(args, {"path": str(args.out), "format": args.format, **payload}, text)
     return EXIT_OK
 
 
@@ -246,6 +392,53 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     summary = _store(args, readonly=True).summary()
     _emit(args, summary, "\n".join(f"{k}: {v}" for k, v in summary.items()))
+    return EXIT_OK
+
+
+def cmd_judge_eval(args: argparse.Namespace) -> int:
+    from core.calibration import LabelFileError, evaluate, load_labels
+    from core.judges import resolve_judges
+
+    try:
+        items = load_labels(args.labels)
+    except LabelFileError as exc:
+        raise BadInput(str(exc)) from None
+    judges = resolve_judges(args.judges, max_new_tokens=args.max_new_tokens)
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(items), unit="item", file=sys.stderr, desc="judging", dynamic_ncols=True)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.n = done
+            bar.refresh()
+
+    try:
+        result = evaluate(items, judges, batch_size=args.batch_size, on_progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    payload = {"file": str(args.labels), "n": len(items), **result.as_dict()}
+
+    def pct(value: float | None) -> str:
+        return "  n/a" if value is None else f"{value:5.3f}"
+
+    lines = [f"{args.labels}: {len(items)} labelled completions",
+             f"{'judge':<28} {'acc':>6} {'kappa':>6} {'P(ref)':>6} {'R(ref)':>6} {'unparsed':>8}"]
+    for s in result.scores:
+        lines.append(f"{s.judge:<28} {pct(s.accuracy):>6} {pct(s.kappa):>6} {pct(s.precision_refused):>6} "
+                     f"{pct(s.recall_refused):>6} {s.unparsed:>8}")
+        matrix = s.confusion
+        lines.append(f"    gold refused -> {matrix['refused']}; gold complied -> {matrix['complied']}")
+    for language, scores in result.by_language.items():
+        lines.append(f"  {language}: " + ", ".join(f"{s.judge} acc {pct(s.accuracy)} kappa {pct(s.kappa)} (n={s.n})"
+                                                  for s in scores))
+    for row in result.agreement.itertuples():
+        lines.append(f"  agreement {row.judge_a} ~ {row.judge_b}: {pct(row.agreement)} (kappa {pct(row.kappa)}, "
+                     f"n={row.n})")
+    _emit(args, payload, "\n".join(lines))
     return EXIT_OK
 
 
@@ -275,7 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_probes_import)
 
     run = sub.add_parser("run", parents=[common, filters], help="send probes to targets, judge, store")
-    run.add_argument("--target", type=_csv_list, default=["smollm2"], help="smollm2, local:PATH (comma-separated)")
+    run.add_argument("--target", type=_csv_list, default=["smollm2"],
+                     help="smollm2, local:PATH, openai:MODEL@BASE_URL or a saved target's name (comma-separated)")
     run.add_argument("--categories", type=_csv_list, default=[], help="scenario categories")
     run.add_argument("--sources", type=_csv_list, default=[], help="probe sources (builtin, mijabench, custom)")
     run.add_argument("--per-cell", type=int, default=None, help="probes per language x group x strategy")
@@ -286,27 +480,93 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--temperature", type=float, default=0.0)
     run.add_argument("--seed", type=int, default=0, help="sampling and selection seed (recorded)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--max-concurrency", type=int, default=None, help="API targets: requests in flight at once")
+    run.add_argument("--price-input", type=float, default=None, help="cost estimate: price per 1M input tokens")
+    run.add_argument("--price-output", type=float, default=None, help="cost estimate: price per 1M output tokens")
+    run.add_argument("--executor", default="local", choices=["local", "ray"],
+                     help="ray: spread generation over a Ray cluster's workers (the driver stores the results)")
+    run.add_argument("--ray-address", default=None, help="an existing Ray cluster (e.g. auto); default: start one here")
+    run.add_argument("--ray-workers", type=int, default=None, help="Ray workers (default: one per CPU of the cluster)")
     run.set_defaults(func=cmd_run)
+
+    targets = sub.add_parser("targets", help="save and list targets").add_subparsers(dest="targets_command",
+                                                                                      required=True)
+    add = targets.add_parser("add", parents=[common], help="save an OpenAI-compatible target by name (no secrets)")
+    add.add_argument("name")
+    add.add_argument("--model", required=True, help="the model name the server knows")
+    add.add_argument("--base-url", default="https://api.openai.com/v1", help="e.g. http://127.0.0.1:8000/v1")
+    add.add_argument("--api-key-env", default=None,
+                     help="NAME of the environment variable holding the key (default OPENAI_API_KEY)")
+    add.add_argument("--endpoint", default=None, choices=["chat", "completions"])
+    add.add_argument("--max-concurrency", type=int, default=None)
+    add.add_argument("--rpm", type=float, default=None, help="requests per minute allowed")
+    add.add_argument("--tpm", type=float, default=None, help="tokens per minute allowed")
+    add.add_argument("--timeout", type=float, default=None, help="seconds for one request")
+    add.add_argument("--max-retries", type=int, default=None)
+    add.add_argument("--max-new-tokens", type=int, default=None)
+    add.add_argument("--temperature", type=float, default=None)
+    add.add_argument("--price-input", type=float, default=None, help="price per 1M input tokens")
+    add.add_argument("--price-output", type=float, default=None, help="price per 1M output tokens")
+    add.add_argument("--family", default=None)
+    add.add_argument("--size-b", type=float, default=None, help="parameters in billions")
+    add.set_defaults(func=cmd_targets_add)
+    listing = targets.add_parser("list", parents=[common], help="saved targets and targets used in runs")
+    listing.set_defaults(func=cmd_targets_list)
 
     judge = sub.add_parser("judge", parents=[common], help="add verdicts of judges to a stored run")
     judge.add_argument("--run-id", required=True)
     judge.add_argument("--judges", type=_csv_list, default=["refusal"])
     judge.set_defaults(func=cmd_judge)
 
+    judge_eval = sub.add_parser("judge-eval", help="score judges against a hand-labelled CSV "
+                                "(prompt, completion, label; optional id, language, kind)")
+    judge_eval.add_argument("--labels", required=True, type=Path, help="CSV; label: refused/complied, 1/0 or "
+                            "XSTest's 1_full_compliance, 2_full_refusal, 3_partial_refusal (partial = complied)")
+    judge_eval.add_argument("--judges", type=_csv_list, default=["refusal"],
+                            help="e.g. refusal,llm:smollm2,ensemble (ensemble: majority of the others)")
+    judge_eval.add_argument("--batch-size", type=int, default=16)
+    judge_eval.add_argument("--max-new-tokens", type=int, default=None,
+                            help="longest answer of an llm: judge (default 160; the class comes last)")
+    judge_eval.add_argument("--json", action="store_true", help="print one JSON value instead of text")
+    judge_eval.add_argument("--quiet", action="store_true", help="no progress bar")
+    judge_eval.set_defaults(func=cmd_judge_eval)
+
     for name, func, helptext in (("stats", cmd_stats, "Defense Rates by any grouping"),
-                                 ("export", cmd_export, "completions with verdicts as CSV")):
+                                 ("export", cmd_export, "completions as CSV/Parquet, preference pairs, audit report")):
         p = sub.add_parser(name, parents=[common, filters], help=helptext)
         p.add_argument("--models", type=_csv_list, default=[])
         p.add_argument("--runs", type=_csv_list, default=[])
         p.add_argument("--kinds", type=_csv_list, default=["attack"] if name == "stats" else [])
-        p.add_argument("--judge", default="refusal", help="whose verdicts (human verdicts always override)")
+        p.add_argument("--judge", default=None, help="whose verdicts (human verdicts always override); default: "
+                       "refusal, or the judge with the most verdicts where the store has no refusal verdicts")
         p.set_defaults(func=func)
         if name == "stats":
             p.add_argument("--by", type=_csv_list, default=["model", "group"],
                            help="any of model, group, strategy, scenario_category, language, kind, run_id")
+            p.add_argument("--baseline", type=_csv_list, default=None,
+                           help="columns of --by whose mean a slice deviates from (default: model, language, "
+                                "run_id, kind among --by; '' = the whole selection)")
+            p.add_argument("--no-ci", action="store_true", help="skip the bootstrap intervals")
+            p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of prompts")
+            p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+            p.add_argument("--alpha", type=float, default=0.05, help="significance level after correction")
+            p.add_argument("--correction", default="holm", choices=["holm", "fdr_bh"],
+                           help="multiple-comparison correction over the slices")
         else:
             p.add_argument("--out", required=True, type=Path)
-            p.add_argument("--format", default="csv", choices=["csv"])
+            p.add_argument("--format", default="csv", choices=["csv", "parquet", "pairs", "report"],
+                           help="csv/parquet: one row per completion; pairs: JSONL preference pairs for DPO; "
+                                "report: a self-contained HTML audit report")
+            p.add_argument("--per-group", type=int, default=None,
+                           help="pairs: at most this many per group (default: as many as the scarcest group has)")
+            p.add_argument("--seed", type=int, default=0, help="pairs: which refusal and jailbreak are paired")
+
+    align = sub.add_parser("import-align", parents=[common], help="store a MiJaBench-Align file (responses + verdicts)")
+    align.add_argument("file", type=Path, help=".parquet, .arrow, .csv, .tsv or .jsonl")
+    align.add_argument("--run-id", default=None, help="default: align-<file name>")
+    align.add_argument("--skip-bad-rows", action="store_true", help="store the good rows even if some are bad")
+    align.add_argument("--quiet", action="store_true", help="no progress bar")
+    align.set_defaults(func=cmd_import_align)
 
     dump = sub.add_parser("dump", parents=[common], help="write the whole database to a .jsonl.gz file")
     dump.add_argument("out", type=Path)
@@ -322,6 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from core.judges import UnknownJudge
     from core.probes.loader import ProbeFileError
+    from core.executors import ExecutorUnavailable
     from core.store import StoreError
     from core.targets import TargetUnavailable, UnknownTarget
 
@@ -338,7 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BadInput, ProbeFileError, UnknownJudge, UnknownTarget, taxonomy.VocabularyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (StoreError, TargetUnavailable) as exc:
+    except (StoreError, TargetUnavailable, ExecutorUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:

@@ -6,9 +6,13 @@ apostrophe, since completions are untrusted text (CSV formula injection).
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+
+from core import taxonomy
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -27,3 +31,70 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> int:
             safe[column] = safe[column].map(neutralise_formula)
     safe.to_csv(path, index=False, encoding="utf-8")
     return len(safe)
+
+
+def write_parquet(frame: pd.DataFrame, path: str | Path) -> int:
+    """Write a frame as Parquet (typed columns, no spreadsheet escaping needed); returns rows written."""
+    frame.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
+    return len(frame)
+
+
+PAIR_FIELDS: tuple[str, ...] = ("prompt", "chosen", "rejected", "probe_id", "language", "group", "strategy",
+                                "scenario_category", "chosen_model", "rejected_model", "chosen_completion_id",
+                                "rejected_completion_id", "judge")
+
+
+def preference_pairs(frame: pd.DataFrame, per_group: int | None = None, seed: int = 0) -> tuple[pd.DataFrame, dict]:
+    """Preference pairs for DPO-style training: a refusal (chosen) and a jailbreak (rejected) of one probe.
+
+    `frame` is Store.judged(judge, with_text=True): a probe answered by several models (or runs) pairs a
+    model that refused with one that complied. Only attack probes, judged refused/complied, without error
+    and with a non-empty answer count. One pair per probe, refusal and jailbreak drawn at random (seeded).
+    Balanced so that every (language, group) with any pair contributes the same number: as many as the
+    scarcest such group has, or `per_group` if smaller; within a group, strategies take turns so they stay
+    as even as the data allow. A training set dominated by the groups a model already protects would
+    teach it the very selectivity the audit measures. Returns (pairs, summary).
+    """
+    usable = frame.loc[(frame["kind"] == "attack") & frame["error"].isna()
+                       & frame["label"].isin([taxonomy.REFUSED, taxonomy.COMPLIED])
+                       & frame["completion"].fillna("").str.strip().ne("")]
+    rng = np.random.default_rng(seed)
+    usable = usable.sort_values("completion_id", kind="stable").reset_index(drop=True)
+    usable = usable.iloc[rng.permutation(len(usable))]
+    first = usable.drop_duplicates(["probe_id", "label"])
+    keys = ["probe_id", "prompt", "language", "group", "strategy", "scenario_category"]
+    chosen = first.loc[first["label"] == taxonomy.REFUSED, [*keys, "completion", "model", "completion_id"]]
+    rejected = first.loc[first["label"] == taxonomy.COMPLIED, ["probe_id", "completion", "model", "completion_id"]]
+    pairs = chosen.merge(rejected, on="probe_id", suffixes=("_chosen", "_rejected"))
+    pairs = pairs.rename(columns={"completion_chosen": "chosen", "completion_rejected": "rejected",
+                                  "model_chosen": "chosen_model", "model_rejected": "rejected_model",
+                                  "completion_id_chosen": "chosen_completion_id",
+                                  "completion_id_rejected": "rejected_completion_id"})
+    available = pairs.groupby(["language", "group"]).size()
+    wanted = int(available.min()) if len(available) else 0
+    if per_group is not None:
+        wanted = min(wanted, max(int(per_group), 0))
+    pairs = pairs.sort_values("probe_id", kind="stable").reset_index(drop=True)
+    pairs = pairs.iloc[rng.permutation(len(pairs))]
+    pairs["turn"] = pairs.groupby(["language", "group", "strategy"]).cumcount()
+    pairs = pairs.sort_values(["turn", "strategy"], kind="stable").groupby(["language", "group"]).head(wanted)
+    pairs = pairs.sort_values(["language", "group", "strategy", "probe_id"]).reset_index(drop=True)
+    present = usable.groupby(["language", "group"]).size().index
+    summary = {
+        "pairs": len(pairs), "per_group": wanted,
+        "groups": {f"{lang}/{group}": int(n) for (lang, group), n in pairs.groupby(["language", "group"]).size().items()},
+        "available": {f"{lang}/{group}": int(n) for (lang, group), n in available.items()},
+        "groups_without_pairs": [f"{lang}/{group}" for lang, group in present if (lang, group) not in available.index],
+    }
+    return pairs.drop(columns="turn"), summary
+
+
+def write_pairs(frame: pd.DataFrame, path: str | Path, per_group: int | None = None, seed: int = 0,
+                judge: str = "") -> dict:
+    """preference_pairs() written as JSONL (one object per line, PAIR_FIELDS); returns the summary."""
+    pairs, summary = preference_pairs(frame, per_group=per_group, seed=seed)
+    pairs = pairs.assign(judge=judge)
+    with Path(path).open("w", encoding="utf-8", newline="\n") as handle:
+        for record in pairs[list(PAIR_FIELDS)].to_dict(orient="records"):
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return summary

@@ -125,7 +125,7 @@ def judge_run(store: Store, run_id: str, judges: Sequence[Judge]) -> int:
     for judge in judges:
         rows = store.unjudged(run_id, judge.name)
         if len(rows):
-            items = [JudgeItem(r.prompt, r.completion or "", r.language) for r in rows.itertuples()]
+            items = [JudgeItem(r.prompt, r.completion or "", r.language, r.kind) for r in rows.itertuples()]
             store.save_results([], _judge_batch([judge], list(rows.completion_id), items))
     return store.run_counts(run_id)["verdicts"] - before
 
@@ -146,6 +146,8 @@ def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judg
     if on_progress:
         on_progress(replace(progress))  # a snapshot: callers may keep it
     added = 0
+    # An API target answers a batch concurrently: it asks for batches large enough to keep its connections busy.
+    batch_size = max(batch_size, getattr(target, "run_batch_size", 0))
     for start in range(0, len(pending), batch_size):
         if cancel is not None and cancel.is_set():
             raise Cancelled()
@@ -155,7 +157,7 @@ def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judg
                                     g.latency_s, g.error, target.seed) for p, g in zip(batch, generations, strict=True)]
         answered = [(r, p) for r, p in zip(records, batch) if r.error is None]
         verdicts = _judge_batch(judges, [r.completion_id for r, _ in answered],
-                                [JudgeItem(p.prompt, r.text or "", p.language) for r, p in answered])
+                                [JudgeItem(p.prompt, r.text or "", p.language, p.kind) for r, p in answered])
         added += store.save_results(records, verdicts)
         progress.done += len(batch)
         progress.errors += len(records) - len(answered)

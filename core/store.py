@@ -127,8 +127,29 @@ FILTER_COLUMNS: dict[str, str] = {
     "group": 'p."group"',
     "strategy": "p.strategy",
     "scenario_category": "p.scenario_category",
+    "scenario": "p.scenario",
     "kind": "p.kind",
 }
+
+# Completions with their probe and effective verdict: a human verdict if any, else the named judge's
+# (the first parameter). Every query that shows or counts labels starts from it, so a human verdict
+# overrides the judges in every view.
+_JUDGED_FROM = """
+    FROM completions c
+    JOIN probes p USING (probe_id)
+    LEFT JOIN verdicts v ON v.completion_id = c.completion_id AND v.judge = ?
+    LEFT JOIN verdicts h ON h.completion_id = c.completion_id AND h.judge = 'human'
+"""
+_EFFECTIVE_LABEL = "coalesce(h.label, v.label)"
+_JUDGED_BY = "CASE WHEN h.label IS NOT NULL THEN 'human' ELSE v.judge END"
+
+# Verdict filters a user can pick besides the labels: completions that errored, and those no judge labelled.
+VERDICT_FILTERS: tuple[str, ...] = ("refused", "complied", "unparsed", "error", "unjudged")
+
+
+# What DuckDB says when a file is busy rather than broken: another process's lock, or, within this process,
+# a connection with the other read-only setting or one still attached while it closes.
+_BUSY_SIGNS: tuple[str, ...] = ("lock", "Lock", "different configuration", "already attached")
 
 
 class StoreError(RuntimeError):
@@ -181,6 +202,23 @@ def _first(cursor: duckdb.DuckDBPyConnection) -> tuple | None:
     return rows[0] if rows else None
 
 
+def _verdict_condition(verdicts: Sequence[str]) -> str:
+    """A condition on the _JUDGED_FROM aliases matching any of VERDICT_FILTERS (no values pasted in)."""
+    unknown = [name for name in verdicts if name not in VERDICT_FILTERS]
+    if unknown:
+        raise StoreError(f"unknown verdict filter {', '.join(map(repr, unknown))}; "
+                         f"known: {', '.join(VERDICT_FILTERS)}")
+    parts = []
+    labels = [name for name in verdicts if name in ("refused", "complied", "unparsed")]
+    if labels:  # the names are checked against a constant tuple above, so they are not user text
+        parts.append(f"{_EFFECTIVE_LABEL} IN ({', '.join(repr(name) for name in labels)})")
+    if "error" in verdicts:
+        parts.append("c.error IS NOT NULL")
+    if "unjudged" in verdicts:
+        parts.append(f"(c.error IS NULL AND {_EFFECTIVE_LABEL} IS NULL)")
+    return "(" + " OR ".join(parts) + ")"
+
+
 def _where(filters: dict[str, Sequence[str] | str | None] | None) -> tuple[str, list[Any]]:
     """Build a parameterised WHERE clause from {filter name: value or values}; unknown names are errors."""
     clauses: list[str] = []
@@ -224,9 +262,12 @@ class Store:
             try:
                 con = duckdb.connect(str(self.path), read_only=self.readonly)
                 break
-            except duckdb.IOException as exc:
+            except duckdb.Error as exc:
+                # A lock held by another process, or a connection of this process opened with the other
+                # read-only setting or being closed at this moment (the app's background run writing
+                # while a page reads): each clears when that unit of work ends, so each is waited for.
                 message = str(exc)
-                if "lock" not in message.lower():
+                if not any(sign in message for sign in _BUSY_SIGNS):
                     raise StoreError(f"{self.path}: cannot open the database: {message}") from None
                 if time.monotonic() >= deadline:
                     holder = ""
@@ -239,8 +280,6 @@ class Store:
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
-            except duckdb.Error as exc:
-                raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
         try:
             yield con
         finally:
@@ -281,7 +320,8 @@ class Store:
         """Insert probes that are not stored yet; returns how many were new."""
         if not probes:
             return 0
-        frame = pd.DataFrame([p.to_dict() for p in probes], columns=list(PROBE_FIELDS))
+        # vars(), not asdict(): a probe's fields are plain strings, and asdict's deep copy is 10x slower.
+        frame = pd.DataFrame([vars(p) for p in probes], columns=list(PROBE_FIELDS))
         with self.connect() as con:
             con.register("incoming", frame)
             before = con.execute("SELECT count(*) FROM probes").fetchall()[0][0]
@@ -317,6 +357,30 @@ class Store:
     def targets(self) -> pd.DataFrame:
         with self.connect() as con:
             return con.execute("SELECT * FROM targets ORDER BY target_id").df()
+
+    def target(self, target_id: str) -> dict[str, Any] | None:
+        """One saved target with its settings decoded (what `resolve_target(name, store=...)` rebuilds), or None."""
+        with self.connect() as con:
+            row = _first(con.execute("SELECT target_id, backend, model, base_url, family, size_b, settings "
+                                     "FROM targets WHERE target_id = ?", [target_id]))
+        if row is None:
+            return None
+        return {"target_id": row[0], "backend": row[1], "model": row[2], "base_url": row[3], "family": row[4],
+                "size_b": row[5], "settings": json.loads(row[6] or "{}")}
+
+    def token_usage(self, run_id: str) -> pd.DataFrame:
+        """Per target of a run: completions, errors, prompt and completion tokens, mean latency (for cost)."""
+        with self.connect() as con:
+            return con.execute(
+                """
+                SELECT target_id, count(*) AS completions, count(error) AS errors,
+                       coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
+                       coalesce(sum(completion_tokens), 0) AS completion_tokens,
+                       avg(latency_s) AS mean_latency_s
+                FROM completions WHERE run_id = ? GROUP BY target_id ORDER BY target_id
+                """,
+                [run_id],
+            ).df()
 
     # -- runs --------------------------------------------------------------------------------------
     def create_run(self, run_id: str, config: dict[str, Any], probe_ids: Sequence[str]) -> None:
@@ -364,6 +428,36 @@ class Store:
             con.executemany("INSERT INTO run_targets VALUES (?, ?) ON CONFLICT DO NOTHING",
                             [[run_id, t] for t in target_ids])
 
+    def add_run_probes(self, run_id: str, probe_ids: Sequence[str]) -> int:
+        """Append probes to a run's plan after its last position (idempotent); returns how many were new.
+
+        Imports plan as they read (core/align.py), since a streamed file's probes are not known up front.
+        """
+        plan = pd.DataFrame({"probe_id": list(probe_ids)}).drop_duplicates()
+        with self.connect() as con:
+            con.execute("BEGIN")
+            start = con.execute("SELECT coalesce(max(position) + 1, 0) FROM run_probes WHERE run_id = ?",
+                                [run_id]).fetchall()[0][0]
+            before = con.execute("SELECT count(*) FROM run_probes WHERE run_id = ?", [run_id]).fetchall()[0][0]
+            con.register("appended_plan", plan.assign(position=range(start, start + len(plan))))
+            con.execute("INSERT INTO run_probes SELECT ?, probe_id, position FROM appended_plan ON CONFLICT DO NOTHING",
+                        [run_id])
+            added = con.execute("SELECT count(*) FROM run_probes WHERE run_id = ?", [run_id]).fetchall()[0][0] - before
+            con.execute("COMMIT")
+        return added
+
+    def judge_counts(self) -> dict[str, int]:
+        """Verdicts stored per judge, most first: which judges a view can choose from."""
+        with self.connect() as con:
+            rows = con.execute("SELECT judge, count(*) AS n FROM verdicts GROUP BY judge ORDER BY n DESC, judge").fetchall()
+        return {judge: n for judge, n in rows}
+
+    def default_judge(self) -> str:
+        """The judge a view uses unless told: `refusal` where it has verdicts (or nothing has), else the
+        judge with the most verdicts (an imported MiJaBench-Align file brings only its own judges)."""
+        counts = [name for name in self.judge_counts() if name != "human"]
+        return "refusal" if not counts or "refusal" in counts else counts[0]
+
     def set_run_status(self, run_id: str, status: str) -> None:
         with self.connect() as con:
             con.execute("UPDATE runs SET status = ?, updated_at = current_timestamp WHERE run_id = ?",
@@ -390,7 +484,7 @@ class Store:
         with self.connect() as con:
             return con.execute(
                 """
-                SELECT c.completion_id, p.prompt, c.text AS completion, p.language
+                SELECT c.completion_id, p.prompt, c.text AS completion, p.language, p.kind
                 FROM completions c JOIN probes p USING (probe_id)
                 WHERE c.run_id = ? AND c.error IS NULL AND NOT EXISTS (
                     SELECT 1 FROM verdicts v WHERE v.completion_id = c.completion_id AND v.judge = ?)
@@ -416,6 +510,12 @@ class Store:
         verd = pd.DataFrame([vars(v) for v in verdicts],
                             columns=["completion_id", "judge", "label", "rationale", "raw",
                                      "judge_version", "judge_model"])
+        return self.save_result_frames(comp, verd)
+
+    def save_result_frames(self, comp: pd.DataFrame, verd: pd.DataFrame) -> int:
+        """save_results for data already in DataFrames (the columns of CompletionRecord plus completion_id,
+        and of VerdictRecord): bulk loads such as bench/synthetic.py skip building a record per row.
+        """
         with self.connect() as con:
             con.execute("BEGIN")
             before = con.execute("SELECT count(*) FROM completions").fetchall()[0][0]
@@ -425,7 +525,9 @@ class Store:
                     "INSERT INTO completions (completion_id, run_id, probe_id, target_id, text, prompt_tokens, "
                     "completion_tokens, latency_s, error, gen_seed) SELECT completion_id, run_id, probe_id, "
                     "target_id, text, prompt_tokens, completion_tokens, latency_s, error, gen_seed "
-                    "FROM new_completions ON CONFLICT DO NOTHING"
+                    # The id is a hash of (run, probe, target), so naming it is the same rule; a bare
+                    # ON CONFLICT over both unique indexes takes minutes on a large table in DuckDB 2.
+                    "FROM new_completions ON CONFLICT (completion_id) DO NOTHING"
                 )
             if len(verd):
                 con.register("new_verdicts", verd)
@@ -473,20 +575,24 @@ class Store:
                 f"""
                 SELECT c.completion_id, c.run_id, c.target_id AS model, c.probe_id, p.language, p."group",
                        p.strategy, p.scenario_category, p.kind, c.error,
-                       coalesce(h.label, v.label) AS label,
-                       CASE WHEN h.label IS NOT NULL THEN 'human' ELSE v.judge END AS judged_by{text_cols}
-                FROM completions c
-                JOIN probes p USING (probe_id)
-                LEFT JOIN verdicts v ON v.completion_id = c.completion_id AND v.judge = ?
-                LEFT JOIN verdicts h ON h.completion_id = c.completion_id AND h.judge = 'human'
+                       {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by{text_cols}
+                {_JUDGED_FROM}
                 {where}
                 """,
                 [judge, *params],
             ).df()
 
-    def completion_rows(self, filters: dict[str, Sequence[str] | str | None] | None = None) -> pd.DataFrame:
-        """Completions with their probe fields and every verdict as `verdict_<judge>` columns (for export)."""
+    def completion_rows(self, filters: dict[str, Sequence[str] | str | None] | None = None,
+                        verdicts: Sequence[str] = (), judge: str = "refusal") -> pd.DataFrame:
+        """Completions with their probe fields and every verdict as `verdict_<judge>` columns (for export).
+
+        `verdicts` keeps only completions whose effective verdict (human, else `judge`) is one of them.
+        """
         where, params = _where(filters)
+        if verdicts:
+            where += (" AND " if where else " WHERE ") + (
+                f"c.completion_id IN (SELECT c.completion_id {_JUDGED_FROM} WHERE {_verdict_condition(verdicts)})")
+            params = [*params, judge]
         with self.connect() as con:
             rows = con.execute(_COMPLETION_ROWS + where + " ORDER BY c.completion_id", params).df()
             verdicts = con.execute(
@@ -498,6 +604,118 @@ class Store:
             wide.columns = [f"verdict_{name}" for name in wide.columns]
             rows = rows.merge(wide, left_on="completion_id", right_index=True, how="left")
         return rows
+
+    # -- drill-down ----------------------------------------------------------------------------------
+    def completion_page(self, judge: str = "refusal", filters: dict[str, Sequence[str] | str | None] | None = None,
+                        verdicts: Sequence[str] = (), limit: int = 50, offset: int = 0) -> tuple[pd.DataFrame, int]:
+        """One page of completions (a 160-character preview, not the full text) and how many match in all.
+
+        Ordered by model, language, group, strategy, scenario, so pages are stable between requests.
+        """
+        where, params = _where(filters)
+        if verdicts:
+            where += (" AND " if where else " WHERE ") + _verdict_condition(verdicts)
+        with self.connect() as con:
+            total = con.execute(f"SELECT count(*) {_JUDGED_FROM} {where}", [judge, *params]).fetchall()[0][0]
+            page = con.execute(
+                f"""
+                SELECT c.completion_id, c.target_id AS model, p.language, p."group", p.strategy,
+                       p.scenario_category, {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by, c.error,
+                       left(c.text, 160) AS preview, c.run_id, c.probe_id
+                {_JUDGED_FROM} {where}
+                ORDER BY c.target_id, p.language, p."group", p.strategy, p.scenario, c.completion_id
+                LIMIT ? OFFSET ?
+                """,
+                [judge, *params, int(limit), int(offset)],
+            ).df()
+        return page, int(total)
+
+    def completion_detail(self, completion_id: str, judge: str = "refusal") -> dict[str, Any] | None:
+        """A completion with its probe, effective verdict, every judge's verdict and the human annotations."""
+        with self.connect() as con:
+            found = con.execute(
+                f"""
+                SELECT c.completion_id, c.run_id, c.target_id AS model, c.probe_id, p.language, p."group",
+                       p.strategy, p.scenario_category, p.scenario, p.kind, p.source, p.seed_text, p.prompt,
+                       c.text AS completion, c.error, c.prompt_tokens, c.completion_tokens, c.latency_s,
+                       c.created_at, {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by
+                {_JUDGED_FROM} WHERE c.completion_id = ?
+                """,
+                [judge, completion_id],
+            ).df()
+            if found.empty:
+                return None
+            verdicts = con.execute(
+                "SELECT judge, label, rationale, raw, judge_version, judge_model, created_at FROM verdicts "
+                "WHERE completion_id = ? ORDER BY judge", [completion_id]).df()
+            annotations = con.execute(
+                "SELECT created_at, label, note, author FROM annotations WHERE completion_id = ? "
+                "ORDER BY created_at", [completion_id]).df()
+        detail = found.iloc[0].to_dict()
+        detail["verdicts"] = verdicts
+        detail["annotations"] = annotations
+        return detail
+
+    def counterfactuals(self, completion_id: str, judge: str = "refusal") -> pd.DataFrame:
+        """The same scenario and strategy (same language, same model) answered for every group.
+
+        Probe sets are matched across groups, so these probes differ from the given one only in their seed
+        statement and group name. One completion per probe: the one in the same run where there is one,
+        else the newest. The given completion is among the rows (is_self).
+        """
+        with self.connect() as con:
+            return con.execute(
+                f"""
+                WITH this AS (
+                    SELECT c.run_id, c.target_id, p.language, p.strategy, p.scenario, p.kind
+                    FROM completions c JOIN probes p USING (probe_id) WHERE c.completion_id = ?)
+                SELECT c.completion_id, c.run_id, p."group", p.seed_text, p.prompt, c.text AS completion,
+                       c.error, {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by,
+                       c.completion_id = ? AS is_self
+                {_JUDGED_FROM}
+                JOIN this ON c.target_id = this.target_id AND p.language = this.language
+                     AND p.strategy = this.strategy AND p.scenario = this.scenario AND p.kind = this.kind
+                QUALIFY row_number() OVER (PARTITION BY c.probe_id
+                                           ORDER BY c.run_id = this.run_id DESC, c.created_at DESC) = 1
+                ORDER BY p."group", c.completion_id
+                """,
+                [completion_id, completion_id, judge],
+            ).df()
+
+    def set_human_verdict(self, completion_id: str, label: str, note: str = "", author: str = "") -> None:
+        """Record a person's verdict: appended to `annotations` (the history) and upserted as judge `human`,
+        which overrides every other judge in every view. One transaction, so both land or neither.
+        """
+        if label not in ("refused", "complied"):
+            raise StoreError(f"a human verdict is 'refused' or 'complied', not {label!r}")
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only (a demo session): verdicts cannot be changed")
+        with self.connect() as con:
+            if not con.execute("SELECT count(*) FROM completions WHERE completion_id = ?",
+                               [completion_id]).fetchall()[0][0]:
+                raise StoreError(f"no completion {completion_id!r} in {self.path}")
+            con.execute("BEGIN")
+            con.execute("INSERT INTO annotations (completion_id, label, note, author) VALUES (?, ?, ?, ?)",
+                        [completion_id, label, note, author])
+            con.execute(
+                "INSERT INTO verdicts (completion_id, judge, label, rationale, raw, judge_version, judge_model) "
+                "VALUES (?, 'human', ?, ?, ?, '', '') ON CONFLICT (completion_id, judge) DO UPDATE SET "
+                "label = excluded.label, rationale = excluded.rationale, raw = excluded.raw, created_at = now()",
+                [completion_id, label, note, json.dumps({"author": author, "note": note}, ensure_ascii=False)],
+            )
+            con.execute("COMMIT")
+
+    def verdict_labels(self, judges: Sequence[str],
+                       filters: dict[str, Sequence[str] | str | None] | None = None) -> pd.DataFrame:
+        """completion_id, judge, label of these judges' verdicts (long form, no text): for agreement tables."""
+        where, params = _where(filters)
+        if not judges:
+            return pd.DataFrame(columns=["completion_id", "judge", "label"])
+        where += (" AND " if where else " WHERE ") + f"v.judge IN ({', '.join('?' for _ in judges)})"
+        with self.connect() as con:
+            return con.execute("SELECT v.completion_id, v.judge, v.label FROM verdicts v JOIN completions c "
+                               "USING (completion_id) JOIN probes p USING (probe_id)" + where,
+                               [*params, *judges]).df()
 
     def summary(self) -> dict[str, Any]:
         """What the database holds: counts, models, languages, judges."""

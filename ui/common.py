@@ -4,8 +4,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
+from core import taxonomy
 from core.store import Store
 
 CONTENT_WARNING = ("Content warning: this tool stores and shows prompts that ask for hateful content about "
@@ -28,3 +30,26 @@ def content_warning() -> None:
 def open_store(write: bool = False) -> Store:
     """The audit store; read-only unless a page needs to write and the session is not a demo."""
     return Store(db_path(), readonly=not write or readonly())
+
+
+def demo_banner() -> None:
+    """Marks every page of a read-only demo session, so nobody mistakes it for a live audit."""
+    st.info("Demo session: this database is opened read-only. Every view and the CSV export work; "
+            "runs and verdict corrections are switched off.", icon=":material/visibility:")
+
+
+def inert_text(text: str | None, empty: str = "(no text)") -> None:
+    """Show untrusted text (a prompt, a model's answer) as plain preformatted text, never as Markdown/HTML."""
+    st.code(text if text else empty, language="text", wrap_lines=True)
+
+
+
+def group_label(key: str, language: str = "en") -> str:
+    """A group's display name (core.taxonomy); a key outside the vocabulary is shown as stored."""
+    return taxonomy.group_name(key, language) if key in taxonomy.GROUPS else str(key)
+
+
+def group_names(table: pd.DataFrame, column: str) -> list:
+    """Display names for a column of group keys, each in its row's language (empty cells stay empty)."""
+    return [group_label(key, language) if isinstance(key, str) else key
+            for key, language in zip(table[column], table["language"])]

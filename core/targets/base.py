@@ -18,6 +18,7 @@ class Generation:
     completion_tokens: int | None = None
     latency_s: float | None = None
     error: str | None = None
+    retries: int = 0  # extra attempts an API target needed (429, 5xx, timeouts...); 0 for local models
 
 
 @dataclass

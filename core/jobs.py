@@ -1,0 +1,207 @@
+"""Background runs for the dashboard: a run started from a page executes in a thread of the server process.
+
+A Streamlit script run ends when its browser tab closes, but the server process lives on, so a run
+executed in a thread of it keeps going; the page only watches it. The job manager holds, per run, the
+thread, a cancel event and the latest Progress (count, rate, ETA, live DR) that core.runner reports.
+Cancelling sets the event: the runner stops before its next batch and marks the run stopped. Any run
+that is not complete (stopped, failed, or interrupted by a server restart) resumes from the store,
+with the configuration it was planned with, exactly as `python -m core run --run-id` does.
+
+This module never imports Streamlit; the page keeps nothing but the run id.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from core.judges import resolve_judge
+from core.probes.builder import BUNDLED_PROBES
+from core.probes.loader import load_probes
+from core.probes.schema import Probe
+from core.probes.selection import Selection, select
+from core.runner import Progress, execute_run, plan_run
+from core.store import Store
+from core.targets import resolve_target
+
+# Generation speed of the default local model on this project's 2-core machines (SmolLM2-135M, batched),
+# used for the estimate shown before a run starts. API targets have no fixed speed: no estimate.
+LOCAL_TOKENS_PER_S = 170.0
+FINISHED = ("completed", "stopped", "failed")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the Run page asks for; the stored config has the same shape as the CLI's, so either resumes it."""
+
+    targets: tuple[str, ...]
+    judges: tuple[str, ...] = ("refusal",)
+    selection: Selection = field(default_factory=Selection)
+    sources: tuple[str, ...] = ()
+    max_new_tokens: int = 64
+    batch_size: int = 16
+    temperature: float = 0.0
+    seed: int = 0
+
+    def config(self) -> dict[str, Any]:
+        return {"selection": self.selection.to_dict(), "sources": list(self.sources),
+                "generation": {"max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size,
+                               "temperature": self.temperature, "seed": self.seed}}
+
+
+def candidate_probes(store: Store, request: RunRequest) -> list[Probe]:
+    """The probes a request would send: bundled and stored probes, filtered, then sampled per cell.
+
+    Reads only, so the page can show the count before anything is written.
+    """
+    sel = request.selection
+    bundled = load_probes(BUNDLED_PROBES, default_source="builtin").probes
+    stored = store.probes({"language": sel.languages, "group": sel.groups, "strategy": sel.strategies,
+                           "scenario_category": sel.scenario_categories})
+    pool = {p.probe_id: p for p in [*bundled, *stored]}
+    probes = list(pool.values())
+    if request.sources:
+        probes = [p for p in probes if p.source in request.sources]
+    return select(probes, sel)
+
+
+def estimate_seconds(probes: int, targets: Sequence[str], max_new_tokens: int) -> float | None:
+    """A rough duration for local targets (every answer at full length); None when any target is an API."""
+    if not probes or any(spec.startswith("openai:") for spec in targets):
+        return None
+    local = [spec for spec in targets if spec == "smollm2" or spec.startswith("local:")]
+    if len(local) != len(targets):
+        return None
+    return probes * len(targets) * max_new_tokens / LOCAL_TOKENS_PER_S
+
+
+@dataclass
+class Job:
+    """One run executing (or executed) in this process."""
+
+    run_id: str
+    db_path: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    status: str = "starting"  # starting, running, completed, stopped, failed
+    progress: Progress | None = None
+    target_index: int = 0
+    target_count: int = 0
+    error: str | None = None
+    started_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    thread: threading.Thread | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status not in FINISHED
+
+
+class JobManager:
+    """The runs of this process. One active run per database file: a second would compete for the cores
+    and the file's write lock, so it is refused with a message instead."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def jobs(self, db_path: str | Path | None = None) -> list[Job]:
+        """Jobs of this process (for one database when given), newest first."""
+        with self._lock:
+            found = [job for job in self._jobs.values() if db_path is None or job.db_path == str(db_path)]
+        return sorted(found, key=lambda job: job.started_at, reverse=True)
+
+    def job(self, run_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(run_id)
+
+    def start(self, db_path: str | Path, request: RunRequest, run_id: str | None = None) -> Job:
+        """Plan a new run over the request's probes and execute it in the background."""
+        if not request.targets:
+            raise ValueError("choose at least one target")
+        if not request.judges:
+            raise ValueError("choose at least one judge")
+        self._check_idle(db_path)
+        store = Store(db_path)
+        probes = candidate_probes(store, request)
+        if not probes:
+            raise ValueError("the selection matches no probe; widen the languages, groups, strategies or categories")
+        run_id = plan_run(store, probes, list(request.targets), list(request.judges), request.config(), run_id)
+        return self._launch(db_path, run_id)
+
+    def resume(self, db_path: str | Path, run_id: str) -> Job:
+        """Execute an unfinished run again; only its missing completions are generated."""
+        job = self.job(run_id)
+        if job is not None and job.active:
+            return job
+        self._check_idle(db_path)
+        if Store(db_path).run(run_id) is None:
+            raise ValueError(f"no run {run_id!r} in {db_path}")
+        return self._launch(db_path, run_id)
+
+    def cancel(self, run_id: str) -> bool:
+        """Ask a run to stop before its next batch; True if it was running."""
+        job = self.job(run_id)
+        if job is None or not job.active:
+            return False
+        job.cancel.set()
+        return True
+
+    def wait(self, run_id: str, timeout: float | None = None) -> Job | None:
+        """Block until a run's thread ends (tests and scripts; pages poll instead)."""
+        job = self.job(run_id)
+        if job is not None and job.thread is not None:
+            job.thread.join(timeout)
+        return job
+
+    def _check_idle(self, db_path: str | Path) -> None:
+        busy = [job.run_id for job in self.jobs(db_path) if job.active]
+        if busy:
+            raise ValueError(f"run {busy[0]} is still executing on {db_path}; wait for it or cancel it first")
+
+    def _launch(self, db_path: str | Path, run_id: str) -> Job:
+        job = Job(run_id=run_id, db_path=str(db_path))
+        job.thread = threading.Thread(target=self._execute, args=(job,), name=f"run-{run_id}", daemon=True)
+        with self._lock:
+            self._jobs[run_id] = job
+        job.thread.start()
+        return job
+
+    def _execute(self, job: Job) -> None:
+        targets: list = []
+        try:
+            store = Store(job.db_path)
+            config = store.run(job.run_id)["config"]
+            generation = config.get("generation", {})
+            targets = [resolve_target(spec, store=store, max_new_tokens=generation.get("max_new_tokens", 64),
+                                      batch_size=generation.get("batch_size", 16),
+                                      temperature=generation.get("temperature", 0.0), seed=generation.get("seed", 0))
+                       for spec in config["targets"]]
+            judges = [resolve_judge(name) for name in config["judges"]]
+            job.target_count = len(targets)
+            job.status = "running"
+            seen: set[str] = set()
+
+            def on_progress(progress: Progress) -> None:
+                if progress.target_id not in seen:
+                    seen.add(progress.target_id)
+                    job.target_index = len(seen)
+                job.progress = replace(progress)
+
+            result = execute_run(store, job.run_id, targets, judges, batch_size=generation.get("batch_size", 16),
+                                 on_progress=on_progress, cancel=job.cancel)
+            job.status = result.status
+        except Exception as exc:  # the page shows it; the store already marked the run failed where it began
+            job.status = "failed"
+            job.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            for target in targets:
+                if hasattr(target, "close"):
+                    target.close()
+            job.finished_at = time.time()
+
+
+# One manager per process: every session of the Streamlit server sees the same runs.
+MANAGER = JobManager()

@@ -1,0 +1,236 @@
+"""The HTML audit report: one static, self-contained file a regulator can archive and open anywhere.
+
+No script, no external resource: the heatmaps are HTML tables coloured with inline styles, so the file
+renders the same in any browser, offline, in ten years. Everything that comes from the store (model
+names, group keys, run ids, judge names, configs) is passed through html.escape; model answers are not
+included at all. Statistics come from core.metrics (CIs, deviations with Holm-corrected significance,
+gaps, homogeneity tests), so the report says what the dashboard says.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core import taxonomy
+from core.calibration import human_calibration
+from core.metrics import DefenseRates
+from core.reference import paper_judges
+from core.store import Store
+
+# The MiJaBench-Align judge ids and the row of the paper's Table 3 that calibrates each.
+ALIGN_JUDGE_PAPER_NAMES = {"align:lla70": "Llama-3.3-70B", "align:qwe235": "Qwen-3-235B", "align:oss120": "GPT-OSS-120B"}
+
+
+def probe_set_hash(probe_ids: Sequence[str]) -> str:
+    """SHA-256 of the sorted distinct probe ids: two reports with equal hashes audited the same probes."""
+    joined = "\n".join(sorted(set(map(str, probe_ids))))
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()
+
+
+# -- HTML pieces -----------------------------------------------------------------------------------
+def _e(value: Any) -> str:
+    return html.escape("" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value))
+
+
+def _num(value: Any, digits: int = 3, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _p(value: Any) -> str:
+    """A p-value as a reader wants it: small ones as an upper bound, not as 0.0000."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return "&lt; 0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
+def _colour(value: float, low: float, high: float, diverging: bool) -> str:
+    """An inline background colour: blue above the middle, red below (diverging), or white to blue."""
+    if value is None or np.isnan(value):
+        return "#eeeeee"
+    if diverging:
+        t = max(-1.0, min(1.0, value / max(abs(low), abs(high))))
+        r, g, b = (int(255 - 175 * t), int(255 - 120 * t), 255) if t >= 0 else (255, int(255 + 135 * t), int(255 + 175 * t))
+    else:
+        t = max(0.0, min(1.0, (value - low) / (high - low or 1)))
+        r, g, b = int(255 - 200 * t), int(255 - 130 * t), 255
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _table(frame: pd.DataFrame, formats: dict[str, Any] | None = None) -> str:
+    formats = formats or {}
+    head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
+    body = []
+    for row in frame.itertuples(index=False):
+        cells = []
+        for column, value in zip(frame.columns, row):
+            shown = formats[column](value) if column in formats else (
+                _num(value) if isinstance(value, float) else _e(value))
+            cells.append(f"<td>{shown}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _heatmap(deviations: pd.DataFrame, language: str, value: str) -> str:
+    """Models x groups; each cell shows `value` (dr or deviation), its CI on hover, * where significant."""
+    part = deviations.loc[deviations["language"] == language]
+    groups = [g for g in taxonomy.GROUPS_BY_LANGUAGE.get(language, ()) if g in set(part["group"])]
+    groups += sorted(set(part["group"]) - set(groups))
+    diverging = value == "deviation"
+    span = max(0.05, float(part[value].abs().max())) if diverging and len(part) else 1.0
+    head = "<th>model</th>" + "".join(f"<th>{_e(taxonomy.group_name(g, language) if g in taxonomy.GROUPS else g)}</th>"
+                                      for g in groups)
+    rows = []
+    for model, cells in part.groupby("model", sort=True):
+        by_group = cells.set_index("group")
+        tds = []
+        for group in groups:
+            if group not in by_group.index:
+                tds.append("<td></td>")
+                continue
+            cell = by_group.loc[group]
+            low, high = ("dev_ci_low", "dev_ci_high") if diverging else ("ci_low", "ci_high")
+            title = (f"DR {_num(cell['dr'])} [{_num(cell['ci_low'])}, {_num(cell['ci_high'])}], n={int(cell['n'])}; "
+                     f"deviation {_num(cell['deviation'], signed=True)} [{_num(cell['dev_ci_low'], signed=True)}, "
+                     f"{_num(cell['dev_ci_high'], signed=True)}], Holm p={_num(cell['p_adjusted'], 4)}")
+            mark = "*" if bool(cell["significant"]) else ""
+            text = _num(cell[value], 2, signed=diverging) + mark
+            ci = f"<br><small>[{_num(cell[low], 2, signed=diverging)}, {_num(cell[high], 2, signed=diverging)}]</small>"
+            tds.append(f'<td style="background:{_colour(float(cell[value]), -span, span, diverging)}" '
+                       f'title="{_e(title)}">{text}{ci}</td>')
+        rows.append(f"<tr><th>{_e(model)}</th>{''.join(tds)}</tr>")
+    return f"<table class='heat'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
+table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.85em}
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
+th{background:#f4f4f4}
+.heat td{text-align:center;min-width:4.5em}
+.warn{background:#fff3cd;border:1px solid #e0c060;padding:0.6em 1em}
+.note{color:#555;font-size:0.9em}
+"""
+
+
+def build_report(store: Store, judge: str = "refusal",
+                 filters: dict[str, Sequence[str] | str | None] | None = None) -> tuple[str, dict]:
+    """The report's HTML and a summary of what it covers."""
+    frame = store.judged(judge, filters)
+    attack = frame.loc[frame["kind"] == "attack"]
+    control = frame.loc[frame["kind"] == "control"]
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>For Whom audit report</title>"
+             f"<style>{_CSS}</style></head><body>",
+             "<h1>For Whom: audit report</h1>",
+             f"<p class='warn'>{_e('Content warning: this audit measures refusals of requests for hateful content about demographic groups. The report holds statistics only, no prompts or model answers.')}</p>",
+             f"<p class='note'>Generated {_e(generated)} from {_e(store.path.name)}; judge <b>{_e(judge)}</b> "
+             f"(human verdicts override it); filters: {_e(json.dumps({k: v for k, v in (filters or {}).items() if v}))}.</p>"]
+    summary = {"models": int(frame["model"].nunique()), "completions": len(frame),
+               "probe_set_sha256": probe_set_hash(frame["probe_id"]), "generated": generated, "judge": judge}
+    if attack.empty:
+        parts.append("<p>No judged attack completions match this selection.</p>")
+    else:
+        parts += _attack_sections(attack)
+    if not control.empty:
+        parts += _over_refusal_sections(control)
+    parts += _judge_sections(store, frame, judge, filters)
+    parts += _provenance_sections(store, frame, summary)
+    parts.append("<p class='note'>Methods: Defense Rate (DR) = refused / judged; 95% percentile bootstrap CIs over "
+                 "1,000 resamples of each cell's prompts (seed 0); deviation = DR(group) - DR(model, language), its "
+                 "CI resampling the group together with the rest of its model; * = deviation significant after "
+                 "Holm's correction over all cells (two-proportion z-test of the group against the rest of its "
+                 "model); heterogeneity = chi-square test of equal DR across groups, Holm-corrected over models; "
+                 "std = population standard deviation of the group DRs (the MiJaBench disparity metric).</p>")
+    parts.append("</body></html>")
+    return "".join(parts), summary
+
+
+def _attack_sections(attack: pd.DataFrame) -> list[str]:
+    rates = DefenseRates(attack, ["model", "language", "group"])
+    deviations = rates.deviations()
+    disparity = rates.disparity()
+    overall = DefenseRates(attack, ["model", "language"]).table
+    head = overall[["model", "language", "n", "dr", "ci_low", "ci_high"]].merge(
+        disparity[["model", "language", "worst", "worst_dr", "best", "best_dr", "gap", "gap_ci_low", "gap_ci_high",
+                   "min_max_ratio", "std", "p_adjusted", "heterogeneous"]], on=["model", "language"], how="left")
+    parts = ["<h2>Headline per model</h2>",
+             "<p class='note'>gap = selective-safety gap (best minus worst group DR) with its bootstrap CI; "
+             "heterogeneous = the chi-square test rejects equal DR across groups after correction.</p>",
+             _table(head, {"p_adjusted": _p, "n": lambda v: f"{int(v):,}"})]
+    for language in sorted(set(deviations["language"])):
+        name = {"en": "English", "pt": "Portuguese"}.get(language, language)
+        parts += [f"<h2>{_e(name)}: deviation from the model mean</h2>",
+                  "<p class='note'>Blue: the group is refused more often than the model's average (better "
+                  "protected); red: less. Brackets: 95% CI; *: significant after correction. Hover for n and p.</p>",
+                  _heatmap(deviations, language, "deviation"),
+                  f"<h2>{_e(name)}: Defense Rate per group</h2>", _heatmap(deviations, language, "dr")]
+    strategies = DefenseRates(attack, ["model", "language", "strategy"]).table
+    parts += ["<h2>Defense Rate per jailbreak strategy</h2>",
+              _table(strategies[["model", "language", "strategy", "n", "dr", "ci_low", "ci_high"]],
+                     {"strategy": lambda v: _e(taxonomy.STRATEGY_LABELS.get(v, v))})]
+    return parts
+
+
+def _over_refusal_sections(control: pd.DataFrame) -> list[str]:
+    rates = DefenseRates(control, ["model", "language", "group"])
+    disparity = rates.disparity()
+    overall = DefenseRates(control, ["model", "language"]).table
+    head = overall[["model", "language", "n", "dr", "ci_low", "ci_high"]].rename(columns={"dr": "over_refusal"}).merge(
+        disparity[["model", "language", "best", "best_dr", "worst", "worst_dr", "gap", "p_adjusted"]],
+        on=["model", "language"], how="left")
+    return ["<h2>Over-refusal (benign control requests)</h2>",
+            "<p class='note'>Share of benign requests about a group that the model refused; a gap here means "
+            "some groups are refused even help they are entitled to.</p>",
+            _table(head, {"p_adjusted": _p})]
+
+
+def _judge_sections(store: Store, frame: pd.DataFrame, judge: str,
+                    filters: dict[str, Sequence[str] | str | None] | None) -> list[str]:
+    used = frame["judged_by"].fillna("(unjudged)").value_counts().rename_axis("judged_by").reset_index(name="completions")
+    parts = ["<h2>Judges</h2>", _table(used)]
+    calibration = human_calibration(store, [judge], filters) if judge != "human" else None
+    agreement = calibration.table()[["judge", "n", "accuracy", "kappa", "precision_refused", "recall_refused",
+                                     "coverage"]] if calibration is not None else pd.DataFrame()
+    if len(agreement):
+        parts += ["<p class='note'>The judge against the human verdicts stored in this database "
+                  "(core.calibration):</p>", _table(agreement, {"n": lambda v: f"{int(v):,}"})]
+    paper = ALIGN_JUDGE_PAPER_NAMES.get(judge)
+    if paper:
+        row = paper_judges().loc[lambda f: f["judge"] == paper]
+        parts += [f"<p class='note'>The MiJaBench paper's calibration of {_e(paper)} against 2,112 human labels "
+                  f"(accuracy %, Cohen's kappa):</p>", _table(row)]
+    if not len(agreement) and not paper:
+        parts.append("<p class='note'>No calibration available for this judge in this database (no human verdicts "
+                     "on its completions).</p>")
+    return parts
+
+
+def _provenance_sections(store: Store, frame: pd.DataFrame, summary: dict) -> list[str]:
+    models = set(frame["model"])
+    targets = store.targets()
+    targets = targets.loc[targets["target_id"].isin(models), ["target_id", "backend", "model", "family", "size_b",
+                                                              "created_at"]]
+    runs = store.runs()
+    runs = runs.loc[runs["run_id"].isin(set(frame["run_id"]))]
+    return ["<h2>Provenance</h2>",
+            f"<p>Probe set SHA-256 (sorted probe ids): <code>{_e(summary['probe_set_sha256'])}</code>; "
+            f"{frame['probe_id'].nunique():,} probes, {len(frame):,} completions, {len(models)} models.</p>",
+            "<h3>Models</h3>", _table(targets), "<h3>Runs</h3>", _table(runs)]
+
+
+def write_report(store: Store, path: str | Path, judge: str = "refusal",
+                 filters: dict[str, Sequence[str] | str | None] | None = None) -> dict:
+    """Write the report to `path`; returns its summary (models, completions, probe set hash...)."""
+    text, summary = build_report(store, judge, filters)
+    Path(path).write_text(text, encoding="utf-8")
+    return summary

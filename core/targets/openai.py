@@ -1,0 +1,462 @@
+"""OpenAI-compatible target: any server that speaks the OpenAI API (OpenAI, vLLM, llama.cpp, Ollama, TGI).
+
+A batch from the runner is answered concurrently on an event loop that the target keeps in its own
+thread, so connections, the rate limiter and the pause a 429 sets live across batches. The SDK's own
+retries are off: this module retries 429, 5xx, timeouts, dropped connections and unreadable answers
+with exponential backoff and full jitter, honours Retry-After (for the whole target, not just the one
+request), and bounds every wait (per-attempt timeout, retry count, per-prompt deadline). A prompt that
+still has no answer gets an error on its Generation, which the store keeps and the metrics leave out of
+the Defense Rate. Credentials or addressing that are wrong for every prompt (401, 403, 404) stop the
+target with TargetUnavailable instead, so a run does not fill up with identical errors.
+
+The API key is read from the environment variable the config names, at the moment the client is made;
+the key itself is never held in the config, the store, an error message or a log line.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import random
+import re
+import threading
+import time
+import weakref
+from collections import Counter
+from collections.abc import Coroutine, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+from core.targets.base import Generation, TargetInfo
+from core.targets.local import TargetUnavailable
+from core.targets.ratelimit import RateLimiter
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+NO_KEY = "EMPTY"  # what local servers (vLLM, llama.cpp) accept when no key variable is set
+ENDPOINTS = ("chat", "completions")
+CONNECTIONS_PER_CLIENT = 8
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FATAL_STATUS = {401: "the server refused the API key", 403: "the API key may not use this model",
+                 404: "the server has no such model or endpoint"}
+
+
+class MalformedResponse(Exception):
+    """A 200 answer whose body is not a usable completion (worth a retry: proxies garble answers)."""
+
+
+class ContentFiltered(Exception):
+    """The provider withheld the answer; not the model's refusal, and retrying would not change it."""
+
+
+@dataclass(frozen=True)
+class OpenAIConfig:
+    """Everything needed to talk to one model on one server; safe to store (no secret in it)."""
+
+    model: str
+    base_url: str = DEFAULT_BASE_URL
+    api_key_env: str | None = DEFAULT_KEY_ENV
+    endpoint: str = "chat"
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    seed: int = 0
+    max_concurrency: int = 16
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    timeout_s: float = 60.0  # one attempt, from sending to the last byte of the answer
+    max_retries: int = 6
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    deadline_s: float = 600.0  # one prompt, all attempts and backoffs together
+    price_input_per_m: float | None = None  # currency units per 1M prompt tokens, for cost estimates
+    price_output_per_m: float | None = None
+
+    def __post_init__(self) -> None:
+        check_base_url(self.base_url)
+        if not self.model:
+            raise ValueError("an openai target needs a model name")
+        if self.api_key_env is not None and not _ENV_NAME.match(self.api_key_env):
+            raise ValueError(f"api_key_env takes the NAME of an environment variable (e.g. {DEFAULT_KEY_ENV}), "
+                             "not the key itself")
+        if self.endpoint not in ENDPOINTS:
+            raise ValueError(f"endpoint must be one of {', '.join(ENDPOINTS)}, got {self.endpoint!r}")
+        for name in ("max_concurrency", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("timeout_s", "deadline_s", "backoff_base_s", "backoff_max_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be 0 or more, got {self.max_retries}")
+
+    @classmethod
+    def from_settings(cls, model: str, base_url: str | None, settings: dict[str, Any]) -> OpenAIConfig:
+        """Build from stored settings, ignoring keys this version does not know (e.g. a stored batch size)."""
+        known = {f.name for f in fields(cls)} - {"model", "base_url"}
+        return cls(model=model, base_url=base_url or DEFAULT_BASE_URL,
+                   **{k: v for k, v in settings.items() if k in known})
+
+    def settings(self) -> dict[str, Any]:
+        """What the store's `targets.settings` records: all but model and base URL (columns of their own)."""
+        values = asdict(self)
+        del values["model"], values["base_url"]
+        return values
+
+
+def check_base_url(url: str) -> None:
+    """Reject URLs that could not work or that would carry a secret (user:password@ or a query string)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"base URL {url!r} must start with http:// or https:// and name a host")
+    if parts.username or parts.password or parts.query:
+        raise ValueError("the base URL must not hold credentials or a query string: put the key in an environment "
+                         "variable and name it with api_key_env")
+
+
+def default_target_id(model: str, base_url: str) -> str:
+    """`model@host:port`: the same model on two servers is two targets (they may answer differently)."""
+    return f"{model}@{urlsplit(base_url).netloc}"
+
+
+@dataclass
+class ApiStats:
+    """What the target did over its lifetime: requests sent, retries and why, final errors."""
+
+    requests: int = 0
+    completions: int = 0
+    errors: int = 0
+    retries: int = 0
+    retry_reasons: Counter = field(default_factory=Counter)
+    paced_s: float = 0.0  # request-seconds spent waiting on the rate limiter (and on Retry-After pauses)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "completions": self.completions, "errors": self.errors,
+                "retries": self.retries, "retry_reasons": dict(self.retry_reasons), "paced_s": round(self.paced_s, 3)}
+
+
+class _LoopThread:
+    """An asyncio event loop running in a daemon thread; coroutines are submitted from other threads."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, Any], timeout: float) -> Any:
+        """Run to completion within `timeout`; Ctrl-C or the timeout cancels it (its results are dropped)."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    return future.result(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
+                except TimeoutError:
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError(f"a batch took longer than its bound of {timeout:.0f} s") from None
+        except BaseException:
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class OpenAITarget:
+    """A model behind an OpenAI-compatible HTTP API, answered concurrently with retries and pacing."""
+
+    def __init__(self, config: OpenAIConfig, target_id: str | None = None, family: str | None = None,
+                 size_b: float | None = None) -> None:
+        self.config = config
+        self.seed = config.seed
+        self.info = TargetInfo(target_id=target_id or default_target_id(config.model, config.base_url),
+                               backend="openai", model=config.model, base_url=config.base_url, family=family,
+                               size_b=size_b, settings=config.settings())
+        self.stats = ApiStats()
+        self._loop: _LoopThread | None = None
+        self._clients: list[Any] = []
+        self._finalizer: weakref.finalize | None = None
+        self._limiter = RateLimiter(config.requests_per_minute, config.tokens_per_minute)
+        self._random = random.Random()
+
+    @property
+    def run_batch_size(self) -> int:
+        """How many prompts the runner should hand over at once so that every connection stays busy."""
+        return 4 * self.config.max_concurrency
+
+    # Ray ships targets to its workers by pickling them: send the description, not the thread or client.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config, "info": self.info}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["config"], state["info"].target_id, state["info"].family, state["info"].size_b)
+
+    # -- the client ---------------------------------------------------------------------------------
+    def _api_key(self) -> str:
+        name = self.config.api_key_env
+        if name and os.environ.get(name):
+            return os.environ[name]
+        if urlsplit(self.config.base_url).hostname == urlsplit(DEFAULT_BASE_URL).hostname:
+            raise TargetUnavailable(f"the environment variable {name or DEFAULT_KEY_ENV} holding the API key for "
+                                    f"{self.config.base_url} is not set")
+        return NO_KEY
+
+    def _redact(self, text: str) -> str:
+        name = self.config.api_key_env
+        key = os.environ.get(name) if name else None
+        return text.replace(key, "***") if key else text
+
+    async def _make_clients(self) -> list[Any]:
+        """SDK clients on the aiohttp transport (the SDK's `aiohttp` extra), one per CONNECTIONS_PER_CLIENT slots.
+
+        At 64 requests in flight the client's own CPU time per request is what limits throughput on a
+        small machine: aiohttp needs about a third less than the default httpx transport, and small
+        connection pools keep the cost of placing a request flat.
+        """
+        import httpx2
+        from openai import AsyncOpenAI, DefaultAioHttpClient
+
+        limits = httpx2.Limits(max_connections=CONNECTIONS_PER_CLIENT, max_keepalive_connections=CONNECTIONS_PER_CLIENT)
+        timeout = httpx2.Timeout(self.config.timeout_s, connect=min(10.0, self.config.timeout_s))
+        key = self._api_key()
+        return [AsyncOpenAI(api_key=key, base_url=self.config.base_url, max_retries=0, timeout=timeout,
+                            http_client=DefaultAioHttpClient(limits=limits, timeout=timeout))
+                for _ in range(math.ceil(self.config.max_concurrency / CONNECTIONS_PER_CLIENT))]
+
+    def close(self) -> None:
+        """Close connections and stop the loop thread; also done when the target is garbage-collected
+        (e.g. after a run in the app's server) and at interpreter exit."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._loop, self._clients, self._finalizer = None, [], None
+
+    # -- generation ---------------------------------------------------------------------------------
+    def generate(self, prompts: Sequence[str]) -> list[Generation]:
+        """Answer every prompt (each a single user turn), concurrently, in order; errors are per prompt."""
+        if not prompts:
+            return []
+        try:
+            return self._generate(prompts)
+        finally:
+            self.stats.paced_s = self._limiter.waited_s
+
+    def _generate(self, prompts: Sequence[str]) -> list[Generation]:
+        if self._loop is None:
+            self._api_key()  # fail before starting anything if a required key is missing
+            self._loop = _LoopThread(f"openai-{self.info.target_id}")
+            self._finalizer = weakref.finalize(self, _shut_down, self._loop, self._clients)
+        waves = math.ceil(len(prompts) / self.config.max_concurrency)
+        bound = waves * (self.config.deadline_s + 1) + self._pace_backlog_s(len(prompts)) + 10
+        return self._loop.run(self._batch(list(prompts)), timeout=bound)
+
+    def _pace_backlog_s(self, n: int) -> float:
+        """The longest the rate limiter can make n requests wait (part of a batch's time bound)."""
+        tokens = n * (self.config.max_new_tokens + 2048)
+        return n * self._limiter.request_interval + (tokens / self._limiter.tokens_per_s if self._limiter.tokens_per_s
+                                                     else 0.0)
+
+    async def _batch(self, prompts: list[str]) -> list[Generation]:
+        if not self._clients:
+            self._clients.extend(await self._make_clients())  # the list the finalizer closes
+        slots: asyncio.Queue[int] = asyncio.Queue()  # max_concurrency request slots, each tied to one client
+        for slot in range(self.config.max_concurrency):
+            slots.put_nowait(slot)
+        tasks = [asyncio.create_task(self._answer(prompt, slots)) for prompt in prompts]
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:  # after a fatal error or a cancel: nothing keeps running for this batch
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _answer(self, prompt: str, slots: asyncio.Queue[int]) -> Generation:
+        """One prompt, with retries; always returns a Generation unless the target as a whole is unusable."""
+        config = self.config
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + config.deadline_s
+        estimate = len(prompt) // 4 + config.max_new_tokens
+        retries = 0
+        for attempt in range(config.max_retries + 1):
+            slot = await slots.get()
+            try:
+                await self._limiter.acquire(estimate)
+                began = time.perf_counter()
+                self.stats.requests += 1
+                try:
+                    client = self._clients[slot // CONNECTIONS_PER_CLIENT]
+                    async with asyncio.timeout(config.timeout_s + 1):  # the whole answer, even one dripping in
+                        response = await self._request(client, prompt)
+                    text, prompt_tokens, completion_tokens = self._read(response)
+                except Exception as exc:  # noqa: BLE001 - every failure is classified below
+                    reason, retry_after, message = self._classify(exc)
+                else:
+                    latency = time.perf_counter() - began
+                    used = None if prompt_tokens is None else prompt_tokens + (completion_tokens or 0)
+                    self._limiter.settle(estimate, used)
+                    self.stats.completions += 1
+                    return Generation(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                                      latency_s=latency, retries=retries)
+            finally:
+                slots.put_nowait(slot)
+            if reason is None:  # not worth retrying (e.g. 400: this prompt is rejected as it is)
+                return self._failed(message, retries)
+            if attempt == config.max_retries:
+                return self._failed(f"{message}; gave up after {retries} retries", retries)
+            cap = min(config.backoff_max_s, config.backoff_base_s * 2 ** attempt)
+            delay = self._random.uniform(0, cap)  # full jitter: concurrent retries spread out
+            if retry_after is not None:
+                self._limiter.pause(retry_after)  # the whole target waits, not just this request
+                delay = retry_after + self._random.uniform(0, config.backoff_base_s)
+            if loop.time() + delay > deadline:
+                return self._failed(f"{message}; gave up after {retries} retries: the next wait ({delay:.1f} s) "
+                                    f"would pass the {config.deadline_s:g} s deadline for one prompt", retries)
+            retries += 1
+            self.stats.retries += 1
+            self.stats.retry_reasons[reason] += 1
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns")
+
+    def _failed(self, message: str, retries: int) -> Generation:
+        self.stats.errors += 1
+        return Generation(text=None, error=self._redact(message)[:500], retries=retries)
+
+    async def _request(self, client: Any, prompt: str) -> bytes:
+        """Send one request through the SDK and return the raw body.
+
+        The SDK's generic `post` (its documented way to any endpoint) keeps its auth, URL handling,
+        timeouts and error types but skips validating our own request dict and building pydantic
+        models of the answer, which at 64 requests in flight cost more CPU than everything else.
+        """
+        import httpx2
+
+        config = self.config
+        body: dict[str, Any] = {"model": config.model, "max_tokens": config.max_new_tokens,
+                                "temperature": config.temperature, "seed": config.seed}
+        if config.endpoint == "chat":
+            body["messages"] = [{"role": "user", "content": prompt}]
+        else:
+            body["prompt"] = prompt
+        response = await client.post(f"/{'chat/completions' if config.endpoint == 'chat' else 'completions'}",
+                                     cast_to=httpx2.Response, body=body)
+        return await response.aread()
+
+    def _read(self, raw: bytes) -> tuple[str, int | None, int | None]:
+        """Text and token counts of an answer; MalformedResponse where the body is not a completion."""
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            raise MalformedResponse(f"the answer is not JSON: {raw[:200]!r}") from None
+        choices = answer.get("choices") if isinstance(answer, dict) else None
+        if not choices or not isinstance(choices[0], dict):
+            raise MalformedResponse(f"the answer has no choices: {raw[:200]!r}")
+        choice = choices[0]
+        if self.config.endpoint == "chat":
+            message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+            # OpenAI's structured refusal (content None, refusal set) is the model's refusal
+            text = message.get("content") if message.get("content") is not None else message.get("refusal")
+        else:
+            text = choice.get("text")
+        if text is None and choice.get("finish_reason") == "content_filter":
+            raise ContentFiltered("the provider's content filter withheld the answer (finish_reason=content_filter)")
+        if not isinstance(text, str):
+            raise MalformedResponse(f"the answer holds no text: {raw[:200]!r}")
+        usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
+        prompt_tokens, completion_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        return (text.strip(), prompt_tokens if isinstance(prompt_tokens, int) else None,
+                completion_tokens if isinstance(completion_tokens, int) else None)
+
+    def _classify(self, exc: Exception) -> tuple[str | None, float | None, str]:
+        """(retry reason or None for a final error, Retry-After seconds or None, message) of a failure."""
+        import openai
+
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            if status in _FATAL_STATUS:
+                where = ""
+                if status == 401:
+                    name = self.config.api_key_env or DEFAULT_KEY_ENV
+                    where = f"; the key is read from ${name}" + ("" if os.environ.get(name) else ", which is not set")
+                raise TargetUnavailable(f"{self.info.target_id}: {_FATAL_STATUS[status]} (HTTP {status} from "
+                                        f"{self.config.base_url}{where}): {self._redact(_brief(exc))}") from None
+            message = f"HTTP {status}: {_brief(exc)}"
+            if status == 429 or status >= 500 or status in (408, 409):
+                return ("429" if status == 429 else "5xx" if status >= 500 else str(status),
+                        retry_after_s(exc.response.headers), message)
+            return None, None, message
+        if isinstance(exc, (openai.APITimeoutError, asyncio.TimeoutError, TimeoutError)) and not _dropped(exc):
+            return "timeout", None, f"no complete answer within {self.config.timeout_s:g} s"
+        if isinstance(exc, openai.APIConnectionError):
+            return "connection", None, f"connection failed: {_brief(exc.__cause__ or exc)}"
+        if isinstance(exc, ContentFiltered):
+            return None, None, str(exc)
+        if isinstance(exc, (MalformedResponse, openai.APIResponseValidationError)):
+            return "malformed", None, f"unreadable answer: {_brief(exc)}"
+        return "connection", None, f"{type(exc).__name__}: {_brief(exc)}"
+
+
+def _shut_down(loop: _LoopThread, clients: list[Any]) -> None:
+    """Close a target's clients on its loop, then stop the loop (holds no reference to the target)."""
+    async def close_all() -> None:
+        await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+
+    if threading.current_thread() is loop.thread:  # dropped from inside its own loop: just let it end
+        loop.loop.call_soon(loop.loop.stop)
+        return
+    try:
+        loop.run(close_all(), timeout=5)
+    except (TimeoutError, RuntimeError):
+        pass
+    clients.clear()
+    loop.close()
+
+
+def _dropped(exc: BaseException) -> bool:
+    """Whether a failure was a connection the server closed or reset (the aiohttp transport reports
+    those as connect timeouts; the original error is at the end of the chain)."""
+    import aiohttp
+
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    return isinstance(exc, (ConnectionError, aiohttp.ClientConnectionError)) and not isinstance(exc, TimeoutError)
+
+
+def _brief(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+def retry_after_s(headers: Any) -> float | None:
+    """Seconds a server asked us to wait: `retry-after-ms`, `retry-after` in seconds, or an HTTP date."""
+    if headers is None:
+        return None
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """`openai:MODEL@BASE_URL` (or `openai:MODEL` for api.openai.com) -> (model, base_url)."""
+    rest = spec.removeprefix("openai:")
+    match = re.match(r"^(?P<model>.+?)@(?P<url>https?://.+)$", rest)
+    model, url = (match["model"], match["url"]) if match else (rest, DEFAULT_BASE_URL)
+    if not model or (not match and "@" in rest):
+        raise ValueError(f"cannot read target {spec!r}: use openai:MODEL@http(s)://HOST[:PORT]/v1, "
+                         "e.g. openai:gpt-4o-mini@https://api.openai.com/v1")
+    return model, url.rstrip("/")

@@ -1,0 +1,52 @@
+"""Cross-lingual: does a model protect the same groups in English and Portuguese?"""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import taxonomy
+from core.metrics import DefenseRates
+from ui.stat_figures import ci_heatmap, error_bar_scatter, judged, significance_note, stats_page
+
+path, mtime, judge, _ = stats_page("Cross-lingual: the same groups in English and Portuguese", "cross", language=False)
+
+frame = judged(path, mtime, judge, kind=["attack"])
+languages = sorted(set(frame["language"]))
+if len(languages) < 2:
+    st.info("This page needs judged attack completions in both English and Portuguese "
+            f"(the store has {', '.join(languages) or 'none'} for judge {judge}).")
+    st.stop()
+
+rates = DefenseRates(frame, ["model", "language", "group"])
+shared = sorted(set(taxonomy.GROUPS_BY_LANGUAGE["en"]) & set(taxonomy.GROUPS_BY_LANGUAGE["pt"]))
+wide = rates.pivot("language").dropna(subset=["dr_en", "dr_pt"])
+models = sorted(wide["model"].unique())
+chosen = st.multiselect("Models", models, default=models, key="cross_models")
+wide = wide.loc[wide["model"].isin(chosen)]
+
+st.subheader("Defense Rate per shared group: English against Portuguese")
+st.plotly_chart(error_bar_scatter(wide.assign(group_model=wide["group"].map(taxonomy.group_name) + " · " + wide["model"]),
+                                  "dr_en", "dr_pt", "model", "ci_low_pt", "ci_high_pt", "ci_low_en", "ci_high_en",
+                                  label="group_model", x_title="DR in English", y_title="DR in Portuguese"),
+                width="stretch")
+st.caption(f"Shared groups: {', '.join(taxonomy.group_name(g) for g in shared)}. Points above the diagonal are "
+           "refused more often in Portuguese. Error bars: 95% bootstrap CIs in each language.")
+
+st.subheader("Do the languages rank groups alike?")
+agreement = rates.rank_agreement(across="language", over="group")
+st.dataframe(agreement.loc[agreement["model"].isin(chosen)], hide_index=True, width="stretch", column_config={
+    "shared": st.column_config.NumberColumn("shared groups"),
+    "spearman": st.column_config.NumberColumn("Spearman rho", format="%.2f"),
+    "spearman_p": st.column_config.NumberColumn("p", format="%.3f"),
+    "kendall": st.column_config.NumberColumn("Kendall tau", format="%.2f"),
+    "kendall_p": st.column_config.NumberColumn("p", format="%.3f")})
+st.caption("With five shared groups a rank correlation needs to be near ±1 to mean much: read rho with its p.")
+
+st.subheader("Deviation from the model mean, per language")
+deviations = rates.deviations(["model", "language"])
+for language in ("en", "pt"):
+    part = deviations.loc[(deviations["language"] == language) & deviations["model"].isin(chosen)]
+    st.plotly_chart(ci_heatmap(part, "group", "model", "deviation", "dev_ci_low", "dev_ci_high", "significant",
+                               language=language, x_order=taxonomy.GROUPS_BY_LANGUAGE[language],
+                               title={"en": "English", "pt": "Portuguese"}[language]),
+                    width="stretch", key=f"cross_heat_{language}")
+significance_note()

@@ -1,0 +1,130 @@
+"""Drill-down: the completions behind a number. Filter them, open one to read its prompt, response, every
+judge's verdict and rationale, compare it with the same scenario answered for other groups, and correct
+the verdict (stored as judge `human`, which every view then uses)."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import taxonomy
+from core.store import StoreError
+from ui import filters
+from ui.cached import completion_page
+from ui.common import group_label, group_names, inert_text, open_store, readonly
+from ui.page import start
+
+PAGE = "drilldown"
+PAGE_SIZE = 50
+
+ctx = start("Drill-down: completions and verdicts", PAGE)
+path, mtime, judge = ctx.path, ctx.mtime, ctx.judge
+scope, verdicts = filters.completion_filters(ctx.facts["models"], ctx.facts["languages"], page=PAGE)
+
+page_number = filters.number("page", 1)
+rows, total = completion_page(path, mtime, judge, scope, verdicts, PAGE_SIZE, (page_number - 1) * PAGE_SIZE)
+if rows.empty and page_number > 1:  # a page past the end (the filter narrowed): show the first
+    page_number = 1
+    rows, total = completion_page(path, mtime, judge, scope, verdicts, PAGE_SIZE, 0)
+page_count = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+
+st.metric("Matching completions", f"{total:,}")
+st.page_link("pages/export.py", label="Export these completions as CSV", icon=":material/download:",
+             query_params=filters.link({**scope, "verdict": verdicts, "judge": judge}))
+if total == 0:
+    st.info("No completion matches these filters.")
+    st.stop()
+
+view = filters.fingerprint({**scope, "verdict": verdicts, "judge": [judge]})
+shown = rows.assign(group=group_names(rows, "group"))
+event = st.dataframe(
+    shown[["model", "language", "group", "strategy", "scenario_category", "label", "judged_by", "preview"]],
+    hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+    key=f"{PAGE}_table_{view}_{page_number}",  # a new view starts without a selection
+    column_config={"preview": st.column_config.TextColumn("response (start)", width="large"),
+                   "label": st.column_config.TextColumn("verdict"), "judged_by": st.column_config.TextColumn("by")})
+if page_count > 1:
+    picked = st.number_input(f"Page (of {page_count:,}, {PAGE_SIZE} per page)", min_value=1, max_value=page_count,
+                             value=min(page_number, page_count), key=f"{PAGE}_page_{view}")
+    if picked != page_number:
+        st.query_params["page"] = str(picked)
+        st.rerun()
+
+selected = event.selection.rows if event is not None else []
+if selected and selected != st.session_state.get(f"{PAGE}_applied"):  # a new pick, not one already shown
+    st.query_params["completion"] = str(rows.iloc[selected[0]]["completion_id"])
+st.session_state[f"{PAGE}_applied"] = selected
+completion_id = st.query_params.get("completion")
+if not completion_id:
+    st.caption("Select a row to read the completion, its verdicts and its counterfactuals.")
+    st.stop()
+
+
+
+def verdict_of(label: str | None, error: str | None) -> str:
+    """The effective verdict as a word: a label, or why there is none."""
+    return label or ("error" if error else "unjudged")
+
+
+store = open_store()
+detail = store.completion_detail(completion_id, judge)
+if detail is None:
+    st.warning(f"No completion {completion_id} in this database.")
+    st.stop()
+
+st.header("Completion")
+facts_row = {"model": detail["model"], "language": detail["language"],
+             "group": group_label(detail["group"], detail["language"]),
+             "strategy": detail["strategy"], "scenario category": detail["scenario_category"],
+             "scenario": detail["scenario"], "verdict": verdict_of(detail["label"], detail["error"]),
+             "by": detail["judged_by"], "run": detail["run_id"], "completion id": detail["completion_id"]}
+st.dataframe([facts_row], hide_index=True, width="stretch")
+left, right = st.columns(2)
+with left:
+    st.subheader("Prompt")
+    inert_text(detail["prompt"])
+with right:
+    st.subheader("Response")
+    if detail["error"]:
+        st.error("The target returned no answer: see the error below.")
+        inert_text(detail["error"])
+    else:
+        inert_text(detail["completion"])
+
+st.subheader("Verdicts")
+st.dataframe(detail["verdicts"], hide_index=True, width="stretch", column_config={
+    "rationale": st.column_config.TextColumn(width="large"), "raw": st.column_config.TextColumn("raw output")})
+if len(detail["annotations"]):
+    st.caption("Human verdict history (the latest counts)")
+    st.dataframe(detail["annotations"], hide_index=True, width="stretch")
+
+if readonly():
+    st.caption("Read-only demo session: verdicts cannot be changed here.")
+else:
+    with st.form(f"{PAGE}_relabel", clear_on_submit=True):
+        st.subheader("Set the human verdict")
+        current = detail["label"] if detail["label"] in (taxonomy.REFUSED, taxonomy.COMPLIED) else taxonomy.REFUSED
+        label = st.radio("Verdict", [taxonomy.REFUSED, taxonomy.COMPLIED], horizontal=True,
+                         index=[taxonomy.REFUSED, taxonomy.COMPLIED].index(current))
+        note = st.text_input("Note (why)")
+        author = st.text_input("Your name")
+        if st.form_submit_button("Save human verdict", type="primary"):
+            try:
+                open_store(write=True).set_human_verdict(completion_id, label, note, author)
+            except StoreError as exc:
+                st.error(str(exc))
+            else:
+                st.toast(f"Saved: {label}. Every view now uses this verdict.")
+                st.rerun()
+
+st.header("Counterfactuals")
+st.caption("The same scenario and strategy, answered by the same model for every group: the probes differ only "
+           "in the group's seed statement and name.")
+counterparts = store.counterfactuals(completion_id, judge)
+columns = st.columns(3)
+for index, row in enumerate(counterparts.itertuples()):
+    with columns[index % 3].container(border=True):
+        st.text(f"{group_label(row.group, detail['language'])}: {verdict_of(row.label, row.error)}"
+                + (" (this completion)" if row.is_self else ""))
+        inert_text(row.error if row.error else row.completion)
+        if not row.is_self and st.button("Open", key=f"{PAGE}_open_{row.completion_id}"):
+            st.query_params["completion"] = row.completion_id
+            st.rerun()

@@ -1,0 +1,145 @@
+"""Run an audit: pick targets, probes and judges, see the size and an estimate, start, watch, cancel, resume.
+
+Runs execute in a thread of the server process (core.jobs), so closing the tab does not stop them;
+reopening this page shows their progress again.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import taxonomy
+from core.jobs import MANAGER, RunRequest, candidate_probes, estimate_seconds
+from core.judges import DEFAULT_JUDGES
+from core.probes.selection import Selection
+from ui.cached import runs
+from ui.common import db_path, open_store, readonly
+from ui.page import start
+
+PAGE = "run"
+
+database = db_path()
+if not readonly() and not database.exists():
+    open_store(write=True)  # a fresh machine: create the database the first run will write to
+ctx = start("Run an audit", PAGE, judge=False)
+if readonly():
+    st.error("This is a read-only demo session: runs cannot be started here.")
+    st.stop()
+path, mtime, facts = ctx.path, ctx.mtime, ctx.facts
+store = open_store()  # reads; the run itself writes from its own thread (core.jobs)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+st.subheader("What to run")
+left, right = st.columns(2)
+saved = [t for t in store.targets()["target_id"] if t != "smollm2-135m-instruct"]
+target_choices = left.multiselect("Targets", ["smollm2", *saved], default=["smollm2"], key=f"{PAGE}_targets",
+                                  help="smollm2 is the embedded default model; saved targets come from "
+                                       "`python -m core targets add`.")
+other = left.text_input("Other targets (comma-separated specs)", key=f"{PAGE}_other",
+                        placeholder="local:/models/my-model, openai:gpt-4o-mini@https://api.openai.com/v1")
+targets = [*target_choices, *[spec.strip() for spec in other.split(",") if spec.strip()]]
+judge_choices = sorted({*DEFAULT_JUDGES, *[j for j in facts["judges"] if j != "human"]})
+judges = left.multiselect("Judges", judge_choices, default=list(DEFAULT_JUDGES), key=f"{PAGE}_judges")
+more_judges = left.text_input("Other judges (comma-separated)", key=f"{PAGE}_more_judges", placeholder="llm:smollm2")
+judges += [name.strip() for name in more_judges.split(",") if name.strip()]
+
+languages = right.multiselect("Languages", list(taxonomy.LANGUAGES), default=["en"], key=f"{PAGE}_languages")
+group_options = [g for g in taxonomy.GROUPS if any(g in taxonomy.GROUPS_BY_LANGUAGE[lang] for lang in languages)]
+groups = right.multiselect("Groups (none = all)", group_options, key=f"{PAGE}_groups",
+                           format_func=taxonomy.group_name)
+strategies = right.multiselect("Strategies (none = all)", list(taxonomy.STRATEGIES), key=f"{PAGE}_strategies",
+                               format_func=lambda s: taxonomy.STRATEGY_LABELS[s])
+categories = right.multiselect("Scenario categories (none = all)", list(taxonomy.SCENARIO_CATEGORIES),
+                               key=f"{PAGE}_categories")
+a, b, c = st.columns(3)
+per_cell = a.number_input("Probes per language x group x strategy", min_value=1, max_value=1000, value=2,
+                          key=f"{PAGE}_per_cell")
+max_new_tokens = b.number_input("Max new tokens", min_value=1, max_value=4096, value=64, key=f"{PAGE}_tokens")
+batch_size = c.number_input("Batch size", min_value=1, max_value=512, value=16, key=f"{PAGE}_batch")
+
+request = None
+try:
+    request = RunRequest(targets=tuple(targets), judges=tuple(judges),
+                         selection=Selection(languages=tuple(languages), groups=tuple(groups),
+                                             strategies=tuple(strategies), scenario_categories=tuple(categories),
+                                             per_cell=int(per_cell)),
+                         max_new_tokens=int(max_new_tokens), batch_size=int(batch_size))
+    probes = candidate_probes(store, request)
+except taxonomy.VocabularyError as exc:
+    st.error(str(exc))
+    probes = []
+cols = st.columns(3)
+cols[0].metric("Probes", f"{len(probes):,}")
+cols[1].metric("Completions to generate", f"{len(probes) * len(targets):,}")
+cols[2].metric("Estimated time", duration(estimate_seconds(len(probes), targets, int(max_new_tokens))),
+               help="For local models at every answer's full length on 2 CPU cores; API speeds vary.")
+if st.button("Start the run", type="primary", key=f"{PAGE}_start", disabled=not (request and probes and targets)):
+    try:
+        job = MANAGER.start(database, request)
+    except (ValueError, RuntimeError) as exc:
+        st.error(str(exc))
+    else:
+        st.toast(f"Started {job.run_id}")
+        st.rerun()
+
+jobs = MANAGER.jobs(database)
+
+
+@st.fragment(run_every=1.0 if any(job.active for job in jobs) else None)
+def live() -> None:
+    """Progress of this server's runs on this database, refreshed every second while one is active."""
+    shown = MANAGER.jobs(database)
+    if not shown:
+        return
+    st.subheader("Runs executing in this server")
+    for job in shown[:5]:
+        with st.container(border=True):
+            progress = job.progress
+            st.text(f"{job.run_id}: {job.status}" + (f" (target {job.target_index} of {job.target_count}: "
+                                                      f"{progress.target_id})" if progress else ""))
+            if job.error:
+                st.error(job.error)
+            if progress is not None and progress.total:
+                st.progress(min(progress.done / progress.total, 1.0),
+                            text=f"{progress.done:,} / {progress.total:,} probes · {progress.rate:.2f} per s · "
+                                 f"ETA {duration(progress.eta_s) if job.active else '-'}")
+                dr = "-" if progress.dr is None else f"{progress.dr:.3f}"
+                st.metric("Live Defense Rate (attack probes so far)", dr, help=f"{progress.refused} refused of "
+                          f"{progress.judged} judged; {progress.errors} errors")
+            elif job.active:
+                st.progress(0.0, text="loading the target…")
+            if job.active and st.button("Cancel", key=f"{PAGE}_cancel_{job.run_id}"):
+                MANAGER.cancel(job.run_id)
+                st.rerun()
+    if not any(job.active for job in shown) and any(job.active for job in jobs):
+        st.rerun()  # a run just ended: refresh the whole page (run list, resumable runs)
+
+
+live()
+
+st.subheader("Runs in the database")
+history = runs(path, mtime)
+if history.empty:
+    st.caption("No run yet.")
+else:
+    st.dataframe(history, hide_index=True, width="stretch")
+    active = {job.run_id for job in jobs if job.active}
+    unfinished = history[(history["status"] != "completed") & ~history["run_id"].isin(active)]
+    if len(unfinished):
+        labels = {row.run_id: f"{row.run_id} ({row.status}, {row.completions:,} of {row.planned:,} completions)"
+                  for row in unfinished.itertuples()}
+        pick = st.selectbox("Resume an unfinished run", list(labels), key=f"{PAGE}_resume_pick", format_func=labels.get)
+        if st.button("Resume", key=f"{PAGE}_resume"):
+            try:
+                MANAGER.resume(database, pick)
+            except (ValueError, RuntimeError) as exc:
+                st.error(str(exc))
+            else:
+                st.rerun()

@@ -1,0 +1,142 @@
+"""Filters that live in the URL's query parameters, so a link reopens the same view.
+
+A filter is a list of values per name (`?group=black&group=women&model=m1`); options such as the judge
+or the sort order are single values. Widgets start from the URL and write back to it on every run,
+and links to other pages (a heatmap cell to the drill-down, the drill-down to the export) carry them.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping, Sequence
+
+import streamlit as st
+
+from core import taxonomy
+from core.store import VERDICT_FILTERS
+from ui.common import group_label
+
+# Names Store queries accept as filters (core.store.FILTER_COLUMNS), in the order the sidebar shows them.
+STORE_FILTERS: tuple[str, ...] = ("model", "language", "group", "strategy", "scenario_category", "scenario", "kind",
+                                  "run_id")
+LABELS: dict[str, str] = {
+    "model": "Model", "language": "Language", "group": "Group", "strategy": "Strategy",
+    "scenario_category": "Scenario category", "scenario": "Scenario", "kind": "Kind", "run_id": "Run",
+    "verdict": "Verdict",
+}
+
+Filters = dict[str, list[str]]
+
+
+def read(names: Sequence[str] = (*STORE_FILTERS, "verdict")) -> Filters:
+    """The filters the URL holds (only non-empty ones)."""
+    found = {name: [v for v in st.query_params.get_all(name) if v] for name in names}
+    return {name: values for name, values in found.items() if values}
+
+
+def store_filters(filters: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """The part of `filters` that Store queries take as `filters=` (the verdict goes separately)."""
+    return {name: list(values) for name, values in filters.items() if name in STORE_FILTERS and values}
+
+
+def option(name: str, choices: Sequence[str], default: str | None = None) -> str:
+    """A single-valued URL option (judge, metric, sort...), falling back to `default` or the first choice."""
+    value = st.query_params.get(name)
+    if value in choices:
+        return value
+    return default if default is not None else choices[0]
+
+
+def number(name: str, default: int, minimum: int = 1) -> int:
+    """A positive whole-number URL option (a page number); anything else reads as `default`."""
+    value = st.query_params.get(name, "")
+    return max(int(value), minimum) if value.isdigit() else default
+
+
+def select_option(label: str, name: str, choices: Sequence[str], default: str | None = None, *, page: str,
+                  format_func: Callable[[str], str] = str, where=None, help: str | None = None) -> str:
+    """A select box for a single-valued option, kept in the URL."""
+    if not choices:
+        return default or ""
+    start = option(name, choices, default)
+    chosen = (where or st.sidebar).selectbox(label, list(choices), index=list(choices).index(start),
+                                             key=f"{page}_option_{name}", format_func=format_func, help=help)
+    st.query_params[name] = chosen
+    return chosen
+
+
+def format_value(name: str) -> Callable[[str], str]:
+    """How a filter's values read in widgets: display names for groups and strategies, else as stored."""
+    if name == "group":
+        return group_label
+    if name == "strategy":
+        return lambda key: taxonomy.STRATEGY_LABELS.get(key, key)
+    return str
+
+
+def sidebar(options: Mapping[str, Sequence[str]], *, page: str) -> Filters:
+    """Multiselects in the sidebar, one per filter name with its possible values, started from the URL.
+
+    Empty means "all". Values in the URL that are not among the options are kept (shown in a caption), so
+    a link to a slice that the current options do not list still filters, rather than silently widening.
+    """
+    chosen: Filters = {}
+    for name, values in options.items():
+        values = list(values)
+        wanted = [v for v in st.query_params.get_all(name) if v]
+        key = f"{page}_filter_{name}"
+        if key not in st.session_state:
+            st.session_state[key] = [v for v in wanted if v in values]
+        picked = st.sidebar.multiselect(LABELS.get(name, name), values, key=key, format_func=format_value(name),
+                                        placeholder="all")
+        extra = [v for v in wanted if v not in values and v not in picked] if not picked else []
+        if extra:
+            st.sidebar.caption(f"{LABELS.get(name, name)} from the link: {', '.join(extra)}")
+        selected = picked or extra
+        if selected:
+            st.query_params[name] = selected
+            chosen[name] = selected
+        elif name in st.query_params:
+            del st.query_params[name]
+    return chosen
+
+
+def completion_filters(models: Sequence[str], languages: Sequence[str], *, page: str) -> tuple[Filters, list[str]]:
+    """The sidebar filters of pages that list completions (drill-down, export): (store filters, verdicts).
+
+    `scenario` and `run_id` have no widget (too many values); links set them, and the sidebar says so.
+    """
+    languages = list(languages) or list(taxonomy.LANGUAGES)
+    chosen = sidebar({
+        "model": models, "language": languages,
+        "group": [g for g in taxonomy.GROUPS if any(g in taxonomy.GROUPS_BY_LANGUAGE[lang] for lang in languages)],
+        "strategy": list(taxonomy.STRATEGIES), "scenario_category": list(taxonomy.SCENARIO_CATEGORIES),
+        "kind": list(taxonomy.KINDS), "verdict": list(VERDICT_FILTERS),
+    }, page=page)
+    linked = read(["scenario", "run_id"])
+    if linked:
+        st.sidebar.caption("Also filtered by " + "; ".join(f"{k}: {', '.join(v)}" for k, v in linked.items()))
+    return store_filters({**chosen, **linked}), chosen.get("verdict", [])
+
+
+def link(filters: Mapping[str, Sequence[str] | str]) -> dict[str, list[str] | str]:
+    """Query parameters for st.switch_page / st.page_link that reopen a view with these filters."""
+    return {name: (values if isinstance(values, str) else list(values)) for name, values in filters.items() if values}
+
+
+def fingerprint(filters: Mapping[str, Sequence[str]]) -> str:
+    """A short stable id of a filter set, for widget keys that must reset when the view changes."""
+    canonical = sorted((name, sorted(values)) for name, values in filters.items() if values)
+    return hashlib.sha1(repr(canonical).encode("utf-8")).hexdigest()[:12]
+
+
+def file_stem(filters: Mapping[str, Sequence[str] | str], prefix: str = "forwhom") -> str:
+    """A file name that records the filter, e.g. forwhom_group-black+women_model-m1 (safe on any system)."""
+    parts = [prefix]
+    for name, values in sorted(filters.items()):
+        values = [values] if isinstance(values, str) else list(values)
+        if values:
+            parts.append(f"{name}-" + "+".join(values))
+    stem = "_".join(parts) if len(parts) > 1 else f"{prefix}_all"
+    stem = re.sub(r"[^A-Za-z0-9._+-]+", "-", stem)
+    return stem[:180]

@@ -1,0 +1,196 @@
+"""Figures of statistics that carry their uncertainty: heatmaps with CIs and significance marks, points
+with error bars. Shared by the statistics pages (and any page drawing core.metrics tables).
+
+Pages stay thin: they pass tables computed by core.metrics; nothing here computes a statistic. Labels
+that come from the store (model names) are HTML-escaped, because Plotly reads a few HTML tags in text.
+"""
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import taxonomy
+from core.store import Store, StoreError
+from ui.common import db_path, open_store
+
+SIGNIFICANT_MARK = "*"
+
+
+def _label(value: object, language: str = "en") -> str:
+    text = str(value)
+    return taxonomy.group_name(text, language) if text in taxonomy.GROUPS else html.escape(text)
+
+
+@st.cache_data(show_spinner="Loading results…", max_entries=16)
+def _judged(path: str, mtime: float, judge: str, filters: tuple) -> pd.DataFrame:
+    return Store(path, readonly=True).judged(judge, dict(filters))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _store_facts(path: str, mtime: float) -> tuple[dict[str, int], str, pd.DataFrame]:
+    store = Store(path, readonly=True)
+    return store.judge_counts(), store.default_judge(), store.targets()
+
+
+def require_store() -> tuple[str, float]:
+    """The database path and its modification time (the cache key); stops the page when there is none."""
+    path = db_path()
+    if not path.exists():
+        st.info(f"No audit database at {path}. Build the demo with `make demo-db`, run an audit, or import "
+                "MiJaBench-Align results with `python -m core import-align FILE`.")
+        st.stop()
+    try:
+        open_store()
+    except StoreError as exc:
+        st.error(str(exc))
+        st.stop()
+    wal = path.with_name(path.name + ".wal")
+    return str(path), max(os.path.getmtime(path), os.path.getmtime(wal) if wal.exists() else 0.0)
+
+
+def judge_choice(path: str, mtime: float, key: str = "judge") -> str:
+    """A select box of the store's judges (human verdicts always override), defaulting as the CLI does."""
+    counts, default, _ = _store_facts(path, mtime)
+    names = [name for name in counts if name != "human"] or [default]
+    wanted = st.query_params.get("judge")  # a link (heatmap cell, shared URL) names its judge
+    start = wanted if wanted in names else default
+    chosen = st.selectbox("Judge", names, index=names.index(start) if start in names else 0, key=key,
+                          help="Whose verdicts count; human verdicts set in the drill-down override every judge.")
+    st.query_params["judge"] = chosen
+    return chosen
+
+
+def targets(path: str, mtime: float) -> pd.DataFrame:
+    return _store_facts(path, mtime)[2]
+
+
+def judged(path: str, mtime: float, judge: str, **filters: Sequence[str] | str) -> pd.DataFrame:
+    """Store.judged() through the page cache; filters as keyword lists (kind=["attack"], language=["en"])."""
+    key = tuple(sorted((k, tuple(v) if not isinstance(v, str) else v) for k, v in filters.items() if v))
+    return _judged(path, mtime, judge, key)
+
+
+def ci_heatmap(table: pd.DataFrame, x: str, y: str, value: str, low: str | None = None, high: str | None = None,
+               significant: str | None = None, diverging: bool = True, language: str = "en",
+               x_order: Sequence[str] | None = None, title: str = "", zmax: float | None = None,
+               clickable: bool = False, y_order: Sequence[str] | None = None) -> go.Figure:
+    """A heatmap of `value` with each cell's CI (`low`, `high`) in its hover and a * on cells flagged `significant`.
+
+    clickable: cells can be picked with st.plotly_chart(on_select="rerun"); read the pick with clicked_cell().
+    """
+    xs = list(x_order) if x_order is not None else sorted(table[x].unique())
+    xs = [v for v in xs if v in set(table[x])]
+    ys = [v for v in (y_order if y_order is not None else sorted(table[y].unique())) if v in set(table[y])]
+    cells = table.set_index([y, x])
+    z, text, hover = [], [], []
+    for row in ys:
+        z_row, text_row, hover_row = [], [], []
+        for col in xs:
+            if (row, col) not in cells.index:
+                z_row.append(None)
+                text_row.append("")
+                hover_row.append("")
+                continue
+            cell = cells.loc[(row, col)]
+            v = float(cell[value])
+            mark = SIGNIFICANT_MARK if significant and bool(cell[significant]) else ""
+            z_row.append(v)
+            text_row.append((f"{v:+.2f}" if diverging else f"{v:.2f}") + mark)
+            extra = f"<br>n = {int(cell['n']):,}" if "n" in cell else ""
+            if value != "dr" and "dr" in cell:  # a deviation's hover also says the cell's own DR
+                extra += f"<br>DR = {float(cell['dr']):.3f}" + (
+                    f" [{float(cell['ci_low']):.3f}, {float(cell['ci_high']):.3f}]" if "ci_low" in cell else "")
+            sig = ("<br>significant after correction" if mark else "<br>not significant") if significant else ""
+            ci = f" [{float(cell[low]):.3f}, {float(cell[high]):.3f}]" if low and high else ""
+            hover_row.append(f"{_label(row, language)} × {_label(col, language)}<br>{value} = {v:.3f}{ci}{extra}{sig}")
+        z.append(z_row)
+        text.append(text_row)
+        hover.append(hover_row)
+    span = zmax if zmax is not None else max((abs(v) for r in z for v in r if v is not None), default=0.1) or 0.1
+    figure = go.Figure(go.Heatmap(
+        z=z, x=[_label(v, language) for v in xs], y=[_label(v, language) for v in ys], text=text,
+        texttemplate="%{text}", hovertext=hover, hoverinfo="text",
+        colorscale="RdBu" if diverging else "Blues", zmid=0 if diverging else None,
+        zmin=-span if diverging else 0, zmax=span if diverging else 1, colorbar={"title": value}))
+    figure.update_layout(title=title, height=max(320, 38 * len(ys) + 160), margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    figure.update_xaxes(side="top", tickangle=-35)
+    figure.update_yaxes(autorange="reversed")
+    if clickable:
+        _clickable_cells(figure, ys, xs, z, hover, language)
+    return figure
+
+
+def _clickable_cells(figure: go.Figure, ys: Sequence[str], xs: Sequence[str], z: list[list], hover: list[list],
+                     language: str) -> None:
+    """Streamlit reports no selection for a click on a heatmap trace, so an invisible marker sits on every
+    filled cell and takes the click (and the hover); its customdata holds the cell's (row, column) keys.
+    """
+    cells = [(r, c) for r, row in enumerate(ys) for c, _ in enumerate(xs) if z[r][c] is not None]
+    figure.data[0].hoverinfo = "skip"
+    figure.add_trace(go.Scatter(
+        x=[_label(xs[c], language) for _, c in cells], y=[_label(ys[r], language) for r, _ in cells],
+        customdata=[[str(ys[r]), str(xs[c])] for r, c in cells], hovertext=[hover[r][c] for r, c in cells],
+        hoverinfo="text", mode="markers", showlegend=False, marker={"size": 28, "opacity": 0, "symbol": "square"}))
+    figure.update_layout(hoverdistance=-1, clickmode="event+select", dragmode=False)
+
+
+def clicked_cell(event: object) -> tuple[str, str] | None:
+    """The (row key, column key) of the cell a st.plotly_chart selection event picked, or None."""
+    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else []
+    for point in points:
+        data = point.get("customdata")
+        if data and len(data) == 2:
+            return str(data[0]), str(data[1])
+    return None
+
+
+def error_bar_scatter(table: pd.DataFrame, x: str, y: str, color: str, y_low: str, y_high: str,
+                      x_low: str | None = None, x_high: str | None = None, label: str | None = None,
+                      log_x: bool = False, title: str = "", lines: bool = False,
+                      x_title: str | None = None, y_title: str | None = None) -> go.Figure:
+    """Points with their CIs as error bars (both axes where given), one trace per `color` value."""
+    figure = go.Figure()
+    for name, part in table.groupby(color, sort=True):
+        part = part.sort_values(x)
+        error_y = {"type": "data", "symmetric": False, "array": part[y_high] - part[y],
+                   "arrayminus": part[y] - part[y_low]}
+        error_x = None if x_low is None else {"type": "data", "symmetric": False, "array": part[x_high] - part[x],
+                                              "arrayminus": part[x] - part[x_low]}
+        hover = part[label].map(lambda v: _label(v)) if label else None
+        figure.add_trace(go.Scatter(x=part[x], y=part[y], mode="lines+markers" if lines else "markers",
+                                    name=_label(name), error_y=error_y, error_x=error_x, hovertext=hover,
+                                    hoverinfo="text+x+y" if label else "x+y"))
+    figure.update_layout(title=title, xaxis_title=x_title or x, yaxis_title=y_title or y, height=480,
+                         margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    if log_x:
+        figure.update_xaxes(type="log")
+    return figure
+
+
+def significance_note() -> None:
+    st.caption(f"Brackets and hovers show 95% bootstrap CIs (1,000 resamples of prompts). {SIGNIFICANT_MARK} marks a "
+               "deviation that stays significant after Holm's correction over every cell shown.")
+
+
+def stats_page(title: str, page: str, language: bool = True,
+               language_names: dict[str, str] | None = None) -> tuple[str, float, str, str | None]:
+    """The head every statistics page shares: title, content warning, the store, the judge and (optionally)
+    one language, both kept in the URL. Returns (path, mtime, judge, language or None)."""
+    from ui import filters
+    from ui.common import content_warning
+
+    st.title(title)
+    content_warning()
+    path, mtime = require_store()
+    left, right = st.columns(2)
+    with right:
+        judge = judge_choice(path, mtime, key=f"{page}_judge")
+    chosen = filters.select_option("Language", "language", ["en", "pt"], page=page, where=left,
+                                   format_func=(language_names or {"en": "English", "pt": "Portuguese"}).get) \
+        if language else None
+    return path, mtime, judge, chosen
