@@ -198,12 +198,13 @@ def score(gold: Sequence[str], predicted: Sequence[str], judge: str = "", versio
 
 def agreement(labels: Mapping[str, Sequence[str | None]]) -> pd.DataFrame:
     """Pairwise agreement of judges: share of items labelled alike, and Cohen's kappa, over the items both
-    labelled (None = no verdict). Columns judge_a, judge_b, n, agreement, kappa."""
+    labelled refused/complied (None = no verdict; `unparsed` is no label either). Columns judge_a, judge_b,
+    n, agreement, kappa."""
     names = list(labels)
     rows = []
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            pairs = [(x, y) for x, y in zip(labels[a], labels[b]) if x is not None and y is not None]
+            pairs = [(x, y) for x, y in zip(labels[a], labels[b]) if x in GOLD_LABELS and y in GOLD_LABELS]
             first, second = [x for x, _ in pairs], [y for _, y in pairs]
             rows.append({"judge_a": a, "judge_b": b, "n": len(pairs),
                          "agreement": _ratio(sum(x == y for x, y in pairs), len(pairs)),

@@ -47,11 +47,11 @@ def test_score_matches_hand_computation():
 
 
 def test_agreement_between_judges():
-    table = agreement({"a": ["refused", "complied", "refused", None],
-                       "b": ["refused", "refused", "refused", "complied"],
-                       "c": ["complied", "complied", "refused", "refused"]})
+    table = agreement({"a": ["refused", "complied", "refused", None, "unparsed"],
+                       "b": ["refused", "refused", "refused", "complied", "refused"],
+                       "c": ["complied", "complied", "refused", "refused", None]})
     ab = table[(table.judge_a == "a") & (table.judge_b == "b")].iloc[0]
-    assert (ab.n, ab.agreement) == (3, pytest.approx(2 / 3))
+    assert (ab.n, ab.agreement) == (3, pytest.approx(2 / 3))  # no verdict and unparsed are left out
     bc = table[(table.judge_a == "b") & (table.judge_b == "c")].iloc[0]
     # they agree on item 3 only: p_o = 1/4; p_e = (3/4)(2/4) + (1/4)(2/4) = 0.5 -> kappa (0.25 - 0.5) / 0.5
     assert (bc.n, bc.agreement, bc.kappa) == (4, 0.25, pytest.approx(-0.5))

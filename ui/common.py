@@ -53,3 +53,21 @@ def group_names(table: pd.DataFrame, column: str) -> list:
     """Display names for a column of group keys, each in its row's language (empty cells stay empty)."""
     return [group_label(key, language) if isinstance(key, str) else key
             for key, language in zip(table[column], table["language"])]
+
+
+def ensure_navigation() -> None:
+    """Make a deep link on a freshly started server go through app.py's st.navigation.
+
+    Streamlit starts in its legacy multipage mode whenever a `pages/` folder sits beside the main script,
+    and stays there until a session runs the main script: until then a link such as /drilldown?group=x
+    runs the page alone, with the folder's file list as navigation (the run page included in a demo).
+    A page that finds itself in that mode switches it off and reruns, which runs app.py. Only on a session's
+    first run: a rerun drops a button click, and first runs carry none.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        if not st.session_state.get("_navigation_ensured"):
+            st.session_state["_navigation_ensured"] = True
+            st.rerun()

@@ -16,7 +16,7 @@ import streamlit as st
 
 from core import taxonomy
 from core.store import Store, StoreError
-from ui.common import db_path, open_store
+from ui.common import db_path, ensure_navigation, open_store
 
 SIGNIFICANT_MARK = "*"
 
@@ -38,7 +38,11 @@ def _store_facts(path: str, mtime: float) -> tuple[dict[str, int], str, pd.DataF
 
 
 def require_store() -> tuple[str, float]:
-    """The database path and its modification time (the cache key); stops the page when there is none."""
+    """The database path and its modification time (the cache key); stops the page when there is none.
+
+    Every page opens the store through here, so this is also where a deep link is routed via app.py.
+    """
+    ensure_navigation()
     path = db_path()
     if not path.exists():
         st.info(f"No audit database at {path}. Build the demo with `make demo-db`, run an audit, or import "
@@ -116,7 +120,8 @@ def ci_heatmap(table: pd.DataFrame, x: str, y: str, value: str, low: str | None 
         z=z, x=[_label(v, language) for v in xs], y=[_label(v, language) for v in ys], text=text,
         texttemplate="%{text}", hovertext=hover, hoverinfo="text",
         colorscale="RdBu" if diverging else "Blues", zmid=0 if diverging else None,
-        zmin=-span if diverging else 0, zmax=span if diverging else 1, colorbar={"title": value}))
+        zmin=-span if diverging else 0, zmax=span if diverging else 1, colorbar={"title": value},
+        xgap=1, ygap=1))  # equal neighbours still read as two cells
     figure.update_layout(title=title, height=max(320, 38 * len(ys) + 160), margin={"l": 10, "r": 10, "t": 50, "b": 10})
     figure.update_xaxes(side="top", tickangle=-35)
     figure.update_yaxes(autorange="reversed")
