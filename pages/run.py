@@ -10,6 +10,7 @@ import streamlit as st
 from core import taxonomy
 from core.jobs import MANAGER, RunRequest, candidate_probes, estimate_seconds
 from core.judges import DEFAULT_JUDGES
+from core.targets import RUNNABLE_BACKENDS
 from core.probes.selection import Selection
 from ui.cached import runs
 from ui.common import db_path, open_store, readonly
@@ -38,7 +39,9 @@ def duration(seconds: float | None) -> str:
 
 st.subheader("What to run")
 left, right = st.columns(2)
-saved = [t for t in store.targets()["target_id"] if t != "smollm2-135m-instruct"]
+stored_targets = store.targets()
+saved = [t for t, backend in zip(stored_targets["target_id"], stored_targets["backend"])
+         if backend in RUNNABLE_BACKENDS and t != "smollm2-135m-instruct"]
 target_choices = left.multiselect("Targets", ["smollm2", *saved], default=["smollm2"], key=f"{PAGE}_targets",
                                   help="smollm2 is the embedded default model; saved targets come from "
                                        "`python -m core targets add`.")

@@ -239,3 +239,15 @@ def test_readonly_session_has_no_run_page_or_relabelling_and_cannot_write(audit,
     export = open_page("pages/export.py")
     assert metric(export, "Rows in the file") == "24"
     assert audit["path"].stat().st_mtime_ns == before
+
+
+def test_run_page_offers_only_targets_that_can_run(audit):
+    """Targets imported with MiJaBench-Align results hold results only; the Run page must not offer them."""
+    store = Store(audit["path"])
+    store.save_target("paper-llama", "imported", "Llama 3.2 1B")
+    store.save_target("my-vllm", "openai", "qwen", base_url="http://127.0.0.1:9/v1",
+                      settings={"api_key_env": "VLLM_KEY"})
+    app = open_page("pages/run.py")
+    options = widget(app.multiselect, "run_targets").options
+    assert "my-vllm" in options and "smollm2" in options
+    assert "paper-llama" not in options

@@ -13,6 +13,8 @@ from core.targets.base import Generation, Target, TargetInfo
 from core.targets.local import LocalTarget, TargetUnavailable, smollm2_gguf
 
 DEFAULT_TARGET = "smollm2"
+# Backends a saved target can be rebuilt from; others (e.g. `imported` results of core/align.py) only hold results.
+RUNNABLE_BACKENDS: tuple[str, ...] = ("local", "openai")
 _API_ONLY = ("max_concurrency",)  # settings a run may pass for API targets that local models do not take
 
 
@@ -75,5 +77,5 @@ def _saved_target(saved: dict[str, Any], settings: dict[str, Any]) -> Target:
     raise UnknownTarget(f"saved target {saved['target_id']!r} has unknown backend {saved['backend']!r}")
 
 
-__all__ = ["DEFAULT_TARGET", "Generation", "LocalTarget", "Target", "TargetInfo", "TargetUnavailable",
+__all__ = ["DEFAULT_TARGET", "RUNNABLE_BACKENDS", "Generation", "LocalTarget", "Target", "TargetInfo", "TargetUnavailable",
            "UnknownTarget", "resolve_target"]
