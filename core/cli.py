@@ -75,16 +75,6 @@ def cmd_probes_import(args: argparse.Namespace) -> int:
 
 
 # -- run -------------------------------------------------------------------------------------------
-def _bundled_probes():
-    from core.probes.builder import BUNDLED_PROBES
-    from core.probes.loader import load_probes
-
-    result = load_probes(BUNDLED_PROBES, default_source="builtin")
-    if result.problems:
-        raise BadInput("; ".join(str(p) for p in result.problems[:5]))
-    return result.probes
-
-
 def _resolve(args: argparse.Namespace, target_specs: Sequence[str], judge_names: Sequence[str], store=None):
     from core.judges import resolve_judges
     from core.targets import resolve_target
@@ -112,7 +102,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                                   per_cell=args.per_cell, seed=args.seed)
         except taxonomy.VocabularyError as exc:
             raise BadInput(str(exc)) from None
-        store.add_probes(_bundled_probes())
         # The same request the dashboard's Run page makes (core.jobs), so either resumes the other's runs.
         request = RunRequest(targets=tuple(target_specs), judges=tuple(judge_names), selection=selection,
                              sources=tuple(args.sources), max_new_tokens=args.max_new_tokens,
