@@ -2,8 +2,8 @@
 
 Sequential requests, then concurrency 32 and 64, measured side by side in one run. The ideal for a
 concurrency c is c / latency requests per second (c requests always in flight); the goal is at least
-80% of it. The target is driven the way the runner drives it (batches of its `run_batch_size`), and a
-last row runs the whole runner at the highest concurrency (store writes and the refusal judge between
+80% of it. The target is driven the way the runner drives it (batches of its `run_batch_size`, the next
+batch submitted before the previous one is collected), and a last row runs the whole runner at the highest concurrency (store writes and the refusal judge between
 batches included), so the cost of storing shows too.
 
     .venv/bin/python bench/bench_api.py [--latency 0.1] [--waves 8] [--json]
@@ -47,10 +47,14 @@ def measure(url: str, concurrency: int, requests: int) -> tuple[float, float]:
         prompts = [f"prompt {concurrency}-{i}" for i in range(requests)]
         size = target.run_batch_size
         began, cpu = time.perf_counter(), time.process_time()
-        for start in range(0, requests, size):
-            answers = target.generate(prompts[start:start + size])
-            if any(a.error for a in answers):
-                raise RuntimeError(f"errors at concurrency {concurrency}: {[a.error for a in answers if a.error][:3]}")
+        in_flight = []  # like the runner: the next batch is submitted before the previous one is collected
+        for start in range(0, requests + size, size):
+            if start < requests:
+                in_flight.append(target.submit(prompts[start:start + size]))
+            if len(in_flight) == 2 or (start >= requests and in_flight):
+                answers = in_flight.pop(0).result()
+                if any(a.error for a in answers):
+                    raise RuntimeError(f"errors at concurrency {concurrency}: {[a.error for a in answers if a.error][:3]}")
         return time.perf_counter() - began, time.process_time() - cpu
     finally:
         target.close()

@@ -10,15 +10,18 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from typing import Protocol
 
 from core import taxonomy
 from core.judges import Judge, JudgeItem
 from core.probes.schema import Probe
 from core.store import CompletionRecord, Store, VerdictRecord, completion_id_for
 from core.targets import Target
+from core.targets.base import Generation
 
 
 @dataclass
@@ -145,29 +148,95 @@ def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judg
     started = time.perf_counter()
     if on_progress:
         on_progress(replace(progress))  # a snapshot: callers may keep it
-    added = 0
-    # An API target answers a batch concurrently: it asks for batches large enough to keep its connections busy.
+    # An API target answers a batch concurrently: it asks for batches large enough to keep its connections busy,
+    # and one that can `submit` keeps the next batch in flight while this one is judged and stored.
     batch_size = max(batch_size, getattr(target, "run_batch_size", 0))
-    for start in range(0, len(pending), batch_size):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled()
-        batch = pending[start:start + batch_size]
-        generations = target.generate([p.prompt for p in batch])
-        records = [CompletionRecord(run_id, p.probe_id, target_id, g.text, g.prompt_tokens, g.completion_tokens,
-                                    g.latency_s, g.error, target.seed) for p, g in zip(batch, generations, strict=True)]
-        answered = [(r, p) for r, p in zip(records, batch) if r.error is None]
-        verdicts = _judge_batch(judges, [r.completion_id for r, _ in answered],
-                                [JudgeItem(p.prompt, r.text or "", p.language, p.kind) for r, p in answered])
-        added += store.save_results(records, verdicts)
-        progress.done += len(batch)
-        progress.errors += len(records) - len(answered)
-        first = judges[0].name if judges else None
-        attack_ids = {completion_id_for(run_id, p.probe_id, target_id) for p in batch if p.kind == "attack"}
-        for v in verdicts:
-            if v.judge == first and v.completion_id in attack_ids and v.label != taxonomy.UNPARSED:
-                progress.judged += 1
-                progress.refused += v.label == taxonomy.REFUSED
+    depth = 2 if hasattr(target, "submit") else 1
+    in_flight: deque[tuple[Sequence[Probe], _Answers]] = deque()
+    added = 0
+
+    def store_oldest() -> None:
+        nonlocal added
+        batch, answers = in_flight.popleft()
+        sent = [(p, g) for p, g in zip(batch, answers.result(), strict=True) if g is not None]
+        added += _store_batch(store, run_id, target, judges, sent, progress)
         progress.elapsed_s = time.perf_counter() - started
         if on_progress:
             on_progress(replace(progress))  # a snapshot: callers may keep it
+
+    try:
+        for start in range(0, len(pending), batch_size):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            batch = pending[start:start + batch_size]
+            in_flight.append((batch, _start_batch(target, [p.prompt for p in batch])))
+            if len(in_flight) >= depth:
+                store_oldest()
+        while in_flight:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            store_oldest()
+    except Cancelled:
+        # Answers already being paid for are kept: prompts sent are answered and stored; queued ones are not sent.
+        for _, answers in in_flight:
+            answers.stop_queued()
+        while in_flight:
+            store_oldest()
+        raise
+    except BaseException:  # Ctrl-C, a fatal target error: nothing keeps running in the background
+        for _, answers in in_flight:
+            answers.cancel()
+        raise
+    return added
+
+
+class _Answers(Protocol):
+    """A batch being answered: what OpenAITarget.submit returns, or _Ready for targets that answer at once."""
+
+    def result(self) -> Sequence[Generation | None]: ...
+
+    def stop_queued(self) -> None: ...
+
+    def cancel(self) -> None: ...
+
+
+@dataclass
+class _Ready:
+    """Answers of a target without `submit` (a local model): generated on the spot, so nothing to stop."""
+
+    generations: Sequence[Generation]
+
+    def result(self) -> Sequence[Generation]:
+        return self.generations
+
+    def stop_queued(self) -> None:
+        pass
+
+    def cancel(self) -> None:
+        pass
+
+
+def _start_batch(target: Target, prompts: list[str]) -> _Answers:
+    submit = getattr(target, "submit", None)
+    return submit(prompts) if submit is not None else _Ready(target.generate(prompts))
+
+
+def _store_batch(store: Store, run_id: str, target: Target, judges: Sequence[Judge],
+                 answered: Sequence[tuple[Probe, Generation]], progress: Progress) -> int:
+    """Judge and store one batch's answers in one transaction; count them into `progress`. Returns completions added."""
+    target_id = target.info.target_id
+    records = [CompletionRecord(run_id, p.probe_id, target_id, g.text, g.prompt_tokens, g.completion_tokens,
+                                g.latency_s, g.error, target.seed, g.retries) for p, g in answered]
+    ok = [(r, p) for r, (p, _) in zip(records, answered) if r.error is None]
+    verdicts = _judge_batch(judges, [r.completion_id for r, _ in ok],
+                            [JudgeItem(p.prompt, r.text or "", p.language, p.kind) for r, p in ok])
+    added = store.save_results(records, verdicts)
+    progress.done += len(records)
+    progress.errors += len(records) - len(ok)
+    first = judges[0].name if judges else None
+    attack_ids = {r.completion_id for r, (p, _) in zip(records, answered) if p.kind == "attack"}
+    for v in verdicts:
+        if v.judge == first and v.completion_id in attack_ids and v.label != taxonomy.UNPARSED:
+            progress.judged += 1
+            progress.refused += v.label == taxonomy.REFUSED
     return added

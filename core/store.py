@@ -26,7 +26,7 @@ import pandas as pd
 
 from core.probes.schema import PROBE_FIELDS, Probe
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DB = Path("data") / "audit.duckdb"
 
 # Each entry migrates the schema from version i to i + 1.
@@ -106,6 +106,10 @@ _MIGRATIONS: list[str] = [
         created_at TIMESTAMP DEFAULT current_timestamp
     );
     """,
+    # 2: how many extra attempts (429, 5xx, timeouts) an API completion needed, so an audit can show them.
+    """
+    ALTER TABLE completions ADD COLUMN retries INTEGER DEFAULT 0;
+    """,
 ]
 
 _PROBE_COLUMNS = ", ".join(f'"{name}"' if name == "group" else name for name in PROBE_FIELDS)
@@ -115,7 +119,7 @@ _COMPLETION_ROWS = """
     SELECT c.completion_id, c.run_id, c.target_id AS model, c.probe_id,
            p.language, p."group", p.strategy, p.scenario_category, p.scenario, p.kind, p.source,
            p.seed_text, p.prompt, c.text AS completion, c.error,
-           c.prompt_tokens, c.completion_tokens, c.latency_s, c.created_at
+           c.prompt_tokens, c.completion_tokens, c.latency_s, c.retries, c.created_at
     FROM completions c JOIN probes p USING (probe_id)
 """
 
@@ -173,6 +177,7 @@ class CompletionRecord:
     latency_s: float | None = None
     error: str | None = None
     gen_seed: int | None = None
+    retries: int = 0  # extra attempts an API target needed before this answer (or this final error)
 
     @property
     def completion_id(self) -> str:
@@ -503,9 +508,9 @@ class Store:
             [{"completion_id": c.completion_id, "run_id": c.run_id, "probe_id": c.probe_id,
               "target_id": c.target_id, "text": c.text, "prompt_tokens": c.prompt_tokens,
               "completion_tokens": c.completion_tokens, "latency_s": c.latency_s, "error": c.error,
-              "gen_seed": c.gen_seed} for c in completions],
+              "gen_seed": c.gen_seed, "retries": c.retries} for c in completions],
             columns=["completion_id", "run_id", "probe_id", "target_id", "text", "prompt_tokens",
-                     "completion_tokens", "latency_s", "error", "gen_seed"],
+                     "completion_tokens", "latency_s", "error", "gen_seed", "retries"],
         )
         verd = pd.DataFrame([vars(v) for v in verdicts],
                             columns=["completion_id", "judge", "label", "rationale", "raw",
@@ -520,11 +525,13 @@ class Store:
             con.execute("BEGIN")
             before = con.execute("SELECT count(*) FROM completions").fetchall()[0][0]
             if len(comp):
+                if "retries" not in comp.columns:  # bulk imports of other tools' results: no retries known
+                    comp = comp.assign(retries=0)
                 con.register("new_completions", comp)
                 con.execute(
                     "INSERT INTO completions (completion_id, run_id, probe_id, target_id, text, prompt_tokens, "
-                    "completion_tokens, latency_s, error, gen_seed) SELECT completion_id, run_id, probe_id, "
-                    "target_id, text, prompt_tokens, completion_tokens, latency_s, error, gen_seed "
+                    "completion_tokens, latency_s, error, gen_seed, retries) SELECT completion_id, run_id, probe_id, "
+                    "target_id, text, prompt_tokens, completion_tokens, latency_s, error, gen_seed, retries "
                     # The id is a hash of (run, probe, target), so naming it is the same rule; a bare
                     # ON CONFLICT over both unique indexes takes minutes on a large table in DuckDB 2.
                     "FROM new_completions ON CONFLICT (completion_id) DO NOTHING"
@@ -638,7 +645,7 @@ class Store:
                 SELECT c.completion_id, c.run_id, c.target_id AS model, c.probe_id, p.language, p."group",
                        p.strategy, p.scenario_category, p.scenario, p.kind, p.source, p.seed_text, p.prompt,
                        c.text AS completion, c.error, c.prompt_tokens, c.completion_tokens, c.latency_s,
-                       c.created_at, {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by
+                       c.retries, c.created_at, {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by
                 {_JUDGED_FROM} WHERE c.completion_id = ?
                 """,
                 [judge, completion_id],
@@ -766,9 +773,10 @@ class Store:
                     raise StoreError(f"{path}:{number}:{exc.colno}: invalid JSON: {exc.msg}") from None
                 table = record.get("table")
                 if table == "meta":
-                    if record["row"].get("schema_version") != SCHEMA_VERSION:
-                        raise StoreError(f"{path}: dump of schema version {record['row'].get('schema_version')}, "
-                                         f"this program reads {SCHEMA_VERSION}")
+                    version = record["row"].get("schema_version")
+                    if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+                        raise StoreError(f"{path}: dump of schema version {version}, this program reads "
+                                         f"versions 1 to {SCHEMA_VERSION}")
                     continue
                 if table not in rows:
                     raise StoreError(f"{path}:{number}: unknown table {table!r}")
@@ -784,6 +792,8 @@ class Store:
                 columns = [r[0] for r in con.execute(
                     "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
                     [table]).fetchall()]
+                if table == "completions" and "retries" not in frame.columns:  # a dump of schema version 1
+                    frame["retries"] = 0
                 quoted = ", ".join(f'"{c}"' for c in columns)
                 con.register("incoming_rows", frame[columns])
                 before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]

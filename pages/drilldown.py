@@ -75,7 +75,9 @@ facts_row = {"model": detail["model"], "language": detail["language"],
              "group": group_label(detail["group"], detail["language"]),
              "strategy": detail["strategy"], "scenario category": detail["scenario_category"],
              "scenario": detail["scenario"], "verdict": verdict_of(detail["label"], detail["error"]),
-             "by": detail["judged_by"], "run": detail["run_id"], "completion id": detail["completion_id"]}
+             "by": detail["judged_by"], "tokens in/out": f"{detail['prompt_tokens']}/{detail['completion_tokens']}",
+             "latency (s)": detail["latency_s"], "retries": detail["retries"],
+             "run": detail["run_id"], "completion id": detail["completion_id"]}
 st.dataframe([facts_row], hide_index=True, width="stretch")
 left, right = st.columns(2)
 with left:

@@ -79,6 +79,7 @@ def test_every_probe_ends_with_one_completion_or_one_error_whatever_the_server_d
     assert "HTTP 500" in errors.loc[poisoned.probe_id, "error"]
     bad_request = errors.drop(index=poisoned.probe_id)
     assert len(bad_request) == 1 and bad_request["error"].iloc[0].startswith("HTTP 400")  # not retried
+    assert bad_request["error"].iloc[0] == "HTTP 400: fault 400"  # the server's own words, not just the code
     # each answer is stored on its own probe: the server's reply is a function of the prompt
     answered = rows[rows["error"].isna()]
     assert all(text == default_reply(prompt) for text, prompt in zip(answered["completion"], answered["prompt"]))
@@ -87,6 +88,9 @@ def test_every_probe_ends_with_one_completion_or_one_error_whatever_the_server_d
     assert target.stats.retries == 11
     assert target.stats.retry_reasons == {"429": 3, "5xx": 2 + 3, "malformed": 2, "connection": 1}
     assert len(fake.log()) == 15 + 11
+    # ... and stored on each completion: the poisoned probe's 3, the other 8 spread over the probes they hit
+    assert rows.loc[poisoned.probe_id, "retries"] == 3 and rows["retries"].sum() == 11
+    assert (rows.drop(index=poisoned.probe_id)["retries"] >= 0).all() and rows["retries"].max() <= 3
     # errors are counted apart and never as refusals in the Defense Rate
     frame = store.judged("refusal", {"run_id": run_id}).set_index("probe_id")
     assert frame.loc[errors.index, "label"].isna().all()  # errored probes carry no verdict at all
@@ -145,15 +149,20 @@ def test_rate_limiter_paces_requests_and_tokens_and_pauses():
     assert limiter.reserve() == pytest.approx(5.0)
 
 
-def test_cancel_between_batches_keeps_whole_batches_and_resumes_without_asking_twice(fake, db_path):
-    target = _target(fake, max_concurrency=2)  # the runner hands it batches of 4 x 2 = 8
+def test_cancel_stores_what_was_sent_and_resumes_without_asking_twice(fake, db_path):
+    fake.behaviour.latency = 0.2  # the second batch takes about 0.8 s: the cancel comes well before its end
+    target = _target(fake, max_concurrency=2)  # the runner hands it batches of 4 x 2 = 8, two in flight
     store, run_id, probes = _plan(db_path, f"openai:fake-model@{fake.url}")
     cancel = threading.Event()
     stopped = execute_run(store, run_id, [target], [resolve_judge("refusal")], batch_size=1,
                           on_progress=lambda p: cancel.set() if p.done >= 8 else None, cancel=cancel)
-    assert stopped.status == "stopped" and stopped.counts["completions"] == 8 and stopped.counts["verdicts"] == 8
+    kept = stopped.counts["completions"]
+    # the first batch, plus the second batch's prompts already sent when the cancel came; those still queued
+    # were not sent, and every prompt that was sent has its answer stored
+    assert stopped.status == "stopped" and 8 <= kept < 15 and stopped.counts["verdicts"] == kept
+    assert len(fake.log()) == kept
     resumed = execute_run(store, run_id, [target], [resolve_judge("refusal")])
-    assert resumed.status == "completed" and resumed.added == 7 and resumed.counts["completions"] == 15
+    assert resumed.status == "completed" and resumed.added == 15 - kept and resumed.counts["completions"] == 15
     assert sorted(entry.prompt for entry in fake.log()) == sorted(p.prompt for p in probes)  # each asked once
 
 

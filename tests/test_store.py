@@ -111,3 +111,26 @@ def test_dump_and_restore_round_trip(store, tmp_path):
     left = store.completion_rows().drop(columns=["created_at"])
     right = copy.completion_rows().drop(columns=["created_at"])
     assert left.equals(right)
+
+
+def test_a_version_1_database_is_migrated_in_place_without_losing_rows(db_path):
+    from core.store import _MIGRATIONS
+
+    probe = build_bundled(per_cell=1, controls_per_group=1)[0]
+    with duckdb.connect(str(db_path)) as con:  # a database written by the first release (schema 1)
+        con.execute(_MIGRATIONS[0])
+        con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        con.execute("INSERT INTO probes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [probe.probe_id, probe.language, probe.group, probe.seed_text, probe.scenario_category,
+                     probe.scenario, probe.strategy, probe.prompt, probe.kind, probe.source])
+        con.execute("INSERT INTO completions (completion_id, run_id, probe_id, target_id, text) VALUES "
+                    "('c1', 'old-run', ?, 'm', 'an old answer')", [probe.probe_id])
+    with pytest.raises(StoreError, match="without read-only to migrate"):
+        Store(db_path, readonly=True).summary()
+    store = Store(db_path)
+    assert store.schema_version() == SCHEMA_VERSION == 2
+    rows = store.completion_rows()
+    assert list(rows["completion"]) == ["an old answer"] and list(rows["retries"]) == [0]
+    record = CompletionRecord("new-run", probe.probe_id, "m", "a new answer", retries=2)
+    assert store.save_results([record], []) == 1
+    assert sorted(store.completion_rows()["retries"]) == [0, 2]

@@ -15,6 +15,7 @@ the key itself is never held in the config, the store, an error message or a log
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import math
 import os
@@ -146,7 +147,14 @@ class _LoopThread:
 
     def run(self, coroutine: Coroutine[Any, Any, Any], timeout: float) -> Any:
         """Run to completion within `timeout`; Ctrl-C or the timeout cancels it (its results are dropped)."""
-        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        return self.wait(self.submit(coroutine), timeout)
+
+    def submit(self, coroutine: Coroutine[Any, Any, Any]) -> concurrent.futures.Future:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    @staticmethod
+    def wait(future: concurrent.futures.Future, timeout: float) -> Any:
+        """The future's result within `timeout`; Ctrl-C or the timeout cancels it (its results are dropped)."""
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -164,6 +172,36 @@ class _LoopThread:
         self.thread.join(5)
 
 
+class InFlight:
+    """A batch the target is answering in the background (see OpenAITarget.submit).
+
+    The runner keeps the next batch in flight while it judges and stores the previous one, so the
+    connections never sit idle between batches. `stop_queued` is how a cancelled run ends quickly
+    without wasting anything: prompts already sent are answered and stored, prompts still waiting for
+    a connection are not sent and come back as None (they stay pending for a resume).
+    """
+
+    def __init__(self, target: OpenAITarget, prompts: list[str]) -> None:
+        self._target = target
+        self.stopping = threading.Event()
+        self._bound = target._batch_bound_s(len(prompts))
+        self._future = target._loop.submit(target._batch(prompts, self.stopping))
+
+    def result(self) -> list[Generation | None]:
+        """The answers in prompt order; waits within the batch's time bound (Ctrl-C cancels the batch)."""
+        try:
+            return self._target._loop.wait(self._future, self._bound)
+        finally:
+            self._target.stats.paced_s = self._target._limiter.waited_s
+
+    def stop_queued(self) -> None:
+        self.stopping.set()
+
+    def cancel(self) -> None:
+        """Drop the batch: requests in flight are abandoned and nothing of it is returned."""
+        self._future.cancel()
+
+
 class OpenAITarget:
     """A model behind an OpenAI-compatible HTTP API, answered concurrently with retries and pacing."""
 
@@ -177,6 +215,7 @@ class OpenAITarget:
         self.stats = ApiStats()
         self._loop: _LoopThread | None = None
         self._clients: list[Any] = []
+        self._slots: asyncio.Queue[int] | None = None
         self._finalizer: weakref.finalize | None = None
         self._limiter = RateLimiter(config.requests_per_minute, config.tokens_per_minute)
         self._random = random.Random()
@@ -237,19 +276,24 @@ class OpenAITarget:
         """Answer every prompt (each a single user turn), concurrently, in order; errors are per prompt."""
         if not prompts:
             return []
-        try:
-            return self._generate(prompts)
-        finally:
-            self.stats.paced_s = self._limiter.waited_s
+        return self.submit(prompts).result()
 
-    def _generate(self, prompts: Sequence[str]) -> list[Generation]:
+    def submit(self, prompts: Sequence[str]) -> InFlight:
+        """Start answering a batch and return at once; `.result()` collects it.
+
+        Batches submitted while others are in flight share the target's `max_concurrency` connection
+        slots, so two batches in flight never mean twice the concurrency.
+        """
         if self._loop is None:
             self._api_key()  # fail before starting anything if a required key is missing
             self._loop = _LoopThread(f"openai-{self.info.target_id}")
             self._finalizer = weakref.finalize(self, _shut_down, self._loop, self._clients)
-        waves = math.ceil(len(prompts) / self.config.max_concurrency)
-        bound = waves * (self.config.deadline_s + 1) + self._pace_backlog_s(len(prompts)) + 10
-        return self._loop.run(self._batch(list(prompts)), timeout=bound)
+        return InFlight(self, list(prompts))
+
+    def _batch_bound_s(self, n: int) -> float:
+        """The longest a batch of n prompts can take: every wave at its deadline, plus pacing."""
+        waves = math.ceil(n / self.config.max_concurrency)
+        return waves * (self.config.deadline_s + 1) + self._pace_backlog_s(n) + 10
 
     def _pace_backlog_s(self, n: int) -> float:
         """The longest the rate limiter can make n requests wait (part of a batch's time bound)."""
@@ -257,13 +301,14 @@ class OpenAITarget:
         return n * self._limiter.request_interval + (tokens / self._limiter.tokens_per_s if self._limiter.tokens_per_s
                                                      else 0.0)
 
-    async def _batch(self, prompts: list[str]) -> list[Generation]:
+    async def _batch(self, prompts: list[str], stopping: threading.Event) -> list[Generation | None]:
         if not self._clients:
             self._clients.extend(await self._make_clients())  # the list the finalizer closes
-        slots: asyncio.Queue[int] = asyncio.Queue()  # max_concurrency request slots, each tied to one client
-        for slot in range(self.config.max_concurrency):
-            slots.put_nowait(slot)
-        tasks = [asyncio.create_task(self._answer(prompt, slots)) for prompt in prompts]
+        if self._slots is None:  # max_concurrency request slots, each tied to one client, shared by all batches
+            self._slots = asyncio.Queue()
+            for slot in range(self.config.max_concurrency):
+                self._slots.put_nowait(slot)
+        tasks = [asyncio.create_task(self._answer(prompt, self._slots, stopping)) for prompt in prompts]
         try:
             return list(await asyncio.gather(*tasks))
         finally:
@@ -271,8 +316,9 @@ class OpenAITarget:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _answer(self, prompt: str, slots: asyncio.Queue[int]) -> Generation:
-        """One prompt, with retries; always returns a Generation unless the target as a whole is unusable."""
+    async def _answer(self, prompt: str, slots: asyncio.Queue[int], stopping: threading.Event) -> Generation | None:
+        """One prompt, with retries: a Generation (text or final error), or None if the batch was stopped
+        before the prompt was sent (or while it waited to retry). Raises only if the target is unusable."""
         config = self.config
         loop = asyncio.get_running_loop()
         deadline = loop.time() + config.deadline_s
@@ -280,6 +326,9 @@ class OpenAITarget:
         retries = 0
         for attempt in range(config.max_retries + 1):
             slot = await slots.get()
+            if stopping.is_set():
+                slots.put_nowait(slot)
+                return None
             try:
                 await self._limiter.acquire(estimate)
                 began = time.perf_counter()
@@ -379,8 +428,8 @@ class OpenAITarget:
                     name = self.config.api_key_env or DEFAULT_KEY_ENV
                     where = f"; the key is read from ${name}" + ("" if os.environ.get(name) else ", which is not set")
                 raise TargetUnavailable(f"{self.info.target_id}: {_FATAL_STATUS[status]} (HTTP {status} from "
-                                        f"{self.config.base_url}{where}): {self._redact(_brief(exc))}") from None
-            message = f"HTTP {status}: {_brief(exc)}"
+                                        f"{self.config.base_url}{where}): {self._redact(_server_says(exc))}") from None
+            message = f"HTTP {status}: {_server_says(exc)}"
             if status == 429 or status >= 500 or status in (408, 409):
                 return ("429" if status == 429 else "5xx" if status >= 500 else str(status),
                         retry_after_s(exc.response.headers), message)
@@ -420,6 +469,20 @@ def _dropped(exc: BaseException) -> bool:
     while exc.__cause__ is not None or exc.__context__ is not None:
         exc = exc.__cause__ or exc.__context__
     return isinstance(exc, (ConnectionError, aiohttp.ClientConnectionError)) and not isinstance(exc, TimeoutError)
+
+
+def _server_says(exc: Any) -> str:
+    """The server's own explanation of an HTTP error (OpenAI's error.message, FastAPI's detail, or the body):
+    the SDK's message is only "Error code: 400", which tells an auditor nothing."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        said = inner.get("message") or inner.get("detail") or body.get("error")
+        body = said if said is not None else body
+    if body is None or body == "":
+        return _brief(exc)
+    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    return text if len(text) <= 300 else text[:300] + "..."
 
 
 def _brief(exc: BaseException) -> str:
