@@ -25,12 +25,30 @@ from tests.reliability.test_reliability_input import PROBE_FILES
 ALL_GROUPS = ("black", "women", "jewish", "muslim", "asian", "latino", "lgbtq", "mexican")
 
 
+def _bad_input(db: Path, rng: random.Random, tally: collections.Counter) -> list[str]:
+    """Import one bad probe file of the test matrix: it must be refused (exit 2, file, line and reason, no
+    traceback) and leave every stored row as it was."""
+    name, data, message = PROBE_FILES[rng.randrange(len(PROBE_FILES))]
+    before = harness.snapshot(db)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_bytes(data)
+        refused = harness.cli(["probes", "import", str(path), "--db", str(db)])
+    tally[f"bad input: {name}"] += 1
+    problems = []
+    if refused.returncode != 2 or f"{path}{message}" not in refused.stderr or "Traceback" in refused.stderr:
+        problems.append(f"bad input {name}: exit {refused.returncode}: {refused.stderr[-300:]}")
+    if harness.snapshot(db) != before:
+        problems.append(f"bad input {name}: the stored rows changed")
+    return problems
+
+
 def soak(minutes: float, seed: int, db: Path) -> int:
     rng = random.Random(seed)
     tally: collections.Counter = collections.Counter()
     problems: list[str] = []
     started = time.monotonic()
-    with FakeOpenAIServer(latency=0.08) as server:
+    with FakeOpenAIServer(latency=0.4) as server:  # a run lasts seconds: kills land inside it
         server.behaviour.retry_after = 0.2
         server.behaviour.drip_chunk_delay = 0.3
         server.mix(harness.FAULT_MIX, seed=seed)
@@ -42,7 +60,7 @@ def soak(minutes: float, seed: int, db: Path) -> int:
             groups = tuple(rng.sample(ALL_GROUPS, rng.randint(1, 4)))
             args = harness.run_args(db, run_id, groups=groups, per_cell=2)
             for _ in range(rng.randint(1, 3)):
-                kill = harness.run_and_kill(args, after_s=rng.uniform(0.3, 6.0))
+                kill = harness.run_and_kill(args, after_s=rng.uniform(0.5, 9.0))
                 tally["kills aimed"] += 1
                 tally["kills landed (process still running)"] += kill.landed
                 if "Traceback" in kill.stderr:
@@ -53,7 +71,7 @@ def soak(minutes: float, seed: int, db: Path) -> int:
                     midway = harness.check_run(db, run_id, complete=False)
                     tally["kills mid-run (0 < stored < planned)"] += kill.landed and 0 < midway.completions < midway.planned
                     problems += [f"{run_id} after a kill: {p}" for p in midway.problems]
-            if cycle % 4 == 0:  # a second process resumes the same run while the first executes it
+            if cycle % 2 == 0:  # a second process resumes the same run while the first executes it
                 tally["concurrent resumes"] += 1
                 other = subprocess.Popen([PYTHON, "-m", "core", *args, "--quiet"], cwd=ROOT, env=harness.cli_env(),
                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -76,18 +94,7 @@ def soak(minutes: float, seed: int, db: Path) -> int:
             tally["errors recorded"] += final.errors
             tally["duplicates"] += final.duplicates
             tally["lost"] += final.lost
-            if cycle % 3 == 0:
-                name, data, message = PROBE_FILES[rng.randrange(len(PROBE_FILES))]
-                before = harness.snapshot(db)
-                with tempfile.TemporaryDirectory() as folder:
-                    path = Path(folder) / name
-                    path.write_bytes(data)
-                    refused = harness.cli(["probes", "import", str(path), "--db", str(db)])
-                tally[f"bad input: {name}"] += 1
-                if refused.returncode != 2 or f"{path}{message}" not in refused.stderr or "Traceback" in refused.stderr:
-                    problems.append(f"bad input {name}: exit {refused.returncode}: {refused.stderr[-300:]}")
-                if harness.snapshot(db) != before:
-                    problems.append(f"bad input {name}: the stored rows changed")
+            problems += _bad_input(db, rng, tally)  # a bad probe file at the same database, every cycle
         faults = collections.Counter(entry.fault for entry in server.log())
     elapsed = time.monotonic() - started
     print(f"soak: {elapsed / 60:.1f} min, seed {seed}, database {db}")

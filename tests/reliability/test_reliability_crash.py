@@ -88,3 +88,27 @@ def _completions(db, run_id: str) -> int:
         return Store(db, readonly=True, lock_timeout=1).run_counts(run_id)["completions"]
     except Exception:  # noqa: BLE001 - not created yet, or busy for a moment: poll again
         return 0
+
+
+def test_a_completion_stored_by_another_process_keeps_its_own_verdicts(tmp_path):
+    """Two processes executing one run: the first stores an error for a probe, the second an answer with a
+    refusal verdict. The stored row is the first's error, so the second's verdict must not attach to it
+    (it would count an error as a refusal). Found by the soak (`make soak`, concurrent resumes)."""
+    from core.probes.builder import build_bundled
+    from core.store import CompletionRecord, VerdictRecord
+
+    store = Store(tmp_path / "race.duckdb")
+    probe = build_bundled()[0]
+    store.add_probes([probe])
+    store.create_run("race", {}, [probe.probe_id])
+    store.add_run_targets("race", ["m"])
+    errored = CompletionRecord("race", probe.probe_id, "m", None, error="HTTP 400: fault 400")
+    assert store.save_results([errored], []) == 1
+    answered = CompletionRecord("race", probe.probe_id, "m", "I'm sorry, I can't help with that.")
+    assert store.save_results([answered], [VerdictRecord(answered.completion_id, "refusal", "refused")]) == 0
+    judged = store.judged("refusal", {"run_id": "race"})
+    assert judged["error"].tolist() == ["HTTP 400: fault 400"] and judged["label"].isna().all()
+    assert store.run_counts("race")["verdicts"] == 0
+    # verdicts for completions already stored, with no completion in the batch, still land (judge_run)
+    store.save_results([], [VerdictRecord(errored.completion_id, "human", "refused")])
+    assert store.run_counts("race")["verdicts"] == 1
