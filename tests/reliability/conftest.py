@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_openai_server import FakeOpenAIServer
+from tests.test_openai_target import fake, server  # noqa: F401 - the loopback server's fixtures, shared
 
 HERE = Path(__file__).resolve().parent
 
@@ -21,19 +21,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.reliability)
-
-
-@pytest.fixture(scope="module")
-def server():
-    """The loopback OpenAI-compatible server, shared by a module; `fake` resets it for each test."""
-    with FakeOpenAIServer() as running:
-        yield running
-
-
-@pytest.fixture()
-def fake(server):
-    server.reset()
-    server.behaviour.latency = 0.0
-    server.behaviour.retry_after = 0.2
-    server.behaviour.drip_chunk_delay = 0.5
-    return server

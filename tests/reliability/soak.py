@@ -60,7 +60,7 @@ def soak(minutes: float, seed: int, db: Path) -> int:
             groups = tuple(rng.sample(ALL_GROUPS, rng.randint(1, 4)))
             args = harness.run_args(db, run_id, groups=groups, per_cell=2)
             for _ in range(rng.randint(1, 3)):
-                kill = harness.run_and_kill(args, after_s=rng.uniform(0.5, 9.0))
+                kill = harness.run_and_kill(args, after_s=rng.uniform(2.5, 10.0))
                 tally["kills aimed"] += 1
                 tally["kills landed (process still running)"] += kill.landed
                 if "Traceback" in kill.stderr:

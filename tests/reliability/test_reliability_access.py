@@ -14,20 +14,15 @@ from core.export import write_csv
 from core.probes.schema import Probe
 from core.report import write_report
 from core.store import CompletionRecord, Store, StoreError, VerdictRecord
-from tests import dashboard_db
 from tests.conftest import ROOT
+from tests.test_pages import audit  # noqa: F401 - the page tests' database with known rates, shared
 
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture()
-def audit(tmp_path, monkeypatch):
-    path = tmp_path / "audit.duckdb"
-    info = dashboard_db.build(path)
-    monkeypatch.setenv("AUDIT_DB", str(path))
-    monkeypatch.delenv("AUDIT_READONLY", raising=False)
+@pytest.fixture(autouse=True)
+def no_password(monkeypatch):
     monkeypatch.delenv("AUDIT_PASSWORD", raising=False)
-    return {**info, "path": path}
 
 
 def _digest(path) -> str:

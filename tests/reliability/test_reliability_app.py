@@ -9,30 +9,23 @@ import re
 import signal
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from bench import serve
 from core.store import Store
 from tests.conftest import ARTIFACTS
 from tests.reliability import harness
+from tests.test_browser import browser  # noqa: F401 - headless Chromium, shared with the browser tests
 
 TIMEOUT_MS = 60_000
 SHOTS = ARTIFACTS / "reliability"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=serve.CHROMIUM, args=serve.CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture()
 def planted_key(monkeypatch):
     monkeypatch.setenv(harness.KEY_ENV, harness.KEY)  # the dashboard's server inherits it, as from a shell
     monkeypatch.delenv("AUDIT_PASSWORD", raising=False)
+    SHOTS.mkdir(parents=True, exist_ok=True)
     return harness.KEY
 
 

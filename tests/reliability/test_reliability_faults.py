@@ -11,6 +11,7 @@ from tests.reliability import harness
 
 
 def test_a_fault_storm_ends_with_one_completion_or_one_error_per_probe_and_errors_never_count(fake, tmp_path):
+    fake.behaviour.retry_after = 0.2
     fake.behaviour.drip_chunk_delay = 0.3  # a 200-byte answer dripping for seconds: past the 1 s timeout
     fake.mix({**{fault: 3 * p for fault, p in harness.FAULT_MIX.items()}}, seed=3)  # about 90% faults
     db = tmp_path / "storm.duckdb"
