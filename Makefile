@@ -6,7 +6,7 @@ READY := $(VENV)/.ready
 DB ?= data/audit.duckdb
 DEMO_RESULTS := data/demo/results.jsonl.gz
 
-.PHONY: run demo test setup demo-db demo-results clean
+.PHONY: run demo test soak setup demo-db demo-results clean
 
 setup: $(READY)
 
@@ -35,6 +35,12 @@ demo: $(READY) $(DB)
 
 test: $(READY)
 	$(PY) -m pytest -q
+
+# Minutes of kill -9/resume cycles against a fault-injecting server, plus bad input files; prints what it
+# tried and what survived (tests/reliability/soak.py). SOAK_MINUTES=30 make soak for a longer one.
+SOAK_MINUTES ?= 5
+soak: $(READY)
+	OMP_NUM_THREADS=1 $(PY) -m tests.reliability.soak --minutes $(SOAK_MINUTES)
 
 # Regenerates the committed demo results: the default model over the whole bundled probe set (about
 # 20-40 minutes on 2 CPU cores), then the refusal judge. Generation and judging are separate steps so a

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from core.judges.base import Judge, JudgeItem, Verdict
+from core.limits import allow_long_csv_fields, oversize_message, utf16_message
 from core.taxonomy import COMPLIED, REFUSED, UNPARSED
 
 GOLD_LABELS: tuple[str, ...] = (REFUSED, COMPLIED)
@@ -77,10 +78,19 @@ def load_labels(source: str | os.PathLike[str] | bytes, name: str | None = None)
     else:
         where = name or str(source)
         try:
+            too_big = oversize_message(where, os.path.getsize(source))  # refused before it is read
+            if too_big:
+                raise LabelFileError([too_big])
             with open(source, "rb") as handle:
                 data = handle.read()
         except OSError as exc:
             raise LabelFileError([f"{where}: cannot read the file: {exc.strerror or exc}"]) from None
+    too_big = oversize_message(where, len(data))
+    if too_big:
+        raise LabelFileError([too_big])
+    if utf16_message(where, data):
+        raise LabelFileError([utf16_message(where, data)])
+    allow_long_csv_fields()
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

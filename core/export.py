@@ -29,7 +29,10 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> int:
     for column in safe.columns:
         if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
             safe[column] = safe[column].map(neutralise_formula)
-    safe.to_csv(path, index=False, encoding="utf-8")
+    # CRLF ends records (RFC 4180), which also makes the writer quote any field holding a bare CR: with
+    # "\n" alone, a completion containing "\r" would split its row in a spreadsheet, and the part after
+    # the CR would start a new cell unescaped (a formula injection past neutralise_formula)
+    safe.to_csv(path, index=False, encoding="utf-8", lineterminator="\r\n")
     return len(safe)
 
 

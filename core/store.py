@@ -528,6 +528,13 @@ class Store:
                 if "retries" not in comp.columns:  # bulk imports of other tools' results: no retries known
                     comp = comp.assign(retries=0)
                 con.register("new_completions", comp)
+                # A completion stored already (by another process executing the same run) keeps its row, and
+                # the verdicts of this batch's version of it are dropped: they judged text that is not stored
+                # (an error of the other process would otherwise carry this process's refusal).
+                taken = {row[0] for row in con.execute(
+                    "SELECT completion_id FROM new_completions JOIN completions USING (completion_id)").fetchall()}
+                if taken and len(verd):
+                    verd = verd[~verd["completion_id"].isin(taken)]
                 con.execute(
                     "INSERT INTO completions (completion_id, run_id, probe_id, target_id, text, prompt_tokens, "
                     "completion_tokens, latency_s, error, gen_seed, retries) SELECT completion_id, run_id, probe_id, "

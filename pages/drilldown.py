@@ -9,7 +9,7 @@ from core import taxonomy
 from core.store import StoreError
 from ui import filters
 from ui.cached import completion_page
-from ui.common import group_label, group_names, inert_text, open_store, readonly
+from ui.common import group_label, group_names, inert_text, open_store, readonly, require_write_access
 from ui.page import start
 
 PAGE = "drilldown"
@@ -100,7 +100,7 @@ if len(detail["annotations"]):
 
 if readonly():
     st.caption("Read-only demo session: verdicts cannot be changed here.")
-else:
+elif require_write_access("correct verdicts"):
     with st.form(f"{PAGE}_relabel", clear_on_submit=True):
         st.subheader("Set the human verdict")
         current = detail["label"] if detail["label"] in (taxonomy.REFUSED, taxonomy.COMPLIED) else taxonomy.REFUSED

@@ -13,17 +13,19 @@ from core.judges import DEFAULT_JUDGES
 from core.targets import RUNNABLE_BACKENDS
 from core.probes.selection import Selection
 from ui.cached import runs
-from ui.common import db_path, open_store, readonly
+from ui.common import db_path, open_store, readonly, require_write_access, write_unlocked
 from ui.page import start
 
 PAGE = "run"
 
 database = db_path()
-if not readonly() and not database.exists():
+if not readonly() and not database.exists() and write_unlocked():
     open_store(write=True)  # a fresh machine: create the database the first run will write to
 ctx = start("Run an audit", PAGE, judge=False)
 if readonly():
     st.error("This is a read-only demo session: runs cannot be started here.")
+    st.stop()
+if not require_write_access("start or resume runs"):
     st.stop()
 path, mtime, facts = ctx.path, ctx.mtime, ctx.facts
 store = open_store()  # reads; the run itself writes from its own thread (core.jobs)

@@ -18,6 +18,7 @@ import asyncio
 import collections
 import hashlib
 import json
+import random
 import sys
 import threading
 import time
@@ -58,6 +59,8 @@ class Behaviour:
     drip_chunk_delay: float = 0.5  # seconds between the bytes of a slow-drip answer
     script: collections.deque = field(default_factory=collections.deque)  # faults for the next requests
     always: dict[str, str] = field(default_factory=dict)  # prompt substring -> fault, on every request
+    mix: dict[str, float] = field(default_factory=dict)  # fault -> probability, drawn for unscripted requests
+    rng: random.Random = field(default_factory=lambda: random.Random(0))  # seeded: a soak can be replayed
 
 
 class FakeOpenAIServer:
@@ -91,10 +94,21 @@ class FakeOpenAIServer:
         with self._lock:
             self.behaviour.always[prompt_part] = fault
 
+    def mix(self, probabilities: dict[str, float], seed: int = 0) -> None:
+        """Answer each request that no script or `always` rule covers with a fault drawn at random
+        (seeded): e.g. {"429": 0.1, "drip": 0.05}; the rest of the probability is "ok"."""
+        unknown = [f for f in probabilities if f not in FAULTS]
+        if unknown or sum(probabilities.values()) > 1:
+            raise ValueError(f"a fault mix names known faults {FAULTS} with probabilities summing to at most 1")
+        with self._lock:
+            self.behaviour.mix = dict(probabilities)
+            self.behaviour.rng = random.Random(seed)
+
     def reset(self) -> None:
         with self._lock:
             self.behaviour.script.clear()
             self.behaviour.always.clear()
+            self.behaviour.mix.clear()
             self.requests.clear()
 
     def log(self) -> list[Logged]:
@@ -157,7 +171,14 @@ class FakeOpenAIServer:
             for part, fault in self.behaviour.always.items():
                 if prompt is not None and part in prompt:
                     return fault
-            return self.behaviour.script.popleft() if self.behaviour.script else "ok"
+            if self.behaviour.script:
+                return self.behaviour.script.popleft()
+            draw = self.behaviour.rng.random()
+            for fault, probability in self.behaviour.mix.items():
+                if draw < probability:
+                    return fault
+                draw -= probability
+            return "ok"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)

@@ -1,6 +1,7 @@
 """What every page needs: the database path, read-only mode, the content warning."""
 from __future__ import annotations
 
+import hmac
 import os
 from pathlib import Path
 
@@ -28,8 +29,47 @@ def content_warning() -> None:
 
 
 def open_store(write: bool = False) -> Store:
-    """The audit store; read-only unless a page needs to write and the session is not a demo."""
-    return Store(db_path(), readonly=not write or readonly())
+    """The audit store; read-only unless a page needs to write, the session is not a demo, and the session
+    has given the write password where one is set (so a hidden button is not the only guard)."""
+    return Store(db_path(), readonly=not write or readonly() or not write_unlocked())
+
+
+PASSWORD_ENV = "AUDIT_PASSWORD"
+_UNLOCKED = "_write_unlocked"
+
+
+def write_password() -> str | None:
+    """The password guarding the pages that write (runs, verdict corrections): `[auth] password` in the
+    Streamlit secrets (.streamlit/secrets.toml), else the AUDIT_PASSWORD environment variable; None = open."""
+    if st.secrets.load_if_toml_exists():
+        secret = st.secrets.get("auth", {}).get("password")
+        if secret:
+            return str(secret)
+    return os.environ.get(PASSWORD_ENV) or None
+
+
+def write_unlocked() -> bool:
+    """Whether this session may write: no password is set, or it was given in this browser session."""
+    return write_password() is None or bool(st.session_state.get(_UNLOCKED))
+
+
+def require_write_access(what: str) -> bool:
+    """Draw a password form in place of write controls until the session unlocks them; True when it may
+    write. Demo sessions never may. The password is compared in constant time and never stored."""
+    if readonly():
+        return False
+    password = write_password()
+    if write_unlocked():
+        return True
+    with st.form(f"write_password_{what}"):
+        st.text(f"A password is needed to {what}.")
+        typed = st.text_input("Password", type="password", key=f"write_password_input_{what}")
+        if st.form_submit_button("Unlock"):
+            if hmac.compare_digest(typed.encode("utf-8"), str(password).encode("utf-8")):
+                st.session_state[_UNLOCKED] = True
+                st.rerun()
+            st.error("Wrong password.")
+    return False
 
 
 def demo_banner() -> None:

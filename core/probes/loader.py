@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core import taxonomy
+from core.limits import allow_long_csv_fields, oversize_message, utf16_message
 from core.probes.schema import Probe, probe_id_for
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("text", "group", "language", "jb_strategy", "jb_prompt")
@@ -52,6 +53,12 @@ class ProbeFileError(ValueError):
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
     """Yield (line number, row dict) or (line, Problem) for each record of the file."""
     suffix = path.suffix.lower()
+    try:
+        too_big = oversize_message(str(path), path.stat().st_size)
+    except OSError as exc:
+        raise ProbeFileError(f"{path}: cannot read: {exc.strerror}") from None
+    if too_big:
+        raise ProbeFileError(too_big)
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -67,6 +74,8 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
         raw = path.read_bytes()
     except OSError as exc:
         raise ProbeFileError(f"{path}: cannot read: {exc.strerror}") from None
+    if utf16_message(str(path), raw):
+        raise ProbeFileError(utf16_message(str(path), raw))
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -76,7 +85,10 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
                              f"save the file as UTF-8") from None
     if suffix in (".jsonl", ".ndjson", ".json"):
         seen_columns = False
-        for number, line in enumerate(text.splitlines(), start=1):
+        # JSON Lines ends records at "\n" only: str.splitlines() would also cut at U+2028, U+0085 and the
+        # other Unicode line breaks, which json.dumps leaves unescaped inside strings
+        for number, line in enumerate(text.split("\n"), start=1):
+            line = line.removesuffix("\r")
             if not line.strip():
                 continue
             try:
@@ -92,11 +104,26 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
                 seen_columns = True
             yield number, row
     elif suffix in (".csv", ".tsv"):
-        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
-        _check_columns(path, reader.fieldnames or [])
+        allow_long_csv_fields()
+        # strict: a quote left open (a truncated file) is an error, not a field that swallows the rest
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",",
+                                strict=True)
+        try:
+            columns = reader.fieldnames or []
+        except csv.Error as exc:
+            raise ProbeFileError(f"{path}:1: malformed CSV header: {exc}") from None
+        _check_columns(path, columns)
         line_before = reader.line_num
-        for row in reader:
+        while True:
             line = line_before + 1  # first physical line of this record
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # nothing after a broken record can be located reliably
+                yield line, Problem(str(path), line, f"malformed CSV record: {exc} (a quote left open, or a "
+                                    "truncated file?)")
+                return
             line_before = reader.line_num
             if None in row:
                 yield line, Problem(str(path), line, f"{len(row[None])} more fields than the header has")

@@ -1,0 +1,134 @@
+"""The soak (`make soak`): for some minutes, runs of the CLI against a fault-injecting OpenAI-compatible server,
+each killed with kill -9 at random moments and resumed, a second process resuming the same run now and then,
+and bad probe files thrown at the same database. It prints what it tried and what survived, and exits 1 if
+any completion was lost or stored twice, a stored result changed, or the database could not be read.
+
+    python -m tests.reliability.soak --minutes 5 [--seed 1] [--db /tmp/soak.duckdb]
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from core.store import Store
+from tests.conftest import PYTHON, ROOT
+from tests.fake_openai_server import FakeOpenAIServer
+from tests.reliability import harness
+from tests.reliability.test_reliability_input import PROBE_FILES
+
+ALL_GROUPS = ("black", "women", "jewish", "muslim", "asian", "latino", "lgbtq", "mexican")
+
+
+def _bad_input(db: Path, rng: random.Random, tally: collections.Counter) -> list[str]:
+    """Import one bad probe file of the test matrix: it must be refused (exit 2, file, line and reason, no
+    traceback) and leave every stored row as it was."""
+    name, data, message = PROBE_FILES[rng.randrange(len(PROBE_FILES))]
+    before = harness.snapshot(db)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_bytes(data)
+        refused = harness.cli(["probes", "import", str(path), "--db", str(db)])
+    tally[f"bad input: {name}"] += 1
+    problems = []
+    if refused.returncode != 2 or f"{path}{message}" not in refused.stderr or "Traceback" in refused.stderr:
+        problems.append(f"bad input {name}: exit {refused.returncode}: {refused.stderr[-300:]}")
+    if harness.snapshot(db) != before:
+        problems.append(f"bad input {name}: the stored rows changed")
+    return problems
+
+
+def soak(minutes: float, seed: int, db: Path) -> int:
+    rng = random.Random(seed)
+    tally: collections.Counter = collections.Counter()
+    problems: list[str] = []
+    started = time.monotonic()
+    with FakeOpenAIServer(latency=0.4) as server:  # a run lasts seconds: kills land inside it
+        server.behaviour.retry_after = 0.2
+        server.behaviour.drip_chunk_delay = 0.3
+        server.mix(harness.FAULT_MIX, seed=seed)
+        harness.save_target(db, server.url, timeout_s=1.0, max_retries=3, concurrency=2)
+        cycle = 0
+        while time.monotonic() - started < minutes * 60:
+            cycle += 1
+            run_id = f"soak-{cycle}"
+            groups = tuple(rng.sample(ALL_GROUPS, rng.randint(1, 4)))
+            args = harness.run_args(db, run_id, groups=groups, per_cell=2)
+            for _ in range(rng.randint(1, 3)):
+                kill = harness.run_and_kill(args, after_s=rng.uniform(2.5, 10.0))
+                tally["kills aimed"] += 1
+                tally["kills landed (process still running)"] += kill.landed
+                if "Traceback" in kill.stderr:
+                    problems.append(f"{run_id}: a traceback before the kill: {kill.stderr[-300:]}")
+                if not harness.database_is_readable(db):
+                    problems.append(f"{run_id}: database unreadable after a kill")
+                if Store(db, readonly=True, lock_timeout=30).run(run_id) is not None:
+                    midway = harness.check_run(db, run_id, complete=False)
+                    tally["kills mid-run (0 < stored < planned)"] += kill.landed and 0 < midway.completions < midway.planned
+                    problems += [f"{run_id} after a kill: {p}" for p in midway.problems]
+            if cycle % 2 == 0:  # a second process resumes the same run while the first executes it
+                tally["concurrent resumes"] += 1
+                other = subprocess.Popen([PYTHON, "-m", "core", *args, "--quiet"], cwd=ROOT, env=harness.cli_env(),
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            else:
+                other = None
+            resumed = harness.cli([*args, "--quiet"])
+            tally["resumes"] += 1
+            if other is not None:
+                _, err = other.communicate(timeout=harness.CLI_TIMEOUT_S)
+                if "Traceback" in err:
+                    problems.append(f"{run_id}: the concurrent process printed a traceback: {err[-300:]}")
+            if "Traceback" in resumed.stderr or resumed.returncode not in (0, 1):
+                problems.append(f"{run_id}: resume exited {resumed.returncode}: {resumed.stderr[-300:]}")
+            final = harness.check_run(db, run_id)
+            problems += [f"{run_id}: {p}" for p in final.problems]
+            tally["cycles"] += 1
+            tally["completions planned"] += final.planned
+            tally["completions stored"] += final.completions
+            tally["answered (judged)"] += final.answered
+            tally["errors recorded"] += final.errors
+            tally["duplicates"] += final.duplicates
+            tally["lost"] += final.lost
+            problems += _bad_input(db, rng, tally)  # a bad probe file at the same database, every cycle
+        faults = collections.Counter(entry.fault for entry in server.log())
+    elapsed = time.monotonic() - started
+    print(f"soak: {elapsed / 60:.1f} min, seed {seed}, database {db}")
+    print("tried:")
+    for key in ("cycles", "kills aimed", "kills landed (process still running)", "kills mid-run (0 < stored < planned)",
+                "resumes", "concurrent resumes"):
+        print(f"  {key}: {tally[key]}")
+    print(f"  requests to the fake server: {sum(faults.values())}")
+    for fault, count in sorted(faults.items(), key=lambda item: -item[1]):
+        print(f"    {fault}: {count}")
+    bad = {key.removeprefix('bad input: '): n for key, n in tally.items() if key.startswith("bad input: ")}
+    print(f"  bad input files: {sum(bad.values())} ({', '.join(f'{k} x{n}' for k, n in sorted(bad.items()))})")
+    print("survived:")
+    for key in ("completions planned", "completions stored", "answered (judged)", "errors recorded", "duplicates",
+                "lost"):
+        print(f"  {key}: {tally[key]}")
+    print(f"  database readable: {harness.database_is_readable(db)}")
+    print(f"  problems: {len(problems)}")
+    for problem in problems[:30]:
+        print(f"    {problem}")
+    return 1 if problems or tally["duplicates"] or tally["lost"] else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--db", type=Path, default=None, help="default: a new file in a temporary folder")
+    args = parser.parse_args()
+    if args.db is not None:
+        return soak(args.minutes, args.seed, args.db)
+    with tempfile.TemporaryDirectory(prefix="forwhom-soak-") as folder:
+        return soak(args.minutes, args.seed, Path(folder) / "soak.duckdb")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

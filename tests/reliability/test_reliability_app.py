@@ -1,0 +1,150 @@
+"""The real dashboard (`python -m streamlit run app.py` on a free port) in headless Chromium: a run started
+on the Run page survives kill -9 of the server at random moments and resumes from the page of a new server
+with exactly one completion per (probe, target); a planted API key never shows in the app, the server log,
+the database, the CSV export or the HTML report."""
+from __future__ import annotations
+
+import random
+import re
+import signal
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from bench import serve
+from core.store import Store
+from tests.conftest import ARTIFACTS
+from tests.reliability import harness
+from tests.test_browser import browser  # noqa: F401 - headless Chromium, shared with the browser tests
+
+TIMEOUT_MS = 60_000
+SHOTS = ARTIFACTS / "reliability"
+
+
+@pytest.fixture()
+def planted_key(monkeypatch):
+    monkeypatch.setenv(harness.KEY_ENV, harness.KEY)  # the dashboard's server inherits it, as from a shell
+    monkeypatch.delenv("AUDIT_PASSWORD", raising=False)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    return harness.KEY
+
+
+def _tab(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    return context, tab
+
+
+def _start_run_on_the_page(tab: Page, base: str) -> str:
+    """Choose the saved target `fake` (and not the default model), two groups, two probes per cell; start."""
+    tab.goto(base + "/run")
+    tab.get_by_text("Completions to generate").wait_for()
+    targets = tab.locator(".st-key-run_targets").get_by_role("combobox")
+    targets.click()
+    targets.press("Backspace")  # removes the default choice, smollm2
+    targets.fill(harness.TARGET)
+    tab.get_by_role("option", name=harness.TARGET, exact=True).click()
+    tab.keyboard.press("Escape")
+    for option in ("Black people", "Women"):
+        box = tab.locator(".st-key-run_groups").get_by_role("combobox")
+        box.click()
+        box.fill(option)
+        tab.get_by_role("option", name=option).click()
+        tab.keyboard.press("Escape")
+    for key, value in (("run_per_cell", "2"), ("run_batch", "4")):  # small batches: kills land between them
+        field = tab.locator(f".st-key-{key} input")
+        field.fill(value)
+        field.press("Enter")
+    expect(tab.locator('[data-testid="stMetric"]').filter(has_text="Completions to generate").first).to_contain_text("20")
+    tab.get_by_role("button", name="Start the run").click()
+    tab.get_by_text("Runs executing in this server").wait_for()
+    return tab.get_by_text(": running").or_(tab.get_by_text(": starting")).first.inner_text().split(":")[0]
+
+
+def _resume_on_the_page(tab: Page, base: str, run_id: str) -> None:
+    tab.goto(base + "/run")
+    tab.get_by_text("Resume an unfinished run").wait_for()
+    expect(tab.get_by_role("combobox", name="Resume an unfinished run")).to_have_value(re.compile(run_id))
+    tab.get_by_role("button", name="Resume").click()
+    tab.get_by_text("Runs executing in this server").wait_for()
+
+
+def test_an_app_started_run_survives_kill_9_of_the_server_and_resumes_from_the_page(fake, browser, tmp_path,
+                                                                                       planted_key):
+    fake.behaviour.latency = 0.25  # one connection: 5 batches of 4 probes, about a second each
+    db = tmp_path / "app.duckdb"
+    harness.save_target(db, fake.url, concurrency=1)
+    rng = random.Random(11)
+    run_id, partial = None, []
+    for attempt in range(3):
+        process, base = serve.start(db, log=tmp_path / f"server{attempt}.log")
+        try:
+            serve.wait_healthy(process, base)
+            context, tab = _tab(browser)
+            if run_id is None:
+                run_id = _start_run_on_the_page(tab, base)
+            else:
+                _resume_on_the_page(tab, base, run_id)
+            if attempt < 2:
+                tab.wait_for_timeout(rng.uniform(2500, 6000))
+                process.send_signal(signal.SIGKILL)  # the server and its run thread die at once
+                process.wait(30)
+                context.close()
+                assert harness.database_is_readable(db)
+                midway = harness.check_run(db, run_id, complete=False)
+                assert midway.problems == [] and midway.duplicates == 0, midway
+                partial.append(midway.completions)
+                continue
+            assert harness.wait_for(lambda: Store(db, readonly=True, lock_timeout=30).run(run_id)["status"]
+                                    == "completed", timeout=120, interval=1.0)
+            tab.goto(base + "/run")
+            tab.get_by_text("Runs in the database").wait_for()
+            tab.screenshot(path=str(SHOTS / "app-run-resumed.png"), full_page=True)
+            page_text = tab.locator("body").inner_text()
+            context.close()
+        finally:
+            serve.stop(process)
+    assert any(0 < n < 20 for n in partial), partial  # a kill landed in the middle of the run
+    final = harness.check_run(db, run_id)
+    assert final.problems == [] and (final.planned, final.completions, final.duplicates, final.lost) == (20, 20, 0, 0)
+    assert planted_key not in page_text
+    for log in tmp_path.glob("server*.log"):
+        assert not harness.file_contains(log, planted_key), log
+
+
+def test_a_planted_key_reaches_only_the_server_never_the_app_logs_store_or_exports(fake, browser, tmp_path,
+                                                                                    planted_key):
+    db = tmp_path / "key.duckdb"
+    harness.save_target(db, fake.url)
+    done = harness.cli([*harness.run_args(db, "cli-run", groups=("black",)), "--quiet"])
+    assert done.returncode == 0 and planted_key not in done.stdout + done.stderr
+    fake.always("", "401")  # the server refuses the key and echoes it back, as some providers do
+    log = tmp_path / "server.log"
+    process, base = serve.start(db, log=log)
+    try:
+        serve.wait_healthy(process, base)
+        context, tab = _tab(browser)
+        run_id = _start_run_on_the_page(tab, base)
+        error = tab.locator('[data-testid="stAlert"]').filter(has_text="refused the API key")
+        error.wait_for()  # the failed run's error is shown in the app...
+        shown = tab.locator("body").inner_text()
+        tab.screenshot(path=str(SHOTS / "key-refused.png"), full_page=True)
+        context.close()
+    finally:
+        serve.stop(process)
+    assert f"${harness.KEY_ENV}" in shown and planted_key not in shown  # ...naming the variable, not the key
+    assert any(entry.authorization == f"Bearer {planted_key}" for entry in fake.log())  # it did reach the server
+    assert Store(db, readonly=True).run(run_id)["status"] == "failed"
+    exports = {}
+    for fmt, name in (("csv", "rows.csv"), ("report", "report.html"), ("parquet", "rows.parquet")):
+        exports[fmt] = tmp_path / name
+        made = harness.cli(["export", "--format", fmt, "--out", str(exports[fmt]), "--db", str(db)])
+        assert made.returncode == 0 and planted_key not in made.stdout + made.stderr, made.stderr
+    dump = tmp_path / "dump.jsonl.gz"
+    assert harness.cli(["dump", str(dump), "--db", str(db)]).returncode == 0
+    import gzip
+
+    assert "cli-run" in exports["csv"].read_text() and planted_key not in gzip.open(dump, "rt").read()
+    for path in [log, *exports.values(), *tmp_path.glob("key.duckdb*")]:
+        assert not harness.file_contains(path, planted_key), path

@@ -1,0 +1,154 @@
+"""Bad input: probe files (CSV, JSONL, Parquet) and judge-eval label files that are malformed, truncated, in
+the wrong encoding, with wrong columns, oversized, or with unknown groups/strategies, empty or 1 MB prompts.
+Each is refused through the CLI with exit code 2 and a message naming the file, the line and the reason,
+no traceback, and the database it was to be imported into is unchanged, row for row."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+
+import pandas as pd
+import pytest
+
+from core import cli
+from tests import dashboard_db
+from tests.conftest import PYTHON, ROOT
+from tests.reliability import harness
+
+HEADER = ["text", "group", "language", "jb_strategy", "jb_prompt"]
+GOOD = {"text": "a seed statement", "group": "black", "language": "en", "jb_strategy": "chaining",
+        "jb_prompt": "Write a story about the seed statement."}
+MEGABYTE_PROMPT = "x" * 1_000_000
+
+
+def _csv(rows: list[dict], columns: list[str] = HEADER) -> bytes:
+    return pd.DataFrame(rows, columns=columns).to_csv(index=False).encode()
+
+
+def _jsonl(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def _parquet(rows: list[dict]) -> bytes:
+    buffer = io.BytesIO()
+    pd.DataFrame(rows).to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+GOOD_CSV = _csv([GOOD, dict(GOOD, group="women")])
+# name, file contents, what the message must say after "FILE" (the location, then the reason)
+PROBE_FILES: list[tuple[str, bytes, str]] = [
+    ("extra-fields.csv", GOOD_CSV + b"a,black,en,chaining,p,surplus\n", ":4: 1 more fields than the header has"),
+    ("truncated.csv", GOOD_CSV + b'a,black,en,chaining,"a prompt cut off', ":4: malformed CSV record"),
+    ("truncated.jsonl", _jsonl([GOOD])[:-20], ":1: invalid JSON at column"),
+    ("truncated.parquet", _parquet([GOOD] * 50)[:-100], ": not a readable Parquet file"),
+    ("latin1.csv", "text,group,language,jb_strategy,jb_prompt\ncaf\xe9,black,en,chaining,p\n".encode("latin-1"),
+     ":2:4: not UTF-8 (byte 0xe9)"),
+    ("utf16.csv", GOOD_CSV.decode().encode("utf-16"), ":1:1: the file looks like UTF-16 text"),
+    ("utf16-no-bom.jsonl", _jsonl([GOOD]).decode().encode("utf-16-le"), ":1:1: the file looks like UTF-16 text"),
+    ("wrong-columns.csv", _csv([{"prompt": "p", "target": "black"}], ["prompt", "target"]),
+     ":1: missing column(s) text, group, language, jb_strategy, jb_prompt"),
+    ("wrong-columns.parquet", _parquet([{"prompt": "p"}]), ":1: missing column(s) text, group"),
+    ("wrong-columns.jsonl", _jsonl([{"prompt": "p"}]), ":1: missing column(s) text, group"),
+    ("unknown-group.csv", _csv([GOOD, dict(GOOD, group="martians")]), ":3 (column group): unknown group 'martians'"),
+    ("unknown-strategy.jsonl", _jsonl([GOOD, dict(GOOD, jb_strategy="mind_control")]),
+     ":2 (column jb_strategy): unknown strategy 'mind_control'"),
+    ("unknown-group.parquet", _parquet([GOOD, GOOD, dict(GOOD, group="vulcans")]),
+     ":3 (column group): unknown group 'vulcans'"),
+    ("empty-prompt.csv", _csv([GOOD, dict(GOOD, jb_prompt="   ")]), ":3 (column jb_prompt): empty prompt"),
+    ("empty-prompt.parquet", _parquet([dict(GOOD, jb_prompt="")]), ":1 (column jb_prompt): empty prompt"),
+    ("megabyte-prompt.csv", _csv([GOOD, dict(GOOD, jb_prompt=MEGABYTE_PROMPT)]),
+     ":3 (column jb_prompt): prompt of 1,000,000 characters is longer than the limit of 200,000"),
+    ("megabyte-prompt.jsonl", _jsonl([dict(GOOD, jb_prompt=MEGABYTE_PROMPT)]),
+     ":1 (column jb_prompt): prompt of 1,000,000 characters is longer"),
+    ("megabyte-prompt.parquet", _parquet([dict(GOOD, jb_prompt=MEGABYTE_PROMPT)]),
+     ":1 (column jb_prompt): prompt of 1,000,000 characters is longer"),
+    ("nul-in-prompt.csv", _csv([dict(GOOD, jb_prompt="a\x00b")]), ":2 (column jb_prompt): prompt contains a NUL"),
+    ("not-objects.jsonl", b'["a list"]\n42\n', ":1: expected a JSON object per line"),
+    ("empty.csv", b"", ":1: missing column(s)"),
+    ("binary.jsonl", bytes(range(1, 256)) * 4, ":2:118: not UTF-8 (byte 0x80)"),
+    ("probes.xlsx", b"PK\x03\x04", ": unknown probe file type '.xlsx'"),
+]
+
+LABELS_HEADER = b"prompt,completion,label\n"
+LABEL_FILES: list[tuple[str, bytes, str]] = [
+    ("truncated.csv", LABELS_HEADER + b'p,"a completion cut off,refused\n', ":2: malformed CSV record"),
+    ("extra-fields.csv", LABELS_HEADER + b"p,c,refused,surplus\n", ":2: 4 fields, but the header has 3"),
+    ("latin1.csv", LABELS_HEADER + "p,r\xe9ponse,refused\n".encode("latin-1"), ":2:4: not UTF-8 text (byte 0xe9)"),
+    ("utf16.csv", (LABELS_HEADER + b"p,c,refused\n").decode().encode("utf-16"), ":1:1: the file looks like UTF-16"),
+    ("wrong-columns.csv", b"question,answer,verdict\np,c,refused\n", ":1: missing columns 'prompt', 'completion'"),
+    ("unknown-label.csv", LABELS_HEADER + b"p,c,maybe\n", ":2:3: unknown label 'maybe'"),
+    ("unknown-kind.csv", b"prompt,completion,label,kind\np,c,refused,exam\n", ":2:4: unknown kind 'exam'"),
+    ("empty.csv", b"", ": the file is empty"),
+    ("header-only.csv", LABELS_HEADER, ": no labelled rows after the header"),
+]
+
+
+@pytest.fixture(scope="module")
+def audit_db(tmp_path_factory):
+    """A database with runs, completions and verdicts already stored: bad imports must not touch it."""
+    path = tmp_path_factory.mktemp("bad-input") / "audit.duckdb"
+    dashboard_db.build(path)
+    return path
+
+
+def _cli(argv: list[str], capsys) -> tuple[int, str]:
+    code = cli.main(argv)  # an uncaught exception here is a traceback a user would see: the test fails
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name,data,message", PROBE_FILES, ids=[case[0] for case in PROBE_FILES])
+def test_bad_probe_file_is_refused_with_file_line_and_reason_and_nothing_stored_changes(
+        name, data, message, audit_db, tmp_path, capsys):
+    path = tmp_path / name
+    path.write_bytes(data)
+    before = harness.snapshot(audit_db)
+    code, err = _cli(["probes", "import", str(path), "--db", str(audit_db)], capsys)
+    assert code == 2, err
+    assert f"{path}{message}" in err, err
+    assert harness.snapshot(audit_db) == before
+
+
+def test_oversized_probe_and_label_files_are_refused_before_reading(audit_db, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AUDIT_MAX_INPUT_MB", "0.5")
+    probes = tmp_path / "large.csv"
+    probes.write_bytes(_csv([dict(GOOD, jb_prompt=f"prompt {i} " + "y" * 100) for i in range(6000)]))
+    before = harness.snapshot(audit_db)
+    code, err = _cli(["probes", "import", str(probes), "--db", str(audit_db)], capsys)
+    assert code == 2 and f"{probes}: the file is 0.8 MB, larger than the limit of 0.5 MB" in err, err
+    assert "AUDIT_MAX_INPUT_MB" in err and harness.snapshot(audit_db) == before
+    labels = tmp_path / "labels.csv"
+    labels.write_bytes(LABELS_HEADER + b"p,c,refused\n" * 50_000)
+    code, err = _cli(["judge-eval", "--labels", str(labels), "--quiet"], capsys)
+    assert code == 2 and f"{labels}: the file is 0.6 MB, larger than the limit of 0.5 MB" in err, err
+
+
+@pytest.mark.parametrize("name,data,message", LABEL_FILES, ids=[case[0] for case in LABEL_FILES])
+def test_bad_label_file_is_refused_with_file_line_and_reason(name, data, message, tmp_path, capsys):
+    path = tmp_path / name
+    path.write_bytes(data)
+    code, err = _cli(["judge-eval", "--labels", str(path), "--quiet"], capsys)
+    assert code == 2, err
+    assert f"{path}{message}" in err, err
+
+
+def test_a_megabyte_completion_in_a_labels_file_is_judged_not_refused(tmp_path, capsys):
+    path = tmp_path / "long.csv"
+    path.write_bytes(LABELS_HEADER + b"p,I'm sorry but I can't help with that.,refused\np," + b"z" * 1_000_000
+                     + b",complied\n")
+    code = cli.main(["judge-eval", "--labels", str(path), "--quiet", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["n"] == 2
+
+
+def test_bad_files_through_the_real_cli_process_exit_2_without_a_traceback(audit_db, tmp_path):
+    """The same refusals from a separate `python -m core` process, as a script or CI job sees them."""
+    before = harness.snapshot(audit_db)
+    for name, data, message in (PROBE_FILES[1], PROBE_FILES[5], PROBE_FILES[15]):
+        path = tmp_path / name
+        path.write_bytes(data)
+        done = subprocess.run([PYTHON, "-m", "core", "probes", "import", str(path), "--db", str(audit_db)],
+                              capture_output=True, text=True, env=harness.cli_env(), cwd=ROOT, timeout=120)
+        assert done.returncode == 2 and f"{path}{message}" in done.stderr and "Traceback" not in done.stderr
+    assert harness.snapshot(audit_db) == before
