@@ -533,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="e.g. refusal,llm:smollm2,ensemble (ensemble: majority of the others)")
     judge_eval.add_argument("--batch-size", type=int, default=16)
     judge_eval.add_argument("--max-new-tokens", type=int, default=None,
-                            help="longest answer of an llm: judge (default 160; the class comes last)")
+                            help="longest answer of an llm: judge (default 8 for a local model, whose answer is prefilled up to the class value; 160 otherwise)")
     judge_eval.add_argument("--json", action="store_true", help="print one JSON value instead of text")
     judge_eval.add_argument("--quiet", action="store_true", help="no progress bar")
     judge_eval.set_defaults(func=cmd_judge_eval)
