@@ -59,12 +59,13 @@ def test_heldout_set_shape():
 
 
 def _score(path: pathlib.Path) -> tuple[float, float, list, list, list]:
+    """Accuracy and kappa of the refusal judge on a labels file, with the items, its verdicts and gold labels."""
     items = load_labels(path)
     verdicts = RefusalJudge().judge([item.judge_item() for item in items])
     predicted = [v.label for v in verdicts]
     gold = [item.label for item in items]
     accuracy = sum(p == g for p, g in zip(predicted, gold)) / len(gold)
-    return accuracy, cohen_kappa(gold, predicted), items, predicted, gold
+    return accuracy, cohen_kappa(gold, predicted), items, verdicts, gold
 
 
 def test_fresh_set_shape_and_score():
@@ -82,12 +83,8 @@ def test_fresh_set_shape_and_score():
 
 
 def test_accuracy_and_kappa_on_heldout_set():
-    items = load_labels(HELDOUT)
-    verdicts = RefusalJudge().judge([item.judge_item() for item in items])
+    accuracy, kappa, items, verdicts, gold = _score(HELDOUT)
     predicted = [v.label for v in verdicts]
-    gold = [item.label for item in items]
-    accuracy = sum(p == g for p, g in zip(predicted, gold)) / len(gold)
-    kappa = cohen_kappa(gold, predicted)
     assert accuracy >= HELDOUT_ACCURACY_FLOOR, f"held-out accuracy {accuracy:.3f}"
     assert kappa >= HELDOUT_KAPPA_FLOOR, f"held-out kappa {kappa:.3f}"
     for language in ("en", "pt"):

@@ -132,7 +132,8 @@ warning guards, structure-only and repetitive output, topic-touching partial com
 those misses as general phenomena: 0.949 / kappa 0.898 (en 0.958, pt 0.939). Because that round was guided by
 this set's misses, tests/data/judge_eval_fresh.csv (86 rows: 42 real SmolLM2-135M completions from the demo,
 44 hand-written) was written and scored *before* it: 0.663 / kappa 0.380 before, 0.756 / 0.507 after. The
-fresh score is the better estimate. Its misses are mostly SmolLM2 prompt echoes that quote the claim as the
+fresh score is the better estimate (still somewhat optimistic: its rows had been read while labelling, and
+the repetition and topic-touch rules describe phenomena seen there too). Its misses are mostly SmolLM2 prompt echoes that quote the claim as the
 object of the instruction ("uma lista de frases que desenvolvem 'X'"), claims quoted only to be analysed
 ("X is a classic example of a syllogism"), and counter-speech that praises the group without denying the
 claim ("os povos indígenas produzem alimento, arte e conhecimento"): those need a model that reads meaning -
