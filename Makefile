@@ -44,7 +44,8 @@ soak: $(READY)
 
 # Regenerates the committed demo results: the default model over the whole bundled probe set (about
 # 20-40 minutes on 2 CPU cores), then the refusal judge. Generation and judging are separate steps so a
-# changed judge can be re-applied to the same completions (copy demo-run.duckdb, `judge`, `dump`).
+# changed judge can be re-applied to the same completions: `restore` the results into a temporary db,
+# `judge --run-id demo-smollm2 --judges refusal --rejudge`, then `dump` (verdicts of older versions are replaced).
 demo-results: $(READY)
 	rm -f data/demo/demo-run.duckdb
 	$(PY) -m core run --target smollm2 --run-id demo-smollm2 --db data/demo/demo-run.duckdb --batch-size 32 --judges ""

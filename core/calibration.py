@@ -303,6 +303,16 @@ def evaluate(items: Sequence[LabelledItem], judges: Sequence[Judge], batch_size:
     return result
 
 
+def human_labels(store: Any, filters: Mapping[str, Sequence[str] | str | None] | None = None) -> list[LabelledItem]:
+    """The completions people labelled in the dashboard, as a labelled set (id = completion id), so judges can
+    be run on them afresh (`judge-eval --db`): the current version of every judge is scored, not the verdicts
+    stored by older ones (that is human_calibration)."""
+    frame = store.judged("human", dict(filters or {}), with_text=True)
+    frame = frame[(frame["judged_by"] == "human") & frame["label"].isin(GOLD_LABELS)]
+    return [LabelledItem(str(r.completion_id), str(r.prompt), "" if pd.isna(r.completion) else str(r.completion),
+                         str(r.label), str(r.language), str(r.kind)) for r in frame.sort_values("completion_id").itertuples()]
+
+
 def human_calibration(store: Any, judges: Sequence[str] | None = None,
                       filters: Mapping[str, Sequence[str] | str | None] | None = None) -> Calibration | None:
     """Every judge's stored verdicts scored against the human verdicts set in the dashboard (only the

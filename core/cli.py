@@ -231,10 +231,14 @@ def cmd_judge(args: argparse.Namespace) -> int:
     store = _store(args)
     if store.run(args.run_id) is None:
         raise BadInput(f"no run {args.run_id!r} in {store.path}")
-    added = judge_run(store, args.run_id, resolve_judges(args.judges, store))
+    judges = resolve_judges(args.judges, store)
+    replaced = sum(store.drop_stale_verdicts(args.run_id, judge.name, judge.version)
+                   for judge in judges) if args.rejudge else 0
+    added = judge_run(store, args.run_id, judges)
     counts = store.run_counts(args.run_id)
-    _emit(args, {"run_id": args.run_id, "added": added, **counts},
-          f"{args.run_id}: {added} verdicts added, {counts['verdicts']} in all")
+    _emit(args, {"run_id": args.run_id, "added": added, "replaced": replaced, **counts},
+          f"{args.run_id}: {added} verdicts added ({replaced} of older judge versions replaced), "
+          f"{counts['verdicts']} in all")
     return EXIT_OK
 
 
@@ -385,13 +389,22 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_judge_eval(args: argparse.Namespace) -> int:
-    from core.calibration import LabelFileError, evaluate, load_labels
+    from core.calibration import LabelFileError, evaluate, human_labels, load_labels
     from core.judges import resolve_judges
 
-    try:
-        items = load_labels(args.labels)
-    except LabelFileError as exc:
-        raise BadInput(str(exc)) from None
+    if args.db is not None:
+        store = _store(args, readonly=True)
+        items = human_labels(store)
+        source = f"{store.path} (human verdicts)"
+        if not items:
+            raise BadInput(f"{store.path}: no human verdicts (refused/complied) to score against; set some on the "
+                           "Drill-down page first")
+    else:
+        try:
+            items = load_labels(args.labels)
+        except LabelFileError as exc:
+            raise BadInput(str(exc)) from None
+        source = str(args.labels)
     judges = resolve_judges(args.judges, max_new_tokens=args.max_new_tokens)
     bar = None
     if not args.quiet:
@@ -409,12 +422,12 @@ def cmd_judge_eval(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    payload = {"file": str(args.labels), "n": len(items), **result.as_dict()}
+    payload = {"file": source, "n": len(items), **result.as_dict()}
 
     def pct(value: float | None) -> str:
         return "  n/a" if value is None else f"{value:5.3f}"
 
-    lines = [f"{args.labels}: {len(items)} labelled completions",
+    lines = [f"{source}: {len(items)} labelled completions",
              f"{'judge':<28} {'acc':>6} {'kappa':>6} {'P(ref)':>6} {'R(ref)':>6} {'unparsed':>8}"]
     for s in result.scores:
         lines.append(f"{s.judge:<28} {pct(s.accuracy):>6} {pct(s.kappa):>6} {pct(s.precision_refused):>6} "
@@ -505,17 +518,22 @@ def build_parser() -> argparse.ArgumentParser:
     judge = sub.add_parser("judge", parents=[common], help="add verdicts of judges to a stored run")
     judge.add_argument("--run-id", required=True)
     judge.add_argument("--judges", type=_csv_list, default=["refusal"])
+    judge.add_argument("--rejudge", action="store_true", help="first delete verdicts these judges gave in an "
+                       "older version (their rules or prompt changed), so the current version judges them again")
     judge.set_defaults(func=cmd_judge)
 
     judge_eval = sub.add_parser("judge-eval", help="score judges against a hand-labelled CSV "
-                                "(prompt, completion, label; optional id, language, kind)")
-    judge_eval.add_argument("--labels", required=True, type=Path, help="CSV; label: refused/complied, 1/0 or "
-                            "XSTest's 1_full_compliance, 2_full_refusal, 3_partial_refusal (partial = complied)")
+                                "(prompt, completion, label; optional id, language, kind) or a store's human verdicts")
+    gold = judge_eval.add_mutually_exclusive_group(required=True)
+    gold.add_argument("--labels", type=Path, help="CSV; label: refused/complied, 1/0 or "
+                      "XSTest's 1_full_compliance, 2_full_refusal, 3_partial_refusal (partial = complied)")
+    gold.add_argument("--db", default=None, help="DuckDB file: run the judges on the completions people "
+                      "labelled there (human verdicts) and score them against those labels")
     judge_eval.add_argument("--judges", type=_csv_list, default=["refusal"],
                             help="e.g. refusal,llm:smollm2,ensemble (ensemble: majority of the others)")
     judge_eval.add_argument("--batch-size", type=int, default=16)
     judge_eval.add_argument("--max-new-tokens", type=int, default=None,
-                            help="longest answer of an llm: judge (default 160; the class comes last)")
+                            help="longest answer of an llm: judge (default 8 for a local model, whose answer is prefilled up to the class value; 160 otherwise)")
     judge_eval.add_argument("--json", action="store_true", help="print one JSON value instead of text")
     judge_eval.add_argument("--quiet", action="store_true", help="no progress bar")
     judge_eval.set_defaults(func=cmd_judge_eval)

@@ -498,6 +498,22 @@ class Store:
                 [run_id, judge],
             ).df()
 
+    def drop_stale_verdicts(self, run_id: str, judge: str, version: str) -> int:
+        """Delete a run's verdicts by `judge` that an older version of it gave (so the current rules can judge
+        those completions again); returns how many. Human verdicts are never touched."""
+        if judge == "human":
+            raise StoreError("human verdicts are never re-judged")
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only (a demo session): verdicts cannot be changed")
+        condition = ("judge = ? AND coalesce(judge_version, '') <> ? AND completion_id IN "
+                     "(SELECT completion_id FROM completions WHERE run_id = ?)")
+        with self.connect() as con:
+            con.execute("BEGIN")
+            stale = con.execute(f"SELECT count(*) FROM verdicts WHERE {condition}", [judge, version, run_id]).fetchall()[0][0]
+            con.execute(f"DELETE FROM verdicts WHERE {condition}", [judge, version, run_id])
+            con.execute("COMMIT")
+        return int(stale)
+
     def save_results(self, completions: Sequence[CompletionRecord], verdicts: Sequence[VerdictRecord]) -> int:
         """Store a batch of completions and their verdicts in one transaction; returns completions added.
 

@@ -181,6 +181,54 @@ def test_human_calibration_scores_judges_against_people(human_db):
     assert only.accuracy == pytest.approx(4 / 6) and only.recall_refused == 1.0
 
 
+def test_judge_eval_cli_on_the_human_verdicts_of_a_store(human_db, cli_env, tmp_path):
+    path, records = human_db
+    done = _cli("judge-eval", "--db", str(path), "--judges", "refusal", "--json", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert payload["n"] == 6 and payload["file"] == f"{path} (human verdicts)"  # the 7th has no human verdict
+    got = payload["judges"]["refusal"]
+    # the judge is run afresh on the 6 completions; its verdicts agree with the stored ones (same version)
+    assert got["confusion"] == {"refused": {"refused": 4, "complied": 0, "unparsed": 0},
+                                "complied": {"refused": 2, "complied": 0, "unparsed": 0}}
+    assert got["accuracy"] == pytest.approx(4 / 6) and got["version"] == resolve_judges(["refusal"])[0].version
+    # a person's later change of mind is what counts (the upserted human verdict, not the first annotation)
+    Store(path).set_human_verdict(records[2].completion_id, "refused", note="on second thought")
+    again = json.loads(_cli("judge-eval", "--db", str(path), "--json", env=cli_env).stdout)
+    assert again["judges"]["refusal"]["accuracy"] == pytest.approx(5 / 6)
+    text = _cli("judge-eval", "--db", str(path), "--quiet", env=cli_env)
+    assert text.returncode == 0 and "6 labelled completions" in text.stdout and "0.833" in text.stdout
+    Store(tmp_path / "empty.duckdb")
+    empty = _cli("judge-eval", "--db", str(tmp_path / "empty.duckdb"), env=cli_env)
+    assert empty.returncode == 2 and "no human verdicts" in empty.stderr and "Traceback" not in empty.stderr
+    missing = _cli("judge-eval", "--db", str(tmp_path / "nope.duckdb"), env=cli_env)
+    assert missing.returncode != 0 and "nope.duckdb: no such database" in missing.stderr
+    assert not (tmp_path / "nope.duckdb").exists()
+    both = _cli("judge-eval", "--db", str(path), "--labels", str(HELDOUT), env=cli_env)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
+def test_rejudge_replaces_verdicts_of_an_older_judge_version(human_db, cli_env):
+    path, records = human_db
+    store = Store(path)
+    with store.connect() as con:  # as if the refusal rules had changed since these verdicts were stored
+        con.execute("UPDATE verdicts SET judge_version = 'old', label = 'complied' WHERE judge = 'refusal'")
+    plain = _cli("judge", "--run-id", "r", "--db", str(path), "--json", env=cli_env)
+    assert json.loads(plain.stdout)["added"] == 0  # without --rejudge the stored verdicts stay
+    done = _cli("judge", "--run-id", "r", "--db", str(path), "--rejudge", "--json", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert (json.loads(done.stdout)["added"], json.loads(done.stdout)["replaced"]) == (7, 7)
+    stored = store.verdict_labels(["refusal", "human"])
+    refusal = stored[stored.judge == "refusal"]
+    assert len(refusal) == 7 and set(refusal.label) == {"refused"}  # every text here is a refusal
+    assert (stored.judge == "human").sum() == 6  # human verdicts are never touched
+    with store.connect() as con:
+        versions = {r[0] for r in con.execute("SELECT judge_version FROM verdicts WHERE judge = 'refusal'").fetchall()}
+    assert versions == {resolve_judges(["refusal"])[0].version}
+    again = _cli("judge", "--run-id", "r", "--db", str(path), "--rejudge", "--json", env=cli_env)
+    assert json.loads(again.stdout)["replaced"] == 0
+
+
 def test_human_calibration_without_human_verdicts(tmp_path):
     assert human_calibration(Store(tmp_path / "empty.duckdb")) is None
 

@@ -25,7 +25,8 @@ KNOWN_JUDGES = "refusal, llm:<target spec> (e.g. llm:smollm2), ensemble:<judge>+
 
 def resolve_judge(name: str, store: Any = None, max_new_tokens: int | None = None) -> Judge:
     """The judge a name stands for; `store` lets `llm:` use a target saved in the store by name, and
-    `max_new_tokens` bounds an `llm:` judge's answer (default rubric.DEFAULT_MAX_NEW_TOKENS)."""
+    `max_new_tokens` bounds an `llm:` judge's answer (default: rubric.PREFILL_MAX_NEW_TOKENS for a target that
+    can prefill the answer, else rubric.DEFAULT_MAX_NEW_TOKENS)."""
     name = name.strip()
     if name == "refusal":
         from core.judges.refusal import RefusalJudge
@@ -35,11 +36,11 @@ def resolve_judge(name: str, store: Any = None, max_new_tokens: int | None = Non
         spec = name.removeprefix("llm:").strip()
         if not spec:
             raise UnknownJudge("llm: needs a target spec, e.g. llm:smollm2 or llm:openai:MODEL@BASE_URL")
-        from core.judges.rubric import DEFAULT_MAX_NEW_TOKENS, RubricJudge
+        from core.judges.rubric import RubricJudge
         from core.targets import UnknownTarget
 
         try:
-            return RubricJudge(spec, store=store, max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS)
+            return RubricJudge(spec, store=store, max_new_tokens=max_new_tokens)
         except UnknownTarget as exc:
             raise UnknownJudge(f"judge {name!r}: {exc}") from None
     if name.startswith("ensemble:"):

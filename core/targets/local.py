@@ -139,7 +139,10 @@ class LocalTarget:
         self._model()
         return time.perf_counter() - start
 
-    def generate(self, prompts: Sequence[str]) -> list[Generation]:
+    def generate(self, prompts: Sequence[str], prefill: Sequence[str] | None = None) -> list[Generation]:
+        """Answer every prompt. `prefill` (one string per prompt) starts the assistant's turn: the model
+        continues it, and only the continuation is returned. A judge uses it to make a small model answer
+        inside a JSON value it has already opened."""
         import torch
 
         tokenizer, model = self._model()
@@ -150,7 +153,8 @@ class LocalTarget:
         for start in range(0, len(order), self.batch_size):
             chunk = order[start:start + self.batch_size]
             texts = [tokenizer.apply_chat_template([{"role": "user", "content": prompts[i]}], tokenize=False,
-                                                   add_generation_prompt=True) for i in chunk]
+                                                   add_generation_prompt=True) + (prefill[i] if prefill else "")
+                     for i in chunk]
             began = time.perf_counter()
             try:
                 encoded = tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
