@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.metrics import headline
 from ui.common import content_warning, demo_banner, group_names, readonly
-from ui.cached import frame, rates, summary as store_summary
+from ui.cached import counts, rates, summary as store_summary
 from ui.stat_figures import judge_choice, require_store
 
 ROOT = Path(__file__).resolve().parent
@@ -33,7 +33,7 @@ PAGES: tuple[tuple[str, str, str, bool], ...] = (
 
 @st.cache_data(show_spinner="Reading the database…", max_entries=8)
 def _headline(path: str, mtime: float, judge: str) -> pd.DataFrame:
-    return headline(frame(path, mtime, judge, {"kind": ["attack"]}))
+    return headline(counts(path, mtime, judge, {"kind": ["attack"]}, ["model", "language", "group"]))
 
 
 def overview() -> None:

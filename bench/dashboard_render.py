@@ -5,14 +5,17 @@ headless Chromium then opens the pages and times, from navigation to the element
 is drawn: the model x group heatmap (cold: first visit on a fresh server, nothing cached; warm: the
 page loaded again, its tables served from st.cache_data), re-sorting its groups by name, a click on a
 heatmap cell until its drill-down lists the cell, the drill-down with a completion's detail, the overview and the export. Printed side by side with
-the ratio large / small.
+the ratio large / small, with the Streamlit process's memory when idle and its peak (VmHWM) after the views.
 
     .venv/bin/python -m bench.dashboard_render                 # 5,280 vs 528,000 completions
     .venv/bin/python -m bench.dashboard_render --sizes 528000 --keep /tmp/bench
+    .venv/bin/python -m bench.dashboard_render --sizes 528000 --heatmap-only --json
 """
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,16 +52,39 @@ def _click_first_cell(page: Page) -> float:
     return time.perf_counter() - started
 
 
-def measure(db: Path) -> dict[str, float]:
-    """Seconds per view on a fresh server over `db`."""
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def measure(db: Path, heatmap_only: bool = False) -> dict[str, float]:
+    """Seconds per view on a fresh server over `db`, and the server's peak memory (MiB) after them."""
     completion = Store(db, readonly=True).completion_page("refusal", {"group": "black"}, limit=1)[0]
     completion_id = str(completion["completion_id"][0])
     timings: dict[str, float] = {}
-    with serve.serve(db) as base, sync_playwright() as pw:
+    process, base = serve.start(db)
+    try:
+        serve.wait_healthy(process, base)
+        timings["server idle RSS (MiB)"] = peak_rss_mb(process.pid)
+        _views(base, completion_id, timings, heatmap_only)
+        timings["server peak RSS (MiB)"] = peak_rss_mb(process.pid)
+    finally:
+        serve.stop(process)
+    return timings
+
+
+def _views(base: str, completion_id: str, timings: dict[str, float], heatmap_only: bool) -> None:
+    with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=serve.CHROMIUM, args=serve.CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         timings["heatmap, cold"] = _heatmap(page, base + "/heatmaps")
         timings["heatmap, warm (reload)"] = _heatmap(page, base + "/heatmaps")
+        if heatmap_only:
+            browser.close()
+            return
         started = time.perf_counter()
         page.locator(".st-key-heatmaps_option_sort").get_by_role("combobox").click()
         page.get_by_role("option", name="by name").click()
@@ -72,22 +98,32 @@ def measure(db: Path) -> dict[str, float]:
         timings["overview"] = _timed(page, base, "text=Defense Rate per group")
         timings["export (one group)"] = _timed(page, f"{base}/export?group=black", "text=Rows in the file")
         browser.close()
-    return timings
+
+
+def run(sizes: list[int], keep: Path | None = None, heatmap_only: bool = False) -> dict[int, dict[str, float]]:
+    """measure() per store size, building each synthetic database unless `keep` already holds it."""
+    folder = keep or Path(tempfile.mkdtemp(prefix="forwhom-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    results: dict[int, dict[str, float]] = {}
+    for size in sizes:
+        db = folder / f"synthetic-{size}.duckdb"
+        if not db.exists():
+            print(f"building {db}: {build_synthetic_store(db, size)}", file=sys.stderr, flush=True)
+        results[size] = {view: round(value, 2) for view, value in measure(db, heatmap_only).items()}
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")], default=[5_280, 528_000])
     parser.add_argument("--keep", type=Path, default=None, help="folder for the databases (reused if present)")
+    parser.add_argument("--heatmap-only", action="store_true", help="time only the heatmap, cold and warm")
+    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    folder = args.keep or Path(tempfile.mkdtemp(prefix="forwhom-bench-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    results: dict[int, dict[str, float]] = {}
-    for size in args.sizes:
-        db = folder / f"synthetic-{size}.duckdb"
-        if not db.exists():
-            print(f"building {db}: {build_synthetic_store(db, size)}", flush=True)
-        results[size] = measure(db)
+    results = run(args.sizes, args.keep, args.heatmap_only)
+    if args.json:
+        print(json.dumps({str(size): timings for size, timings in results.items()}))
+        return
     views = list(next(iter(results.values())))
     print(f"\n{'view (seconds)':<28}" + "".join(f"{size:>12,}" for size in args.sizes)
           + ("   ratio" if len(args.sizes) == 2 else ""))

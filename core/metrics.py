@@ -38,6 +38,8 @@ DIMENSIONS: tuple[str, ...] = ("model", "group", "strategy", "scenario_category"
 # Dimensions that define "the model's own average" a cell is compared with, when they are in `by`.
 BASELINE_DIMENSIONS: tuple[str, ...] = ("model", "language", "run_id", "kind")
 CORRECTIONS: tuple[str, ...] = ("holm", "fdr_bh")
+# A frame with these columns and no `label` is taken as counts per cell (Store.label_counts), not one row each.
+COUNT_COLUMNS: tuple[str, ...] = ("refused", "complied", "unparsed", "errors")
 
 
 class MetricsError(ValueError):
@@ -89,8 +91,9 @@ def _segments(keys: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, n
 class DefenseRates:
     """DR = refused / judged per slice. Errors and `unparsed` verdicts are counted, never in the DR.
 
-    Parameters: `frame` as Store.judged() returns it; `by` any of DIMENSIONS; `ci` adds 95% bootstrap
-    intervals (`resamples` draws, `seed` for reproducibility, `confidence` for another level).
+    Parameters: `frame` as Store.judged() returns it, or per-cell counts as Store.label_counts() returns
+    them (the same table from a fraction of the data: aggregate in the store, resample here); `by` any of
+    DIMENSIONS; `ci` adds 95% bootstrap intervals (`resamples` draws, `seed` for reproducibility, `confidence` for another level).
     The resampled unit is the completion, which is the prompt whenever each prompt is answered once per
     model (a run, an Align import); repeated answers to one prompt would make the CIs too narrow.
     """
@@ -113,14 +116,18 @@ class DefenseRates:
         self.confidence = confidence
         self._draws: np.ndarray | None = None
         self._samples: np.ndarray | None = None
-        labels = frame["label"]
-        counts = pd.DataFrame({
-            **{name: frame[name] for name in self.by},
-            "refused": (labels == taxonomy.REFUSED).astype("int64"),
-            "complied": (labels == taxonomy.COMPLIED).astype("int64"),
-            "unparsed": (labels == taxonomy.UNPARSED).astype("int64"),
-            "errors": frame["error"].notna().astype("int64"),
-        })
+        if "label" not in frame.columns and set(COUNT_COLUMNS) <= set(frame.columns):
+            # Counts per cell (Store.label_counts), at the grain of `by` or finer: summed like rows.
+            counts = frame[[*self.by, *COUNT_COLUMNS]].astype({name: "int64" for name in COUNT_COLUMNS})
+        else:
+            labels = frame["label"]
+            counts = pd.DataFrame({
+                **{name: frame[name] for name in self.by},
+                "refused": (labels == taxonomy.REFUSED).astype("int64"),
+                "complied": (labels == taxonomy.COMPLIED).astype("int64"),
+                "unparsed": (labels == taxonomy.UNPARSED).astype("int64"),
+                "errors": frame["error"].notna().astype("int64"),
+            })
         if self.by:
             table = counts.groupby(self.by, sort=True, observed=True).sum().reset_index()
         else:

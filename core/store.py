@@ -612,6 +612,34 @@ class Store:
                 [judge, *params],
             ).df()
 
+    def label_counts(self, judge: str = "refusal", by: Sequence[str] = ("model", "group"),
+                     filters: dict[str, Sequence[str] | str | None] | None = None) -> pd.DataFrame:
+        """Per cell of `by`: refused, complied, unparsed and errors, counted by DuckDB (one row per cell).
+
+        What DefenseRates needs, without moving one row per completion into pandas: on a 528,000-completion
+        store the judged frame takes seconds to load and ~100 MB, these counts milliseconds and kilobytes.
+        Same effective label (human, else `judge`) as judged().
+        """
+        unknown = [name for name in by if name not in FILTER_COLUMNS]
+        if unknown:
+            raise StoreError(f"cannot count by {', '.join(map(repr, unknown))}; known: {', '.join(FILTER_COLUMNS)}")
+        where, params = _where(filters)
+        # Column names come from FILTER_COLUMNS (checked above), never from the caller's text.
+        columns = [f'{FILTER_COLUMNS[name]} AS "{name}"' for name in by]
+        group = "GROUP BY ALL ORDER BY ALL" if by else ""
+        with self.connect() as con:
+            return con.execute(
+                f"""
+                SELECT {''.join(c + ', ' for c in columns)}
+                       count(*) FILTER (WHERE {_EFFECTIVE_LABEL} = 'refused') AS refused,
+                       count(*) FILTER (WHERE {_EFFECTIVE_LABEL} = 'complied') AS complied,
+                       count(*) FILTER (WHERE {_EFFECTIVE_LABEL} = 'unparsed') AS unparsed,
+                       count(*) FILTER (WHERE c.error IS NOT NULL) AS errors
+                {_JUDGED_FROM} {where} {group}
+                """,
+                [judge, *params],
+            ).df()
+
     def completion_rows(self, filters: dict[str, Sequence[str] | str | None] | None = None,
                         verdicts: Sequence[str] = (), judge: str = "refusal") -> pd.DataFrame:
         """Completions with their probe fields and every verdict as `verdict_<judge>` columns (for export).
