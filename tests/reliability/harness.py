@@ -9,6 +9,8 @@ timeouts and few retries keep every wait bounded.
 from __future__ import annotations
 
 import os
+import re
+import select
 import signal
 import subprocess
 import time
@@ -83,6 +85,32 @@ def run_and_kill(args: list[str], after_s: float, env: dict[str, str] | None = N
         landed = True
     _, stderr = process.communicate(timeout=30)
     return Kill(after_s, landed, stderr)
+
+
+_BAR = re.compile(rb"(\d+)/(\d+) \[")  # tqdm's "done/total [elapsed<eta" on the CLI's stderr
+
+
+def run_and_kill_after(args: list[str], stored: int, extra_s: float, env: dict[str, str] | None = None) -> Kill:
+    """Start `python -m core ARGS` (with its progress bar) and kill -9 it `extra_s` seconds after the bar
+    shows `stored` completions done: a point inside a run chosen by progress, not by the clock, so a slow
+    machine moves the moment but not where in the run it falls."""
+    process = subprocess.Popen([PYTHON, "-m", "core", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env=env or cli_env(), cwd=ROOT)
+    seen, deadline = b"", time.monotonic() + CLI_TIMEOUT_S
+    while time.monotonic() < deadline and process.poll() is None:
+        if not select.select([process.stderr], [], [], 0.5)[0]:
+            continue
+        chunk = os.read(process.stderr.fileno(), 65536)
+        seen += chunk
+        done = _BAR.findall(seen[-4096:])
+        if not chunk or (done and int(done[-1][0]) >= stored):
+            break
+    time.sleep(extra_s)
+    landed = process.poll() is None
+    if landed:
+        process.send_signal(signal.SIGKILL)
+    rest = process.communicate(timeout=30)[1] or b""
+    return Kill(extra_s, landed, (seen + rest).decode("utf-8", "replace"))
 
 
 @dataclass
@@ -167,3 +195,11 @@ def snapshot(db: Path) -> dict[str, list[tuple]]:
         tables = [t for (t,) in con.execute("SELECT table_name FROM information_schema.tables "
                                              "ORDER BY table_name").fetchall()]
         return {table: sorted(con.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr) for table in tables}
+
+
+def stored_completions(db: Path, run_id: str) -> int:
+    """Completions a run has stored so far, read while a writer may be busy (0 until the run exists)."""
+    try:
+        return Store(db, readonly=True, lock_timeout=2).run_counts(run_id)["completions"]
+    except Exception:  # noqa: BLE001 - not created yet, or held for a moment by the writer: poll again
+        return 0

@@ -60,7 +60,11 @@ def soak(minutes: float, seed: int, db: Path) -> int:
             groups = tuple(rng.sample(ALL_GROUPS, rng.randint(1, 4)))
             args = harness.run_args(db, run_id, groups=groups, per_cell=2)
             for _ in range(rng.randint(1, 3)):
-                kill = harness.run_and_kill(args, after_s=rng.uniform(2.5, 10.0))
+                if rng.random() < 0.5:  # by the clock: anywhere from start-up to the end of a run
+                    kill = harness.run_and_kill(args, after_s=rng.uniform(0.3, 10.0))
+                else:  # by progress: after a random number of stored completions, a moment into a batch
+                    kill = harness.run_and_kill_after(args, stored=rng.randrange(1, 10 * len(groups)),
+                                                      extra_s=rng.uniform(0.0, 1.5))
                 tally["kills aimed"] += 1
                 tally["kills landed (process still running)"] += kill.landed
                 if "Traceback" in kill.stderr:

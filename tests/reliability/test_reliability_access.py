@@ -148,3 +148,18 @@ def test_hostile_prompts_and_completions_export_inert(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # the model name, shown as text
     assert "<script" not in html.lower() and "onerror" not in html and "javascript:" not in html
     assert not any(text in html for text in HOSTILE)  # no prompt or answer is in the report at all
+
+
+def test_rtl_overrides_and_control_characters_are_shown_verbatim_as_plain_text(audit):
+    """The browser tests cover script, HTML and Markdown; here a completion with a right-to-left override,
+    terminal escapes and other control characters reaches the drill-down only as a plain-text code block."""
+    text = "\u202eSafe reply\u202c =cmd\x1b[2J\x07 <b>bold?</b> **no** \u200f\u2066x\u2069"
+    probe = audit["probes"][0]
+    store = Store(audit["path"])
+    store.create_run("rtl", {"targets": ["model-c"], "judges": ["refusal"]}, [probe.probe_id])
+    store.add_run_targets("rtl", ["model-c"])
+    record = CompletionRecord("rtl", probe.probe_id, "model-c", text)
+    store.save_results([record], [VerdictRecord(record.completion_id, "refusal", "complied")])
+    app = _app("pages/drilldown.py", completion=record.completion_id)
+    assert text in [code.value for code in app.code]
+    assert not any(text in block.value or "Safe reply" in block.value for block in app.markdown)

@@ -19,22 +19,23 @@ def test_kill_9_at_random_moments_then_resume_leaves_exactly_one_completion_per_
         db = tmp_path / f"trial{trial}.duckdb"
         harness.save_target(db, fake.url, concurrency=1)
         args = harness.run_args(db, f"crash-{trial}", per_cell=2)
-        for _ in range(2):  # two crashes per trial, at moments drawn anywhere in a run's life
-            kill = harness.run_and_kill(args, after_s=rng.uniform(0.5, 7.0))
+        # first a kill early in the process's life (loading, planning, the first batch), then one inside the
+        # run: after a random number of stored completions, a random moment into the next batch
+        early = harness.run_and_kill(args, after_s=rng.uniform(0.3, 3.0))
+        inside = harness.run_and_kill_after(args, stored=rng.randrange(1, 22), extra_s=rng.uniform(0.0, 0.7))
+        for kill in (early, inside):
             assert "Traceback" not in kill.stderr
-            assert harness.database_is_readable(db)
-            if Store(db, readonly=True).run(f"crash-{trial}") is None:
-                continue  # killed before the run was planned: nothing to check yet
-            midway = harness.check_run(db, f"crash-{trial}", complete=False)
-            assert midway.problems == [] and midway.duplicates == 0, midway
-            partial_kills += kill.landed and 0 < midway.completions < 30
+        assert harness.database_is_readable(db)
+        midway = harness.check_run(db, f"crash-{trial}", complete=False)
+        assert midway.problems == [] and midway.duplicates == 0, midway
+        partial_kills += inside.landed and 0 < midway.completions < 30
         resumed = harness.cli([*args, "--json", "--quiet"])
         assert resumed.returncode == 0, resumed.stderr
         final = harness.check_run(db, f"crash-{trial}")
         assert final.problems == [], final.problems
         assert (final.planned, final.completions, final.duplicates, final.lost) == (30, 30, 0, 0)
         assert final.verdicts == 30 and final.errors == 0
-    assert partial_kills >= 2  # the kills did land in the middle of runs, not only before or after them
+    assert partial_kills == 3  # every second kill landed in the middle of a run, with work left to resume
 
 
 def test_two_processes_executing_the_same_run_at_once_store_each_completion_once(fake, tmp_path):
@@ -46,7 +47,7 @@ def test_two_processes_executing_the_same_run_at_once_store_each_completion_once
     first = subprocess.Popen([PYTHON, "-m", "core", *args, "--json", "--quiet"], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert harness.wait_for(lambda: db.exists() and _completions(db, "shared") >= 4, timeout=60)
+        assert harness.wait_for(lambda: db.exists() and harness.stored_completions(db, "shared") >= 4, timeout=60)
         second = harness.cli([*args, "--json", "--quiet"], env)  # resumes the run the first is executing
         out, err = first.communicate(timeout=harness.CLI_TIMEOUT_S)
     finally:
@@ -81,13 +82,6 @@ def test_a_database_held_by_another_process_gets_a_clear_message_and_loses_nothi
     assert after.completion_rows().equals(before)  # what was stored before is there, unchanged
     again = harness.cli([*harness.run_args(db, "blocked", groups=("asian",)), "--quiet"])  # nothing lost: it runs now
     assert again.returncode == 0 and harness.check_run(db, "blocked").completions == 5
-
-
-def _completions(db, run_id: str) -> int:
-    try:
-        return Store(db, readonly=True, lock_timeout=1).run_counts(run_id)["completions"]
-    except Exception:  # noqa: BLE001 - not created yet, or busy for a moment: poll again
-        return 0
 
 
 def test_a_completion_stored_by_another_process_keeps_its_own_verdicts(tmp_path):
