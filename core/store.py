@@ -287,6 +287,11 @@ class Store:
                 delay = min(delay * 2, 0.5)
         try:
             yield con
+        except duckdb.Error as exc:
+            if self.readonly and "read-only" in str(exc):
+                raise StoreError(f"{self.path} is open read-only (a demo session): it cannot be changed here, "
+                                 "and nothing was written") from None
+            raise
         finally:
             con.close()
 

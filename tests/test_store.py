@@ -65,7 +65,7 @@ def test_human_verdict_overrides_judge(store):
 def test_read_only_store_cannot_write(store):
     store, probes = store
     readonly = Store(store.path, readonly=True)
-    with pytest.raises(duckdb.Error):
+    with pytest.raises(StoreError, match="is open read-only .* nothing was written"):
         readonly.save_results([CompletionRecord("r1", probes[0].probe_id, "m", "t")], [])
     assert store.run_counts("r1")["completions"] == 0
     with pytest.raises(StoreError, match="no such database"):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import hashlib
 
-import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -44,7 +43,7 @@ def test_every_write_through_a_read_only_store_is_refused_and_the_file_is_unchan
         "verdict": lambda: store.save_results([], [VerdictRecord(audit["completions"][0], "refusal", "complied")]),
     }
     for name, write in writes.items():
-        with pytest.raises((StoreError, duckdb.Error), match="read-only|read_only|read only"):
+        with pytest.raises(StoreError, match="is open read-only"):  # a plain message, not DuckDB's
             write()
     assert _digest(path) == before
     assert Store(path, readonly=True).run("r1")["status"] == "completed"
