@@ -41,6 +41,11 @@ def bench_probes(count: int) -> list[str]:
     return [p.prompt for p in probes[::step][:count]]
 
 
+def _say(message: str) -> None:
+    """Progress on stderr (stdout carries the JSON)."""
+    print(f"[local_gen {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def _ours(prompts: Sequence[str], tokens: int, batch_size: int) -> dict:
     from core.targets import resolve_target
 
@@ -125,8 +130,11 @@ def run(probes: int = 64, tokens: int = 64, batch_size: int = 64, llama_url: str
     import torch
 
     prompts = bench_probes(probes)
+    _say(f"ours: {len(prompts)} prompts, batch {batch_size}")
     ours = _ours(prompts, tokens, batch_size)
+    _say(f"ours: {ours['tokens_per_s']:.1f} tokens/s; plain, one prompt at a time")
     plain = _plain(ours.pop("target"), prompts, tokens)
+    _say(f"plain: {plain['tokens_per_s']:.1f} tokens/s")
     same = sum(a == b for a, b in zip(ours.pop("texts"), plain.pop("texts")))
     result: dict = {
         "probes": len(prompts), "max_new_tokens": tokens, "batch_size": batch_size,
