@@ -10,7 +10,7 @@ Tokens per second count the tokens each way actually produced (up to and includi
 token), so stopping early is not rewarded. A fresh interpreter then loads the model from the cached
 converted weights ("second start"), and its load time is reported.
 
-    .venv/bin/python -m bench.local_gen [--probes 64] [--tokens 64] [--batch-size 64] [--json]
+    .venv/bin/python -m bench.local_gen [--probes 64] [--tokens 64] [--batch-size 64] [--sweep 16,32] [--json]
     .venv/bin/python -m bench.local_gen --llama-url http://127.0.0.1:8080   # a running llama.cpp server
 """
 from __future__ import annotations
@@ -39,6 +39,11 @@ def bench_probes(count: int) -> list[str]:
     probes = load_probes(BUNDLED_PROBES, default_source="builtin").probes
     step = max(1, len(probes) // count)
     return [p.prompt for p in probes[::step][:count]]
+
+
+def _say(message: str) -> None:
+    """Progress on stderr (stdout carries the JSON)."""
+    print(f"[local_gen {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def _ours(prompts: Sequence[str], tokens: int, batch_size: int) -> dict:
@@ -120,13 +125,17 @@ def second_start() -> dict:
     return {"load_s": load_s, "load_with_imports_s": with_imports_s, "process_wall_s": round(wall, 3)}
 
 
-def run(probes: int = 64, tokens: int = 64, batch_size: int = 64, llama_url: str | None = None) -> dict:
+def run(probes: int = 64, tokens: int = 64, batch_size: int = 64, llama_url: str | None = None,
+        sweep: Sequence[int] = ()) -> dict:
     """All measurements; a dict of figures and ratios."""
     import torch
 
     prompts = bench_probes(probes)
+    _say(f"ours: {len(prompts)} prompts, batch {batch_size}")
     ours = _ours(prompts, tokens, batch_size)
+    _say(f"ours: {ours['tokens_per_s']:.1f} tokens/s; plain, one prompt at a time")
     plain = _plain(ours.pop("target"), prompts, tokens)
+    _say(f"plain: {plain['tokens_per_s']:.1f} tokens/s")
     same = sum(a == b for a, b in zip(ours.pop("texts"), plain.pop("texts")))
     result: dict = {
         "probes": len(prompts), "max_new_tokens": tokens, "batch_size": batch_size,
@@ -148,6 +157,10 @@ def run(probes: int = 64, tokens: int = 64, batch_size: int = 64, llama_url: str
     else:
         result["llama_cpp"] = {k: round(v, 3) if isinstance(v, float) else v for k, v in llama.items()}
         result["ratio_ours_vs_llama_cpp"] = round(ours["tokens_per_s"] / llama["tokens_per_s"], 2)
+    for size in sweep:  # the profile behind the batch size: ours again at other sizes (same prompts)
+        _say(f"ours at batch {size}")
+        again = _ours(prompts, tokens, size)
+        result.setdefault("ours_by_batch_size", {})[str(size)] = round(again["tokens_per_s"], 1)
     result["second_start"] = second_start()
     result["goal_load_s"] = GOAL_LOAD_S
     return result
@@ -159,9 +172,11 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--llama-url", default=None, help="a running llama.cpp (OpenAI-compatible) server")
+    parser.add_argument("--sweep", type=lambda v: [int(x) for x in v.split(",") if x], default=[],
+                        help="also time ours at these batch sizes, e.g. 8,16,32")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = run(args.probes, args.tokens, args.batch_size, args.llama_url)
+    result = run(args.probes, args.tokens, args.batch_size, args.llama_url, args.sweep)
     if args.json:
         print(json.dumps(result))
         return

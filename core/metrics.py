@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
+from scipy import special  # scipy.stats costs seconds to import: loaded only where rank tests need it
 
 from core import taxonomy
 
@@ -40,6 +40,9 @@ BASELINE_DIMENSIONS: tuple[str, ...] = ("model", "language", "run_id", "kind")
 CORRECTIONS: tuple[str, ...] = ("holm", "fdr_bh")
 # A frame with these columns and no `label` is taken as counts per cell (Store.label_counts), not one row each.
 COUNT_COLUMNS: tuple[str, ...] = ("refused", "complied", "unparsed", "errors")
+# The finest cells the dashboard's tables use (about 10,000 at 12 models): counts fetched once at this grain
+# sum up to any grouping of these dimensions, so one query serves every table of a page.
+CELL_GRAIN: tuple[str, ...] = ("model", "language", "group", "strategy", "scenario_category", "kind")
 
 
 class MetricsError(ValueError):
@@ -300,7 +303,7 @@ class DefenseRates:
         chi2 = np.bincount(index, weights=terms)
         df = cells - 1
         testable = (df > 0) & (seg_k > 0) & (seg_k < seg_n)
-        p_value = np.where(testable, sps.chi2.sf(chi2, np.maximum(df, 1)), np.nan)
+        p_value = np.where(testable, special.chdtrc(np.maximum(df, 1), chi2), np.nan)
         adjusted = adjust_pvalues(p_value, correction)
         result = labels.copy() if base else pd.DataFrame(index=range(len(starts)))
         best_dr, worst_dr = dr[best_pos], dr[worst_pos]
@@ -324,6 +327,8 @@ class DefenseRates:
         have judged. With few shared groups (MiJaBench shares 5 between en and pt) the p-values are weak:
         read rho with `shared`.
         """
+        from scipy import stats as sps
+
         for name in (across, over):
             if name not in self.by:
                 raise MetricsError(f"rank agreement needs {name!r} among the grouping columns {', '.join(self.by)}")
@@ -396,7 +401,7 @@ def _two_proportion_p(k1: np.ndarray, n1: np.ndarray, k2: np.ndarray, n2: np.nda
         pooled = (k1 + k2) / (n1 + n2)
         se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
         z = (k1 / n1 - k2 / n2) / se
-        p = 2 * sps.norm.sf(np.abs(z))
+        p = 2 * special.ndtr(-np.abs(z))
     p = np.where((n1 > 0) & (n2 > 0), p, np.nan)
     return np.where((n1 > 0) & (n2 > 0) & (se == 0), 1.0, p)  # everyone refused (or no one): no difference
 
@@ -409,6 +414,8 @@ def scaling(disparity: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
     and the slope of std per tenfold increase of parameters (least squares on log10 size), so a page can
     say whether disparity shrinks as a family grows. Models without a known size are kept, unplotted.
     """
+    from scipy import stats as sps
+
     if "model" not in disparity.columns:
         raise MetricsError("scaling needs a disparity table per model (baseline including model)")
     sizes = targets[["target_id", "family", "size_b"]].rename(columns={"target_id": "model"})

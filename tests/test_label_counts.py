@@ -11,16 +11,11 @@ import pandas as pd
 import pytest
 
 from core.metrics import DefenseRates
-from core.store import CompletionRecord, Store, StoreError
+from core.store import CompletionRecord, StoreError
 from tests import dashboard_db
+from tests.test_store_queries import store  # noqa: F401  (the dashboard database, through the Store)
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture()
-def store(db_path):
-    facts = dashboard_db.build(db_path)
-    return Store(db_path), facts
 
 
 def test_counts_match_the_known_rates_and_a_human_verdict_overrides(store):

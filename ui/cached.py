@@ -13,11 +13,9 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
-from core.metrics import DefenseRates
+from core.metrics import CELL_GRAIN, DefenseRates
 from core.store import Store
 
-# The cells counts are fetched at: every table the pages draw sums from them (about 10,000 rows at 12 models).
-CELL_GRAIN: tuple[str, ...] = ("model", "language", "group", "strategy", "scenario_category", "kind")
 # The mean a cell deviates from: its model's, within one language (group sets differ by language).
 DEVIATION_BASELINE: tuple[str, ...] = ("model", "language")
 
