@@ -26,12 +26,12 @@ $(DB): $(DEMO_RESULTS) | $(READY)
 demo-db: $(DB)
 
 run: $(READY) $(DB)
-	AUDIT_DB=$(DB) $(PY) -m streamlit run app.py
+	AUDIT_DB=$(DB) $(PY) -m ui.launch
 
 # A read-only demo session (for regulators): every view and the CSV export, no runs, no relabelling;
 # DuckDB opens the file read-only, so nothing can be written to it.
 demo: $(READY) $(DB)
-	AUDIT_DB=$(DB) AUDIT_READONLY=1 $(PY) -m streamlit run app.py
+	AUDIT_DB=$(DB) AUDIT_READONLY=1 $(PY) -m ui.launch
 
 test: $(READY)
 	$(PY) -m pytest -q

@@ -60,12 +60,15 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmHWM for process {pid}")
 
 
-def measure(db: Path, heatmap_only: bool = False) -> dict[str, float]:
-    """Seconds per view on a fresh server over `db`, and the server's peak memory (MiB) after them."""
+def measure(db: Path, heatmap_only: bool = False, launcher: bool = True) -> dict[str, float]:
+    """Seconds per view on a fresh server over `db`, and the server's peak memory (MiB) after them.
+
+    launcher=False starts a bare `streamlit run app.py` instead of `python -m ui.launch` (imports at start).
+    """
     completion = Store(db, readonly=True).completion_page("refusal", {"group": "black"}, limit=1)[0]
     completion_id = str(completion["completion_id"][0])
     timings: dict[str, float] = {}
-    process, base = serve.start(db)
+    process, base = serve.start(db, launcher=launcher)
     try:
         serve.wait_healthy(process, base)
         timings["server idle RSS (MiB)"] = peak_rss_mb(process.pid)
@@ -100,16 +103,20 @@ def _views(base: str, completion_id: str, timings: dict[str, float], heatmap_onl
         browser.close()
 
 
-def run(sizes: list[int], keep: Path | None = None, heatmap_only: bool = False) -> dict[int, dict[str, float]]:
-    """measure() per store size, building each synthetic database unless `keep` already holds it."""
+def run(sizes: list[int], keep: Path | None = None, heatmap_only: bool = False,
+        compare_launch: bool = False) -> dict[str, dict[str, float]]:
+    """measure() per store size, building each synthetic database unless `keep` already holds it;
+    with compare_launch, each size also on a bare `streamlit run` (keys "SIZE bare"), started right after."""
     folder = keep or Path(tempfile.mkdtemp(prefix="forwhom-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
-    results: dict[int, dict[str, float]] = {}
+    results: dict[str, dict[str, float]] = {}
     for size in sizes:
         db = folder / f"synthetic-{size}.duckdb"
         if not db.exists():
             print(f"building {db}: {build_synthetic_store(db, size)}", file=sys.stderr, flush=True)
-        results[size] = {view: round(value, 2) for view, value in measure(db, heatmap_only).items()}
+        for launcher in (True, False) if compare_launch else (True,):
+            key = str(size) if launcher else f"{size} bare"
+            results[key] = {view: round(value, 2) for view, value in measure(db, heatmap_only, launcher).items()}
     return results
 
 
@@ -118,19 +125,22 @@ def main() -> None:
     parser.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")], default=[5_280, 528_000])
     parser.add_argument("--keep", type=Path, default=None, help="folder for the databases (reused if present)")
     parser.add_argument("--heatmap-only", action="store_true", help="time only the heatmap, cold and warm")
+    parser.add_argument("--compare-launch", action="store_true",
+                        help="also time each size on a bare `streamlit run app.py` (no imports at start)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    results = run(args.sizes, args.keep, args.heatmap_only)
+    results = run(args.sizes, args.keep, args.heatmap_only, args.compare_launch)
     if args.json:
-        print(json.dumps({str(size): timings for size, timings in results.items()}))
+        print(json.dumps(results))
         return
+    columns = list(results)
     views = list(next(iter(results.values())))
-    print(f"\n{'view (seconds)':<28}" + "".join(f"{size:>12,}" for size in args.sizes)
-          + ("   ratio" if len(args.sizes) == 2 else ""))
+    print(f"\n{'view (seconds)':<28}" + "".join(f"{column:>16}" for column in columns)
+          + ("   ratio" if len(columns) == 2 else ""))
     for view in views:
-        row = [results[size][view] for size in args.sizes]
+        row = [results[column][view] for column in columns]
         ratio = f"{row[1] / row[0]:8.1f}x" if len(row) == 2 and row[0] > 0 else ""
-        print(f"{view:<28}" + "".join(f"{v:12.2f}" for v in row) + ratio)
+        print(f"{view:<28}" + "".join(f"{v:16.2f}" for v in row) + ratio)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""A real `streamlit run app.py` on a free port, and headless Chromium to drive it.
+"""The real dashboard server (`python -m ui.launch`, as `make run` starts it) on a free port, and headless
+Chromium to drive it.
 
 Shared by the browser tests (tests/test_browser.py) and the render benchmark (bench/dashboard_render.py),
 so both measure the app exactly as a user opens it.
@@ -27,8 +28,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(db: Path, readonly: bool = False, log: Path | None = None) -> tuple[subprocess.Popen, str]:
-    """Start the dashboard on `db` (AUDIT_READONLY=1 when readonly); returns the process and its base URL."""
+def start(db: Path, readonly: bool = False, log: Path | None = None,
+          launcher: bool = True) -> tuple[subprocess.Popen, str]:
+    """Start the dashboard on `db` (AUDIT_READONLY=1 when readonly) the way `make run` does (`python -m
+    ui.launch`; launcher=False: a bare `streamlit run app.py`, for comparison); returns the process and its URL."""
     port = free_port()
     env = {**os.environ, "AUDIT_DB": str(db), "PYTHONPATH": str(ROOT)}
     env.pop("AUDIT_READONLY", None)
@@ -36,7 +39,8 @@ def start(db: Path, readonly: bool = False, log: Path | None = None) -> tuple[su
         env["AUDIT_READONLY"] = "1"
     out = (log or db.with_suffix(".streamlit.log")).open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address",
+        [sys.executable, "-m", *(["ui.launch"] if launcher else ["streamlit", "run", "app.py"]),
+         "--server.port", str(port), "--server.address",
          "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
          "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

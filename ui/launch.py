@@ -1,0 +1,39 @@
+"""`python -m ui.launch [streamlit options]`: the dashboard server, with the pages' imports done at start.
+
+Streamlit imports what a page needs during the first visit, so the first person to open a freshly
+started dashboard waited for pandas, pyarrow, plotly, DuckDB and the core modules to load (2.5 s on an
+idle 2-core machine, 8 s on a busy one: most of the first heatmap's wait, bench/README.md). Importing
+them here, before the server accepts connections, moves that cost to start-up, where nobody is looking
+at a blank page; the pages then find the modules already loaded. `make run`, `make demo`, the browser
+tests and the render benchmark all start the dashboard this way.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# What the overview and heatmap pages import through ui/, and what Streamlit's dataframe and chart
+# elements load on first use. Not the ui/ modules themselves: their st.cache_data functions must be
+# created once Streamlit's runtime exists, or they would cache outside it.
+WARM_MODULES: tuple[str, ...] = (
+    "numpy", "pandas", "pyarrow", "duckdb", "plotly.graph_objects", "plotly.io",
+    "core.taxonomy", "core.store", "core.metrics",
+    "streamlit.elements.plotly_chart", "streamlit.elements.arrow",
+)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Import WARM_MODULES, then hand over to `streamlit run app.py` with the given options."""
+    for name in WARM_MODULES:
+        importlib.import_module(name)
+    from streamlit.web import cli
+
+    sys.argv = ["streamlit", "run", str(ROOT / "app.py"), *(sys.argv[1:] if argv is None else argv)]
+    cli.main()
+
+
+if __name__ == "__main__":
+    main()
