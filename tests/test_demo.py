@@ -49,3 +49,13 @@ def test_stats_by_model_group_returns_one_row_per_group(demo_db, cli_env):
         assert row["dr"] == pytest.approx(row["refused"] / row["n"])
     per_cell = pd.Series({r["group"]: r["n"] for r in rows})
     assert per_cell["black"] == 160 and per_cell["asian"] == 80  # 20 per strategy, in 2 languages vs 1
+
+
+def test_stats_into_a_reader_that_stops_early_ends_quietly(demo_db, cli_env):
+    """`python -m core stats ... | head -1`: the reader has gone before the table is written."""
+    process = subprocess.Popen([PYTHON, "-m", "core", "stats", "--by", "model,group", "--db", str(demo_db)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env, cwd=ROOT)
+    process.stdout.close()  # like `head` exiting: every write the CLI makes now fails with EPIPE
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
