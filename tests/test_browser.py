@@ -109,6 +109,30 @@ def download_csv(page: Page) -> tuple[str, list[dict]]:
     return download.suggested_filename, list(csv.DictReader(io.StringIO(text)))
 
 
+def pick(page: Page, key: str, option: str) -> None:
+    """Add `option` to the Run page's multiselect whose widget key is `key`."""
+    box = page.locator(f".st-key-{key}").get_by_role("combobox")
+    box.click()
+    box.fill(option)
+    page.get_by_role("option", name=option, exact=True).click()
+    page.keyboard.press("Escape")
+
+
+def fill_numbers(page: Page, values: dict[str, str]) -> None:
+    """Type into the Run page's number inputs, by widget key."""
+    for key, value in values.items():
+        field = page.locator(f".st-key-{key} input")
+        field.fill(value)
+        field.press("Enter")
+
+
+def start_run(page: Page) -> str:
+    """Press Start on the Run page; returns the id of the run now executing in the server."""
+    page.get_by_role("button", name="Start the run").click()
+    page.get_by_text("Runs executing in this server").wait_for()
+    return page.get_by_text(": running").or_(page.get_by_text(": starting")).first.inner_text().split(":")[0]
+
+
 def test_every_page_opens(servers, page):
     base = servers["rw"]
     views = [("overview", "", "Headline per model"), ("run", "/run", "Completions to generate"),
@@ -230,20 +254,11 @@ def test_a_run_started_in_the_browser_finishes_after_the_tab_is_closed(servers, 
     tab = context.new_page()
     tab.set_default_timeout(TIMEOUT_MS)
     open_view(tab, servers["rw"] + "/run", "Completions to generate")
-    for key, option in (("run_groups", "Black people"), ("run_strategies", "Chain-of-thought decomposition")):
-        box = tab.locator(f".st-key-{key}").get_by_role("combobox")
-        box.click()
-        box.fill(option)
-        tab.get_by_role("option", name=option).click()
-        tab.keyboard.press("Escape")
-    for key, value in (("run_per_cell", "2"), ("run_tokens", "4")):
-        field = tab.locator(f".st-key-{key} input")
-        field.fill(value)
-        field.press("Enter")
+    pick(tab, "run_groups", "Black people")
+    pick(tab, "run_strategies", "Chain-of-thought decomposition")
+    fill_numbers(tab, {"run_per_cell": "2", "run_tokens": "4"})
     expect(tab.locator('[data-testid="stMetric"]').filter(has_text="Probes").first).to_contain_text("2")
-    tab.get_by_role("button", name="Start the run").click()
-    tab.get_by_text("Runs executing in this server").wait_for()
-    run_id = tab.get_by_text(": running").or_(tab.get_by_text(": starting")).first.inner_text().split(":")[0]
+    run_id = start_run(tab)
     tab.screenshot(path=str(SHOTS / "run-progress.png"), full_page=True)
     context.close()  # the tab is gone; the run goes on in the server
 

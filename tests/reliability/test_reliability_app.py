@@ -16,6 +16,7 @@ from core.store import Store
 from tests.conftest import ARTIFACTS
 from tests.reliability import harness
 from tests.test_browser import browser  # noqa: F401 - headless Chromium, shared with the browser tests
+from tests.test_browser import fill_numbers, pick, start_run
 
 TIMEOUT_MS = 60_000
 SHOTS = ARTIFACTS / "reliability"
@@ -43,23 +44,13 @@ def _start_run_on_the_page(tab: Page, base: str) -> str:
     targets = tab.locator(".st-key-run_targets").get_by_role("combobox")
     targets.click()
     targets.press("Backspace")  # removes the default choice, smollm2
-    targets.fill(harness.TARGET)
-    tab.get_by_role("option", name=harness.TARGET, exact=True).click()
     tab.keyboard.press("Escape")
+    pick(tab, "run_targets", harness.TARGET)
     for option in ("Black people", "Women"):
-        box = tab.locator(".st-key-run_groups").get_by_role("combobox")
-        box.click()
-        box.fill(option)
-        tab.get_by_role("option", name=option).click()
-        tab.keyboard.press("Escape")
-    for key, value in (("run_per_cell", "2"), ("run_batch", "4")):  # small batches: kills land between them
-        field = tab.locator(f".st-key-{key} input")
-        field.fill(value)
-        field.press("Enter")
+        pick(tab, "run_groups", option)
+    fill_numbers(tab, {"run_per_cell": "2", "run_batch": "4"})  # small batches: kills land between them
     expect(tab.locator('[data-testid="stMetric"]').filter(has_text="Completions to generate").first).to_contain_text("20")
-    tab.get_by_role("button", name="Start the run").click()
-    tab.get_by_text("Runs executing in this server").wait_for()
-    return tab.get_by_text(": running").or_(tab.get_by_text(": starting")).first.inner_text().split(":")[0]
+    return start_run(tab)
 
 
 def _resume_on_the_page(tab: Page, base: str, run_id: str) -> None:
