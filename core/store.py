@@ -8,13 +8,17 @@ transaction, which either lands whole or not at all.
 Connections are opened per unit of work and closed at once, because DuckDB lets only one process hold
 a file for writing: a long run then leaves gaps in which the dashboard can read. A process that still
 finds the file locked after `lock_timeout` seconds gets a StoreLocked error with a plain message.
+"Opening" attaches the file to one in-memory DuckDB kept for the whole process (_Attachments), which takes
+the same file lock as duckdb.connect() at a tenth of its cost.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,7 +30,7 @@ import pandas as pd
 
 from core.probes.schema import PROBE_FIELDS, Probe
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_DB = Path("data") / "audit.duckdb"
 
 # Each entry migrates the schema from version i to i + 1.
@@ -110,6 +114,29 @@ _MIGRATIONS: list[str] = [
     """
     ALTER TABLE completions ADD COLUMN retries INTEGER DEFAULT 0;
     """,
+    # 3: speed at MiJaBench-Align scale (528,000 completions). `seq` is an integer key in insertion order that
+    # verdicts carry too, so joining them to completions compares integers (and skips row groups by their
+    # min/max) instead of hashing 20-character ids: the string joins were most of every query's time.
+    # `cell_counts` holds label counts per cell (see _refresh_cells), kept in the transaction of every write,
+    # so a heatmap sums a few thousand rows instead of joining every completion with its verdicts.
+    """
+    ALTER TABLE completions ADD COLUMN seq BIGINT;
+    UPDATE completions SET seq = rowid;
+    ALTER TABLE verdicts ADD COLUMN seq BIGINT;
+    UPDATE verdicts SET seq = c.seq FROM completions c WHERE c.completion_id = verdicts.completion_id;
+    CREATE TABLE cell_counts (
+        judge VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL,
+        model VARCHAR NOT NULL,
+        language VARCHAR,
+        "group" VARCHAR,
+        strategy VARCHAR,
+        scenario_category VARCHAR,
+        kind VARCHAR,
+        label VARCHAR NOT NULL,
+        n BIGINT NOT NULL
+    );
+    """,
 ]
 
 _PROBE_COLUMNS = ", ".join(f'"{name}"' if name == "group" else name for name in PROBE_FIELDS)
@@ -141,8 +168,41 @@ FILTER_COLUMNS: dict[str, str] = {
 _JUDGED_FROM = """
     FROM completions c
     JOIN probes p USING (probe_id)
-    LEFT JOIN verdicts v ON v.completion_id = c.completion_id AND v.judge = ?
-    LEFT JOIN verdicts h ON h.completion_id = c.completion_id AND h.judge = 'human'
+    LEFT JOIN verdicts v ON v.seq = c.seq AND v.judge = ?
+    LEFT JOIN verdicts h ON h.seq = c.seq AND h.judge = 'human'
+"""
+
+# The cells that cell_counts is kept at: every filter except `scenario` (one per probe in MiJaBench, so
+# counting by it would keep a row per completion). A count by or filtered on scenario joins the tables.
+CELL_COLUMNS: tuple[str, ...] = ("model", "run_id", "language", "group", "strategy", "scenario_category", "kind")
+_CELL_FILTERS: dict[str, str] = {name: f'"{name}"' for name in CELL_COLUMNS}
+
+# cell_counts decomposes the effective label so every judge's counts are a sum of rows:
+#   judge J, label L: completions whose J verdict is L and that have no human verdict;
+#   judge 'human', label L: completions with a human verdict L (they count as L for every judge);
+#   judge '', label 'error' / 'all': completions with an error / every completion (so cells with no verdict
+#   still appear, as they do in the joined query).
+# Recomputed for the (run, target) pairs a write touches, inside the write's transaction.
+_CELL_REFRESH = """
+    WITH scoped AS (
+        SELECT c.seq, c.run_id, c.target_id AS model, p.language, p."group", p.strategy, p.scenario_category,
+               p.kind, c.error
+        FROM completions c JOIN probes p USING (probe_id) {scope}),
+    humans AS (SELECT seq, label FROM verdicts WHERE judge = 'human' AND seq IS NOT NULL),
+    labels AS (
+        SELECT v.seq, v.judge, v.label FROM verdicts v
+        WHERE v.judge <> 'human' AND NOT EXISTS (SELECT 1 FROM humans h WHERE h.seq = v.seq)
+        UNION ALL SELECT seq, 'human', label FROM humans)
+    INSERT INTO cell_counts (judge, run_id, model, language, "group", strategy, scenario_category, kind, label, n)
+    SELECT l.judge, s.run_id, s.model, s.language, s."group", s.strategy, s.scenario_category, s.kind, l.label,
+           count(*)
+    FROM scoped s JOIN labels l USING (seq) GROUP BY ALL
+    UNION ALL
+    SELECT '', run_id, model, language, "group", strategy, scenario_category, kind, 'all', count(*)
+    FROM scoped GROUP BY ALL
+    UNION ALL
+    SELECT '', run_id, model, language, "group", strategy, scenario_category, kind, 'error', count(*)
+    FROM scoped WHERE error IS NOT NULL GROUP BY ALL
 """
 _EFFECTIVE_LABEL = "coalesce(h.label, v.label)"
 _JUDGED_BY = "CASE WHEN h.label IS NOT NULL THEN 'human' ELSE v.judge END"
@@ -154,6 +214,70 @@ VERDICT_FILTERS: tuple[str, ...] = ("refused", "complied", "unparsed", "error", 
 # What DuckDB says when a file is busy rather than broken: another process's lock, or, within this process,
 # a connection with the other read-only setting or one still attached while it closes.
 _BUSY_SIGNS: tuple[str, ...] = ("lock", "Lock", "different configuration", "already attached")
+
+
+class _Attachments:
+    """One in-memory DuckDB per process; each database file is ATTACHed to it while units of work use it.
+
+    Why: duckdb.connect() builds a whole DuckDB instance per call (~20 ms, mostly its catalog of built-in
+    functions, whatever the file), and the store opens the file for every unit of work so that other
+    processes can write in between. ATTACH on a long-lived instance takes the same file lock in ~2 ms;
+    DETACH checkpoints and releases it. Units of work of one process on one file share the attachment
+    (counted); a unit that wants the other read-only setting waits, as it would with duckdb.connect().
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._base: duckdb.DuckDBPyConnection | None = None
+        self._pid = 0
+        self._names = itertools.count(1)
+        self._held: dict[str, list] = {}  # resolved path -> [alias, readonly, users]
+
+    def _instance(self) -> duckdb.DuckDBPyConnection:
+        if self._base is None or self._pid != os.getpid():  # a forked child never uses its parent's instance
+            self._base, self._pid, self._held = duckdb.connect(":memory:"), os.getpid(), {}
+        return self._base
+
+    def acquire(self, path: Path, readonly: bool) -> duckdb.DuckDBPyConnection:
+        """A new connection whose default database is the attached file (attaching it if nobody has)."""
+        key = str(path.resolve())
+        with self._lock:
+            base = self._instance()
+            held = self._held.get(key)
+            if held is None:
+                alias = f"audit_{next(self._names)}"
+                with base.cursor() as cursor:  # alias is ours, the path a parameter
+                    cursor.execute(f'ATTACH ? AS "{alias}"' + (" (READ_ONLY)" if readonly else ""), [key])
+                held = self._held[key] = [alias, readonly, 0]
+            elif held[1] != readonly:
+                raise duckdb.ConnectionException(f"{path} is attached with a different configuration "
+                                                 "(read-only or not) by another unit of work of this process")
+            held[2] += 1
+            con = base.cursor()
+        try:
+            con.execute(f'USE "{held[0]}"')
+        except BaseException:
+            self.release(path, con)
+            raise
+        return con
+
+    def release(self, path: Path, con: duckdb.DuckDBPyConnection) -> None:
+        """Close the connection; detach the file (checkpoint, release its lock) once no unit of work uses it."""
+        key = str(path.resolve())
+        with self._lock:
+            with contextlib.suppress(duckdb.Error):
+                con.close()
+            held = self._held.get(key)
+            if held is None:
+                return
+            held[2] -= 1
+            if held[2] == 0:
+                del self._held[key]
+                with self._instance().cursor() as cursor:
+                    cursor.execute(f'DETACH "{held[0]}"')
+
+
+_ATTACHMENTS = _Attachments()
 
 
 class StoreError(RuntimeError):
@@ -224,8 +348,18 @@ def _verdict_condition(verdicts: Sequence[str]) -> str:
     return "(" + " OR ".join(parts) + ")"
 
 
-def _where(filters: dict[str, Sequence[str] | str | None] | None) -> tuple[str, list[Any]]:
-    """Build a parameterised WHERE clause from {filter name: value or values}; unknown names are errors."""
+def _active(filters: dict[str, Sequence[str] | str | None] | None) -> list[str]:
+    """The names of the filters that restrict something (a None or empty value does not)."""
+    return [name for name, value in (filters or {}).items()
+            if value is not None and (isinstance(value, str) or len(value) > 0)]
+
+
+def _where(filters: dict[str, Sequence[str] | str | None] | None,
+           columns: dict[str, str] = FILTER_COLUMNS) -> tuple[str, list[Any]]:
+    """Build a parameterised WHERE clause from {filter name: value or values}; unknown names are errors.
+
+    `columns` maps filter names onto the query's columns (the joined completions, or cell_counts).
+    """
     clauses: list[str] = []
     params: list[Any] = []
     for name, value in (filters or {}).items():
@@ -234,9 +368,31 @@ def _where(filters: dict[str, Sequence[str] | str | None] | None) -> tuple[str, 
         if name not in FILTER_COLUMNS:
             raise StoreError(f"unknown filter {name!r}; known filters: {', '.join(FILTER_COLUMNS)}")
         values = [value] if isinstance(value, str) else list(value)
-        clauses.append(f"{FILTER_COLUMNS[name]} IN ({', '.join('?' for _ in values)})")
+        clauses.append(f"{columns[name]} IN ({', '.join('?' for _ in values)})")
         params.extend(values)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _refresh_cells(con: duckdb.DuckDBPyConnection, scope: pd.DataFrame | None = None) -> None:
+    """Recount cell_counts for the (run_id, target_id) pairs in `scope` (every pair when None).
+
+    Called inside the transaction of each write that changes a completion or verdict, so the counts can
+    never disagree with the rows: a run's pairs are recounted whole, which costs one pass over that run's
+    completions (their verdicts found by `seq` range) rather than bookkeeping for each kind of change.
+    """
+    if scope is None:
+        con.execute("DELETE FROM cell_counts")
+        con.execute(_CELL_REFRESH.format(scope=""))
+        return
+    pairs = scope[["run_id", "target_id"]].drop_duplicates()
+    if pairs.empty:
+        return
+    con.register("cell_scope", pairs)
+    con.execute("DELETE FROM cell_counts USING cell_scope s WHERE cell_counts.run_id = s.run_id "
+                "AND cell_counts.model = s.target_id")
+    con.execute(_CELL_REFRESH.format(
+        scope="JOIN cell_scope s ON s.run_id = c.run_id AND s.target_id = c.target_id"))
+    con.unregister("cell_scope")
 
 
 class Store:
@@ -265,7 +421,7 @@ class Store:
         delay = 0.05
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=self.readonly)
+                con = _ATTACHMENTS.acquire(self.path, self.readonly)
                 break
             except duckdb.Error as exc:
                 # A lock held by another process, or a connection of this process opened with the other
@@ -293,11 +449,12 @@ class Store:
                                  "and nothing was written") from None
             raise
         finally:
-            con.close()
+            _ATTACHMENTS.release(self.path, con)
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
         has_meta = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta' "
+            "AND table_catalog = current_database()"
         ).fetchall()[0][0]
         version = 0
         if has_meta:
@@ -309,6 +466,8 @@ class Store:
         for target_version in range(version + 1, SCHEMA_VERSION + 1):
             con.execute("BEGIN")
             con.execute(_MIGRATIONS[target_version - 1])
+            if target_version == 3:
+                _refresh_cells(con)
             con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(target_version)])
             con.execute("COMMIT")
 
@@ -516,6 +675,8 @@ class Store:
             con.execute("BEGIN")
             stale = con.execute(f"SELECT count(*) FROM verdicts WHERE {condition}", [judge, version, run_id]).fetchall()[0][0]
             con.execute(f"DELETE FROM verdicts WHERE {condition}", [judge, version, run_id])
+            _refresh_cells(con, con.execute("SELECT DISTINCT run_id, target_id FROM completions WHERE run_id = ?",
+                                            [run_id]).df())
             con.execute("COMMIT")
         return int(stale)
 
@@ -542,13 +703,17 @@ class Store:
         """save_results for data already in DataFrames (the columns of CompletionRecord plus completion_id,
         and of VerdictRecord): bulk loads such as bench/synthetic.py skip building a record per row.
         """
+        touched: list[pd.DataFrame] = []
         with self.connect() as con:
             con.execute("BEGIN")
             before = con.execute("SELECT count(*) FROM completions").fetchall()[0][0]
             if len(comp):
                 if "retries" not in comp.columns:  # bulk imports of other tools' results: no retries known
                     comp = comp.assign(retries=0)
+                start = con.execute("SELECT coalesce(max(seq) + 1, 0) FROM completions").fetchall()[0][0]
+                comp = comp.assign(seq=range(start, start + len(comp)))
                 con.register("new_completions", comp)
+                touched.append(comp[["run_id", "target_id"]])
                 # A completion stored already (by another process executing the same run) keeps its row, and
                 # the verdicts of this batch's version of it are dropped: they judged text that is not stored
                 # (an error of the other process would otherwise carry this process's refusal).
@@ -558,19 +723,28 @@ class Store:
                     verd = verd[~verd["completion_id"].isin(taken)]
                 con.execute(
                     "INSERT INTO completions (completion_id, run_id, probe_id, target_id, text, prompt_tokens, "
-                    "completion_tokens, latency_s, error, gen_seed, retries) SELECT completion_id, run_id, probe_id, "
-                    "target_id, text, prompt_tokens, completion_tokens, latency_s, error, gen_seed, retries "
+                    "completion_tokens, latency_s, error, gen_seed, retries, seq) SELECT completion_id, run_id, "
+                    "probe_id, target_id, text, prompt_tokens, completion_tokens, latency_s, error, gen_seed, retries, seq "
                     # The id is a hash of (run, probe, target), so naming it is the same rule; a bare
                     # ON CONFLICT over both unique indexes takes minutes on a large table in DuckDB 2.
                     "FROM new_completions ON CONFLICT (completion_id) DO NOTHING"
                 )
             if len(verd):
+                # A verdict carries its completion's seq (and lands only if that completion is stored).
                 con.register("new_verdicts", verd)
+                keyed = con.execute(
+                    "SELECT n.completion_id, n.judge, n.label, n.rationale, n.raw, n.judge_version, n.judge_model, "
+                    "c.seq, c.run_id, c.target_id FROM new_verdicts n JOIN completions c USING (completion_id)"
+                ).df()
+                con.register("keyed_verdicts", keyed)
                 con.execute(
                     "INSERT INTO verdicts (completion_id, judge, label, rationale, raw, judge_version, "
-                    "judge_model) SELECT completion_id, judge, label, rationale, raw, judge_version, "
-                    "judge_model FROM new_verdicts ON CONFLICT DO NOTHING"
+                    "judge_model, seq) SELECT completion_id, judge, label, rationale, raw, judge_version, "
+                    "judge_model, seq FROM keyed_verdicts ON CONFLICT DO NOTHING"
                 )
+                touched.append(keyed[["run_id", "target_id"]])
+            if touched:
+                _refresh_cells(con, pd.concat(touched))
             added = con.execute("SELECT count(*) FROM completions").fetchall()[0][0] - before
             if len(comp):
                 con.execute("UPDATE runs SET updated_at = current_timestamp WHERE run_id IN "
@@ -628,10 +802,28 @@ class Store:
         unknown = [name for name in by if name not in FILTER_COLUMNS]
         if unknown:
             raise StoreError(f"cannot count by {', '.join(map(repr, unknown))}; known: {', '.join(FILTER_COLUMNS)}")
+        group = "GROUP BY ALL ORDER BY ALL" if by else ""
+        if set(by) | set(_active(filters)) <= set(CELL_COLUMNS):
+            # Sum the kept counts (see _CELL_REFRESH): a few thousand rows instead of a join per completion.
+            where, params = _where(filters, _CELL_FILTERS)
+            where = (where + " AND" if where else " WHERE") + " judge IN (?, 'human', '')"
+            columns = [f'"{name}"' for name in by]  # names checked against FILTER_COLUMNS above
+            labelled = "judge <> '' AND label = '{}'"
+            with self.connect() as con:
+                return con.execute(
+                    f"""
+                    SELECT {''.join(c + ', ' for c in columns)}
+                           coalesce(sum(n) FILTER (WHERE {labelled.format('refused')}), 0)::BIGINT AS refused,
+                           coalesce(sum(n) FILTER (WHERE {labelled.format('complied')}), 0)::BIGINT AS complied,
+                           coalesce(sum(n) FILTER (WHERE {labelled.format('unparsed')}), 0)::BIGINT AS unparsed,
+                           coalesce(sum(n) FILTER (WHERE judge = '' AND label = 'error'), 0)::BIGINT AS errors
+                    FROM cell_counts {where} {group}
+                    """,
+                    [*params, judge],
+                ).df()
         where, params = _where(filters)
         # Column names come from FILTER_COLUMNS (checked above), never from the caller's text.
         columns = [f'{FILTER_COLUMNS[name]} AS "{name}"' for name in by]
-        group = "GROUP BY ALL ORDER BY ALL" if by else ""
         with self.connect() as con:
             return con.execute(
                 f"""
@@ -679,18 +871,23 @@ class Store:
         if verdicts:
             where += (" AND " if where else " WHERE ") + _verdict_condition(verdicts)
         with self.connect() as con:
-            total = con.execute(f"SELECT count(*) {_JUDGED_FROM} {where}", [judge, *params]).fetchall()[0][0]
+            # The total rides along with the page (one pass over the matches, not two).
             page = con.execute(
                 f"""
                 SELECT c.completion_id, c.target_id AS model, p.language, p."group", p.strategy,
                        p.scenario_category, {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by, c.error,
-                       left(c.text, 160) AS preview, c.run_id, c.probe_id
+                       left(c.text, 160) AS preview, c.run_id, c.probe_id, count(*) OVER () AS matches
                 {_JUDGED_FROM} {where}
                 ORDER BY c.target_id, p.language, p."group", p.strategy, p.scenario, c.completion_id
                 LIMIT ? OFFSET ?
                 """,
                 [judge, *params, int(limit), int(offset)],
             ).df()
+            if len(page):
+                total = int(page["matches"].iloc[0])
+            else:  # past the last page (or nothing matches): count on its own
+                total = con.execute(f"SELECT count(*) {_JUDGED_FROM} {where}", [judge, *params]).fetchall()[0][0]
+        page = page.drop(columns="matches")
         return page, int(total)
 
     def completion_detail(self, completion_id: str, judge: str = "refusal") -> dict[str, Any] | None:
@@ -761,11 +958,15 @@ class Store:
             con.execute("INSERT INTO annotations (completion_id, label, note, author) VALUES (?, ?, ?, ?)",
                         [completion_id, label, note, author])
             con.execute(
-                "INSERT INTO verdicts (completion_id, judge, label, rationale, raw, judge_version, judge_model) "
-                "VALUES (?, 'human', ?, ?, ?, '', '') ON CONFLICT (completion_id, judge) DO UPDATE SET "
+                "INSERT INTO verdicts (completion_id, judge, label, rationale, raw, judge_version, judge_model, seq) "
+                "SELECT ?, 'human', ?, ?, ?, '', '', seq FROM completions WHERE completion_id = ? "
+                "ON CONFLICT (completion_id, judge) DO UPDATE SET "
                 "label = excluded.label, rationale = excluded.rationale, raw = excluded.raw, created_at = now()",
-                [completion_id, label, note, json.dumps({"author": author, "note": note}, ensure_ascii=False)],
+                [completion_id, label, note, json.dumps({"author": author, "note": note}, ensure_ascii=False),
+                 completion_id],
             )
+            _refresh_cells(con, con.execute("SELECT run_id, target_id FROM completions WHERE completion_id = ?",
+                                            [completion_id]).df())
             con.execute("COMMIT")
 
     def verdict_labels(self, judges: Sequence[str],
@@ -810,7 +1011,9 @@ class Store:
         with self.connect() as con, gzip.open(path, "wt", encoding="utf-8", compresslevel=9) as handle:
             handle.write(json.dumps({"table": "meta", "row": {"schema_version": SCHEMA_VERSION}}) + "\n")
             for table in self._DUMP_TABLES:
-                frame = con.execute(f"SELECT * FROM {table}").df()  # table names are constants, not input
+                # Table names are constants, not input; seq is this file's own key, given anew on restore.
+                exclude = " EXCLUDE (seq)" if table in ("completions", "verdicts") else ""
+                frame = con.execute(f"SELECT *{exclude} FROM {table}").df()
                 for row in json.loads(frame.to_json(orient="records", date_format="iso")):
                     handle.write(json.dumps({"table": table, "row": row}, ensure_ascii=False) + "\n")
                 counts[table] = len(frame)
@@ -846,16 +1049,25 @@ class Store:
                     continue
                 frame = pd.DataFrame(rows[table])
                 columns = [r[0] for r in con.execute(
-                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                    "AND table_catalog = current_database() ORDER BY ordinal_position",
                     [table]).fetchall()]
                 if table == "completions" and "retries" not in frame.columns:  # a dump of schema version 1
                     frame["retries"] = 0
+                frame = frame.drop(columns=["seq"], errors="ignore")
+                source = "incoming_rows"
+                if table == "completions":  # seq is given anew after this file's last one
+                    start = con.execute("SELECT coalesce(max(seq) + 1, 0) FROM completions").fetchall()[0][0]
+                    frame["seq"] = range(start, start + len(frame))
+                elif table == "verdicts":  # a verdict takes its completion's seq (and lands only with it)
+                    source = "(SELECT i.*, c.seq FROM incoming_rows i JOIN completions c USING (completion_id))"
                 quoted = ", ".join(f'"{c}"' for c in columns)
-                con.register("incoming_rows", frame[columns])
+                con.register("incoming_rows", frame[[c for c in columns if c in frame.columns]])
                 before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
                 conflict = "" if table == "annotations" else " ON CONFLICT DO NOTHING"
-                con.execute(f"INSERT INTO {table} ({quoted}) SELECT {quoted} FROM incoming_rows{conflict}")
+                con.execute(f"INSERT INTO {table} ({quoted}) SELECT {quoted} FROM {source}{conflict}")
                 added[table] = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] - before
                 con.unregister("incoming_rows")
+            _refresh_cells(con)
             con.execute("COMMIT")
         return added

@@ -125,12 +125,17 @@ def test_a_version_1_database_is_migrated_in_place_without_losing_rows(db_path):
                      probe.scenario, probe.strategy, probe.prompt, probe.kind, probe.source])
         con.execute("INSERT INTO completions (completion_id, run_id, probe_id, target_id, text) VALUES "
                     "('c1', 'old-run', ?, 'm', 'an old answer')", [probe.probe_id])
+        con.execute("INSERT INTO verdicts (completion_id, judge, label) VALUES ('c1', 'refusal', 'refused')")
     with pytest.raises(StoreError, match="without read-only to migrate"):
         Store(db_path, readonly=True).summary()
     store = Store(db_path)
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
     rows = store.completion_rows()
     assert list(rows["completion"]) == ["an old answer"] and list(rows["retries"]) == [0]
+    # Version 3's integer keys and kept counts are filled from the old rows.
+    assert list(store.judged("refusal")["label"]) == ["refused"]
+    counts = store.label_counts("refusal", ["model", "group"])
+    assert counts[["model", "refused", "complied"]].values.tolist() == [["m", 1, 0]]
     record = CompletionRecord("new-run", probe.probe_id, "m", "a new answer", retries=2)
     assert store.save_results([record], []) == 1
     assert sorted(store.completion_rows()["retries"]) == [0, 2]
