@@ -225,3 +225,19 @@ def test_default_baseline_is_the_model_and_the_whole_table_when_only_models_are_
     assert by_model["baseline_dr"].tolist() == [0.5, 0.5] and by_model["deviation"].tolist() == [0.25, -0.25]
     by_group = DefenseRates(frame, ["model", "group"]).deviations()
     assert by_group["deviation"].tolist() == [0.0, 0.0] and by_group["p_value"].isna().all()
+
+
+def test_bootstrap_does_not_depend_on_the_number_of_cores(monkeypatch):
+    """Draws run in blocks with their own seeds, one thread per core: the same CIs with 1 core or 4."""
+    rng = np.random.default_rng(3)
+    cells = 300  # several blocks
+    frame = pd.DataFrame({"model": [f"m{i % 3}" for i in range(cells)], "group": [f"g{i}" for i in range(cells)],
+                          "refused": rng.integers(0, 50, cells), "complied": rng.integers(0, 50, cells),
+                          "unparsed": 0, "errors": 0})
+    tables = []
+    for cores in (1, 4):
+        monkeypatch.setattr("os.cpu_count", lambda cores=cores: cores)
+        rates = DefenseRates(frame, ["model", "group"])
+        tables.append(rates.deviations(["model"]))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    assert tables[0]["ci_low"].notna().all() and (tables[0]["ci_low"] <= tables[0]["dr"]).all()

