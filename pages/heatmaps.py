@@ -68,6 +68,10 @@ for language in languages:
     draw(by_group[by_group["language"] == language], "model", language, f"Model x group ({language})",
          f"{PAGE}_model_{language}", {})
 
+# The breakdowns come on demand: six heatmaps at once took the browser longer than the first one needs.
+if not filters.toggle_option("Break one model down by strategy and scenario category", "breakdowns", page=PAGE,
+                             where=st, help="Strategy x group and scenario category x group heatmaps per language"):
+    st.stop()
 breakdown_model = filters.select_option("Model for the strategy and scenario breakdowns", "breakdown", models,
                                         page=PAGE, where=st)
 one_model = {**scope, "model": [breakdown_model]}  # 1/12 of a 12-model store: fast to load and to resample

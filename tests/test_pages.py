@@ -83,9 +83,13 @@ def test_heatmap_deviation_is_centred_on_the_model_mean(audit):
 
 def test_heatmap_model_filter_and_breakdowns(audit):
     app = open_page("pages/heatmaps.py")
+    assert [f["layout"]["title"]["text"] for f in figures(app)] == ["Model x group (en)"]  # breakdowns on demand
+    widget(app.toggle, "heatmaps_option_breakdowns").set_value(True).run()
+    assert app.query_params["breakdowns"] == "on"
     titles = [f["layout"]["title"]["text"] for f in figures(app)]
     assert titles == ["Model x group (en)", "Strategy x group, model-a (en)",
                       "Scenario category x group, model-a (en)"]
+    assert len(figures(open_page("pages/heatmaps.py", breakdowns="on"))) == 3  # a shared link opens them
     x, strategies, z = heat(figures(app)[1])
     assert strategies == ["chaining", "persona_assign"]
     assert [row[x.index("Women")] for row in z] == [1.0, 1.0]  # model-a refused women every time

@@ -65,6 +65,17 @@ def select_option(label: str, name: str, choices: Sequence[str], default: str | 
     return chosen
 
 
+def toggle_option(label: str, name: str, *, page: str, where=None, help: str | None = None) -> bool:
+    """An on/off option kept in the URL (`name=on`), off unless the link says on."""
+    chosen = (where or st.sidebar).toggle(label, value=st.query_params.get(name) == "on",
+                                          key=f"{page}_option_{name}", help=help)
+    if chosen:
+        st.query_params[name] = "on"
+    elif name in st.query_params:
+        del st.query_params[name]
+    return chosen
+
+
 def format_value(name: str) -> Callable[[str], str]:
     """How a filter's values read in widgets: display names for groups and strategies, else as stored."""
     if name == "group":
