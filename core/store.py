@@ -13,6 +13,7 @@ the same file lock as duckdb.connect() at a tenth of its cost.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import itertools
@@ -277,7 +278,17 @@ class _Attachments:
                     cursor.execute(f'DETACH "{held[0]}"')
 
 
+    def close(self) -> None:
+        """Close the process's instance (at exit: its bindings report objects still alive as leaks)."""
+        with self._lock:
+            if self._base is not None and self._pid == os.getpid():
+                with contextlib.suppress(duckdb.Error):
+                    self._base.close()
+            self._base, self._held = None, {}
+
+
 _ATTACHMENTS = _Attachments()
+atexit.register(_ATTACHMENTS.close)
 
 
 class StoreError(RuntimeError):
@@ -710,6 +721,7 @@ class Store:
             if len(comp):
                 if "retries" not in comp.columns:  # bulk imports of other tools' results: no retries known
                     comp = comp.assign(retries=0)
+                comp = comp.drop_duplicates("completion_id")  # a batch naming one completion twice keeps the first
                 start = con.execute("SELECT coalesce(max(seq) + 1, 0) FROM completions").fetchall()[0][0]
                 comp = comp.assign(seq=range(start, start + len(comp)))
                 con.register("new_completions", comp)
@@ -730,19 +742,21 @@ class Store:
                     "FROM new_completions ON CONFLICT (completion_id) DO NOTHING"
                 )
             if len(verd):
-                # A verdict carries its completion's seq (and lands only if that completion is stored).
+                # A verdict carries its completion's seq (and lands only if that completion is stored). Verdicts
+                # of this batch's own completions (a run's batch) find it in the batch; others (a judge run
+                # over stored completions) in the table.
                 con.register("new_verdicts", verd)
-                keyed = con.execute(
-                    "SELECT n.completion_id, n.judge, n.label, n.rationale, n.raw, n.judge_version, n.judge_model, "
-                    "c.seq, c.run_id, c.target_id FROM new_verdicts n JOIN completions c USING (completion_id)"
-                ).df()
-                con.register("keyed_verdicts", keyed)
+                own = len(comp) > 0 and bool(verd["completion_id"].isin(comp["completion_id"]).all())
+                stored = "new_completions" if own else "completions"
                 con.execute(
                     "INSERT INTO verdicts (completion_id, judge, label, rationale, raw, judge_version, "
-                    "judge_model, seq) SELECT completion_id, judge, label, rationale, raw, judge_version, "
-                    "judge_model, seq FROM keyed_verdicts ON CONFLICT DO NOTHING"
+                    "judge_model, seq) SELECT n.completion_id, n.judge, n.label, n.rationale, n.raw, "
+                    f"n.judge_version, n.judge_model, c.seq FROM new_verdicts n JOIN {stored} c USING (completion_id) "
+                    "ON CONFLICT DO NOTHING"
                 )
-                touched.append(keyed[["run_id", "target_id"]])
+                if stored == "completions":
+                    touched.append(con.execute("SELECT DISTINCT c.run_id, c.target_id FROM new_verdicts "
+                                               "JOIN completions c USING (completion_id)").df())
             if touched:
                 _refresh_cells(con, pd.concat(touched))
             added = con.execute("SELECT count(*) FROM completions").fetchall()[0][0] - before
