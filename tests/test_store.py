@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from core.probes.builder import build_bundled
-from core.store import SCHEMA_VERSION, CompletionRecord, Store, StoreError, StoreLocked, VerdictRecord
+from core.store import SCHEMA_VERSION, CompletionRecord, Store, StoreError, StoreLocked, VerdictRecord, completion_id_for
 from tests.conftest import PYTHON
 
 
@@ -40,10 +40,12 @@ def test_completion_unique_by_run_probe_target_and_verdict_by_completion_judge(s
     rows = store.completion_rows({"run_id": "r1"})
     assert sorted(rows["completion"]) == [f"text {i}" for i in range(4)]  # first write kept
     assert set(rows["verdict_refusal"]) == {"refused"}
-    # the schema itself refuses a duplicate, whatever the code path
-    with duckdb.connect(str(store.path)) as con, pytest.raises(duckdb.ConstraintException):
-        con.execute("INSERT INTO completions (completion_id, run_id, probe_id, target_id) VALUES ('x', 'r1', ?, 'm')",
-                    [probes[0].probe_id])
+    # the schema itself refuses a duplicate, whatever the code path: the same id again, or another id
+    with duckdb.connect(str(store.path)) as con:
+        for duplicate in (records[0].completion_id, "x"):
+            with pytest.raises(duckdb.ConstraintException):
+                con.execute("INSERT INTO completions (completion_id, run_id, probe_id, target_id) VALUES (?, 'r1', ?, 'm')",
+                            [duplicate, probes[0].probe_id])
 
 
 def test_pending_probes_shrink_as_completions_land(store):
@@ -123,9 +125,10 @@ def test_a_version_1_database_is_migrated_in_place_without_losing_rows(db_path):
         con.execute("INSERT INTO probes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [probe.probe_id, probe.language, probe.group, probe.seed_text, probe.scenario_category,
                      probe.scenario, probe.strategy, probe.prompt, probe.kind, probe.source])
+        old_id = completion_id_for("old-run", probe.probe_id, "m")
         con.execute("INSERT INTO completions (completion_id, run_id, probe_id, target_id, text) VALUES "
-                    "('c1', 'old-run', ?, 'm', 'an old answer')", [probe.probe_id])
-        con.execute("INSERT INTO verdicts (completion_id, judge, label) VALUES ('c1', 'refusal', 'refused')")
+                    "(?, 'old-run', ?, 'm', 'an old answer')", [old_id, probe.probe_id])
+        con.execute("INSERT INTO verdicts (completion_id, judge, label) VALUES (?, 'refusal', 'refused')", [old_id])
     with pytest.raises(StoreError, match="without read-only to migrate"):
         Store(db_path, readonly=True).summary()
     store = Store(db_path)
