@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import json
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -286,17 +287,16 @@ class _Attachments:
         """Close the connection; detach the file (checkpoint, release its lock) once no unit of work uses it."""
         key = str(path.resolve())
         with self._lock:
-            with contextlib.suppress(duckdb.Error):
+            try:
                 con.close()
-            held = self._held.get(key)
-            if held is None:
-                return
-            held[2] -= 1
-            if held[2] == 0:
-                del self._held[key]
-                with self._instance().cursor() as cursor:
-                    cursor.execute(f'DETACH "{held[0]}"')
-
+            finally:
+                held = self._held.get(key)
+                if held is not None:
+                    held[2] -= 1
+                    if held[2] == 0:
+                        del self._held[key]
+                        with self._instance().cursor() as cursor:
+                            cursor.execute(f'DETACH "{held[0]}"')
 
     def close(self) -> None:
         """Close the process's instance (at exit: its bindings report objects still alive as leaks)."""
@@ -305,6 +305,34 @@ class _Attachments:
                 with contextlib.suppress(duckdb.Error):
                     self._base.close()
             self._base, self._held = None, {}
+
+
+@contextlib.contextmanager
+def _deferred_interrupts() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives inside the block until the block ends (main thread only).
+
+    Attaching and detaching are bookkeeping as well as SQL: a KeyboardInterrupt between the two would leave
+    the file attached, its lock held for the rest of the process (found by a test that sends Ctrl-C at many
+    moments). Inside this block SIGINT is only recorded; at the end the previous handler gets it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)
+
+
+def _raise_interrupt(exc: BaseException) -> None:
+    """DuckDB turns a Ctrl-C that arrives during a query into RuntimeError("Query interrupted"): raise it as
+    the KeyboardInterrupt it was, so a run stops (status "stopped") instead of failing."""
+    if isinstance(exc, RuntimeError) and not isinstance(exc, duckdb.Error) and "interrupted" in str(exc):
+        raise KeyboardInterrupt from None
 
 
 _ATTACHMENTS = _Attachments()
@@ -451,37 +479,45 @@ class Store:
         """Open the file, waiting up to lock_timeout for another process to release it."""
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.05
-        while True:
-            try:
-                con = _ATTACHMENTS.acquire(self.path, self.readonly)
-                break
-            except duckdb.Error as exc:
-                # A lock held by another process, or a connection of this process opened with the other
-                # read-only setting or being closed at this moment (the app's background run writing
-                # while a page reads): each clears when that unit of work ends, so each is waited for.
-                message = str(exc)
-                if not any(sign in message for sign in _BUSY_SIGNS):
-                    raise StoreError(f"{self.path}: cannot open the database: {message}") from None
-                if time.monotonic() >= deadline:
-                    holder = ""
-                    if "PID" in message:
-                        holder = " (" + message[message.index("PID"):].split(")")[0].strip() + ")"
-                    raise StoreLocked(
-                        f"{self.path} is in use by another process{holder} and stayed locked for "
-                        f"{self.lock_timeout:.0f} s. Wait for that run to finish, stop it, or use --db "
-                        f"for another file. Nothing was written."
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+        con = None
         try:
-            yield con
-        except duckdb.Error as exc:
-            if self.readonly and "read-only" in str(exc):
-                raise StoreError(f"{self.path} is open read-only (a demo session): it cannot be changed here, "
-                                 "and nothing was written") from None
-            raise
+            while True:
+                try:
+                    with _deferred_interrupts():  # a Ctrl-C lands after `con` holds the attachment
+                        con = _ATTACHMENTS.acquire(self.path, self.readonly)
+                    break
+                except duckdb.Error as exc:
+                    # A lock held by another process, or a connection of this process opened with the other
+                    # read-only setting or being closed at this moment (the app's background run writing
+                    # while a page reads): each clears when that unit of work ends, so each is waited for.
+                    message = str(exc)
+                    if not any(sign in message for sign in _BUSY_SIGNS):
+                        raise StoreError(f"{self.path}: cannot open the database: {message}") from None
+                    if time.monotonic() >= deadline:
+                        holder = ""
+                        if "PID" in message:
+                            holder = " (" + message[message.index("PID"):].split(")")[0].strip() + ")"
+                        raise StoreLocked(
+                            f"{self.path} is in use by another process{holder} and stayed locked for "
+                            f"{self.lock_timeout:.0f} s. Wait for that run to finish, stop it, or use --db "
+                            f"for another file. Nothing was written."
+                        ) from None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+            try:
+                yield con
+            except duckdb.Error as exc:
+                if self.readonly and "read-only" in str(exc):
+                    raise StoreError(f"{self.path} is open read-only (a demo session): it cannot be changed "
+                                     "here, and nothing was written") from None
+                raise
+            except RuntimeError as exc:
+                _raise_interrupt(exc)
+                raise
         finally:
-            _ATTACHMENTS.release(self.path, con)
+            if con is not None:
+                with _deferred_interrupts():
+                    _ATTACHMENTS.release(self.path, con)
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
         has_meta = con.execute(

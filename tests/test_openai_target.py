@@ -6,9 +6,10 @@ are counted; Retry-After holds back the whole target; the API key reaches the se
 """
 from __future__ import annotations
 
-import _thread
 import email.utils
 import json
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -175,12 +176,18 @@ def test_interrupt_during_a_batch_writes_nothing_of_it(fake, db_path):
         deadline = time.monotonic() + 30
         while not fake.log() and time.monotonic() < deadline:
             time.sleep(0.01)
-        _thread.interrupt_main()
+        os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C: it also wakes a wait that is blocked
 
-    watcher = threading.Thread(target=ctrl_c_once_the_first_batch_is_in_flight)
-    watcher.start()
-    stopped = execute_run(store, run_id, [target], [resolve_judge("refusal")])
-    watcher.join()
+    # Python's own Ctrl-C handler, whatever an earlier test's library left installed (a handler that is not
+    # Python's, or none, would let the run complete: seen once in a full `make test`).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        watcher = threading.Thread(target=ctrl_c_once_the_first_batch_is_in_flight)
+        watcher.start()
+        stopped = execute_run(store, run_id, [target], [resolve_judge("refusal")])
+        watcher.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert stopped.status == "stopped" and stopped.counts["completions"] == 0 and stopped.counts["verdicts"] == 0
     fake.behaviour.latency = 0.0
     resumed = execute_run(store, run_id, [target], [resolve_judge("refusal")])

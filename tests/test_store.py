@@ -142,3 +142,41 @@ def test_a_version_1_database_is_migrated_in_place_without_losing_rows(db_path):
     record = CompletionRecord("new-run", probe.probe_id, "m", "a new answer", retries=2)
     assert store.save_results([record], []) == 1
     assert sorted(store.completion_rows()["retries"]) == [0, 2]
+
+
+def test_ctrl_c_during_a_store_call_is_a_keyboard_interrupt_and_leaves_the_file_free(db_path):
+    """DuckDB reports a Ctrl-C that lands inside a query as RuntimeError("Query interrupted"); the store raises
+    it as KeyboardInterrupt (so a run stops rather than fails), and the file is detached all the same."""
+    import os
+    import signal
+    import threading
+    import time
+
+    store = Store(db_path)
+    probes = build_bundled(per_cell=1, controls_per_group=1)[:20]
+    store.add_probes(probes)
+    store.save_results([CompletionRecord("r", p.probe_id, "m", "t") for p in probes], [])
+    seen = set()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        for trial in range(40):  # the Ctrl-C lands at many moments: in queries, in attaching, in between
+            try:
+                threading.Timer(0.0007 * trial, os.kill, (os.getpid(), signal.SIGINT)).start()
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:  # store calls until the Ctrl-C lands in one
+                    store.label_counts("refusal", ["model", "group"])
+                    store.completion_page("refusal", {"model": "m"}, limit=5)
+            except KeyboardInterrupt:
+                seen.add("KeyboardInterrupt")
+            except BaseException as exc:  # noqa: BLE001 - anything else is the failure this test looks for
+                seen.add(f"{type(exc).__name__}: {exc}")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert seen == {"KeyboardInterrupt"}
+    assert store.label_counts("refusal", ["model"])["model"].tolist() == ["m"]  # still usable here
+    out = subprocess.run([PYTHON, "-c", textwrap.dedent(f"""
+        import duckdb
+        con = duckdb.connect({str(db_path)!r})  # another process can write: no lock left behind
+        print(con.execute("SELECT count(*) FROM completions").fetchall()[0][0])""")],
+        capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "20", out.stderr
