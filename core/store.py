@@ -433,6 +433,12 @@ def _where(filters: dict[str, Sequence[str] | str | None] | None,
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+def _numbered(con: duckdb.DuckDBPyConnection, completions: pd.DataFrame) -> pd.DataFrame:
+    """New completions with their `seq` (the integer key verdicts join on), after the file's last one."""
+    start = con.execute("SELECT coalesce(max(seq) + 1, 0) FROM completions").fetchall()[0][0]
+    return completions.assign(seq=range(start, start + len(completions)))
+
+
 def _refresh_cells(con: duckdb.DuckDBPyConnection, scope: pd.DataFrame | None = None) -> None:
     """Recount cell_counts for the (run_id, target_id) pairs in `scope` (every pair when None).
 
@@ -779,8 +785,7 @@ class Store:
                 if "retries" not in comp.columns:  # bulk imports of other tools' results: no retries known
                     comp = comp.assign(retries=0)
                 comp = comp.drop_duplicates("completion_id")  # a batch naming one completion twice keeps the first
-                start = con.execute("SELECT coalesce(max(seq) + 1, 0) FROM completions").fetchall()[0][0]
-                comp = comp.assign(seq=range(start, start + len(comp)))
+                comp = _numbered(con, comp)
                 con.register("new_completions", comp)
                 touched.append(comp[["run_id", "target_id"]])
                 # A completion stored already (by another process executing the same run) keeps its row, and
@@ -1128,8 +1133,7 @@ class Store:
                 frame = frame.drop(columns=["seq"], errors="ignore")
                 source = "incoming_rows"
                 if table == "completions":  # seq is given anew after this file's last one
-                    start = con.execute("SELECT coalesce(max(seq) + 1, 0) FROM completions").fetchall()[0][0]
-                    frame["seq"] = range(start, start + len(frame))
+                    frame = _numbered(con, frame)
                 elif table == "verdicts":  # a verdict takes its completion's seq (and lands only with it)
                     source = "(SELECT i.*, c.seq FROM incoming_rows i JOIN completions c USING (completion_id))"
                 quoted = ", ".join(f'"{c}"' for c in columns)

