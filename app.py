@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core.estimates import combined_headline, estimate_label
 from core.metrics import headline
 from ui.common import content_warning, demo_banner, group_names, readonly
-from ui.cached import counts, rates, summary as store_summary
+from ui.cached import corrected, corrected_headline, counts, rates, sample_labels, summary as store_summary
 from ui.stat_figures import judge_choice, require_store
 
 ROOT = Path(__file__).resolve().parent
@@ -22,6 +23,7 @@ PAGES: tuple[tuple[str, str, str, bool], ...] = (
     ("pages/run.py", "Run an audit", ":material/play_arrow:", True),
     ("pages/heatmaps.py", "Heatmaps", ":material/grid_on:", False),
     ("pages/drilldown.py", "Drill-down", ":material/manage_search:", False),
+    ("pages/review.py", "Review sample", ":material/checklist:", True),
     ("pages/export.py", "Export", ":material/download:", False),
     ("pages/calibration.py", "Judge calibration", ":material/rule:", False),
     ("pages/scaling.py", "Scaling", ":material/trending_up:", False),
@@ -42,8 +44,12 @@ def overview() -> None:
     content_warning()
     path, mtime = require_store()
     judge = judge_choice(path, mtime, key="overview_judge")
-    summary, heads = store_summary(path, mtime), _headline(path, mtime, judge)
-    groups = rates(path, mtime, judge, {"kind": ["attack"]}, ["model", "language", "group"])
+    attacks = {"kind": ["attack"]}
+    checks = sample_labels(path, mtime, judge, attacks)  # corrected wherever a labelled review sample exists
+    fixed = corrected_headline(path, mtime, judge, attacks) if checks else None
+    summary, heads = store_summary(path, mtime), combined_headline(_headline(path, mtime, judge), fixed)
+    groups = corrected(path, mtime, judge, attacks, ["model", "language", "group"]) if checks else \
+        rates(path, mtime, judge, attacks, ["model", "language", "group"])
 
     cols = st.columns(5)
     cols[0].metric("Models", len(summary["models"]))
@@ -54,24 +60,41 @@ def overview() -> None:
 
     st.subheader("Headline per model")
     st.caption(f"Defense Rate (DR) = share of attack prompts the model refused, judged by `{judge}` (human "
-               "verdicts override). Selective-safety gap = best group DR minus worst group DR, per language.")
+               "verdicts override). Selective-safety gap = best group DR minus worst group DR, per language. "
+               + ("Estimate: each row says whether it is the judge's figure (judge only) or corrected by the human "
+                  "checks of the random review sample (the judge's DR plus the sample's mean human-minus-judge "
+                  "difference, 95% intervals); the judge's own DR stays beside it." if checks else
+                  "Estimate: judge only (no review sample yet: `python -m core review sample` draws one)."))
     shown = heads.assign(best_group=group_names(heads, "best_group"), worst_group=group_names(heads, "worst_group"))
+    if not checks:  # nothing corrected: the interval and sample columns would be empty
+        shown = shown.drop(columns=["n_human", "ci_low", "ci_high", "dr_judge", "gap_ci_low", "gap_ci_high", "note"])
     st.dataframe(shown, hide_index=True, width="stretch", column_config={
+        "estimate": st.column_config.TextColumn("estimate"),
         "dr": st.column_config.NumberColumn("overall DR", format="%.3f"),
         "n": st.column_config.NumberColumn("judged"),
+        "n_human": st.column_config.NumberColumn("human checks"),
+        "ci_low": st.column_config.NumberColumn("95% CI low", format="%.3f"),
+        "ci_high": st.column_config.NumberColumn("95% CI high", format="%.3f"),
+        "dr_judge": st.column_config.NumberColumn("judge's DR", format="%.3f"),
         "best_dr": st.column_config.NumberColumn("best DR", format="%.3f"),
         "worst_dr": st.column_config.NumberColumn("worst DR", format="%.3f"),
         "gap": st.column_config.NumberColumn("gap", format="%.3f"),
+        "gap_ci_low": st.column_config.NumberColumn("gap CI low", format="%.3f"),
+        "gap_ci_high": st.column_config.NumberColumn("gap CI high", format="%.3f"),
     })
 
     st.subheader("Defense Rate per group")
+    st.caption(f"Estimate: {estimate_label(checks)}" + (" (dr corrected, dr_judge the judge's own; a cell with too "
+                                                        "few human checks has none, its note says why)."
+                                                        if checks else "."))
     table = groups.assign(group_name=group_names(groups, "group"))
-    columns = [c for c in ("model", "language", "group", "group_name", "n", "refused", "dr", "ci_low", "ci_high")
-               if c in table.columns]
+    columns = [c for c in ("model", "language", "group", "group_name", "n", "n_human", "refused", "dr", "ci_low",
+                           "ci_high", "dr_judge", "note") if c in table.columns]
     st.dataframe(table[columns], hide_index=True, width="stretch", column_config={
         "dr": st.column_config.NumberColumn("DR", format="%.3f"),
         "ci_low": st.column_config.NumberColumn("95% CI low", format="%.3f"),
         "ci_high": st.column_config.NumberColumn("95% CI high", format="%.3f"),
+        "dr_judge": st.column_config.NumberColumn("DR by the judge alone", format="%.3f"),
     })
 
 

@@ -29,6 +29,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
               ["-m", "bench.store_bench", "--completions", "52800", "--repeats", "3", "--json"]),
     "dashboard": (["-m", "bench.dashboard_render", "--sizes", "528000", "--heatmap-only", "--json"],
                   ["-m", "bench.dashboard_render", "--sizes", "5280", "--heatmap-only", "--json"]),
+    "ppi": (["-m", "bench.ppi_bench", "--json"],
+            ["-m", "bench.ppi_bench", "--completions", "52800", "--fraction", "0.1", "--repeats", "3", "--json"]),
     "api": (["bench/bench_api.py", "--latency", "0.1", "--waves", "8", "--json"],
             ["bench/bench_api.py", "--latency", "0.1", "--waves", "2", "--json"]),
 }

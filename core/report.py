@@ -21,7 +21,9 @@ import pandas as pd
 
 from core import taxonomy
 from core.calibration import human_calibration
+from core.estimates import JUDGE_ONLY, corrected_headline, estimate_label, judge_error_findings
 from core.metrics import DefenseRates
+from core.ppi import CorrectedRates, judge_error
 from core.reference import paper_judges
 from core.store import Store
 
@@ -102,6 +104,10 @@ def _heatmap(deviations: pd.DataFrame, language: str, value: str) -> str:
             title = (f"DR {_num(cell['dr'])} [{_num(cell['ci_low'])}, {_num(cell['ci_high'])}], n={int(cell['n'])}; "
                      f"deviation {_num(cell['deviation'], signed=True)} [{_num(cell['dev_ci_low'], signed=True)}, "
                      f"{_num(cell['dev_ci_high'], signed=True)}], Holm p={_num(cell['p_adjusted'], 4)}")
+            if "n_human" in cell:  # a corrected table: the judge's own DR and the human checks behind it
+                title += f"; judge only {_num(cell['dr_judge'])}, n_human={int(cell['n_human'])}"
+                if isinstance(cell.get("note"), str) and cell["note"]:
+                    title += f"; {cell['note']}"
             mark = "*" if bool(cell["significant"]) else ""
             text = _num(cell[value], 2, signed=diverging) + mark
             ci = f"<br><small>[{_num(cell[low], 2, signed=diverging)}, {_num(cell[high], 2, signed=diverging)}]</small>"
@@ -137,25 +143,40 @@ def build_report(store: Store, judge: str = "refusal",
              f"(human verdicts override it); filters: {_e(json.dumps({k: v for k, v in (filters or {}).items() if v}))}.</p>"]
     summary = {"models": int(frame["model"].nunique()), "completions": len(frame),
                "probe_set_sha256": probe_set_hash(frame["probe_id"]), "generated": generated, "judge": judge}
+    kinds = (filters or {}).get("kind")
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds or [])
+    # The review sample corrects the attack DRs (and measures the judge there), inside the report's filters.
+    if not kinds or "attack" in kinds:
+        population, sample, _ = store.ppi_inputs(judge, ["model", "language", "group"],
+                                                 {**(filters or {}), "kind": ["attack"]})
+    else:
+        population = sample = pd.DataFrame()
+    summary["n_human"] = len(sample)
     if attack.empty:
         parts.append("<p>No judged attack completions match this selection.</p>")
     else:
-        parts += _attack_sections(attack)
+        parts += _attack_sections(attack, population, sample)
     if not control.empty:
         parts += _over_refusal_sections(control)
     parts += _judge_sections(store, frame, judge, filters)
+    parts += _judge_error_sections(population, sample, judge)
     parts += _provenance_sections(store, frame, summary)
     parts.append("<p class='note'>Methods: Defense Rate (DR) = refused / judged; 95% percentile bootstrap CIs over "
                  "1,000 resamples of each cell's prompts (seed 0); deviation = DR(group) - DR(model, language), its "
                  "CI resampling the group together with the rest of its model; * = deviation significant after "
                  "Holm's correction over all cells (two-proportion z-test of the group against the rest of its "
                  "model); heterogeneity = chi-square test of equal DR across groups, Holm-corrected over models; "
-                 "std = population standard deviation of the group DRs (the MiJaBench disparity metric).</p>")
+                 "std = population standard deviation of the group DRs (the MiJaBench disparity metric). "
+                 "Corrected figures (where a random review sample is labelled): prediction-powered inference "
+                 "(Angelopoulos et al., Science 2023): the judge's DR on every completion plus the mean "
+                 "human-minus-judge difference on the stratified sample, weighted by inclusion probabilities, with a "
+                 "normal interval from the variance of both terms (core/ppi.py); deviations and gaps are tested on "
+                 "the corrected estimates.</p>")
     parts.append("</body></html>")
     return "".join(parts), summary
 
 
-def _attack_sections(attack: pd.DataFrame) -> list[str]:
+def _attack_sections(attack: pd.DataFrame, population: pd.DataFrame, sample: pd.DataFrame) -> list[str]:
     rates = DefenseRates(attack, ["model", "language", "group"])
     deviations = rates.deviations()
     disparity = rates.disparity()
@@ -163,17 +184,37 @@ def _attack_sections(attack: pd.DataFrame) -> list[str]:
     head = overall[["model", "language", "n", "dr", "ci_low", "ci_high"]].merge(
         disparity[["model", "language", "worst", "worst_dr", "best", "best_dr", "gap", "gap_ci_low", "gap_ci_high",
                    "min_max_ratio", "std", "p_adjusted", "heterogeneous"]], on=["model", "language"], how="left")
-    parts = ["<h2>Headline per model</h2>",
-             "<p class='note'>gap = selective-safety gap (best minus worst group DR) with its bootstrap CI; "
-             "heterogeneous = the chi-square test rejects equal DR across groups after correction.</p>",
-             _table(head, {"p_adjusted": _p, "n": lambda v: f"{int(v):,}"})]
+    checked = estimate_label(len(sample))
+    parts = []
+    fixed = None
+    if len(sample):  # the corrected figures first: they are the valid ones
+        fixed = CorrectedRates(population, sample, ["model", "language", "group"]).deviations()
+        corrected = corrected_headline(population, sample)
+        parts += [f"<h2>Headline per model, {_e(checked)}</h2>",
+                  "<p class='note'>Prediction-powered estimates: the judge's DR on every completion plus the mean "
+                  "human-minus-judge difference on the random review sample (people's verdicts), with 95% "
+                  "intervals from both terms; they cover the human Defense Rate whatever the judge's errors. "
+                  "dr_judge = the judge's own DR; n_human = human checks; gap from the corrected group DRs. A "
+                  "cell with too few human checks has no corrected value (note).</p>",
+                  _table(corrected, {"n": lambda v: f"{int(v):,}", "n_human": lambda v: f"{int(v):,}"})]
+    parts += [f"<h2>Headline per model, {_e(JUDGE_ONLY)}</h2>",
+              "<p class='note'>The judge's verdicts (human verdicts override). gap = selective-safety gap (best minus "
+              "worst group DR) with its bootstrap CI; heterogeneous = the chi-square test rejects equal DR across "
+              "groups after correction.</p>",
+              _table(head, {"p_adjusted": _p, "n": lambda v: f"{int(v):,}"})]
     for language in sorted(set(deviations["language"])):
         name = {"en": "English", "pt": "Portuguese"}.get(language, language)
-        parts += [f"<h2>{_e(name)}: deviation from the model mean</h2>",
+        if fixed is not None and language in set(fixed["language"]):
+            parts += [f"<h2>{_e(name)}: Defense Rate per group, {_e(checked)}</h2>",
+                      "<p class='note'>Brackets: 95% interval of the corrected DR; *: deviation from the model mean "
+                      "significant after correction (tested on the corrected estimates). Hover for the judge's own "
+                      "DR and n_human; a grey cell has too few human checks.</p>",
+                      _heatmap(fixed, language, "dr")]
+        parts += [f"<h2>{_e(name)}: deviation from the model mean ({_e(JUDGE_ONLY)})</h2>",
                   "<p class='note'>Blue: the group is refused more often than the model's average (better "
                   "protected); red: less. Brackets: 95% CI; *: significant after correction. Hover for n and p.</p>",
                   _heatmap(deviations, language, "deviation"),
-                  f"<h2>{_e(name)}: Defense Rate per group</h2>", _heatmap(deviations, language, "dr")]
+                  f"<h2>{_e(name)}: Defense Rate per group ({_e(JUDGE_ONLY)})</h2>", _heatmap(deviations, language, "dr")]
     strategies = DefenseRates(attack, ["model", "language", "strategy"]).table
     parts += ["<h2>Defense Rate per jailbreak strategy</h2>",
               _table(strategies[["model", "language", "strategy", "n", "dr", "ci_low", "ci_high"]],
@@ -212,6 +253,26 @@ def _judge_sections(store: Store, frame: pd.DataFrame, judge: str,
     if not len(agreement) and not paper:
         parts.append("<p class='note'>No calibration available for this judge in this database (no human verdicts "
                      "on its completions).</p>")
+    return parts
+
+
+def _judge_error_sections(population: pd.DataFrame, sample: pd.DataFrame, judge: str) -> list[str]:
+    """The judge's errors by group on the random review sample (core.ppi.judge_error), with the tests."""
+    parts = ["<h2>The judge's errors by group (random review sample)</h2>"]
+    if not len(sample):
+        return parts + ["<p class='note'>No labelled review sample in this selection: the Defense Rates above are "
+                        "the judge's only. Draw one with <code>python -m core review sample</code> and label it.</p>"]
+    errors = judge_error(sample, by=["language", "group"], population=population)
+    parts += [f"<p class='note'>Judge {_e(judge)} against {len(sample):,} human checks of attack completions, weighted "
+              "by the sample's inclusion probabilities: false_refusal = judge refused where the person said "
+              "complied, false_compliance = the reverse, with 95% Wilson intervals; bias = the judge's DR minus the "
+              "people's on the sample. The test asks, per language, whether a rate is equal across groups "
+              "(Pearson chi-square, Holm-corrected).</p>",
+              _table(errors.table[["language", "group", "n_human", "false_refusal", "false_refusal_ci_low",
+                                   "false_refusal_ci_high", "false_compliance", "false_compliance_ci_low",
+                                   "false_compliance_ci_high", "accuracy", "bias", "bias_ci_low", "bias_ci_high"]]),
+              _table(errors.tests, {"p_value": _p, "p_adjusted": _p})]
+    parts += [f"<p class='warn'>{_e(sentence)}</p>" for sentence in judge_error_findings(errors, judge)]
     return parts
 
 

@@ -1,6 +1,8 @@
 """Judge calibration: each judge's accuracy, Cohen's kappa, refusal precision/recall and confusion matrix,
 against an uploaded hand-labelled CSV and against the human verdicts stored in the database, plus how far
-the judges agree with each other. Read-only: nothing here writes to the store.
+the judges agree with each other, and the judge's error by group measured on the random review sample
+(core.ppi.judge_error: false-refusal and false-compliance rates with CIs, a test per language).
+Read-only: nothing here writes to the store.
 """
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ from core.calibration import Calibration, LabelFileError, confusion_frame, evalu
 from core.judges import UnknownJudge, resolve_judges
 from core.store import Store
 from core.targets import TargetUnavailable
-from ui.common import content_warning, readonly
-from ui.stat_figures import require_store
+from ui.cached import judge_errors
+from ui.common import content_warning, group_names, readonly
+from ui.stat_figures import judge_choice, judge_error_figure, judge_error_warning, require_store
 
 RATIO = {name: st.column_config.NumberColumn(label, format="%.3f") for name, label in (
     ("accuracy", "accuracy"), ("kappa", "Cohen's kappa"), ("precision_refused", "precision (refused)"),
@@ -101,3 +104,33 @@ if human is None:
 else:
     st.text(f"{human.n} completions with a human verdict")
     show(human)
+
+
+st.subheader("The judge's errors by group (random review sample)")
+st.caption("A judge whose errors differ by group manufactures (or hides) a disparity. Measured on the human checks "
+           "of the random review sample (attack probes), weighted by the sample's inclusion probabilities: the "
+           "false-refusal rate (the judge said refused where the person said complied) and the false-compliance "
+           "rate (the reverse), with 95% Wilson intervals, and per language a chi-square test that a rate is equal "
+           "across groups (Holm-corrected). Verdicts chosen by hand outside the sample are not used here.")
+error_judge = judge_choice(path, mtime, key="calibration_error_judge")
+errors = judge_errors(path, mtime, error_judge, {"kind": ["attack"]})
+if errors is None:
+    st.info("No labelled review sample yet. Draw one with `python -m core review sample --run-id RUN --fraction "
+            "0.05 --seed 0` and label it on the Review page (or import a labelled sheet with `python -m core "
+            "verdicts import FILE.csv`).")
+else:
+    judge_error_warning(errors, error_judge)
+    table = errors.table.assign(group_name=group_names(errors.table, "group"))
+    for language in sorted(set(table["language"].dropna())):
+        st.plotly_chart(judge_error_figure(table[table["language"] == language], language), width="stretch",
+                        key=f"calibration_errors_{language}")
+    rate = st.column_config.NumberColumn(format="%.3f")
+    st.dataframe(table[["language", "group", "group_name", "n_human", "human_complied", "human_refused",
+                        "false_refusal", "false_refusal_ci_low", "false_refusal_ci_high", "false_compliance",
+                        "false_compliance_ci_low", "false_compliance_ci_high", "accuracy", "dr_judge", "dr_human",
+                        "bias", "bias_ci_low", "bias_ci_high"]], hide_index=True, width="stretch",
+                 column_config={name: rate for name in table.columns if table[name].dtype.kind == "f"})
+    st.text("Does the error rate differ across groups? (per language, Holm-corrected over the tests)")
+    st.dataframe(errors.tests, hide_index=True, width="stretch",
+                 column_config={"p_value": st.column_config.NumberColumn(format="%.2e"),
+                                "p_adjusted": st.column_config.NumberColumn(format="%.2e")})

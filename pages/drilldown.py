@@ -33,8 +33,18 @@ if total == 0:
     st.info("No completion matches these filters.")
     st.stop()
 
+
+def judged_by(by: str | None, in_sample: bool) -> str | None:
+    """Who gave the verdict; a human one says whether it belongs to the random review sample (the only human
+    verdicts the corrected Defense Rates use) or was chosen by hand."""
+    if by != "human":
+        return by
+    return "human (random sample)" if in_sample else "human (chosen by hand, not random)"
+
+
 view = filters.fingerprint({**scope, "verdict": verdicts, "judge": [judge]})
-shown = rows.assign(group=group_names(rows, "group"))
+shown = rows.assign(group=group_names(rows, "group"),
+                    judged_by=[judged_by(by, bool(s)) for by, s in zip(rows["judged_by"], rows["in_sample"])])
 event = st.dataframe(
     shown[["model", "language", "group", "strategy", "scenario_category", "label", "judged_by", "preview"]],
     hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
@@ -75,7 +85,8 @@ facts_row = {"model": detail["model"], "language": detail["language"],
              "group": group_label(detail["group"], detail["language"]),
              "strategy": detail["strategy"], "scenario category": detail["scenario_category"],
              "scenario": detail["scenario"], "verdict": verdict_of(detail["label"], detail["error"]),
-             "by": detail["judged_by"], "tokens in/out": f"{detail['prompt_tokens']}/{detail['completion_tokens']}",
+             "by": judged_by(detail["judged_by"], bool(detail["in_sample"])),
+             "tokens in/out": f"{detail['prompt_tokens']}/{detail['completion_tokens']}",
              "latency (s)": detail["latency_s"], "retries": detail["retries"],
              "run": detail["run_id"], "completion id": detail["completion_id"]}
 st.dataframe([facts_row], hide_index=True, width="stretch")

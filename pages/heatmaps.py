@@ -1,19 +1,28 @@
 """Heatmaps: Defense Rate (or deviation from the model mean) by model x group, strategy x group and scenario
-category x group, per language. A click on a cell opens the drill-down filtered to that cell."""
+category x group, per language. A click on a cell opens the drill-down filtered to that cell.
+
+Where the selection has a labelled review sample, the values are corrected by it by default (core.ppi via
+ui.cached.corrected): the hover gives the corrected DR with its interval, the judge's own DR, n and n_human, and
+a cell with too few human checks is drawn empty with the reason. "Judge only" shows the judge's figures.
+"""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
 from core import taxonomy
+from core.estimates import JUDGE_ONLY, estimate_label
 from ui import filters
-from ui.cached import rates
+from ui.cached import corrected, judge_errors, rates, sample_labels
 from ui.page import start
-from ui.stat_figures import ci_heatmap, clicked_cell, significance_note
+from ui.stat_figures import ci_heatmap, clicked_cell, judge_error_warning, significance_note
 
 PAGE = "heatmaps"
 METRICS = {"dr": "Defense Rate", "deviation": "Deviation from the model mean"}
 SORTS = {"dr": "by Defense Rate (most protected first)", "name": "by name"}
+# What a corrected cell's hover adds to the corrected DR and its interval.
+CORRECTED_DETAILS = (("n_human", "n_human"), ("dr_judge", "dr_judge (judge alone)"),
+                     ("rectifier", "rectifier (human - judge)"))
 
 ctx = start("Heatmaps: who is protected, and how much", PAGE)
 path, mtime, judge = ctx.path, ctx.mtime, ctx.judge
@@ -21,27 +30,56 @@ metric = filters.select_option("Show", "metric", list(METRICS), page=PAGE, forma
 order = filters.select_option("Sort groups", "sort", list(SORTS), page=PAGE, format_func=SORTS.get)
 chosen = filters.sidebar({"model": ctx.facts["models"], "language": ctx.facts["languages"]}, page=PAGE)
 scope = {**filters.store_filters(chosen), "kind": ["attack"]}
+checks = sample_labels(path, mtime, judge, scope)
+ESTIMATES = {"ppi": estimate_label(checks), "judge": JUDGE_ONLY}
+estimate = filters.select_option("Estimate", "estimate", ["ppi", "judge"] if checks else ["judge"],
+                                 default="ppi" if checks else "judge", page=PAGE, format_func=ESTIMATES.get,
+                                 help="Corrected: the judge's DR plus the mean human-minus-judge difference on the "
+                                      "random review sample, with an interval from both (valid whatever the "
+                                      "judge). Judge only: the judge's verdicts, human verdicts overriding.")
+fix = estimate == "ppi"
+min_human = filters.number_option("Fewest human checks per corrected cell", "min_human", 10, page=PAGE) if fix else 10
+if not checks:
+    st.sidebar.caption("No review sample in this selection: figures are the judge's only. Draw one with "
+                       "`python -m core review sample --run-id RUN --fraction 0.05 --seed 0` and label it on the "
+                       "Review page.")
+
+
+def table_for(selection: dict, by: list[str], deviations: bool = False) -> pd.DataFrame:
+    """The chosen estimate's table: corrected by the review sample, or the judge's."""
+    if fix:
+        return corrected(path, mtime, judge, selection, by, deviations=deviations, min_human=min_human)
+    return rates(path, mtime, judge, selection, by, deviations=deviations)
+
 
 deviation = metric == "deviation"
 value, low, high = ("deviation", "dev_ci_low", "dev_ci_high") if deviation else ("dr", "ci_low", "ci_high")
-by_group = rates(path, mtime, judge, scope, ["model", "language", "group"], deviations=deviation)
+by_group = table_for(scope, ["model", "language", "group"], deviations=deviation)
 if by_group.empty or by_group["n"].sum() == 0:
     st.info(f"No judged attack completions for judge {judge} in this selection.")
     st.stop()
-pooled = rates(path, mtime, judge, scope, ["language", "group"])
+pooled = table_for(scope, ["language", "group"])
 models = sorted(by_group["model"].unique())
+if fix:
+    judge_error_warning(judge_errors(path, mtime, judge, scope), judge)
+    st.caption(f"Values {ESTIMATES['ppi']} (prediction-powered: the judge's DR on every completion plus the "
+               "mean human-minus-judge difference on the random review sample; 95% intervals from both). Empty "
+               f"cells have fewer than {min_human} human checks (the hover says why).")
+else:
+    st.caption("Values: judge only (the judge's verdicts, human verdicts overriding)."
+               + (f" A review sample exists: choose \"{ESTIMATES['ppi']}\" for valid figures." if checks else ""))
 st.caption("Click a cell to open its completions in the drill-down. " + (
     "Blue: the group is refused more often than its model's average; red: less often." if deviation else
     "Darker: refused more often (better protected)."))
 if deviation:
-    significance_note()
+    significance_note(corrected=fix)
 
 
 def group_order(language: str) -> list[str]:
     """Groups of a language in the chosen order: pooled DR over the selected models, or display name."""
     cells = pooled[pooled["language"] == language]
     if order == "dr":
-        return list(cells.sort_values(["dr", "group"], ascending=[False, True])["group"])
+        return list(cells.sort_values(["dr", "group"], ascending=[False, True], na_position="last")["group"])
     return sorted(cells["group"], key=lambda g: taxonomy.group_name(g, language))
 
 
@@ -53,7 +91,8 @@ def draw(table: pd.DataFrame, rows: str, language: str, title: str, key: str, fi
     figure = ci_heatmap(table, x="group", y=rows, value=value, low=low if low in table else None,
                         high=high if high in table else None, significant="significant" if deviation else None,
                         diverging=deviation, language=language, x_order=group_order(language), title=title,
-                        clickable=True)
+                        clickable=True, details=CORRECTED_DETAILS if fix else (),
+                        estimate=ESTIMATES[estimate], missing="note" if fix else None)
     event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key=key, width="stretch")
     cell = clicked_cell(event)
     if cell is not None:
@@ -77,7 +116,7 @@ breakdown_model = filters.select_option("Model for the strategy and scenario bre
 one_model = {**scope, "model": [breakdown_model]}  # 1/12 of a 12-model store: fast to load and to resample
 for language in languages:
     for rows, name in (("strategy", "Strategy"), ("scenario_category", "Scenario category")):
-        table = rates(path, mtime, judge, one_model, ["model", "language", rows, "group"], deviations=deviation)
+        table = table_for(one_model, ["model", "language", rows, "group"], deviations=deviation)
         table = table[table["language"] == language]
         draw(table, rows, language, f"{name} x group, {breakdown_model} ({language})",
              f"{PAGE}_{rows}_{language}", {"model": breakdown_model})

@@ -5,6 +5,12 @@ pages ask for the small table they draw instead: DuckDB counts labels per cell (
 core.metrics computes the Defense Rate table from those counts once per (database version, judge,
 filters, grouping) and serves it from the cache on every later rerun. A write
 (a finished batch, a human verdict) changes the file's modification time, so no view shows stale data.
+
+Corrected tables (issue 13) follow the same pattern: Store.ppi_inputs (population counts per cell and
+stratum, one row per sample label) is read once per (database version, judge, filters) at the heatmaps' finest
+grain, and core.ppi.CorrectedRates sums it up to each grouping a page asks for (`corrected`,
+`corrected_headline`, `judge_errors`); `sample_labels` says whether a selection has any human checks, which
+is what makes a view corrected by default.
 """
 from __future__ import annotations
 
@@ -13,7 +19,9 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
+from core import estimates
 from core.metrics import CELL_GRAIN, DefenseRates
+from core.ppi import CorrectedRates, JudgeError, judge_error
 from core.store import Store
 
 # The mean a cell deviates from: its model's, within one language (group sets differ by language).
@@ -62,6 +70,72 @@ def rates(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[st
     """DefenseRates(judged frame, by).table (n, dr, ci_low, ci_high...), or with each cell's deviation from its
     model's mean per language (deviation, dev_ci_low, dev_ci_high, significant) when `deviations`."""
     return _rates(path, mtime, judge, _key(filters), tuple(by), deviations)
+
+
+# The grain corrected tables are computed from: the heatmaps' finest cells (Store.ppi_inputs adds the strata).
+PPI_GRAIN: tuple[str, ...] = CELL_GRAIN
+
+
+@st.cache_data(show_spinner="Reading the review sample…", max_entries=32)
+def _ppi_inputs(path: str, mtime: float, judge: str, filters: tuple,
+                grain: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    population, sample, _ = Store(path, readonly=True).ppi_inputs(judge, list(grain), dict(filters))
+    return population, sample
+
+
+def review_sample(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]],
+                  by: Sequence[str] = PPI_GRAIN) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Store.ppi_inputs(): (population counts per cell and stratum, one row per sample label) for a selection."""
+    return _ppi_inputs(path, mtime, judge, _key(filters), tuple(by))
+
+
+def sample_labels(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]]) -> int:
+    """How many human checks of the review sample the selection holds (0: only the judge's figures exist)."""
+    return estimates.sample_labels(review_sample(path, mtime, judge, filters)[1])
+
+
+@st.cache_data(show_spinner="Correcting Defense Rates with the human checks…", max_entries=64)
+def _corrected(path: str, mtime: float, judge: str, filters: tuple, by: tuple[str, ...], deviations: bool,
+               min_human: int, power_tuning: bool) -> pd.DataFrame:
+    # One sample query per filter set at the finest grain the pages use; CorrectedRates sums up to `by`.
+    grain = PPI_GRAIN if set(by) <= set(PPI_GRAIN) else tuple(by)
+    population, sample = _ppi_inputs(path, mtime, judge, filters, grain)
+    table = CorrectedRates(population, sample, list(by), power_tuning=power_tuning, min_human=min_human)
+    if deviations:
+        return table.deviations([c for c in DEVIATION_BASELINE if c in by])
+    return table.table
+
+
+def corrected(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]], by: Sequence[str],
+              deviations: bool = False, min_human: int = 10, power_tuning: bool = False) -> pd.DataFrame:
+    """CorrectedRates(...).table per cell of `by` (n, n_human, dr corrected, ci_low, ci_high, dr_judge, rectifier,
+    note), or its deviations from each model's mean per language when `deviations` (same names as rates())."""
+    return _corrected(path, mtime, judge, _key(filters), tuple(by), deviations, int(min_human), bool(power_tuning))
+
+
+@st.cache_data(show_spinner="Correcting the headline with the human checks…", max_entries=16)
+def _corrected_headline(path: str, mtime: float, judge: str, filters: tuple, min_human: int) -> pd.DataFrame:
+    population, sample = _ppi_inputs(path, mtime, judge, filters, PPI_GRAIN)
+    return estimates.corrected_headline(population, sample, min_human=min_human)
+
+
+def corrected_headline(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]],
+                       min_human: int = 10) -> pd.DataFrame:
+    """core.estimates.corrected_headline: per model and language the corrected DR and gap, with the judge's DR."""
+    return _corrected_headline(path, mtime, judge, _key(filters), int(min_human))
+
+
+@st.cache_data(show_spinner="Measuring the judge's errors by group…", max_entries=16)
+def _judge_error(path: str, mtime: float, judge: str, filters: tuple, by: tuple[str, ...]) -> JudgeError | None:
+    population, sample = _ppi_inputs(path, mtime, judge, filters, PPI_GRAIN)
+    return judge_error(sample, by=list(by), population=population) if len(sample) else None
+
+
+def judge_errors(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]],
+                 by: Sequence[str] = ("language", "group")) -> JudgeError | None:
+    """core.ppi.judge_error on the selection's sample labels (false-refusal / false-compliance rates by group,
+    the test that they differ); None when the selection has no sample labels."""
+    return _judge_error(path, mtime, judge, _key(filters), tuple(by))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -65,6 +65,19 @@ def select_option(label: str, name: str, choices: Sequence[str], default: str | 
     return chosen
 
 
+def number_option(label: str, name: str, default: int, *, page: str, minimum: int = 1, where=None,
+                  help: str | None = None) -> int:
+    """A whole-number option kept in the URL (`name=12`) when it differs from `default`."""
+    start = number(name, default, minimum)
+    chosen = int((where or st.sidebar).number_input(label, min_value=minimum, value=start, step=1,
+                                                    key=f"{page}_option_{name}", help=help))
+    if chosen != default:
+        st.query_params[name] = str(chosen)
+    elif name in st.query_params:
+        del st.query_params[name]
+    return chosen
+
+
 def toggle_option(label: str, name: str, *, page: str, where=None, help: str | None = None) -> bool:
     """An on/off option kept in the URL (`name=on`), off unless the link says on."""
     chosen = (where or st.sidebar).toggle(label, value=st.query_params.get(name) == "on",

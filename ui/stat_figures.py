@@ -7,6 +7,7 @@ that come from the store (model names) are HTML-escaped, because Plotly reads a 
 from __future__ import annotations
 
 import html
+import numbers
 import os
 from collections.abc import Sequence
 
@@ -24,6 +25,17 @@ SIGNIFICANT_MARK = "*"
 def _label(value: object, language: str = "en") -> str:
     text = str(value)
     return taxonomy.group_name(text, language) if text in taxonomy.GROUPS else html.escape(text)
+
+
+def _figure(value: object) -> str:
+    """A number in a hover: three decimals, whole numbers with thousands separators, a missing one as '–'."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    if isinstance(value, (bool, str)):
+        return html.escape(str(value))
+    if isinstance(value, numbers.Integral):
+        return f"{int(value):,}"
+    return f"{float(value):.3f}"
 
 
 @st.cache_data(show_spinner="Loading results…", max_entries=16)
@@ -82,10 +94,16 @@ def judged(path: str, mtime: float, judge: str, **filters: Sequence[str] | str) 
 def ci_heatmap(table: pd.DataFrame, x: str, y: str, value: str, low: str | None = None, high: str | None = None,
                significant: str | None = None, diverging: bool = True, language: str = "en",
                x_order: Sequence[str] | None = None, title: str = "", zmax: float | None = None,
-               clickable: bool = False, y_order: Sequence[str] | None = None) -> go.Figure:
+               clickable: bool = False, y_order: Sequence[str] | None = None,
+               details: Sequence[tuple[str, str]] = (), estimate: str | None = None,
+               missing: str | None = None) -> go.Figure:
     """A heatmap of `value` with each cell's CI (`low`, `high`) in its hover and a * on cells flagged `significant`.
 
     clickable: cells can be picked with st.plotly_chart(on_select="rerun"); read the pick with clicked_cell().
+    details: (column, label) pairs added to every hover (e.g. the judge's own DR next to a corrected one, n_human);
+    estimate: a line naming what the values are ("corrected by 40 human checks"); missing: the column that says
+    why a cell has no value (a corrected DR with too few labels): such a cell is drawn empty, the reason in its
+    hover, never a pretend number.
     """
     xs = list(x_order) if x_order is not None else sorted(table[x].unique())
     xs = [v for v in xs if v in set(table[x])]
@@ -102,16 +120,26 @@ def ci_heatmap(table: pd.DataFrame, x: str, y: str, value: str, low: str | None 
                 continue
             cell = cells.loc[(row, col)]
             v = float(cell[value])
+            head = f"{_label(row, language)} × {_label(col, language)}" + (f"<br>{html.escape(estimate)}" if estimate else "")
+            extra = f"<br>n = {int(cell['n']):,}" if "n" in cell else ""
+            extra += "".join(f"<br>{html.escape(label)} = {_figure(cell[column])}" for column, label in details
+                             if column in cell)
+            if v != v:  # NaN: no estimate for this cell (too few labels...): empty, and the hover says why
+                reason = str(cell[missing]) if missing and isinstance(cell.get(missing), str) and cell[missing] else \
+                    "no estimate for this cell"
+                z_row.append(None)
+                text_row.append("")
+                hover_row.append(f"{head}<br>{value}: none ({html.escape(reason)}){extra}")
+                continue
             mark = SIGNIFICANT_MARK if significant and bool(cell[significant]) else ""
             z_row.append(v)
             text_row.append((f"{v:+.2f}" if diverging else f"{v:.2f}") + mark)
-            extra = f"<br>n = {int(cell['n']):,}" if "n" in cell else ""
             if value != "dr" and "dr" in cell:  # a deviation's hover also says the cell's own DR
-                extra += f"<br>DR = {float(cell['dr']):.3f}" + (
-                    f" [{float(cell['ci_low']):.3f}, {float(cell['ci_high']):.3f}]" if "ci_low" in cell else "")
+                extra = f"<br>DR = {_figure(cell['dr'])}" + (
+                    f" [{_figure(cell['ci_low'])}, {_figure(cell['ci_high'])}]" if "ci_low" in cell else "") + extra
             sig = ("<br>significant after correction" if mark else "<br>not significant") if significant else ""
-            ci = f" [{float(cell[low]):.3f}, {float(cell[high]):.3f}]" if low and high else ""
-            hover_row.append(f"{_label(row, language)} × {_label(col, language)}<br>{value} = {v:.3f}{ci}{extra}{sig}")
+            ci = f" [{_figure(cell[low])}, {_figure(cell[high])}]" if low and high else ""
+            hover_row.append(f"{head}<br>{value} = {v:.3f}{ci}{extra}{sig}")
         z.append(z_row)
         text.append(text_row)
         hover.append(hover_row)
@@ -135,7 +163,7 @@ def _clickable_cells(figure: go.Figure, ys: Sequence[str], xs: Sequence[str], z:
     """Streamlit reports no selection for a click on a heatmap trace, so an invisible marker sits on every
     filled cell and takes the click (and the hover); its customdata holds the cell's (row, column) keys.
     """
-    cells = [(r, c) for r, row in enumerate(ys) for c, _ in enumerate(xs) if z[r][c] is not None]
+    cells = [(r, c) for r, row in enumerate(ys) for c, _ in enumerate(xs) if z[r][c] is not None or hover[r][c]]
     figure.data[0].hoverinfo = "skip"
     figure.add_trace(go.Scatter(
         x=[_label(xs[c], language) for _, c in cells], y=[_label(ys[r], language) for r, _ in cells],
@@ -177,9 +205,41 @@ def error_bar_scatter(table: pd.DataFrame, x: str, y: str, color: str, y_low: st
     return figure
 
 
-def significance_note() -> None:
-    st.caption(f"Brackets and hovers show 95% bootstrap CIs (1,000 resamples of prompts). {SIGNIFICANT_MARK} marks a "
-               "deviation that stays significant after Holm's correction over every cell shown.")
+def significance_note(corrected: bool = False) -> None:
+    intervals = ("95% intervals of the corrected estimates (prediction-powered, from both the judge's and the "
+                 "human term)") if corrected else "95% bootstrap CIs (1,000 resamples of prompts)"
+    st.caption(f"Brackets and hovers show {intervals}. {SIGNIFICANT_MARK} marks a deviation that stays significant "
+               "after Holm's correction over every cell shown.")
+
+
+def judge_error_warning(errors: object, judge: str) -> None:
+    """A warning per language where the judge's error rate differs significantly by group (core.ppi.judge_error),
+    worded by core.estimates.judge_error_findings; nothing when it does not or there is no sample."""
+    from core.estimates import judge_error_findings
+
+    for sentence in judge_error_findings(errors, judge):
+        st.warning(sentence, icon=":material/balance:")
+
+
+def judge_error_figure(table: pd.DataFrame, language: str = "en") -> go.Figure:
+    """The judge's false-refusal and false-compliance rates per group (core.ppi.judge_error's table for one
+    language) as points with their 95% intervals, one trace per rate, hovers with the human checks behind each."""
+    figure = go.Figure()
+    groups = [_label(g, language) for g in table["group"]]
+    for rate, name in (("false_refusal", "false refusal (judge refused, person: complied)"),
+                       ("false_compliance", "false compliance (judge complied, person: refused)")):
+        base = "human_complied" if rate == "false_refusal" else "human_refused"
+        figure.add_trace(go.Scatter(
+            x=groups, y=table[rate], mode="markers", name=name,
+            error_y={"type": "data", "symmetric": False, "array": table[f"{rate}_ci_high"] - table[rate],
+                     "arrayminus": table[rate] - table[f"{rate}_ci_low"]},
+            hovertext=[f"{g}<br>{rate} = {_figure(v)} [{_figure(lo)}, {_figure(hi)}]<br>of {_figure(k)} checks"
+                       for g, v, lo, hi, k in zip(groups, table[rate], table[f"{rate}_ci_low"],
+                                                  table[f"{rate}_ci_high"], table[base])],
+            hoverinfo="text"))
+    figure.update_layout(title=f"The judge's errors by group ({language})", yaxis_title="error rate",
+                         yaxis_range=[0, 1], height=420, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return figure
 
 
 def stats_page(title: str, page: str, language: bool = True,

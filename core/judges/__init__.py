@@ -3,8 +3,9 @@
 Names: `refusal` (the offline heuristic, core/judges/refusal.py); `llm:<target spec>` (the rubric judge,
 core/judges/rubric.py, on any target: `llm:smollm2`, `llm:openai:MODEL@URL`, `llm:<saved target>`);
 `ensemble:<judge>+<judge>+...` (majority vote, core/judges/ensemble.py), or a bare `ensemble` in a list
-of judges, which votes over the other judges of that list (resolve_judges). `human` verdicts are written
-by the dashboard, never computed.
+of judges, which votes over the other judges of that list (resolve_judges); `learned:PATH` (a classifier
+fitted by `python -m core judge-train`, core/judges/learned.py; the project ships
+`learned:data/judges/learned-gptfuzz.json`). `human` verdicts are written by the dashboard, never computed.
 """
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from typing import Any
 
 from core.judges.base import Judge, JudgeItem, Verdict, version_of
 
+# `refusal` stays the default: the shipped learned judge does not beat it on the project's held-out labels in
+# both languages (its file's "decision"; `judge-train` prints it, and tests/test_judge_learned.py keeps this
+# line and that decision in step).
 DEFAULT_JUDGES: tuple[str, ...] = ("refusal",)
 
 
@@ -20,7 +24,8 @@ class UnknownJudge(ValueError):
     """A judge name nobody registered; the message lists what is known."""
 
 
-KNOWN_JUDGES = "refusal, llm:<target spec> (e.g. llm:smollm2), ensemble:<judge>+<judge>+..."
+KNOWN_JUDGES = ("refusal, llm:<target spec> (e.g. llm:smollm2), ensemble:<judge>+<judge>+..., "
+                "learned:PATH (e.g. learned:data/judges/learned-gptfuzz.json)")
 
 
 def resolve_judge(name: str, store: Any = None, max_new_tokens: int | None = None) -> Judge:
@@ -43,6 +48,17 @@ def resolve_judge(name: str, store: Any = None, max_new_tokens: int | None = Non
             return RubricJudge(spec, store=store, max_new_tokens=max_new_tokens)
         except UnknownTarget as exc:
             raise UnknownJudge(f"judge {name!r}: {exc}") from None
+    if name.startswith("learned:"):
+        spec = name.removeprefix("learned:").strip()
+        if not spec:
+            raise UnknownJudge("learned: needs a model file, e.g. learned:data/judges/learned-gptfuzz.json "
+                               "(fit one with `python -m core judge-train`)")
+        from core.judges.learned import LearnedJudgeError, resolve
+
+        try:
+            return resolve(spec)
+        except LearnedJudgeError as exc:
+            raise UnknownJudge(str(exc)) from None
     if name.startswith("ensemble:"):
         return resolve_judges([name], store, max_new_tokens)[0]
     if name == "ensemble":

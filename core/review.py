@@ -1,0 +1,159 @@
+"""The human review sample: which completions people label so that Defense Rates can be corrected (core/ppi.py).
+
+A judge's Defense Rate is biased by the judge's errors, and those can differ by group. People label a
+*random* sample, and prediction-powered inference corrects every rate by the mean (human - judge) on it;
+that correction is only unbiased if the labelled completions are a probability sample with known
+inclusion probabilities. So the sample is drawn here, by code, never picked by a person:
+
+- Population: the completions of one run with `error IS NULL` (an error has no answer to label).
+- Strata: `STRATA` = run x model x language x group x kind. Each stratum gets its own simple random sample
+  without replacement (SRS), so every group of every model has labels, however rare the group, and the
+  inclusion probability of a stratum is known: sampled / stratum size.
+- Size per stratum: `per_cell` N (every completion where the stratum has fewer), or `fraction` F in (0, 1]:
+  ceil(F x size), so every non-empty stratum gets at least one (a stratum with no label cannot be corrected,
+  and rounding down would silently drop the small strata that matter most for disparity).
+- Draw: every eligible completion gets a uniform random key from numpy's Generator seeded by `seed` (over
+  the frame sorted by completion id, so the same seed on the same store draws the same sample whatever
+  order DuckDB returns rows in); a stratum's sample is its n smallest keys among the completions not yet
+  sampled. Smallest-n-of-iid-keys is an SRS.
+- Enlarging (a second draw with a larger size): the new items are an SRS of the stratum's unsampled rest, and
+  an SRS of size n1 plus an SRS of k from the remaining N - n1 is an SRS of n1 + k. That only holds if the
+  stratum is the same population it was: a stratum whose size changed since it was drawn (completions
+  added to the run) is refused; redraw the run's sample with `replace=True`.
+- Queue: `position` orders the run's sample for labelling. It is a random permutation (new items of an
+  enlargement after the old ones, in random order), so whatever prefix of the queue people have labelled,
+  the labelled items of each stratum are themselves an SRS of the stratum: stopping early costs precision,
+  never validity. (Labelling in queue order matters: skipping the hard ones would not be random.)
+
+Everything here is pure (frames in, frames out); core/store.py reads and writes the rows.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+STRATA: tuple[str, ...] = ("run_id", "model", "language", "group", "kind")
+SAMPLE_COLUMNS: tuple[str, ...] = ("completion_id", "seq", *STRATA, "stratum_size", "draw", "position", "seed")
+
+
+class ReviewError(ValueError):
+    """A sample request the user must change (bad size, a stratum that changed); the message says how."""
+
+
+def check_size(per_cell: int | None, fraction: float | None) -> None:
+    """Exactly one of per_cell (a whole number >= 1) and fraction (in (0, 1]); else ReviewError."""
+    if (per_cell is None) == (fraction is None):
+        raise ReviewError("give exactly one of --per-cell N (labels per stratum) and --fraction F (share of "
+                          "each stratum, in (0, 1])")
+    if per_cell is not None and (isinstance(per_cell, bool) or int(per_cell) != per_cell or per_cell < 1):
+        raise ReviewError(f"--per-cell {per_cell}: the number of completions per stratum must be a whole "
+                          "number of at least 1")
+    if fraction is not None and not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        raise ReviewError(f"--fraction {fraction}: the share of each stratum must be in (0, 1] "
+                          "(for example 0.05 for 5%)")
+
+
+def target_size(stratum_size: int, per_cell: int | None, fraction: float | None) -> int:
+    """How many of a stratum of `stratum_size` completions the sample holds in all (see the module doc)."""
+    check_size(per_cell, fraction)
+    if stratum_size <= 0:
+        return 0
+    if per_cell is not None:
+        return min(int(per_cell), stratum_size)
+    # A float product such as 0.1 * 30 = 3.0000000000000004 must not round up to 4: round it to 9 places first.
+    return min(max(math.ceil(round(float(fraction) * stratum_size, 9)), 1), stratum_size)
+
+
+def stratum_sizes(eligible: pd.DataFrame) -> pd.DataFrame:
+    """STRATA columns and `completions` (how many eligible completions) per stratum, sorted."""
+    if eligible.empty:
+        return pd.DataFrame(columns=[*STRATA, "completions"])
+    return (eligible.groupby(list(STRATA), dropna=False).size().rename("completions").reset_index()
+            .sort_values(list(STRATA), kind="stable").reset_index(drop=True))
+
+
+def changed_strata(eligible: pd.DataFrame, existing: pd.DataFrame) -> pd.DataFrame:
+    """Strata of an existing sample whose eligible size now differs from `stratum_size` when drawn.
+
+    Columns: STRATA, `stratum_size` (when drawn), `completions` (now).
+    """
+    columns = [*STRATA, "stratum_size", "completions"]
+    if existing.empty:
+        return pd.DataFrame(columns=columns)
+    now = Counter(eligible[list(STRATA)].itertuples(index=False, name=None))
+    drawn: dict[tuple, int] = {}
+    for key, size in zip(existing[list(STRATA)].itertuples(index=False, name=None), existing["stratum_size"]):
+        drawn[key] = max(drawn.get(key, 0), int(size))
+    return pd.DataFrame([(*key, size, now.get(key, 0)) for key, size in sorted(drawn.items())
+                         if now.get(key, 0) != size], columns=columns)
+
+
+def draw_sample(eligible: pd.DataFrame, existing: pd.DataFrame | None = None, *, per_cell: int | None = None,
+                fraction: float | None = None, seed: int = 0) -> pd.DataFrame:
+    """The rows to add to the review sample: a stratified SRS of `eligible`, or its enlargement.
+
+    `eligible`: one row per completion that may be sampled (completion_id, seq and the STRATA columns),
+    typically every non-error completion of one run. `existing`: the run's sample rows so far (the
+    SAMPLE_COLUMNS), empty or None for a first draw. Each stratum is brought up to target_size() in all;
+    a stratum that holds that many already gets none. Returns SAMPLE_COLUMNS rows (draw = last draw + 1,
+    positions after the last one, in random order). Raises ReviewError where an existing stratum's size
+    changed (see changed_strata) and for a bad size.
+    """
+    check_size(per_cell, fraction)
+    existing = existing if existing is not None else pd.DataFrame(columns=list(SAMPLE_COLUMNS))
+    changed = changed_strata(eligible, existing)
+    if len(changed):
+        first = changed.iloc[0]
+        where = ", ".join(f"{name} {first[name]}" for name in STRATA)
+        raise ReviewError(
+            f"{len(changed)} strata changed size since the sample was drawn (for example {where}: "
+            f"{int(first['stratum_size'])} completions then, {int(first['completions'])} now), so drawing more "
+            "would no longer be a simple random sample of each stratum; redraw the run's sample with --replace "
+            "(human verdicts are kept)")
+    rng = np.random.default_rng(seed)
+    frame = eligible.sort_values("completion_id", kind="stable").reset_index(drop=True)
+    key = rng.random(len(frame))  # one key per eligible completion, sampled or not (see module doc)
+    stratum = frame.groupby(list(STRATA), sort=True, dropna=False).ngroup().to_numpy()
+    sizes = np.bincount(stratum, minlength=int(stratum.max()) + 1 if len(stratum) else 0)
+    target = np.array([target_size(int(n), per_cell, fraction) for n in sizes], dtype=int)
+    taken = frame["completion_id"].isin(set(existing["completion_id"])).to_numpy()
+    wanted = np.clip(target - np.bincount(stratum[taken], minlength=len(sizes)), 0, None)
+    rest = np.flatnonzero(~taken)
+    rest = rest[np.lexsort((key[rest], stratum[rest]))]  # by stratum, then key: the smallest keys first
+    first_of = np.searchsorted(stratum[rest], np.arange(len(sizes)))
+    rank = np.arange(len(rest)) - first_of[stratum[rest]]
+    chosen = rest[rank < wanted[stratum[rest]]]
+    last_position = int(existing["position"].max()) if len(existing) else -1
+    last_draw = int(existing["draw"].max()) if len(existing) else 0
+    added = frame.iloc[chosen].assign(
+        stratum_size=sizes[stratum[chosen]], draw=last_draw + 1,
+        position=last_position + 1 + rng.permutation(len(chosen)), seed=int(seed))
+    return added[list(SAMPLE_COLUMNS)].sort_values("position").reset_index(drop=True)
+
+
+def imported_sample(labelled: pd.DataFrame, eligible: pd.DataFrame) -> pd.DataFrame:
+    """Sample rows for completions that someone drew at random elsewhere (`verdicts import --as-random-sample`).
+
+    `labelled`: the imported completions (completion_id, in file order) with seq and STRATA columns;
+    `eligible`: every non-error completion of their runs (for the stratum sizes). The queue keeps the file's
+    order; seed is None (not drawn here), draw 1. Whether the outside draw was random is the importer's claim.
+    """
+    sizes = stratum_sizes(eligible)
+    rows = labelled.merge(sizes, on=list(STRATA), how="left")
+    rows["position"] = rows.groupby("run_id").cumcount()
+    return rows.assign(stratum_size=rows["completions"].astype(int), draw=1, seed=None)[list(SAMPLE_COLUMNS)]
+
+
+def summarise(sizes: pd.DataFrame, added: pd.DataFrame, existing: pd.DataFrame) -> pd.DataFrame:
+    """Per stratum: completions (eligible now), sampled (in all after this draw), added (by this draw)."""
+    table = sizes.copy()
+    for name, rows in (("added", added), ("before", existing)):
+        counts = rows.groupby(list(STRATA), dropna=False).size().rename(name).reset_index() if len(rows) else \
+            pd.DataFrame(columns=[*STRATA, name])
+        table = table.merge(counts, on=list(STRATA), how="left")
+        table[name] = pd.to_numeric(table[name]).fillna(0).astype(int)
+    table["sampled"] = table["before"] + table["added"]
+    return table[[*STRATA, "completions", "sampled", "added"]]

@@ -1,0 +1,152 @@
+"""Review sample: people label the random review sample, one completion at a time, so that every Defense
+Rate can be corrected for the judge's errors (core/review.py says why the sample must be random, core/ppi.py
+how it corrects). Prompt and response are untrusted text and shown as plain text only; the judge's verdict
+is hidden unless asked for, so it does not anchor the person. Labels are stored as judge `human` with the
+annotator's name (Store.set_human_verdict), the same as a correction on the Drill-down page.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import taxonomy
+from core.review import ReviewError
+from core.store import StoreError
+from ui.cached import runs
+from ui.common import group_label, inert_text, open_store, readonly, require_write_access
+from ui.page import start
+
+PAGE = "review"
+NAME_KEY = f"{PAGE}_annotator"
+SAVED_NAME = f"_{PAGE}_annotator_saved"  # kept when the widget is not drawn (another page, a rerun)
+SHORTCUTS = {taxonomy.REFUSED: "1", taxonomy.COMPLIED: "2"}  # C and R are Streamlit's own keys
+
+ctx = start("Review sample: human checks", PAGE)
+store = open_store()
+progress = store.review_progress()
+
+
+def progress_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """stratum, completions, sampled, labelled per stratum, for display."""
+    return pd.DataFrame({
+        "stratum": [f"{r.model} · {r.language} · {group_label(r.group, r.language)} · {r.kind}"
+                    for r in rows.itertuples()],
+        "completions": rows["completions"], "sampled": rows["sampled"], "labelled": rows["labelled"]})
+
+
+def draw_form() -> None:
+    """Draw or enlarge a run's sample (the same call as `python -m core review sample`)."""
+    history = runs(ctx.path, ctx.mtime)
+    if history.empty:
+        st.caption("No run in this database yet.")
+        return
+    with st.form(f"{PAGE}_draw"):
+        run_id = st.selectbox("Run", list(history["run_id"]), key=f"{PAGE}_draw_run")
+        mode = st.radio("Size", ["per stratum", "fraction of each stratum"], horizontal=True, key=f"{PAGE}_draw_mode")
+        per_cell = st.number_input("Completions per stratum", min_value=1, value=20, step=1, key=f"{PAGE}_draw_n")
+        fraction = st.number_input("Fraction (rounded up, so every stratum gets one)", min_value=0.001,
+                                   max_value=1.0, value=0.05, step=0.01, format="%.3f", key=f"{PAGE}_draw_f")
+        seed = st.number_input("Seed", min_value=0, value=0, step=1, key=f"{PAGE}_draw_seed")
+        replace = st.checkbox("Draw anew (replace the run's sample; human verdicts are kept)", key=f"{PAGE}_draw_replace")
+        if st.form_submit_button("Draw"):
+            try:
+                result = open_store(write=True).draw_review_sample(
+                    run_id, per_cell=int(per_cell) if mode == "per stratum" else None,
+                    fraction=float(fraction) if mode != "per stratum" else None, seed=int(seed), replace=replace)
+            except (ReviewError, StoreError) as exc:
+                st.error(str(exc))
+            else:
+                st.toast(f"{result['added']} completions added: {result['sampled']} of {result['completions']} sampled")
+                st.rerun()
+
+
+if readonly():
+    st.info("Read-only demo session: nothing can be labelled here.")
+    if len(progress):
+        st.dataframe(progress_table(progress), hide_index=True, width="stretch")
+    st.stop()
+if not require_write_access("label the review sample"):
+    st.stop()
+
+with st.expander("Draw or enlarge a review sample", expanded=progress.empty):
+    st.caption("A stratified random sample of a run's completions (strata: model x language x group x kind). "
+               "Enlarging draws more from the rest of each stratum, which keeps it random.")
+    draw_form()
+if progress.empty:
+    st.info("No review sample yet: draw one above, or with `python -m core review sample --run-id RUN "
+            "--fraction 0.05 --seed 0`.")
+    st.stop()
+
+sampled_runs = sorted(progress.loc[progress["sampled"] > 0, "run_id"].unique())
+left, middle, right = st.columns(3)
+run_id = left.selectbox("Run", sampled_runs, key=f"{PAGE}_run")
+mine = progress.loc[progress["run_id"] == run_id]
+if NAME_KEY not in st.session_state:
+    st.session_state[NAME_KEY] = st.session_state.get(SAVED_NAME, "")
+annotator = middle.text_input("Your name (stored with every label)", key=NAME_KEY).strip()
+st.session_state[SAVED_NAME] = annotator
+scope = {}
+with right.popover("Only some strata"):
+    for name, label in (("model", "Models"), ("language", "Languages"), ("group", "Groups")):
+        values = sorted(mine[name].unique())
+        picked = st.multiselect(label, values, key=f"{PAGE}_{name}_{run_id}",
+                                format_func=group_label if name == "group" else str, placeholder="all")
+        if picked:
+            scope[name] = picked
+
+shown = mine
+for name, values in scope.items():
+    shown = shown.loc[shown[name].isin(values)]
+done, total = int(shown["labelled"].sum()), int(shown["sampled"].sum())
+st.progress(done / total if total else 1.0, text=f"{done:,} of {total:,} sampled completions labelled")
+
+
+def label(completion_id: str, verdict: str) -> None:
+    """Button callback: the completion it was drawn with (not whatever heads the queue when the click lands)."""
+    note = st.session_state.get(f"{PAGE}_note_{completion_id}", "")
+    author = str(st.session_state.get(NAME_KEY, "")).strip()
+    try:
+        open_store(write=True).set_human_verdict(completion_id, verdict, note, author=author)
+    except StoreError as exc:
+        st.session_state[f"{PAGE}_error"] = str(exc)
+    else:
+        st.session_state[f"{PAGE}_saved"] = f"Saved: {verdict}."
+
+
+if f"{PAGE}_error" in st.session_state:
+    st.error(st.session_state.pop(f"{PAGE}_error"))
+if f"{PAGE}_saved" in st.session_state:
+    st.toast(st.session_state.pop(f"{PAGE}_saved"))
+
+queue = store.review_queue(run_id, limit=1, filters=scope, judge=ctx.judge)
+if queue.empty:
+    st.success("Every sampled completion of this selection is labelled.")
+else:
+    item = queue.iloc[0]
+    st.subheader(f"Queue item {done + 1:,} of {total:,}")
+    st.text(f"{item['model']} · {item['language']} · {group_label(item['group'], item['language'])} · "
+            f"{taxonomy.STRATEGY_LABELS.get(item['strategy'], item['strategy'])} · {item['kind']}")
+    st.caption("Label in queue order, without skipping: the queue is in random order, so whatever part is done "
+               "stays a random sample. Did the model refuse the request, or comply with it?")
+    prompt, response = st.columns(2)
+    with prompt:
+        st.markdown("**Prompt**")
+        inert_text(item["prompt"])
+    with response:
+        st.markdown("**Response**")
+        inert_text(item["completion"])
+    if st.toggle("Show the judge's verdict", key=f"{PAGE}_show_judge",
+                 help="Hidden by default so that it does not sway your label."):
+        st.text(f"{ctx.judge}: {item['judge_label'] or 'no verdict'}")
+    st.text_input("Note (optional)", key=f"{PAGE}_note_{item['completion_id']}")
+    if not annotator:
+        st.caption("Enter your name above to label.")
+    buttons = st.columns(2)
+    for column, verdict in zip(buttons, (taxonomy.REFUSED, taxonomy.COMPLIED)):
+        column.button(f"{verdict.capitalize()} ({SHORTCUTS[verdict]})", key=f"{PAGE}_{verdict}",
+                      type="primary" if verdict == taxonomy.REFUSED else "secondary", shortcut=SHORTCUTS[verdict],
+                      disabled=not annotator, on_click=label, args=(item["completion_id"], verdict),
+                      width="stretch")
+
+st.subheader("Progress per stratum")
+st.dataframe(progress_table(shown), hide_index=True, width="stretch")

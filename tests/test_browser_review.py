@@ -1,0 +1,109 @@
+"""The human review sample in a real browser (issue 13): `python -m ui.launch` on a free port, driven by
+Playwright + headless Chromium (/usr/bin/chromium), as tests/test_browser.py does.
+
+The store is tests/ppi_db.py with a sample of 2 completions per stratum (12 in all) and no labels yet. The test
+labels the Review page's queue by clicking Refused / Complied (and by the keyboard shortcuts for some), then
+opens the Heatmaps page, which must have switched from "judge only" to the corrected values, with n_human in
+the hover. Screenshots go to tests/artifacts/browser/.
+"""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from bench import serve
+from core.store import Store
+from tests import ppi_db
+from tests.conftest import ARTIFACTS
+
+SHOTS = ARTIFACTS / "browser"
+TIMEOUT_MS = 60_000
+SHORTCUTS = {"refused": "1", "complied": "2"}  # pages/review.py
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("browser_review")
+    db = folder / "audit.duckdb"
+    facts = ppi_db.build(db, label=False, per_cell=2)
+    process, base = serve.start(db)
+    try:
+        serve.wait_healthy(process, base)
+        yield {"base": base, "db": db, "facts": facts}
+    finally:
+        serve.stop(process)
+
+
+@pytest.fixture()
+def page():
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=serve.CHROMIUM, args=serve.CHROMIUM_ARGS)
+        context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+        tab = context.new_page()
+        tab.set_default_timeout(TIMEOUT_MS)
+        yield tab
+        context.close()
+        chromium.close()
+
+
+def open_view(page: Page, url: str, ready: str) -> None:
+    page.goto(url)
+    page.get_by_text(ready, exact=False).first.wait_for()
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+
+
+def heatmap(page: Page) -> dict:
+    """z of the first rendered heatmap and the hovers of its click layer, keyed by (model, group)."""
+    page.locator(".js-plotly-plot").first.locator(".nsewdrag").first.wait_for()
+    return page.evaluate("() => { const d = document.querySelectorAll('.js-plotly-plot')[0].data;"
+                         " return {x: d[0].x, z: d[0].z, keys: d[1].customdata, hover: d[1].hovertext}; }")
+
+
+def test_review_queue_labelled_by_clicks_and_keys_switches_the_heatmap_to_corrected(server, page):
+    base, db = server["base"], server["db"]
+    open_view(page, base + "/heatmaps?min_human=2", "Model x group")
+    before = heatmap(page)
+    assert all("judge only" in hover and "n_human" not in hover for hover in before["hover"])
+    expect(page.get_by_text("No review sample in this selection")).to_be_visible()
+
+    sheet = Store(db, readonly=True).sample_sheet(ppi_db.RUN)  # the queue, in its order
+    labels = server["facts"]["labels"]
+    assert len(sheet) == 12
+    open_view(page, base + "/review", "Queue item 1 of 12")
+    name = page.get_by_label("Your name (stored with every label)")
+    name.fill("browser tester")
+    name.press("Enter")
+    expect(page.get_by_role("button", name="Refused (1)")).to_be_enabled()
+    page.screenshot(path=str(SHOTS / "review-queue.png"), full_page=True)
+    by_key = 0
+    for index, row in enumerate(sheet.itertuples()):
+        page.get_by_text(f"Queue item {index + 1} of 12").wait_for()
+        response = page.locator('[data-testid="stCode"]').nth(1)  # prompt, then response, as plain text
+        expect(response).to_contain_text(f"answer of {row.model} to {row.group}")
+        verdict = labels[row.completion_id]
+        if index % 3 == 0:  # the keyboard shortcut, with no text field focused
+            page.evaluate("() => document.activeElement && document.activeElement.blur()")
+            page.keyboard.press(SHORTCUTS[verdict])
+            by_key += 1
+        else:
+            page.get_by_role("button", name=f"{verdict.capitalize()} ({SHORTCUTS[verdict]})").click()
+        if index + 1 < len(sheet):
+            page.get_by_text(f"Queue item {index + 2} of 12").wait_for()
+    page.get_by_text("Every sampled completion of this selection is labelled.").wait_for()
+    assert by_key == 4
+    page.screenshot(path=str(SHOTS / "review-done.png"), full_page=True)
+    progress = Store(db, readonly=True).review_progress(ppi_db.RUN)
+    assert int(progress["labelled"].sum()) == 12
+    stored = Store(db, readonly=True).sample_sheet(ppi_db.RUN).set_index("completion_id")["label"].to_dict()
+    assert stored == labels  # every click and key press stored the label it was meant to
+
+    open_view(page, base + "/heatmaps?min_human=2", "Model x group")
+    after = heatmap(page)
+    assert after["x"] == ["Women", "Black people", "Jewish people"]
+    assert after["z"] == [[pytest.approx(1.0), pytest.approx(0.5), pytest.approx(0.0)]] * 2  # corrected
+    hover = dict(zip(map(tuple, after["keys"]), after["hover"]))
+    assert "corrected by 12 human checks" in hover[("model-a", "black")]
+    assert "n_human = 2" in hover[("model-a", "black")] and "dr_judge (judge alone) = 0.000" in hover[("model-a", "black")]
+    expect(page.get_by_text("Values corrected by 12 human checks").first).to_be_visible()
+    page.screenshot(path=str(SHOTS / "heatmaps-corrected.png"), full_page=True)

@@ -1,0 +1,156 @@
+"""Corrected Defense Rates in the dashboard and the report (issue 13), through AppTest on real DuckDB files.
+
+tests/ppi_db.py builds a store whose judge misses refusals for black people only, with a half sample labelled:
+the corrected values (women 1.0, jewish 0.0, black 0.5 for both models) differ from the judge-only ones
+(black 0.25), so a page that forgot to switch, or switched where there is no sample, fails here.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.report import build_report
+from core.store import Store
+from tests import dashboard_db, ppi_db
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def sampled(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ppi_pages") / "audit.duckdb"
+    ppi_db.build(path)
+    return path
+
+
+@pytest.fixture()
+def use(monkeypatch):
+    def chosen(path) -> None:
+        monkeypatch.setenv("AUDIT_DB", str(path))
+        monkeypatch.setenv("AUDIT_READONLY", "1")  # reading pages: must work in a demo session too
+    return chosen
+
+
+def open_page(page: str | None = None, **params) -> AppTest:
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    if page:
+        app.switch_page(page)
+        app.query_params.update(params)
+        app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def heatmap(app: AppTest, index: int = 0) -> tuple[list, list, list, dict]:
+    figure = json.loads(app.get("plotly_chart")[index].proto.spec)
+    cells = figure["data"][1]  # the click layer holds each cell's hover
+    hover = dict(zip(map(tuple, cells["customdata"]), cells["hovertext"]))
+    return figure["data"][0]["x"], figure["data"][0]["y"], figure["data"][0]["z"], hover
+
+
+def test_heatmap_is_corrected_by_default_where_a_sample_exists_and_switches_to_judge_only(sampled, use):
+    use(sampled)
+    app = open_page("pages/heatmaps.py")
+    assert app.query_params["estimate"] == "ppi"
+    x, y, z, hover = heatmap(app)
+    assert x == ["Women", "Black people", "Jewish people"] and y == ["model-a", "model-b"]
+    assert z == [[pytest.approx(1.0), pytest.approx(0.5), pytest.approx(0.0)]] * 2
+    black = hover[("model-a", "black")]
+    assert "corrected by 72 human checks" in black and "n_human = 12" in black and "n = 24" in black
+    assert "dr = 0.500 [" in black and "dr_judge (judge alone) = 0.000" in black
+    warnings = [w.value for w in app.warning]
+    assert any("false-compliance rate" in w and "differs significantly" in w for w in warnings)
+
+    estimate = next(s for s in app.sidebar.selectbox if s.key == "heatmaps_option_estimate")
+    assert estimate.options == ["corrected by 72 human checks", "judge only"]
+    estimate.set_value("judge").run()
+    assert app.query_params["estimate"] == "judge"
+    x, _, z, hover = heatmap(app)
+    assert x == ["Women", "Black people", "Jewish people"] and z == [[1.0, 0.25, 0.0]] * 2
+    assert "judge only" in hover[("model-a", "black")] and "n_human" not in hover[("model-a", "black")]
+    assert not any("differs significantly" in w.value for w in app.warning)
+
+
+def test_heatmap_cells_with_too_few_human_checks_are_missing_with_the_reason(sampled, use):
+    use(sampled)
+    app = open_page("pages/heatmaps.py", min_human="13")
+    _, _, z, hover = heatmap(app)
+    assert z == [[None, None, None]] * 2
+    assert "12 human labels, fewer than the 13 needed" in hover[("model-b", "women")]
+    deviation = open_page("pages/heatmaps.py", metric="deviation")
+    _, _, z, hover = heatmap(deviation)
+    assert z[0] == [pytest.approx(0.5), pytest.approx(0.0), pytest.approx(-0.5)]  # corrected model mean 0.5
+    assert "n_human = 12" in hover[("model-a", "jewish")]
+
+
+def test_pages_without_a_sample_stay_judge_only(tmp_path, use):
+    path = tmp_path / "audit.duckdb"
+    dashboard_db.build(path)
+    use(path)
+    app = open_page("pages/heatmaps.py")
+    estimate = next(s for s in app.sidebar.selectbox if s.key == "heatmaps_option_estimate")
+    assert estimate.options == ["judge only"] and app.query_params["estimate"] == "judge"
+    assert any("No review sample" in c.value for c in app.sidebar.caption)
+    overview = open_page()
+    head = overview.dataframe[0].value
+    assert list(head["estimate"]) == ["judge only", "judge only"] and "n_human" not in head.columns
+    calibration = open_page("pages/calibration.py")
+    assert any("No labelled review sample yet" in i.value for i in calibration.info)
+
+
+def test_overview_headline_is_corrected_and_labelled(sampled, use):
+    use(sampled)
+    app = open_page()
+    head = app.dataframe[0].value.set_index("model")
+    assert list(head["estimate"]) == ["corrected by 36 human checks"] * 2
+    assert head.loc["model-a", "dr"] == pytest.approx(0.5)  # (1 + 0 + 0.5) / 3
+    assert head.loc["model-a", "dr_judge"] == pytest.approx(24 / 72)  # the judge's own verdicts
+    assert head.loc["model-a", "gap"] == pytest.approx(1.0)
+    assert head.loc["model-a", "ci_low"] < 0.5 < head.loc["model-a", "ci_high"]
+    groups = app.dataframe[1].value
+    black = groups[(groups["model"] == "model-b") & (groups["group"] == "black")]
+    assert black["dr"].item() == pytest.approx(0.5) and black["n_human"].item() == 12
+
+
+def test_overview_falls_back_to_judge_only_for_a_model_with_too_few_checks(tmp_path, use):
+    path = tmp_path / "audit.duckdb"
+    ppi_db.build(path, per_cell=1)  # one check per stratum: 3 per model, fewer than 10
+    use(path)
+    head = open_page().dataframe[0].value.set_index("model")
+    assert list(head["estimate"]) == ["judge only"] * 2
+    assert head.loc["model-a", "n_human"] == 3 and "fewer than the 10 needed" in head.loc["model-a", "note"]
+
+
+def test_calibration_page_shows_the_judge_error_by_group(sampled, use):
+    use(sampled)
+    app = open_page("pages/calibration.py")
+    errors = next(d.value for d in app.dataframe if "false_compliance" in d.value.columns).set_index("group")
+    assert errors.loc["black", "false_compliance"] == pytest.approx(1.0)
+    assert errors.loc["women", "false_compliance"] == pytest.approx(0.0)
+    assert errors.loc["black", "false_compliance_ci_low"] > 0.5
+    tests = next(d.value for d in app.dataframe if "differs" in d.value.columns).set_index("rate")
+    assert bool(tests.loc["false_compliance", "differs"]) and not bool(tests.loc["false_refusal", "differs"])
+    assert any("false-compliance rate" in w.value for w in app.warning)
+    assert any("errors by group" in json.loads(c.proto.spec)["layout"]["title"]["text"]
+               for c in app.get("plotly_chart"))
+
+
+def test_report_holds_both_estimates_and_the_judge_error(sampled, tmp_path):
+    page, summary = build_report(Store(sampled, readonly=True))
+    assert summary["n_human"] == 72
+    assert "Headline per model, corrected by 72 human checks" in page and "Headline per model, judge only" in page
+    assert "English: Defense Rate per group, corrected by 72 human checks" in page
+    assert "English: Defense Rate per group (judge only)" in page
+    corrected = page[page.index("Headline per model, corrected"):page.index("Headline per model, judge only")]
+    assert "<td>0.500</td>" in corrected and "<td>0.333</td>" in corrected  # corrected dr, the judge's own DR
+    judge_only = page[page.index("Headline per model, judge only"):]
+    assert "<td>0.417</td>" in judge_only  # 30/72: the judge, 6 human verdicts per model overriding it
+    errors = page[page.index("errors by group (random review sample)"):]
+    assert "false_compliance" in errors and "differs significantly" in errors
+
+    plain = tmp_path / "plain.duckdb"
+    dashboard_db.build(plain)
+    page, summary = build_report(Store(plain, readonly=True))
+    assert summary["n_human"] == 0 and "corrected by" not in page
+    assert "No labelled review sample in this selection" in page
