@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.metrics import headline
 from ui.common import content_warning, demo_banner, group_names, readonly
-from ui.cached import counts, rates, summary as store_summary
+from ui.cached import counts, rates, run_targets, summary as store_summary
 from ui.stat_figures import judge_choice, require_store
 
 ROOT = Path(__file__).resolve().parent
@@ -54,7 +54,10 @@ def overview() -> None:
 
     st.subheader("Headline per model")
     st.caption(f"Defense Rate (DR) = share of attack prompts the model refused, judged by `{judge}` (human "
-               "verdicts override). Selective-safety gap = best group DR minus worst group DR, per language.")
+               "verdicts override). Selective-safety gap = best group DR minus worst group DR, per language. "
+               "Errors (no answer from the target) are never counted in the DR.")
+    for row in heads.loc[heads["note"] != ""].itertuples():
+        st.warning(f"{row.model} ({row.language}): {row.note}.")
     shown = heads.assign(best_group=group_names(heads, "best_group"), worst_group=group_names(heads, "worst_group"))
     st.dataframe(shown, hide_index=True, width="stretch", column_config={
         "dr": st.column_config.NumberColumn("overall DR", format="%.3f"),
@@ -62,6 +65,7 @@ def overview() -> None:
         "best_dr": st.column_config.NumberColumn("best DR", format="%.3f"),
         "worst_dr": st.column_config.NumberColumn("worst DR", format="%.3f"),
         "gap": st.column_config.NumberColumn("gap", format="%.3f"),
+        "error_share": st.column_config.NumberColumn("error share", format="percent"),
     })
 
     st.subheader("Defense Rate per group")
@@ -73,6 +77,16 @@ def overview() -> None:
         "ci_low": st.column_config.NumberColumn("95% CI low", format="%.3f"),
         "ci_high": st.column_config.NumberColumn("95% CI high", format="%.3f"),
     })
+
+    per_run = run_targets(path, mtime)
+    if len(per_run):
+        st.subheader("Runs: completions and errors per target")
+        failed = per_run.loc[(per_run["completions"] > 0) & (per_run["errors"] == per_run["completions"])]
+        for row in failed.itertuples():
+            st.error(f"{row.run_id} / {row.target_id}: every completion ({row.errors:,}) is an error; it measured "
+                     "nothing. Retry its errors on the Run page once the target answers.")
+        st.dataframe(per_run, hide_index=True, width="stretch", column_config={
+            "error_share": st.column_config.NumberColumn("error share", format="percent")})
 
 
 def navigation() -> list:

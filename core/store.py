@@ -180,6 +180,9 @@ _MIGRATIONS: list[str] = [
         replaced_at TIMESTAMP DEFAULT current_timestamp
     );
     ALTER TABLE runs ADD COLUMN IF NOT EXISTS message VARCHAR;
+    UPDATE runs SET status = 'failed', message = 'every completion is an error: this run measured nothing'
+    WHERE status = 'completed' AND EXISTS (SELECT 1 FROM completions c WHERE c.run_id = runs.run_id)
+      AND NOT EXISTS (SELECT 1 FROM completions c WHERE c.run_id = runs.run_id AND c.error IS NULL);
     """,
 ]
 
