@@ -177,7 +177,8 @@ _MIGRATIONS: list[str] = [
         retries INTEGER,
         gen_seed BIGINT,
         attempted_at TIMESTAMP,
-        replaced_at TIMESTAMP DEFAULT current_timestamp
+        replaced_at TIMESTAMP DEFAULT current_timestamp,
+        PRIMARY KEY (completion_id, replaced_at)  -- one replacement per write: a restored dump adds no copy
     );
     ALTER TABLE runs ADD COLUMN IF NOT EXISTS message VARCHAR;
     UPDATE runs SET status = 'failed', message = 'every completion is an error: this run measured nothing'
@@ -710,14 +711,14 @@ class Store:
     def run(self, run_id: str) -> dict[str, Any] | None:
         """A run's row with its config decoded, or None."""
         with self.connect() as con:
-            row = _first(con.execute("SELECT run_id, created_at, updated_at, status, config FROM runs "
+            row = _first(con.execute("SELECT run_id, created_at, updated_at, status, config, message FROM runs "
                                      "WHERE run_id = ?", [run_id]))
             if row is None:
                 return None
             targets = [r[0] for r in con.execute(
                 "SELECT target_id FROM run_targets WHERE run_id = ? ORDER BY target_id", [run_id]).fetchall()]
         return {"run_id": row[0], "created_at": row[1], "updated_at": row[2], "status": row[3],
-                "config": json.loads(row[4]), "targets": targets}
+                "config": json.loads(row[4]), "targets": targets, "message": row[5]}
 
     def runs(self) -> pd.DataFrame:
         """Every run with its planned and stored counts, newest first."""
