@@ -97,6 +97,8 @@ if st.button("Start the run", type="primary", key=f"{PAGE}_start", disabled=not 
         st.rerun()
 
 jobs = MANAGER.jobs(database)
+# Jobs are live objects (their status changes under us): remember which were active when the page was drawn.
+active_when_drawn = {job.run_id for job in jobs if job.active}
 
 
 @st.fragment(run_every=1.0 if any(job.active for job in jobs) else None)
@@ -129,8 +131,8 @@ def live() -> None:
             if job.active and st.button("Cancel", key=f"{PAGE}_cancel_{job.run_id}"):
                 MANAGER.cancel(job.run_id)
                 st.rerun()
-    if not any(job.active for job in shown) and any(job.active for job in jobs):
-        st.rerun()  # a run just ended: refresh the whole page (run list, resumable runs)
+    if any(job.run_id in active_when_drawn and not job.active for job in shown):
+        st.rerun()  # a run just ended: refresh the whole page (run list, resumable runs, errors to retry)
 
 
 live()
