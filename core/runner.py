@@ -136,8 +136,8 @@ def execute_run(store: Store, run_id: str, targets: Sequence[Target], judges: Se
     except (Cancelled, KeyboardInterrupt):
         store.set_run_status(run_id, "stopped")
         return RunResult(run_id, "stopped", store.run_counts(run_id), added)
-    except BaseException:
-        store.set_run_status(run_id, "failed")
+    except BaseException as exc:  # a target refused (401, a missing key...): the run says why it failed
+        store.set_run_status(run_id, "failed", message=(str(exc) or type(exc).__name__)[:500])
         raise
     counts = store.run_counts(run_id)
     repaired = max(errors_before - counts["errors"], 0) if retry_errors else 0
