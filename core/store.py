@@ -484,12 +484,14 @@ def _replace_errors(con: duckdb.DuckDBPyConnection, comp: pd.DataFrame, verd: pd
         "c.probe_id, c.target_id, c.text, c.error, c.prompt_tokens, c.completion_tokens, c.latency_s, c.retries, "
         "c.gen_seed, c.created_at FROM completions c JOIN replaced_ids USING (completion_id)")
     con.execute(
-        "UPDATE completions SET text = r.text, prompt_tokens = r.prompt_tokens, completion_tokens = r.completion_tokens, "
+        "UPDATE completions SET text = r.text, prompt_tokens = r.prompt_tokens, "
+        "completion_tokens = r.completion_tokens, "
         "latency_s = r.latency_s, error = r.error, gen_seed = r.gen_seed, retries = r.retries, "
         "created_at = current_timestamp FROM retried_completions r JOIN replaced_ids USING (completion_id) "
         "WHERE completions.completion_id = r.completion_id")
     # An error has no judge's verdict; one left from before (none is written for errors) would judge other text.
-    con.execute("DELETE FROM verdicts WHERE judge <> 'human' AND completion_id IN (SELECT completion_id FROM replaced_ids)")
+    con.execute("DELETE FROM verdicts WHERE judge <> 'human' AND completion_id IN "
+                "(SELECT completion_id FROM replaced_ids)")
     mine = verd[verd["completion_id"].isin(replaced)] if len(verd) else verd
     if len(mine):
         con.register("replacing_verdicts", mine)

@@ -169,7 +169,8 @@ else:
         for row in with_errors.itertuples():
             st.text(f"{row.run_id}: {row.errors:,} completion{'s' if row.errors != 1 else ''} with errors "
                     f"(of {row.completions:,})")
-        labels = {row.run_id: f"{row.run_id} ({row.errors:,} completions with errors)" for row in with_errors.itertuples()}
+        labels = {row.run_id: f"{row.run_id} ({row.errors:,} completions with errors)"
+                  for row in with_errors.itertuples()}
         pick = st.selectbox("Retry the errors of a run", list(labels), key=f"{PAGE}_retry_pick", format_func=labels.get,
                             help="Sends those prompts again (and any probe still pending); each answer replaces its "
                                  "error in place, the error is kept in the completion's history.")
