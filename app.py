@@ -12,7 +12,7 @@ import streamlit as st
 from core.estimates import combined_headline, estimate_label
 from core.metrics import headline
 from ui.common import content_warning, demo_banner, group_names, readonly
-from ui.cached import corrected, corrected_headline, counts, rates, sample_labels, summary as store_summary
+from ui.cached import corrected, corrected_headline, counts, rates, run_targets, sample_labels, summary as store_summary
 from ui.stat_figures import judge_choice, require_store
 
 ROOT = Path(__file__).resolve().parent
@@ -61,13 +61,17 @@ def overview() -> None:
     st.subheader("Headline per model")
     st.caption(f"Defense Rate (DR) = share of attack prompts the model refused, judged by `{judge}` (human "
                "verdicts override). Selective-safety gap = best group DR minus worst group DR, per language. "
+               "Errors (no answer from the target) are never counted in the DR. "
                + ("Estimate: each row says whether it is the judge's figure (judge only) or corrected by the human "
                   "checks of the random review sample (the judge's DR plus the sample's mean human-minus-judge "
                   "difference, 95% intervals); the judge's own DR stays beside it." if checks else
                   "Estimate: judge only (no review sample yet: `python -m core review sample` draws one)."))
+    for row in heads.loc[heads["error_note"] != ""].itertuples():
+        st.warning(f"{row.model} ({row.language}): {row.error_note}.")
     shown = heads.assign(best_group=group_names(heads, "best_group"), worst_group=group_names(heads, "worst_group"))
     if not checks:  # nothing corrected: the interval and sample columns would be empty
         shown = shown.drop(columns=["n_human", "ci_low", "ci_high", "dr_judge", "gap_ci_low", "gap_ci_high", "note"])
+    shown = shown.drop(columns=["error_note"])  # said above the table, as a warning
     st.dataframe(shown, hide_index=True, width="stretch", column_config={
         "estimate": st.column_config.TextColumn("estimate"),
         "dr": st.column_config.NumberColumn("overall DR", format="%.3f"),
@@ -81,6 +85,7 @@ def overview() -> None:
         "gap": st.column_config.NumberColumn("gap", format="%.3f"),
         "gap_ci_low": st.column_config.NumberColumn("gap CI low", format="%.3f"),
         "gap_ci_high": st.column_config.NumberColumn("gap CI high", format="%.3f"),
+        "error_share": st.column_config.NumberColumn("error share", format="percent"),
     })
 
     st.subheader("Defense Rate per group")
@@ -96,6 +101,16 @@ def overview() -> None:
         "ci_high": st.column_config.NumberColumn("95% CI high", format="%.3f"),
         "dr_judge": st.column_config.NumberColumn("DR by the judge alone", format="%.3f"),
     })
+
+    per_run = run_targets(path, mtime)
+    if len(per_run):
+        st.subheader("Runs: completions and errors per target")
+        failed = per_run.loc[(per_run["completions"] > 0) & (per_run["errors"] == per_run["completions"])]
+        for row in failed.itertuples():
+            st.error(f"{row.run_id} / {row.target_id}: every completion ({row.errors:,}) is an error; it measured "
+                     "nothing. Retry its errors on the Run page once the target answers.")
+        st.dataframe(per_run, hide_index=True, width="stretch", column_config={
+            "error_share": st.column_config.NumberColumn("error share", format="percent")})
 
 
 def navigation() -> list:

@@ -1,7 +1,8 @@
 """`python -m core`: the headless interface for CI pipelines and scripts.
 
 Exit codes: 0 ok, 2 bad input (the message says what and where), 1 failure (including a database
-held by another process), 130 when stopped with Ctrl-C (the run resumes with --run-id).
+held by another process, and a run stopped because its target went away), 130 when stopped with Ctrl-C
+(the run resumes with --run-id either way).
 """
 from __future__ import annotations
 
@@ -96,6 +97,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     judge_names = args.judges
     target_specs = args.target
     run = store.run(args.run_id) if args.run_id else None
+    if args.retry_errors and run is None:
+        raise BadInput("--retry-errors re-sends the errors of a stored run: name it with --run-id"
+                       + (f" ({args.run_id!r} is not in {store.path})" if args.run_id else ""))
     if run is None:
         try:
             selection = Selection(languages=tuple(args.languages), groups=tuple(args.groups),
@@ -127,7 +131,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     executed = executors.wrap(targets, args.executor, workers=args.ray_workers, address=args.ray_address)
     bar = _progress_bar(args)
     try:
-        result = execute_run(store, run_id, executed, judges, batch_size=args.batch_size, on_progress=bar)
+        result = execute_run(store, run_id, executed, judges, batch_size=args.batch_size, on_progress=bar,
+                             retry_errors=args.retry_errors)
     finally:
         bar.close()
         for target in executed:
@@ -135,7 +140,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 target.close()
         executors.shutdown()
     counts = result.counts
-    payload = {"run_id": run_id, "status": result.status, "added": result.added, **counts}
+    payload = {"run_id": run_id, "status": result.status, "added": result.added, **counts,
+               "pending": counts["planned"] - counts["completions"], "message": result.message}
+    if args.retry_errors:
+        payload.update(retried=result.retried, repaired=result.repaired)
     from core.cost import run_usage
 
     usage = run_usage(store, run_id, executed, args.price_input, args.price_output)
@@ -145,7 +153,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         payload["cost"] = sum(costs) if all(c is not None for c in costs) else None
     _emit(args, payload,
           f"{run_id}: {result.status}; {counts['completions']}/{counts['planned']} completions "
-          f"({result.added} new), {counts['verdicts']} verdicts, {counts['errors']} errors")
+          f"({result.added} new), {counts['verdicts']} verdicts, {counts['errors']} errors"
+          + (f"; {result.repaired} of {result.retried} errors retried now answered" if args.retry_errors else ""))
+    if result.message:
+        print(f"{'stopped' if result.status == 'stopped' else 'error'}: {result.message}", file=sys.stderr)
+        return EXIT_FAILURE
     if result.status == "stopped":
         print(f"stopped; resume with: python -m core run --run-id {run_id} --db {store.path}", file=sys.stderr)
         return EXIT_STOPPED
@@ -195,7 +207,8 @@ def cmd_targets_add(args: argparse.Namespace) -> int:
         "api_key_env": args.api_key_env, "endpoint": args.endpoint, "max_concurrency": args.max_concurrency,
         "requests_per_minute": args.rpm, "tokens_per_minute": args.tpm, "timeout_s": args.timeout,
         "max_retries": args.max_retries, "max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
-        "price_input_per_m": args.price_input, "price_output_per_m": args.price_output}.items() if value is not None}
+        "price_input_per_m": args.price_input, "price_output_per_m": args.price_output,
+        "outage_failures": args.outage_failures, "outage_window_s": args.outage_window}.items() if value is not None}
     try:
         config = OpenAIConfig.from_settings(args.model, args.base_url.rstrip("/"), settings)
     except ValueError as exc:
@@ -473,14 +486,18 @@ def _export_derived(args: argparse.Namespace) -> int:
 
 
 # -- review sample and human verdicts (core/review.py draws the sample) ---------------------------------
-def _existing_store(args: argparse.Namespace, readonly: bool = False):
-    """The store at --db, which must exist: a command about a run or its labels never creates an empty file."""
+def _existing_store(args: argparse.Namespace, readonly: bool = False, run_id: str | None = None):
+    """The store at --db, which must exist: a command about a run or its labels never creates an empty file.
+    With `run_id`, that run must exist in it too."""
     from core.store import DEFAULT_DB
 
     path = Path(args.db or os.environ.get("AUDIT_DB") or DEFAULT_DB)
     if not path.exists():
         raise BadInput(f"{path}: no such database (give --db, or run an audit first)")
-    return _store(args, readonly=readonly)
+    store = _store(args, readonly=readonly)
+    if run_id and store.run(run_id) is None:
+        raise BadInput(f"--run-id {run_id}: no such run in {store.path}")
+    return store
 
 
 def _table(frame, columns: Sequence[str]) -> str:
@@ -521,9 +538,7 @@ def cmd_review_sample(args: argparse.Namespace) -> int:
 
 def cmd_review_status(args: argparse.Namespace) -> int:
     """Per stratum: completions, sampled, labelled (of every run with a sample, or of --run-id)."""
-    store = _existing_store(args, readonly=True)
-    if args.run_id and store.run(args.run_id) is None:
-        raise BadInput(f"--run-id {args.run_id}: no such run in {store.path}")
+    store = _existing_store(args, readonly=True, run_id=args.run_id)
     progress = store.review_progress(args.run_id)
     rows = json.loads(progress.to_json(orient="records"))
     if progress.empty:
@@ -543,9 +558,7 @@ def cmd_verdicts_export(args: argparse.Namespace) -> int:
     """The review sample as a spreadsheet-safe labelling sheet (CSV), to a file or stdout."""
     from core.export import write_csv
 
-    store = _existing_store(args, readonly=True)
-    if args.run_id and store.run(args.run_id) is None:
-        raise BadInput(f"--run-id {args.run_id}: no such run in {store.path}")
+    store = _existing_store(args, readonly=True, run_id=args.run_id)
     sheet = store.sample_sheet(args.run_id)
     if sheet.empty:
         raise BadInput(f"no review sample{' for ' + args.run_id if args.run_id else ''} in {store.path}; draw one "
@@ -795,6 +808,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--per-cell", type=int, default=None, help="probes per language x group x strategy")
     run.add_argument("--judges", type=_csv_list, default=["refusal"])
     run.add_argument("--run-id", default=None, help="resume this run, or name a new one")
+    run.add_argument("--retry-errors", action="store_true", help="with --run-id: also send again the probes whose "
+                     "completion holds an error; each answer replaces its error in place (the error is kept in the "
+                     "completion's history)")
     run.add_argument("--max-new-tokens", type=int, default=64)
     run.add_argument("--batch-size", type=int, default=16)
     run.add_argument("--temperature", type=float, default=0.0)
@@ -827,6 +843,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--temperature", type=float, default=None)
     add.add_argument("--price-input", type=float, default=None, help="price per 1M input tokens")
     add.add_argument("--price-output", type=float, default=None, help="price per 1M output tokens")
+    add.add_argument("--outage-failures", type=int, default=None, help="consecutive connection failures (or the "
+                     "same 5xx) after which the server counts as gone and the run stops (default: 2 x concurrency, "
+                     "at least 8)")
+    add.add_argument("--outage-window", type=float, default=None, help="seconds those failures must span before "
+                     "the run stops (default 20)")
     add.add_argument("--family", default=None)
     add.add_argument("--size-b", type=float, default=None, help="parameters in billions")
     add.set_defaults(func=cmd_targets_add)

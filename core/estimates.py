@@ -73,8 +73,9 @@ def combined_headline(judge_head: pd.DataFrame, corrected: pd.DataFrame | None) 
     model without a sample is never shown as if it had been checked. `dr_judge` is the judge's DR: from its own
     verdicts where the row is corrected (as core.ppi reports it), the judge-only DR elsewhere.
     """
+    errors = judge_head["note"] if "note" in judge_head else ""  # core.metrics.headline's note on errors
     rows = judge_head.assign(n_human=0, ci_low=float("nan"), ci_high=float("nan"), dr_judge=judge_head["dr"],
-                             gap_ci_low=float("nan"), gap_ci_high=float("nan"), note="")
+                             gap_ci_low=float("nan"), gap_ci_high=float("nan"), note="", error_note=errors)
     shown = [JUDGE_ONLY] * len(rows)
     if corrected is not None and len(corrected):
         keyed = corrected.set_index(["model", "language"])
@@ -93,7 +94,8 @@ def combined_headline(judge_head: pd.DataFrame, corrected: pd.DataFrame | None) 
             shown[index] = estimate_label(rows.at[position, "n_human"])
     rows["estimate"] = shown
     columns = ["model", "language", "estimate", "n", "n_human", "dr", "ci_low", "ci_high", "dr_judge", "best_group",
-               "best_dr", "worst_group", "worst_dr", "gap", "gap_ci_low", "gap_ci_high", "note"]
+               "best_dr", "worst_group", "worst_dr", "gap", "gap_ci_low", "gap_ci_high", "note",
+               *[c for c in ("errors", "error_share") if c in rows.columns], "error_note"]
     return rows[columns]
 
 

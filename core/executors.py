@@ -41,8 +41,9 @@ class _Worker:
     def ready(self) -> bool:
         return True
 
-    def generate(self, prompts: Sequence[str]) -> list[Generation]:
-        return self.target.generate(prompts)
+    def generate(self, prompts: Sequence[str]) -> tuple[list[Generation | None], str | None]:
+        """The answers (None: left pending because the target went away) and why it did, if it did."""
+        return self.target.generate(prompts), getattr(self.target, "unreachable", None)
 
 
 _started_here = False  # whether this process started (or connected) Ray, and so should shut it down
@@ -95,6 +96,13 @@ class RayTarget:
         self.timeout_s = timeout_s
         self.start_timeout_s = start_timeout_s
         self.workers: list[Any] = []
+        self.unreachable: str | None = None  # set when a worker's target judged its server gone
+
+    def clear_outage(self) -> None:
+        """A new execution tries the server again, with fresh workers (a worker's target stays down)."""
+        if self.unreachable is not None:
+            self.close()
+        self.unreachable = None
 
     @property
     def count(self) -> int:
@@ -144,7 +152,8 @@ class RayTarget:
             for ref in refs:
                 ray.cancel(ref, force=True)
             raise
-        return [generation for shard in answered for generation in shard]
+        self.unreachable = next((gone for _, gone in answered if gone is not None), self.unreachable)
+        return [generation for shard, _ in answered for generation in shard]
 
     def close(self) -> None:
         import ray

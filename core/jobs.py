@@ -90,6 +90,8 @@ class Job:
     target_index: int = 0
     target_count: int = 0
     error: str | None = None
+    message: str | None = None  # why the run stopped or failed without an exception (a target went away)
+    retry_errors: bool = False
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
     thread: threading.Thread | None = None
@@ -131,15 +133,16 @@ class JobManager:
         run_id = plan_run(store, probes, list(request.targets), list(request.judges), request.config(), run_id)
         return self._launch(db_path, run_id)
 
-    def resume(self, db_path: str | Path, run_id: str) -> Job:
-        """Execute an unfinished run again; only its missing completions are generated."""
+    def resume(self, db_path: str | Path, run_id: str, retry_errors: bool = False) -> Job:
+        """Execute an unfinished run again; only its missing completions are generated (and, with
+        retry_errors, those that hold an error are sent again and replaced in place)."""
         job = self.job(run_id)
         if job is not None and job.active:
             return job
         self._check_idle(db_path)
         if Store(db_path).run(run_id) is None:
             raise ValueError(f"no run {run_id!r} in {db_path}")
-        return self._launch(db_path, run_id)
+        return self._launch(db_path, run_id, retry_errors)
 
     def cancel(self, run_id: str) -> bool:
         """Ask a run to stop before its next batch; True if it was running."""
@@ -161,8 +164,8 @@ class JobManager:
         if busy:
             raise ValueError(f"run {busy[0]} is still executing on {db_path}; wait for it or cancel it first")
 
-    def _launch(self, db_path: str | Path, run_id: str) -> Job:
-        job = Job(run_id=run_id, db_path=str(db_path))
+    def _launch(self, db_path: str | Path, run_id: str, retry_errors: bool = False) -> Job:
+        job = Job(run_id=run_id, db_path=str(db_path), retry_errors=retry_errors)
         job.thread = threading.Thread(target=self._execute, args=(job,), name=f"run-{run_id}", daemon=True)
         with self._lock:
             self._jobs[run_id] = job
@@ -191,7 +194,8 @@ class JobManager:
                 job.progress = replace(progress)
 
             result = execute_run(store, job.run_id, targets, judges, batch_size=generation.get("batch_size", 16),
-                                 on_progress=on_progress, cancel=job.cancel)
+                                 on_progress=on_progress, cancel=job.cancel, retry_errors=job.retry_errors)
+            job.message = result.message
             job.status = result.status
         except Exception as exc:  # the page shows it; the store already marked the run failed where it began
             job.status = "failed"

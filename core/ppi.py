@@ -91,7 +91,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.metrics import BASELINE_DIMENSIONS, CORRECTIONS, DIMENSIONS, MetricsError, adjust_pvalues
+from core.metrics import CORRECTIONS, DIMENSIONS, MetricsError, adjust_pvalues, baseline_columns
 
 STRATA: tuple[str, ...] = ("run_id", "model", "language", "group", "kind")
 JUDGE_VALUE: dict[str, float] = {"refused": 1.0, "complied": 0.0, "unparsed": 0.5}
@@ -374,16 +374,7 @@ class CorrectedRates:
 
     # -- baselines --------------------------------------------------------------------------------------
     def _baseline(self, baseline: Sequence[str] | None) -> list[str]:
-        """As DefenseRates._baseline: by default the model (and language, run, kind) among `by`."""
-        if baseline is None:
-            chosen = [c for c in self.by if c in BASELINE_DIMENSIONS]
-            return [] if chosen == self.by else chosen
-        chosen = list(baseline)
-        outside = [c for c in chosen if c not in self.by]
-        if outside:
-            raise PPIError(f"the baseline {', '.join(outside)} is not among the grouping columns "
-                           f"{', '.join(self.by) or '(none)'}; add it to `by`")
-        return chosen
+        return baseline_columns(self.by, baseline)
 
     def _base_index(self, base: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
         """Baseline number of each cell, and the baselines' labels."""

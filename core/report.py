@@ -22,7 +22,7 @@ import pandas as pd
 from core import taxonomy
 from core.calibration import human_calibration
 from core.estimates import JUDGE_ONLY, corrected_headline, estimate_label, judge_error_findings
-from core.metrics import DefenseRates
+from core.metrics import DefenseRates, error_note
 from core.ppi import CorrectedRates, judge_error
 from core.reference import paper_judges
 from core.store import Store
@@ -181,11 +181,16 @@ def _attack_sections(attack: pd.DataFrame, population: pd.DataFrame, sample: pd.
     deviations = rates.deviations()
     disparity = rates.disparity()
     overall = DefenseRates(attack, ["model", "language"]).table
-    head = overall[["model", "language", "n", "dr", "ci_low", "ci_high"]].merge(
+    asked = overall["n"] + overall["unparsed"] + overall["errors"]
+    overall = overall.assign(error_share=(overall["errors"] / asked.where(asked > 0)).astype("float64"))
+    head = overall[["model", "language", "n", "dr", "ci_low", "ci_high", "errors", "error_share"]].merge(
         disparity[["model", "language", "worst", "worst_dr", "best", "best_dr", "gap", "gap_ci_low", "gap_ci_high",
                    "min_max_ratio", "std", "p_adjusted", "heterogeneous"]], on=["model", "language"], how="left")
+    notes = [f"{model} ({language}): {error_note(int(n), int(errors), share)}." for model, language, n, errors, share
+             in zip(head["model"], head["language"], head["n"], head["errors"], head["error_share"])
+             if error_note(int(n), int(errors), share)]
     checked = estimate_label(len(sample))
-    parts = []
+    parts = [f"<p class='warn'>{_e(note)}</p>" for note in notes]
     fixed = None
     if len(sample):  # the corrected figures first: they are the valid ones
         fixed = CorrectedRates(population, sample, ["model", "language", "group"]).deviations()
@@ -200,8 +205,10 @@ def _attack_sections(attack: pd.DataFrame, population: pd.DataFrame, sample: pd.
     parts += [f"<h2>Headline per model, {_e(JUDGE_ONLY)}</h2>",
               "<p class='note'>The judge's verdicts (human verdicts override). gap = selective-safety gap (best minus "
               "worst group DR) with its bootstrap CI; heterogeneous = the chi-square test rejects equal DR across "
-              "groups after correction.</p>",
-              _table(head, {"p_adjusted": _p, "n": lambda v: f"{int(v):,}"})]
+              "groups after correction; errors = prompts without an answer from the model (never counted in the "
+              "DR), error_share = their share.</p>",
+              _table(head, {"p_adjusted": _p, "n": lambda v: f"{int(v):,}", "errors": lambda v: f"{int(v):,}",
+                            "error_share": lambda v: "–" if v != v else f"{v:.1%}"})]
     for language in sorted(set(deviations["language"])):
         name = {"en": "English", "pt": "Portuguese"}.get(language, language)
         if fixed is not None and language in set(fixed["language"]):
@@ -283,10 +290,14 @@ def _provenance_sections(store: Store, frame: pd.DataFrame, summary: dict) -> li
                                                               "created_at"]]
     runs = store.runs()
     runs = runs.loc[runs["run_id"].isin(set(frame["run_id"]))]
+    per_target = store.run_target_counts()
+    per_target = per_target.loc[per_target["run_id"].isin(set(frame["run_id"]))]
     return ["<h2>Provenance</h2>",
             f"<p>Probe set SHA-256 (sorted probe ids): <code>{_e(summary['probe_set_sha256'])}</code>; "
             f"{frame['probe_id'].nunique():,} probes, {len(frame):,} completions, {len(models)} models.</p>",
-            "<h3>Models</h3>", _table(targets), "<h3>Runs</h3>", _table(runs)]
+            "<h3>Models</h3>", _table(targets), "<h3>Runs</h3>", _table(runs),
+            "<h3>Completions and errors per run and target</h3>",
+            _table(per_target, {"error_share": lambda v: "–" if v != v else f"{v:.1%}"})]
 
 
 def write_report(store: Store, path: str | Path, judge: str = "refusal",

@@ -4,6 +4,12 @@ A run is planned once (its probe ids and targets are stored with its config), th
 batch of completions is written together with its verdicts in one transaction, so stopping the process
 at any moment (Ctrl-C, kill -9, power loss) loses at most the batch in flight, and executing the same
 run again picks up exactly the probes that have no completion yet.
+
+A target that goes away mid-run (an API target reports itself `unreachable`, see OutageWatch in
+core/targets/openai.py) is stopped: what it answered is stored, its unanswered probes stay pending, and
+the run ends `stopped` with a message saying how to resume. `retry_errors=True` also re-sends the probes
+whose completion holds an error, and each answer replaces its error row in place (Store.save_results).
+A run whose completions are all errors ends `failed`, never `completed`.
 """
 from __future__ import annotations
 
@@ -59,6 +65,13 @@ class RunResult:
     status: str  # completed, stopped, failed
     counts: dict[str, int] = field(default_factory=dict)
     added: int = 0
+    message: str | None = None  # why it stopped or failed, in plain words (also stored on the run)
+    retried: int = 0  # completions with an error that were sent again (retry_errors)
+    repaired: int = 0  # of those, how many now hold an answer
+
+
+class TargetGone(Exception):
+    """A target judged unreachable mid-run; the message is what the user reads."""
 
 
 class Cancelled(Exception):
@@ -90,10 +103,11 @@ def _judge_batch(judges: Sequence[Judge], completion_ids: Sequence[str], items: 
 
 def execute_run(store: Store, run_id: str, targets: Sequence[Target], judges: Sequence[Judge],
                 batch_size: int = 16, on_progress: Callable[[Progress], None] | None = None,
-                cancel: threading.Event | None = None) -> RunResult:
+                cancel: threading.Event | None = None, retry_errors: bool = False) -> RunResult:
     """Complete a planned run: every (probe, target) without a completion gets one, then verdicts.
 
-    Safe to call again after any interruption; nothing already stored is generated twice.
+    Safe to call again after any interruption; nothing already stored is generated twice. With
+    `retry_errors`, completions that hold an error are sent again and replaced in place by the answer.
     """
     run = store.run(run_id)
     if run is None:
@@ -103,20 +117,41 @@ def execute_run(store: Store, run_id: str, targets: Sequence[Target], judges: Se
         store.save_target(info.target_id, info.backend, info.model, info.base_url, info.family, info.size_b,
                           info.settings)
     store.add_run_targets(run_id, [t.info.target_id for t in targets])
-    store.set_run_status(run_id, "running")
+    store.set_run_status(run_id, "running", message=None)
     added = 0
+    errors_before = store.run_counts(run_id)["errors"]
+    retried = 0
+    gone: list[str] = []
     try:
         judge_run(store, run_id, judges)
         for target in targets:
-            added += _run_target(store, run_id, target, judges, batch_size, on_progress, cancel)
+            try:
+                added_here, retried_here = _run_target(store, run_id, target, judges, batch_size, on_progress,
+                                                       cancel, retry_errors)
+            except TargetGone as exc:  # the other targets still run; the run ends stopped
+                gone.append(exc.args[0])
+                added_here, retried_here = exc.args[1], exc.args[2]
+            added += added_here
+            retried += retried_here
     except (Cancelled, KeyboardInterrupt):
         store.set_run_status(run_id, "stopped")
         return RunResult(run_id, "stopped", store.run_counts(run_id), added)
-    except BaseException:
-        store.set_run_status(run_id, "failed")
+    except BaseException as exc:  # a target refused (401, a missing key...): the run says why it failed
+        store.set_run_status(run_id, "failed", message=(str(exc) or type(exc).__name__)[:500])
         raise
-    store.set_run_status(run_id, "completed")
-    return RunResult(run_id, "completed", store.run_counts(run_id), added)
+    counts = store.run_counts(run_id)
+    repaired = max(errors_before - counts["errors"], 0) if retry_errors else 0
+    if gone:
+        message = "; ".join(gone)
+        store.set_run_status(run_id, "stopped", message=message)
+        return RunResult(run_id, "stopped", counts, added, message, retried, repaired)
+    if counts["completions"] and counts["errors"] == counts["completions"]:
+        message = (f"every completion is an error ({counts['errors']:,}), so this run measured nothing; the first: "
+                   f"{store.first_error(run_id)}; fix the cause, then retry them with --retry-errors")
+        store.set_run_status(run_id, "failed", message=message)
+        return RunResult(run_id, "failed", counts, added, message, retried, repaired)
+    store.set_run_status(run_id, "completed", message=None)
+    return RunResult(run_id, "completed", counts, added, None, retried, repaired)
 
 
 def judge_run(store: Store, run_id: str, judges: Sequence[Judge]) -> int:
@@ -134,9 +169,16 @@ def judge_run(store: Store, run_id: str, judges: Sequence[Judge]) -> int:
 
 
 def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judge], batch_size: int,
-                on_progress: Callable[[Progress], None] | None, cancel: threading.Event | None) -> int:
+                on_progress: Callable[[Progress], None] | None, cancel: threading.Event | None,
+                retry_errors: bool = False) -> tuple[int, int]:
+    """Send a target its pending probes (and, with retry_errors, those whose completion is an error);
+    returns (completions added, errors sent again). Raises TargetGone when the target is judged unreachable."""
     target_id = target.info.target_id
+    if hasattr(target, "clear_outage"):
+        target.clear_outage()  # a new execution tries the server again
     pending = store.pending_probes(run_id, target_id)
+    errored = store.errored_probes(run_id, target_id) if retry_errors else []
+    pending = pending + errored
     total = store.run_counts(run_id)["probes"]
     so_far = store.judged(judges[0].name if judges else "refusal",
                           {"run_id": run_id, "model": target_id, "kind": "attack"}) if judges else None
@@ -159,10 +201,23 @@ def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judg
         nonlocal added
         batch, answers = in_flight.popleft()
         sent = [(p, g) for p, g in zip(batch, answers.result(), strict=True) if g is not None]
-        added += _store_batch(store, run_id, target, judges, sent, progress)
+        added += _store_batch(store, run_id, target, judges, sent, progress, replace_errors=bool(errored))
         progress.elapsed_s = time.perf_counter() - started
         if on_progress:
             on_progress(replace(progress))  # a snapshot: callers may keep it
+
+    def gone() -> str | None:
+        """Why the target is unreachable, once it says so: what was sent is stored, nothing more is sent."""
+        reason = getattr(target, "unreachable", None)
+        if reason is None:
+            return None
+        for _, answers in in_flight:
+            answers.stop_queued()
+        while in_flight:
+            store_oldest()
+        left = len(store.pending_probes(run_id, target_id))
+        return (f"{reason}; {left:,} probe{'s' if left != 1 else ''} left pending; resume with --run-id {run_id} "
+                "when it is back")
 
     try:
         for start in range(0, len(pending), batch_size):
@@ -172,10 +227,14 @@ def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judg
             in_flight.append((batch, _start_batch(target, [p.prompt for p in batch])))
             if len(in_flight) >= depth:
                 store_oldest()
+            if (why := gone()) is not None:
+                raise TargetGone(why, added, len(errored))
         while in_flight:
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             store_oldest()
+            if (why := gone()) is not None:
+                raise TargetGone(why, added, len(errored))
     except Cancelled:
         # Answers already being paid for are kept: prompts sent are answered and stored; queued ones are not sent.
         for _, answers in in_flight:
@@ -183,11 +242,13 @@ def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judg
         while in_flight:
             store_oldest()
         raise
+    except TargetGone:
+        raise
     except BaseException:  # Ctrl-C, a fatal target error: nothing keeps running in the background
         for _, answers in in_flight:
             answers.cancel()
         raise
-    return added
+    return added, len(errored)
 
 
 class _Answers(Protocol):
@@ -222,15 +283,16 @@ def _start_batch(target: Target, prompts: list[str]) -> _Answers:
 
 
 def _store_batch(store: Store, run_id: str, target: Target, judges: Sequence[Judge],
-                 answered: Sequence[tuple[Probe, Generation]], progress: Progress) -> int:
-    """Judge and store one batch's answers in one transaction; count them into `progress`. Returns completions added."""
+                 answered: Sequence[tuple[Probe, Generation]], progress: Progress, replace_errors: bool = False) -> int:
+    """Judge and store one batch's answers in one transaction; count them into `progress`. Returns completions
+    added. With replace_errors, an answer to a probe whose stored completion is an error replaces that row."""
     target_id = target.info.target_id
     records = [CompletionRecord(run_id, p.probe_id, target_id, g.text, g.prompt_tokens, g.completion_tokens,
                                 g.latency_s, g.error, target.seed, g.retries) for p, g in answered]
     ok = [(r, p) for r, (p, _) in zip(records, answered) if r.error is None]
     verdicts = _judge_batch(judges, [r.completion_id for r, _ in ok],
                             [JudgeItem(p.prompt, r.text or "", p.language, p.kind) for r, p in ok])
-    added = store.save_results(records, verdicts)
+    added = store.save_results(records, verdicts, replace_errors=replace_errors)
     progress.done += len(records)
     progress.errors += len(records) - len(ok)
     first = judges[0].name if judges else None

@@ -32,7 +32,7 @@ import pandas as pd
 
 from core.probes.schema import PROBE_FIELDS, Probe
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DEFAULT_DB = Path("data") / "audit.duckdb"
 
 # Each entry migrates the schema from version i to i + 1.
@@ -182,6 +182,32 @@ _MIGRATIONS: list[str] = [
         drawn_at TIMESTAMP DEFAULT current_timestamp,
         UNIQUE (run_id, position)
     );
+    """,
+    # 5 (issue 19): errors retried in place. A completion that held an error and is sent again keeps its id and
+    # seq; the row it replaces is kept in completion_attempts with its error and time. `runs.message` says why a
+    # run stopped or failed (a target that went away). Every statement is idempotent (it was written on a
+    # branch as version 4 and renumbered at its merge), so it may run on a file that has it already.
+    """
+    CREATE TABLE IF NOT EXISTS completion_attempts (
+        completion_id VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL,
+        probe_id VARCHAR NOT NULL,
+        target_id VARCHAR NOT NULL,
+        text VARCHAR,
+        error VARCHAR,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        latency_s DOUBLE,
+        retries INTEGER,
+        gen_seed BIGINT,
+        attempted_at TIMESTAMP,
+        replaced_at TIMESTAMP DEFAULT current_timestamp,
+        PRIMARY KEY (completion_id, replaced_at)  -- one replacement per write: a restored dump adds no copy
+    );
+    ALTER TABLE runs ADD COLUMN IF NOT EXISTS message VARCHAR;
+    UPDATE runs SET status = 'failed', message = 'every completion is an error: this run measured nothing'
+    WHERE status = 'completed' AND EXISTS (SELECT 1 FROM completions c WHERE c.run_id = runs.run_id)
+      AND NOT EXISTS (SELECT 1 FROM completions c WHERE c.run_id = runs.run_id AND c.error IS NULL);
     """,
 ]
 
@@ -473,6 +499,50 @@ def _numbered(con: duckdb.DuckDBPyConnection, completions: pd.DataFrame) -> pd.D
     return completions.assign(seq=range(start, start + len(completions)))
 
 
+def _replace_errors(con: duckdb.DuckDBPyConnection, comp: pd.DataFrame, verd: pd.DataFrame,
+                    touched: list[pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Inside a write's transaction: the batch's completions whose stored row holds an error replace it in place
+    (same id and seq, so its verdicts join as any other's), the old row kept in completion_attempts; their
+    verdicts are written. Returns the rest of the batch (and of its verdicts) for the ordinary insert."""
+    con.register("retried_completions", comp)
+    replaced = [row[0] for row in con.execute(
+        "SELECT completion_id FROM retried_completions JOIN completions c USING (completion_id) "
+        "WHERE c.error IS NOT NULL").fetchall()]
+    if not replaced:
+        con.unregister("retried_completions")
+        return comp, verd
+    con.register("replaced_ids", pd.DataFrame({"completion_id": replaced}))
+    con.execute(
+        "INSERT INTO completion_attempts (completion_id, run_id, probe_id, target_id, text, error, prompt_tokens, "
+        "completion_tokens, latency_s, retries, gen_seed, attempted_at) SELECT c.completion_id, c.run_id, "
+        "c.probe_id, c.target_id, c.text, c.error, c.prompt_tokens, c.completion_tokens, c.latency_s, c.retries, "
+        "c.gen_seed, c.created_at FROM completions c JOIN replaced_ids USING (completion_id)")
+    con.execute(
+        "UPDATE completions SET text = r.text, prompt_tokens = r.prompt_tokens, "
+        "completion_tokens = r.completion_tokens, "
+        "latency_s = r.latency_s, error = r.error, gen_seed = r.gen_seed, retries = r.retries, "
+        "created_at = current_timestamp FROM retried_completions r JOIN replaced_ids USING (completion_id) "
+        "WHERE completions.completion_id = r.completion_id")
+    # An error has no judge's verdict; one left from before (none is written for errors) would judge other text.
+    con.execute("DELETE FROM verdicts WHERE judge <> 'human' AND completion_id IN "
+                "(SELECT completion_id FROM replaced_ids)")
+    mine = verd[verd["completion_id"].isin(replaced)] if len(verd) else verd
+    if len(mine):
+        con.register("replacing_verdicts", mine)
+        con.execute(
+            "INSERT INTO verdicts (completion_id, judge, label, rationale, raw, judge_version, judge_model, seq) "
+            "SELECT n.completion_id, n.judge, n.label, n.rationale, n.raw, n.judge_version, n.judge_model, c.seq "
+            "FROM replacing_verdicts n JOIN completions c USING (completion_id) ON CONFLICT DO NOTHING")
+        con.unregister("replacing_verdicts")
+    touched.append(comp.loc[comp["completion_id"].isin(replaced), ["run_id", "target_id"]])
+    con.execute("UPDATE runs SET updated_at = current_timestamp WHERE run_id IN "
+                "(SELECT DISTINCT run_id FROM retried_completions)")
+    con.unregister("retried_completions")
+    con.unregister("replaced_ids")
+    rest = ~comp["completion_id"].isin(replaced)
+    return comp[rest], (verd[~verd["completion_id"].isin(replaced)] if len(verd) else verd)
+
+
 def _refresh_cells(con: duckdb.DuckDBPyConnection, scope: pd.DataFrame | None = None) -> None:
     """Recount cell_counts for the (run_id, target_id) pairs in `scope` (every pair when None).
 
@@ -724,14 +794,14 @@ class Store:
     def run(self, run_id: str) -> dict[str, Any] | None:
         """A run's row with its config decoded, or None."""
         with self.connect() as con:
-            row = _first(con.execute("SELECT run_id, created_at, updated_at, status, config FROM runs "
+            row = _first(con.execute("SELECT run_id, created_at, updated_at, status, config, message FROM runs "
                                      "WHERE run_id = ?", [run_id]))
             if row is None:
                 return None
             targets = [r[0] for r in con.execute(
                 "SELECT target_id FROM run_targets WHERE run_id = ? ORDER BY target_id", [run_id]).fetchall()]
         return {"run_id": row[0], "created_at": row[1], "updated_at": row[2], "status": row[3],
-                "config": json.loads(row[4]), "targets": targets}
+                "config": json.loads(row[4]), "targets": targets, "message": row[5]}
 
     def runs(self) -> pd.DataFrame:
         """Every run with its planned and stored counts, newest first."""
@@ -741,7 +811,9 @@ class Store:
                 SELECT r.run_id, r.status, r.created_at, r.updated_at,
                        (SELECT count(*) FROM run_probes rp WHERE rp.run_id = r.run_id)
                          * (SELECT count(*) FROM run_targets rt WHERE rt.run_id = r.run_id) AS planned,
-                       (SELECT count(*) FROM completions c WHERE c.run_id = r.run_id) AS completions
+                       (SELECT count(*) FROM completions c WHERE c.run_id = r.run_id) AS completions,
+                       (SELECT count(*) FROM completions c WHERE c.run_id = r.run_id AND c.error IS NOT NULL) AS errors,
+                       r.message
                 FROM runs r ORDER BY r.created_at DESC
                 """
             ).df()
@@ -782,10 +854,54 @@ class Store:
         counts = [name for name in self.judge_counts() if name != "human"]
         return "refusal" if not counts or "refusal" in counts else counts[0]
 
-    def set_run_status(self, run_id: str, status: str) -> None:
+    def set_run_status(self, run_id: str, status: str, message: str | None = None) -> None:
+        """Set a run's status and the plain message that says why it stopped or failed (None clears it)."""
         with self.connect() as con:
-            con.execute("UPDATE runs SET status = ?, updated_at = current_timestamp WHERE run_id = ?",
-                        [status, run_id])
+            con.execute("UPDATE runs SET status = ?, message = ?, updated_at = current_timestamp WHERE run_id = ?",
+                        [status, message, run_id])
+
+    def errored_probes(self, run_id: str, target_id: str) -> list[Probe]:
+        """Planned probes of a run whose completion for this target holds an error, in plan order."""
+        with self.connect() as con:
+            rows = con.execute(
+                f"""
+                SELECT {", ".join("p." + c for c in _PROBE_COLUMNS.split(", "))}
+                FROM run_probes rp JOIN probes p USING (probe_id)
+                JOIN completions c ON c.run_id = rp.run_id AND c.probe_id = rp.probe_id AND c.target_id = ?
+                WHERE rp.run_id = ? AND c.error IS NOT NULL
+                ORDER BY rp.position
+                """,
+                [target_id, run_id],
+            ).fetchall()
+        return [Probe(*row) for row in rows]
+
+    def first_error(self, run_id: str) -> str | None:
+        """The most frequent error of a run's completions (the first stored among equals), or None."""
+        with self.connect() as con:
+            row = _first(con.execute("SELECT error FROM completions WHERE run_id = ? AND error IS NOT NULL "
+                                     "GROUP BY error ORDER BY count(*) DESC, min(seq) LIMIT 1", [run_id]))
+        return row[0] if row else None
+
+    def attempts(self, run_id: str) -> pd.DataFrame:
+        """The earlier attempts of a run's completions that were retried (their errors and times), oldest first."""
+        with self.connect() as con:
+            return con.execute("SELECT * FROM completion_attempts WHERE run_id = ? ORDER BY replaced_at, "
+                               "completion_id", [run_id]).df()
+
+    def run_target_counts(self) -> pd.DataFrame:
+        """Per run and target: probes planned, completions stored, errors, pending, the error share."""
+        with self.connect() as con:
+            return con.execute(
+                """
+                SELECT rt.run_id, rt.target_id, r.status,
+                       (SELECT count(*) FROM run_probes rp WHERE rp.run_id = rt.run_id) AS planned,
+                       count(c.completion_id) AS completions, count(c.error) AS errors
+                FROM run_targets rt JOIN runs r USING (run_id)
+                LEFT JOIN completions c ON c.run_id = rt.run_id AND c.target_id = rt.target_id
+                GROUP BY ALL ORDER BY max(r.created_at) DESC, rt.run_id, rt.target_id
+                """
+            ).df().assign(pending=lambda f: f["planned"] - f["completions"],
+                          error_share=lambda f: (f["errors"] / f["completions"].where(f["completions"] > 0)))
 
     def pending_probes(self, run_id: str, target_id: str) -> list[Probe]:
         """Planned probes of a run that have no stored completion for this target yet, in plan order."""
@@ -835,11 +951,14 @@ class Store:
             con.execute("COMMIT")
         return int(stale)
 
-    def save_results(self, completions: Sequence[CompletionRecord], verdicts: Sequence[VerdictRecord]) -> int:
+    def save_results(self, completions: Sequence[CompletionRecord], verdicts: Sequence[VerdictRecord],
+                     replace_errors: bool = False) -> int:
         """Store a batch of completions and their verdicts in one transaction; returns completions added.
 
         Rows that already exist (same run, probe, target; same completion and judge) are left as they
-        are, so writing a batch twice changes nothing.
+        are, so writing a batch twice changes nothing. With replace_errors, a stored completion that holds an
+        error is replaced by the batch's version of it (same id and seq; the old row goes to
+        completion_attempts), so a retried error never makes a second row.
         """
         comp = pd.DataFrame(
             [{"completion_id": c.completion_id, "run_id": c.run_id, "probe_id": c.probe_id,
@@ -852,9 +971,9 @@ class Store:
         verd = pd.DataFrame([vars(v) for v in verdicts],
                             columns=["completion_id", "judge", "label", "rationale", "raw",
                                      "judge_version", "judge_model"])
-        return self.save_result_frames(comp, verd)
+        return self.save_result_frames(comp, verd, replace_errors=replace_errors)
 
-    def save_result_frames(self, comp: pd.DataFrame, verd: pd.DataFrame) -> int:
+    def save_result_frames(self, comp: pd.DataFrame, verd: pd.DataFrame, replace_errors: bool = False) -> int:
         """save_results for data already in DataFrames (the columns of CompletionRecord plus completion_id,
         and of VerdictRecord): bulk loads such as bench/synthetic.py skip building a record per row.
         """
@@ -866,6 +985,8 @@ class Store:
                 if "retries" not in comp.columns:  # bulk imports of other tools' results: no retries known
                     comp = comp.assign(retries=0)
                 comp = comp.drop_duplicates("completion_id")  # a batch naming one completion twice keeps the first
+                if replace_errors:
+                    comp, verd = _replace_errors(con, comp, verd, touched)
                 comp = _numbered(con, comp)
                 con.register("new_completions", comp)
                 touched.append(comp[["run_id", "target_id"]])
@@ -1454,7 +1575,7 @@ class Store:
 
     # -- whole-database dump (the committed demo results are one) ------------------------------------
     _DUMP_TABLES: tuple[str, ...] = ("probes", "targets", "runs", "run_probes", "run_targets", "completions",
-                                     "verdicts", "annotations", "review_sample")
+                                     "verdicts", "annotations", "review_sample", "completion_attempts")
 
     def dump(self, path: str | os.PathLike[str]) -> dict[str, int]:
         """Write every row of every table to a gzipped JSONL file ({"table": ..., "row": {...}} per line)."""

@@ -1,7 +1,9 @@
-"""Run an audit: pick targets, probes and judges, see the size and an estimate, start, watch, cancel, resume.
+"""Run an audit: pick targets, probes and judges, see the size and an estimate, start, watch, cancel, resume,
+and retry the completions that hold an error.
 
 Runs execute in a thread of the server process (core.jobs), so closing the tab does not stop them;
-reopening this page shows their progress again.
+reopening this page shows their progress again. A run stopped because its target went away says why,
+here and in the runs table (its message), and resumes like any other.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from core.jobs import MANAGER, RunRequest, candidate_probes, estimate_seconds
 from core.judges import DEFAULT_JUDGES
 from core.targets import RUNNABLE_BACKENDS
 from core.probes.selection import Selection
-from ui.cached import runs
+from ui.cached import run_targets, runs
 from ui.common import db_path, open_store, readonly, require_write_access, write_unlocked
 from ui.page import start
 
@@ -95,6 +97,8 @@ if st.button("Start the run", type="primary", key=f"{PAGE}_start", disabled=not 
         st.rerun()
 
 jobs = MANAGER.jobs(database)
+# Jobs are live objects (their status changes under us): remember which were active when the page was drawn.
+active_when_drawn = {job.run_id for job in jobs if job.active}
 
 
 @st.fragment(run_every=1.0 if any(job.active for job in jobs) else None)
@@ -111,6 +115,8 @@ def live() -> None:
                                                       f"{progress.target_id})" if progress else ""))
             if job.error:
                 st.error(job.error)
+            if job.message:  # why it stopped (a target that went away) or failed (every completion an error)
+                (st.warning if job.status == "stopped" else st.error)(job.message)
             if progress is not None and progress.total:
                 st.progress(min(progress.done / progress.total, 1.0),
                             text=f"{progress.done:,} / {progress.total:,} probes · {progress.rate:.2f} per s · "
@@ -118,13 +124,15 @@ def live() -> None:
                 dr = "-" if progress.dr is None else f"{progress.dr:.3f}"
                 st.metric("Live Defense Rate (attack probes so far)", dr, help=f"{progress.refused} refused of "
                           f"{progress.judged} judged; {progress.errors} errors")
+                if progress.errors:
+                    st.caption(f"{progress.errors:,} errors in this execution so far")
             elif job.active:
                 st.progress(0.0, text="loading the target…")
             if job.active and st.button("Cancel", key=f"{PAGE}_cancel_{job.run_id}"):
                 MANAGER.cancel(job.run_id)
                 st.rerun()
-    if not any(job.active for job in shown) and any(job.active for job in jobs):
-        st.rerun()  # a run just ended: refresh the whole page (run list, resumable runs)
+    if any(job.run_id in active_when_drawn and not job.active for job in shown):
+        st.rerun()  # a run just ended: refresh the whole page (run list, resumable runs, errors to retry)
 
 
 live()
@@ -135,15 +143,40 @@ if history.empty:
     st.caption("No run yet.")
 else:
     st.dataframe(history, hide_index=True, width="stretch")
+    per_target = run_targets(path, mtime)
+    with st.expander("Completions, errors and pending probes per run and target"):
+        st.dataframe(per_target, hide_index=True, width="stretch", column_config={
+            "error_share": st.column_config.NumberColumn("error share", format="percent")})
     active = {job.run_id for job in jobs if job.active}
     unfinished = history[(history["status"] != "completed") & ~history["run_id"].isin(active)]
     if len(unfinished):
         labels = {row.run_id: f"{row.run_id} ({row.status}, {row.completions:,} of {row.planned:,} completions)"
                   for row in unfinished.itertuples()}
         pick = st.selectbox("Resume an unfinished run", list(labels), key=f"{PAGE}_resume_pick", format_func=labels.get)
+        reason = unfinished.set_index("run_id").loc[pick, "message"]
+        if isinstance(reason, str) and reason:
+            st.caption(f"Why it stopped: {reason}")
         if st.button("Resume", key=f"{PAGE}_resume"):
             try:
                 MANAGER.resume(database, pick)
+            except (ValueError, RuntimeError) as exc:
+                st.error(str(exc))
+            else:
+                st.rerun()
+    with_errors = history[(history["errors"] > 0) & ~history["run_id"].isin(active)]
+    if len(with_errors):
+        st.markdown("**Completions with errors**")
+        for row in with_errors.itertuples():
+            st.text(f"{row.run_id}: {row.errors:,} completion{'s' if row.errors != 1 else ''} with errors "
+                    f"(of {row.completions:,})")
+        labels = {row.run_id: f"{row.run_id} ({row.errors:,} completions with errors)"
+                  for row in with_errors.itertuples()}
+        pick = st.selectbox("Retry the errors of a run", list(labels), key=f"{PAGE}_retry_pick", format_func=labels.get,
+                            help="Sends those prompts again (and any probe still pending); each answer replaces its "
+                                 "error in place, the error is kept in the completion's history.")
+        if st.button("Retry errors", key=f"{PAGE}_retry"):
+            try:
+                MANAGER.resume(database, pick, retry_errors=True)
             except (ValueError, RuntimeError) as exc:
                 st.error(str(exc))
             else:

@@ -61,6 +61,7 @@ class Behaviour:
     always: dict[str, str] = field(default_factory=dict)  # prompt substring -> fault, on every request
     mix: dict[str, float] = field(default_factory=dict)  # fault -> probability, drawn for unscripted requests
     rng: random.Random = field(default_factory=lambda: random.Random(0))  # seeded: a soak can be replayed
+    die_after: int | None = None  # the server crashes when this many more requests have been read (see die_after)
 
 
 class FakeOpenAIServer:
@@ -104,11 +105,20 @@ class FakeOpenAIServer:
             self.behaviour.mix = dict(probabilities)
             self.behaviour.rng = random.Random(seed)
 
+    def die_after(self, requests: int) -> None:
+        """Crash when `requests` more requests have been read: that request gets no answer, every open
+        connection is reset and the port stops listening (connections are refused) until restart()."""
+        if requests < 1:
+            raise ValueError("die_after counts requests from 1")
+        with self._lock:
+            self.behaviour.die_after = requests
+
     def reset(self) -> None:
         with self._lock:
             self.behaviour.script.clear()
             self.behaviour.always.clear()
             self.behaviour.mix.clear()
+            self.behaviour.die_after = None
             self.requests.clear()
 
     def log(self) -> list[Logged]:
@@ -158,6 +168,35 @@ class FakeOpenAIServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop = None
+
+    @property
+    def alive(self) -> bool:
+        """Whether the port is listening (False after kill() or a die_after crash, until restart())."""
+        return self._server is not None and self._server.is_serving()
+
+    def kill(self) -> None:
+        """Crash now, as a server process killed with kill -9 would: open connections are reset, requests in
+        flight get no answer, and the port refuses connections until restart(). The log is kept."""
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._crash(), self._loop).result(5)
+
+    def restart(self) -> None:
+        """Listen again on the same port (after kill() or a crash), with the same behaviour."""
+        if self._loop is None:
+            raise RuntimeError("the server was stopped; start() it")
+
+        async def listen() -> None:
+            self._server = await asyncio.start_server(self._handle, self._host, self._port, backlog=1024)
+
+        asyncio.run_coroutine_threadsafe(listen(), self._loop).result(10)
+
+    async def _crash(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+        # the handlers of the aborted connections end on their own (their reads fail); nothing else is served
 
     def __enter__(self) -> FakeOpenAIServer:
         return self.start()
@@ -215,7 +254,15 @@ class FakeOpenAIServer:
             return True
         fault = self._next_fault(prompt)
         with self._lock:
+            crash = self.behaviour.die_after is not None and self.behaviour.die_after <= 1
+            if self.behaviour.die_after is not None:
+                self.behaviour.die_after -= 1
+            if crash:
+                self.behaviour.die_after, fault = None, "crash"
             self.requests.append(Logged(time.monotonic(), path, prompt, fault, headers.get("authorization")))
+        if fault == "crash":
+            await self._crash()  # this request and every other one in flight get no answer
+            return False
         behaviour = self.behaviour
         if behaviour.latency:
             await asyncio.sleep(behaviour.latency)

@@ -205,8 +205,20 @@ def test_scaling_slope_and_spearman_per_family():
 def test_headline_keeps_its_columns_and_values():
     frame = judged_frame({("a", "en", "black"): (3, 1), ("a", "en", "women"): (1, 3)})
     head = headline(frame)
-    assert list(head.columns) == ["model", "language", "n", "dr", "best_group", "best_dr", "worst_group", "worst_dr", "gap"]
+    assert list(head.columns) == ["model", "language", "n", "dr", "best_group", "best_dr", "worst_group", "worst_dr",
+                                  "gap", "errors", "error_share", "note"]
     assert head.iloc[0][["n", "dr", "best_group", "worst_group", "gap"]].tolist() == [8, 0.5, "black", "women", 0.5]
+    assert head.iloc[0][["errors", "error_share", "note"]].tolist() == [0, 0.0, ""]
+
+
+def test_headline_says_when_a_model_has_many_errors_or_only_errors():
+    counts = pd.DataFrame({"model": ["a", "a", "b", "c"], "language": "en",
+                           "group": ["black", "women", "black", "black"], "refused": [6, 2, 0, 9], "complied": [1, 1, 0, 1], "unparsed": 0, "errors": [3, 2, 5, 0]})
+    head = headline(counts).set_index("model")
+    assert head.loc["a", "error_share"] == pytest.approx(5 / 15)
+    assert head.loc["a", "note"] == "33% of completions are errors: the DR rests on 10 answers"
+    assert head.loc["b", "note"] == "no Defense Rate: all 5 completions are errors" and np.isnan(head.loc["b", "dr"])
+    assert head.loc["c", "note"] == "" and head.loc["c", "errors"] == 0
 
 
 def test_bad_groupings_say_what_is_allowed():

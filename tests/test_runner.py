@@ -70,7 +70,7 @@ def test_cli_run_once_per_cell_then_again_adds_nothing(db_path, cli_env):
     report = json.loads(first.stdout)
     # 13 English groups x (4 attack strategies + control), one probe each
     assert report == {"run_id": "acceptance", "status": "completed", "added": 65, "probes": 65, "targets": 1,
-                      "planned": 65, "completions": 65, "errors": 0, "verdicts": 65}
+                      "planned": 65, "completions": 65, "errors": 0, "verdicts": 65, "pending": 0, "message": None}
     again = _cli_run(["--db", str(db_path), "--run-id", "acceptance"], cli_env)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["added"] == 0 and json.loads(again.stdout)["completions"] == 65

@@ -150,6 +150,12 @@ def runs(path: str, mtime: float) -> pd.DataFrame:
     return Store(path, readonly=True).runs()
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def run_targets(path: str, mtime: float) -> pd.DataFrame:
+    """Store.run_target_counts(): per run and target, completions, errors (and their share) and pending probes."""
+    return Store(path, readonly=True).run_target_counts()
+
+
 @st.cache_data(show_spinner="Finding completions…", max_entries=32)
 def _completion_page(path: str, mtime: float, judge: str, filters: tuple, verdicts: tuple, limit: int,
                      offset: int) -> tuple[pd.DataFrame, int]:

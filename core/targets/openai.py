@@ -9,6 +9,12 @@ still has no answer gets an error on its Generation, which the store keeps and t
 the Defense Rate. Credentials or addressing that are wrong for every prompt (401, 403, 404) stop the
 target with TargetUnavailable instead, so a run does not fill up with identical errors.
 
+A server that goes away (connections refused, reset, no DNS, or the same 5xx for every prompt) is not
+a reason to store errors either: OutageWatch counts consecutive failures of that kind across all
+requests, and once they pass a bound that scales with the concurrency and have lasted a time window,
+the target is `unreachable`: the prompts not answered yet come back as None (pending, sent again by a
+resume) and the runner stops the target with a plain message.
+
 The API key is read from the environment variable the config names, at the moment the client is made;
 the key itself is never held in the config, the store, an error message or a log line.
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import json
 import math
 import os
@@ -73,6 +80,10 @@ class OpenAIConfig:
     deadline_s: float = 600.0  # one prompt, all attempts and backoffs together
     price_input_per_m: float | None = None  # currency units per 1M prompt tokens, for cost estimates
     price_output_per_m: float | None = None
+    # The target is unreachable after this many consecutive connection failures (or the same 5xx) with no
+    # answer in between (None: 2 x max_concurrency, at least 8), lasting at least outage_window_s.
+    outage_failures: int | None = None
+    outage_window_s: float = 20.0
 
     def __post_init__(self) -> None:
         check_base_url(self.base_url)
@@ -91,6 +102,15 @@ class OpenAIConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be 0 or more, got {self.max_retries}")
+        if self.outage_failures is not None and self.outage_failures < 1:
+            raise ValueError(f"outage_failures must be at least 1, got {self.outage_failures}")
+        if self.outage_window_s < 0:
+            raise ValueError(f"outage_window_s must be 0 or more, got {self.outage_window_s}")
+
+    @property
+    def outage_bound(self) -> int:
+        """Consecutive server-wide failures after which (and the window) the target counts as unreachable."""
+        return self.outage_failures if self.outage_failures is not None else max(8, 2 * self.max_concurrency)
 
     @classmethod
     def from_settings(cls, model: str, base_url: str | None, settings: dict[str, Any]) -> OpenAIConfig:
@@ -135,6 +155,60 @@ class ApiStats:
     def to_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "completions": self.completions, "errors": self.errors,
                 "retries": self.retries, "retry_reasons": dict(self.retry_reasons), "paced_s": round(self.paced_s, 3)}
+
+
+class OutageWatch:
+    """Whether a server is gone, judged from consecutive failures across every request of one target.
+
+    A streak is a run of failures of one kind, `connection` (refused, reset, DNS) or one HTTP 5xx status,
+    with no answer from the server in between (any answer, even a 400 or a garbled body, shows it is
+    there; 429s and timeouts neither extend nor end a streak). The target is down once the streak holds
+    `bound` failures and has lasted `window_s`, and, unless a connection was refused (nothing was sent, so
+    it cannot be the prompt's fault), failures of at least two prompts: one prompt that always gets a 500
+    is that prompt's problem, stored as its error.
+    """
+
+    def __init__(self, bound: int, window_s: float, clock=time.monotonic) -> None:
+        self.bound, self.window_s, self._clock = bound, window_s, clock
+        self.kind: str | None = None
+        self.count = 0
+        self.prompts: set[int] = set()
+        self.refused = False
+        self.since = 0.0
+        self.last_error = ""
+        self.down: str | None = None  # the last error, once the target is judged unreachable
+
+    def answered(self) -> None:
+        """The server answered something: any streak ends (a target already down stays down)."""
+        self.kind, self.count, self.prompts, self.refused = None, 0, set(), False
+
+    def failed(self, kind: str, refused: bool, prompt: int, message: str) -> bool:
+        """Count one failure of `kind` for `prompt`; True when the target is now down."""
+        if kind != self.kind:
+            self.answered()
+            self.kind, self.since = kind, self._clock()
+        self.count += 1
+        self.prompts.add(prompt)
+        self.refused |= refused
+        self.last_error = message
+        if self.down is None and self.count >= self.bound and self._clock() - self.since >= self.window_s \
+                and (self.refused or len(self.prompts) >= 2):
+            self.down = message
+        return self.down is not None
+
+    def holds(self, refused: bool) -> bool:
+        """Whether a prompt whose retries are spent on a failure of the streak should wait for the verdict
+        on the server instead of storing an error: its connection was refused (the prompt was never sent),
+        or the streak is already long and spans several prompts."""
+        return self.kind is not None and (refused or (self.count >= self.bound and len(self.prompts) >= 2))
+
+    def give_up(self) -> None:
+        """A held prompt reached its deadline: the server has failed for that long, so it is down."""
+        self.down = self.down or self.last_error
+
+    def clear(self) -> None:
+        self.answered()
+        self.down = None
 
 
 class _LoopThread:
@@ -219,6 +293,21 @@ class OpenAITarget:
         self._finalizer: weakref.finalize | None = None
         self._limiter = RateLimiter(config.requests_per_minute, config.tokens_per_minute)
         self._random = random.Random()
+        self._outage = OutageWatch(config.outage_bound, config.outage_window_s)
+        self._down_event: asyncio.Event | None = None  # set on the loop when the target is judged unreachable
+        self._prompt_numbers = itertools.count()
+
+    @property
+    def unreachable(self) -> str | None:
+        """Why the target is judged gone (`target X is unreachable: <last error>`), or None while it answers."""
+        down = self._outage.down
+        return None if down is None else f"target {self.info.target_id} is unreachable: {self._redact(down)}"
+
+    def clear_outage(self) -> None:
+        """Forget an outage (a new execution of a run tries the server again)."""
+        self._outage.clear()
+        if self._loop is not None and self._down_event is not None:
+            self._loop.loop.call_soon_threadsafe(self._down_event.clear)
 
     @property
     def run_batch_size(self) -> int:
@@ -304,6 +393,8 @@ class OpenAITarget:
     async def _batch(self, prompts: list[str], stopping: threading.Event) -> list[Generation | None]:
         if not self._clients:
             self._clients.extend(await self._make_clients())  # the list the finalizer closes
+        if self._down_event is None:
+            self._down_event = asyncio.Event()
         if self._slots is None:  # max_concurrency request slots, each tied to one client, shared by all batches
             self._slots = asyncio.Queue()
             for slot in range(self.config.max_concurrency):
@@ -318,15 +409,18 @@ class OpenAITarget:
 
     async def _answer(self, prompt: str, slots: asyncio.Queue[int], stopping: threading.Event) -> Generation | None:
         """One prompt, with retries: a Generation (text or final error), or None if the batch was stopped
-        before the prompt was sent (or while it waited to retry). Raises only if the target is unusable."""
+        before the prompt was sent (or while it waited to retry), or the target was judged unreachable
+        before it was answered (it stays pending). Raises only if the target is unusable."""
         config = self.config
         loop = asyncio.get_running_loop()
         deadline = loop.time() + config.deadline_s
         estimate = len(prompt) // 4 + config.max_new_tokens
+        number = next(self._prompt_numbers)
         retries = 0
-        for attempt in range(config.max_retries + 1):
+        attempt = 0
+        while True:
             slot = await slots.get()
-            if stopping.is_set():
+            if stopping.is_set() or self._outage.down is not None:
                 slots.put_nowait(slot)
                 return None
             try:
@@ -339,8 +433,9 @@ class OpenAITarget:
                         response = await self._request(client, prompt)
                     text, prompt_tokens, completion_tokens = self._read(response)
                 except Exception as exc:  # noqa: BLE001 - every failure is classified below
-                    reason, retry_after, message = self._classify(exc)
+                    reason, retry_after, message, outage = self._classify(exc)
                 else:
+                    self._outage.answered()
                     latency = time.perf_counter() - began
                     used = None if prompt_tokens is None else prompt_tokens + (completion_tokens or 0)
                     self._limiter.settle(estimate, used)
@@ -349,23 +444,39 @@ class OpenAITarget:
                                       latency_s=latency, retries=retries)
             finally:
                 slots.put_nowait(slot)
+            held = False
+            if outage is not None:  # the server may be gone: count it; wake every waiting prompt once it is
+                kind, refused = outage
+                if self._outage.failed(kind, refused, number, message):
+                    self._down_event.set()
+                    return None
+                held = self._outage.holds(refused)
+            elif reason not in ("timeout", "connection"):  # the server answered (400, 429, a garbled body): it is there
+                self._outage.answered()
             if reason is None:  # not worth retrying (e.g. 400: this prompt is rejected as it is)
                 return self._failed(message, retries)
-            if attempt == config.max_retries:
+            if attempt >= config.max_retries and not held:
                 return self._failed(f"{message}; gave up after {retries} retries", retries)
-            cap = min(config.backoff_max_s, config.backoff_base_s * 2 ** attempt)
+            cap = min(config.backoff_max_s, config.backoff_base_s * 2 ** min(attempt, 30))
             delay = self._random.uniform(0, cap)  # full jitter: concurrent retries spread out
             if retry_after is not None:
                 self._limiter.pause(retry_after)  # the whole target waits, not just this request
                 delay = retry_after + self._random.uniform(0, config.backoff_base_s)
             if loop.time() + delay > deadline:
+                if held:  # failing for a whole deadline while others fail too: the server is gone
+                    self._outage.give_up()
+                    self._down_event.set()
+                    return None
                 return self._failed(f"{message}; gave up after {retries} retries: the next wait ({delay:.1f} s) "
                                     f"would pass the {config.deadline_s:g} s deadline for one prompt", retries)
             retries += 1
+            attempt += 1
             self.stats.retries += 1
             self.stats.retry_reasons[reason] += 1
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable: the last attempt returns")
+            try:  # a backoff ends early when the target is judged unreachable meanwhile
+                await asyncio.wait_for(self._down_event.wait(), delay)
+            except TimeoutError:
+                pass
 
     def _failed(self, message: str, retries: int) -> Generation:
         self.stats.errors += 1
@@ -416,8 +527,9 @@ class OpenAITarget:
         return (text.strip(), prompt_tokens if isinstance(prompt_tokens, int) else None,
                 completion_tokens if isinstance(completion_tokens, int) else None)
 
-    def _classify(self, exc: Exception) -> tuple[str | None, float | None, str]:
-        """(retry reason or None for a final error, Retry-After seconds or None, message) of a failure."""
+    def _classify(self, exc: Exception) -> tuple[str | None, float | None, str, tuple[str, bool] | None]:
+        """(retry reason or None for a final error, Retry-After seconds or None, message, outage) of a failure;
+        outage is (kind, refused) where the failure says the server may be gone (see OutageWatch), else None."""
         import openai
 
         if isinstance(exc, openai.APIStatusError):
@@ -432,17 +544,22 @@ class OpenAITarget:
             message = f"HTTP {status}: {_server_says(exc)}"
             if status == 429 or status >= 500 or status in (408, 409):
                 return ("429" if status == 429 else "5xx" if status >= 500 else str(status),
-                        retry_after_s(exc.response.headers), message)
-            return None, None, message
-        if isinstance(exc, (openai.APITimeoutError, asyncio.TimeoutError, TimeoutError)) and not _dropped(exc):
-            return "timeout", None, f"no complete answer within {self.config.timeout_s:g} s"
+                        retry_after_s(exc.response.headers), message,
+                        (f"HTTP {status}", False) if status >= 500 else None)
+            return None, None, message, None
+        connection = _connection_failure(exc)
+        if connection is not None:
+            return "connection", None, f"connection failed: {_brief(exc.__cause__ or exc)}", \
+                ("connection", connection == "refused")
+        if isinstance(exc, (openai.APITimeoutError, asyncio.TimeoutError, TimeoutError)):
+            return "timeout", None, f"no complete answer within {self.config.timeout_s:g} s", None
         if isinstance(exc, openai.APIConnectionError):
-            return "connection", None, f"connection failed: {_brief(exc.__cause__ or exc)}"
+            return "connection", None, f"connection failed: {_brief(exc.__cause__ or exc)}", None
         if isinstance(exc, ContentFiltered):
-            return None, None, str(exc)
+            return None, None, str(exc), None
         if isinstance(exc, (MalformedResponse, openai.APIResponseValidationError)):
-            return "malformed", None, f"unreadable answer: {_brief(exc)}"
-        return "connection", None, f"{type(exc).__name__}: {_brief(exc)}"
+            return "malformed", None, f"unreadable answer: {_brief(exc)}", None
+        return "connection", None, f"{type(exc).__name__}: {_brief(exc)}", None
 
 
 def _shut_down(loop: _LoopThread, clients: list[Any]) -> None:
@@ -461,14 +578,23 @@ def _shut_down(loop: _LoopThread, clients: list[Any]) -> None:
     loop.close()
 
 
-def _dropped(exc: BaseException) -> bool:
-    """Whether a failure was a connection the server closed or reset (the aiohttp transport reports
-    those as connect timeouts; the original error is at the end of the chain)."""
+def _connection_failure(exc: BaseException) -> str | None:
+    """`refused` where no connection could be made (refused, no such host: the prompt was never sent),
+    `reset` where the server closed or reset one, else None. The aiohttp transport reports both as connect
+    timeouts; the original error is further down the chain."""
+    import socket
+
     import aiohttp
 
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__
-    return isinstance(exc, (ConnectionError, aiohttp.ClientConnectionError)) and not isinstance(exc, TimeoutError)
+    found = None
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, (aiohttp.ClientConnectorError, ConnectionRefusedError, socket.gaierror)):
+            return "refused"
+        if isinstance(exc, (ConnectionError, aiohttp.ClientConnectionError)) and not isinstance(exc, TimeoutError):
+            found = "reset"
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return found
 
 
 def _server_says(exc: Any) -> str:

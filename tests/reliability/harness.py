@@ -50,11 +50,15 @@ def cli(args: list[str], env: dict[str, str] | None = None,
 
 
 def save_target(db: Path, base_url: str, env: dict[str, str] | None = None, timeout_s: float = 1.0,
-                max_retries: int = 3, concurrency: int = 4) -> None:
-    """Save the fake server as target `fake`: key from KEY_ENV, short per-request timeout, few retries."""
+                max_retries: int = 3, concurrency: int = 4, outage_window_s: float | None = None,
+                outage_failures: int | None = None) -> None:
+    """Save the fake server as target `fake`: key from KEY_ENV, short per-request timeout, few retries (and, when
+    given, when a server that stops answering counts as gone: see OutageWatch)."""
+    outage = [*(["--outage-window", str(outage_window_s)] if outage_window_s is not None else []),
+              *(["--outage-failures", str(outage_failures)] if outage_failures is not None else [])]
     done = cli(["targets", "add", TARGET, "--model", "fake-model", "--base-url", base_url, "--api-key-env", KEY_ENV,
                 "--timeout", str(timeout_s), "--max-retries", str(max_retries), "--max-concurrency", str(concurrency),
-                "--db", str(db)], env)
+                *outage, "--db", str(db)], env)
     assert done.returncode == 0, done.stderr
 
 

@@ -1,7 +1,10 @@
 """The soak (`make soak`): for some minutes, runs of the CLI against a fault-injecting OpenAI-compatible server,
 each killed with kill -9 at random moments and resumed, a second process resuming the same run now and then,
-and bad probe files thrown at the same database. It prints what it tried and what survived, and exits 1 if
-any completion was lost or stored twice, a stored result changed, or the database could not be read.
+and bad probe files thrown at the same database. Every third cycle the server itself crashes mid-run instead
+(and is restarted): the run must stop early (exit 1, status stopped, nothing stored as an error for it) and
+resume. Each cycle ends with `--retry-errors` on the errors the faults left. It prints what it tried and what
+survived, and exits 1 if any completion was lost or stored twice, a stored result changed, a retried error
+was not replaced in place, or the database could not be read.
 
     python -m tests.reliability.soak --minutes 5 [--seed 1] [--db /tmp/soak.duckdb]
 """
@@ -43,6 +46,63 @@ def _bad_input(db: Path, rng: random.Random, tally: collections.Counter) -> list
     return problems
 
 
+def _server_restart(server: FakeOpenAIServer, args: list[str], run_id: str, db: Path, rng: random.Random,
+                    planned: int, tally: collections.Counter) -> list[str]:
+    """Run to the end while the server crashes after a random number of requests: the run must stop early with
+    the plain message and exit 1, status stopped, its unanswered probes pending (never errors); then restart it."""
+    server.die_after(rng.randint(2, planned))
+    done = harness.cli([*args, "--quiet"])
+    server.behaviour.die_after = None  # a crash that did not come (the run ended first) is called off
+    crashed = not server.alive
+    if crashed:
+        server.restart()
+    tally["server crashes"] += crashed
+    problems = []
+    if "Traceback" in done.stderr:
+        problems.append(f"{run_id}: a traceback when the server crashed: {done.stderr[-300:]}")
+    run = Store(db, readonly=True, lock_timeout=30).run(run_id)
+    if run is not None and run["status"] == "stopped":
+        tally["runs stopped early (server gone)"] += 1
+        if done.returncode != 1 or "is unreachable" not in done.stderr or "left pending" not in done.stderr:
+            problems.append(f"{run_id}: stopped without the plain message and exit 1: {done.returncode} "
+                            f"{done.stderr[-300:]}")
+        midway = harness.check_run(db, run_id, complete=False)
+        problems += [f"{run_id} after the crash: {p}" for p in midway.problems]
+        tally["probes left pending by a crash"] += midway.planned - midway.completions
+        if midway.completions == midway.planned:
+            problems.append(f"{run_id}: stopped but nothing was left pending")
+    elif crashed:
+        problems.append(f"{run_id}: the server crashed but the run ended {run and run['status']} (exit "
+                        f"{done.returncode}): {done.stderr[-300:]}")
+    return problems
+
+
+def _retry_errors(args: list[str], run_id: str, db: Path, before: harness.StoreCheck,
+                  tally: collections.Counter) -> tuple[harness.StoreCheck, list[str]]:
+    """`--retry-errors` on a finished run with errors: each retried error is replaced in place (same completion
+    ids, one history row per replacement), nothing duplicated or lost."""
+    store = Store(db, readonly=True, lock_timeout=30)
+    ids = set(store.completion_rows({"run_id": run_id})["completion_id"])
+    history = len(store.attempts(run_id))
+    done = harness.cli([*args, "--quiet", "--retry-errors"])
+    problems = []
+    if "Traceback" in done.stderr or done.returncode not in (0, 1):
+        problems.append(f"{run_id}: --retry-errors exited {done.returncode}: {done.stderr[-300:]}")
+    after = harness.check_run(db, run_id)
+    problems += [f"{run_id} after --retry-errors: {p}" for p in after.problems]
+    store = Store(db, readonly=True, lock_timeout=30)
+    if set(store.completion_rows({"run_id": run_id})["completion_id"]) != ids:
+        problems.append(f"{run_id}: --retry-errors changed the set of completion ids")
+    replaced = len(store.attempts(run_id)) - history
+    repaired = before.errors - after.errors
+    if not repaired <= replaced <= before.errors:
+        problems.append(f"{run_id}: {replaced} history rows for {before.errors} errors retried, {repaired} answered")
+    tally["errors retried"] += before.errors
+    tally["errors answered on retry"] += repaired
+    tally["retried rows replaced in place (history kept)"] += replaced
+    return after, problems
+
+
 def soak(minutes: float, seed: int, db: Path) -> int:
     rng = random.Random(seed)
     tally: collections.Counter = collections.Counter()
@@ -52,14 +112,17 @@ def soak(minutes: float, seed: int, db: Path) -> int:
         server.behaviour.retry_after = 0.2
         server.behaviour.drip_chunk_delay = 0.3
         server.mix(harness.FAULT_MIX, seed=seed)
-        harness.save_target(db, server.url, timeout_s=1.0, max_retries=3, concurrency=2)
+        # a short outage window: a crashed server stops a run about 2 s after the bound of 8 failures is reached
+        harness.save_target(db, server.url, timeout_s=1.0, max_retries=3, concurrency=2, outage_window_s=2.0)
         cycle = 0
         while time.monotonic() - started < minutes * 60:
             cycle += 1
             run_id = f"soak-{cycle}"
             groups = tuple(rng.sample(ALL_GROUPS, rng.randint(1, 4)))
             args = harness.run_args(db, run_id, groups=groups, per_cell=2)
-            for _ in range(rng.randint(1, 3)):
+            if cycle % 3 == 0:  # the server crashes mid-run, then comes back
+                problems += _server_restart(server, args, run_id, db, rng, 10 * len(groups), tally)
+            for _ in range(rng.randint(1, 3) if cycle % 3 else 0):
                 if rng.random() < 0.5:  # by the clock: anywhere from start-up to the end of a run
                     kill = harness.run_and_kill(args, after_s=rng.uniform(0.3, 10.0))
                 else:  # by progress: after a random number of stored completions, a moment into a batch
@@ -91,11 +154,14 @@ def soak(minutes: float, seed: int, db: Path) -> int:
                 problems.append(f"{run_id}: resume exited {resumed.returncode}: {resumed.stderr[-300:]}")
             final = harness.check_run(db, run_id)
             problems += [f"{run_id}: {p}" for p in final.problems]
+            if final.errors:
+                final, found = _retry_errors(args, run_id, db, final, tally)
+                problems += found
             tally["cycles"] += 1
             tally["completions planned"] += final.planned
             tally["completions stored"] += final.completions
             tally["answered (judged)"] += final.answered
-            tally["errors recorded"] += final.errors
+            tally["errors left after --retry-errors"] += final.errors
             tally["duplicates"] += final.duplicates
             tally["lost"] += final.lost
             problems += _bad_input(db, rng, tally)  # a bad probe file at the same database, every cycle
@@ -104,7 +170,8 @@ def soak(minutes: float, seed: int, db: Path) -> int:
     print(f"soak: {elapsed / 60:.1f} min, seed {seed}, database {db}")
     print("tried:")
     for key in ("cycles", "kills aimed", "kills landed (process still running)", "kills mid-run (0 < stored < planned)",
-                "resumes", "concurrent resumes"):
+                "resumes", "concurrent resumes", "server crashes", "runs stopped early (server gone)",
+                "probes left pending by a crash"):
         print(f"  {key}: {tally[key]}")
     print(f"  requests to the fake server: {sum(faults.values())}")
     for fault, count in sorted(faults.items(), key=lambda item: -item[1]):
@@ -112,8 +179,9 @@ def soak(minutes: float, seed: int, db: Path) -> int:
     bad = {key.removeprefix('bad input: '): n for key, n in tally.items() if key.startswith("bad input: ")}
     print(f"  bad input files: {sum(bad.values())} ({', '.join(f'{k} x{n}' for k, n in sorted(bad.items()))})")
     print("survived:")
-    for key in ("completions planned", "completions stored", "answered (judged)", "errors recorded", "duplicates",
-                "lost"):
+    for key in ("completions planned", "completions stored", "answered (judged)", "errors retried",
+                "errors answered on retry", "retried rows replaced in place (history kept)",
+                "errors left after --retry-errors", "duplicates", "lost"):
         print(f"  {key}: {tally[key]}")
     print(f"  database readable: {harness.database_is_readable(db)}")
     print(f"  problems: {len(problems)}")

@@ -143,3 +143,48 @@ def test_a_planted_key_reaches_only_the_server_never_the_app_logs_store_or_expor
     assert "cli-run" in exports["csv"].read_text() and planted_key not in gzip.open(dump, "rt").read()
     for path in [log, *exports.values(), *tmp_path.glob("key.duckdb*")]:
         assert not harness.file_contains(path, planted_key), path
+
+
+def test_an_app_started_run_stops_when_its_server_dies_says_why_and_retries_its_errors_after_the_restart(
+        fake, browser, tmp_path, planted_key):
+    # One connection, so the order is fixed: the 1st request is rejected (400: that prompt's own error, stored),
+    # the 8th crashes the server; the outage bound (8 failures, no window) stops the run, 13 probes pending.
+    fake.behaviour.latency = 0.2
+    db = tmp_path / "gone.duckdb"
+    harness.save_target(db, fake.url, concurrency=1, outage_window_s=0)
+    fake.script("400")
+    fake.die_after(8)
+    process, base = serve.start(db, log=tmp_path / "server.log")
+    try:
+        serve.wait_healthy(process, base)
+        context, tab = _tab(browser)
+        run_id = _start_run_on_the_page(tab, base)
+        tab.get_by_text(f"{run_id}: stopped").wait_for()
+        why = tab.locator('[data-testid="stAlert"]').filter(has_text="is unreachable")
+        expect(why.first).to_contain_text("target fake is unreachable: connection failed")
+        expect(why.first).to_contain_text(f"13 probes left pending; resume with --run-id {run_id} when it is back")
+        # the page reruns whole once the run has ended: the runs table, its errors and the Retry button
+        expect(tab.get_by_text(f"{run_id}: 1 completion with errors (of 7)")).to_be_visible(timeout=TIMEOUT_MS)
+        tab.screenshot(path=str(SHOTS / "app-run-stopped-server-gone.png"), full_page=True)
+        stopped = Store(db, readonly=True, lock_timeout=30)
+        assert stopped.run(run_id)["status"] == "stopped" and "unreachable" in stopped.run(run_id)["message"]
+        assert stopped.run_counts(run_id)["completions"] == 7 and stopped.run_counts(run_id)["errors"] == 1
+        fake.restart()
+        tab.get_by_role("button", name="Retry errors").click()
+        assert harness.wait_for(lambda: Store(db, readonly=True, lock_timeout=30).run(run_id)["status"]
+                                == "completed", timeout=120, interval=1.0)
+        tab.goto(base + "/run")
+        tab.get_by_text("Runs in the database").wait_for()
+        expect(tab.get_by_role("button", name="Retry errors")).to_have_count(0)  # no error is left to retry
+        tab.screenshot(path=str(SHOTS / "app-run-errors-retried.png"), full_page=True)
+        page_text = tab.locator("body").inner_text()
+        context.close()
+    finally:
+        serve.stop(process)
+        if not fake.alive:
+            fake.restart()
+    final = harness.check_run(db, run_id)
+    assert final.problems == [] and (final.planned, final.completions, final.errors, final.duplicates) == (20, 20, 0, 0)
+    history = Store(db, readonly=True).attempts(run_id)
+    assert len(history) == 1 and history["error"].iloc[0] == "HTTP 400: fault 400"
+    assert planted_key not in page_text
