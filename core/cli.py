@@ -328,12 +328,7 @@ def _stats_corrected(args: argparse.Namespace, store) -> int:
     if args.min_human < 1:
         raise BadInput(f"--min-human {args.min_human}: give at least 1 label per cell")
     judge = _judge(args, store)
-    try:
-        population, sample, _ = store.ppi_inputs(judge, args.by, _filters(args))
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
-    if not len(sample):
-        raise _no_sample(store, "in this selection")
+    population, sample = _labelled_sample(args, store, judge)
     try:
         rates = CorrectedRates(population, sample, args.by, power_tuning=args.power_tuning,
                                min_human=args.min_human)
@@ -351,6 +346,38 @@ def _stats_corrected(args: argparse.Namespace, store) -> int:
     return EXIT_OK
 
 
+def cmd_review_plan(args: argparse.Namespace) -> int:
+    """How many human labels a cell needs (core.ppi.labels_needed_table), as a Markdown table or JSON: the sizing
+    question before a review, answered by the same variance the corrected intervals use."""
+    from core.ppi import PPIError, labels_needed_table
+
+    try:
+        table = labels_needed_table(args.accuracies, args.half_widths, power_tuning=args.power_tuning)
+    except PPIError as exc:
+        raise BadInput(str(exc)) from None
+    if args.json:
+        print(table.to_json(orient="records"))
+        return EXIT_OK
+    header = ["interval half-width", *[c.replace("accuracy", "judge accuracy") for c in table.columns[1:]]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in table.itertuples(index=False):
+        lines.append(f"| ±{row[0]:.2f} | " + " | ".join(f"{int(v):,}" for v in row[1:]) + " |")
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def _labelled_sample(args: argparse.Namespace, store, judge: str):
+    """Store.ppi_inputs for --by and the filters: (population, sample), or BadInput naming `review sample` where
+    the selection holds no labelled sample completion."""
+    try:
+        population, sample, _ = store.ppi_inputs(judge, args.by, _filters(args))
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    if not len(sample):
+        raise _no_sample(store, "in this selection")
+    return population, sample
+
+
 def cmd_review_bias(args: argparse.Namespace) -> int:
     """The judge's error by group on the labelled review sample (core.ppi.judge_error): a judge that misses
     refusals more often for one group manufactures a disparity; this measures whether it does."""
@@ -359,12 +386,7 @@ def cmd_review_bias(args: argparse.Namespace) -> int:
 
     store = _store(args, readonly=True)
     judge = _judge(args, store)
-    try:
-        population, sample, _ = store.ppi_inputs(judge, args.by, _filters(args))
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
-    if not len(sample):
-        raise _no_sample(store, "in this selection")
+    population, sample = _labelled_sample(args, store, judge)
     try:
         errors = judge_error(sample, by=args.by, population=population, alpha=args.alpha)
     except PPIError as exc:
@@ -970,6 +992,13 @@ def build_parser() -> argparse.ArgumentParser:
     bias.add_argument("--judge", default=None, help="whose errors (default as for stats)")
     bias.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm's correction")
     bias.set_defaults(func=cmd_review_bias)
+    plan = review.add_parser("plan", help="human labels per cell needed for an interval half-width at a judge "
+                             "accuracy (the README's table)")
+    plan.add_argument("--accuracies", type=lambda v: [float(x) for x in _csv_list(v)], default=[0.70, 0.80, 0.90, 0.95])
+    plan.add_argument("--half-widths", type=lambda v: [float(x) for x in _csv_list(v)], default=[0.05, 0.10, 0.15])
+    plan.add_argument("--power-tuning", action="store_true", help="with the power-tuned estimator (PPI++)")
+    plan.add_argument("--json", action="store_true", help="print one JSON value instead of a table")
+    plan.set_defaults(func=cmd_review_plan)
 
     verdicts = sub.add_parser("verdicts", help="human verdicts in and out (CSV sheets)") \
         .add_subparsers(dest="verdicts_command", required=True)

@@ -862,16 +862,21 @@ class Store:
 
     def errored_probes(self, run_id: str, target_id: str) -> list[Probe]:
         """Planned probes of a run whose completion for this target holds an error, in plan order."""
+        return self._planned_probes(run_id, target_id, "EXISTS (SELECT 1 FROM completions c WHERE c.run_id = "
+                                    "rp.run_id AND c.probe_id = rp.probe_id AND c.target_id = ? AND c.error IS NOT NULL)")
+
+    def _planned_probes(self, run_id: str, target_id: str, condition: str) -> list[Probe]:
+        """Planned probes of a run, in plan order, that meet `condition` (a constant of this class about the
+        target's completion; its one parameter is the target)."""
         with self.connect() as con:
             rows = con.execute(
                 f"""
                 SELECT {", ".join("p." + c for c in _PROBE_COLUMNS.split(", "))}
                 FROM run_probes rp JOIN probes p USING (probe_id)
-                JOIN completions c ON c.run_id = rp.run_id AND c.probe_id = rp.probe_id AND c.target_id = ?
-                WHERE rp.run_id = ? AND c.error IS NOT NULL
+                WHERE rp.run_id = ? AND {condition}
                 ORDER BY rp.position
                 """,
-                [target_id, run_id],
+                [run_id, target_id],
             ).fetchall()
         return [Probe(*row) for row in rows]
 
@@ -905,19 +910,8 @@ class Store:
 
     def pending_probes(self, run_id: str, target_id: str) -> list[Probe]:
         """Planned probes of a run that have no stored completion for this target yet, in plan order."""
-        with self.connect() as con:
-            rows = con.execute(
-                f"""
-                SELECT {", ".join("p." + c for c in _PROBE_COLUMNS.split(", "))}
-                FROM run_probes rp JOIN probes p USING (probe_id)
-                WHERE rp.run_id = ? AND NOT EXISTS (
-                    SELECT 1 FROM completions c
-                    WHERE c.run_id = rp.run_id AND c.probe_id = rp.probe_id AND c.target_id = ?)
-                ORDER BY rp.position
-                """,
-                [run_id, target_id],
-            ).fetchall()
-        return [Probe(*row) for row in rows]
+        return self._planned_probes(run_id, target_id, "NOT EXISTS (SELECT 1 FROM completions c WHERE c.run_id = "
+                                    "rp.run_id AND c.probe_id = rp.probe_id AND c.target_id = ?)")
 
     def unjudged(self, run_id: str, judge: str) -> pd.DataFrame:
         """Completions of a run (without errors) that lack a verdict from this judge."""

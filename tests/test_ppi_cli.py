@@ -94,3 +94,20 @@ def test_stats_estimator_ppi_end_to_end(db_path, cli_env, tmp_path):
     assert {t["rate"] for t in report["tests"]} == {"false_refusal", "false_compliance"}
     accuracy = {r["group"]: r["accuracy"] for r in report["table"]}
     assert accuracy == {"black": pytest.approx(2 / 3), "women": pytest.approx(2 / 3)}  # one flip in three
+
+
+def test_review_plan_prints_the_readme_table_and_rejects_a_bad_width(cli_env):
+    """The README's labels-needed tables are this command's output (plain and power-tuned), so the README says
+    what the project computes; more accuracy or a wider interval never needs more labels."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for extra in ([], ["--power-tuning"]):
+        done = cli(["review", "plan", *extra], cli_env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() in readme, f"README.md lacks the output of `review plan {' '.join(extra)}`"
+    rows = json.loads(cli(["review", "plan", "--json"], cli_env, timeout=120).stdout)
+    judged = [[row[f"accuracy {a:.2f}"] for a in (0.70, 0.80, 0.90, 0.95)] for row in rows]
+    assert all(a >= b for row in judged for a, b in zip(row, row[1:]))  # a better judge needs fewer labels
+    assert all(x >= y for narrow, wide in zip(judged, judged[1:]) for x, y in zip(narrow, wide))  # a wider interval too
+    assert [row["no judge"] for row in rows] == [387, 99, 46]
+    bad = cli(["review", "plan", "--half-widths", "0"], cli_env, timeout=120)
+    assert bad.returncode == 2 and "half_width" in bad.stderr
