@@ -1632,8 +1632,11 @@ class Store:
                     # (two random samples mixed would be neither), so the dump's rows of that run are skipped
                     source = ("(SELECT i.*, c.seq FROM incoming_rows i JOIN completions c USING (completion_id) "
                               "WHERE i.run_id NOT IN (SELECT run_id FROM review_sample))")
-                quoted = ", ".join(f'"{c}"' for c in columns)
-                con.register("incoming_rows", frame[[c for c in columns if c in frame.columns]])
+                # A dump of an older version lacks the columns added since (runs.message): they keep their default.
+                # seq comes from the completion (the join above) where the frame has none of its own.
+                given = [c for c in columns if c in frame.columns or (c == "seq" and source != "incoming_rows")]
+                quoted = ", ".join(f'"{c}"' for c in given)
+                con.register("incoming_rows", frame[[c for c in given if c in frame.columns]])
                 before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
                 conflict = "" if table == "annotations" else " ON CONFLICT DO NOTHING"
                 con.execute(f"INSERT INTO {table} ({quoted}) SELECT {quoted} FROM {source}{conflict}")
