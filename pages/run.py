@@ -15,22 +15,22 @@ from core.judges import DEFAULT_JUDGES
 from core.targets import RUNNABLE_BACKENDS
 from core.probes.selection import Selection
 from ui.cached import run_targets, runs
-from ui.common import db_path, open_store, readonly, require_write_access, write_unlocked
+from ui.common import db_path, open_store, readonly, require_write_access
 from ui.page import start
 
 PAGE = "run"
 
 database = db_path()
-if not readonly() and not database.exists() and write_unlocked():
-    open_store(write=True)  # a fresh machine: create the database the first run will write to
-ctx = start("Run an audit", PAGE, judge=False)
+# A fresh machine has no database yet: the page works from the bundled probes, and the first run creates it
+# (a visit alone leaves no empty file behind, which `make run` would otherwise have to tell from a real one).
+ctx = start("Run an audit", PAGE, judge=False, missing_ok=True)
 if readonly():
     st.error("This is a read-only demo session: runs cannot be started here.")
     st.stop()
 if not require_write_access("start or resume runs"):
     st.stop()
 path, mtime, facts = ctx.path, ctx.mtime, ctx.facts
-store = open_store()  # reads; the run itself writes from its own thread (core.jobs)
+store = open_store() if database.exists() else None  # reads; the run writes from its own thread (core.jobs)
 
 
 def duration(seconds: float | None) -> str:
@@ -43,9 +43,9 @@ def duration(seconds: float | None) -> str:
 
 st.subheader("What to run")
 left, right = st.columns(2)
-stored_targets = store.targets()
+stored_targets = store.targets() if store is not None else None
 saved = [t for t, backend in zip(stored_targets["target_id"], stored_targets["backend"])
-         if backend in RUNNABLE_BACKENDS and t != "smollm2-135m-instruct"]
+         if backend in RUNNABLE_BACKENDS and t != "smollm2-135m-instruct"] if stored_targets is not None else []
 target_choices = left.multiselect("Targets", ["smollm2", *saved], default=["smollm2"], key=f"{PAGE}_targets",
                                   help="smollm2 is the embedded default model; saved targets come from "
                                        "`python -m core targets add`.")
@@ -138,8 +138,8 @@ def live() -> None:
 live()
 
 st.subheader("Runs in the database")
-history = runs(path, mtime)
-if history.empty:
+history = runs(path, mtime) if store is not None else None
+if history is None or history.empty:
     st.caption("No run yet.")
 else:
     st.dataframe(history, hide_index=True, width="stretch")
