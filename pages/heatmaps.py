@@ -15,7 +15,7 @@ from core.estimates import JUDGE_ONLY, estimate_label
 from ui import filters
 from ui.cached import corrected, judge_errors, rates, sample_labels
 from ui.page import start
-from ui.stat_figures import ci_heatmap, clicked_cell, judge_error_warning, significance_note
+from ui.stat_figures import CELL_SELECTION, ci_heatmap_chart, clicked_chart_cell, judge_error_warning, significance_note
 
 PAGE = "heatmaps"
 METRICS = {"dr": "Defense Rate", "deviation": "Deviation from the model mean"}
@@ -88,13 +88,14 @@ def draw(table: pd.DataFrame, rows: str, language: str, title: str, key: str, fi
     if table.empty:
         st.info(f"No judged completions for {title.lower()}.")
         return
-    figure = ci_heatmap(table, x="group", y=rows, value=value, low=low if low in table else None,
-                        high=high if high in table else None, significant="significant" if deviation else None,
-                        diverging=deviation, language=language, x_order=group_order(language), title=title,
-                        clickable=True, details=CORRECTED_DETAILS if fix else (),
-                        estimate=ESTIMATES[estimate], missing="note" if fix else None)
-    event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key=key, width="stretch")
-    cell = clicked_cell(event)
+    # Vega-Lite, not Plotly: the browser's first paint of this page need not fetch and compile Plotly (bench/README.md)
+    chart = ci_heatmap_chart(table, x="group", y=rows, value=value, low=low if low in table else None,
+                             high=high if high in table else None, significant="significant" if deviation else None,
+                             diverging=deviation, language=language, x_order=group_order(language), title=title,
+                             details=CORRECTED_DETAILS if fix else (), estimate=ESTIMATES[estimate],
+                             missing="note" if fix else None)
+    event = st.altair_chart(chart, on_select="rerun", selection_mode=CELL_SELECTION, key=key, width="stretch")
+    cell = clicked_chart_cell(event)
     if cell is not None:
         row, group = cell
         st.switch_page("pages/drilldown.py", query_params=filters.link(
