@@ -86,7 +86,8 @@ cols = st.columns(3)
 cols[0].metric("Probes", f"{len(probes):,}")
 cols[1].metric("Completions to generate", f"{len(probes) * len(targets):,}")
 cols[2].metric("Estimated time", duration(estimate_seconds(len(probes), targets, int(max_new_tokens))),
-               help="For local models at every answer's full length on 2 CPU cores; API speeds vary.")
+               help="Before a run: for local models at every answer's full length and a guessed 170 tokens/s "
+                    "(2 CPU cores); API speeds vary. Once it runs, the ETA below is measured from the target.")
 if st.button("Start the run", type="primary", key=f"{PAGE}_start", disabled=not (request and probes and targets)):
     try:
         job = MANAGER.start(database, request)
@@ -118,9 +119,11 @@ def live() -> None:
             if job.message:  # why it stopped (a target that went away) or failed (every completion an error)
                 (st.warning if job.status == "stopped" else st.error)(job.message)
             if progress is not None and progress.total:
+                # The ETA is measured from the target's recent batches and says its basis (core.eta), e.g.
+                # "ETA 3 min at 41 tok/s over the last 5 batches" or an API target's latency x concurrency.
                 st.progress(min(progress.done / progress.total, 1.0),
-                            text=f"{progress.done:,} / {progress.total:,} probes · {progress.rate:.2f} per s · "
-                                 f"ETA {duration(progress.eta_s) if job.active else '-'}")
+                            text=f"{progress.done:,} / {progress.total:,} probes · " + (
+                                progress.estimate.text() if job.active else f"{progress.rate:.2f} per s"))
                 dr = "-" if progress.dr is None else f"{progress.dr:.3f}"
                 st.metric("Live Defense Rate (attack probes so far)", dr, help=f"{progress.refused} refused of "
                           f"{progress.judged} judged; {progress.errors} errors")
