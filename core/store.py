@@ -1632,6 +1632,9 @@ class Store:
                     # (two random samples mixed would be neither), so the dump's rows of that run are skipped
                     source = ("(SELECT i.*, c.seq FROM incoming_rows i JOIN completions c USING (completion_id) "
                               "WHERE i.run_id NOT IN (SELECT run_id FROM review_sample))")
+                # Columns a dump of an older schema lacks (e.g. runs.message) take their defaults.
+                joined = ("seq",) if table in ("verdicts", "review_sample") else ()
+                columns = [c for c in columns if c in frame.columns or c in joined]
                 quoted = ", ".join(f'"{c}"' for c in columns)
                 con.register("incoming_rows", frame[[c for c in columns if c in frame.columns]])
                 before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
