@@ -206,10 +206,12 @@ def cmd_targets_add(args: argparse.Namespace) -> int:
     """Save an OpenAI-compatible target by name: its server, model and settings, never its key."""
     import re
 
+    from core.targets import BUILTIN_TARGETS
     from core.targets.openai import OpenAIConfig, default_target_id
 
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", args.name) or args.name == "smollm2":
-        raise BadInput(f"target name {args.name!r}: use letters, digits, '.', '_' or '-' (not 'smollm2')")
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", args.name) or args.name in BUILTIN_TARGETS:
+        raise BadInput(f"target name {args.name!r}: use letters, digits, '.', '_' or '-' "
+                       "(not smollm2 or gemma3-270m)")
     settings = {key: value for key, value in {
         "api_key_env": args.api_key_env, "endpoint": args.endpoint, "max_concurrency": args.max_concurrency,
         "requests_per_minute": args.rpm, "tokens_per_minute": args.tpm, "timeout_s": args.timeout,
@@ -819,7 +821,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", parents=[common, filters], help="send probes to targets, judge, store")
     run.add_argument("--target", type=_csv_list, default=["smollm2"],
-                     help="smollm2, local:PATH, openai:MODEL@BASE_URL or a saved target's name (comma-separated)")
+                     help="smollm2, gemma3-270m, local:PATH, openai:MODEL@BASE_URL or a saved target's name "
+                          "(comma-separated)")
     run.add_argument("--categories", type=_csv_list, default=[], help="scenario categories")
     run.add_argument("--sources", type=_csv_list, default=[], help="probe sources (builtin, mijabench, custom)")
     run.add_argument("--per-cell", type=int, default=None, help="probes per language x group x strategy")

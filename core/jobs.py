@@ -25,7 +25,7 @@ from core.probes.schema import Probe
 from core.probes.selection import Selection, select
 from core.runner import Progress, execute_run, plan_run
 from core.store import Store
-from core.targets import resolve_target
+from core.targets import BUILTIN_TARGETS, resolve_target
 
 # Generation speed of the default local model on this project's 2-core machines (SmolLM2-135M, batched),
 # used for the estimate shown before a run starts. API targets have no fixed speed: no estimate.
@@ -74,7 +74,7 @@ def estimate_seconds(probes: int, targets: Sequence[str], max_new_tokens: int) -
     """A rough duration for local targets (every answer at full length); None when any target is an API."""
     if not probes or any(spec.startswith("openai:") for spec in targets):
         return None
-    local = [spec for spec in targets if spec == "smollm2" or spec.startswith("local:")]
+    local = [spec for spec in targets if spec in BUILTIN_TARGETS or spec.startswith("local:")]
     if len(local) != len(targets):
         return None
     return probes * len(targets) * max_new_tokens / LOCAL_TOKENS_PER_S

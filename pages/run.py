@@ -12,7 +12,7 @@ import streamlit as st
 from core import taxonomy
 from core.jobs import MANAGER, RunRequest, candidate_probes, estimate_seconds
 from core.judges import DEFAULT_JUDGES
-from core.targets import RUNNABLE_BACKENDS
+from core.targets import BUILTIN_TARGETS, RUNNABLE_BACKENDS
 from core.probes.selection import Selection
 from ui.cached import run_targets, runs
 from ui.common import db_path, open_store, readonly, require_write_access
@@ -45,10 +45,11 @@ st.subheader("What to run")
 left, right = st.columns(2)
 stored_targets = store.targets() if store is not None else None
 saved = [t for t, backend in zip(stored_targets["target_id"], stored_targets["backend"])
-         if backend in RUNNABLE_BACKENDS and t != "smollm2-135m-instruct"] if stored_targets is not None else []
-target_choices = left.multiselect("Targets", ["smollm2", *saved], default=["smollm2"], key=f"{PAGE}_targets",
-                                  help="smollm2 is the embedded default model; saved targets come from "
-                                       "`python -m core targets add`.")
+         if backend in RUNNABLE_BACKENDS and t not in BUILTIN_TARGETS.values()] if stored_targets is not None else []
+target_choices = left.multiselect("Targets", [*BUILTIN_TARGETS, *saved], default=["smollm2"],
+                                  key=f"{PAGE}_targets",
+                                  help="smollm2 (instruction-tuned, the default) and gemma3-270m (a base model) "
+                                       "are embedded; saved targets come from `python -m core targets add`.")
 other = left.text_input("Other targets (comma-separated specs)", key=f"{PAGE}_other",
                         placeholder="local:/models/my-model, openai:gpt-4o-mini@https://api.openai.com/v1")
 targets = [*target_choices, *[spec.strip() for spec in other.split(",") if spec.strip()]]
