@@ -158,7 +158,8 @@ def ci_heatmap(table: pd.DataFrame, x: str, y: str, value: str, low: str | None 
         text[r][c] = _cell_text(v, diverging, item["mark"])
         if item["dr"] is not None:
             dr, dr_ci = item["dr"]
-            extra = f"<br>DR = {_figure(dr)}" + (f" [{_figure(dr_ci[0])}, {_figure(dr_ci[1])}]" if dr_ci else "") + extra
+            interval = f" [{_figure(dr_ci[0])}, {_figure(dr_ci[1])}]" if dr_ci else ""
+            extra = f"<br>DR = {_figure(dr)}{interval}{extra}"
         sig = ("<br>significant after correction" if item["mark"] else "<br>not significant") if significant else ""
         ci = f" [{_figure(item['ci'][0])}, {_figure(item['ci'][1])}]" if item["ci"] else ""
         hover[r][c] = f"{head}<br>{value} = {v:.3f}{ci}{extra}{sig}"
@@ -226,7 +227,8 @@ def ci_heatmap_chart(table: pd.DataFrame, x: str, y: str, value: str, low: str |
         if v is None:
             record["shown"] = f"none ({item['reason']})"
         else:
-            record["shown"] = f"{v:.3f}" + (f" [{_plain(item['ci'][0])}, {_plain(item['ci'][1])}]" if item["ci"] else "")
+            ci = item["ci"]
+            record["shown"] = f"{v:.3f}" + (f" [{_plain(ci[0])}, {_plain(ci[1])}]" if ci else "")
         dr = item["dr"]
         record["dr_of_cell"] = "–" if dr is None else _plain(dr[0]) + (
             f" [{_plain(dr[1][0])}, {_plain(dr[1][1])}]" if dr[1] else "")
@@ -253,8 +255,9 @@ def ci_heatmap_chart(table: pd.DataFrame, x: str, y: str, value: str, low: str |
     pick = alt.selection_point(name=CELL_SELECTION, fields=["row", "col"], on="click", clear="dblclick",
                                toggle=False, empty=False)
     cells = base.mark_rect(stroke="white", strokeWidth=1, cursor="pointer").encode(
-        color=alt.condition("isValid(datum.value)", alt.Color("value:Q", scale=scale, title=value,
-                                                                 legend=alt.Legend(orient="bottom", gradientLength=240)),
+        color=alt.condition("isValid(datum.value)",
+                            alt.Color("value:Q", scale=scale, title=value,
+                                      legend=alt.Legend(orient="bottom", gradientLength=240)),
                             alt.value("#eeeeee"))).add_params(pick).properties(name="cells")
     ink = "datum.value > {0} || datum.value < -{0}".format(span * 0.6) if diverging else "datum.value > 0.6"
     labels_layer = base.mark_text(fontSize=12, cursor="pointer").encode(
