@@ -69,8 +69,8 @@ with figures:
         models_by_size = list(dict.fromkeys(shown.sort_values(["family", "params_b"])["label"]))
         for key, value, low, high, title, zmax in (
                 ("paper", "paper_deviation", None, None, "Paper: deviation from the model mean", 0.2),
-                ("yours", "deviation", "dev_ci_low", "dev_ci_high", "Yours: deviation from the model mean (CI in hover)",
-                 0.2),
+                ("yours", "deviation", "dev_ci_low", "dev_ci_high",
+                 "Yours: deviation from the model mean (CI in hover)", 0.2),
                 ("diff", "difference", None, None, "Yours minus the paper's", 0.1)):
             st.plotly_chart(ci_heatmap(shown, "group", "label", value, low, high,
                                        "significant" if key == "yours" else None, language=language, x_order=order,
