@@ -7,7 +7,12 @@ page loaded again, its tables served from st.cache_data), re-sorting its groups 
 heatmap cell until its drill-down lists the cell, the drill-down with a completion's detail, the overview and the export. Printed side by side with
 the ratio large / small, with the Streamlit process's memory when idle and its peak (VmHWM) after the views.
 
+--compare times the Heatmaps page as it draws now (Vega-Lite through st.altair_chart) and as it drew before
+(Plotly, FORWHOM_HEATMAPS_CHART=plotly), each on its own fresh server and browser, one after the other for each
+size, printed side by side with whether the browser fetched Plotly's chunk and the JavaScript it fetched.
+
     .venv/bin/python -m bench.dashboard_render                 # 5,280 vs 528,000 completions
+    .venv/bin/python -m bench.dashboard_render --compare --heatmap-only   # Plotly (before) vs Vega-Lite (after)
     .venv/bin/python -m bench.dashboard_render --sizes 528000 --keep /tmp/bench
     .venv/bin/python -m bench.dashboard_render --sizes 528000 --heatmap-only --json
 """
@@ -15,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import sys
 import tempfile
 import time
@@ -27,6 +34,17 @@ from bench.synthetic import build_synthetic_store
 from core.store import Store
 
 TIMEOUT_MS = 600_000
+CHARTS = ("vega", "plotly")  # what the Heatmaps page draws with: now, and before (FORWHOM_HEATMAPS_CHART=plotly)
+DRAWN = {"vega": '[data-testid="stVegaLiteChart"] .cells_marks path', "plotly": ".js-plotly-plot .nsewdrag"}
+# Column labels of the first heatmap, left to right, as drawn.
+COLUMNS_JS = {
+    "plotly": "() => [...document.querySelector('.js-plotly-plot').data[0].x]",
+    "vega": "() => { const seen = new Map(); for (const p of document"
+            ".querySelector('[data-testid=\"stVegaLiteChart\"]').querySelectorAll('.cells_marks path')) {"
+            " const col = p.getAttribute('aria-label').split('; ')[0].split(' × ')[1];"
+            " const x = p.getBoundingClientRect().x; if (!seen.has(col) || seen.get(col) > x)"
+            " seen.set(col, x); } return [...seen].sort((a, b) => a[1] - b[1]).map(e => e[0]); }",
+}
 
 
 def _timed(page: Page, url: str, selector: str) -> float:
@@ -36,17 +54,22 @@ def _timed(page: Page, url: str, selector: str) -> float:
     return time.perf_counter() - started
 
 
-def _heatmap(page: Page, url: str) -> float:
-    return _timed(page, url, ".js-plotly-plot .nsewdrag")
+def _heatmap(page: Page, url: str, chart: str = "vega") -> float:
+    return _timed(page, url, DRAWN[chart])
 
 
-def _click_first_cell(page: Page) -> float:
+def _click_first_cell(page: Page, chart: str = "vega") -> float:
     """Click the top-left cell of the model x group heatmap; time until the drill-down shows its count."""
-    box = page.locator(".js-plotly-plot").first.locator(".nsewdrag").first.bounding_box()
-    rows, columns = page.evaluate("() => { const d = document.querySelector('.js-plotly-plot').data[0];"
-                                  " return [d.y.length, d.x.length]; }")
+    if chart == "plotly":
+        box = page.locator(".js-plotly-plot").first.locator(".nsewdrag").first.bounding_box()
+        rows, columns = page.evaluate("() => { const d = document.querySelector('.js-plotly-plot').data[0];"
+                                      " return [d.y.length, d.x.length]; }")
+        x, y = box["x"] + box["width"] / columns / 2, box["y"] + box["height"] / rows / 2
+    else:  # the first cell drawn is the top-left one (rows in order, then columns)
+        box = page.locator(DRAWN["vega"]).first.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     started = time.perf_counter()
-    page.mouse.click(box["x"] + box["width"] / columns / 2, box["y"] + box["height"] / rows / 2)
+    page.mouse.click(x, y)
     page.wait_for_url("**/drilldown?**", timeout=TIMEOUT_MS)
     page.get_by_text("Matching completions").first.wait_for(timeout=TIMEOUT_MS)
     return time.perf_counter() - started
@@ -60,31 +83,39 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmHWM for process {pid}")
 
 
-def measure(db: Path, heatmap_only: bool = False, launcher: bool = True) -> dict[str, float]:
+def measure(db: Path, heatmap_only: bool = False, launcher: bool = True, chart: str = "vega") -> dict[str, float]:
     """Seconds per view on a fresh server over `db`, and the server's peak memory (MiB) after them.
 
-    launcher=False starts a bare `streamlit run app.py` instead of `python -m ui.launch` (imports at start).
+    launcher=False starts a bare `streamlit run app.py` instead of `python -m ui.launch` (imports at start);
+    chart="plotly" has the Heatmaps page draw with Plotly as it did before (FORWHOM_HEATMAPS_CHART=plotly).
     """
     completion = Store(db, readonly=True).completion_page("refusal", {"group": "black"}, limit=1)[0]
     completion_id = str(completion["completion_id"][0])
-    timings: dict[str, float] = {}
-    process, base = serve.start(db, launcher=launcher)
+    timings: dict[str, float] = {"load average (1 min), start": os.getloadavg()[0]}
+    process, base = serve.start(db, launcher=launcher, extra_env={"FORWHOM_HEATMAPS_CHART": chart})
     try:
         serve.wait_healthy(process, base)
         timings["server idle RSS (MiB)"] = peak_rss_mb(process.pid)
-        _views(base, completion_id, timings, heatmap_only)
+        _views(base, completion_id, timings, heatmap_only, chart)
         timings["server peak RSS (MiB)"] = peak_rss_mb(process.pid)
+        timings["load average (1 min), end"] = os.getloadavg()[0]
     finally:
         serve.stop(process)
     return timings
 
 
-def _views(base: str, completion_id: str, timings: dict[str, float], heatmap_only: bool) -> None:
+def _views(base: str, completion_id: str, timings: dict[str, float], heatmap_only: bool,
+           chart: str = "vega") -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=serve.CHROMIUM, args=serve.CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        timings["heatmap, cold"] = _heatmap(page, base + "/heatmaps")
-        timings["heatmap, warm (reload)"] = _heatmap(page, base + "/heatmaps")
+        fetched: list[tuple[str, int]] = []
+        page.on("requestfinished", lambda request: fetched.append(
+            (request.url, request.sizes()["responseBodySize"])) if request.url.endswith(".js") else None)
+        timings["heatmap, cold"] = _heatmap(page, base + "/heatmaps", chart)
+        timings["Plotly chunk fetched (1 = yes)"] = float(any("PlotlyChart" in url for url, _ in fetched))
+        timings["JavaScript fetched, cold (MB)"] = sum(size for _, size in fetched) / 1e6
+        timings["heatmap, warm (reload)"] = _heatmap(page, base + "/heatmaps", chart)
         if heatmap_only:
             browser.close()
             return
@@ -92,10 +123,10 @@ def _views(base: str, completion_id: str, timings: dict[str, float], heatmap_onl
         page.locator(".st-key-heatmaps_option_sort").get_by_role("combobox").click()
         page.get_by_role("option", name="by name").click()
         page.wait_for_url("**sort=name**", timeout=TIMEOUT_MS)
-        page.wait_for_function("() => { const d = document.querySelector('.js-plotly-plot').data[0];"
-                               " return [...d.x].join() === [...d.x].sort().join(); }", timeout=TIMEOUT_MS)
+        page.wait_for_function(f"() => {{ const x = ({COLUMNS_JS[chart]})();"
+                               " return x.join() === [...x].sort().join(); }", timeout=TIMEOUT_MS)
         timings["heatmap, re-sort by name"] = time.perf_counter() - started
-        timings["heatmap cell -> drill-down"] = _click_first_cell(page)
+        timings["heatmap cell -> drill-down"] = _click_first_cell(page, chart)
         timings["drill-down with detail"] = _timed(page, f"{base}/drilldown?completion={completion_id}",
                                                    "text=Counterfactuals")
         timings["overview"] = _timed(page, base, "text=Defense Rate per group")
@@ -104,20 +135,30 @@ def _views(base: str, completion_id: str, timings: dict[str, float], heatmap_onl
 
 
 def run(sizes: list[int], keep: Path | None = None, heatmap_only: bool = False,
-        compare_launch: bool = False) -> dict[str, dict[str, float]]:
+        compare_launch: bool = False, compare: bool = False, repeat: int = 1) -> dict[str, dict[str, float]]:
     """measure() per store size, building each synthetic database unless `keep` already holds it;
-    with compare_launch, each size also on a bare `streamlit run` (keys "SIZE bare"), started right after."""
+    with compare_launch, each size also on a bare `streamlit run` (keys "SIZE bare"), started right after;
+    with compare, each size drawn with Plotly as before (keys "SIZE before (Plotly)") and then as now
+    ("SIZE after (Vega-Lite)"), each on a fresh server and browser. repeat: every measurement that many times
+    (the variants taking turns, so a busy spell hits both), reporting each figure's median."""
     folder = keep or Path(tempfile.mkdtemp(prefix="forwhom-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
-    results: dict[str, dict[str, float]] = {}
+    samples: dict[str, dict[str, list[float]]] = {}
     for size in sizes:
         db = folder / f"synthetic-{size}.duckdb"
         if not db.exists():
             print(f"building {db}: {build_synthetic_store(db, size)}", file=sys.stderr, flush=True)
-        for launcher in (True, False) if compare_launch else (True,):
-            key = str(size) if launcher else f"{size} bare"
-            results[key] = {view: round(value, 2) for view, value in measure(db, heatmap_only, launcher).items()}
-    return results
+        if compare:
+            variants = [(f"{size:,} before (Plotly)", True, "plotly"), (f"{size:,} after (Vega-Lite)", True, "vega")]
+        else:
+            variants = [(str(size) if launcher else f"{size} bare", launcher, "vega")
+                        for launcher in ((True, False) if compare_launch else (True,))]
+        for _ in range(repeat):
+            for key, launcher, chart in variants:
+                for view, value in measure(db, heatmap_only, launcher, chart).items():
+                    samples.setdefault(key, {}).setdefault(view, []).append(value)
+    return {key: {view: round(statistics.median(values), 2) for view, values in views.items()}
+            for key, views in samples.items()}
 
 
 def main() -> None:
@@ -127,20 +168,29 @@ def main() -> None:
     parser.add_argument("--heatmap-only", action="store_true", help="time only the heatmap, cold and warm")
     parser.add_argument("--compare-launch", action="store_true",
                         help="also time each size on a bare `streamlit run app.py` (no imports at start)")
+    parser.add_argument("--compare", action="store_true",
+                        help="each size with the Heatmaps page drawn by Plotly (before) and by Vega-Lite (now)")
+    parser.add_argument("--repeat", type=int, default=1, help="measure each that many times; print the medians")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    results = run(args.sizes, args.keep, args.heatmap_only, args.compare_launch)
+    results = run(args.sizes, args.keep, args.heatmap_only, args.compare_launch, args.compare, args.repeat)
     if args.json:
         print(json.dumps(results))
         return
     columns = list(results)
     views = list(next(iter(results.values())))
-    print(f"\n{'view (seconds)':<28}" + "".join(f"{column:>16}" for column in columns)
-          + ("   ratio" if len(columns) == 2 else ""))
+    width = max(16, *(len(column) + 2 for column in columns))
+    pairs = len(columns) == 2 or (args.compare and len(columns) % 2 == 0)  # ratio: second / first of each pair
+    print(f"\n{'view (seconds)':<32}" + "".join(
+        f"{column:>{width}}" + ("   ratio" if pairs and i % 2 else "") for i, column in enumerate(columns)))
     for view in views:
         row = [results[column][view] for column in columns]
-        ratio = f"{row[1] / row[0]:8.1f}x" if len(row) == 2 and row[0] > 0 else ""
-        print(f"{view:<28}" + "".join(f"{v:16.2f}" for v in row) + ratio)
+        cells = []
+        for i, v in enumerate(row):
+            cells.append(f"{v:{width}.2f}")
+            if pairs and i % 2:
+                cells.append(f"{row[i] / row[i - 1]:7.2f}x" if row[i - 1] > 0 else "        ")
+        print(f"{view:<32}" + "".join(cells))
 
 
 if __name__ == "__main__":

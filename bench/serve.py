@@ -29,12 +29,13 @@ def free_port() -> int:
 
 
 def start(db: Path, readonly: bool = False, log: Path | None = None,
-          launcher: bool = True) -> tuple[subprocess.Popen, str]:
+          launcher: bool = True, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     """Start the dashboard on `db` (AUDIT_READONLY=1 when readonly) the way `make run` does (`python -m
     ui.launch`; launcher=False: a bare `streamlit run app.py`, for comparison); returns the process and its URL."""
     port = free_port()
     env = {**os.environ, "AUDIT_DB": str(db), "PYTHONPATH": str(ROOT)}
     env.pop("AUDIT_READONLY", None)
+    env.update(extra_env or {})
     if readonly:
         env["AUDIT_READONLY"] = "1"
     out = (log or db.with_suffix(".streamlit.log")).open("w")

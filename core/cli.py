@@ -166,28 +166,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 class _Bar:
-    """A tqdm bar on stderr fed by the runner's progress callback (quiet when --quiet)."""
+    """Run progress on stderr (core.progress: a live bar on a terminal, a line every 5% otherwise; nothing
+    when --quiet), one meter per target, fed by the runner's progress callback, with the live DR and the ETA
+    measured from the target (core.eta)."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
-        self.bar = None
+        self.meter = None
+        self.target_id: str | None = None
 
     def __call__(self, progress) -> None:
         if not self.enabled:
             return
-        if self.bar is None:
-            from tqdm import tqdm
+        from core.progress import Meter
 
-            self.bar = tqdm(total=progress.total, initial=progress.done, unit="probe", file=sys.stderr,
-                            desc=progress.target_id, dynamic_ncols=True)
-        self.bar.n = progress.done
-        if progress.dr is not None:
-            self.bar.set_postfix(dr=f"{progress.dr:.2f}", errors=progress.errors, refresh=False)
-        self.bar.refresh()
+        if self.meter is None or progress.target_id != self.target_id:
+            self.close()
+            self.meter = Meter(progress.target_id, total=progress.total, unit="probe")
+            self.target_id = progress.target_id
+        parts = [] if progress.dr is None else [f"dr {progress.dr:.2f}"]
+        if progress.errors:
+            parts.append(f"{progress.errors:,} errors")
+        if progress.done < progress.total:
+            parts.append(progress.estimate.text())
+        self.meter.update(progress.done, progress.total, note=", ".join(parts))
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        if self.meter is not None:
+            self.meter.close()
+            self.meter = None
 
 
 def _progress_bar(args: argparse.Namespace) -> _Bar:
@@ -199,10 +206,12 @@ def cmd_targets_add(args: argparse.Namespace) -> int:
     """Save an OpenAI-compatible target by name: its server, model and settings, never its key."""
     import re
 
+    from core.targets import BUILTIN_TARGETS
     from core.targets.openai import OpenAIConfig, default_target_id
 
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", args.name) or args.name == "smollm2":
-        raise BadInput(f"target name {args.name!r}: use letters, digits, '.', '_' or '-' (not 'smollm2')")
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", args.name) or args.name in BUILTIN_TARGETS:
+        raise BadInput(f"target name {args.name!r}: use letters, digits, '.', '_' or '-' "
+                       "(not smollm2 or gemma3-270m)")
     settings = {key: value for key, value in {
         "api_key_env": args.api_key_env, "endpoint": args.endpoint, "max_concurrency": args.max_concurrency,
         "requests_per_minute": args.rpm, "tokens_per_minute": args.tpm, "timeout_s": args.timeout,
@@ -245,10 +254,13 @@ def cmd_judge(args: argparse.Namespace) -> int:
     store = _store(args)
     if store.run(args.run_id) is None:
         raise BadInput(f"no run {args.run_id!r} in {store.path}")
+    from core.progress import Meter
+
     judges = resolve_judges(args.judges, store)
     replaced = sum(store.drop_stale_verdicts(args.run_id, judge.name, judge.version)
                    for judge in judges) if args.rejudge else 0
-    added = judge_run(store, args.run_id, judges)
+    with Meter("judging", unit="completion", quiet=args.quiet) as meter:
+        added = judge_run(store, args.run_id, judges, on_progress=meter.update)
     counts = store.run_counts(args.run_id)
     _emit(args, {"run_id": args.run_id, "added": added, "replaced": replaced, **counts},
           f"{args.run_id}: {added} verdicts added ({replaced} of older judge versions replaced), "
@@ -424,30 +436,16 @@ def cmd_review_bias(args: argparse.Namespace) -> int:
 
 def cmd_import_align(args: argparse.Namespace) -> int:
     """Stream a MiJaBench-Align file (responses and verdicts of many models) into the store."""
-    from tqdm import tqdm
-
     from core.align import AlignFileError, import_align
-
-    bar = None
-
-    def progress(update) -> None:
-        nonlocal bar
-        if args.quiet:
-            return
-        if bar is None:
-            bar = tqdm(total=update.total, unit="row", file=sys.stderr, desc="import-align", dynamic_ncols=True)
-        bar.n = update.rows
-        bar.refresh()
+    from core.progress import Meter
 
     store = _store(args)
-    try:
-        result = import_align(store, args.file, run_id=args.run_id, skip_bad_rows=args.skip_bad_rows,
-                              on_progress=progress)
-    except AlignFileError as exc:
-        raise BadInput(str(exc)) from None
-    finally:
-        if bar is not None:
-            bar.close()
+    with Meter("import-align", unit="row", quiet=args.quiet) as meter:
+        try:
+            result = import_align(store, args.file, run_id=args.run_id, skip_bad_rows=args.skip_bad_rows,
+                                  on_progress=lambda update: meter.update(update.rows, update.total))
+        except AlignFileError as exc:
+            raise BadInput(str(exc)) from None
     for problem in result.problems[:50]:
         print(f"{'skipped' if args.skip_bad_rows else 'error'}: {problem}", file=sys.stderr)
     if len(result.problems) > 50:
@@ -475,8 +473,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         return _export_derived(args)
     from core.export import write_csv
 
+    from core.progress import Meter
+
     rows = _store(args, readonly=True).completion_rows(_filters(args))
-    written = write_csv(rows, args.out)
+    with Meter("export", total=len(rows), unit="row", quiet=args.quiet) as meter:
+        written = write_csv(rows, args.out, on_progress=meter.update)
     _emit(args, {"path": str(args.out), "rows": written}, f"wrote {written} rows to {args.out}")
     return EXIT_OK
 
@@ -683,7 +684,15 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    added = _store(args).restore(args.file)
+    store = _store(args)
+    if args.if_empty:  # `make run`: the demo goes into a missing or empty database, never into one with results
+        held = store.summary()["completions"]
+        if held:
+            _emit(args, {"file": str(args.file), "added": {}, "kept": str(store.path), "completions": held},
+                  f"{store.path} holds {held:,} completions: left as it is (the demo is restored only into a "
+                  "missing or empty database)")
+            return EXIT_OK
+    added = store.restore(args.file)
     _emit(args, {"file": str(args.file), "added": added},
           f"restored {args.file}: " + ", ".join(f"{k} +{v}" for k, v in added.items()))
     return EXIT_OK
@@ -718,22 +727,10 @@ def cmd_judge_eval(args: argparse.Namespace) -> int:
         if args.labels is not None and trained_on is not None and trained_on(args.labels):
             print(f"warning: {judge.name} was fitted on {args.labels}, so its score here is not held out; its "
                   "file's `evaluation` has the figures from when this file was left out", file=sys.stderr)
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
+    from core.progress import Meter
 
-        bar = tqdm(total=len(items), unit="item", file=sys.stderr, desc="judging", dynamic_ncols=True)
-
-    def progress(done: int, total: int) -> None:
-        if bar is not None:
-            bar.n = done
-            bar.refresh()
-
-    try:
-        result = evaluate(items, judges, batch_size=args.batch_size, on_progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
+    with Meter("judging", total=len(items), unit="item", quiet=args.quiet) as meter:
+        result = evaluate(items, judges, batch_size=args.batch_size, on_progress=meter.update)
     payload = {"file": source, "n": len(items), **result.as_dict()}
 
     def pct(value: float | None) -> str:
@@ -824,7 +821,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", parents=[common, filters], help="send probes to targets, judge, store")
     run.add_argument("--target", type=_csv_list, default=["smollm2"],
-                     help="smollm2, local:PATH, openai:MODEL@BASE_URL or a saved target's name (comma-separated)")
+                     help="smollm2, gemma3-270m, local:PATH, openai:MODEL@BASE_URL or a saved target's name "
+                          "(comma-separated)")
     run.add_argument("--categories", type=_csv_list, default=[], help="scenario categories")
     run.add_argument("--sources", type=_csv_list, default=[], help="probe sources (builtin, mijabench, custom)")
     run.add_argument("--per-cell", type=int, default=None, help="probes per language x group x strategy")
@@ -881,6 +879,7 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("--judges", type=_csv_list, default=["refusal"])
     judge.add_argument("--rejudge", action="store_true", help="first delete verdicts these judges gave in an "
                        "older version (their rules or prompt changed), so the current version judges them again")
+    judge.add_argument("--quiet", action="store_true", help="no progress")
     judge.set_defaults(func=cmd_judge)
 
     judge_eval = sub.add_parser("judge-eval", help="score judges against a hand-labelled CSV "
@@ -958,6 +957,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--per-group", type=int, default=None,
                            help="pairs: at most this many per group (default: as many as the scarcest group has)")
             p.add_argument("--seed", type=int, default=0, help="pairs: which refusal and jailbreak are paired")
+            p.add_argument("--quiet", action="store_true", help="no progress")
 
     align = sub.add_parser("import-align", parents=[common], help="store a MiJaBench-Align file (responses + verdicts)")
     align.add_argument("file", type=Path, help=".parquet, .arrow, .csv, .tsv or .jsonl")
@@ -1023,6 +1023,8 @@ def build_parser() -> argparse.ArgumentParser:
     dump.set_defaults(func=cmd_dump)
     restore = sub.add_parser("restore", parents=[common], help="load a dump into the database")
     restore.add_argument("file", type=Path)
+    restore.add_argument("--if-empty", action="store_true", help="only when the database is missing or holds no "
+                         "completions (what `make run` does with the demo); one with results is left as it is")
     restore.set_defaults(func=cmd_restore)
     info = sub.add_parser("info", parents=[common], help="what the database holds")
     info.set_defaults(func=cmd_info)

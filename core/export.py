@@ -7,6 +7,7 @@ apostrophe, since completions are untrusted text (CSV formula injection).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,12 @@ def neutralise_formula(value: object) -> object:
     return value
 
 
-def write_csv(frame: pd.DataFrame, path: str | Path) -> int:
-    """Write a frame as spreadsheet-safe CSV; returns the number of rows written."""
+CSV_CHUNK_ROWS = 20_000  # rows written at a time, so a long export can report progress
+
+
+def write_csv(frame: pd.DataFrame, path, on_progress: Callable[[int, int], None] | None = None) -> int:
+    """Write a frame as spreadsheet-safe CSV to a path or an open text file; returns the number of rows
+    written. `on_progress(rows_written, rows)` after each chunk of CSV_CHUNK_ROWS rows."""
     safe = frame.copy()
     for column in safe.columns:
         if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
@@ -32,7 +37,16 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> int:
     # CRLF ends records (RFC 4180), which also makes the writer quote any field holding a bare CR: with
     # "\n" alone, a completion containing "\r" would split its row in a spreadsheet, and the part after
     # the CR would start a new cell unescaped (a formula injection past neutralise_formula)
-    safe.to_csv(path, index=False, encoding="utf-8", lineterminator="\r\n")
+    if on_progress is None or len(safe) <= CSV_CHUNK_ROWS:
+        safe.to_csv(path, index=False, encoding="utf-8", lineterminator="\r\n")
+    else:
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            for start in range(0, len(safe), CSV_CHUNK_ROWS):
+                safe.iloc[start:start + CSV_CHUNK_ROWS].to_csv(handle, index=False, header=start == 0,
+                                                               lineterminator="\r\n")
+                on_progress(min(start + CSV_CHUNK_ROWS, len(safe)), len(safe))
+    if on_progress is not None:
+        on_progress(len(safe), len(safe))
     return len(safe)
 
 

@@ -25,7 +25,7 @@ from core.probes.schema import Probe
 from core.probes.selection import Selection, select
 from core.runner import Progress, execute_run, plan_run
 from core.store import Store
-from core.targets import resolve_target
+from core.targets import BUILTIN_TARGETS, resolve_target
 
 # Generation speed of the default local model on this project's 2-core machines (SmolLM2-135M, batched),
 # used for the estimate shown before a run starts. API targets have no fixed speed: no estimate.
@@ -52,15 +52,17 @@ class RunRequest:
                                "temperature": self.temperature, "seed": self.seed}}
 
 
-def candidate_probes(store: Store, request: RunRequest) -> list[Probe]:
+def candidate_probes(store: Store | None, request: RunRequest) -> list[Probe]:
     """The probes a request would send: bundled and stored probes, filtered, then sampled per cell.
 
-    Reads only, so the page can show the count before anything is written.
+    Reads only, so the page can show the count before anything is written (store None: no database yet,
+    the bundled probes alone).
     """
     sel = request.selection
     bundled = load_probes(BUNDLED_PROBES, default_source="builtin").probes
-    stored = store.probes({"language": sel.languages, "group": sel.groups, "strategy": sel.strategies,
-                           "scenario_category": sel.scenario_categories})
+    stored = [] if store is None else store.probes({"language": sel.languages, "group": sel.groups,
+                                                    "strategy": sel.strategies,
+                                                    "scenario_category": sel.scenario_categories})
     pool = {p.probe_id: p for p in [*bundled, *stored]}
     probes = list(pool.values())
     if request.sources:
@@ -72,7 +74,7 @@ def estimate_seconds(probes: int, targets: Sequence[str], max_new_tokens: int) -
     """A rough duration for local targets (every answer at full length); None when any target is an API."""
     if not probes or any(spec.startswith("openai:") for spec in targets):
         return None
-    local = [spec for spec in targets if spec == "smollm2" or spec.startswith("local:")]
+    local = [spec for spec in targets if spec in BUILTIN_TARGETS or spec.startswith("local:")]
     if len(local) != len(targets):
         return None
     return probes * len(targets) * max_new_tokens / LOCAL_TOKENS_PER_S

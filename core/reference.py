@@ -53,6 +53,16 @@ def paper_heatmap(language: str = "en", include_average: bool = False) -> pd.Dat
     return frame.assign(dr=frame["model_mean_dr"] + frame["deviation"]).reset_index(drop=True)
 
 
+def paper_model_means(language: str = "en") -> pd.DataFrame:
+    """Per paper model (and the Average row): family, params_b and its mean DR over the language's prompts,
+    smallest first within a family, the Average last."""
+    frame = paper_heatmap(language, include_average=True)
+    means = frame.drop_duplicates("model")[["model", "family", "params_b", "model_mean_dr"]]
+    average = means["model"] == AVERAGE
+    return pd.concat([means.loc[~average].sort_values(["family", "params_b"]), means.loc[average]],
+                     ignore_index=True)
+
+
 def paper_judges() -> pd.DataFrame:
     """Table 3: accuracy (%) and Cohen's kappa of the paper's judges against human labels."""
     return _read("judges.csv").copy()

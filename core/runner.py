@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from core import taxonomy
+from core.eta import WINDOW, Batch, Estimate, estimate
 from core.judges import Judge, JudgeItem
 from core.probes.schema import Probe
 from core.store import CompletionRecord, Store, VerdictRecord, completion_id_for
@@ -43,6 +44,9 @@ class Progress:
     judged: int = 0
     errors: int = 0
     done_at_start: int = 0
+    batches: tuple[Batch, ...] = ()  # the last few stored batches, measured (core.eta)
+    batch_count: int = 0  # batches stored in this execution
+    api: bool = False  # the target answers requests concurrently (its ETA rests on latency and concurrency)
 
     @property
     def rate(self) -> float:
@@ -51,8 +55,13 @@ class Progress:
         return new / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     @property
+    def estimate(self) -> Estimate:
+        """The ETA measured from the target's recent batches, with its basis (core.eta)."""
+        return estimate(self.batches, self.total - self.done, api=self.api, count=self.batch_count)
+
+    @property
     def eta_s(self) -> float | None:
-        return (self.total - self.done) / self.rate if self.rate > 0 else None
+        return self.estimate.eta_s
 
     @property
     def dr(self) -> float | None:
@@ -154,17 +163,30 @@ def execute_run(store: Store, run_id: str, targets: Sequence[Target], judges: Se
     return RunResult(run_id, "completed", counts, added, None, retried, repaired)
 
 
-def judge_run(store: Store, run_id: str, judges: Sequence[Judge]) -> int:
+JUDGE_CHUNK = 512  # completions judged and stored together by judge_run (a stop keeps what was stored)
+
+
+def judge_run(store: Store, run_id: str, judges: Sequence[Judge],
+              on_progress: Callable[[int, int], None] | None = None) -> int:
     """Give every completion of a run that lacks a verdict from these judges one; returns verdicts added.
 
     Used when a run resumes (a batch stored by an older judge set) and to add a judge to a finished run.
+    Judged in chunks of JUDGE_CHUNK, each stored in one transaction; `on_progress(done, total)` after each,
+    counting (completion, judge) pairs over all judges.
     """
     before = store.run_counts(run_id)["verdicts"]
-    for judge in judges:
-        rows = store.unjudged(run_id, judge.name)
-        if len(rows):
-            items = [JudgeItem(r.prompt, r.completion or "", r.language, r.kind) for r in rows.itertuples()]
-            store.save_results([], _judge_batch([judge], list(rows.completion_id), items))
+    work = [(judge, store.unjudged(run_id, judge.name)) for judge in judges]
+    total, done = sum(len(rows) for _, rows in work), 0
+    if on_progress:
+        on_progress(done, total)
+    for judge, rows in work:
+        for start in range(0, len(rows), JUDGE_CHUNK):
+            chunk = rows.iloc[start:start + JUDGE_CHUNK]
+            items = [JudgeItem(r.prompt, r.completion or "", r.language, r.kind) for r in chunk.itertuples()]
+            store.save_results([], _judge_batch([judge], list(chunk.completion_id), items))
+            done += len(chunk)
+            if on_progress:
+                on_progress(done, total)
     return store.run_counts(run_id)["verdicts"] - before
 
 
@@ -182,8 +204,10 @@ def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judg
     total = store.run_counts(run_id)["probes"]
     so_far = store.judged(judges[0].name if judges else "refusal",
                           {"run_id": run_id, "model": target_id, "kind": "attack"}) if judges else None
+    api = hasattr(target, "submit")
+    concurrency = int(getattr(getattr(target, "config", None), "max_concurrency", 1) or 1) if api else 1
     progress = Progress(run_id, target_id, done=total - len(pending), total=total, elapsed_s=0.0,
-                        done_at_start=total - len(pending))
+                        done_at_start=total - len(pending), api=api)
     if so_far is not None and len(so_far):
         progress.judged = int(so_far.label.isin([taxonomy.REFUSED, taxonomy.COMPLIED]).sum())
         progress.refused = int((so_far.label == taxonomy.REFUSED).sum())
@@ -196,13 +220,22 @@ def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judg
     depth = 2 if hasattr(target, "submit") else 1
     in_flight: deque[tuple[Sequence[Probe], _Answers]] = deque()
     added = 0
+    last_stored = started
 
     def store_oldest() -> None:
-        nonlocal added
+        nonlocal added, last_stored
         batch, answers = in_flight.popleft()
         sent = [(p, g) for p, g in zip(batch, answers.result(), strict=True) if g is not None]
         added += _store_batch(store, run_id, target, judges, sent, progress, replace_errors=bool(errored))
-        progress.elapsed_s = time.perf_counter() - started
+        now = time.perf_counter()
+        if sent:  # measured for the ETA: tokens, wall time since the previous batch, latency, concurrency
+            generations = [g for _, g in sent]
+            measured = Batch(len(sent), sum(g.completion_tokens or 0 for g in generations), now - last_stored,
+                             sum(g.latency_s or 0.0 for g in generations) / len(generations), concurrency)
+            progress.batches = (*progress.batches, measured)[-(WINDOW + 1):]
+            progress.batch_count += 1
+        last_stored = now
+        progress.elapsed_s = now - started
         if on_progress:
             on_progress(replace(progress))  # a snapshot: callers may keep it
 

@@ -7,6 +7,8 @@ a cell with too few human checks is drawn empty with the reason. "Judge only" sh
 """
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import streamlit as st
 
@@ -15,9 +17,12 @@ from core.estimates import JUDGE_ONLY, estimate_label
 from ui import filters
 from ui.cached import corrected, judge_errors, rates, sample_labels
 from ui.page import start
-from ui.stat_figures import ci_heatmap, clicked_cell, judge_error_warning, significance_note
+from ui.stat_figures import (CELL_SELECTION, ci_heatmap, ci_heatmap_chart, clicked_cell, clicked_chart_cell,
+                             judge_error_warning, significance_note)
 
 PAGE = "heatmaps"
+# The Plotly heatmaps this page drew before, kept only so bench/dashboard_render.py --compare can time both.
+PLOTLY = os.environ.get("FORWHOM_HEATMAPS_CHART") == "plotly"
 METRICS = {"dr": "Defense Rate", "deviation": "Deviation from the model mean"}
 SORTS = {"dr": "by Defense Rate (most protected first)", "name": "by name"}
 # What a corrected cell's hover adds to the corrected DR and its interval.
@@ -25,12 +30,19 @@ CORRECTED_DETAILS = (("n_human", "n_human"), ("dr_judge", "dr_judge (judge alone
                      ("rectifier", "rectifier (human - judge)"))
 
 ctx = start("Heatmaps: who is protected, and how much", PAGE)
+# A cold browser fetches and compiles Vega's chunk (0.8 MB) only when the first chart arrives; a 1-pixel chart
+# sent now has it do that while the tables below are computed, and is removed once the heatmaps are drawn.
+early = st.empty()
+if not PLOTLY:
+    early.vega_lite_chart({"data": {"values": []}, "mark": "point", "width": 1, "height": 1,
+                           "config": {"view": {"stroke": None}}}, width=1, height=1)
 path, mtime, judge = ctx.path, ctx.mtime, ctx.judge
 metric = filters.select_option("Show", "metric", list(METRICS), page=PAGE, format_func=METRICS.get)
 order = filters.select_option("Sort groups", "sort", list(SORTS), page=PAGE, format_func=SORTS.get)
 chosen = filters.sidebar({"model": ctx.facts["models"], "language": ctx.facts["languages"]}, page=PAGE)
 scope = {**filters.store_filters(chosen), "kind": ["attack"]}
-checks = sample_labels(path, mtime, judge, scope)
+# Sample labels are human verdicts: a store without any has none, and skips the sample query (0.4 s at 528,000).
+checks = sample_labels(path, mtime, judge, scope) if "human" in ctx.facts.get("judges", ()) else 0
 ESTIMATES = {"ppi": estimate_label(checks), "judge": JUDGE_ONLY}
 estimate = filters.select_option("Estimate", "estimate", ["ppi", "judge"] if checks else ["judge"],
                                  default="ppi" if checks else "judge", page=PAGE, format_func=ESTIMATES.get,
@@ -56,6 +68,7 @@ deviation = metric == "deviation"
 value, low, high = ("deviation", "dev_ci_low", "dev_ci_high") if deviation else ("dr", "ci_low", "ci_high")
 by_group = table_for(scope, ["model", "language", "group"], deviations=deviation)
 if by_group.empty or by_group["n"].sum() == 0:
+    early.empty()
     st.info(f"No judged attack completions for judge {judge} in this selection.")
     st.stop()
 pooled = table_for(scope, ["language", "group"])
@@ -88,13 +101,20 @@ def draw(table: pd.DataFrame, rows: str, language: str, title: str, key: str, fi
     if table.empty:
         st.info(f"No judged completions for {title.lower()}.")
         return
-    figure = ci_heatmap(table, x="group", y=rows, value=value, low=low if low in table else None,
-                        high=high if high in table else None, significant="significant" if deviation else None,
-                        diverging=deviation, language=language, x_order=group_order(language), title=title,
-                        clickable=True, details=CORRECTED_DETAILS if fix else (),
-                        estimate=ESTIMATES[estimate], missing="note" if fix else None)
-    event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key=key, width="stretch")
-    cell = clicked_cell(event)
+    # Vega-Lite, not Plotly: the browser's first paint of this page need not fetch and compile Plotly (bench/README.md)
+    options = dict(x="group", y=rows, value=value, low=low if low in table else None,
+                   high=high if high in table else None, significant="significant" if deviation else None,
+                   diverging=deviation, language=language, x_order=group_order(language), title=title,
+                   details=CORRECTED_DETAILS if fix else (), estimate=ESTIMATES[estimate],
+                   missing="note" if fix else None)
+    if PLOTLY:
+        event = st.plotly_chart(ci_heatmap(table, clickable=True, **options), on_select="rerun",
+                                selection_mode="points", key=key, width="stretch")
+        cell = clicked_cell(event)
+    else:
+        event = st.altair_chart(ci_heatmap_chart(table, **options), on_select="rerun", selection_mode=CELL_SELECTION,
+                                key=key, width="stretch")
+        cell = clicked_chart_cell(event)
     if cell is not None:
         row, group = cell
         st.switch_page("pages/drilldown.py", query_params=filters.link(
@@ -106,6 +126,7 @@ for language in languages:
     st.header(f"Language: {language}")
     draw(by_group[by_group["language"] == language], "model", language, f"Model x group ({language})",
          f"{PAGE}_model_{language}", {})
+early.empty()
 
 # The breakdowns come on demand: six heatmaps at once took the browser longer than the first one needs.
 if not filters.toggle_option("Break one model down by strategy and scenario category", "breakdowns", page=PAGE,

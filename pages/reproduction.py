@@ -1,12 +1,22 @@
-"""Reproduction: the user's deviations next to the MiJaBench paper's heatmaps, same models and groups."""
+"""Reproduction: the user's deviations next to the MiJaBench paper's heatmaps, same models and groups.
+
+When none of the stored models is one of the paper's (the demo's SmolLM2 and Gemma 3 270M are not), the page
+still shows the paper's figures as published (the heatmap of the chosen language, the models' mean DRs, the
+strategies, scenario categories and judges), with the controls that map a stored model to a paper model
+beside them: mapping one turns the page into the side-by-side comparison.
+"""
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from core import taxonomy
 from core.metrics import DefenseRates
-from core.reference import compare_with_paper, match_paper_model, paper_models, reproduction_summary
+from core.reference import (AVERAGE, compare_with_paper, match_paper_model, paper_heatmap, paper_judges,
+                            paper_model_means, paper_models, paper_scenarios, paper_strategies, reproduction_summary)
 from ui.stat_figures import ci_heatmap, judged, significance_note, stats_page
+
+FIGURE = {"en": "Figure 3", "pt": "Figure 6"}
 
 path, mtime, judge, language = stats_page("Reproduction: your results next to the paper's", "repro",
                                           language_names={"en": "English (Figure 3)", "pt": "Portuguese (Figure 6)"})
@@ -14,13 +24,14 @@ st.caption("The paper's figures are bundled in data/reference/ (see its PROVENAN
            "so a faithful reproduction differs from a cell by up to 0.005 plus sampling noise.")
 
 frame = judged(path, mtime, judge, kind=["attack"], language=[language])
-if frame.empty:
-    st.info(f"No attack completions in {language}.")
-    st.stop()
-deviations = DefenseRates(frame, ["model", "language", "group"]).deviations(["model", "language"])
+deviations = DefenseRates(frame, ["model", "language", "group"]).deviations(["model", "language"]) \
+    if not frame.empty else pd.DataFrame(columns=["model", "language", "group"])
+order = list(taxonomy.GROUPS_BY_LANGUAGE[language])
 
+figures, controls = st.columns([4, 1])
 paper_names = ["(not in the paper)", *paper_models()["model"]]
-with st.expander("Which of your models is which of the paper's", expanded=False):
+with controls:
+    st.markdown("**Which of your models is which of the paper's**")
     mapping = {}
     for model in sorted(deviations["model"].unique()):
         guess = match_paper_model(model)
@@ -28,34 +39,69 @@ with st.expander("Which of your models is which of the paper's", expanded=False)
                               key=f"repro_map_{model}")
         if choice != paper_names[0]:
             mapping[model] = choice
+    if deviations.empty:
+        st.caption(f"No attack completions in {language} to map.")
+    else:
+        st.caption("Matched by name where a model is one of the paper's 12 (Llama 3.x, Gemma 3, Qwen 3); map any "
+                   "other here, or import the paper's own answers with `python -m core import-align FILE`.")
 
-comparison = compare_with_paper(deviations, language, mapping)
-if comparison.empty:
-    st.info("None of your models matches one of the paper's 12 models (Llama 3.x, Gemma 3, Qwen 3). Map them "
-            "above, or import the paper's own answers with `python -m core import-align FILE`.")
-    st.stop()
+comparison = compare_with_paper(deviations, language, mapping) if mapping else pd.DataFrame()
+with figures:
+    if comparison.empty:
+        st.info(("None of your models is mapped to one of the paper's 12 models" if not deviations.empty else
+                 f"No attack completions in {language}") + f"; the paper's {FIGURE[language]} as published:")
+        paper = paper_heatmap(language, include_average=True)
+        rows = [*paper_model_means(language)["model"]]
+        st.plotly_chart(ci_heatmap(paper, "group", "model", "deviation", language=language, x_order=order,
+                                   y_order=rows, zmax=0.2, details=(("dr", "DR of the cell"),
+                                                                    ("model_mean_dr", "model mean DR")),
+                                   title=f"Paper, {FIGURE[language]}: deviation from the model mean DR"),
+                        width="stretch", key="repro_paper")
+    else:
+        summary = reproduction_summary(comparison)
+        cols = st.columns(5)
+        cols[0].metric("Cells compared", f"{summary['cells']}")
+        cols[1].metric("Models", f"{summary['models']}")
+        cols[2].metric("Mean |difference|", f"{summary['mean_abs_difference']:.3f}")
+        cols[3].metric("Max |difference|", f"{summary['max_abs_difference']:.3f}")
+        cols[4].metric("Paper value in your 95% CI", f"{summary['paper_in_ci']:.0%}")
+        shown = comparison.assign(label=comparison["paper_model"] + " ← " + comparison["model"])
+        models_by_size = list(dict.fromkeys(shown.sort_values(["family", "params_b"])["label"]))
+        for key, value, low, high, title, zmax in (
+                ("paper", "paper_deviation", None, None, "Paper: deviation from the model mean", 0.2),
+                ("yours", "deviation", "dev_ci_low", "dev_ci_high",
+                 "Yours: deviation from the model mean (CI in hover)", 0.2),
+                ("diff", "difference", None, None, "Yours minus the paper's", 0.1)):
+            st.plotly_chart(ci_heatmap(shown, "group", "label", value, low, high,
+                                       "significant" if key == "yours" else None, language=language, x_order=order,
+                                       y_order=models_by_size, title=title, zmax=zmax),
+                            width="stretch", key=f"repro_{key}")
+        significance_note()
 
-summary = reproduction_summary(comparison)
-cols = st.columns(5)
-cols[0].metric("Cells compared", f"{summary['cells']}")
-cols[1].metric("Models", f"{summary['models']}")
-cols[2].metric("Mean |difference|", f"{summary['mean_abs_difference']:.3f}")
-cols[3].metric("Max |difference|", f"{summary['max_abs_difference']:.3f}")
-cols[4].metric("Paper value in your 95% CI", f"{summary['paper_in_ci']:.0%}")
+if not comparison.empty:
+    st.subheader("Cell by cell")
+    st.dataframe(comparison[["model", "paper_model", "group", "n", "paper_dr", "dr", "paper_deviation", "deviation",
+                             "dev_ci_low", "dev_ci_high", "difference", "paper_in_ci", "significant"]],
+                 hide_index=True, width="stretch")
 
-order = list(taxonomy.GROUPS_BY_LANGUAGE[language])
-shown = comparison.assign(label=comparison["paper_model"] + " ← " + comparison["model"])
-models_by_size = list(dict.fromkeys(shown.sort_values(["family", "params_b"])["label"]))
-for key, value, low, high, title, zmax in (
-        ("paper", "paper_deviation", None, None, "Paper: deviation from the model mean", 0.2),
-        ("yours", "deviation", "dev_ci_low", "dev_ci_high", "Yours: deviation from the model mean (CI in hover)", 0.2),
-        ("diff", "difference", None, None, "Yours minus the paper's", 0.1)):
-    st.plotly_chart(ci_heatmap(shown, "group", "label", value, low, high, "significant" if key == "yours" else None,
-                               language=language, x_order=order, y_order=models_by_size, title=title, zmax=zmax),
-                    width="stretch", key=f"repro_{key}")
-significance_note()
-
-st.subheader("Cell by cell")
-st.dataframe(comparison[["model", "paper_model", "group", "n", "paper_dr", "dr", "paper_deviation", "deviation",
-                         "dev_ci_low", "dev_ci_high", "difference", "paper_in_ci", "significant"]],
-             hide_index=True, width="stretch")
+st.subheader("The paper's figures as published")
+with st.expander(f"{FIGURE[language]}: each model's mean DR and its groups' deviations from it",
+                 expanded=comparison.empty):
+    paper = paper_heatmap(language, include_average=True)
+    table = paper.pivot(index="model", columns="group", values="deviation")
+    table = table[[g for g in order if g in table.columns]].rename(
+        columns=lambda g: taxonomy.group_name(g, language))
+    means = paper_model_means(language).set_index("model")
+    table.insert(0, "mean DR", means["model_mean_dr"])
+    table.insert(0, "size (B)", means["params_b"])
+    st.dataframe(table.loc[list(means.index)].reset_index(), hide_index=True, width="stretch",
+                 key="repro_paper_table")
+    st.caption(f"Rows: the paper's 12 models and its {AVERAGE} row; cells: DR(model, group) minus the model's mean "
+               "DR over the language's prompts, as printed (two decimals).")
+left, right = st.columns(2)
+with left.expander("Figure 5: average DR per jailbreak strategy (English)", expanded=comparison.empty):
+    st.dataframe(paper_strategies(), hide_index=True, width="stretch", key="repro_paper_strategies")
+with right.expander("Table 3: the paper's judges against 2,112 human labels", expanded=comparison.empty):
+    st.dataframe(paper_judges(), hide_index=True, width="stretch", key="repro_paper_judges")
+with st.expander("Figure 5: average DR per scenario category (English)", expanded=False):
+    st.dataframe(paper_scenarios(), hide_index=True, width="stretch", key="repro_paper_scenarios")

@@ -12,25 +12,25 @@ import streamlit as st
 from core import taxonomy
 from core.jobs import MANAGER, RunRequest, candidate_probes, estimate_seconds
 from core.judges import DEFAULT_JUDGES
-from core.targets import RUNNABLE_BACKENDS
+from core.targets import BUILTIN_TARGETS, RUNNABLE_BACKENDS
 from core.probes.selection import Selection
 from ui.cached import run_targets, runs
-from ui.common import db_path, open_store, readonly, require_write_access, write_unlocked
+from ui.common import db_path, open_store, readonly, require_write_access
 from ui.page import start
 
 PAGE = "run"
 
 database = db_path()
-if not readonly() and not database.exists() and write_unlocked():
-    open_store(write=True)  # a fresh machine: create the database the first run will write to
-ctx = start("Run an audit", PAGE, judge=False)
+# A fresh machine has no database yet: the page works from the bundled probes, and the first run creates it
+# (a visit alone leaves no empty file behind, which `make run` would otherwise have to tell from a real one).
+ctx = start("Run an audit", PAGE, judge=False, missing_ok=True)
 if readonly():
     st.error("This is a read-only demo session: runs cannot be started here.")
     st.stop()
 if not require_write_access("start or resume runs"):
     st.stop()
 path, mtime, facts = ctx.path, ctx.mtime, ctx.facts
-store = open_store()  # reads; the run itself writes from its own thread (core.jobs)
+store = open_store() if database.exists() else None  # reads; the run writes from its own thread (core.jobs)
 
 
 def duration(seconds: float | None) -> str:
@@ -43,12 +43,13 @@ def duration(seconds: float | None) -> str:
 
 st.subheader("What to run")
 left, right = st.columns(2)
-stored_targets = store.targets()
+stored_targets = store.targets() if store is not None else None
 saved = [t for t, backend in zip(stored_targets["target_id"], stored_targets["backend"])
-         if backend in RUNNABLE_BACKENDS and t != "smollm2-135m-instruct"]
-target_choices = left.multiselect("Targets", ["smollm2", *saved], default=["smollm2"], key=f"{PAGE}_targets",
-                                  help="smollm2 is the embedded default model; saved targets come from "
-                                       "`python -m core targets add`.")
+         if backend in RUNNABLE_BACKENDS and t not in BUILTIN_TARGETS.values()] if stored_targets is not None else []
+target_choices = left.multiselect("Targets", [*BUILTIN_TARGETS, *saved], default=["smollm2"],
+                                  key=f"{PAGE}_targets",
+                                  help="smollm2 (instruction-tuned, the default) and gemma3-270m (a base model) "
+                                       "are embedded; saved targets come from `python -m core targets add`.")
 other = left.text_input("Other targets (comma-separated specs)", key=f"{PAGE}_other",
                         placeholder="local:/models/my-model, openai:gpt-4o-mini@https://api.openai.com/v1")
 targets = [*target_choices, *[spec.strip() for spec in other.split(",") if spec.strip()]]
@@ -86,7 +87,8 @@ cols = st.columns(3)
 cols[0].metric("Probes", f"{len(probes):,}")
 cols[1].metric("Completions to generate", f"{len(probes) * len(targets):,}")
 cols[2].metric("Estimated time", duration(estimate_seconds(len(probes), targets, int(max_new_tokens))),
-               help="For local models at every answer's full length on 2 CPU cores; API speeds vary.")
+               help="Before a run: for local models at every answer's full length and a guessed 170 tokens/s "
+                    "(2 CPU cores); API speeds vary. Once it runs, the ETA below is measured from the target.")
 if st.button("Start the run", type="primary", key=f"{PAGE}_start", disabled=not (request and probes and targets)):
     try:
         job = MANAGER.start(database, request)
@@ -118,9 +120,11 @@ def live() -> None:
             if job.message:  # why it stopped (a target that went away) or failed (every completion an error)
                 (st.warning if job.status == "stopped" else st.error)(job.message)
             if progress is not None and progress.total:
+                # The ETA is measured from the target's recent batches and says its basis (core.eta), e.g.
+                # "ETA 3 min at 41 tok/s over the last 5 batches" or an API target's latency x concurrency.
                 st.progress(min(progress.done / progress.total, 1.0),
-                            text=f"{progress.done:,} / {progress.total:,} probes · {progress.rate:.2f} per s · "
-                                 f"ETA {duration(progress.eta_s) if job.active else '-'}")
+                            text=f"{progress.done:,} / {progress.total:,} probes · " + (
+                                progress.estimate.text() if job.active else f"{progress.rate:.2f} per s"))
                 dr = "-" if progress.dr is None else f"{progress.dr:.3f}"
                 st.metric("Live Defense Rate (attack probes so far)", dr, help=f"{progress.refused} refused of "
                           f"{progress.judged} judged; {progress.errors} errors")
@@ -138,8 +142,8 @@ def live() -> None:
 live()
 
 st.subheader("Runs in the database")
-history = runs(path, mtime)
-if history.empty:
+history = runs(path, mtime) if store is not None else None
+if history is None or history.empty:
     st.caption("No run yet.")
 else:
     st.dataframe(history, hide_index=True, width="stretch")

@@ -23,6 +23,16 @@ def smollm2():
     return target
 
 
+@pytest.fixture(scope="session")
+def gemma3():
+    """The second embedded model (Gemma 3 270M, a base model), loaded once per test session."""
+    from core.targets import resolve_target
+
+    target = resolve_target("gemma3-270m", max_new_tokens=12, batch_size=8)
+    target.load()
+    return target
+
+
 @pytest.fixture()
 def db_path(tmp_path: pathlib.Path) -> pathlib.Path:
     return tmp_path / "audit.duckdb"

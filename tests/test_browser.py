@@ -20,6 +20,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from bench import serve
 from tests import dashboard_db
+from tests.charts import rendered_heatmap, tooltip_at
 from tests.conftest import ARTIFACTS
 
 SHOTS = ARTIFACTS / "browser"
@@ -91,10 +92,8 @@ def open_view(page: Page, url: str, ready: str) -> None:
 
 
 def heatmap_cells(page: Page, index: int = 0) -> dict:
-    """x, y and z of a rendered Plotly heatmap, read from the chart in the page."""
-    page.locator(".js-plotly-plot").nth(index).locator(".nsewdrag").first.wait_for()
-    return page.evaluate("(i) => { const d = document.querySelectorAll('.js-plotly-plot')[i].data[0];"
-                         " return {x: d.x, y: d.y, z: d.z}; }", index)
+    """x, y and z of a rendered (Vega-Lite, SVG) heatmap as drawn, with each cell's hover and place on screen."""
+    return rendered_heatmap(page, index)
 
 
 def sidebar_nav(page: Page) -> str:
@@ -150,9 +149,13 @@ def test_heatmap_cell_click_opens_the_matching_drilldown(servers, page):
     open_view(page, servers["rw"] + "/heatmaps", "Model x group")
     cells = heatmap_cells(page)
     assert cells["x"] == ["Women", "Jewish people", "Black people"] and cells["y"] == ["model-a", "model-b"]
-    box = page.locator(".js-plotly-plot").first.locator(".nsewdrag").first.bounding_box()
-    column, row = cells["x"].index("Jewish people"), cells["y"].index("model-b")
-    page.mouse.click(box["x"] + box["width"] * (column + 0.5) / 3, box["y"] + box["height"] * (row + 0.5) / 2)
+    centre = cells["cells"][("model-b", "Jewish people")]["centre"]
+    tip = tooltip_at(page, centre)  # the hover a user sees: the cell, its DR with the CI, n
+    assert "model-b × Jewish people" in tip and "0.000 [0.000, 0.000]" in tip and "4" in tip
+    loaded = page.evaluate("() => performance.getEntriesByType('resource').map(e => e.name)")
+    assert not any("PlotlyChart" in name for name in loaded)  # the page never fetched Plotly's 4.7 MB chunk
+    assert any("ArrowVegaLiteChart" in name for name in loaded)
+    page.mouse.click(*centre)
     page.wait_for_url("**/drilldown?**")
     page.get_by_text("Matching completions").wait_for()
     assert "model=model-b" in page.url and "group=jewish" in page.url and "language=en" in page.url
@@ -183,7 +186,6 @@ def test_human_verdict_set_in_the_drilldown_changes_the_dr(servers, page):
     page.screenshot(path=str(SHOTS / "drilldown-detail.png"), full_page=True)
 
     open_view(page, base + "/heatmaps?sort=name", "Model x group")
-    page.wait_for_function("() => document.querySelector('.js-plotly-plot') !== null")
     after = heatmap_cells(page)
     assert after["z"][1][black] == pytest.approx(0.25)  # 1 refused of 4
     assert after["z"][0] == before["z"][0]  # model-a untouched

@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from bench import serve
 from core.store import Store
 from tests import ppi_db
+from tests.charts import rendered_heatmap, tooltip_at
 from tests.conftest import ARTIFACTS
 
 SHOTS = ARTIFACTS / "browser"
@@ -54,17 +55,16 @@ def open_view(page: Page, url: str, ready: str) -> None:
 
 
 def heatmap(page: Page) -> dict:
-    """z of the first rendered heatmap and the hovers of its click layer, keyed by (model, group)."""
-    page.locator(".js-plotly-plot").first.locator(".nsewdrag").first.wait_for()
-    return page.evaluate("() => { const d = document.querySelectorAll('.js-plotly-plot')[0].data;"
-                         " return {x: d[0].x, z: d[0].z, keys: d[1].customdata, hover: d[1].hovertext}; }")
+    """x and z of the first rendered heatmap and each cell's hover (its aria-label), keyed by (model, group label)."""
+    drawn = rendered_heatmap(page)
+    return {**drawn, "hover": {key: cell["hover"] for key, cell in drawn["cells"].items()}}
 
 
 def test_review_queue_labelled_by_clicks_and_keys_switches_the_heatmap_to_corrected(server, page):
     base, db = server["base"], server["db"]
     open_view(page, base + "/heatmaps?min_human=2", "Model x group")
     before = heatmap(page)
-    assert all("judge only" in hover and "n_human" not in hover for hover in before["hover"])
+    assert all("judge only" in hover and "n_human" not in hover for hover in before["hover"].values())
     expect(page.get_by_text("No review sample in this selection")).to_be_visible()
 
     sheet = Store(db, readonly=True).sample_sheet(ppi_db.RUN)  # the queue, in its order
@@ -102,8 +102,10 @@ def test_review_queue_labelled_by_clicks_and_keys_switches_the_heatmap_to_correc
     after = heatmap(page)
     assert after["x"] == ["Women", "Black people", "Jewish people"]
     assert after["z"] == [[pytest.approx(1.0), pytest.approx(0.5), pytest.approx(0.0)]] * 2  # corrected
-    hover = dict(zip(map(tuple, after["keys"]), after["hover"]))
-    assert "corrected by 12 human checks" in hover[("model-a", "black")]
-    assert "n_human = 2" in hover[("model-a", "black")] and "dr_judge (judge alone) = 0.000" in hover[("model-a", "black")]
+    black = after["hover"][("model-a", "Black people")]
+    assert "corrected by 12 human checks" in black
+    assert "n_human = 2" in black and "dr_judge (judge alone) = 0.000" in black and "\nn = " in black
+    tip = tooltip_at(page, after["cells"][("model-a", "Black people")]["centre"])  # what the mouse shows
+    assert "corrected by 12 human checks" in tip and "n_human" in tip and "dr_judge (judge alone)" in tip
     expect(page.get_by_text("Values corrected by 12 human checks").first).to_be_visible()
     page.screenshot(path=str(SHOTS / "heatmaps-corrected.png"), full_page=True)

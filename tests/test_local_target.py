@@ -81,3 +81,31 @@ def test_shared_prefixes_are_computed_once_into_the_same_cache(smollm2):
                 assert torch.allclose(got, alone.layers[layer].keys, atol=1e-3), (row, layer)
                 assert not cache.layers[layer].keys[row, :, :length - len(tokens) + 1].any()  # masked pads are 0
     assert len(same) == 6 and sum(computed) < 0.7 * sum(len(t) - 1 for t in ids)  # 669 of 1,078 here
+
+
+def test_gemma3_base_model_answers_a_plain_transcript(gemma3):
+    """Gemma 3 270M has no chat template: the prompt is a plain transcript with its BOS token, and the answer is
+    cut where the model starts the next turn itself."""
+    from core.targets.local import PLAIN_FORMAT, cut_at_next_turn
+
+    tokenizer, _ = gemma3._model()
+    assert not tokenizer.chat_template and gemma3.info.settings["prompt_format"] == "plain"
+    assert (gemma3.info.target_id, gemma3.info.family, gemma3.info.size_b) == ("gemma3-270m", "gemma3", 0.27)
+    prompts = ["What is the capital of France?", "Name a colour."]
+    answers = gemma3.generate(prompts)
+    assert "paris" in answers[0].text.lower()
+    assert all(a.error is None and a.text and "User:" not in a.text for a in answers)
+    assert all(0 < a.completion_tokens <= 12 for a in answers)
+    rendered = [tokenizer.bos_token + PLAIN_FORMAT.format(prompt=p) for p in prompts]
+    assert [a.prompt_tokens for a in answers] == [len(tokenizer(t, add_special_tokens=False)["input_ids"])
+                                                 for t in rendered]
+    assert [g.text for g in gemma3.generate(list(reversed(prompts)))] == [a.text for a in reversed(answers)]
+    assert cut_at_next_turn("Paris.\nUser: and Spain?\nAssistant: Madrid") == "Paris."
+
+
+def test_gemma3_gguf_is_assembled_into_the_cache_and_converted_once(gemma3):
+    from core.targets.local import gemma3_gguf
+
+    gguf = gemma3_gguf()
+    assert gguf.parent == cache_dir() / "gguf" and gguf.stat().st_size > 200_000_000
+    assert list((cache_dir() / "models").glob(f"{gguf.stem}-*/model.safetensors"))

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from core.jobs import MANAGER
 from core.store import Store, StoreError
 from tests import dashboard_db
+from tests.charts import heatmaps
 from tests.conftest import ROOT
 
 
@@ -36,12 +37,13 @@ def open_page(page: str, **params) -> AppTest:
 
 
 def figures(app: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    """The page's Vega-Lite heatmaps (tests/charts.py); no Plotly chart on this page."""
+    assert not app.get("plotly_chart")
+    return heatmaps(app)
 
 
 def heat(figure: dict) -> tuple[list, list, list]:
-    trace = figure["data"][0]
-    return trace["x"], trace["y"], trace["z"]
+    return figure["x"], figure["y"], figure["z"]
 
 
 def metric(app: AppTest, label: str) -> str:
@@ -58,8 +60,9 @@ def test_heatmap_model_by_group_shows_dr_with_n_and_ci_sorted_by_dr_then_name(au
     model_by_group = figures(app)[0]
     assert heat(model_by_group) == (["Women", "Jewish people", "Black people"], ["model-a", "model-b"],
                                     [[1.0, 0.5, 0.25], [0.5, 0.0, 0.0]])
-    cells = model_by_group["data"][1]  # the click layer carries each cell's hover and its (model, group) keys
-    hover = dict(zip(map(tuple, cells["customdata"]), cells["hovertext"]))
+    hover = model_by_group["hover"]  # each cell's tooltip, keyed by the (model, group) a click on it sends
+    assert model_by_group["spec"]["params"][0]["select"] == {  # a click picks that one cell, by its keys
+        "type": "point", "fields": ["row", "col"], "on": "click", "clear": "dblclick", "toggle": False}
     assert "dr = 0.500" in hover[("model-a", "jewish")] and "n = 4" in hover[("model-a", "jewish")]
     assert "[" in hover[("model-a", "jewish")]  # its 95% CI
     assert app.query_params["sort"] == "dr"
@@ -70,6 +73,16 @@ def test_heatmap_model_by_group_shows_dr_with_n_and_ci_sorted_by_dr_then_name(au
     assert app.query_params["sort"] == "name"  # the URL reopens this view
 
 
+def test_heatmap_plotly_baseline_of_the_render_bench_draws_the_same_cells(audit, monkeypatch):
+    """FORWHOM_HEATMAPS_CHART=plotly (bench/dashboard_render.py --compare's "before") draws the Plotly heatmap."""
+    monkeypatch.setenv("FORWHOM_HEATMAPS_CHART", "plotly")
+    app = open_page("pages/heatmaps.py")
+    assert not app.get("vega_lite_chart")
+    trace = json.loads(app.get("plotly_chart")[0].proto.spec)["data"][0]
+    assert (trace["x"], trace["y"]) == (["Women", "Jewish people", "Black people"], ["model-a", "model-b"])
+    assert trace["z"] == [[1.0, 0.5, 0.25], [0.5, 0.0, 0.0]]
+
+
 def test_heatmap_deviation_is_centred_on_the_model_mean(audit):
     app = open_page("pages/heatmaps.py", metric="deviation")
     figure = figures(app)[0]
@@ -78,15 +91,17 @@ def test_heatmap_deviation_is_centred_on_the_model_mean(audit):
     model_a_mean = 7 / 12  # 4 + 2 + 1 refused of 12
     assert z[0][x.index("Women")] == pytest.approx(1 - model_a_mean)
     assert z[1][x.index("Black people")] == pytest.approx(0 - 2 / 12)
-    assert figure["data"][0]["zmid"] == 0
+    color = next(layer for layer in figure["spec"]["layer"] if layer["mark"]["type"] == "rect")["encoding"]["color"]
+    assert color["condition"]["scale"]["domainMid"] == 0 and color["condition"]["scale"]["scheme"] == "redblue"
+    assert figure["text"][("model-a", "women")] == "+0.42"  # signed, centred on the model mean
 
 
 def test_heatmap_model_filter_and_breakdowns(audit):
     app = open_page("pages/heatmaps.py")
-    assert [f["layout"]["title"]["text"] for f in figures(app)] == ["Model x group (en)"]  # breakdowns on demand
+    assert [f["title"] for f in figures(app)] == ["Model x group (en)"]  # breakdowns on demand
     widget(app.toggle, "heatmaps_option_breakdowns").set_value(True).run()
     assert app.query_params["breakdowns"] == "on"
-    titles = [f["layout"]["title"]["text"] for f in figures(app)]
+    titles = [f["title"] for f in figures(app)]
     assert titles == ["Model x group (en)", "Strategy x group, model-a (en)",
                       "Scenario category x group, model-a (en)"]
     assert len(figures(open_page("pages/heatmaps.py", breakdowns="on"))) == 3  # a shared link opens them
@@ -96,7 +111,7 @@ def test_heatmap_model_filter_and_breakdowns(audit):
 
     widget(app.sidebar.multiselect, "heatmaps_filter_model").set_value(["model-b"]).run()
     assert heat(figures(app)[0])[1] == ["model-b"]
-    assert figures(app)[1]["layout"]["title"]["text"] == "Strategy x group, model-b (en)"
+    assert figures(app)[1]["title"] == "Strategy x group, model-b (en)"
     assert app.query_params["model"] == "model-b"
 
 

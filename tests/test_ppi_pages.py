@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.report import build_report
 from core.store import Store
-from tests import dashboard_db, ppi_db
+from tests import charts, dashboard_db, ppi_db
 from tests.conftest import ROOT
 
 
@@ -43,10 +43,8 @@ def open_page(page: str | None = None, **params) -> AppTest:
 
 
 def heatmap(app: AppTest, index: int = 0) -> tuple[list, list, list, dict]:
-    figure = json.loads(app.get("plotly_chart")[index].proto.spec)
-    cells = figure["data"][1]  # the click layer holds each cell's hover
-    hover = dict(zip(map(tuple, cells["customdata"]), cells["hovertext"]))
-    return figure["data"][0]["x"], figure["data"][0]["y"], figure["data"][0]["z"], hover
+    figure = charts.heatmaps(app)[index]  # Vega-Lite; each cell's tooltip keyed by the (model, group) it sends
+    return figure["x"], figure["y"], figure["z"], figure["hover"]
 
 
 def test_heatmap_is_corrected_by_default_where_a_sample_exists_and_switches_to_judge_only(sampled, use):

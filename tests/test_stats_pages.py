@@ -116,3 +116,27 @@ def test_pages_without_database_say_how_to_get_one(tmp_path, monkeypatch):
 def test_store_facts_are_json_ready(stats_db):
     counts = Store(stats_db, readonly=True).judge_counts()
     assert json.loads(json.dumps(counts)) == {"align:qwe235": 26400 + 8}
+
+
+def test_reproduction_page_without_paper_models_shows_the_papers_figures_and_maps(tmp_path, monkeypatch):
+    """The demo's models are not the paper's: the page shows the paper's heatmap and tables as published, the
+    mapping controls beside them; mapping a model to a paper model turns it into the comparison."""
+    store = Store(tmp_path / "audit.duckdb")
+    store.restore(ROOT / "data" / "demo" / "results.jsonl.gz")
+    models = sorted(store.summary()["models"])
+    monkeypatch.setenv("AUDIT_DB", str(tmp_path / "audit.duckdb"))
+    monkeypatch.setenv("AUDIT_READONLY", "1")
+    app = AppTest.from_file(str(ROOT / "pages" / "reproduction.py"), default_timeout=60).run()
+    assert not app.exception, app.exception
+    assert "None of your models is mapped" in app.info[0].value and "Figure 3" in app.info[0].value
+    assert len(app.get("plotly_chart")) == 1 and not app.metric
+    paper = app.dataframe[0].value
+    assert list(paper["model"])[-1] == "Average" and len(paper) == 13 and "mean DR" in paper.columns
+    assert len(app.dataframe) == 4  # the heatmap's table, strategies, judges, scenario categories
+    assert [s.label for s in app.selectbox if s.key.startswith("repro_map_")] == models
+    app.selectbox(key=f"repro_map_{models[0]}").set_value("Gemma 3 1B").run()
+    assert not app.exception, app.exception
+    assert {m.label: m.value for m in app.metric}["Cells compared"] == "13"
+    assert len(app.get("plotly_chart")) == 3 and len(app.dataframe[0].value) == 13  # the cell-by-cell table
+    app.selectbox(key="repro_option_language").set_value("pt").run()
+    assert not app.exception and {m.label: m.value for m in app.metric}["Cells compared"] == "9"

@@ -20,15 +20,25 @@ ROOT = Path(__file__).resolve().parent.parent
 # created once Streamlit's runtime exists, or they would cache outside it.
 WARM_MODULES: tuple[str, ...] = (
     "numpy", "pandas", "pyarrow", "duckdb", "plotly.graph_objects", "plotly.io",
-    "core.taxonomy", "core.store", "core.metrics",
+    "core.taxonomy", "core.store", "core.metrics", "core.ppi", "core.estimates",
     "streamlit.elements.plotly_chart", "streamlit.elements.arrow",
+    "altair", "streamlit.elements.vega_charts",  # the Heatmaps page draws with Vega-Lite
 )
+
+
+def _warm_altair() -> None:
+    """Altair loads and compiles the Vega-Lite JSON schema on its first chart (0.1-0.3 s): do it now."""
+    import altair
+    import pandas
+
+    altair.Chart(pandas.DataFrame({"x": ["a"]})).mark_rect().encode(x="x:N").to_dict()
 
 
 def main(argv: list[str] | None = None) -> None:
     """Import WARM_MODULES, then hand over to `streamlit run app.py` with the given options."""
     for name in WARM_MODULES:
         importlib.import_module(name)
+    _warm_altair()
     from streamlit.web import cli
 
     sys.argv = ["streamlit", "run", str(ROOT / "app.py"), *(sys.argv[1:] if argv is None else argv)]

