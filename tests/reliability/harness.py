@@ -91,7 +91,9 @@ def run_and_kill(args: list[str], after_s: float, env: dict[str, str] | None = N
     return Kill(after_s, landed, stderr)
 
 
-_BAR = re.compile(rb"(\d+)/(\d+) \[")  # tqdm's "done/total [elapsed<eta" on the CLI's stderr
+# The CLI's progress on stderr: a bar's "done/total [" on a terminal, or core.progress's plain line on a pipe
+# ("run smollm2: 12/30 probes (40%), ..."); counts may carry thousands separators.
+_BAR = re.compile(rb"([\d,]+)/([\d,]+) (?:\[|\w+ \()")
 
 
 def run_and_kill_after(args: list[str], stored: int, extra_s: float, env: dict[str, str] | None = None) -> Kill:
@@ -107,7 +109,7 @@ def run_and_kill_after(args: list[str], stored: int, extra_s: float, env: dict[s
         chunk = os.read(process.stderr.fileno(), 65536)
         seen += chunk
         done = _BAR.findall(seen[-4096:])
-        if not chunk or (done and int(done[-1][0]) >= stored):
+        if not chunk or (done and int(done[-1][0].replace(b",", b"")) >= stored):
             break
     time.sleep(extra_s)
     landed = process.poll() is None
