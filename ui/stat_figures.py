@@ -249,8 +249,9 @@ def ci_heatmap_chart(table: pd.DataFrame, x: str, y: str, value: str, low: str |
     y_labels = [_name(v, language) for v in ys]
     tooltip = [alt.Tooltip(field, type="nominal", title=label) for field, label in fields]
     base = alt.Chart(data).encode(
-        x=alt.X("x:N", sort=x_labels, title=x_title, axis=alt.Axis(orient="top", labelAngle=-35, labelLimit=220)),
-        y=alt.Y("y:N", sort=y_labels, title=y_title or y, axis=alt.Axis(labelLimit=260)),
+        x=alt.X("x:N", sort=x_labels, title=x_title, axis=alt.Axis(
+            orient="top", labelAngle=-35, labelLimit=220, labelOverlap=False)),  # every group named, never thinned
+        y=alt.Y("y:N", sort=y_labels, title=y_title or y, axis=alt.Axis(labelLimit=260, labelOverlap=False)),
         tooltip=tooltip, description="description:N")
     pick = alt.selection_point(name=CELL_SELECTION, fields=["row", "col"], on="click", clear="dblclick",
                                toggle=False, empty=False)
