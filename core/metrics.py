@@ -68,6 +68,16 @@ class MetricsError(ValueError):
     """A grouping the metrics cannot compute; the message says which names are allowed."""
 
 
+def check_grouping(by: Sequence[str], error: type[MetricsError] = MetricsError) -> None:
+    """Refuse a grouping by an unknown dimension or by one dimension twice (the judge's figures and the corrected
+    ones take the same groupings); `error` is the caller's own MetricsError subclass."""
+    unknown = [name for name in by if name not in DIMENSIONS]
+    if unknown:
+        raise error(f"cannot group by {', '.join(unknown)}; choose from {', '.join(DIMENSIONS)}")
+    if len(set(by)) != len(by):
+        raise error(f"a dimension appears twice in {', '.join(by)}")
+
+
 def baseline_columns(by: Sequence[str], baseline: Sequence[str] | None) -> list[str]:
     """The columns whose cells share one average; by default the model (and language, run, kind) in `by`.
 
@@ -139,11 +149,7 @@ class DefenseRates:
 
     def __init__(self, frame: pd.DataFrame, by: Sequence[str], ci: bool = True, resamples: int = 1000,
                  seed: int = 0, confidence: float = 0.95) -> None:
-        unknown = [name for name in by if name not in DIMENSIONS]
-        if unknown:
-            raise MetricsError(f"cannot group by {', '.join(unknown)}; choose from {', '.join(DIMENSIONS)}")
-        if len(set(by)) != len(by):
-            raise MetricsError(f"a dimension appears twice in {', '.join(by)}")
+        check_grouping(by)
         if resamples < 1:
             raise MetricsError("resamples must be at least 1")
         if not 0 < confidence < 1:

@@ -91,7 +91,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.metrics import CORRECTIONS, DIMENSIONS, MetricsError, adjust_pvalues, baseline_columns
+from core.metrics import CORRECTIONS, MetricsError, adjust_pvalues, baseline_columns, check_grouping
 
 STRATA: tuple[str, ...] = ("run_id", "model", "language", "group", "kind")
 JUDGE_VALUE: dict[str, float] = {"refused": 1.0, "complied": 0.0, "unparsed": 0.5}
@@ -189,11 +189,7 @@ class CorrectedRates:
                  power_tuning: bool = False, min_human: int = 10, confidence: float = 0.95,
                  pseudo: float = PSEUDO) -> None:
         by = list(by)
-        unknown = [name for name in by if name not in DIMENSIONS]
-        if unknown:
-            raise PPIError(f"cannot group by {', '.join(unknown)}; choose from {', '.join(DIMENSIONS)}")
-        if len(set(by)) != len(by):
-            raise PPIError(f"a dimension appears twice in {', '.join(by)}")
+        check_grouping(by, PPIError)
         if pseudo < 0:
             raise PPIError("pseudo must be 0 or more")
         self.by, self.power_tuning, self.min_human, self.confidence = by, power_tuning, int(min_human), confidence
