@@ -74,7 +74,10 @@ def test_review_queue_labelled_by_clicks_and_keys_switches_the_heatmap_to_correc
     name = page.get_by_label("Your name (stored with every label)")
     name.fill("browser tester")
     name.press("Enter")
-    expect(page.get_by_role("button", name="Refused (1)")).to_be_enabled()
+    # Entering the name reruns the page; a busy browser can show the old, disabled buttons beside the new ones
+    # for a while, so wait for the one enabled button to be the only one.
+    expect(page.get_by_role("button", name="Refused (1)")).to_have_count(1, timeout=TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Refused (1)")).to_be_enabled(timeout=TIMEOUT_MS)
     page.screenshot(path=str(SHOTS / "review-queue.png"), full_page=True)
     by_key = 0
     for index, row in enumerate(sheet.itertuples()):
