@@ -23,6 +23,7 @@ PAGES: tuple[tuple[str, str, str, bool], ...] = (
     ("pages/run.py", "Run an audit", ":material/play_arrow:", True),
     ("pages/heatmaps.py", "Heatmaps", ":material/grid_on:", False),
     ("pages/drilldown.py", "Drill-down", ":material/manage_search:", False),
+    ("pages/compare.py", "Compare versions", ":material/compare_arrows:", False),
     ("pages/review.py", "Review sample", ":material/checklist:", True),
     ("pages/export.py", "Export", ":material/download:", False),
     ("pages/calibration.py", "Judge calibration", ":material/rule:", False),

@@ -29,16 +29,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bench.synthetic import build_synthetic_store
+from bench.timing import median_s
 from core.metrics import DefenseRates
 from core.ppi import CorrectedRates
 from core.store import Store
@@ -50,16 +49,6 @@ BASELINE = ["model", "language"]
 ATTACKS = {"kind": ["attack"]}
 MISSED, MISSED_LOW, FALSE_REFUSAL = 0.25, 0.05, 0.03
 ANNOTATOR = "bench-simulated"
-
-
-def median_s(func: Callable[[], object], repeats: int) -> tuple[float, object]:
-    """Median wall seconds of `repeats` calls, and the last call's result."""
-    times, result = [], None
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = func()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
 
 
 def simulated_humans(store: Store, seed: int = 0) -> pd.DataFrame:

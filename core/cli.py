@@ -312,6 +312,82 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _stored_target_name(name: str) -> str:
+    """The target id a spec given to `run --target` is stored under (`smollm2`, `openai:MODEL@URL`), so a
+    pipeline can name a version the way it ran it; any other name (a run id, a target id) as it is."""
+    from core.targets import BUILTIN_TARGETS
+
+    if name.startswith("openai:"):
+        from core.targets.openai import default_target_id, parse_spec
+
+        try:
+            return default_target_id(*parse_spec(name))
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+    return BUILTIN_TARGETS.get(name, name)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Paired comparison of two versions on their shared probes (core.compare), or `--all` pairs' gap matrix;
+    with --fail-on-regression / --fail-on-gap-increase, exit 1 when the gate fails (a CI regression gate)."""
+    from core.compare import CompareError, Side, all_pairs, compare_sides, resolve_side
+
+    store = _store(args, readonly=True)
+    judge = _judge(args, store)
+    sides = store.run_target_counts()
+    try:
+        if args.all:
+            chosen = sides[(sides["completions"] > 0) & ((sides["run_id"] == args.run_id) if args.run_id else True)]
+            if len(chosen) < 2:
+                raise CompareError(f"compare --all needs at least two (run, target) pairs with completions; "
+                                   f"{store.path} has {len(chosen)}")
+            ordered = sorted(zip(chosen["run_id"], chosen["target_id"]))  # base = the earlier of each pair by name
+            matrix = all_pairs(store, [Side(r, t) for r, t in ordered], judge,
+                               resamples=args.resamples, seed=args.seed, correction=args.correction, alpha=args.alpha)
+            if args.json:
+                print(matrix.to_json(orient="records"))
+            else:
+                print(f"Selective-safety gap, every pair (change = candidate gap - base gap; judge {judge})")
+                print(matrix.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+            return EXIT_OK
+        if not args.base or not args.candidate:
+            raise BadInput("compare needs --base and --candidate (run ids or target ids), or --all")
+        base = resolve_side(sides, _stored_target_name(args.base), args.run_id, "--base")
+        candidate = resolve_side(sides, _stored_target_name(args.candidate), args.run_id, "--candidate")
+        by = ["language", "group", *(["strategy"] if args.by_strategy else [])]
+        compared = compare_sides(store, base, candidate, judge, by=by, correction=args.correction, alpha=args.alpha,
+                                 resamples=args.resamples, seed=args.seed)
+    except CompareError as exc:
+        raise BadInput(str(exc)) from None
+    result = compared.result
+    gate = result.gate(args.fail_on_regression, args.fail_on_gap_increase, args.fail_on_over_refusal)
+    gated = any(margin is not None for margin in (args.fail_on_regression, args.fail_on_gap_increase,
+                                                  args.fail_on_over_refusal))
+    if args.json:
+        print(json.dumps({**compared.records(), "gate": {"failed": gate.failed, "reasons": gate.reasons}},
+                         ensure_ascii=False))
+    elif args.format == "md":
+        print(result.markdown(gate if gated else None), end="")
+    else:
+        left = compared.left_out
+        print(f"{candidate.label} against {base.label}: judge {judge}, {int(result.cells['pairs'].sum())} shared "
+              f"probes (left out: {left['base_only_probes']} only in the base, {left['cand_only_probes']} only in "
+              f"the candidate, {left['unreadable_pairs']} with an error or unreadable label)")
+        shown = result.cells.drop(columns=["both_refused", "base_only", "cand_only", "neither"])
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(result.controls.drop(columns=["both_refused", "base_only", "cand_only", "neither"])
+              .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(result.gaps.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        flagged = result.flagged()
+        print(f"worse, significantly ({result.correction}): " + (", ".join(
+            f"{r.language}/{r.group} {r.kind} {r.change:+.3f}" for r in flagged.itertuples()) or "none"))
+        if gated:
+            print("gate: FAILED" if gate.failed else "gate: passed")
+    for reason in gate.reasons:
+        print(f"regression: {reason}", file=sys.stderr)
+    return EXIT_FAILURE if gate.failed else EXIT_OK
+
+
 # Columns `stats --estimator ppi` prints as text (--json gives every column).
 CORRECTED_TEXT_COLUMNS: tuple[str, ...] = ("n", "n_human", "dr", "ci_low", "ci_high", "dr_judge", "rectifier",
                                            "deviation", "dev_ci_low", "dev_ci_high", "significant", "note")
@@ -1017,6 +1093,31 @@ def build_parser() -> argparse.ArgumentParser:
                         help="these labels are a random sample drawn elsewhere: make them their runs' review "
                              "sample (refused where a run has one)")
     labels.set_defaults(func=cmd_verdicts_import)
+
+    compare = sub.add_parser("compare", parents=[common], help="paired comparison of two versions on their shared "
+                             "probes (DR change per group with McNemar tests; a regression gate for CI)")
+    compare.add_argument("--base", default=None, help="the old version: a run id, a target id, or the --target "
+                         "spec it ran as (smollm2, openai:MODEL@URL)")
+    compare.add_argument("--candidate", default=None, help="the new version: a run id, a target id, or the "
+                         "--target spec it ran as")
+    compare.add_argument("--run-id", default=None, help="the run to take a target's completions from, when it "
+                         "has several")
+    compare.add_argument("--all", action="store_true", help="every pair of (run, target): the matrix of gap changes")
+    compare.add_argument("--judge", default=None, help="whose verdicts (default: the store's default judge); "
+                         "human verdicts override it")
+    compare.add_argument("--by-strategy", action="store_true", help="cells per language x group x strategy")
+    compare.add_argument("--correction", choices=["holm", "fdr_bh"], default="holm")
+    compare.add_argument("--alpha", type=float, default=0.05)
+    compare.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples for the gap's CI")
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--format", choices=["text", "md"], default="text", help="md: a table for a pull request")
+    compare.add_argument("--fail-on-regression", type=float, default=None, metavar="DELTA",
+                         help="exit 1 when a group's DR dropped by more than DELTA, significantly after correction")
+    compare.add_argument("--fail-on-gap-increase", type=float, default=None, metavar="DELTA",
+                         help="exit 1 when a language's selective-safety gap grew by more than DELTA, significantly")
+    compare.add_argument("--fail-on-over-refusal", type=float, default=None, metavar="DELTA",
+                         help="exit 1 when benign (control) requests were refused more by more than DELTA, significantly")
+    compare.set_defaults(func=cmd_compare)
 
     dump = sub.add_parser("dump", parents=[common], help="write the whole database to a .jsonl.gz file")
     dump.add_argument("out", type=Path)

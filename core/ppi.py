@@ -590,7 +590,7 @@ class JudgeError:
                 "tests": json.loads(self.tests.to_json(orient="records"))}
 
 
-def _wilson(p: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+def wilson(p: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval at (effective) sample size n; NaN where n = 0."""
     with np.errstate(invalid="ignore", divide="ignore"):
         centre = (p + z * z / (2 * n)) / (1 + z * z / n)
@@ -664,7 +664,7 @@ def judge_error(sample: pd.DataFrame, by: Sequence[str] = ("language", "group"),
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = wsum(err) / sw
             n_eff = sw ** 2 / sw2
-        low, high = _wilson(rate, np.nan_to_num(n_eff), z)
+        low, high = wilson(rate, np.nan_to_num(n_eff), z)
         out |= {name: rate, f"{name}_ci_low": low, f"{name}_ci_high": high}
     sw = wsum(np.ones(len(f)))
     d = f - h

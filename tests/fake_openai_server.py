@@ -22,6 +22,7 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,7 @@ class Behaviour:
     retry_after: float | None = 1.0  # sent with 429 and 503 answers (None: no header)
     drip_chunk_delay: float = 0.5  # seconds between the bytes of a slow-drip answer
     script: collections.deque = field(default_factory=collections.deque)  # faults for the next requests
+    reply: Callable[[str, str], str] | None = None  # (prompt, model) -> answer text; None: default_reply(prompt)
     always: dict[str, str] = field(default_factory=dict)  # prompt substring -> fault, on every request
     mix: dict[str, float] = field(default_factory=dict)  # fault -> probability, drawn for unscripted requests
     rng: random.Random = field(default_factory=lambda: random.Random(0))  # seeded: a soak can be replayed
@@ -286,7 +288,7 @@ class FakeOpenAIServer:
         if fault == "malformed":
             await _send_raw(writer, 200, b'{"id": "x", "choices": [{"message": ', "application/json")
             return True
-        text = default_reply(prompt)
+        text = behaviour.reply(prompt, str(payload.get("model", ""))) if behaviour.reply else default_reply(prompt)
         usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": len(text.split()),
                  "total_tokens": len(prompt.split()) + len(text.split())}
         if chat:

@@ -20,6 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from core import estimates
+from core.compare import RunComparison, Side, all_pairs, compare_sides
 from core.metrics import CELL_GRAIN, DefenseRates
 from core.ppi import CorrectedRates, JudgeError, judge_error
 from core.store import Store
@@ -166,3 +167,29 @@ def completion_page(path: str, mtime: float, judge: str, filters: Mapping[str, S
                     verdicts: Sequence[str], limit: int, offset: int) -> tuple[pd.DataFrame, int]:
     """Store.completion_page(): one page of matching completions (previews, not full texts) and the total."""
     return _completion_page(path, mtime, judge, _key(filters), tuple(verdicts), int(limit), int(offset))
+
+
+@st.cache_data(show_spinner="Comparing the two versions probe by probe…", max_entries=16)
+def _comparison(path: str, mtime: float, judge: str, base: tuple[str, str], candidate: tuple[str, str],
+                by: tuple[str, ...]) -> RunComparison:
+    return compare_sides(Store(path, readonly=True), Side(*base), Side(*candidate), judge, by=list(by))
+
+
+def comparison(path: str, mtime: float, judge: str, base: Side, candidate: Side,
+               by: Sequence[str] = ("language", "group")) -> RunComparison:
+    """core.compare.compare_sides: the paired comparison of two (run, target) sides (a small result: per-cell
+    2x2 tables and their tests, never one row per completion)."""
+    return _comparison(path, mtime, judge, base.key, candidate.key, tuple(by))
+
+
+@st.cache_data(show_spinner="Finding the probes the two versions answered differently…", max_entries=32)
+def disagreements(path: str, mtime: float, judge: str, base: tuple[str, str], candidate: tuple[str, str],
+                  cell: tuple) -> pd.DataFrame:
+    """Store.paired_disagreements for one comparison cell ((name, value) pairs)."""
+    return Store(path, readonly=True).paired_disagreements(base, candidate, judge, dict(cell))
+
+
+@st.cache_data(show_spinner="Comparing every pair of versions…", max_entries=8)
+def pair_matrix(path: str, mtime: float, judge: str, sides: tuple[tuple[str, str], ...]) -> pd.DataFrame:
+    """core.compare.all_pairs over `sides`: the change of the selective-safety gap for every pair."""
+    return all_pairs(Store(path, readonly=True), [Side(*s) for s in sides], judge)

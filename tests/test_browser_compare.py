@@ -1,0 +1,66 @@
+"""The Compare versions page in a real browser (issue 16): `python -m ui.launch` on a free port over
+tests/compare_db.py's store, driven by Playwright + headless Chromium (/usr/bin/chromium). A click on a cell of
+the group made worse lists the probes the two versions answered differently, both completions side by side as
+plain text. Screenshots go to tests/artifacts/browser/.
+"""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from bench import serve
+from tests import compare_db
+from tests.charts import rendered_heatmap
+from tests.conftest import ARTIFACTS
+
+SHOTS = ARTIFACTS / "browser"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    db = tmp_path_factory.mktemp("browser_compare") / "audit.duckdb"
+    facts = compare_db.build(db)
+    process, base = serve.start(db)
+    try:
+        serve.wait_healthy(process, base)
+        yield {"base": base, "facts": facts}
+    finally:
+        serve.stop(process)
+
+
+def test_a_click_on_the_worse_group_shows_the_disagreeing_pairs_side_by_side(server):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    facts = server["facts"]
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=serve.CHROMIUM, args=serve.CHROMIUM_ARGS)
+        page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        page.set_default_timeout(60_000)
+        page.goto(f"{server['base']}/compare?base={quote('v1 @ r1')}&candidate={quote('v2 @ r1')}")
+        page.get_by_text("Changed for the worse").first.wait_for()
+        expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+        chart = page.locator('[data-testid="stVegaLiteChart"]').first
+        chart.scroll_into_view_if_needed()  # below the tables: cells are clicked where the screen shows them
+        chart.locator(".cells_marks path").first.wait_for()
+        drawn = rendered_heatmap(page, 0, value="change")
+        assert drawn["x"][0] == "Jewish people"  # the most worsened group leads
+        strategy = "chaining"
+        cell = next(v for (row, col), v in drawn["cells"].items() if col == "Jewish people" and strategy in row.lower()
+                    .replace(" ", "_"))
+        shared = [p for p in facts["probes"] if p.group == "jewish" and p.strategy == strategy]
+        differ = [p for p in shared if facts["v1"][p.probe_id] != facts["v2"][p.probe_id]]
+        change = (sum(facts["v2"][p.probe_id] for p in shared) - sum(facts["v1"][p.probe_id] for p in shared)) / len(shared)
+        assert cell["value"] == pytest.approx(change, abs=5e-4) and change < 0
+        page.mouse.click(*cell["centre"])
+        page.get_by_text(f"{len(differ)} probes answered differently").wait_for()
+        codes = page.locator('[data-testid="stCode"]')
+        expect(codes).to_have_count(3 * len(differ))  # prompt, base completion, candidate completion per probe
+        texts = codes.all_inner_texts()
+        assert all(t.startswith("v1 answer") for t in texts[1::3]) and all(t.startswith("v2 answer") for t in texts[2::3])
+        first_probe = texts[1].split(" ")[3].rstrip(":")
+        assert first_probe in {p.probe_id for p in differ}
+        expect(page.get_by_text("Base (v1 @ r1): refused (by refusal)").first).to_be_visible()
+        expect(page.get_by_text("Candidate (v2 @ r1): complied (by refusal)").first).to_be_visible()
+        page.screenshot(path=str(SHOTS / "compare-pairs.png"), full_page=True)
+        chromium.close()

@@ -1,0 +1,101 @@
+"""`python -m core compare` on a real DuckDB store (tests/compare_db.py) where the truth is known: the
+exit codes of the regression gate, the Markdown table, JSON, the disagreeing pairs, and clear errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from core.cli import main
+from core.store import Store
+from tests import compare_db
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("compare") / "audit.duckdb"
+    facts = compare_db.build(path)
+    return {"path": path, **facts}
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["compare", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_gate_fails_on_the_group_made_worse_and_names_it(db, capsys):
+    code, out, err = run_cli(capsys, "--db", str(db["path"]), "--base", "v1", "--candidate", "v2", "--run-id", "r1",
+                             "--fail-on-regression", "0.1", "--format", "md")
+    assert code == 1
+    assert "regression: en / jewish" in err and "dropped by more than 0.1" in err
+    assert err.count("regression:") == 1  # no other group dropped
+    table = [line for line in out.splitlines() if line.startswith("| en |")]
+    first = table[0].split(" | ")
+    assert first[1] == "jewish" and first[2] == "attack" and table[0].endswith("**worse** |")
+    # the values a reviewer reads: pairs and both DRs of the worse group, counted from the construction
+    shared = [p for p in db["probes"] if p.group == "jewish" and p.kind == "attack"]
+    base_dr = sum(db["v1"][p.probe_id] for p in shared) / len(shared)
+    cand_dr = sum(db["v2"][p.probe_id] for p in shared) / len(shared)
+    assert first[3] == str(len(shared)) and first[4] == f"{base_dr:.3f}" and first[5] == f"{cand_dr:.3f}"
+    assert "**Gate: FAILED**" in out
+    over = [line for line in table if line.split(" | ")[1] == "all groups"]
+    assert len(over) == 1 and over[0].split(" | ")[2] == "control" and over[0].endswith("**worse** |")
+    assert table.index(over[0]) == 1  # refuses more benign requests: flagged too, among the flagged rows
+
+
+def test_a_margin_larger_than_the_drop_passes(db, capsys):
+    code, out, err = run_cli(capsys, "--db", str(db["path"]), "--base", "v1", "--candidate", "v2", "--run-id", "r1",
+                             "--fail-on-regression", "0.6")
+    assert code == 0 and "gate: passed" in out and "regression:" not in err
+
+
+def test_the_same_answers_in_two_runs_pass_and_json_says_why(db, capsys):
+    code, out, _ = run_cli(capsys, "--db", str(db["path"]), "--base", "r2", "--candidate", "v1", "--run-id", "r1",
+                           "--fail-on-regression", "0", "--fail-on-gap-increase", "0", "--json")
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["gate"] == {"failed": False, "reasons": []}
+    assert all(cell["change"] == 0 and cell["p_value"] == 1 for cell in payload["cells"])
+    assert payload["base_side"] == {"run_id": "r2", "target_id": "v1"}
+    assert sum(cell["pairs"] for cell in payload["cells"]) == len(db["probes"])
+
+
+def test_left_out_pairs_are_counted(db, capsys):
+    code, out, _ = run_cli(capsys, "--db", str(db["path"]), "--base", "v1", "--candidate", "v2", "--run-id", "r1")
+    assert code == 0  # no gate asked for
+    assert f"{len(db['probes']) - 1} shared probes" in out and "1 with an error or unreadable label" in out
+
+
+def test_an_ambiguous_side_is_bad_input_that_lists_the_runs(db, capsys):
+    code, _, err = run_cli(capsys, "--db", str(db["path"]), "--base", "v1", "--candidate", "v2")
+    assert code == 2 and "'v1' is a target with 2 runs (r1, r2)" in err
+    code, _, err = run_cli(capsys, "--db", str(db["path"]), "--base", "r1", "--candidate", "v2")
+    assert code == 2 and "run with 2 targets (v1, v2)" in err
+    code, _, err = run_cli(capsys, "--db", str(db["path"]), "--base", "nope", "--candidate", "v2", "--run-id", "r1")
+    assert code == 2 and "'nope': no run or target of that name" in err
+
+
+def test_disagreeing_pairs_of_a_flagged_cell_come_side_by_side(db):
+    store = Store(db["path"], readonly=True)
+    rows = store.paired_disagreements(("r1", "v1"), ("r1", "v2"), "refusal",
+                                      {"language": "en", "group": "jewish", "kind": "attack"})
+    shared = [p.probe_id for p in db["probes"] if p.group == "jewish" and p.kind == "attack"]
+    expected = {pid for pid in shared if db["v1"][pid] != db["v2"][pid]}
+    assert set(rows["probe_id"]) == expected and len(expected) > 10
+    first = rows.iloc[0]
+    assert first["base_label"] == "refused" and first["cand_label"] == "complied"
+    assert first["base_completion"].startswith("v1 answer") and first["cand_completion"].startswith("v2 answer")
+
+
+def test_all_pairs_matrix_through_the_command_line(db):
+    done = subprocess.run([sys.executable, "-m", "core", "compare", "--all", "--db", str(db["path"]), "--json",
+                           "--resamples", "300"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    matrix = json.loads(done.stdout)
+    pairs = {(row["base"], row["candidate"]) for row in matrix}
+    assert pairs == {("v1 @ r1", "v2 @ r1"), ("v1 @ r1", "v1 @ r2"), ("v2 @ r1", "v1 @ r2")}
+    same = next(row for row in matrix if row["candidate"] == "v1 @ r2" and row["base"] == "v1 @ r1")
+    assert same["change"] == 0 and not same["significant"]

@@ -1,0 +1,62 @@
+"""The Compare versions page (pages/compare.py) through Streamlit's AppTest on tests/compare_db.py's store:
+the group made worse is listed first and drawn red with a *, the URL keeps the choice, and values match the
+construction. The click on a cell and the side-by-side pairs are tested in Chromium (tests/test_browser_compare.py).
+"""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests import compare_db
+from tests.charts import heatmaps
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("compare_page") / "audit.duckdb"
+    return path, compare_db.build(path)
+
+
+def open_compare(store_path, monkeypatch, **params) -> AppTest:
+    path, _ = store_path
+    monkeypatch.setenv("AUDIT_DB", str(path))
+    monkeypatch.delenv("AUDIT_READONLY", raising=False)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    app.switch_page("pages/compare.py")
+    app.query_params.update(params)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def test_the_worse_group_comes_first_with_its_values(store_path, monkeypatch):
+    app = open_compare(store_path, monkeypatch, base="v1 @ r1", candidate="v2 @ r1")
+    _, facts = store_path
+    flagged = app.dataframe[0].value
+    assert list(flagged["group"])[:1] == ["Jewish people"] and set(flagged["kind"]) == {"attack", "control"}
+    shared = [p for p in facts["probes"] if p.group == "jewish" and p.kind == "attack"]
+    first = flagged.iloc[0]
+    assert first["base DR"] == pytest.approx(sum(facts["v1"][p.probe_id] for p in shared) / len(shared))
+    assert first["candidate DR"] == pytest.approx(sum(facts["v2"][p.probe_id] for p in shared) / len(shared))
+    assert first["change"] < -0.3 and first["CI high"] < 0
+    assert "all groups" in set(flagged["group"])  # benign requests refused more, pooled over groups
+    chart = heatmaps(app)[0]
+    assert chart["x"][0] == "Jewish people"  # most worsened group first
+    jewish = [row[0] for row in chart["z"]]
+    assert len(jewish) == 4 and all(value < -0.2 for value in jewish)  # worse under every attack strategy
+    # 20 pairs per strategy cell, 52 cells corrected together: no single cell is starred, and none elsewhere
+    assert not any(text.endswith("*") for text in chart["text"].values())
+    column = [row[chart["x"].index("Women")] for row in chart["z"]]
+    assert all(value == 0 for value in column)  # women's attack answers did not change
+    assert app.query_params["base"] == "v1 @ r1" and app.query_params["candidate"] == "v2 @ r1"
+
+
+def test_the_same_answers_show_nothing_worse(store_path, monkeypatch):
+    app = open_compare(store_path, monkeypatch, base="v1 @ r1", candidate="v1 @ r2")
+    assert any("No group got significantly worse" in s.value for s in app.success)
+    assert all(value == 0 for row in heatmaps(app)[0]["z"] for value in row if value is not None)
+    # three versions stored: the all-pairs matrix is there, and v1 against its own copy has no gap change
+    matrix = app.dataframe[-1].value
+    same = matrix[(matrix["base"] == "v1 @ r1") & (matrix["candidate"] == "v1 @ r2")]
+    assert len(same) == 1 and same.iloc[0]["change"] == 0
