@@ -9,7 +9,7 @@ filters, grouping) and serves it from the cache on every later rerun. A write
 Corrected tables (issue 13) follow the same pattern: Store.ppi_inputs (population counts per cell and
 stratum, one row per sample label) is read once per (database version, judge, filters) at the heatmaps' finest
 grain, and core.ppi.CorrectedRates sums it up to each grouping a page asks for (`corrected`,
-`corrected_headline`, `judge_errors`); `sample_labels` says whether a selection has any human checks, which
+`headline`, `judge_errors`); `sample_labels` says whether a selection has any human checks, which
 is what makes a view corrected by default.
 
 The views of core.analyses (headline, over-refusal, cross-lingual, scaling, reproduction) are cached as their
@@ -109,18 +109,6 @@ def corrected(path: str, mtime: float, judge: str, filters: Mapping[str, Sequenc
     """CorrectedRates(...).table per cell of `by` (n, n_human, dr corrected, ci_low, ci_high, dr_judge, rectifier,
     note), or its deviations from each model's mean per language when `deviations` (same names as rates())."""
     return _corrected(path, mtime, judge, _key(filters), tuple(by), deviations, int(min_human), bool(power_tuning))
-
-
-@st.cache_data(show_spinner="Correcting the headline with the human checks…", max_entries=16)
-def _corrected_headline(path: str, mtime: float, judge: str, filters: tuple, min_human: int) -> pd.DataFrame:
-    population, sample = _ppi_inputs(path, mtime, judge, filters, PPI_GRAIN)
-    return estimates.corrected_headline(population, sample, min_human=min_human)
-
-
-def corrected_headline(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]],
-                       min_human: int = 10) -> pd.DataFrame:
-    """core.estimates.corrected_headline: per model and language the corrected DR and gap, with the judge's DR."""
-    return _corrected_headline(path, mtime, judge, _key(filters), int(min_human))
 
 
 @st.cache_data(show_spinner="Measuring the judge's errors by group…", max_entries=16)
