@@ -6,14 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
-from core.estimates import combined_headline, estimate_label
-from core.metrics import headline
-from ui.common import content_warning, demo_banner, group_names, readonly
-from ui.cached import corrected, corrected_headline, counts, rates, run_targets, sample_labels, summary as store_summary
-from ui.stat_figures import judge_choice, require_store
+from core.estimates import estimate_label
+from ui.cached import corrected, headline, rates, run_targets
+from ui.common import demo_banner, group_names, readonly
+from ui.page import start
 
 ROOT = Path(__file__).resolve().parent
 
@@ -34,21 +32,13 @@ PAGES: tuple[tuple[str, str, str, bool], ...] = (
 )
 
 
-@st.cache_data(show_spinner="Reading the database…", max_entries=8)
-def _headline(path: str, mtime: float, judge: str) -> pd.DataFrame:
-    return headline(counts(path, mtime, judge, {"kind": ["attack"]}, ["model", "language", "group"]))
-
-
 def overview() -> None:
     """What the database holds, and per model: overall DR and the selective-safety gap."""
-    st.title("For Whom: for whom is this model safe?")
-    content_warning()
-    path, mtime = require_store()
-    judge = judge_choice(path, mtime, key="overview_judge")
+    ctx = start("For Whom: for whom is this model safe?", "overview", judge="main")
+    path, mtime, judge, summary = ctx.path, ctx.mtime, ctx.judge, ctx.facts
     attacks = {"kind": ["attack"]}
-    checks = sample_labels(path, mtime, judge, attacks)  # corrected wherever a labelled review sample exists
-    fixed = corrected_headline(path, mtime, judge, attacks) if checks else None
-    summary, heads = store_summary(path, mtime), combined_headline(_headline(path, mtime, judge), fixed)
+    result = headline(path, mtime, judge)  # core.analyses.headline, the same result the HTML report draws
+    checks, heads = result.n_human, result.rows  # corrected wherever a labelled review sample exists
     groups = corrected(path, mtime, judge, attacks, ["model", "language", "group"]) if checks else \
         rates(path, mtime, judge, attacks, ["model", "language", "group"])
 

@@ -7,6 +7,10 @@ page loaded again, its tables served from st.cache_data), re-sorting its groups 
 heatmap cell until its drill-down lists the cell, the drill-down with a completion's detail, the overview and the export. Printed side by side with
 the ratio large / small, with the Streamlit process's memory when idle and its peak (VmHWM) after the views.
 
+--analyses times instead the pages drawn from core.analyses (the overview and the over-refusal, cross-lingual,
+scaling and reproduction pages), each cold (first visit on the fresh server) and warm (loaded again), to the
+last element each page draws.
+
 --compare times the Heatmaps page as it draws now (Vega-Lite through st.altair_chart) and as it drew before
 (Plotly, FORWHOM_HEATMAPS_CHART=plotly), each on its own fresh server and browser, one after the other for each
 size, printed side by side with whether the browser fetched Plotly's chunk and the JavaScript it fetched.
@@ -58,6 +62,23 @@ def _heatmap(page: Page, url: str, chart: str = "vega") -> float:
     return _timed(page, url, DRAWN[chart])
 
 
+# The pages drawn from core.analyses, and the last element each draws (what says it is done).
+ANALYSES_PAGES: tuple[tuple[str, str, str], ...] = (
+    ("overview", "", "text=Defense Rate per group"),
+    ("over-refusal", "/over_refusal", "text=Each point is one group for one model"),
+    ("cross-lingual", "/cross_lingual", "text=Deviation from the model mean, per language"),
+    ("scaling", "/scaling", "text=Per model"),
+    ("reproduction", "/reproduction", "text=The paper's figures as published"),
+)
+
+
+def _analyses_views(page: Page, base: str, timings: dict[str, float]) -> None:
+    """Each page of ANALYSES_PAGES cold, then each warm (its cached result served again)."""
+    for state in ("cold", "warm"):
+        for name, path, ready in ANALYSES_PAGES:
+            timings[f"{name}, {state}"] = _timed(page, base + path, ready)
+
+
 def _click_first_cell(page: Page, chart: str = "vega") -> float:
     """Click the top-left cell of the model x group heatmap; time until the drill-down shows its count."""
     if chart == "plotly":
@@ -83,7 +104,8 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmHWM for process {pid}")
 
 
-def measure(db: Path, heatmap_only: bool = False, launcher: bool = True, chart: str = "vega") -> dict[str, float]:
+def measure(db: Path, heatmap_only: bool = False, launcher: bool = True, chart: str = "vega",
+            analyses: bool = False) -> dict[str, float]:
     """Seconds per view on a fresh server over `db`, and the server's peak memory (MiB) after them.
 
     launcher=False starts a bare `streamlit run app.py` instead of `python -m ui.launch` (imports at start);
@@ -96,7 +118,7 @@ def measure(db: Path, heatmap_only: bool = False, launcher: bool = True, chart: 
     try:
         serve.wait_healthy(process, base)
         timings["server idle RSS (MiB)"] = peak_rss_mb(process.pid)
-        _views(base, completion_id, timings, heatmap_only, chart)
+        _views(base, completion_id, timings, heatmap_only, chart, analyses)
         timings["server peak RSS (MiB)"] = peak_rss_mb(process.pid)
         timings["load average (1 min), end"] = os.getloadavg()[0]
     finally:
@@ -105,10 +127,14 @@ def measure(db: Path, heatmap_only: bool = False, launcher: bool = True, chart: 
 
 
 def _views(base: str, completion_id: str, timings: dict[str, float], heatmap_only: bool,
-           chart: str = "vega") -> None:
+           chart: str = "vega", analyses: bool = False) -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=serve.CHROMIUM, args=serve.CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        if analyses:
+            _analyses_views(page, base, timings)
+            browser.close()
+            return
         fetched: list[tuple[str, int]] = []
         page.on("requestfinished", lambda request: fetched.append(
             (request.url, request.sizes()["responseBodySize"])) if request.url.endswith(".js") else None)
@@ -135,7 +161,8 @@ def _views(base: str, completion_id: str, timings: dict[str, float], heatmap_onl
 
 
 def run(sizes: list[int], keep: Path | None = None, heatmap_only: bool = False,
-        compare_launch: bool = False, compare: bool = False, repeat: int = 1) -> dict[str, dict[str, float]]:
+        compare_launch: bool = False, compare: bool = False, repeat: int = 1,
+        analyses: bool = False) -> dict[str, dict[str, float]]:
     """measure() per store size, building each synthetic database unless `keep` already holds it;
     with compare_launch, each size also on a bare `streamlit run` (keys "SIZE bare"), started right after;
     with compare, each size drawn with Plotly as before (keys "SIZE before (Plotly)") and then as now
@@ -155,7 +182,7 @@ def run(sizes: list[int], keep: Path | None = None, heatmap_only: bool = False,
                         for launcher in ((True, False) if compare_launch else (True,))]
         for _ in range(repeat):
             for key, launcher, chart in variants:
-                for view, value in measure(db, heatmap_only, launcher, chart).items():
+                for view, value in measure(db, heatmap_only, launcher, chart, analyses).items():
                     samples.setdefault(key, {}).setdefault(view, []).append(value)
     return {key: {view: round(statistics.median(values), 2) for view, values in views.items()}
             for key, views in samples.items()}
@@ -171,9 +198,13 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true",
                         help="each size with the Heatmaps page drawn by Plotly (before) and by Vega-Lite (now)")
     parser.add_argument("--repeat", type=int, default=1, help="measure each that many times; print the medians")
+    parser.add_argument("--analyses", action="store_true",
+                        help="time only the pages drawn from core.analyses (overview, over-refusal, cross-lingual, "
+                             "scaling, reproduction), cold and warm")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    results = run(args.sizes, args.keep, args.heatmap_only, args.compare_launch, args.compare, args.repeat)
+    results = run(args.sizes, args.keep, args.heatmap_only, args.compare_launch, args.compare, args.repeat,
+                  args.analyses)
     if args.json:
         print(json.dumps(results))
         return

@@ -3,8 +3,12 @@
 No script, no external resource: the heatmaps are HTML tables coloured with inline styles, so the file
 renders the same in any browser, offline, in ten years. Everything that comes from the store (model
 names, group keys, run ids, judge names, configs) is passed through html.escape; model answers are not
-included at all. Statistics come from core.metrics (CIs, deviations with Holm-corrected significance,
-gaps, homogeneity tests), so the report says what the dashboard says.
+included at all. The headline and the over-refusal figures are the dashboard's own results (core.analyses:
+the Overview page and the Over-refusal page draw the same ones), the rest comes from core.metrics on the same
+per-cell counts (CIs, deviations with Holm-corrected significance, gaps, homogeneity tests), so the report
+says what the dashboard says. Statistics are computed from per-cell counts (Store.label_counts); the
+one-row-per-completion frame is read only for what counts cannot give: the probe-set hash over the exact
+probe ids, the judges that labelled each completion, and the runs and models behind the selection.
 """
 from __future__ import annotations
 
@@ -19,10 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core import taxonomy
+from core import analyses, taxonomy
 from core.calibration import human_calibration
-from core.estimates import JUDGE_ONLY, corrected_headline, estimate_label, judge_error_findings
-from core.metrics import DefenseRates, error_note
+from core.estimates import JUDGE_ONLY, estimate_label, judge_error_findings
+from core.metrics import DefenseRates
 from core.ppi import CorrectedRates, judge_error
 from core.reference import paper_judges
 from core.store import Store
@@ -131,9 +135,7 @@ th{background:#f4f4f4}
 def build_report(store: Store, judge: str = "refusal",
                  filters: dict[str, Sequence[str] | str | None] | None = None) -> tuple[str, dict]:
     """The report's HTML and a summary of what it covers."""
-    frame = store.judged(judge, filters)
-    attack = frame.loc[frame["kind"] == "attack"]
-    control = frame.loc[frame["kind"] == "control"]
+    frame = store.judged(judge, filters)  # provenance only (probe ids, judges used, runs): see the module's doc
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>For Whom audit report</title>"
              f"<style>{_CSS}</style></head><body>",
@@ -152,12 +154,16 @@ def build_report(store: Store, judge: str = "refusal",
     else:
         population = sample = pd.DataFrame()
     summary["n_human"] = len(sample)
+    attack = store.label_counts(judge, ATTACK_GRAIN, analyses.headline.scope(filters)) \
+        if not kinds or "attack" in kinds else pd.DataFrame()
     if attack.empty:
         parts.append("<p>No judged attack completions match this selection.</p>")
     else:
-        parts += _attack_sections(attack, population, sample)
-    if not control.empty:
-        parts += _over_refusal_sections(control)
+        head = analyses.headline.compute(attack, population=population, sample=sample)
+        parts += _attack_sections(attack, head, population, sample)
+    over = analyses.over_refusal.compute(store, judge, filters)
+    if over.controls:
+        parts += _over_refusal_sections(over)
     parts += _judge_sections(store, frame, judge, filters)
     parts += _judge_error_sections(population, sample, judge)
     parts += _provenance_sections(store, frame, summary)
@@ -176,39 +182,46 @@ def build_report(store: Store, judge: str = "refusal",
     return "".join(parts), summary
 
 
-def _attack_sections(attack: pd.DataFrame, population: pd.DataFrame, sample: pd.DataFrame) -> list[str]:
+# The grain of the attack sections' counts: the headline's and the heatmaps' cells, and the strategy table's.
+ATTACK_GRAIN: list[str] = ["model", "language", "group", "strategy"]
+
+
+def _attack_sections(attack: pd.DataFrame, head: analyses.headline.Headline, population: pd.DataFrame,
+                     sample: pd.DataFrame) -> list[str]:
+    """The headline (the Overview's result, `head`), the heatmaps per language and the strategy table, from
+    the attack counts at ATTACK_GRAIN."""
     rates = DefenseRates(attack, ["model", "language", "group"])
     deviations = rates.deviations()
     disparity = rates.disparity()
-    overall = DefenseRates(attack, ["model", "language"]).table
-    asked = overall["n"] + overall["unparsed"] + overall["errors"]
-    overall = overall.assign(error_share=(overall["errors"] / asked.where(asked > 0)).astype("float64"))
-    head = overall[["model", "language", "n", "dr", "ci_low", "ci_high", "errors", "error_share"]].merge(
-        disparity[["model", "language", "worst", "worst_dr", "best", "best_dr", "gap", "gap_ci_low", "gap_ci_high",
-                   "min_max_ratio", "std", "p_adjusted", "heterogeneous"]], on=["model", "language"], how="left")
-    notes = [f"{model} ({language}): {error_note(int(n), int(errors), share)}." for model, language, n, errors, share
-             in zip(head["model"], head["language"], head["n"], head["errors"], head["error_share"])
-             if error_note(int(n), int(errors), share)]
-    checked = estimate_label(len(sample))
+    judge_head = head.judge
+    notes = [f"{model} ({language}): {note}." for model, language, note
+             in zip(judge_head["model"], judge_head["language"], judge_head["note"]) if note]
+    checked = estimate_label(head.n_human)
     parts = [f"<p class='warn'>{_e(note)}</p>" for note in notes]
     fixed = None
-    if len(sample):  # the corrected figures first: they are the valid ones
+    if head.corrected is not None:  # the corrected figures first: they are the valid ones
         fixed = CorrectedRates(population, sample, ["model", "language", "group"]).deviations()
-        corrected = corrected_headline(population, sample)
         parts += [f"<h2>Headline per model, {_e(checked)}</h2>",
                   "<p class='note'>Prediction-powered estimates: the judge's DR on every completion plus the mean "
                   "human-minus-judge difference on the random review sample (people's verdicts), with 95% "
                   "intervals from both terms; they cover the human Defense Rate whatever the judge's errors. "
                   "dr_judge = the judge's own DR; n_human = human checks; gap from the corrected group DRs. A "
                   "cell with too few human checks has no corrected value (note).</p>",
-                  _table(corrected, {"n": lambda v: f"{int(v):,}", "n_human": lambda v: f"{int(v):,}"})]
+                  _table(head.corrected, {"n": lambda v: f"{int(v):,}", "n_human": lambda v: f"{int(v):,}"})]
     parts += [f"<h2>Headline per model, {_e(JUDGE_ONLY)}</h2>",
-              "<p class='note'>The judge's verdicts (human verdicts override). gap = selective-safety gap (best minus "
-              "worst group DR) with its bootstrap CI; heterogeneous = the chi-square test rejects equal DR across "
-              "groups after correction; errors = prompts without an answer from the model (never counted in the "
-              "DR), error_share = their share.</p>",
-              _table(head, {"p_adjusted": _p, "n": lambda v: f"{int(v):,}", "errors": lambda v: f"{int(v):,}",
-                            "error_share": lambda v: "–" if v != v else f"{v:.1%}"})]
+              "<p class='note'>The judge's verdicts (human verdicts override), as the dashboard's Overview shows "
+              "them. gap = selective-safety gap (best minus worst group DR); errors = prompts without an answer "
+              "from the model (never counted in the DR), error_share = their share.</p>",
+              _table(judge_head.drop(columns=["note"]), {"n": lambda v: f"{int(v):,}",
+                                                         "errors": lambda v: f"{int(v):,}",
+                                                         "error_share": lambda v: "–" if v != v else f"{v:.1%}"}),
+              f"<h2>Disparity across groups per model, {_e(JUDGE_ONLY)}</h2>",
+              "<p class='note'>gap with its bootstrap CI; min_max_ratio = worst / best group DR (1 = equal); std = "
+              "standard deviation of the group DRs with its CI; heterogeneous = the chi-square test rejects equal "
+              "DR across groups after correction.</p>",
+              _table(disparity[["model", "language", "cells", "gap", "gap_ci_low", "gap_ci_high", "min_max_ratio",
+                                "std", "std_ci_low", "std_ci_high", "p_adjusted", "heterogeneous"]],
+                     {"p_adjusted": _p})]
     for language in sorted(set(deviations["language"])):
         name = {"en": "English", "pt": "Portuguese"}.get(language, language)
         if fixed is not None and language in set(fixed["language"]):
@@ -229,12 +242,11 @@ def _attack_sections(attack: pd.DataFrame, population: pd.DataFrame, sample: pd.
     return parts
 
 
-def _over_refusal_sections(control: pd.DataFrame) -> list[str]:
-    rates = DefenseRates(control, ["model", "language", "group"])
-    disparity = rates.disparity()
-    overall = DefenseRates(control, ["model", "language"]).table
-    head = overall[["model", "language", "n", "dr", "ci_low", "ci_high"]].rename(columns={"dr": "over_refusal"}).merge(
-        disparity[["model", "language", "best", "best_dr", "worst", "worst_dr", "gap", "p_adjusted"]],
+def _over_refusal_sections(over: analyses.over_refusal.OverRefusal) -> list[str]:
+    """The Over-refusal page's result: per model, the over-refusal rate with its CI and its gap across groups."""
+    head = over.overall[["model", "language", "n", "dr", "ci_low", "ci_high"]].rename(
+        columns={"dr": "over_refusal"}).merge(
+        over.disparity[["model", "language", "best", "best_dr", "worst", "worst_dr", "gap", "p_adjusted"]],
         on=["model", "language"], how="left")
     return ["<h2>Over-refusal (benign control requests)</h2>",
             "<p class='note'>Share of benign requests about a group that the model refused; a gap here means "

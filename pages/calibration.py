@@ -15,7 +15,8 @@ from core.judges import UnknownJudge, resolve_judges
 from core.store import Store
 from core.targets import TargetUnavailable
 from ui.cached import judge_errors
-from ui.common import content_warning, group_names, readonly
+from ui.common import group_names, readonly
+from ui.page import header
 from ui.stat_figures import judge_choice, judge_error_figure, judge_error_warning, require_store
 
 RATIO = {name: st.column_config.NumberColumn(label, format="%.3f") for name, label in (
@@ -42,8 +43,7 @@ def show(result: Calibration) -> None:
         st.dataframe(result.agreement, hide_index=True, width="stretch", column_config=RATIO)
 
 
-st.title("Judge calibration")
-content_warning()
+header("Judge calibration")
 st.caption("Every Defense Rate is only as good as its judge. Score the judges against human labels before "
            "trusting a disparity.")
 

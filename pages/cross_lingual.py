@@ -4,21 +4,20 @@ from __future__ import annotations
 import streamlit as st
 
 from core import taxonomy
-from core.metrics import DefenseRates
-from ui.stat_figures import ci_heatmap, error_bar_scatter, judged, significance_note, stats_page
+from ui.cached import cross_lingual
+from ui.page import start
+from ui.stat_figures import ci_heatmap, error_bar_scatter, significance_note
 
-path, mtime, judge, _ = stats_page("Cross-lingual: the same groups in English and Portuguese", "cross", language=False)
+ctx = start("Cross-lingual: the same groups in English and Portuguese", "cross", judge="main")
+judge = ctx.judge
 
-frame = judged(path, mtime, judge, kind=["attack"])
-languages = sorted(set(frame["language"]))
-if len(languages) < 2:
+view = cross_lingual(ctx.path, ctx.mtime, judge)
+if not view.comparable:
     st.info("This page needs judged attack completions in both English and Portuguese "
-            f"(the store has {', '.join(languages) or 'none'} for judge {judge}).")
+            f"(the store has {', '.join(view.languages) or 'none'} for judge {judge}).")
     st.stop()
 
-rates = DefenseRates(frame, ["model", "language", "group"])
-shared = sorted(set(taxonomy.GROUPS_BY_LANGUAGE["en"]) & set(taxonomy.GROUPS_BY_LANGUAGE["pt"]))
-wide = rates.pivot("language").dropna(subset=["dr_en", "dr_pt"])
+shared, wide = view.shared, view.wide
 models = sorted(wide["model"].unique())
 chosen = st.multiselect("Models", models, default=models, key="cross_models")
 wide = wide.loc[wide["model"].isin(chosen)]
@@ -32,7 +31,7 @@ st.caption(f"Shared groups: {', '.join(taxonomy.group_name(g) for g in shared)}.
            "refused more often in Portuguese. Error bars: 95% bootstrap CIs in each language.")
 
 st.subheader("Do the languages rank groups alike?")
-agreement = rates.rank_agreement(across="language", over="group")
+agreement = view.agreement
 st.dataframe(agreement.loc[agreement["model"].isin(chosen)], hide_index=True, width="stretch", column_config={
     "shared": st.column_config.NumberColumn("shared groups"),
     "spearman": st.column_config.NumberColumn("Spearman rho", format="%.2f"),
@@ -42,7 +41,7 @@ st.dataframe(agreement.loc[agreement["model"].isin(chosen)], hide_index=True, wi
 st.caption("With five shared groups a rank correlation needs to be near ±1 to mean much: read rho with its p.")
 
 st.subheader("Deviation from the model mean, per language")
-deviations = rates.deviations(["model", "language"])
+deviations = view.deviations
 for language in ("en", "pt"):
     part = deviations.loc[(deviations["language"] == language) & deviations["model"].isin(chosen)]
     st.plotly_chart(ci_heatmap(part, "group", "model", "deviation", "dev_ci_low", "dev_ci_high", "significant",

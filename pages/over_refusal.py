@@ -4,20 +4,20 @@ from __future__ import annotations
 import streamlit as st
 
 from core import taxonomy
-from core.metrics import DefenseRates
-from ui.stat_figures import ci_heatmap, error_bar_scatter, judged, significance_note, stats_page
+from ui.cached import over_refusal
+from ui.page import start
+from ui.stat_figures import ci_heatmap, error_bar_scatter, significance_note
 
-path, mtime, judge, language = stats_page("Over-refusal: benign requests refused, per group", "over")
+ctx = start("Over-refusal: benign requests refused, per group", "over", language=True)
+judge, language = ctx.judge, ctx.language
 
-frame = judged(path, mtime, judge, kind=["attack", "control"], language=[language])
-control = frame.loc[frame["kind"] == "control"]
-if control.empty or control["label"].isna().all():
+view = over_refusal(ctx.path, ctx.mtime, judge, {"language": [language]})
+if not view.controls:
     st.info(f"No judged control probes in {language} for judge {judge}. Control probes (strategy `control`) are "
             "benign requests about each group; include them in a run to measure over-refusal.")
     st.stop()
 
-over = DefenseRates(control, ["model", "language", "group"])
-disparity = over.disparity()
+disparity = view.disparity
 st.subheader("Over-refusal rate and its gap per model")
 st.dataframe(disparity[["model", "n", "dr", "worst", "worst_dr", "best", "best_dr", "gap", "gap_ci_low",
                         "gap_ci_high", "p_adjusted", "heterogeneous"]].rename(
@@ -30,15 +30,14 @@ st.dataframe(disparity[["model", "n", "dr", "worst", "worst_dr", "best", "best_d
 st.caption("Over-refusal = share of benign control requests refused. A gap means some groups are denied help "
            "others get.")
 
-deviations = over.deviations(["model", "language"])
-st.plotly_chart(ci_heatmap(deviations, "group", "model", "dr", "ci_low", "ci_high", "significant", diverging=False,
+st.plotly_chart(ci_heatmap(view.deviations, "group", "model", "dr", "ci_low", "ci_high", "significant", diverging=False,
                            language=language, x_order=taxonomy.GROUPS_BY_LANGUAGE[language],
                            title="Over-refusal rate per group (* = deviates significantly from the model's mean)"),
                 width="stretch")
 significance_note()
 
 st.subheader("Trade-off: safety against over-refusal")
-both = DefenseRates(frame, ["model", "language", "group", "kind"]).pivot("kind").dropna(subset=["dr_attack", "dr_control"])
+both = view.tradeoff
 st.plotly_chart(error_bar_scatter(both.assign(label=both["group"].map(lambda g: taxonomy.group_name(g, language))),
                                   "dr_attack", "dr_control", "model", "ci_low_control", "ci_high_control",
                                   "ci_low_attack", "ci_high_attack", label="label",

@@ -7,25 +7,25 @@ beside them: mapping one turns the page into the side-by-side comparison.
 """
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from core import taxonomy
-from core.metrics import DefenseRates
-from core.reference import (AVERAGE, compare_with_paper, match_paper_model, paper_heatmap, paper_judges,
-                            paper_model_means, paper_models, paper_scenarios, paper_strategies, reproduction_summary)
-from ui.stat_figures import ci_heatmap, judged, significance_note, stats_page
+from core.reference import (AVERAGE, match_paper_model, paper_heatmap, paper_judges, paper_model_means, paper_models,
+                            paper_scenarios, paper_strategies)
+from ui.cached import reproduction
+from ui.page import start
+from ui.stat_figures import ci_heatmap, significance_note
 
 FIGURE = {"en": "Figure 3", "pt": "Figure 6"}
 
-path, mtime, judge, language = stats_page("Reproduction: your results next to the paper's", "repro",
-                                          language_names={"en": "English (Figure 3)", "pt": "Portuguese (Figure 6)"})
+ctx = start("Reproduction: your results next to the paper's", "repro", language=True,
+            language_names={"en": "English (Figure 3)", "pt": "Portuguese (Figure 6)"})
+language = ctx.language
 st.caption("The paper's figures are bundled in data/reference/ (see its PROVENANCE.md). They print two decimals, "
            "so a faithful reproduction differs from a cell by up to 0.005 plus sampling noise.")
 
-frame = judged(path, mtime, judge, kind=["attack"], language=[language])
-deviations = DefenseRates(frame, ["model", "language", "group"]).deviations(["model", "language"]) \
-    if not frame.empty else pd.DataFrame(columns=["model", "language", "group"])
+view = reproduction(ctx.path, ctx.mtime, ctx.judge, language)
+deviations = view.deviations
 order = list(taxonomy.GROUPS_BY_LANGUAGE[language])
 
 figures, controls = st.columns([4, 1])
@@ -33,7 +33,7 @@ paper_names = ["(not in the paper)", *paper_models()["model"]]
 with controls:
     st.markdown("**Which of your models is which of the paper's**")
     mapping = {}
-    for model in sorted(deviations["model"].unique()):
+    for model in view.models:
         guess = match_paper_model(model)
         choice = st.selectbox(model, paper_names, index=paper_names.index(guess) if guess else 0,
                               key=f"repro_map_{model}")
@@ -45,7 +45,8 @@ with controls:
         st.caption("Matched by name where a model is one of the paper's 12 (Llama 3.x, Gemma 3, Qwen 3); map any "
                    "other here, or import the paper's own answers with `python -m core import-align FILE`.")
 
-comparison = compare_with_paper(deviations, language, mapping) if mapping else pd.DataFrame()
+paired = view.compare(mapping)
+comparison = paired.cells
 with figures:
     if comparison.empty:
         st.info(("None of your models is mapped to one of the paper's 12 models" if not deviations.empty else
@@ -58,7 +59,7 @@ with figures:
                                    title=f"Paper, {FIGURE[language]}: deviation from the model mean DR"),
                         width="stretch", key="repro_paper")
     else:
-        summary = reproduction_summary(comparison)
+        summary = paired.summary
         cols = st.columns(5)
         cols[0].metric("Cells compared", f"{summary['cells']}")
         cols[1].metric("Models", f"{summary['models']}")

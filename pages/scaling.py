@@ -3,28 +3,29 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.metrics import DefenseRates, MetricsError, scaling
-from ui.stat_figures import error_bar_scatter, judged, stats_page, targets
+from core.analyses.scaling import INTERVALS
+from core.metrics import MetricsError
+from ui.cached import scaling
+from ui.page import start
+from ui.stat_figures import error_bar_scatter
 
 METRICS = {"std": "Standard deviation of group DRs (the paper's disparity metric)",
            "gap": "Selective-safety gap (best minus worst group DR)",
            "min_max_ratio": "Worst / best group DR (1 = equal)"}
-path, mtime, judge, language = stats_page("Scaling: disparity against model size", "scaling")
+ctx = start("Scaling: disparity against model size", "scaling", language=True)
+judge, language = ctx.judge, ctx.language
 metric = st.selectbox("Disparity", list(METRICS), format_func=METRICS.get, key="scaling_metric")
 
-frame = judged(path, mtime, judge, kind=["attack"], language=[language])
-if frame.empty or frame["label"].isna().all():
-    st.info(f"No judged attack completions in {language} for judge {judge}.")
-    st.stop()
 try:
-    disparity = DefenseRates(frame, ["model", "language", "group"]).disparity()
+    view = scaling(ctx.path, ctx.mtime, judge, {"language": [language]})
 except MetricsError as exc:
     st.error(str(exc))
     st.stop()
-points = scaling(disparity, targets(path, mtime))
-sized = points.dropna(subset=["size_b"])
-low, high = {"std": ("std_ci_low", "std_ci_high"), "gap": ("gap_ci_low", "gap_ci_high"),
-             "min_max_ratio": ("min_max_ratio", "min_max_ratio")}[metric]
+if not view.judged:
+    st.info(f"No judged attack completions in {language} for judge {judge}.")
+    st.stop()
+points, sized = view.points, view.sized
+low, high = INTERVALS[metric]
 
 if sized.empty:
     st.info("No model in this selection has a known size. Sizes come from the target settings of a run, or "
@@ -38,8 +39,7 @@ else:
                "them with the homogeneity test below.")
 
 st.subheader("Per family")
-trend = points.drop_duplicates("family")[["family", "family_models", "family_slope_per_10x", "family_spearman"]]
-st.dataframe(trend, hide_index=True, width="stretch", column_config={
+st.dataframe(view.trend, hide_index=True, width="stretch", column_config={
     "family_models": st.column_config.NumberColumn("models"),
     "family_slope_per_10x": st.column_config.NumberColumn("std change per 10x parameters", format="%+.3f"),
     "family_spearman": st.column_config.NumberColumn("Spearman rho (size, std)", format="%.2f")})

@@ -9,8 +9,12 @@ filters, grouping) and serves it from the cache on every later rerun. A write
 Corrected tables (issue 13) follow the same pattern: Store.ppi_inputs (population counts per cell and
 stratum, one row per sample label) is read once per (database version, judge, filters) at the heatmaps' finest
 grain, and core.ppi.CorrectedRates sums it up to each grouping a page asks for (`corrected`,
-`corrected_headline`, `judge_errors`); `sample_labels` says whether a selection has any human checks, which
+`headline`, `judge_errors`); `sample_labels` says whether a selection has any human checks, which
 is what makes a view corrected by default.
+
+The views of core.analyses (headline, over-refusal, cross-lingual, scaling, reproduction) are cached as their
+small results, computed from the same cached counts: `headline`, `over_refusal`, `cross_lingual`, `scaling`,
+`reproduction` below, one per view. No page reads the one-row-per-completion frame.
 """
 from __future__ import annotations
 
@@ -19,7 +23,12 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
-from core import estimates
+from core import analyses, estimates
+from core.analyses.cross_lingual import CrossLingual
+from core.analyses.headline import Headline
+from core.analyses.over_refusal import OverRefusal
+from core.analyses.reproduction import Reproduction
+from core.analyses.scaling import Scaling
 from core.compare import RunComparison, Side, all_pairs, compare_sides
 from core.metrics import CELL_GRAIN, DefenseRates
 from core.ppi import CorrectedRates, JudgeError, judge_error
@@ -32,17 +41,6 @@ DEVIATION_BASELINE: tuple[str, ...] = ("model", "language")
 def _key(filters: Mapping[str, Sequence[str]]) -> tuple:
     """Filters as a hashable, order-independent cache key."""
     return tuple(sorted((name, tuple(values)) for name, values in filters.items() if values))
-
-
-@st.cache_resource(show_spinner="Loading results…", max_entries=4)
-def _frame(path: str, mtime: float, judge: str, filters: tuple) -> pd.DataFrame:
-    return Store(path, readonly=True).judged(judge, dict(filters))
-
-
-def frame(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]]) -> pd.DataFrame:
-    """Store.judged() held once per server, not copied per call (st.cache_data would pickle ~100 MB at
-    528,000 completions on every use): callers must only read it."""
-    return _frame(path, mtime, judge, _key(filters))
 
 
 @st.cache_data(show_spinner="Counting verdicts…", max_entries=64)
@@ -114,18 +112,6 @@ def corrected(path: str, mtime: float, judge: str, filters: Mapping[str, Sequenc
     return _corrected(path, mtime, judge, _key(filters), tuple(by), deviations, int(min_human), bool(power_tuning))
 
 
-@st.cache_data(show_spinner="Correcting the headline with the human checks…", max_entries=16)
-def _corrected_headline(path: str, mtime: float, judge: str, filters: tuple, min_human: int) -> pd.DataFrame:
-    population, sample = _ppi_inputs(path, mtime, judge, filters, PPI_GRAIN)
-    return estimates.corrected_headline(population, sample, min_human=min_human)
-
-
-def corrected_headline(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]],
-                       min_human: int = 10) -> pd.DataFrame:
-    """core.estimates.corrected_headline: per model and language the corrected DR and gap, with the judge's DR."""
-    return _corrected_headline(path, mtime, judge, _key(filters), int(min_human))
-
-
 @st.cache_data(show_spinner="Measuring the judge's errors by group…", max_entries=16)
 def _judge_error(path: str, mtime: float, judge: str, filters: tuple, by: tuple[str, ...]) -> JudgeError | None:
     population, sample = _ppi_inputs(path, mtime, judge, filters, PPI_GRAIN)
@@ -137,6 +123,68 @@ def judge_errors(path: str, mtime: float, judge: str, filters: Mapping[str, Sequ
     """core.ppi.judge_error on the selection's sample labels (false-refusal / false-compliance rates by group,
     the test that they differ); None when the selection has no sample labels."""
     return _judge_error(path, mtime, judge, _key(filters), tuple(by))
+
+
+# -- the views of core.analyses, each cached as its small result ------------------------------------
+@st.cache_data(show_spinner="Reading the database…", max_entries=16)
+def _headline(path: str, mtime: float, judge: str, filters: tuple, min_human: int) -> Headline:
+    scope = _key(analyses.headline.scope(dict(filters)))
+    population, sample = _ppi_inputs(path, mtime, judge, scope, PPI_GRAIN)
+    return analyses.headline.compute(_counts(path, mtime, judge, scope, analyses.headline.GRAIN),
+                                     population=population, sample=sample, min_human=min_human)
+
+
+def headline(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]] | None = None,
+             min_human: int = 10) -> Headline:
+    """core.analyses.headline of the selection's attack probes: the judge's, the corrected and the combined
+    headline per model and language (the Overview's table; the HTML report draws the same result)."""
+    return _headline(path, mtime, judge, _key(filters or {}), int(min_human))
+
+
+@st.cache_data(show_spinner="Computing over-refusal…", max_entries=16)
+def _over_refusal(path: str, mtime: float, judge: str, filters: tuple) -> OverRefusal:
+    scope = _key(analyses.over_refusal.scope(dict(filters)))
+    return analyses.over_refusal.compute(_counts(path, mtime, judge, scope, analyses.over_refusal.GRAIN))
+
+
+def over_refusal(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]]) -> OverRefusal:
+    """core.analyses.over_refusal of the selection (attack and control probes)."""
+    return _over_refusal(path, mtime, judge, _key(filters))
+
+
+@st.cache_data(show_spinner="Comparing languages…", max_entries=16)
+def _cross_lingual(path: str, mtime: float, judge: str, filters: tuple) -> CrossLingual:
+    scope = _key(analyses.cross_lingual.scope(dict(filters)))
+    return analyses.cross_lingual.compute(_counts(path, mtime, judge, scope, analyses.cross_lingual.GRAIN))
+
+
+def cross_lingual(path: str, mtime: float, judge: str,
+                  filters: Mapping[str, Sequence[str]] | None = None) -> CrossLingual:
+    """core.analyses.cross_lingual of the selection's attack probes."""
+    return _cross_lingual(path, mtime, judge, _key(filters or {}))
+
+
+@st.cache_data(show_spinner="Computing disparity by model size…", max_entries=16)
+def _scaling(path: str, mtime: float, judge: str, filters: tuple) -> Scaling:
+    scope = _key(analyses.scaling.scope(dict(filters)))
+    return analyses.scaling.compute(_counts(path, mtime, judge, scope, analyses.scaling.GRAIN),
+                                    targets=Store(path, readonly=True).targets())
+
+
+def scaling(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]]) -> Scaling:
+    """core.analyses.scaling of the selection's attack probes (raises core.metrics.MetricsError as it does)."""
+    return _scaling(path, mtime, judge, _key(filters))
+
+
+@st.cache_data(show_spinner="Computing deviations…", max_entries=16)
+def _reproduction(path: str, mtime: float, judge: str, language: str) -> Reproduction:
+    scope = _key(analyses.reproduction.scope(language))
+    return analyses.reproduction.compute(_counts(path, mtime, judge, scope, analyses.reproduction.GRAIN), language)
+
+
+def reproduction(path: str, mtime: float, judge: str, language: str) -> Reproduction:
+    """core.analyses.reproduction for one language's attack probes."""
+    return _reproduction(path, mtime, judge, language)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -1,23 +1,32 @@
-"""The start every dashboard page shares: routing through app.py, title, content warning, store, judge."""
+"""The start every dashboard page shares: routing through app.py, title, content warning, store, judge.
+
+`header` is the one way a page's head is drawn (the title, then the content warning the UI must always show);
+`start` draws it and opens the store with the judge (and, for the statistics pages, one language) chosen.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import streamlit as st
 
+from ui import filters
 from ui.cached import summary
 from ui.common import content_warning, db_path, ensure_navigation, readonly
 from ui.stat_figures import judge_choice, require_store
 
+LANGUAGE_NAMES: dict[str, str] = {"en": "English", "pt": "Portuguese"}
+
 
 @dataclass(frozen=True)
 class PageContext:
-    """What a page reads the store with: the file, its version (the cache key), what it holds, the judge."""
+    """What a page reads the store with: the file, its version (the cache key), what it holds, the judge, and
+    the language chosen where the page asked for one (else None)."""
 
     path: str
     mtime: float
     facts: dict
     judge: str
+    language: str | None = None
 
 
 # What a database that does not exist yet holds (the Run page on a fresh machine, see start's missing_ok).
@@ -25,21 +34,39 @@ NO_FACTS: dict = {"probes": 0, "runs": 0, "completions": 0, "verdicts": 0, "mode
                   "judges": []}
 
 
-def start(title: str, page: str, judge: bool = True, missing_ok: bool = False) -> PageContext:
-    """Draw a page's head and open the store (stopping with a message when there is none).
-
-    The judge select box goes in the sidebar and the URL (key `<page>_judge`); `judge=False` leaves it out.
-    `missing_ok`: a page that works without a database (the Run page, whose first run creates it) gets an
-    empty context (mtime 0, NO_FACTS) instead; nothing is created by a visit, so no empty file is left behind.
-    """
+def header(title: str) -> None:
+    """A page's head: its title and the content warning (every page, the Overview included, draws it here)."""
     ensure_navigation()
     st.title(title)
     content_warning()
+
+
+def start(title: str, page: str, judge: bool | str = True, missing_ok: bool = False, language: bool = False,
+          language_names: dict[str, str] | None = None) -> PageContext:
+    """Draw a page's head and open the store (stopping with a message when there is none).
+
+    judge: the judge select box (key `<page>_judge`, kept in the URL) in the sidebar (True or "sidebar"), in the
+    page under the title ("main"), or left out (False). language: a language select box (key
+    `<page>_option_language`, in the URL) beside the judge's, both in the page (the statistics pages), with
+    `language_names` as its labels. `missing_ok`: a page that works without a database (the Run page, whose
+    first run creates it) gets an empty context (mtime 0, NO_FACTS) instead; nothing is created by a visit, so
+    no empty file is left behind.
+    """
+    header(title)
     if missing_ok and not readonly() and not db_path().exists():
         return PageContext(str(db_path()), 0.0, dict(NO_FACTS), "")
     path, mtime = require_store()
-    chosen = ""
-    if judge:
+    chosen, language_chosen = "", None
+    key = f"{page}_judge"
+    if language:
+        left, right = st.columns(2)
+        with right:
+            chosen = judge_choice(path, mtime, key=key) if judge else ""
+        language_chosen = filters.select_option("Language", "language", list(LANGUAGE_NAMES), page=page, where=left,
+                                                format_func=(language_names or LANGUAGE_NAMES).get)
+    elif judge == "main":
+        chosen = judge_choice(path, mtime, key=key)
+    elif judge:
         with st.sidebar:
-            chosen = judge_choice(path, mtime, key=f"{page}_judge")
-    return PageContext(path, mtime, summary(path, mtime), chosen)
+            chosen = judge_choice(path, mtime, key=key)
+    return PageContext(path, mtime, summary(path, mtime), chosen, language_chosen)

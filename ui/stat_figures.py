@@ -38,15 +38,10 @@ def _figure(value: object) -> str:
     return f"{float(value):.3f}"
 
 
-@st.cache_data(show_spinner="Loading results…", max_entries=16)
-def _judged(path: str, mtime: float, judge: str, filters: tuple) -> pd.DataFrame:
-    return Store(path, readonly=True).judged(judge, dict(filters))
-
-
 @st.cache_data(show_spinner=False, max_entries=8)
-def _store_facts(path: str, mtime: float) -> tuple[dict[str, int], str, pd.DataFrame]:
+def _store_facts(path: str, mtime: float) -> tuple[dict[str, int], str]:
     store = Store(path, readonly=True)
-    return store.judge_counts(), store.default_judge(), store.targets()
+    return store.judge_counts(), store.default_judge()
 
 
 def require_store() -> tuple[str, float]:
@@ -71,7 +66,7 @@ def require_store() -> tuple[str, float]:
 
 def judge_choice(path: str, mtime: float, key: str = "judge") -> str:
     """A select box of the store's judges (human verdicts always override), defaulting as the CLI does."""
-    counts, default, _ = _store_facts(path, mtime)
+    counts, default = _store_facts(path, mtime)
     names = [name for name in counts if name != "human"] or [default]
     wanted = st.query_params.get("judge")  # a link (heatmap cell, shared URL) names its judge
     start = wanted if wanted in names else default
@@ -79,16 +74,6 @@ def judge_choice(path: str, mtime: float, key: str = "judge") -> str:
                           help="Whose verdicts count; human verdicts set in the drill-down override every judge.")
     st.query_params["judge"] = chosen
     return chosen
-
-
-def targets(path: str, mtime: float) -> pd.DataFrame:
-    return _store_facts(path, mtime)[2]
-
-
-def judged(path: str, mtime: float, judge: str, **filters: Sequence[str] | str) -> pd.DataFrame:
-    """Store.judged() through the page cache; filters as keyword lists (kind=["attack"], language=["en"])."""
-    key = tuple(sorted((k, tuple(v) if not isinstance(v, str) else v) for k, v in filters.items() if v))
-    return _judged(path, mtime, judge, key)
 
 
 def _heatmap_cells(table: pd.DataFrame, x: str, y: str, value: str, low: str | None, high: str | None,
@@ -362,22 +347,3 @@ def judge_error_figure(table: pd.DataFrame, language: str = "en") -> go.Figure:
     figure.update_layout(title=f"The judge's errors by group ({language})", yaxis_title="error rate",
                          yaxis_range=[0, 1], height=420, margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return figure
-
-
-def stats_page(title: str, page: str, language: bool = True,
-               language_names: dict[str, str] | None = None) -> tuple[str, float, str, str | None]:
-    """The head every statistics page shares: title, content warning, the store, the judge and (optionally)
-    one language, both kept in the URL. Returns (path, mtime, judge, language or None)."""
-    from ui import filters
-    from ui.common import content_warning
-
-    st.title(title)
-    content_warning()
-    path, mtime = require_store()
-    left, right = st.columns(2)
-    with right:
-        judge = judge_choice(path, mtime, key=f"{page}_judge")
-    chosen = filters.select_option("Language", "language", ["en", "pt"], page=page, where=left,
-                                   format_func=(language_names or {"en": "English", "pt": "Portuguese"}).get) \
-        if language else None
-    return path, mtime, judge, chosen
