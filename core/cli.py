@@ -330,7 +330,9 @@ def _stored_target_name(name: str) -> str:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Paired comparison of two versions on their shared probes (core.compare), or `--all` pairs' gap matrix;
     with --fail-on-regression / --fail-on-gap-increase, exit 1 when the gate fails (a CI regression gate)."""
-    from core.compare import CompareError, Side, all_pairs, compare_sides, resolve_side
+    from core.analyses import compare as paired
+    from core.analyses.compare import Side, all_pairs, resolve_side
+    from core.compare import CompareError
 
     store = _store(args, readonly=True)
     judge = _judge(args, store)
@@ -355,7 +357,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         base = resolve_side(sides, _stored_target_name(args.base), args.run_id, "--base")
         candidate = resolve_side(sides, _stored_target_name(args.candidate), args.run_id, "--candidate")
         by = ["language", "group", *(["strategy"] if args.by_strategy else [])]
-        compared = compare_sides(store, base, candidate, judge, by=by, correction=args.correction, alpha=args.alpha,
+        compared = paired.compute(store, base, candidate, judge, by=by, correction=args.correction, alpha=args.alpha,
                                  resamples=args.resamples, seed=args.seed)
     except CompareError as exc:
         raise BadInput(str(exc)) from None

@@ -10,7 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from core import taxonomy
-from core.compare import ALL_GROUPS, Side
+from core.analyses.compare import Side
+from core.compare import ALL_GROUPS
 from ui import filters
 from ui.cached import comparison, disagreements, pair_matrix, run_targets
 from ui.common import group_names, inert_text

@@ -29,7 +29,8 @@ from core.analyses.headline import Headline
 from core.analyses.over_refusal import OverRefusal
 from core.analyses.reproduction import Reproduction
 from core.analyses.scaling import Scaling
-from core.compare import RunComparison, Side, all_pairs, compare_sides
+from core.analyses import compare as paired
+from core.analyses.compare import RunComparison, Side, all_pairs
 from core.metrics import CELL_GRAIN, DefenseRates
 from core.ppi import CorrectedRates, JudgeError, judge_error
 from core.store import Store
@@ -220,12 +221,12 @@ def completion_page(path: str, mtime: float, judge: str, filters: Mapping[str, S
 @st.cache_data(show_spinner="Comparing the two versions probe by probe…", max_entries=16)
 def _comparison(path: str, mtime: float, judge: str, base: tuple[str, str], candidate: tuple[str, str],
                 by: tuple[str, ...]) -> RunComparison:
-    return compare_sides(Store(path, readonly=True), Side(*base), Side(*candidate), judge, by=list(by))
+    return paired.compute(Store(path, readonly=True), Side(*base), Side(*candidate), judge, by=list(by))
 
 
 def comparison(path: str, mtime: float, judge: str, base: Side, candidate: Side,
                by: Sequence[str] = ("language", "group")) -> RunComparison:
-    """core.compare.compare_sides: the paired comparison of two (run, target) sides (a small result: per-cell
+    """core.analyses.compare.compute: the paired comparison of two (run, target) sides (a small result: per-cell
     2x2 tables and their tests, never one row per completion)."""
     return _comparison(path, mtime, judge, base.key, candidate.key, tuple(by))
 
@@ -239,5 +240,5 @@ def disagreements(path: str, mtime: float, judge: str, base: tuple[str, str], ca
 
 @st.cache_data(show_spinner="Comparing every pair of versions…", max_entries=8)
 def pair_matrix(path: str, mtime: float, judge: str, sides: tuple[tuple[str, str], ...]) -> pd.DataFrame:
-    """core.compare.all_pairs over `sides`: the change of the selective-safety gap for every pair."""
+    """core.analyses.compare.all_pairs over `sides`: the change of the selective-safety gap for every pair."""
     return all_pairs(Store(path, readonly=True), [Side(*s) for s in sides], judge)
