@@ -18,14 +18,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.judges import resolve_judge
 from core.probes.builder import BUNDLED_PROBES
 from core.probes.loader import load_probes
 from core.probes.schema import Probe
 from core.probes.selection import Selection, select
-from core.runner import Progress, execute_run, plan_run
+from core.runner import Progress, build_run, execute_run, generation_of, plan_run
 from core.store import Store
-from core.targets import BUILTIN_TARGETS, resolve_target
+from core.targets import BUILTIN_TARGETS
 
 # Generation speed of the default local model on this project's 2-core machines (SmolLM2-135M, batched),
 # used for the estimate shown before a run starts. API targets have no fixed speed: no estimate.
@@ -179,12 +178,8 @@ class JobManager:
         try:
             store = Store(job.db_path)
             config = store.run(job.run_id)["config"]
-            generation = config.get("generation", {})
-            targets = [resolve_target(spec, store=store, max_new_tokens=generation.get("max_new_tokens", 64),
-                                      batch_size=generation.get("batch_size", 16),
-                                      temperature=generation.get("temperature", 0.0), seed=generation.get("seed", 0))
-                       for spec in config["targets"]]
-            judges = [resolve_judge(name) for name in config["judges"]]
+            generation = generation_of(config)
+            targets, judges = build_run(store, config)
             job.target_count = len(targets)
             job.status = "running"
             seen: set[str] = set()
@@ -195,7 +190,7 @@ class JobManager:
                     job.target_index = len(seen)
                 job.progress = replace(progress)
 
-            result = execute_run(store, job.run_id, targets, judges, batch_size=generation.get("batch_size", 16),
+            result = execute_run(store, job.run_id, targets, judges, batch_size=generation["batch_size"],
                                  on_progress=on_progress, cancel=job.cancel, retry_errors=job.retry_errors)
             job.message = result.message
             job.status = result.status
@@ -204,8 +199,7 @@ class JobManager:
             job.error = f"{type(exc).__name__}: {exc}"
         finally:
             for target in targets:
-                if hasattr(target, "close"):
-                    target.close()
+                target.close()
             job.finished_at = time.time()
 
 
