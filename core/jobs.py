@@ -24,7 +24,7 @@ from core.probes.schema import Probe
 from core.probes.selection import Selection, select
 from core.runner import Progress, build_run, execute_run, generation_of, plan_run
 from core.store import Store
-from core.targets import BUILTIN_TARGETS
+from core.targets import TARGETS
 
 # Generation speed of the default local model on this project's 2-core machines (SmolLM2-135M, batched),
 # used for the estimate shown before a run starts. API targets have no fixed speed: no estimate.
@@ -70,11 +70,10 @@ def candidate_probes(store: Store | None, request: RunRequest) -> list[Probe]:
 
 
 def estimate_seconds(probes: int, targets: Sequence[str], max_new_tokens: int) -> float | None:
-    """A rough duration for local targets (every answer at full length); None when any target is an API."""
-    if not probes or any(spec.startswith("openai:") for spec in targets):
-        return None
-    local = [spec for spec in targets if spec in BUILTIN_TARGETS or spec.startswith("local:")]
-    if len(local) != len(targets):
+    """A rough duration for targets computed here (every answer at full length); None when any target is an API
+    or a saved target (whose backend only the store knows)."""
+    kinds = [TARGETS.find(spec) for spec in targets]
+    if not probes or not all(kind is not None and kind[0].traits.get("in_process") for kind in kinds):
         return None
     return probes * len(targets) * max_new_tokens / LOCAL_TOKENS_PER_S
 

@@ -79,3 +79,11 @@ def test_targets_declare_what_they_can_do():
     assert local.unreachable is None and local.api_stats() is None
     local.close()
     api.close()
+
+
+def test_the_run_page_estimates_only_targets_computed_here():
+    from core.jobs import LOCAL_TOKENS_PER_S, estimate_seconds
+
+    assert estimate_seconds(10, ["smollm2", "local:/models/x"], 17) == 10 * 2 * 17 / LOCAL_TOKENS_PER_S
+    assert estimate_seconds(10, ["smollm2", "openai:m@http://127.0.0.1:9/v1"], 17) is None
+    assert estimate_seconds(10, ["a-saved-target"], 17) is None

@@ -134,9 +134,10 @@ SAVED_BACKENDS: Registry[Target] = Registry("saved-target backend",
                                             providers=("core.targets.local", "core.targets.openai"))
 
 
-def register_target(key: str, help: str, usage: str | None = None) -> Callable[[Any], Any]:
-    """Register a target spec: an exact name, or a prefix ending in ":" whose rest the builder reads."""
-    return TARGETS.register(key, help, usage)
+def register_target(key: str, help: str, usage: str | None = None, in_process: bool = False) -> Callable[[Any], Any]:
+    """Register a target spec: an exact name, or a prefix ending in ":" whose rest the builder reads.
+    `in_process`: a model computed on this machine (the Run page estimates its duration before it starts)."""
+    return TARGETS.register(key, help, usage, in_process=in_process)
 
 
 def register_backend(backend: str, help: str) -> Callable[[Any], Any]:

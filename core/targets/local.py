@@ -275,19 +275,21 @@ def _local_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in settings.items() if k not in _API_ONLY}
 
 
-@register_target("smollm2", "the embedded default model, SmolLM2-135M-Instruct (instruction-tuned)")
+@register_target("smollm2", "the embedded default model, SmolLM2-135M-Instruct (instruction-tuned)", in_process=True)
 def _smollm2(rest: str, settings: dict[str, Any]) -> LocalTarget:
     return LocalTarget(str(smollm2_gguf()), target_id="smollm2-135m-instruct", family="smollm2", size_b=0.135,
                        **_local_settings(settings))
 
 
-@register_target("gemma3-270m", "the second embedded model, Gemma 3 270M (a base model, prompted as a transcript)")
+@register_target("gemma3-270m", "the second embedded model, Gemma 3 270M (a base model, prompted as a transcript)",
+                 in_process=True)
 def _gemma3(rest: str, settings: dict[str, Any]) -> LocalTarget:
     return LocalTarget(str(gemma3_gguf()), target_id="gemma3-270m", family="gemma3", size_b=0.27,
                        prompt_format="plain", **_local_settings(settings))
 
 
-@register_target("local:", "any transformers model this machine has, by directory or hub id", usage="local:PATH")
+@register_target("local:", "any transformers model this machine has, by directory or hub id", usage="local:PATH",
+                 in_process=True)
 def _local(path: str, settings: dict[str, Any]) -> LocalTarget:
     if not path:
         raise UnknownTarget("local: needs a model directory or hub id, e.g. local:/models/my-model")
