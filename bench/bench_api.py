@@ -2,7 +2,7 @@
 
 Sequential requests, then concurrency 32 and 64, measured side by side in one run. The ideal for a
 concurrency c is c / latency requests per second (c requests always in flight); the goal is at least
-80% of it. The target is driven the way the runner drives it (batches of its `run_batch_size`, the next
+80% of it. The target is driven the way the runner drives it (batches of its `capabilities.run_batch_size`, the next
 batch submitted before the previous one is collected), and a last row runs the whole runner at the highest concurrency (store writes and the refusal judge between
 batches included), so the cost of storing shows too.
 
@@ -45,7 +45,7 @@ def measure(url: str, concurrency: int, requests: int) -> tuple[float, float]:
     try:
         target.generate([f"warm-up {i}" for i in range(concurrency)])  # open the connections first
         prompts = [f"prompt {concurrency}-{i}" for i in range(requests)]
-        size = target.run_batch_size
+        size = target.capabilities.run_batch_size
         began, cpu = time.perf_counter(), time.process_time()
         in_flight = []  # like the runner: the next batch is submitted before the previous one is collected
         for start in range(0, requests + size, size):

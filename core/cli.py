@@ -77,21 +77,10 @@ def cmd_probes_import(args: argparse.Namespace) -> int:
 
 
 # -- run -------------------------------------------------------------------------------------------
-def _resolve(args: argparse.Namespace, target_specs: Sequence[str], judge_names: Sequence[str], store=None):
-    from core.judges import resolve_judges
-    from core.targets import resolve_target
-
-    judges = resolve_judges(judge_names, store)
-    api = {"max_concurrency": args.max_concurrency} if getattr(args, "max_concurrency", None) else {}
-    targets = [resolve_target(spec, store=store, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                              temperature=args.temperature, seed=args.seed, **api) for spec in target_specs]
-    return targets, judges
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from core.jobs import RunRequest, candidate_probes
     from core.probes.selection import Selection
-    from core.runner import execute_run, plan_run
+    from core.runner import build_run, execute_run, generation_of, plan_run
 
     store = _store(args)
     judge_names = args.judges
@@ -115,17 +104,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not probes:
             raise BadInput("the selection matches no probe; widen --languages/--groups/--strategies/--categories")
         config = request.config()
-        targets, judges = _resolve(args, target_specs, judge_names, store)
+        targets, judges = build_run(store, {**config, "targets": target_specs, "judges": judge_names},
+                                    args.max_concurrency)
         run_id = plan_run(store, probes, target_specs, judge_names, config, args.run_id)
     else:
         run_id = run["run_id"]
-        target_specs = run["config"]["targets"]
-        judge_names = run["config"]["judges"]
-        generation = run["config"]["generation"]
-        args.max_new_tokens, args.batch_size = generation["max_new_tokens"], generation["batch_size"]
-        args.temperature, args.seed = generation["temperature"], generation["seed"]
+        args.batch_size = generation_of(run["config"])["batch_size"]
         print(f"resuming {run_id} with its stored configuration ({run['status']})", file=sys.stderr)
-        targets, judges = _resolve(args, target_specs, judge_names, store)
+        targets, judges = build_run(store, run["config"], args.max_concurrency)
     from core import executors
 
     executed = executors.wrap(targets, args.executor, workers=args.ray_workers, address=args.ray_address)
@@ -136,8 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
         for target in executed:
-            if hasattr(target, "close"):
-                target.close()
+            target.close()
         executors.shutdown()
     counts = result.counts
     payload = {"run_id": run_id, "status": result.status, "added": result.added, **counts,
@@ -874,6 +859,11 @@ def cmd_judge_train(args: argparse.Namespace) -> int:
 
 # -- parser ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    from core.judges import JUDGES
+    from core.targets import TARGETS
+
+    targets_help = f"{TARGETS.known()} or a saved target's name (comma-separated)"
+    judges_help = f"comma-separated: {JUDGES.describe()}"
     parser = argparse.ArgumentParser(prog="python -m core", description="For Whom: audit whose safety a model protects.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", default=None, help="DuckDB file (default: $AUDIT_DB or data/audit.duckdb)")
@@ -898,13 +888,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_probes_import)
 
     run = sub.add_parser("run", parents=[common, filters], help="send probes to targets, judge, store")
-    run.add_argument("--target", type=_csv_list, default=["smollm2"],
-                     help="smollm2, gemma3-270m, local:PATH, openai:MODEL@BASE_URL or a saved target's name "
-                          "(comma-separated)")
+    run.add_argument("--target", type=_csv_list, default=["smollm2"], help=targets_help)
     run.add_argument("--categories", type=_csv_list, default=[], help="scenario categories")
     run.add_argument("--sources", type=_csv_list, default=[], help="probe sources (builtin, mijabench, custom)")
     run.add_argument("--per-cell", type=int, default=None, help="probes per language x group x strategy")
-    run.add_argument("--judges", type=_csv_list, default=["refusal"])
+    run.add_argument("--judges", type=_csv_list, default=["refusal"], help=judges_help)
     run.add_argument("--run-id", default=None, help="resume this run, or name a new one")
     run.add_argument("--retry-errors", action="store_true", help="with --run-id: also send again the probes whose "
                      "completion holds an error; each answer replaces its error in place (the error is kept in the "
@@ -954,7 +942,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     judge = sub.add_parser("judge", parents=[common], help="add verdicts of judges to a stored run")
     judge.add_argument("--run-id", required=True)
-    judge.add_argument("--judges", type=_csv_list, default=["refusal"])
+    judge.add_argument("--judges", type=_csv_list, default=["refusal"], help=judges_help)
     judge.add_argument("--rejudge", action="store_true", help="first delete verdicts these judges gave in an "
                        "older version (their rules or prompt changed), so the current version judges them again")
     judge.add_argument("--quiet", action="store_true", help="no progress")
@@ -967,8 +955,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "XSTest's 1_full_compliance, 2_full_refusal, 3_partial_refusal (partial = complied)")
     gold.add_argument("--db", default=None, help="DuckDB file: run the judges on the completions people "
                       "labelled there (human verdicts) and score them against those labels")
-    judge_eval.add_argument("--judges", type=_csv_list, default=["refusal"],
-                            help="e.g. refusal,llm:smollm2,ensemble (ensemble: majority of the others)")
+    judge_eval.add_argument("--judges", type=_csv_list, default=["refusal"], help=judges_help)
     judge_eval.add_argument("--batch-size", type=int, default=16)
     judge_eval.add_argument("--max-new-tokens", type=int, default=None,
                             help="longest answer of an llm: judge (default 8 for a local model, whose answer is prefilled up to the class value; 160 otherwise)")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from core.targets.base import Target
+
 
 def estimate_cost(prompt_tokens: int, completion_tokens: int, price_input_per_m: float | None,
                   price_output_per_m: float | None) -> float | None:
@@ -18,7 +20,7 @@ def estimate_cost(prompt_tokens: int, completion_tokens: int, price_input_per_m:
     return prompt_tokens / 1e6 * price_input_per_m + completion_tokens / 1e6 * price_output_per_m
 
 
-def run_usage(store: Any, run_id: str, targets: Sequence[Any], price_input_per_m: float | None = None,
+def run_usage(store: Any, run_id: str, targets: Sequence[Target], price_input_per_m: float | None = None,
               price_output_per_m: float | None = None) -> list[dict[str, Any]]:
     """Per API target (or any target when prices are given): tokens, latency, retries and cost of a run.
 
@@ -40,8 +42,8 @@ def run_usage(store: Any, run_id: str, targets: Sequence[Any], price_input_per_m
                  "mean_latency_s": None if row.mean_latency_s != row.mean_latency_s else round(row.mean_latency_s, 4),
                  "cost": estimate_cost(int(row.prompt_tokens), int(row.completion_tokens), price_in, price_out),
                  "price_input_per_m": price_in, "price_output_per_m": price_out}
-        stats = getattr(target, "stats", None)
+        stats = target.api_stats()
         if stats is not None:
-            usage["api"] = stats.to_dict()  # this execution only: requests, retries and why
+            usage["api"] = stats  # this execution only: requests, retries and why
         rows.append(usage)
     return rows

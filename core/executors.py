@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from core.targets import Generation, Target
+from core.targets import Capabilities, Generation, Target
 
 EXECUTORS = ("local", "ray")
 
@@ -32,7 +32,7 @@ class _Worker:
         import ray
 
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
-        if cpus and getattr(target, "device", None) == "cpu":
+        if cpus and target.capabilities.device == "cpu":
             import torch
 
             torch.set_num_threads(max(1, int(cpus)))  # share the node's cores with the other workers
@@ -43,7 +43,7 @@ class _Worker:
 
     def generate(self, prompts: Sequence[str]) -> tuple[list[Generation | None], str | None]:
         """The answers (None: left pending because the target went away) and why it did, if it did."""
-        return self.target.generate(prompts), getattr(self.target, "unreachable", None)
+        return self.target.generate(prompts), self.target.unreachable
 
 
 _started_here = False  # whether this process started (or connected) Ray, and so should shut it down
@@ -75,7 +75,7 @@ def shutdown() -> None:
         _started_here = False
 
 
-class RayTarget:
+class RayTarget(Target):
     """A target whose batches are answered by Ray workers; to the runner it is the wrapped target.
 
     The runner works through its targets one after another, so only one RayTarget holds workers at a
@@ -96,13 +96,17 @@ class RayTarget:
         self.timeout_s = timeout_s
         self.start_timeout_s = start_timeout_s
         self.workers: list[Any] = []
-        self.unreachable: str | None = None  # set when a worker's target judged its server gone
+        self._unreachable: str | None = None  # set when a worker's target judged its server gone
+
+    @property
+    def unreachable(self) -> str | None:
+        return self._unreachable
 
     def clear_outage(self) -> None:
         """A new execution tries the server again, with fresh workers (a worker's target stays down)."""
-        if self.unreachable is not None:
+        if self._unreachable is not None:
             self.close()
-        self.unreachable = None
+        self._unreachable = None
 
     @property
     def count(self) -> int:
@@ -115,9 +119,12 @@ class RayTarget:
         return self._count
 
     @property
-    def run_batch_size(self) -> int:
-        """One batch gives every worker a batch of the size the wrapped target works best with."""
-        return self.count * (getattr(self.target, "run_batch_size", 0) or getattr(self.target, "batch_size", 16))
+    def capabilities(self) -> Capabilities:
+        """One batch gives every worker a batch of the size the wrapped target works best with; the workers
+        answer it at once, so one batch is in flight at a time and the wrapped target prefills nothing here."""
+        inner = self.target.capabilities
+        batch = self.count * (inner.run_batch_size or inner.batch_size)
+        return Capabilities(run_batch_size=batch, batch_size=batch)
 
     def _start(self) -> None:
         import ray
@@ -152,7 +159,7 @@ class RayTarget:
             for ref in refs:
                 ray.cancel(ref, force=True)
             raise
-        self.unreachable = next((gone for _, gone in answered if gone is not None), self.unreachable)
+        self._unreachable = next((gone for _, gone in answered if gone is not None), self._unreachable)
         return [generation for shard, _ in answered for generation in shard]
 
     def close(self) -> None:

@@ -18,14 +18,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.judges import resolve_judge
 from core.probes.builder import BUNDLED_PROBES
 from core.probes.loader import load_probes
 from core.probes.schema import Probe
 from core.probes.selection import Selection, select
-from core.runner import Progress, execute_run, plan_run
+from core.runner import Progress, build_run, execute_run, generation_of, plan_run
 from core.store import Store
-from core.targets import BUILTIN_TARGETS, resolve_target
+from core.targets import TARGETS
 
 # Generation speed of the default local model on this project's 2-core machines (SmolLM2-135M, batched),
 # used for the estimate shown before a run starts. API targets have no fixed speed: no estimate.
@@ -71,11 +70,10 @@ def candidate_probes(store: Store | None, request: RunRequest) -> list[Probe]:
 
 
 def estimate_seconds(probes: int, targets: Sequence[str], max_new_tokens: int) -> float | None:
-    """A rough duration for local targets (every answer at full length); None when any target is an API."""
-    if not probes or any(spec.startswith("openai:") for spec in targets):
-        return None
-    local = [spec for spec in targets if spec in BUILTIN_TARGETS or spec.startswith("local:")]
-    if len(local) != len(targets):
+    """A rough duration for targets computed here (every answer at full length); None when any target is an API
+    or a saved target (whose backend only the store knows)."""
+    kinds = [TARGETS.find(spec) for spec in targets]
+    if not probes or not all(kind is not None and kind[0].traits.get("in_process") for kind in kinds):
         return None
     return probes * len(targets) * max_new_tokens / LOCAL_TOKENS_PER_S
 
@@ -179,12 +177,8 @@ class JobManager:
         try:
             store = Store(job.db_path)
             config = store.run(job.run_id)["config"]
-            generation = config.get("generation", {})
-            targets = [resolve_target(spec, store=store, max_new_tokens=generation.get("max_new_tokens", 64),
-                                      batch_size=generation.get("batch_size", 16),
-                                      temperature=generation.get("temperature", 0.0), seed=generation.get("seed", 0))
-                       for spec in config["targets"]]
-            judges = [resolve_judge(name) for name in config["judges"]]
+            generation = generation_of(config)
+            targets, judges = build_run(store, config)
             job.target_count = len(targets)
             job.status = "running"
             seen: set[str] = set()
@@ -195,7 +189,7 @@ class JobManager:
                     job.target_index = len(seen)
                 job.progress = replace(progress)
 
-            result = execute_run(store, job.run_id, targets, judges, batch_size=generation.get("batch_size", 16),
+            result = execute_run(store, job.run_id, targets, judges, batch_size=generation["batch_size"],
                                  on_progress=on_progress, cancel=job.cancel, retry_errors=job.retry_errors)
             job.message = result.message
             job.status = result.status
@@ -204,8 +198,7 @@ class JobManager:
             job.error = f"{type(exc).__name__}: {exc}"
         finally:
             for target in targets:
-                if hasattr(target, "close"):
-                    target.close()
+                target.close()
             job.finished_at = time.time()
 
 

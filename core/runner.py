@@ -20,15 +20,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Any
 
 from core import taxonomy
 from core.eta import WINDOW, Batch, Estimate, estimate
-from core.judges import Judge, JudgeItem
+from core.judges import Judge, JudgeItem, resolve_judges
 from core.probes.schema import Probe
 from core.store import CompletionRecord, Store, VerdictRecord, completion_id_for
-from core.targets import Target
-from core.targets.base import Generation
+from core.targets import Target, resolve_target
+from core.targets.base import Answers, Generation
 
 
 @dataclass
@@ -99,6 +99,29 @@ def plan_run(store: Store, probes: Sequence[Probe], target_specs: Sequence[str],
     full_config = {**config, "targets": list(target_specs), "judges": list(judges)}
     store.create_run(run_id, full_config, [p.probe_id for p in probes])
     return run_id
+
+
+# A run's `generation` settings when its stored config lacks one (the Run page's and the CLI's defaults).
+GENERATION_DEFAULTS: dict[str, Any] = {"max_new_tokens": 64, "batch_size": 16, "temperature": 0.0, "seed": 0}
+
+
+def generation_of(config: dict) -> dict[str, Any]:
+    """A run config's generation settings, the defaults filling what it lacks."""
+    return {**GENERATION_DEFAULTS, **config.get("generation", {})}
+
+
+def build_run(store: Store, config: dict, max_concurrency: int | None = None) -> tuple[list[Target], list[Judge]]:
+    """The targets and judges a run's config names, built the one way every caller uses (the CLI planning or
+    resuming a run, the Run page resuming one): judges as a list with the store (a bare `ensemble` votes over
+    the others, `llm:<saved target>` is found), targets with the store and the run's generation settings.
+    `max_concurrency` overrides an API target's (the CLI's --max-concurrency)."""
+    generation = generation_of(config)
+    judges = resolve_judges(config["judges"], store)
+    api = {"max_concurrency": max_concurrency} if max_concurrency else {}
+    targets = [resolve_target(spec, store=store, max_new_tokens=generation["max_new_tokens"],
+                              batch_size=generation["batch_size"], temperature=generation["temperature"],
+                              seed=generation["seed"], **api) for spec in config["targets"]]
+    return targets, judges
 
 
 def _judge_batch(judges: Sequence[Judge], completion_ids: Sequence[str], items: Sequence[JudgeItem]) -> list[VerdictRecord]:
@@ -196,16 +219,16 @@ def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judg
     """Send a target its pending probes (and, with retry_errors, those whose completion is an error);
     returns (completions added, errors sent again). Raises TargetGone when the target is judged unreachable."""
     target_id = target.info.target_id
-    if hasattr(target, "clear_outage"):
-        target.clear_outage()  # a new execution tries the server again
+    target.clear_outage()  # a new execution tries the server again
     pending = store.pending_probes(run_id, target_id)
     errored = store.errored_probes(run_id, target_id) if retry_errors else []
     pending = pending + errored
     total = store.run_counts(run_id)["probes"]
     so_far = store.judged(judges[0].name if judges else "refusal",
                           {"run_id": run_id, "model": target_id, "kind": "attack"}) if judges else None
-    api = hasattr(target, "submit")
-    concurrency = int(getattr(getattr(target, "config", None), "max_concurrency", 1) or 1) if api else 1
+    capabilities = target.capabilities
+    api = capabilities.concurrent
+    concurrency = capabilities.concurrency if api else 1
     progress = Progress(run_id, target_id, done=total - len(pending), total=total, elapsed_s=0.0,
                         done_at_start=total - len(pending), api=api)
     if so_far is not None and len(so_far):
@@ -215,10 +238,10 @@ def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judg
     if on_progress:
         on_progress(replace(progress))  # a snapshot: callers may keep it
     # An API target answers a batch concurrently: it asks for batches large enough to keep its connections busy,
-    # and one that can `submit` keeps the next batch in flight while this one is judged and stored.
-    batch_size = max(batch_size, getattr(target, "run_batch_size", 0))
-    depth = 2 if hasattr(target, "submit") else 1
-    in_flight: deque[tuple[Sequence[Probe], _Answers]] = deque()
+    # and keeps the next batch in flight (submit) while this one is judged and stored.
+    batch_size = max(batch_size, capabilities.run_batch_size)
+    depth = 2 if api else 1
+    in_flight: deque[tuple[Sequence[Probe], Answers]] = deque()
     added = 0
     last_stored = started
 
@@ -241,7 +264,7 @@ def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judg
 
     def gone() -> str | None:
         """Why the target is unreachable, once it says so: what was sent is stored, nothing more is sent."""
-        reason = getattr(target, "unreachable", None)
+        reason = target.unreachable
         if reason is None:
             return None
         for _, answers in in_flight:
@@ -257,7 +280,7 @@ def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judg
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             batch = pending[start:start + batch_size]
-            in_flight.append((batch, _start_batch(target, [p.prompt for p in batch])))
+            in_flight.append((batch, target.submit([p.prompt for p in batch])))
             if len(in_flight) >= depth:
                 store_oldest()
             if (why := gone()) is not None:
@@ -282,37 +305,6 @@ def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judg
             answers.cancel()
         raise
     return added, len(errored)
-
-
-class _Answers(Protocol):
-    """A batch being answered: what OpenAITarget.submit returns, or _Ready for targets that answer at once."""
-
-    def result(self) -> Sequence[Generation | None]: ...
-
-    def stop_queued(self) -> None: ...
-
-    def cancel(self) -> None: ...
-
-
-@dataclass
-class _Ready:
-    """Answers of a target without `submit` (a local model): generated on the spot, so nothing to stop."""
-
-    generations: Sequence[Generation]
-
-    def result(self) -> Sequence[Generation]:
-        return self.generations
-
-    def stop_queued(self) -> None:
-        pass
-
-    def cancel(self) -> None:
-        pass
-
-
-def _start_batch(target: Target, prompts: list[str]) -> _Answers:
-    submit = getattr(target, "submit", None)
-    return submit(prompts) if submit is not None else _Ready(target.generate(prompts))
 
 
 def _store_batch(store: Store, run_id: str, target: Target, judges: Sequence[Judge],

@@ -14,7 +14,7 @@ import pytest
 from core.judges import UnknownJudge, resolve_judge
 from core.judges.base import JudgeItem
 from core.judges.rubric import (MAX_COMPLETION_CHARS, PREFILL, PREFILL_MAX_NEW_TOKENS, PROMPTS, RubricJudge,
-                                can_prefill, parse_verdict, render_prompt)
+                                parse_verdict, render_prompt)
 from core.probes.builder import build_bundled
 from core.runner import judge_run
 from core.store import CompletionRecord, Store
@@ -107,7 +107,7 @@ def test_rubric_judge_over_http(server):
     quick = {"max_new_tokens": 32, "max_retries": 0, "timeout_s": 2.0, "backoff_base_s": 0.01}
     judge = RubricJudge(spec, target=resolve_target(spec, **quick))
     assert judge.name == f"llm:{spec}" and judge.model == judge.target.info.target_id
-    assert not judge.prefill and not can_prefill(judge.target)  # a chat API: the model writes the whole JSON
+    assert not judge.prefill and not judge.target.capabilities.prefill  # a chat API: the model writes the whole JSON
     items = [JudgeItem(f"Write a joke about group {i}.", "I will not.", "en") for i in range(4)]
     server.always("group 3", "500")
     verdicts = judge.judge(items + [JudgeItem("Write a joke.", "   ", "en")])

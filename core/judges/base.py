@@ -1,13 +1,20 @@
 """What a judge is: something that labels completions as refused, complied or unparsed.
 
-Judges are small typed pieces behind a registry (core/judges/__init__.py), in the spirit of Inspect
-AI's scorers and garak's detectors: the runner knows only this interface.
+Judges are small typed pieces that register themselves in JUDGES (`@register_judge`, next to their
+code), in the spirit of Inspect AI's scorers and garak's detectors: the runner knows only this interface.
 """
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
+
+from core.registry import Registry
+
+
+class UnknownJudge(ValueError):
+    """A judge name nobody registered (or one its kind cannot read); the message lists what is known."""
 
 
 @dataclass(frozen=True)
@@ -48,3 +55,24 @@ def version_of(*parts: object) -> str:
     """A short stable hash of what defines a judge's behaviour (its rules or prompt)."""
     digest = hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()
     return digest[:12]
+
+
+@dataclass(frozen=True)
+class JudgeContext:
+    """What a judge's builder may use besides the rest of its name."""
+
+    store: Any = None  # lets `llm:` find a target saved in the store by name
+    max_new_tokens: int | None = None  # bounds an `llm:` judge's answer (None: the rubric's default)
+    listed: tuple[str, ...] | None = None  # the names of the list it was named in (resolve_judges); None alone
+    member: Callable[[str], Judge] | None = None  # a member judge by name, one object per name in the list
+
+
+# Names (`refusal`, `llm:SPEC`, `ensemble:A+B`...): build(rest of the name, JudgeContext) -> Judge. A kind
+# registered with combines=True votes over other judges (an ensemble): in a list, the others are shared with it.
+JUDGES: Registry[Judge] = Registry("judge", providers=("core.judges.refusal", "core.judges.rubric",
+                                                       "core.judges.ensemble", "core.judges.learned"))
+
+
+def register_judge(key: str, help: str, usage: str | None = None, combines: bool = False) -> Callable[[Any], Any]:
+    """Register a judge name: an exact name, or a prefix ending in ":" whose rest the builder reads."""
+    return JUDGES.register(key, help, usage, combines=combines)

@@ -14,7 +14,7 @@ members avoids most ties. The raw field holds every member's label and rationale
 
 Naming: `ensemble:refusal+llm:smollm2+llm:openai:gpt-4o-mini` names its members explicitly; a bare
 `ensemble` in a list of judges (`--judges refusal,llm:smollm2,ensemble`) votes over the other judges of
-that list (see resolve_judges in core/judges/__init__.py). Its version is a hash of the members' names
+that list (resolve_judges in core/judges/__init__.py passes the list in JudgeContext.listed). Its version is a hash of the members' names
 and versions, so a verdict stored by a different set of members is told apart.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from core.judges.base import Judge, JudgeItem, Verdict, version_of
+from core.judges.base import Judge, JudgeContext, JudgeItem, UnknownJudge, Verdict, register_judge, version_of
 from core.taxonomy import COMPLIED, REFUSED, UNPARSED
 
 
@@ -74,3 +74,31 @@ class EnsembleJudge:
         ballots = [member.judge(items) for member in self.members]
         return [vote([(member.name, ballot[i]) for member, ballot in zip(self.members, ballots)])
                 for i in range(len(items))]
+
+
+def _is_ensemble(name: str) -> bool:
+    return name == "ensemble" or name.startswith("ensemble:")
+
+
+@register_judge("ensemble:", "majority vote of the named judges", usage="ensemble:<judge>+<judge>+...",
+                combines=True)
+def _named(members: str, context: JudgeContext) -> EnsembleJudge:
+    parts = [p.strip() for p in members.split("+") if p.strip()]
+    name = f"ensemble:{members}"
+    if len(parts) < 2 or any(_is_ensemble(p) for p in parts):
+        raise UnknownJudge(f"{name!r}: an ensemble needs at least two member judges, none of them an "
+                           "ensemble, e.g. ensemble:refusal+llm:smollm2")
+    return EnsembleJudge([context.member(p) for p in parts], name=name)
+
+
+@register_judge("ensemble", "in a list of judges, majority vote of the others (refusal,llm:smollm2,ensemble)",
+                combines=True)
+def _listed(rest: str, context: JudgeContext) -> EnsembleJudge:
+    if context.listed is None:
+        raise UnknownJudge("a bare `ensemble` votes over the other judges listed with it (e.g. "
+                           "refusal,llm:smollm2,ensemble); alone, name its members: ensemble:refusal+llm:smollm2")
+    others = [n for n in context.listed if not _is_ensemble(n)]
+    if len(others) < 2:
+        raise UnknownJudge("`ensemble` votes over the other judges listed with it and needs at least "
+                           f"two of them (got {others or 'none'}); e.g. refusal,llm:smollm2,ensemble")
+    return EnsembleJudge([context.member(n) for n in others], name="ensemble")

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from core.judges.base import JudgeItem, Verdict
+from core.judges.base import JudgeContext, JudgeItem, UnknownJudge, Verdict, register_judge
 from core.taxonomy import COMPLIED, REFUSED
 
 FORMAT = "for-whom/learned-judge"
@@ -240,3 +240,15 @@ def resolve(spec: str) -> LearnedJudge:
     if not path.is_absolute() and not path.exists() and (ROOT / path).exists():
         path = ROOT / path
     return LearnedJudge(path, name=f"learned:{spec}")
+
+
+@register_judge("learned:", "a classifier fitted by `python -m core judge-train`, e.g. "
+                "learned:data/judges/learned-gptfuzz.json", usage="learned:PATH")
+def _learned(spec: str, context: JudgeContext) -> LearnedJudge:
+    if not spec:
+        raise UnknownJudge("learned: needs a model file, e.g. learned:data/judges/learned-gptfuzz.json "
+                           "(fit one with `python -m core judge-train`)")
+    try:
+        return resolve(spec)
+    except LearnedJudgeError as exc:
+        raise UnknownJudge(str(exc)) from None

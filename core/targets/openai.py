@@ -33,12 +33,12 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Coroutine, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from core.targets.base import Generation, TargetInfo
-from core.targets.local import TargetUnavailable
+from core.targets.base import (Capabilities, Generation, Target, TargetInfo, TargetUnavailable, UnknownTarget,
+                               register_backend, register_target)
 from core.targets.ratelimit import RateLimiter
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -276,7 +276,7 @@ class InFlight:
         self._future.cancel()
 
 
-class OpenAITarget:
+class OpenAITarget(Target):
     """A model behind an OpenAI-compatible HTTP API, answered concurrently with retries and pacing."""
 
     def __init__(self, config: OpenAIConfig, target_id: str | None = None, family: str | None = None,
@@ -310,9 +310,16 @@ class OpenAITarget:
             self._loop.loop.call_soon_threadsafe(self._down_event.clear)
 
     @property
-    def run_batch_size(self) -> int:
-        """How many prompts the runner should hand over at once so that every connection stays busy."""
-        return 4 * self.config.max_concurrency
+    def capabilities(self) -> Capabilities:
+        """Concurrent, with a batch in flight; the runner hands over 4 prompts per connection so that every
+        connection stays busy. A chat API cannot be made to continue a started answer: no prefill."""
+        batch = 4 * self.config.max_concurrency
+        return Capabilities(concurrent=True, concurrency=self.config.max_concurrency, run_batch_size=batch,
+                            batch_size=batch)
+
+    def api_stats(self) -> dict[str, Any]:
+        """This execution's requests, retries and why (core.cost reports them beside the stored tokens)."""
+        return self.stats.to_dict()
 
     # Ray ships targets to its workers by pickling them: send the description, not the thread or client.
     def __getstate__(self) -> dict[str, Any]:
@@ -649,3 +656,32 @@ def parse_spec(spec: str) -> tuple[str, str]:
         raise ValueError(f"cannot read target {spec!r}: use openai:MODEL@http(s)://HOST[:PORT]/v1, "
                          "e.g. openai:gpt-4o-mini@https://api.openai.com/v1")
     return model, url.rstrip("/")
+
+
+_RUNNER_ONLY = ("batch_size",)  # a run's batch size: concurrency sets an API target's batches
+
+
+def _target(model: str, base_url: str | None, stored: dict[str, Any], settings: dict[str, Any],
+            **identity: Any) -> OpenAITarget:
+    settings = {k: v for k, v in settings.items() if k not in _RUNNER_ONLY}
+    try:  # stored settings a newer version wrote are skipped; a caller's unknown setting is an error
+        config = replace(OpenAIConfig.from_settings(model, base_url, stored), **settings)
+    except (TypeError, ValueError) as exc:
+        raise UnknownTarget(f"openai target {model!r}: {exc}") from None
+    return OpenAITarget(config, **identity)
+
+
+@register_target("openai:", "any OpenAI-compatible server (openai:MODEL alone is api.openai.com)",
+                 usage="openai:MODEL@BASE_URL")
+def _openai(rest: str, settings: dict[str, Any]) -> OpenAITarget:
+    try:
+        model, base_url = parse_spec("openai:" + rest)
+    except ValueError as exc:
+        raise UnknownTarget(str(exc)) from None
+    return _target(model, base_url, {}, settings)
+
+
+@register_backend("openai", "an OpenAI-compatible server saved with its settings (never its key)")
+def _saved_openai(saved: dict[str, Any], settings: dict[str, Any]) -> OpenAITarget:
+    return _target(saved["model"], saved["base_url"], saved["settings"], settings, target_id=saved["target_id"],
+                   family=saved["family"], size_b=saved["size_b"])
