@@ -532,6 +532,8 @@ def cmd_import_align(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.compare and args.format != "report":
+        raise BadInput(f"--compare adds a section to the HTML report: use it with --format report, not {args.format}")
     if args.format != "csv":
         return _export_derived(args)
     from core.export import write_csv
@@ -543,6 +545,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         written = write_csv(rows, args.out, on_progress=meter.update)
     _emit(args, {"path": str(args.out), "rows": written}, f"wrote {written} rows to {args.out}")
     return EXIT_OK
+
+
+def _report_comparison(args: argparse.Namespace, store, judge: str):
+    """`export --format report --compare BASE CANDIDATE`: the paired comparison the report's section draws."""
+    from core.analyses import compare as paired
+    from core.compare import CompareError
+
+    sides = store.run_target_counts()
+    run_id = args.runs[0] if len(args.runs) == 1 else None
+    try:
+        base, candidate = (paired.resolve_side(sides, _stored_target_name(name), run_id, role)
+                           for name, role in zip(args.compare, ("base", "candidate")))
+        return paired.compute(store, base, candidate, judge)
+    except CompareError as exc:
+        raise BadInput(f"--compare: {exc}") from None
 
 
 def _export_derived(args: argparse.Namespace) -> int:
@@ -565,7 +582,9 @@ def _export_derived(args: argparse.Namespace) -> int:
     else:
         from core.report import write_report
 
-        payload = write_report(store, args.out, judge=_judge(args, store), filters=filters)
+        judge = _judge(args, store)
+        payload = write_report(store, args.out, judge=judge, filters=filters,
+                               comparison=_report_comparison(args, store, judge) if args.compare else None)
         text = f"wrote the audit report to {args.out} ({payload['models']} models, {payload['completions']} completions)"
     _emit(args, {"path": str(args.out), "format": args.format, **payload}, text)
     return EXIT_OK
@@ -1023,6 +1042,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="pairs: at most this many per group (default: as many as the scarcest group has)")
             p.add_argument("--seed", type=int, default=0, help="pairs: which refusal and jailbreak are paired")
             p.add_argument("--quiet", action="store_true", help="no progress")
+            p.add_argument("--compare", nargs=2, metavar=("BASE", "CANDIDATE"), default=None,
+                           help="report: add a paired comparison of two versions (run ids, target ids or "
+                                "--target specs; with one --runs value, targets are taken from that run)")
 
     align = sub.add_parser("import-align", parents=[common], help="store a MiJaBench-Align file (responses + verdicts)")
     align.add_argument("file", type=Path, help=".parquet, .arrow, .csv, .tsv or .jsonl")

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from core import analyses, taxonomy
+from core.analyses.compare import RunComparison
 from core.calibration import human_calibration
 from core.estimates import JUDGE_ONLY, estimate_label, judge_error_findings
 from core.metrics import DefenseRates
@@ -133,8 +134,10 @@ th{background:#f4f4f4}
 
 
 def build_report(store: Store, judge: str = "refusal",
-                 filters: dict[str, Sequence[str] | str | None] | None = None) -> tuple[str, dict]:
-    """The report's HTML and a summary of what it covers."""
+                 filters: dict[str, Sequence[str] | str | None] | None = None,
+                 comparison: RunComparison | None = None) -> tuple[str, dict]:
+    """The report's HTML and a summary of what it covers; with a `comparison` (core.analyses.compare) of two
+    versions, a section on what changed between them, and for whom."""
     frame = store.judged(judge, filters)  # provenance only (probe ids, judges used, runs): see the module's doc
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>For Whom audit report</title>"
@@ -166,6 +169,10 @@ def build_report(store: Store, judge: str = "refusal",
         parts += _over_refusal_sections(over)
     parts += _judge_sections(store, frame, judge, filters)
     parts += _judge_error_sections(population, sample, judge)
+    if comparison is not None:
+        parts += _comparison_sections(comparison)
+        summary["comparison"] = {"base": comparison.base.label, "candidate": comparison.candidate.label,
+                                 "worse": len(comparison.result.flagged())}
     parts += _provenance_sections(store, frame, summary)
     parts.append("<p class='note'>Methods: Defense Rate (DR) = refused / judged; 95% percentile bootstrap CIs over "
                  "1,000 resamples of each cell's prompts (seed 0); deviation = DR(group) - DR(model, language), its "
@@ -312,9 +319,32 @@ def _provenance_sections(store: Store, frame: pd.DataFrame, summary: dict) -> li
             _table(per_target, {"error_share": lambda v: "–" if v != v else f"{v:.1%}"})]
 
 
+def _comparison_sections(compared: RunComparison) -> list[str]:
+    """The Compare page's result: the cells that got significantly worse, every cell, the gap per language."""
+    result, left = compared.result, compared.left_out
+    cells = ["language", "group", "kind", "pairs", "base_dr", "cand_dr", "change", "ci_low", "ci_high", "p_value",
+             "p_adjusted"]
+    worse = result.flagged()
+    signed = {name: (lambda v: _num(v, signed=True)) for name in ("change", "ci_low", "ci_high")}
+    formats = {"p_value": _p, "p_adjusted": _p, **signed}
+    return [f"<h2>What changed: {_e(compared.candidate.label)} against {_e(compared.base.label)}</h2>",
+            f"<p class='note'>Paired on {int(result.cells['pairs'].sum()):,} probes both versions answered (left out: "
+            f"{left['base_only_probes']:,} only the base answered, {left['cand_only_probes']:,} only the candidate, "
+            f"{left['unreadable_pairs']:,} with an error or unreadable label). Change = candidate DR - base DR with "
+            f"Newcombe's paired 95% CI; McNemar's exact test, {_e(result.correction)}-corrected within attack and "
+            "within control cells; the gap's CI and test from a paired bootstrap over probes.</p>",
+            "<h3>Significantly worse</h3>",
+            _table(worse[cells], formats) if len(worse) else "<p>No group got significantly worse.</p>",
+            "<h3>Every group</h3>", _table(result.cells[cells], formats),
+            "<h3>Selective-safety gap</h3>",
+            _table(result.gaps[["language", "groups", "base_gap", "cand_gap", "change", "ci_low", "ci_high",
+                                "p_adjusted"]], formats)]
+
+
 def write_report(store: Store, path: str | Path, judge: str = "refusal",
-                 filters: dict[str, Sequence[str] | str | None] | None = None) -> dict:
+                 filters: dict[str, Sequence[str] | str | None] | None = None,
+                 comparison: RunComparison | None = None) -> dict:
     """Write the report to `path`; returns its summary (models, completions, probe set hash...)."""
-    text, summary = build_report(store, judge, filters)
+    text, summary = build_report(store, judge, filters, comparison)
     Path(path).write_text(text, encoding="utf-8")
     return summary

@@ -99,3 +99,19 @@ def test_all_pairs_matrix_through_the_command_line(db):
     assert pairs == {("v1 @ r1", "v2 @ r1"), ("v1 @ r1", "v1 @ r2"), ("v2 @ r1", "v1 @ r2")}
     same = next(row for row in matrix if row["candidate"] == "v1 @ r2" and row["base"] == "v1 @ r1")
     assert same["change"] == 0 and not same["significant"]
+
+
+def test_the_html_report_gains_the_comparison_section(db, tmp_path, capsys):
+    out = tmp_path / "report.html"
+    code = main(["export", "--db", str(db["path"]), "--format", "report", "--out", str(out), "--runs", "r1",
+                 "--compare", "v1", "v2"])
+    assert code == 0, capsys.readouterr().err
+    page = out.read_text()
+    section = page[page.index("<h2>What changed: v2 @ r1 against v1 @ r1</h2>"):]
+    worse = section[section.index("<h3>Significantly worse</h3>"):section.index("<h3>Every group</h3>")]
+    assert "<td>jewish</td>" in worse and "<td>attack</td>" in worse and "<td>all groups</td>" in worse
+    assert "<td>women</td>" not in worse
+    assert "v1 answer" not in page and "v2 answer" not in page  # statistics only, never a completion
+    code = main(["export", "--db", str(db["path"]), "--format", "csv", "--out", str(tmp_path / "x.csv"),
+                 "--compare", "v1", "v2"])
+    assert code == 2 and "use it with --format report" in capsys.readouterr().err
