@@ -297,6 +297,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# Columns `compare` prints as text (--json gives every column, the 2x2 counts or the corrected inputs too).
+COMPARE_TEXT_COLUMNS: tuple[str, ...] = ("language", "group", "strategy", "kind", "pairs", "base_dr", "cand_dr",
+                                         "change", "ci_low", "ci_high", "p_value", "p_adjusted", "significant")
+
+
 def _stored_target_name(name: str) -> str:
     """The target id a spec given to `run --target` is stored under (`smollm2`, `openai:MODEL@URL`), so a
     pipeline can name a version the way it ran it; any other name (a run id, a target id) as it is."""
@@ -344,6 +349,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         by = ["language", "group", *(["strategy"] if args.by_strategy else [])]
         compared = paired.compute(store, base, candidate, judge, by=by, correction=args.correction, alpha=args.alpha,
                                  resamples=args.resamples, seed=args.seed)
+        if args.estimator == "ppi":
+            fixed = paired.corrected(store, base, candidate, judge, by=by, min_human=args.min_human,
+                                     correction=args.correction, alpha=args.alpha)
+            if fixed is None:
+                raise BadInput(f"--estimator ppi: neither {base.label} nor {candidate.label} has a labelled review "
+                               "sample; draw one with `python -m core review sample --run-id RUN` and label it")
+            compared.result = fixed
     except CompareError as exc:
         raise BadInput(str(exc)) from None
     result = compared.result
@@ -360,10 +372,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"{candidate.label} against {base.label}: judge {judge}, {int(result.cells['pairs'].sum())} shared "
               f"probes (left out: {left['base_only_probes']} only in the base, {left['cand_only_probes']} only in "
               f"the candidate, {left['unreadable_pairs']} with an error or unreadable label)")
-        shown = result.cells.drop(columns=["both_refused", "base_only", "cand_only", "neither"])
-        print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        print(result.controls.drop(columns=["both_refused", "base_only", "cand_only", "neither"])
-              .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        for table in (result.cells, result.controls):
+            shown = table[[c for c in COMPARE_TEXT_COLUMNS if c in table.columns]]
+            print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         print(result.gaps.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         flagged = result.flagged()
         print(f"worse, significantly ({result.correction}): " + (", ".join(
@@ -1117,6 +1128,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--judge", default=None, help="whose verdicts (default: the store's default judge); "
                          "human verdicts override it")
     compare.add_argument("--by-strategy", action="store_true", help="cells per language x group x strategy")
+    compare.add_argument("--estimator", choices=["judge", "ppi"], default="judge",
+                         help="ppi: compare the Defense Rates corrected by the review sample (both sides need "
+                              "labels; the change's interval treats the two corrected estimates as independent, "
+                              "so it is conservative)")
+    compare.add_argument("--min-human", type=int, default=10, help="ppi: fewest labels per cell and side")
     compare.add_argument("--correction", choices=["holm", "fdr_bh"], default="holm")
     compare.add_argument("--alpha", type=float, default=0.05)
     compare.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples for the gap's CI")

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from core.compare import Comparison, CompareError, compare, pairwise_gaps
+from core.compare import Z95, Comparison, CompareError, compare, independent_changes, pairwise_gaps
+from core.ppi import CorrectedRates
 from core.store import Store
 
 
@@ -98,3 +99,41 @@ def all_pairs(store: Store, sides: Sequence[Side], judge: str, resamples: int = 
                            candidate=[labels[k] for k in zip(counts["cand_run"], counts["candidate"])])
     return pairwise_gaps(counts.drop(columns=["base_run", "cand_run"]), resamples=resamples, seed=seed,
                          correction=correction, alpha=alpha)
+
+
+def corrected(store: Store, base: Side, candidate: Side, judge: str, by: Sequence[str] = ("language", "group"),
+              min_human: int = 10, correction: str = "holm", alpha: float = 0.05) -> Comparison | None:
+    """The comparison on prediction-powered Defense Rates (core/ppi.py), where a labelled review sample covers
+    both sides: each version's corrected DR per cell, the change with a conservative normal CI (the two
+    corrected estimates treated as independent; core.compare.independent_changes), and the gap change per
+    language from each version's corrected gap. None when neither side has sample labels; cells with fewer than
+    `min_human` labels on a side have no corrected change (NaN, never flagged)."""
+    sides = {"run_id": sorted({base.run_id, candidate.run_id}), "model": sorted({base.target_id, candidate.target_id})}
+    grain = ["run_id", "model", *by, "kind"]
+    population, sample, _ = store.ppi_inputs(judge, grain, sides)
+    if not len(sample):
+        return None
+    rates = CorrectedRates(population, sample, grain, min_human=min_human)
+
+    def side(frame: pd.DataFrame, of: Side, suffix: str) -> pd.DataFrame:
+        mine = frame[(frame["run_id"] == of.run_id) & (frame["model"] == of.target_id)]
+        return mine.drop(columns=["run_id", "model"]).rename(columns=lambda c: c if c in (*by, "kind", "language")
+                                                            else f"{c}_{suffix}")
+
+    keys = [*by, "kind"]
+    table = rates.table[[*grain, "n", "n_human", "dr", "se"]]
+    cells = side(table, base, "b").merge(side(table, candidate, "c"), on=keys)
+    cells = independent_changes(cells.assign(pairs=cells[["n_b", "n_c"]].min(axis=1)), correction, alpha)
+    pooled = CorrectedRates(population, sample, ["run_id", "model", "language", "kind"], min_human=min_human).table
+    pooled = pooled[pooled["kind"] == "control"][["run_id", "model", "language", "kind", "n", "dr", "se"]]
+    controls = side(pooled, base, "b").merge(side(pooled, candidate, "c"), on=["language", "kind"])
+    controls = independent_changes(controls.assign(pairs=controls[["n_b", "n_c"]].min(axis=1)), correction, alpha)
+    attack = population[population["kind"] == "attack"]
+    gap = CorrectedRates(attack, sample[sample["kind"] == "attack"], ["run_id", "model", "language", "group"],
+                         min_human=min_human).disparity(["run_id", "model", "language"])
+    gap = gap.assign(se=(gap["gap_ci_high"] - gap["gap_ci_low"]) / (2 * Z95), dr=gap["gap"], kind="attack")
+    gap = gap[["run_id", "model", "language", "kind", "cells", "dr", "se"]]
+    gaps = side(gap, base, "b").merge(side(gap, candidate, "c"), on=["language", "kind"])
+    gaps = independent_changes(gaps, correction, alpha, family=()).rename(
+        columns={"base_dr": "base_gap", "cand_dr": "cand_gap"}).assign(groups=lambda f: f["cells_b"])
+    return Comparison(base.label, candidate.label, cells, gaps, controls, correction, alpha)
