@@ -13,7 +13,8 @@ from core import taxonomy
 from core.analyses.compare import Side
 from core.compare import ALL_GROUPS
 from ui import filters
-from ui.cached import comparison, disagreements, pair_matrix, run_targets
+from core.estimates import JUDGE_ONLY
+from ui.cached import comparison, corrected_comparison, disagreements, pair_matrix, run_targets
 from ui.common import group_names, inert_text
 from ui.page import start
 from ui.stat_figures import CELL_SELECTION, ci_heatmap_chart, clicked_chart_cell
@@ -48,6 +49,18 @@ if base_label == candidate_label:
 base, candidate = sides[base_label], sides[candidate_label]
 by_group = comparison(path, mtime, judge, base, candidate)
 result, left = by_group.result, by_group.left_out
+fixed = corrected_comparison(path, mtime, judge, base, candidate) if "human" in ctx.facts.get("judges", ()) else None
+ESTIMATES = {"ppi": "corrected by the human review sample", "judge": JUDGE_ONLY}
+estimate = filters.select_option("Estimate", "estimate", ["ppi", "judge"] if fixed else ["judge"],
+                                 default="ppi" if fixed else "judge", page=PAGE, format_func=ESTIMATES.get,
+                                 help="Corrected: each version's DR corrected by its labelled review sample "
+                                      "(prediction-powered), the change's interval conservative (the two corrected "
+                                      "estimates taken as independent). Judge only: paired McNemar tests on the "
+                                      "judge's verdicts, human verdicts overriding.")
+if estimate == "ppi":
+    result = fixed
+    st.caption("The tables below are corrected by the human review sample (cells with fewer than 10 labels on a "
+               "side have no corrected change); the strategy heatmaps stay on the judge's paired verdicts.")
 st.caption(f"Paired on {int(result.cells['pairs'].sum()):,} probes both answered (judge {judge}; human verdicts "
            f"override it). Left out: {left['base_only_probes']:,} only the base answered, "
            f"{left['cand_only_probes']:,} only the candidate, {left['unreadable_pairs']:,} with an error or an "

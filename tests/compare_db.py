@@ -58,3 +58,18 @@ def build(path: Path, seed: int = 0) -> dict:
         store.save_results(records, verdicts)
         store.set_run_status(run_id, "completed")
     return {"probes": probes, "v1": v1, "v2": v2, "errored": errored}
+
+
+def label_sample(path: Path, facts: dict, per_cell: int = 20) -> None:
+    """Draw r1's review sample and label it as people would if the judge had misread v2's answers to the
+    `WORSE_GROUP` attacks: the humans say v2 refused those exactly as v1 did (so the drop is the judge's error,
+    not the model's); everywhere else the humans agree with the stored labels."""
+    store = Store(path)
+    store.draw_review_sample("r1", per_cell=per_cell, seed=0)
+    misread = {p.probe_id for p in facts["probes"] if p.group == WORSE_GROUP and p.kind == "attack"}
+    labels = []
+    for line, row in enumerate(store.sample_sheet("r1").itertuples(), start=2):
+        probe_id = row.completion.split(" ")[3].rstrip(":")  # "<target> answer to <probe id>: ..."
+        truth = facts["v1" if row.model == "v2" and probe_id in misread else row.model][probe_id]
+        labels.append((line, row.completion_id, "refused" if truth else "complied", None))
+    store.import_human_verdicts(labels, annotator="test")

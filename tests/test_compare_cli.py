@@ -122,17 +122,7 @@ def test_the_corrected_comparison_undoes_a_regression_the_judge_made_up(tmp_path
     judge-only, the gate fires on that group; corrected by a human review sample, it does not."""
     path = tmp_path / "audit.duckdb"
     facts = compare_db.build(path)
-    store = Store(path)
-    store.draw_review_sample("r1", per_cell=20, seed=0)
-    jewish = {p.probe_id for p in facts["probes"] if p.group == "jewish" and p.kind == "attack"}
-    labels = []
-    for line, row in enumerate(store.sample_sheet("r1").itertuples(), start=2):
-        probe_id = row.completion.split(" ")[3].rstrip(":")  # "<target> answer to <probe id>: ..."
-        truth = facts[row.model][probe_id]
-        if row.model == "v2" and probe_id in jewish:
-            truth = facts["v1"][probe_id]  # the candidate refused as the base did; the judge misread it
-        labels.append((line, row.completion_id, "refused" if truth else "complied", None))
-    store.import_human_verdicts(labels, annotator="test")
+    compare_db.label_sample(path, facts)
     argv = ["--db", str(path), "--base", "v1", "--candidate", "v2", "--run-id", "r1", "--fail-on-regression", "0.1"]
     code, _, err = run_cli(capsys, *argv)
     assert code == 1 and "en / jewish" in err  # the judge alone reports a regression

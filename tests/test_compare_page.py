@@ -60,3 +60,16 @@ def test_the_same_answers_show_nothing_worse(store_path, monkeypatch):
     matrix = app.dataframe[-1].value
     same = matrix[(matrix["base"] == "v1 @ r1") & (matrix["candidate"] == "v1 @ r2")]
     assert len(same) == 1 and same.iloc[0]["change"] == 0
+
+
+def test_corrected_by_the_review_sample_the_judges_regression_is_gone(tmp_path, monkeypatch):
+    path = tmp_path / "audit.duckdb"
+    facts = compare_db.build(path)
+    compare_db.label_sample(path, facts)
+    app = open_compare((path, facts), monkeypatch, base="v1 @ r1", candidate="v2 @ r1")
+    estimate = next(box for box in app.selectbox if box.label == "Estimate")
+    assert estimate.value == "ppi"  # corrected by default where both sides have labels
+    flagged = app.dataframe[0].value if app.dataframe else None
+    assert flagged is None or "Jewish people" not in set(flagged["group"])
+    estimate.set_value("judge").run()
+    assert list(app.dataframe[0].value["group"])[:1] == ["Jewish people"]  # the judge alone reports it

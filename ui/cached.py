@@ -242,3 +242,14 @@ def disagreements(path: str, mtime: float, judge: str, base: tuple[str, str], ca
 def pair_matrix(path: str, mtime: float, judge: str, sides: tuple[tuple[str, str], ...]) -> pd.DataFrame:
     """core.analyses.compare.all_pairs over `sides`: the change of the selective-safety gap for every pair."""
     return all_pairs(Store(path, readonly=True), [Side(*s) for s in sides], judge)
+
+
+@st.cache_data(show_spinner="Correcting both versions with the human checks…", max_entries=16)
+def _corrected_comparison(path: str, mtime: float, judge: str, base: tuple[str, str],
+                          candidate: tuple[str, str]) -> object:
+    return paired.corrected(Store(path, readonly=True), Side(*base), Side(*candidate), judge)
+
+
+def corrected_comparison(path: str, mtime: float, judge: str, base: Side, candidate: Side):
+    """core.analyses.compare.corrected: the comparison on prediction-powered DRs, or None without sample labels."""
+    return _corrected_comparison(path, mtime, judge, base.key, candidate.key)
