@@ -62,14 +62,9 @@ def _literals(path: pathlib.Path) -> list[str]:
     return sorted(s for s in found if len(s) >= 3)
 
 
-def cases() -> Iterator[Case]:
-    """Every golden case, in a fixed order."""
-    for name in ("refusal_labels.csv", "judge_eval_labels.csv", "judge_eval_fresh.csv"):
-        for row in _csv_rows(DATA / name):
-            kind = row.get("kind") or "attack"
-            yield row["prompt"], row["completion"], row["language"], kind
-            yield "", row["completion"], "pt" if row["language"] == "en" else "en", kind
-            yield row["prompt"], row["completion"], row["language"], "control" if kind == "attack" else "attack"
+def literal_cases() -> Iterator[Case]:
+    """The test modules' string literals and the edge texts, each in both languages, with and without a
+    quoting prompt. Tests change, so these inputs are stored in the golden file itself when it is written."""
     for module in ("test_judge_refusal.py", "test_judges_refusal_heldout.py", "test_judges_calibration.py",
                    "test_judges_ensemble.py", "test_judge_learned.py"):
         for text in _literals(ROOT / "tests" / module):
@@ -81,6 +76,16 @@ def cases() -> Iterator[Case]:
         for language in ("en", "pt"):
             for prompt in ("", _PROMPT_EN, _PROMPT_PT):
                 yield prompt, text, language, "attack"
+
+
+def data_cases() -> Iterator[Case]:
+    """The cases read from the project's data files (labelled sets, demo, GPTFuzz, seeds), in a fixed order."""
+    for name in ("refusal_labels.csv", "judge_eval_labels.csv", "judge_eval_fresh.csv"):
+        for row in _csv_rows(DATA / name):
+            kind = row.get("kind") or "attack"
+            yield row["prompt"], row["completion"], row["language"], kind
+            yield "", row["completion"], "pt" if row["language"] == "en" else "en", kind
+            yield row["prompt"], row["completion"], row["language"], "control" if kind == "attack" else "attack"
     demo_probes: dict[str, tuple[str, str, str]] = {}
     completions: list[tuple[str, str]] = []
     with gzip.open(ROOT / "data" / "demo" / "results.jsonl.gz", "rt", encoding="utf-8") as handle:
@@ -122,15 +127,23 @@ def record(case: Case) -> dict:
             "signals": hashlib.sha256(repr(signals).encode()).hexdigest()[:16]}
 
 
-def unique_cases() -> list[Case]:
+def _unique(cases: Iterator[Case]) -> list[Case]:
     seen: dict[str, Case] = {}
-    for case in cases():
+    for case in cases:
         seen.setdefault(key(case), case)
     return list(seen.values())
 
 
+def unique_cases() -> list[Case]:
+    """Every golden case: the data files' and the literal ones stored in the golden file."""
+    stored = [tuple(row["case"]) for row in read().values() if "case" in row]
+    return _unique(iter(list(data_cases()) + stored))  # type: ignore[arg-type]
+
+
 def write() -> int:
-    rows = [record(case) for case in unique_cases()]
+    data = _unique(data_cases())
+    literal = [case for case in _unique(literal_cases()) if key(case) not in {key(c) for c in data}]
+    rows = [record(case) for case in data] + [{**record(case), "case": list(case)} for case in literal]
     text = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
     GOLDEN.write_bytes(gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0))
     return len(rows)

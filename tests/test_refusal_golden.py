@@ -26,11 +26,11 @@ FOLDING_CHANGES = {
 def test_every_golden_case_keeps_its_verdict_and_signals():
     golden = read()
     cases = unique_cases()
-    assert len(cases) == len(golden) > 12000  # every case is recorded, none went missing
+    assert len(cases) == len(golden) > 12000  # every recorded case is still judged
     changed, folding = [], set()
     for case in cases:
         got = record(case)
-        want = golden[got["key"]]
+        want = {k: v for k, v in golden[got["key"]].items() if k != "case"}  # "case": a stored input
         if got != want:
             if case[1] in FOLDING_CHANGES:
                 folding.add(case[1])

@@ -24,7 +24,7 @@ from pathlib import Path
 from core import text as text_module
 from core.judges import rules as rules_module
 from core.judges.base import JudgeItem, Verdict
-from core.judges.rules import RULES_DIR, Compiled, load
+from core.judges.rules import Compiled, load
 from core.taxonomy import COMPLIED, GROUP_ALIASES, GROUPS, REFUSED
 from core.text import fold
 
@@ -40,10 +40,6 @@ _QUOTED = re.compile(RULES.patterns["quoted"])
 _ALNUM = re.compile(r"[^\W_]")
 _TOKEN = re.compile(r"[a-z']+|\d+", re.IGNORECASE)
 _WORD = re.compile(r"[a-z]+")
-
-# ---------------------------------------------------------------------------------------------------------
-# Classification.
-# ---------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
