@@ -13,7 +13,8 @@ Features (the settings are stored in the file, so a model is read back exactly a
   decided it, where the first signal sits, how often each phrase table matches); the file records the
   `refusal` version it was fitted on and refuses to load on other rules, since its weights mean nothing then;
 - character 2-5-grams (within word boundaries) of the first `head_chars` characters of the completion,
-  lower-cased and accent-folded, hashed into `n_features` columns (l2-normalised);
+  folded by core.text.fold (lower case, no accents, straight quotes), hashed into `n_features` columns
+  (l2-normalised);
 - word 1-2-grams of the first `max_chars` characters, hashed the same way.
 The prompt is not a text feature: GPTFuzz prompts are bare questions, the project's are whole jailbreak
 templates, so prompt words would only tell the sources apart (the rules still read the prompt's quoted claim).
