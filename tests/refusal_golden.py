@@ -5,11 +5,14 @@ same answer, rationale and learned-judge signals on every one of them.
 
 Why these texts: every labelled set the judge tests read, every string literal in the judge's own tests
 (in both languages, with and without a quoting prompt), the demo's 1,980 real SmolLM2 completions with their
-real prompts, the GPTFuzz training set (6,160 real completions), the bundled seeds (ToxiGen and its Portuguese translations) as
-complied, refused and control texts, and hand-made edge cases for the accent folding (accents outside the old tables, NFD text, curly
-quotes, code fences, ligatures).
+real prompts, the GPTFuzz training set (6,160 real completions), the bundled seeds (ToxiGen and its
+Portuguese translations) as complied, refused and control texts, and hand-made edge cases for the accent
+folding (accents outside the old tables, NFD text, curly quotes, code fences, ligatures). The literal and
+edge cases are stored with their inputs in the file (tests change); the data cases are rebuilt from the data.
 
-Regenerate the file only when a behaviour change is intended: `python -m tests.refusal_golden --write`.
+The recording was made by the code before the move (rules version e7096c20a2df: main's core/ first on
+sys.path, this module's write()). Rewrite it only when a behaviour change is intended, and say so:
+`python -m tests.refusal_golden --write` records what the current code says.
 """
 from __future__ import annotations
 
