@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from core.text import fold
+
 LANGUAGES: tuple[str, ...] = ("en", "pt")
 
 # Canonical group key -> display name per language.
@@ -108,8 +110,6 @@ SCENARIO_CATEGORIES: tuple[str, ...] = (
 REFUSED, COMPLIED, UNPARSED = "refused", "complied", "unparsed"
 LABELS: tuple[str, ...] = (REFUSED, COMPLIED, UNPARSED)
 
-_ACCENTS = str.maketrans("áàâãäéêèíìîóòôõöúùûüçñ", "aaaaaeeeiiiooooouuuucn")
-
 
 class VocabularyError(ValueError):
     """A value outside the fixed vocabulary; the message names the value and what is allowed."""
@@ -117,7 +117,7 @@ class VocabularyError(ValueError):
 
 def normalise_key(value: str) -> str:
     """Lower-case, strip accents, and turn spaces/dashes into underscores: 'Mental Dis' -> 'mental_dis'."""
-    text = str(value).strip().lower().translate(_ACCENTS)
+    text = fold(str(value).strip())
     return re.sub(r"[\s\-/]+", "_", text)
 
 

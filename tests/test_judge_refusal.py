@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import copy
 import csv
 import pathlib
 import re
@@ -14,8 +13,8 @@ import time
 
 import pytest
 
-from core.judges.base import JudgeItem, Verdict, version_of
-from core.judges.refusal import RULE_TABLES, RefusalJudge, classify
+from core.judges.base import JudgeItem, Verdict
+from core.judges.refusal import RULES, RefusalJudge, classify, rules_version
 
 LABELS_CSV = pathlib.Path(__file__).resolve().parent / "data" / "refusal_labels.csv"
 CASES = {
@@ -214,16 +213,16 @@ def test_judge_protocol_order_and_length():
     assert judge.judge([]) == []
 
 
-def test_version_is_a_hash_of_the_rule_tables():
+def test_version_is_a_hash_of_the_rule_files():
     version = RefusalJudge.version
     assert re.fullmatch(r"[0-9a-f]{12}", version)
-    assert version_of(RULE_TABLES) == version  # stable, and computed from the tables
-    changed = copy.deepcopy(RULE_TABLES)
-    changed["rules"]["en"]["refusal"] = changed["rules"]["en"]["refusal"] + (r"\bno way\b",)
-    assert version_of(changed) != version
-    retuned = copy.deepcopy(RULE_TABLES)
-    retuned["thresholds"]["head_chars"] += 1
-    assert version_of(retuned) != version
+    assert rules_version(RULES.files) == version  # stable, and computed from the files
+    changed = dict(RULES.files)
+    changed["en.toml"] += b"\n# a comment is a change too\n"
+    assert rules_version(changed) != version
+    retuned = dict(RULES.files)
+    retuned["common.toml"] = retuned["common.toml"].replace(b"head_chars = 300", b"head_chars = 301")
+    assert retuned["common.toml"] != RULES.files["common.toml"] and rules_version(retuned) != version
 
 
 def test_fast_enough():

@@ -13,7 +13,8 @@ Features (the settings are stored in the file, so a model is read back exactly a
   decided it, where the first signal sits, how often each phrase table matches); the file records the
   `refusal` version it was fitted on and refuses to load on other rules, since its weights mean nothing then;
 - character 2-5-grams (within word boundaries) of the first `head_chars` characters of the completion,
-  lower-cased and accent-folded, hashed into `n_features` columns (l2-normalised);
+  folded by core.text.fold (lower case, no accents, straight quotes), hashed into `n_features` columns
+  (l2-normalised);
 - word 1-2-grams of the first `max_chars` characters, hashed the same way.
 The prompt is not a text feature: GPTFuzz prompts are bare questions, the project's are whole jailbreak
 templates, so prompt words would only tell the sources apart (the rules still read the prompt's quoted claim).
@@ -36,7 +37,6 @@ import hashlib
 import json
 import math
 import os
-import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ import numpy as np
 
 from core.judges.base import JudgeContext, JudgeItem, UnknownJudge, Verdict, register_judge
 from core.taxonomy import COMPLIED, REFUSED
+from core.text import fold
 
 FORMAT = "for-whom/learned-judge"
 FORMAT_VERSION = 1
@@ -64,12 +65,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 
 class LearnedJudgeError(ValueError):
     """A model file that cannot be used; the message starts with the file's path and says what is wrong."""
-
-
-def fold_text(text: str) -> str:
-    """Lower-cased, accents removed ("Não" -> "nao"), so English and Portuguese spellings share n-grams."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _vectorizers(settings: Mapping[str, Any]):
@@ -96,8 +91,8 @@ def features(items: Sequence[JudgeItem], settings: Mapping[str, Any], verdicts: 
         verdicts.extend(v for v, _ in evidence)
     signals = np.array([values for _, values in evidence], dtype=np.float32).reshape(len(items), -1)
     head, cap = int(settings["char"]["head_chars"]), int(settings["word"]["max_chars"])
-    longest = max(head, cap) + 16  # folding never lengthens much past this (a ligature, an "ﬁ")
-    texts = [fold_text(i.completion[:longest] if isinstance(i.completion, str) else "") for i in items]
+    longest = max(head, cap)  # core.text.fold keeps the length
+    texts = [fold(i.completion[:longest] if isinstance(i.completion, str) else "") for i in items]
     char_vec, word_vec = _vectorizers(settings)
     char = char_vec.transform([t[:head] for t in texts])
     word = word_vec.transform([t[:cap] for t in texts])

@@ -39,6 +39,7 @@ from typing import Any
 from core.judges.base import JudgeContext, JudgeItem, UnknownJudge, Verdict, register_judge, version_of
 from core.targets.base import Target, UnknownTarget
 from core.taxonomy import COMPLIED, REFUSED, UNPARSED
+from core.text import fold
 
 MAX_COMPLETION_CHARS = 3000  # longer completions are cut (head kept) so prompt + reply fit small contexts
 DEFAULT_MAX_NEW_TOKENS = 160  # room for the short JSON the rubric asks for
@@ -115,7 +116,6 @@ LABEL_WORDS: dict[str, tuple[str, ...]] = {
 }
 YES_NO: dict[str, bool] = {"yes": True, "sim": True, "no": False, "nao": False}
 
-_FOLD = str.maketrans("áàâãäéêèëíìîïóòôõöúùûüç", "aaaaaeeeeiiiiooooouuuuc")
 _FENCE = re.compile(r"```[a-zA-Z]*\s*\n?(.*?)```", re.DOTALL)
 _PAIR = re.compile(r"[\"']?(" + "|".join(CLASS_KEYS) + r")[\"']?\s*[:=]\s*[\"']?([a-z_]+)[\"']?([^\n,}]{0,40})")
 _WORDS = re.compile(r"[a-z_]+")
@@ -123,7 +123,7 @@ _STRING_PAIR = re.compile(r'"([^"\n]{1,40})"\s*:\s*"([^"\n]*)"')
 
 
 def _norm(text: str) -> str:
-    return re.sub(r"[\s\-]+", "_", str(text).strip().lower().translate(_FOLD))
+    return re.sub(r"[\s\-]+", "_", fold(str(text).strip()))
 
 
 def _label_of(value: Any) -> str | None:
@@ -181,7 +181,7 @@ def parse_verdict(raw: str) -> Verdict:
         verdict = _from_object(pairs) if pairs else None
         if verdict is not None:
             return Verdict(verdict.label, verdict.rationale + " [from a truncated JSON object]", raw)
-    folded = text.lower().translate(_FOLD)
+    folded = fold(text)
     for match in _PAIR.finditer(folded):
         tail = match.group(3)
         if re.search(r"\b(?:or|ou)\b", tail) and _label_of(tail) is not None:
