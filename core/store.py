@@ -30,6 +30,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from core import dimensions
 from core.probes.schema import PROBE_FIELDS, Probe
 
 SCHEMA_VERSION = 5
@@ -222,17 +223,8 @@ _COMPLETION_ROWS = """
     FROM completions c JOIN probes p USING (probe_id)
 """
 
-# Filters that queries accept, mapped onto the columns of _COMPLETION_ROWS.
-FILTER_COLUMNS: dict[str, str] = {
-    "model": "c.target_id",
-    "run_id": "c.run_id",
-    "language": "p.language",
-    "group": 'p."group"',
-    "strategy": "p.strategy",
-    "scenario_category": "p.scenario_category",
-    "scenario": "p.scenario",
-    "kind": "p.kind",
-}
+# Filters that queries accept, mapped onto the columns of _COMPLETION_ROWS (core/dimensions.py).
+FILTER_COLUMNS: dict[str, str] = dimensions.columns()
 
 # Completions with their probe and effective verdict: a human verdict if any, else the named judge's
 # (the first parameter). Every query that shows or counts labels starts from it, so a human verdict
@@ -244,9 +236,9 @@ _JUDGED_FROM = """
     LEFT JOIN verdicts h ON h.seq = c.seq AND h.judge = 'human'
 """
 
-# The cells that cell_counts is kept at: every filter except `scenario` (one per probe in MiJaBench, so
-# counting by it would keep a row per completion). A count by or filtered on scenario joins the tables.
-CELL_COLUMNS: tuple[str, ...] = ("model", "run_id", "language", "group", "strategy", "scenario_category", "kind")
+# The cells that cell_counts is kept at (core/dimensions.py says which and why); a count by or filtered on
+# another dimension joins the tables.
+CELL_COLUMNS: tuple[str, ...] = dimensions.cell_dimensions()
 _CELL_FILTERS: dict[str, str] = {name: f'"{name}"' for name in CELL_COLUMNS}
 
 # cell_counts decomposes the effective label so every judge's counts are a sum of rows:

@@ -19,13 +19,13 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
-from core import estimates
+from core import dimensions, estimates
 from core.metrics import CELL_GRAIN, DefenseRates
 from core.ppi import CorrectedRates, JudgeError, judge_error
 from core.store import Store
 
 # The mean a cell deviates from: its model's, within one language (group sets differ by language).
-DEVIATION_BASELINE: tuple[str, ...] = ("model", "language")
+DEVIATION_BASELINE: tuple[str, ...] = dimensions.within()
 
 
 def _key(filters: Mapping[str, Sequence[str]]) -> tuple:
