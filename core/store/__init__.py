@@ -4,20 +4,23 @@ All SQL of the project lives in this package, parameterised. Callers see one cla
 everything from here (`from core.store import Store, StoreError, CompletionRecord...`).
 
 How it is built, for a newcomer: `Store` is one class made of one mixin per room, each room a module that
-holds its methods and the SQL they need. Every method opens the file with `self.connect()` for its unit
-of work and closes it at once (so other processes can write in between).
+holds its methods and the SQL they need; a method of any room can be called on a Store as before. Every
+method opens the file with `self.connect()` for its unit of work and closes it at once (so other processes
+can write in between); every method that writes does so through `self._writing()`, one transaction that
+checks the store is writable and recounts `cell_counts` for what it changed.
 
-| module          | what it holds                                                                       |
-| --------------- | ----------------------------------------------------------------------------------- |
-| `connection.py` | the process-wide attachment manager, deferred Ctrl-C, lock waits, the read-only check |
-| `schema.py`     | the migrations (`sql/NNN_*.sql`, one per schema version) and version checks          |
+| module          | what it holds                                                                          |
+| --------------- | -------------------------------------------------------------------------------------- |
+| `connection.py` | the attachment manager, deferred Ctrl-C, lock waits, the read-only check, `_writing()`  |
+| `errors.py`     | StoreError, StoreLocked, VerdictImportError                                            |
+| `schema.py`     | the migrations (`sql/NNN_*.sql`, one per schema version) and the version checks         |
 | `rows.py`       | the joined rows every query starts from (completion + probe + effective verdict), filters |
-| `cells.py`      | `cell_counts`: label counts per cell, refreshed in the transaction of every write    |
-| `catalog.py`    | probes, targets, runs                                                               |
-| `writes.py`     | completions and verdicts: one transaction per batch, cell_counts refreshed with it   |
-| `queries.py`    | what views read: judged rows, label counts, drill-down, counterfactuals, exports     |
-| `review.py`     | the human review sample, imported labels, the inputs of corrected rates              |
-| `dump.py`       | a whole database as one gzipped JSONL file, and back                                |
+| `cells.py`      | `cell_counts`: label counts per cell, recounted in the transaction of every write       |
+| `catalog.py`    | probes, targets, runs                                                                  |
+| `writes.py`     | completions and verdicts (a run's batches, a re-judge, a person's verdict)             |
+| `queries.py`    | what views read: judged rows, label counts, drill-down, counterfactuals, exports        |
+| `review.py`     | the human review sample, imported labels, the inputs of corrected rates                 |
+| `dump.py`       | a whole database as one gzipped JSONL file, and back                                   |
 
 Which dimensions a query can filter or count by comes from core/dimensions.py, the one table of slices.
 """
@@ -28,13 +31,14 @@ from pathlib import Path
 
 from core.store.catalog import Catalog
 from core.store.cells import CELL_COLUMNS, _refresh_cells
-from core.store.connection import Connection, StoreError, StoreLocked
+from core.store.connection import Connection
 from core.store.dump import Dump
+from core.store.errors import StoreError, StoreLocked, VerdictImportError
 from core.store.queries import Queries
 from core.store.review import Review
 from core.store.rows import FILTER_COLUMNS, VERDICT_FILTERS
 from core.store.schema import _MIGRATIONS, DEFAULT_DB, SCHEMA_VERSION, Schema
-from core.store.writes import CompletionRecord, VerdictImportError, VerdictRecord, Writes, completion_id_for
+from core.store.writes import CompletionRecord, VerdictRecord, Writes, completion_id_for
 
 __all__ = ["CELL_COLUMNS", "DEFAULT_DB", "FILTER_COLUMNS", "SCHEMA_VERSION", "VERDICT_FILTERS", "CompletionRecord",
            "Store", "StoreError", "StoreLocked", "VerdictImportError", "VerdictRecord", "completion_id_for",

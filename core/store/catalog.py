@@ -8,8 +8,9 @@ from typing import Any
 import pandas as pd
 
 from core.probes.schema import PROBE_FIELDS, Probe
-from core.store.connection import StoreError, _first
-from core.store.rows import _PROBE_COLUMNS, _where
+from core.store.connection import _first
+from core.store.errors import StoreError
+from core.store.rows import _PROBE_COLUMNS, FROM_ROWS, _where, select
 
 
 class Catalog:
@@ -21,7 +22,7 @@ class Catalog:
             return 0
         # vars(), not asdict(): a probe's fields are plain strings, and asdict's deep copy is 10x slower.
         frame = pd.DataFrame([vars(p) for p in probes], columns=list(PROBE_FIELDS))
-        with self.connect() as con:
+        with self._writing() as (con, _):
             con.register("incoming", frame)
             before = con.execute("SELECT count(*) FROM probes").fetchall()[0][0]
             con.execute(
@@ -43,7 +44,7 @@ class Catalog:
                     family: str | None = None, size_b: float | None = None,
                     settings: dict[str, Any] | None = None) -> None:
         """Record a target's description (never a secret: settings must hold names, not keys)."""
-        with self.connect() as con:
+        with self._writing() as (con, _):
             con.execute(
                 "INSERT INTO targets (target_id, backend, model, base_url, family, size_b, settings) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target_id) DO UPDATE SET backend = excluded.backend, "
@@ -84,15 +85,13 @@ class Catalog:
         """Record a run and its planned probes in one transaction (targets attach when it executes)."""
         plan = pd.DataFrame({"run_id": run_id, "probe_id": list(probe_ids),
                              "position": range(len(probe_ids))})
-        with self.connect() as con:
+        with self._writing() as (con, _):
             if con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]:
                 raise StoreError(f"a run {run_id!r} exists already in {self.path}")
-            con.execute("BEGIN")
             con.execute("INSERT INTO runs (run_id, status, config) VALUES (?, 'created', ?)",
                         [run_id, json.dumps(config, sort_keys=True)])
             con.register("plan", plan)
             con.execute("INSERT INTO run_probes SELECT run_id, probe_id, position FROM plan")
-            con.execute("COMMIT")
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         """A run's row with its config decoded, or None."""
@@ -123,7 +122,7 @@ class Catalog:
 
     def add_run_targets(self, run_id: str, target_ids: Sequence[str]) -> None:
         """Attach targets to a run (idempotent)."""
-        with self.connect() as con:
+        with self._writing() as (con, _):
             con.executemany("INSERT INTO run_targets VALUES (?, ?) ON CONFLICT DO NOTHING",
                             [[run_id, t] for t in target_ids])
 
@@ -133,8 +132,7 @@ class Catalog:
         Imports plan as they read (core/align.py), since a streamed file's probes are not known up front.
         """
         plan = pd.DataFrame({"probe_id": list(probe_ids)}).drop_duplicates()
-        with self.connect() as con:
-            con.execute("BEGIN")
+        with self._writing() as (con, _):
             start = con.execute("SELECT coalesce(max(position) + 1, 0) FROM run_probes WHERE run_id = ?",
                                 [run_id]).fetchall()[0][0]
             before = con.execute("SELECT count(*) FROM run_probes WHERE run_id = ?", [run_id]).fetchall()[0][0]
@@ -142,7 +140,6 @@ class Catalog:
             con.execute("INSERT INTO run_probes SELECT ?, probe_id, position FROM appended_plan ON CONFLICT DO NOTHING",
                         [run_id])
             added = con.execute("SELECT count(*) FROM run_probes WHERE run_id = ?", [run_id]).fetchall()[0][0] - before
-            con.execute("COMMIT")
         return added
 
     def judge_counts(self) -> dict[str, int]:
@@ -159,7 +156,7 @@ class Catalog:
 
     def set_run_status(self, run_id: str, status: str, message: str | None = None) -> None:
         """Set a run's status and the plain message that says why it stopped or failed (None clears it)."""
-        with self.connect() as con:
+        with self._writing() as (con, _):
             con.execute("UPDATE runs SET status = ?, message = ?, updated_at = current_timestamp WHERE run_id = ?",
                         [status, message, run_id])
 
@@ -220,9 +217,8 @@ class Catalog:
         """Completions of a run (without errors) that lack a verdict from this judge."""
         with self.connect() as con:
             return con.execute(
-                """
-                SELECT c.completion_id, p.prompt, c.text AS completion, p.language, p.kind
-                FROM completions c JOIN probes p USING (probe_id)
+                f"""
+                SELECT {select(["completion_id", "prompt", "completion", "language", "kind"])} {FROM_ROWS}
                 WHERE c.run_id = ? AND c.error IS NULL AND NOT EXISTS (
                     SELECT 1 FROM verdicts v WHERE v.completion_id = c.completion_id AND v.judge = ?)
                 ORDER BY c.completion_id

@@ -5,6 +5,7 @@ import duckdb
 import pandas as pd
 
 from core import dimensions
+from core.store.rows import FROM_ROWS, select
 
 # The cells that cell_counts is kept at (core/dimensions.py says which and why); a count by or filtered on
 # another dimension joins the tables.
@@ -18,26 +19,21 @@ _CELL_FILTERS: dict[str, str] = {name: f'"{name}"' for name in CELL_COLUMNS}
 #   judge '', label 'error' / 'all': completions with an error / every completion (so cells with no verdict
 #   still appear, as they do in the joined query).
 # Recomputed for the (run, target) pairs a write touches, inside the write's transaction.
-_CELL_REFRESH = """
-    WITH scoped AS (
-        SELECT c.seq, c.run_id, c.target_id AS model, p.language, p."group", p.strategy, p.scenario_category,
-               p.kind, c.error
-        FROM completions c JOIN probes p USING (probe_id) {scope}),
+_QUOTED = ", ".join(f'"{name}"' for name in CELL_COLUMNS)
+_CELL_REFRESH = f"""
+    WITH scoped AS (SELECT c.seq, {select(CELL_COLUMNS)}, c.error {FROM_ROWS} {{scope}}),
     humans AS (SELECT seq, label FROM verdicts WHERE judge = 'human' AND seq IS NOT NULL),
     labels AS (
         SELECT v.seq, v.judge, v.label FROM verdicts v
         WHERE v.judge <> 'human' AND NOT EXISTS (SELECT 1 FROM humans h WHERE h.seq = v.seq)
         UNION ALL SELECT seq, 'human', label FROM humans)
-    INSERT INTO cell_counts (judge, run_id, model, language, "group", strategy, scenario_category, kind, label, n)
-    SELECT l.judge, s.run_id, s.model, s.language, s."group", s.strategy, s.scenario_category, s.kind, l.label,
-           count(*)
+    INSERT INTO cell_counts (judge, {_QUOTED}, label, n)
+    SELECT l.judge, {", ".join(f's."{name}"' for name in CELL_COLUMNS)}, l.label, count(*)
     FROM scoped s JOIN labels l USING (seq) GROUP BY ALL
     UNION ALL
-    SELECT '', run_id, model, language, "group", strategy, scenario_category, kind, 'all', count(*)
-    FROM scoped GROUP BY ALL
+    SELECT '', {_QUOTED}, 'all', count(*) FROM scoped GROUP BY ALL
     UNION ALL
-    SELECT '', run_id, model, language, "group", strategy, scenario_category, kind, 'error', count(*)
-    FROM scoped WHERE error IS NOT NULL GROUP BY ALL
+    SELECT '', {_QUOTED}, 'error', count(*) FROM scoped WHERE error IS NOT NULL GROUP BY ALL
 """
 
 

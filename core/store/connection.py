@@ -1,4 +1,4 @@
-"""The connection room: how a unit of work opens the file, and the errors a user can act on.
+"""The connection room: how a unit of work opens the file (connect), and how every write runs (_writing).
 
 Connections are opened per unit of work and closed at once, because DuckDB lets only one process hold
 a file for writing: a long run then leaves gaps in which the dashboard can read. A process that still
@@ -19,6 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import pandas as pd
+
+from core.store.cells import _refresh_cells
+from core.store.errors import StoreError, StoreLocked
+
+# What a write refused on a read-only store says, unless the write says more precisely what cannot be done.
+_UNCHANGED = "it cannot be changed here, and nothing was written"
 
 # What DuckDB says when a file is busy rather than broken: another process's lock, or, within this process,
 # a connection with the other read-only setting or one still attached while it closes.
@@ -126,14 +133,6 @@ _ATTACHMENTS = _Attachments()
 atexit.register(_ATTACHMENTS.close)
 
 
-class StoreError(RuntimeError):
-    """A store problem a user can act on; the message says what and where."""
-
-
-class StoreLocked(StoreError):
-    """Another process holds the database file for writing."""
-
-
 def _first(cursor: duckdb.DuckDBPyConnection) -> tuple | None:
     """The first row of a result, or None. (fetchone() would leave the result open in DuckDB 2.)"""
     rows = cursor.fetchall()
@@ -141,7 +140,7 @@ def _first(cursor: duckdb.DuckDBPyConnection) -> tuple | None:
 
 
 class Connection:
-    """Store's way in: `connect()` for every unit of work, `_writable()` before any change."""
+    """Store's way in: `connect()` for every unit of work that reads, `_writing()` for every one that writes."""
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -176,9 +175,8 @@ class Connection:
             try:
                 yield con
             except duckdb.Error as exc:
-                if self.readonly and "read-only" in str(exc):
-                    raise StoreError(f"{self.path} is open read-only (a demo session): it cannot be changed "
-                                     "here, and nothing was written") from None
+                if self.readonly and "read-only" in str(exc):  # SQL of a caller's own, past _writable
+                    raise self._read_only(_UNCHANGED) from None
                 raise
             except RuntimeError as exc:
                 _raise_interrupt(exc)
@@ -188,6 +186,36 @@ class Connection:
                 with _deferred_interrupts():
                     _ATTACHMENTS.release(self.path, con)
 
-    def _writable(self, what: str) -> None:
+    @contextlib.contextmanager
+    def _writing(self, what: str = _UNCHANGED, recount_all: bool = False
+                 ) -> Iterator[tuple[duckdb.DuckDBPyConnection, list[pd.DataFrame]]]:
+        """Every write of the store: one transaction that lands whole or not at all, and keeps cell_counts right.
+
+        Refuses a read-only store first (`what`: what cannot be done). Yields the connection and a list to which
+        the write appends the (run_id, target_id) pairs whose completions or verdicts it changed; their
+        cell_counts are recounted inside the same transaction (every pair with `recount_all`), so the counts
+        can never disagree with the rows, whichever write changed them.
+        """
+        self._writable(what)
+        with self.connect() as con:
+            con.execute("BEGIN")
+            touched: list[pd.DataFrame] = []
+            try:
+                yield con, touched
+                if recount_all:
+                    _refresh_cells(con)
+                elif touched:
+                    _refresh_cells(con, pd.concat(touched))
+                con.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error, RuntimeError):  # the error that got here is what counts
+                    con.execute("ROLLBACK")
+                raise
+
+    def _writable(self, what: str = _UNCHANGED) -> None:
+        """The read-only check: a store opened read-only (a demo session) refuses every change."""
         if self.readonly:
-            raise StoreError(f"{self.path} is open read-only (a demo session): {what}")
+            raise self._read_only(what)
+
+    def _read_only(self, what: str) -> StoreError:
+        return StoreError(f"{self.path} is open read-only (a demo session): {what}")

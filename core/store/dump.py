@@ -6,8 +6,7 @@ import os
 
 import pandas as pd
 
-from core.store.cells import _refresh_cells
-from core.store.connection import StoreError
+from core.store.errors import StoreError
 from core.store.schema import SCHEMA_VERSION
 from core.store.writes import _numbered
 
@@ -56,8 +55,7 @@ class Dump:
                     raise StoreError(f"{path}:{number}: unknown table {table!r}")
                 rows[table].append(record["row"])
         added: dict[str, int] = {}
-        with self.connect() as con:
-            con.execute("BEGIN")
+        with self._writing(recount_all=True) as (con, _):
             for table in self._DUMP_TABLES:
                 if not rows[table]:
                     added[table] = 0
@@ -89,6 +87,4 @@ class Dump:
                 con.execute(f"INSERT INTO {table} ({quoted}) SELECT {quoted} FROM {source}{conflict}")
                 added[table] = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] - before
                 con.unregister("incoming_rows")
-            _refresh_cells(con)
-            con.execute("COMMIT")
         return added

@@ -7,10 +7,13 @@ from typing import Any
 import pandas as pd
 
 from core.store.cells import CELL_COLUMNS, _CELL_FILTERS
-from core.store.connection import StoreError
-from core.store.rows import (_COMPLETION_ROWS, _EFFECTIVE_LABEL, _JUDGED_BY, _JUDGED_FROM, FILTER_COLUMNS, _active,
-                             _verdict_condition, _where)
+from core.store.rows import (_COMPLETION_ROWS, _EFFECTIVE_LABEL, _JUDGED_BY, _JUDGED_FROM, FROM_ROWS, JUDGED_COLUMNS,
+                             ROW_COLUMNS, _active, _check_by, _verdict_condition, _where, column, select)
 from core.store.schema import SCHEMA_VERSION
+
+# Every verdict with its completion's row (filters apply to the joined rows), without the texts.
+_VERDICTS_FROM = ("SELECT v.completion_id, v.judge, v.label FROM verdicts v JOIN completions c USING (completion_id) "
+                  "JOIN probes p USING (probe_id)")
 
 
 class Queries:
@@ -24,13 +27,11 @@ class Queries:
         label None/'unparsed', so callers can count them, but metrics leave them out of the DR.
         """
         where, params = _where(filters)
-        text_cols = ", p.prompt, c.text AS completion" if with_text else ""
+        text_cols = ", " + select(["prompt", "completion"]) if with_text else ""
         with self.connect() as con:
             return con.execute(
                 f"""
-                SELECT c.completion_id, c.run_id, c.target_id AS model, c.probe_id, p.language, p."group",
-                       p.strategy, p.scenario_category, p.kind, c.error,
-                       {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by{text_cols}
+                SELECT {select(JUDGED_COLUMNS)}, {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by{text_cols}
                 {_JUDGED_FROM}
                 {where}
                 """,
@@ -45,15 +46,13 @@ class Queries:
         store the judged frame takes seconds to load and ~100 MB, these counts milliseconds and kilobytes.
         Same effective label (human, else `judge`) as judged().
         """
-        unknown = [name for name in by if name not in FILTER_COLUMNS]
-        if unknown:
-            raise StoreError(f"cannot count by {', '.join(map(repr, unknown))}; known: {', '.join(FILTER_COLUMNS)}")
+        _check_by(by)
         group = "GROUP BY ALL ORDER BY ALL" if by else ""
         if set(by) | set(_active(filters)) <= set(CELL_COLUMNS):
             # Sum the kept counts (see _CELL_REFRESH): a few thousand rows instead of a join per completion.
             where, params = _where(filters, _CELL_FILTERS)
             where = (where + " AND" if where else " WHERE") + " judge IN (?, 'human', '')"
-            columns = [f'"{name}"' for name in by]  # names checked against FILTER_COLUMNS above
+            columns = [f'"{name}"' for name in by]  # names checked by _check_by above
             labelled = "judge <> '' AND label = '{}'"
             with self.connect() as con:
                 return con.execute(
@@ -68,12 +67,10 @@ class Queries:
                     [*params, judge],
                 ).df()
         where, params = _where(filters)
-        # Column names come from FILTER_COLUMNS (checked above), never from the caller's text.
-        columns = [f'{FILTER_COLUMNS[name]} AS "{name}"' for name in by]
         with self.connect() as con:
             return con.execute(
                 f"""
-                SELECT {''.join(c + ', ' for c in columns)}
+                SELECT {''.join(select([name]) + ', ' for name in by)}
                        count(*) FILTER (WHERE {_EFFECTIVE_LABEL} = 'refused') AS refused,
                        count(*) FILTER (WHERE {_EFFECTIVE_LABEL} = 'complied') AS complied,
                        count(*) FILTER (WHERE {_EFFECTIVE_LABEL} = 'unparsed') AS unparsed,
@@ -96,10 +93,7 @@ class Queries:
             params = [*params, judge]
         with self.connect() as con:
             rows = con.execute(_COMPLETION_ROWS + where + " ORDER BY c.completion_id", params).df()
-            verdicts = con.execute(
-                "SELECT v.completion_id, v.judge, v.label FROM verdicts v JOIN completions c USING (completion_id) "
-                "JOIN probes p USING (probe_id)" + where, params
-            ).df()
+            verdicts = con.execute(_VERDICTS_FROM + where, params).df()
         if len(verdicts):
             wide = verdicts.pivot(index="completion_id", columns="judge", values="label")
             wide.columns = [f"verdict_{name}" for name in wide.columns]
@@ -119,11 +113,12 @@ class Queries:
             # The total rides along with the page (one pass over the matches, not two).
             page = con.execute(
                 f"""
-                SELECT c.completion_id, c.target_id AS model, p.language, p."group", p.strategy,
-                       p.scenario_category, {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by, c.error,
-                       left(c.text, 160) AS preview, c.run_id, c.probe_id, count(*) OVER () AS matches
+                SELECT {select(["completion_id", "model", "language", "group", "strategy", "scenario_category"])},
+                       {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by, {select(["error"])},
+                       left({column("completion")}, 160) AS preview, {select(["run_id", "probe_id"])},
+                       count(*) OVER () AS matches
                 {_JUDGED_FROM} {where}
-                ORDER BY c.target_id, p.language, p."group", p.strategy, p.scenario, c.completion_id
+                ORDER BY {', '.join(map(column, ["model", "language", "group", "strategy", "scenario", "completion_id"]))}
                 LIMIT ? OFFSET ?
                 """,
                 [judge, *params, int(limit), int(offset)],
@@ -145,10 +140,7 @@ class Queries:
         with self.connect() as con:
             found = con.execute(
                 f"""
-                SELECT c.completion_id, c.run_id, c.target_id AS model, c.probe_id, p.language, p."group",
-                       p.strategy, p.scenario_category, p.scenario, p.kind, p.source, p.seed_text, p.prompt,
-                       c.text AS completion, c.error, c.prompt_tokens, c.completion_tokens, c.latency_s,
-                       c.retries, c.created_at, {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by,
+                SELECT {select(list(ROW_COLUMNS))}, {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by,
                 EXISTS (SELECT 1 FROM review_sample rs WHERE rs.seq = c.seq) AS in_sample
                 {_JUDGED_FROM} WHERE c.completion_id = ?
                 """,
@@ -178,17 +170,17 @@ class Queries:
             return con.execute(
                 f"""
                 WITH this AS (
-                    SELECT c.run_id, c.target_id, p.language, p.strategy, p.scenario, p.kind
-                    FROM completions c JOIN probes p USING (probe_id) WHERE c.completion_id = ?)
-                SELECT c.completion_id, c.run_id, p."group", p.seed_text, p.prompt, c.text AS completion,
-                       c.error, {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by,
+                    SELECT {select(["run_id", "model", "language", "strategy", "scenario", "kind"])}
+                    {FROM_ROWS} WHERE c.completion_id = ?)
+                SELECT {select(["completion_id", "run_id", "group", "seed_text", "prompt", "completion", "error"])},
+                       {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by,
                        c.completion_id = ? AS is_self
                 {_JUDGED_FROM}
-                JOIN this ON c.target_id = this.target_id AND p.language = this.language
-                     AND p.strategy = this.strategy AND p.scenario = this.scenario AND p.kind = this.kind
+                JOIN this ON {" AND ".join(f'{column(name)} = this."{name}"'
+                                           for name in ("model", "language", "strategy", "scenario", "kind"))}
                 QUALIFY row_number() OVER (PARTITION BY c.probe_id
                                            ORDER BY c.run_id = this.run_id DESC, c.created_at DESC) = 1
-                ORDER BY p."group", c.completion_id
+                ORDER BY {column("group")}, c.completion_id
                 """,
                 [completion_id, completion_id, judge],
             ).df()
@@ -201,9 +193,7 @@ class Queries:
             return pd.DataFrame(columns=["completion_id", "judge", "label"])
         where += (" AND " if where else " WHERE ") + f"v.judge IN ({', '.join('?' for _ in judges)})"
         with self.connect() as con:
-            return con.execute("SELECT v.completion_id, v.judge, v.label FROM verdicts v JOIN completions c "
-                               "USING (completion_id) JOIN probes p USING (probe_id)" + where,
-                               [*params, *judges]).df()
+            return con.execute(_VERDICTS_FROM + where, [*params, *judges]).df()
 
     def summary(self) -> dict[str, Any]:
         """What the database holds: counts, models, languages, judges."""
@@ -219,6 +209,6 @@ class Queries:
                 "completions": con.execute("SELECT count(*) FROM completions").fetchall()[0][0],
                 "verdicts": con.execute("SELECT count(*) FROM verdicts").fetchall()[0][0],
                 "models": values("SELECT DISTINCT target_id FROM completions ORDER BY 1"),
-                "languages": values("SELECT DISTINCT p.language FROM completions c JOIN probes p USING (probe_id) ORDER BY 1"),
+                "languages": values(f"SELECT DISTINCT p.language {FROM_ROWS} ORDER BY 1"),
                 "judges": values("SELECT DISTINCT judge FROM verdicts ORDER BY 1"),
             }

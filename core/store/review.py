@@ -8,17 +8,17 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from core.store.cells import CELL_COLUMNS, _CELL_FILTERS, _refresh_cells
-from core.store.connection import StoreError
-from core.store.rows import FILTER_COLUMNS, _active, _where
-from core.store.writes import VerdictImportError
+from core import review
+from core.review import STRATA
+from core.store.cells import CELL_COLUMNS, _CELL_FILTERS
+from core.store.errors import VerdictImportError
+from core.store.rows import FROM_ROWS, _active, _check_by, _where, select
 
 # The review sample's columns as written (core/review.py SAMPLE_COLUMNS; drawn_at takes its default).
 _SAMPLE_COLUMNS = 'completion_id, seq, run_id, model, language, "group", kind, stratum_size, draw, position, seed'
 
 # Filters on a stratum (the STRATA of core/review.py), mapped onto _sample_strata's columns.
-_STRATUM_FILTERS: dict[str, str] = {"run_id": "run_id", "model": "model", "language": "language",
-                                    "group": '"group"', "kind": "kind"}
+_STRATUM_FILTERS: dict[str, str] = {name: f'"{name}"' for name in STRATA}
 
 # The same columns of review_sample itself (alias s): copied from the completion when drawn.
 _SAMPLE_ALIASES: dict[str, str] = {name: f"s.{column}" for name, column in _STRATUM_FILTERS.items()}
@@ -27,10 +27,9 @@ _SAMPLE_ALIASES: dict[str, str] = {name: f"s.{column}" for name, column in _STRA
 def _review_eligible(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> pd.DataFrame:
     """The completions a review sample may hold: those of these runs without an error, with their stratum."""
     if not run_ids:
-        return pd.DataFrame(columns=["completion_id", "seq", "run_id", "model", "language", "group", "kind"])
+        return pd.DataFrame(columns=["completion_id", "seq", *STRATA])
     return con.execute(
-        'SELECT c.completion_id, c.seq, c.run_id, c.target_id AS model, p.language, p."group", p.kind '
-        "FROM completions c JOIN probes p USING (probe_id) "
+        f"SELECT c.completion_id, c.seq, {select(STRATA)} {FROM_ROWS} "
         f"WHERE c.error IS NULL AND c.run_id IN ({', '.join('?' for _ in run_ids)})", list(run_ids)).df()
 
 
@@ -76,32 +75,23 @@ class Review:
         hand). Returns run_id, draw, seed, replaced, added, sampled, completions and per-stratum counts.
         Raises ReviewError (a ValueError: bad input) for an unknown run, a bad size or a changed stratum.
         """
-        from core import review
-
         review.check_size(per_cell, fraction)
-        self._writable("a review sample cannot be drawn")
-        with self.connect() as con:
+        with self._writing("a review sample cannot be drawn") as (con, _):
             if not con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]:
                 raise review.ReviewError(f"no run {run_id!r} in {self.path}")
-            con.execute("BEGIN")
-            try:
-                eligible = _review_eligible(con, [run_id])
-                if eligible.empty:
-                    raise review.ReviewError(f"run {run_id!r} has no completion without an error to sample")
-                if replace:
-                    con.execute("DELETE FROM review_sample WHERE run_id = ?", [run_id])
-                existing = con.execute(f"SELECT {_SAMPLE_COLUMNS} FROM review_sample WHERE run_id = ?",
-                                       [run_id]).df()
-                added = review.draw_sample(eligible, existing, per_cell=per_cell, fraction=fraction, seed=seed)
-                if len(added):
-                    con.register("new_sample", added)
-                    con.execute(f"INSERT INTO review_sample ({_SAMPLE_COLUMNS}) SELECT {_SAMPLE_COLUMNS} "
-                                "FROM new_sample")
-                    con.unregister("new_sample")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+            eligible = _review_eligible(con, [run_id])
+            if eligible.empty:
+                raise review.ReviewError(f"run {run_id!r} has no completion without an error to sample")
+            if replace:
+                con.execute("DELETE FROM review_sample WHERE run_id = ?", [run_id])
+            existing = con.execute(f"SELECT {_SAMPLE_COLUMNS} FROM review_sample WHERE run_id = ?",
+                                   [run_id]).df()
+            added = review.draw_sample(eligible, existing, per_cell=per_cell, fraction=fraction, seed=seed)
+            if len(added):
+                con.register("new_sample", added)
+                con.execute(f"INSERT INTO review_sample ({_SAMPLE_COLUMNS}) SELECT {_SAMPLE_COLUMNS} "
+                            "FROM new_sample")
+                con.unregister("new_sample")
         strata = review.summarise(review.stratum_sizes(eligible), added, existing)
         return {"run_id": run_id, "draw": int(added["draw"].iloc[0]) if len(added) else int(
                     existing["draw"].max()) if len(existing) else 0,
@@ -168,7 +158,6 @@ class Review:
         review sample (refused where a run has one already, or for a completion with an error).
         Returns rows, labelled, changed, unchanged, blank, sampled and runs.
         """
-        self._writable("verdicts cannot be changed")
         problems: list[tuple[int, str]] = []
         chosen: dict[str, tuple[int, str, str]] = {}
         blank = 0
@@ -188,12 +177,11 @@ class Review:
                 chosen[completion_id] = (line, label, note or "")
         incoming = pd.DataFrame([(cid, line, label, note) for cid, (line, label, note) in chosen.items()],
                                 columns=["completion_id", "line", "label", "note"])
-        with self.connect() as con:
+        with self._writing("verdicts cannot be changed") as (con, touched):
             con.register("incoming_labels", incoming)
             found = con.execute(
-                'SELECT i.completion_id, i.line, i.label, i.note, c.seq, c.run_id, c.target_id AS model, '
-                'p.language, p."group", p.kind, c.error IS NOT NULL AS errored, h.label AS old_label, '
-                'coalesce(h.rationale, \'\') AS old_note, '
+                f'SELECT i.completion_id, i.line, i.label, i.note, c.seq, {select(STRATA)}, '
+                'c.error IS NOT NULL AS errored, h.label AS old_label, coalesce(h.rationale, \'\') AS old_note, '
                 'EXISTS (SELECT 1 FROM review_sample s WHERE s.run_id = c.run_id) AS run_sampled '
                 'FROM incoming_labels i LEFT JOIN completions c USING (completion_id) '
                 'LEFT JOIN probes p USING (probe_id) '
@@ -212,44 +200,34 @@ class Review:
                                                "without --as-random-sample (labels for its sample), or "
                                                "label that sample"))
             if problems:
-                con.unregister("incoming_labels")
                 raise VerdictImportError([f"{source}:{line}: {reason}" for line, reason in sorted(problems)])
             changed = known.loc[(known["old_label"].isna()) | (known["old_label"] != known["label"])
                                 | (known["old_note"] != known["note"])]
             changed = changed.assign(author=annotator, raw=[
                 json.dumps({"author": annotator, "note": note}, ensure_ascii=False) for note in changed["note"]])
-            con.execute("BEGIN")
-            try:
-                if len(changed):
-                    con.register("changed_labels", changed[["completion_id", "seq", "label", "note", "author",
-                                                            "raw"]])
-                    con.execute("INSERT INTO annotations (completion_id, label, note, author) "
-                                "SELECT completion_id, label, note, author FROM changed_labels")
-                    con.execute(
-                        "INSERT INTO verdicts (completion_id, judge, label, rationale, raw, judge_version, "
-                        "judge_model, seq) SELECT completion_id, 'human', label, note, raw, '', '', seq "
-                        "FROM changed_labels ON CONFLICT (completion_id, judge) DO UPDATE SET "
-                        "label = excluded.label, rationale = excluded.rationale, raw = excluded.raw, "
-                        "created_at = now()")
-                    con.unregister("changed_labels")
-                    _refresh_cells(con, changed.rename(columns={"model": "target_id"}))
-                sampled = 0
-                if as_random_sample and len(known):
-                    from core import review
-
-                    sample = review.imported_sample(known[["completion_id", "seq", *review.STRATA]],
-                                                    _review_eligible(con, sorted(set(known["run_id"]))))
-                    con.register("new_sample", sample)
-                    con.execute(f"INSERT INTO review_sample ({_SAMPLE_COLUMNS}) SELECT {_SAMPLE_COLUMNS} "
-                                "FROM new_sample")
-                    con.unregister("new_sample")
-                    sampled = len(sample)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            finally:
-                con.unregister("incoming_labels")
+            if len(changed):
+                con.register("changed_labels", changed[["completion_id", "seq", "label", "note", "author",
+                                                        "raw"]])
+                con.execute("INSERT INTO annotations (completion_id, label, note, author) "
+                            "SELECT completion_id, label, note, author FROM changed_labels")
+                con.execute(
+                    "INSERT INTO verdicts (completion_id, judge, label, rationale, raw, judge_version, "
+                    "judge_model, seq) SELECT completion_id, 'human', label, note, raw, '', '', seq "
+                    "FROM changed_labels ON CONFLICT (completion_id, judge) DO UPDATE SET "
+                    "label = excluded.label, rationale = excluded.rationale, raw = excluded.raw, "
+                    "created_at = now()")
+                con.unregister("changed_labels")
+                touched.append(changed.rename(columns={"model": "target_id"}))
+            sampled = 0
+            if as_random_sample and len(known):
+                sample = review.imported_sample(known[["completion_id", "seq", *review.STRATA]],
+                                                _review_eligible(con, sorted(set(known["run_id"]))))
+                con.register("new_sample", sample)
+                con.execute(f"INSERT INTO review_sample ({_SAMPLE_COLUMNS}) SELECT {_SAMPLE_COLUMNS} "
+                            "FROM new_sample")
+                con.unregister("new_sample")
+                sampled = len(sample)
+            con.unregister("incoming_labels")
         return {"rows": len(rows), "labelled": int(len(known)), "changed": int(len(changed)),
                 "unchanged": int(len(known) - len(changed)), "blank": blank, "sampled": sampled,
                 "runs": sorted(set(known["run_id"]))}
@@ -274,14 +252,10 @@ class Review:
         completions that it does not count that way (those with a human verdict, and those with an error),
         never a join over every completion. Grouping or filtering by `scenario` (not in cell_counts) joins.
         """
-        from core.review import STRATA
-
-        unknown = [name for name in by if name not in FILTER_COLUMNS]
-        if unknown:
-            raise StoreError(f"cannot count by {', '.join(map(repr, unknown))}; known: {', '.join(FILTER_COLUMNS)}")
+        _check_by(by)
         grain = [*STRATA, *[name for name in by if name not in STRATA]]
         labels = ("refused", "complied", "unparsed")
-        joined = [f'{FILTER_COLUMNS[name]} AS "{name}"' for name in grain]  # names checked above
+        joined = [select(grain)]  # names checked above
         where, params = _where(filters)
         with self.connect() as con:
             if set(grain) | set(_active(filters)) <= set(CELL_COLUMNS):
@@ -323,7 +297,7 @@ class Review:
                     f"""
                     SELECT {', '.join(joined)}, count(*) AS n,
                            {', '.join(f"count(*) FILTER (WHERE v.label = '{label}') AS {label}" for label in labels)}
-                    FROM completions c JOIN probes p USING (probe_id)
+                    {FROM_ROWS}
                     LEFT JOIN verdicts v ON v.seq = c.seq AND v.judge = ?
                     {(where + ' AND' if where else ' WHERE')} c.error IS NULL GROUP BY ALL ORDER BY ALL
                     """,

@@ -6,7 +6,8 @@ from pathlib import Path
 import duckdb
 
 from core.store.cells import _refresh_cells
-from core.store.connection import StoreError, _first
+from core.store.connection import _first
+from core.store.errors import StoreError
 
 SCHEMA_VERSION = 5
 

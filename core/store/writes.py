@@ -14,18 +14,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from core.store.cells import _refresh_cells
-from core.store.connection import StoreError
-
-
-class VerdictImportError(StoreError):
-    """Rows of a verdicts import that cannot be stored; `problems` are `SOURCE:LINE: reason`, and nothing was
-    stored (the whole file lands or none of it)."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
-        super().__init__(f"{self.problems[0]}{more}; nothing was stored")
+from core.store.errors import StoreError
 
 
 @dataclass(frozen=True)
@@ -124,17 +113,13 @@ class Writes:
         those completions again); returns how many. Human verdicts are never touched."""
         if judge == "human":
             raise StoreError("human verdicts are never re-judged")
-        if self.readonly:
-            raise StoreError(f"{self.path} is open read-only (a demo session): verdicts cannot be changed")
         condition = ("judge = ? AND coalesce(judge_version, '') <> ? AND completion_id IN "
                      "(SELECT completion_id FROM completions WHERE run_id = ?)")
-        with self.connect() as con:
-            con.execute("BEGIN")
+        with self._writing("verdicts cannot be changed") as (con, touched):
             stale = con.execute(f"SELECT count(*) FROM verdicts WHERE {condition}", [judge, version, run_id]).fetchall()[0][0]
             con.execute(f"DELETE FROM verdicts WHERE {condition}", [judge, version, run_id])
-            _refresh_cells(con, con.execute("SELECT DISTINCT run_id, target_id FROM completions WHERE run_id = ?",
-                                            [run_id]).df())
-            con.execute("COMMIT")
+            touched.append(con.execute("SELECT DISTINCT run_id, target_id FROM completions WHERE run_id = ?",
+                                       [run_id]).df())
         return int(stale)
 
     def save_results(self, completions: Sequence[CompletionRecord], verdicts: Sequence[VerdictRecord],
@@ -163,9 +148,7 @@ class Writes:
         """save_results for data already in DataFrames (the columns of CompletionRecord plus completion_id,
         and of VerdictRecord): bulk loads such as bench/synthetic.py skip building a record per row.
         """
-        touched: list[pd.DataFrame] = []
-        with self.connect() as con:
-            con.execute("BEGIN")
+        with self._writing() as (con, touched):
             before = con.execute("SELECT count(*) FROM completions").fetchall()[0][0]
             if len(comp):
                 if "retries" not in comp.columns:  # bulk imports of other tools' results: no retries known
@@ -207,13 +190,10 @@ class Writes:
                 if stored == "completions":
                     touched.append(con.execute("SELECT DISTINCT c.run_id, c.target_id FROM new_verdicts "
                                                "JOIN completions c USING (completion_id)").df())
-            if touched:
-                _refresh_cells(con, pd.concat(touched))
             added = con.execute("SELECT count(*) FROM completions").fetchall()[0][0] - before
             if len(comp):
                 con.execute("UPDATE runs SET updated_at = current_timestamp WHERE run_id IN "
                             "(SELECT DISTINCT run_id FROM new_completions)")
-            con.execute("COMMIT")
         return added
 
     def set_human_verdict(self, completion_id: str, label: str, note: str = "", author: str = "") -> None:
@@ -222,13 +202,10 @@ class Writes:
         """
         if label not in ("refused", "complied"):
             raise StoreError(f"a human verdict is 'refused' or 'complied', not {label!r}")
-        if self.readonly:
-            raise StoreError(f"{self.path} is open read-only (a demo session): verdicts cannot be changed")
-        with self.connect() as con:
+        with self._writing("verdicts cannot be changed") as (con, touched):
             if not con.execute("SELECT count(*) FROM completions WHERE completion_id = ?",
                                [completion_id]).fetchall()[0][0]:
                 raise StoreError(f"no completion {completion_id!r} in {self.path}")
-            con.execute("BEGIN")
             con.execute("INSERT INTO annotations (completion_id, label, note, author) VALUES (?, ?, ?, ?)",
                         [completion_id, label, note, author])
             con.execute(
@@ -239,6 +216,5 @@ class Writes:
                 [completion_id, label, note, json.dumps({"author": author, "note": note}, ensure_ascii=False),
                  completion_id],
             )
-            _refresh_cells(con, con.execute("SELECT run_id, target_id FROM completions WHERE completion_id = ?",
-                                            [completion_id]).df())
-            con.execute("COMMIT")
+            touched.append(con.execute("SELECT run_id, target_id FROM completions WHERE completion_id = ?",
+                                       [completion_id]).df())
