@@ -19,6 +19,7 @@ checks the store is writable and recounts `cell_counts` for what it changed.
 | `catalog.py`    | probes, targets, runs                                                                  |
 | `writes.py`     | completions and verdicts (a run's batches, a re-judge, a person's verdict)             |
 | `queries.py`    | what views read: judged rows, label counts, drill-down, counterfactuals, exports        |
+| `paired.py`     | one version against another on the probes both answered (core/compare.py's tables)     |
 | `review.py`     | the human review sample, imported labels, the inputs of corrected rates                 |
 | `dump.py`       | a whole database as one gzipped JSONL file, and back                                   |
 
@@ -34,18 +35,19 @@ from core.store.cells import CELL_COLUMNS, _refresh_cells
 from core.store.connection import Connection
 from core.store.dump import Dump
 from core.store.errors import StoreError, StoreLocked, VerdictImportError
+from core.store.paired import PAIRED_DIMENSIONS, Paired
 from core.store.queries import Queries
 from core.store.review import Review
 from core.store.rows import FILTER_COLUMNS, VERDICT_FILTERS
 from core.store.schema import _MIGRATIONS, DEFAULT_DB, SCHEMA_VERSION, Schema
 from core.store.writes import CompletionRecord, VerdictRecord, Writes, completion_id_for
 
-__all__ = ["CELL_COLUMNS", "DEFAULT_DB", "FILTER_COLUMNS", "SCHEMA_VERSION", "VERDICT_FILTERS", "CompletionRecord",
-           "Store", "StoreError", "StoreLocked", "VerdictImportError", "VerdictRecord", "completion_id_for",
-           "_MIGRATIONS", "_refresh_cells"]
+__all__ = ["CELL_COLUMNS", "DEFAULT_DB", "FILTER_COLUMNS", "PAIRED_DIMENSIONS", "SCHEMA_VERSION", "VERDICT_FILTERS",
+           "CompletionRecord", "Store", "StoreError", "StoreLocked", "VerdictImportError", "VerdictRecord",
+           "completion_id_for", "_MIGRATIONS", "_refresh_cells"]
 
 
-class Store(Connection, Schema, Catalog, Writes, Queries, Review, Dump):
+class Store(Connection, Schema, Catalog, Writes, Queries, Paired, Review, Dump):
     """A DuckDB audit file. Cheap to create: nothing is opened until a method needs it."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, readonly: bool = False,
