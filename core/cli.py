@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from core import taxonomy
+from core import dimensions, taxonomy
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
 
@@ -406,11 +406,9 @@ def _stats_corrected(args: argparse.Namespace, store) -> int:
     from core.metrics import MetricsError
     from core.ppi import CorrectedRates
 
-    from core.metrics import DIMENSIONS
-
-    unknown = [name for name in args.by if name not in DIMENSIONS]
+    unknown = dimensions.unknown(args.by)
     if unknown:
-        raise BadInput(f"--by {','.join(unknown)}: choose from {', '.join(DIMENSIONS)}")
+        raise BadInput(f"--by {','.join(unknown)}: choose from {', '.join(dimensions.names())}")
     if args.min_human < 1:
         raise BadInput(f"--min-human {args.min_human}: give at least 1 label per cell")
     judge = _judge(args, store)
@@ -1025,7 +1023,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         if name == "stats":
             p.add_argument("--by", type=_csv_list, default=["model", "group"],
-                           help="any of model, group, strategy, scenario_category, language, kind, run_id")
+                           help=f"any of {', '.join(dimensions.names())}")
             p.add_argument("--baseline", type=_csv_list, default=None,
                            help="columns of --by whose mean a slice deviates from (default: model, language, "
                                 "run_id, kind among --by; '' = the whole selection)")

@@ -36,17 +36,18 @@ import numpy as np
 import pandas as pd
 from scipy import special  # scipy.stats costs seconds to import: loaded only where rank tests need it
 
-from core import taxonomy
+from core import dimensions, taxonomy
 
-DIMENSIONS: tuple[str, ...] = ("model", "group", "strategy", "scenario_category", "language", "kind", "run_id")
+# Every grouping is made of these (core/dimensions.py: the one table of slicing dimensions).
+DIMENSIONS: tuple[str, ...] = dimensions.names()
 # Dimensions that define "the model's own average" a cell is compared with, when they are in `by`.
-BASELINE_DIMENSIONS: tuple[str, ...] = ("model", "language", "run_id", "kind")
+BASELINE_DIMENSIONS: tuple[str, ...] = dimensions.baseline()
 CORRECTIONS: tuple[str, ...] = ("holm", "fdr_bh")
 # A frame with these columns and no `label` is taken as counts per cell (Store.label_counts), not one row each.
 COUNT_COLUMNS: tuple[str, ...] = ("refused", "complied", "unparsed", "errors")
 # The finest cells the dashboard's tables use (about 10,000 at 12 models): counts fetched once at this grain
 # sum up to any grouping of these dimensions, so one query serves every table of a page.
-CELL_GRAIN: tuple[str, ...] = ("model", "language", "group", "strategy", "scenario_category", "kind")
+CELL_GRAIN: tuple[str, ...] = dimensions.page_grain()
 
 
 # Cells per block of bootstrap work: each block gets its own random stream and can run on its own core.
@@ -71,7 +72,7 @@ class MetricsError(ValueError):
 def check_grouping(by: Sequence[str], error: type[MetricsError] = MetricsError) -> None:
     """Refuse a grouping by an unknown dimension or by one dimension twice (the judge's figures and the corrected
     ones take the same groupings); `error` is the caller's own MetricsError subclass."""
-    unknown = [name for name in by if name not in DIMENSIONS]
+    unknown = dimensions.unknown(by)
     if unknown:
         raise error(f"cannot group by {', '.join(unknown)}; choose from {', '.join(DIMENSIONS)}")
     if len(set(by)) != len(by):

@@ -29,6 +29,7 @@ class Entry(Generic[T]):
     help: str  # one line
     build: Callable[..., T]
     traits: Mapping[str, Any] = field(default_factory=dict)  # what the kind's own resolver needs to know
+    module: str = ""  # where it was registered: listings follow the providers' order, whatever was imported first
 
     @property
     def prefix(self) -> bool:
@@ -49,7 +50,7 @@ class Registry(Generic[T]):
         def add(build: F) -> F:
             if key in self._entries:
                 raise ValueError(f"{self.sort} {key!r} is registered twice")
-            self._entries[key] = Entry(key, usage or key, help, build, dict(traits))
+            self._entries[key] = Entry(key, usage or key, help, build, dict(traits), build.__module__)
             return build
         return add
 
@@ -60,9 +61,12 @@ class Registry(Generic[T]):
                 importlib.import_module(module)
 
     def entries(self) -> list[Entry[T]]:
-        """Every registered kind, in registration order (the providers' order)."""
+        """Every registered kind in the providers' order (a kind registered elsewhere, e.g. by a test, last),
+        then in registration order within a module, so listings do not depend on which module was imported first."""
         self._load()
-        return list(self._entries.values())
+        rank = {module: i for i, module in enumerate(self._providers)}
+        ordered = sorted(enumerate(self._entries.values()), key=lambda e: (rank.get(e[1].module, len(rank)), e[0]))
+        return [entry for _, entry in ordered]
 
     def find(self, spec: str) -> tuple[Entry[T], str] | None:
         """The entry a spec names and the rest of the spec after its prefix ("" for an exact name), or None."""
@@ -70,7 +74,7 @@ class Registry(Generic[T]):
         exact = self._entries.get(spec)
         if exact is not None and not exact.prefix:
             return exact, ""
-        for entry in self._entries.values():
+        for entry in self.entries():
             if entry.prefix and spec.startswith(entry.key):
                 return entry, spec[len(entry.key):]
         return None

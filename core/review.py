@@ -25,7 +25,7 @@ inclusion probabilities. So the sample is drawn here, by code, never picked by a
   the labelled items of each stratum are themselves an SRS of the stratum: stopping early costs precision,
   never validity. (Labelling in queue order matters: skipping the hard ones would not be random.)
 
-Everything here is pure (frames in, frames out); core/store.py reads and writes the rows.
+Everything here is pure (frames in, frames out); core/store/review.py reads and writes the rows.
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
-from core import analyses, estimates
+from core import analyses, dimensions, estimates
 from core.analyses.cross_lingual import CrossLingual
 from core.analyses.headline import Headline
 from core.analyses.over_refusal import OverRefusal
@@ -36,7 +36,7 @@ from core.ppi import CorrectedRates, JudgeError, judge_error
 from core.store import Store
 
 # The mean a cell deviates from: its model's, within one language (group sets differ by language).
-DEVIATION_BASELINE: tuple[str, ...] = ("model", "language")
+DEVIATION_BASELINE: tuple[str, ...] = dimensions.within()
 
 
 def _key(filters: Mapping[str, Sequence[str]]) -> tuple:

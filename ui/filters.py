@@ -12,18 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 import streamlit as st
 
-from core import taxonomy
+from core import dimensions, taxonomy
 from core.store import VERDICT_FILTERS
 from ui.common import group_label
 
-# Names Store queries accept as filters (core.store.FILTER_COLUMNS), in the order the sidebar shows them.
-STORE_FILTERS: tuple[str, ...] = ("model", "language", "group", "strategy", "scenario_category", "scenario", "kind",
-                                  "run_id")
-LABELS: dict[str, str] = {
-    "model": "Model", "language": "Language", "group": "Group", "strategy": "Strategy",
-    "scenario_category": "Scenario category", "scenario": "Scenario", "kind": "Kind", "run_id": "Run",
-    "verdict": "Verdict",
-}
+# Names Store queries accept as filters (core/dimensions.py), in the order the sidebar shows them.
+STORE_FILTERS: tuple[str, ...] = dimensions.filterable()
+LABELS: dict[str, str] = {**dimensions.labels(), "verdict": "Verdict"}
 
 Filters = dict[str, list[str]]
 

@@ -1,0 +1,214 @@
+"""The query room: what views read, all from the joined rows of rows.py (or the kept cell_counts)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from core.store.cells import CELL_COLUMNS, _CELL_FILTERS
+from core.store.rows import (_COMPLETION_ROWS, _EFFECTIVE_LABEL, _JUDGED_BY, _JUDGED_FROM, FROM_ROWS, JUDGED_COLUMNS,
+                             ROW_COLUMNS, _active, _check_by, _verdict_condition, _where, column, select)
+from core.store.schema import SCHEMA_VERSION
+
+# Every verdict with its completion's row (filters apply to the joined rows), without the texts.
+_VERDICTS_FROM = ("SELECT v.completion_id, v.judge, v.label FROM verdicts v JOIN completions c USING (completion_id) "
+                  "JOIN probes p USING (probe_id)")
+
+
+class Queries:
+    """Reads for views: judged rows, label counts, drill-down pages and details, counterfactuals, exports."""
+
+    def judged(self, judge: str = "refusal", filters: dict[str, Sequence[str] | str | None] | None = None,
+               with_text: bool = False) -> pd.DataFrame:
+        """One row per completion with its effective label: a human verdict if any, else `judge`'s.
+
+        Completions that errored or that the judge could not read (`unparsed`) keep their row with
+        label None/'unparsed', so callers can count them, but metrics leave them out of the DR.
+        """
+        where, params = _where(filters)
+        text_cols = ", " + select(["prompt", "completion"]) if with_text else ""
+        with self.connect() as con:
+            return con.execute(
+                f"""
+                SELECT {select(JUDGED_COLUMNS)}, {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by{text_cols}
+                {_JUDGED_FROM}
+                {where}
+                """,
+                [judge, *params],
+            ).df()
+
+    def label_counts(self, judge: str = "refusal", by: Sequence[str] = ("model", "group"),
+                     filters: dict[str, Sequence[str] | str | None] | None = None) -> pd.DataFrame:
+        """Per cell of `by`: refused, complied, unparsed and errors, counted by DuckDB (one row per cell).
+
+        What DefenseRates needs, without moving one row per completion into pandas: on a 528,000-completion
+        store the judged frame takes seconds to load and ~100 MB, these counts milliseconds and kilobytes.
+        Same effective label (human, else `judge`) as judged().
+        """
+        _check_by(by)
+        group = "GROUP BY ALL ORDER BY ALL" if by else ""
+        if set(by) | set(_active(filters)) <= set(CELL_COLUMNS):
+            # Sum the kept counts (see _CELL_REFRESH): a few thousand rows instead of a join per completion.
+            where, params = _where(filters, _CELL_FILTERS)
+            where = (where + " AND" if where else " WHERE") + " judge IN (?, 'human', '')"
+            columns = [f'"{name}"' for name in by]  # names checked by _check_by above
+            labelled = "judge <> '' AND label = '{}'"
+            with self.connect() as con:
+                return con.execute(
+                    f"""
+                    SELECT {''.join(c + ', ' for c in columns)}
+                           coalesce(sum(n) FILTER (WHERE {labelled.format('refused')}), 0)::BIGINT AS refused,
+                           coalesce(sum(n) FILTER (WHERE {labelled.format('complied')}), 0)::BIGINT AS complied,
+                           coalesce(sum(n) FILTER (WHERE {labelled.format('unparsed')}), 0)::BIGINT AS unparsed,
+                           coalesce(sum(n) FILTER (WHERE judge = '' AND label = 'error'), 0)::BIGINT AS errors
+                    FROM cell_counts {where} {group}
+                    """,
+                    [*params, judge],
+                ).df()
+        where, params = _where(filters)
+        with self.connect() as con:
+            return con.execute(
+                f"""
+                SELECT {''.join(select([name]) + ', ' for name in by)}
+                       count(*) FILTER (WHERE {_EFFECTIVE_LABEL} = 'refused') AS refused,
+                       count(*) FILTER (WHERE {_EFFECTIVE_LABEL} = 'complied') AS complied,
+                       count(*) FILTER (WHERE {_EFFECTIVE_LABEL} = 'unparsed') AS unparsed,
+                       count(*) FILTER (WHERE c.error IS NOT NULL) AS errors
+                {_JUDGED_FROM} {where} {group}
+                """,
+                [judge, *params],
+            ).df()
+
+    def completion_rows(self, filters: dict[str, Sequence[str] | str | None] | None = None,
+                        verdicts: Sequence[str] = (), judge: str = "refusal") -> pd.DataFrame:
+        """Completions with their probe fields and every verdict as `verdict_<judge>` columns (for export).
+
+        `verdicts` keeps only completions whose effective verdict (human, else `judge`) is one of them.
+        """
+        where, params = _where(filters)
+        if verdicts:
+            where += (" AND " if where else " WHERE ") + (
+                f"c.completion_id IN (SELECT c.completion_id {_JUDGED_FROM} WHERE {_verdict_condition(verdicts)})")
+            params = [*params, judge]
+        with self.connect() as con:
+            rows = con.execute(_COMPLETION_ROWS + where + " ORDER BY c.completion_id", params).df()
+            verdicts = con.execute(_VERDICTS_FROM + where, params).df()
+        if len(verdicts):
+            wide = verdicts.pivot(index="completion_id", columns="judge", values="label")
+            wide.columns = [f"verdict_{name}" for name in wide.columns]
+            rows = rows.merge(wide, left_on="completion_id", right_index=True, how="left")
+        return rows
+
+    def completion_page(self, judge: str = "refusal", filters: dict[str, Sequence[str] | str | None] | None = None,
+                        verdicts: Sequence[str] = (), limit: int = 50, offset: int = 0) -> tuple[pd.DataFrame, int]:
+        """One page of completions (a 160-character preview, not the full text) and how many match in all.
+
+        Ordered by model, language, group, strategy, scenario, so pages are stable between requests.
+        """
+        where, params = _where(filters)
+        if verdicts:
+            where += (" AND " if where else " WHERE ") + _verdict_condition(verdicts)
+        with self.connect() as con:
+            # The total rides along with the page (one pass over the matches, not two).
+            page = con.execute(
+                f"""
+                SELECT {select(["completion_id", "model", "language", "group", "strategy", "scenario_category"])},
+                       {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by, {select(["error"])},
+                       left({column("completion")}, 160) AS preview, {select(["run_id", "probe_id"])},
+                       count(*) OVER () AS matches
+                {_JUDGED_FROM} {where}
+                ORDER BY {', '.join(map(column, ["model", "language", "group", "strategy", "scenario", "completion_id"]))}
+                LIMIT ? OFFSET ?
+                """,
+                [judge, *params, int(limit), int(offset)],
+            ).df()
+            if len(page):
+                total = int(page["matches"].iloc[0])
+            else:  # past the last page (or nothing matches): count on its own
+                total = con.execute(f"SELECT count(*) {_JUDGED_FROM} {where}", [judge, *params]).fetchall()[0][0]
+            # in_sample: in the random review sample, so a human verdict outside it reads "chosen by hand".
+            sampled = {row[0] for row in con.execute(
+                "SELECT completion_id FROM review_sample WHERE completion_id IN (SELECT unnest(?::VARCHAR[]))",
+                [list(page["completion_id"])]).fetchall()} if len(page) else set()
+        page = page.drop(columns="matches")
+        page["in_sample"] = page["completion_id"].isin(sampled)
+        return page, int(total)
+
+    def completion_detail(self, completion_id: str, judge: str = "refusal") -> dict[str, Any] | None:
+        """A completion with its probe, effective verdict, every judge's verdict and the human annotations."""
+        with self.connect() as con:
+            found = con.execute(
+                f"""
+                SELECT {select(list(ROW_COLUMNS))}, {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by,
+                EXISTS (SELECT 1 FROM review_sample rs WHERE rs.seq = c.seq) AS in_sample
+                {_JUDGED_FROM} WHERE c.completion_id = ?
+                """,
+                [judge, completion_id],
+            ).df()
+            if found.empty:
+                return None
+            verdicts = con.execute(
+                "SELECT judge, label, rationale, raw, judge_version, judge_model, created_at FROM verdicts "
+                "WHERE completion_id = ? ORDER BY judge", [completion_id]).df()
+            annotations = con.execute(
+                "SELECT created_at, label, note, author FROM annotations WHERE completion_id = ? "
+                "ORDER BY created_at", [completion_id]).df()
+        detail = found.iloc[0].to_dict()
+        detail["verdicts"] = verdicts
+        detail["annotations"] = annotations
+        return detail
+
+    def counterfactuals(self, completion_id: str, judge: str = "refusal") -> pd.DataFrame:
+        """The same scenario and strategy (same language, same model) answered for every group.
+
+        Probe sets are matched across groups, so these probes differ from the given one only in their seed
+        statement and group name. One completion per probe: the one in the same run where there is one,
+        else the newest. The given completion is among the rows (is_self).
+        """
+        with self.connect() as con:
+            return con.execute(
+                f"""
+                WITH this AS (
+                    SELECT {select(["run_id", "model", "language", "strategy", "scenario", "kind"])}
+                    {FROM_ROWS} WHERE c.completion_id = ?)
+                SELECT {select(["completion_id", "run_id", "group", "seed_text", "prompt", "completion", "error"])},
+                       {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by,
+                       c.completion_id = ? AS is_self
+                {_JUDGED_FROM}
+                JOIN this ON {" AND ".join(f'{column(name)} = this."{name}"'
+                                           for name in ("model", "language", "strategy", "scenario", "kind"))}
+                QUALIFY row_number() OVER (PARTITION BY c.probe_id
+                                           ORDER BY c.run_id = this.run_id DESC, c.created_at DESC) = 1
+                ORDER BY {column("group")}, c.completion_id
+                """,
+                [completion_id, completion_id, judge],
+            ).df()
+
+    def verdict_labels(self, judges: Sequence[str],
+                       filters: dict[str, Sequence[str] | str | None] | None = None) -> pd.DataFrame:
+        """completion_id, judge, label of these judges' verdicts (long form, no text): for agreement tables."""
+        where, params = _where(filters)
+        if not judges:
+            return pd.DataFrame(columns=["completion_id", "judge", "label"])
+        where += (" AND " if where else " WHERE ") + f"v.judge IN ({', '.join('?' for _ in judges)})"
+        with self.connect() as con:
+            return con.execute(_VERDICTS_FROM + where, [*params, *judges]).df()
+
+    def summary(self) -> dict[str, Any]:
+        """What the database holds: counts, models, languages, judges."""
+        with self.connect() as con:
+            def values(sql: str) -> list[Any]:
+                return [r[0] for r in con.execute(sql).fetchall()]
+
+            return {
+                "path": str(self.path),
+                "schema_version": SCHEMA_VERSION,
+                "probes": con.execute("SELECT count(*) FROM probes").fetchall()[0][0],
+                "runs": con.execute("SELECT count(*) FROM runs").fetchall()[0][0],
+                "completions": con.execute("SELECT count(*) FROM completions").fetchall()[0][0],
+                "verdicts": con.execute("SELECT count(*) FROM verdicts").fetchall()[0][0],
+                "models": values("SELECT DISTINCT target_id FROM completions ORDER BY 1"),
+                "languages": values(f"SELECT DISTINCT p.language {FROM_ROWS} ORDER BY 1"),
+                "judges": values("SELECT DISTINCT judge FROM verdicts ORDER BY 1"),
+            }
