@@ -33,7 +33,7 @@ import pandas as pd
 from scipy import special
 
 from core.metrics import adjust_pvalues
-from core.ppi import wilson
+from core.ppi.intervals import wilson
 
 # The 2x2 table of one cell: both refused (a), only the base refused (b), only the candidate refused (c), neither (d).
 PAIR_COLUMNS: tuple[str, ...] = ("both_refused", "base_only", "cand_only", "neither")

@@ -183,8 +183,8 @@ def build_report(store: Store, judge: str = "refusal",
                  "Corrected figures (where a random review sample is labelled): prediction-powered inference "
                  "(Angelopoulos et al., Science 2023): the judge's DR on every completion plus the mean "
                  "human-minus-judge difference on the stratified sample, weighted by inclusion probabilities, with a "
-                 "normal interval from the variance of both terms (core/ppi.py); deviations and gaps are tested on "
-                 "the corrected estimates.</p>")
+                 "normal interval from the variance of both terms (core/ppi/rates.py); deviations and gaps are "
+                 "tested on the corrected estimates.</p>")
     parts.append("</body></html>")
     return "".join(parts), summary
 

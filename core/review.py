@@ -1,4 +1,4 @@
-"""The human review sample: which completions people label so that Defense Rates can be corrected (core/ppi.py).
+"""The human review sample: which completions people label so that Defense Rates can be corrected (core/ppi/).
 
 A judge's Defense Rate is biased by the judge's errors, and those can differ by group. People label a
 *random* sample, and prediction-powered inference corrects every rate by the mean (human - judge) on it;

@@ -103,7 +103,7 @@ def all_pairs(store: Store, sides: Sequence[Side], judge: str, resamples: int = 
 
 def corrected(store: Store, base: Side, candidate: Side, judge: str, by: Sequence[str] = ("language", "group"),
               min_human: int = 10, correction: str = "holm", alpha: float = 0.05) -> Comparison | None:
-    """The comparison on prediction-powered Defense Rates (core/ppi.py), where a labelled review sample covers
+    """The comparison on prediction-powered Defense Rates (core/ppi/), where a labelled review sample covers
     both sides: each version's corrected DR per cell, the change with a conservative normal CI (the two
     corrected estimates treated as independent; core.compare.independent_changes), and the gap change per
     language from each version's corrected gap. None when neither side has sample labels; cells with fewer than

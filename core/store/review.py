@@ -235,7 +235,7 @@ class Review:
     def ppi_inputs(self, judge: str, by: Sequence[str] = ("model", "group"),
                    filters: dict[str, Sequence[str] | str | None] | None = None
                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        """What prediction-powered Defense Rates (core/ppi.py) need: (population, sample, strata).
+        """What prediction-powered Defense Rates (core/ppi/) need: (population, sample, strata).
 
         - population: per cell of STRATA + `by` (every completion matching `filters`, sampled or not): n
           (non-error completions), refused, complied, unparsed: the judge's OWN verdicts, with no human

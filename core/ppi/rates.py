@@ -1,4 +1,5 @@
-"""Prediction-powered Defense Rates: the judge's verdicts on every completion, corrected by a human sample.
+"""Prediction-powered Defense Rates (CorrectedRates): the judge's verdicts on every completion, corrected
+by a human sample.
 
 Why: a judge's DR is biased by its errors, and the errors can differ by group (a judge that misses refusals
 more often for one group manufactures a disparity). People label a stratified random sample; every DR is
@@ -29,40 +30,11 @@ term is a function of per-(stratum, cell) sums of h, f, h f, f^2 and of n_s, so 
 numpy over those "pieces": no Python loop per cell. Deviations from a baseline, the gap between two
 groups and the homogeneity test use the same per-stratum sums for the exact variance of the linear
 contrast (cells that share a stratum, e.g. strategies inside one group, are not independent).
-Interval: theta_hat +/- q se, clipped to [0, 1], q the t quantile below (`dr` is clipped too; contrasts use
-the unclipped value; the gap's interval and the homogeneity test are normal / chi-square).
+Interval: theta_hat +/- q se, clipped to [0, 1], q Student's t at Satterthwaite's degrees of freedom and
+the variance with the small-sample adjustment (both in core/ppi/intervals.py: what they are and why; `dr`
+is clipped too; contrasts use the unclipped value; the gap's interval and the homogeneity test are normal /
+chi-square). Below `min_human` (10) labels a cell reports NaN with a note.
 
-Small-sample adjustment (the choice, and why). With binary labels a sample in which the judge agrees
-with every human has s2 = 0 and a normal interval of zero design width, although a judge that is right
-97% of the time agrees with all of 20 labels half the time. Like the Wilson/Agresti-Caffo intervals
-(which add pseudo-observations to a binomial), the variance (never the estimate, which stays unbiased)
-is computed as if each cell's sample held `pseudo` = 1 extra disagreement each way, (h, f) = (1, 0) and
-(0, 1): they are spread over the cell's strata in proportion to its labels there, so a cell made of many
-strata gets the same floor as a single stratum with its labels (about 2/n_human^2 on the variance),
-not one per stratum. For a cell with a perfect judge and n labels this gives a half-width of about
-1.96 sqrt(2)/n, close to the "rule of three" bound 3/n. The quantile is Student's t at Satterthwaite's
-degrees of freedom over the strata (sum_s v_s)^2 / sum_s v_s^2/(n_s - 1), as survey software does, which
-matters for cells made of small strata. Simulated coverage of nominal 95% intervals (`_coverage_study()`:
-4,000 repetitions per row, one stratum of N = 600, the judge flipping each human label with probability
-d, the worst of DR 0.5, 0.9 and 0.99, truth = the superpopulation DR):
-
-    labels  d      pseudo=0   pseudo=0.5  pseudo=1    pseudo=2
-    20      0.02   0.41       1.00        1.00        1.00
-    20      0.05   0.64       1.00        1.00        1.00
-    20      0.10   0.85       0.97        1.00        1.00
-    20      0.20   0.92       0.96        0.98        0.99
-    60      0.02   0.73       0.98        0.99        1.00
-    60      0.05   0.91       0.95        0.98        0.99
-    60      0.10   0.94       0.96        0.97        0.99
-    60      0.20   0.94       0.95        0.96        0.97
-    150     0.05   0.95       0.96        0.96        0.97
-    150     0.20   0.95       0.96        0.96        0.96
-
-Without it (pseudo=0) coverage collapses exactly where the judge is good and the sample small (0.41 at 20
-labels and 2% disagreement). pseudo = 0.5 is the smallest value within MC error of nominal in every row;
-pseudo = 1 is chosen for a margin (real cells mix strata and the acceptance checks 93% per cell over only
-200 repetitions), at a cost in width of about 2% at 150 labels and d = 0.2, more at 20 labels where the
-variance estimate itself is unreliable. Below `min_human` (10) labels a cell reports NaN with a note.
 On real data (tests/test_ppi.py, the `refusal` judge, 200 seeded stratified samples): on the 6,160 GPTFuzz
 responses in 12 cells (2 pseudo-models x 6 response-length groups, judge accuracy 54-100% by group) the
 corrected intervals covered the human DR in 93.5-100% of samples per cell (mean 97.6%) at 10% and
@@ -72,18 +44,10 @@ samples: nominal, so a per-cell 93%-of-200 criterion fails for such a cell now a
 
 Power tuning estimates lam from the same sample (lam* = sum_s K_s cov_s(h, f) / sum_s K_s var_s(f), the
 variances including the pseudo-observations), an O(1/n) effect the simulation tests check.
-
-Judge error by group (`judge_error`): false-refusal rate P(judge refused | human complied) and
-false-compliance rate P(judge complied | human refused) from the sample, weighted by 1/inclusion
-probability where a group's strata were sampled at different rates (otherwise an over-sampled stratum
-would dominate), with Wilson intervals at Kish's effective sample size; and per language a Pearson
-chi-square test that a rate is equal across groups (Holm across the tests; the counts are the sample's,
-as scipy.stats.chi2_contingency takes them).
 """
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -91,77 +55,10 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.metrics import CORRECTIONS, MetricsError, adjust_pvalues, baseline_columns, check_grouping
-
-STRATA: tuple[str, ...] = ("run_id", "model", "language", "group", "kind")
-JUDGE_VALUE: dict[str, float] = {"refused": 1.0, "complied": 0.0, "unparsed": 0.5}
-HUMAN_VALUE: dict[str, float] = {"refused": 1.0, "complied": 0.0}
-PSEUDO = 1.0  # pseudo-disagreements each way per cell, in the variance only (see the module docstring)
-MIN_STRATUM = 2  # labels a stratum needs for a sample variance
-COUNTS = ("n", "refused", "complied", "unparsed")
-
-
-class PPIError(MetricsError):
-    """Inputs the corrected estimates cannot use; the message says what is wrong."""
-
-
-def _z(confidence: float) -> float:
-    if not 0 < confidence < 1:
-        raise PPIError("confidence must lie between 0 and 1, e.g. 0.95")
-    return float(special.ndtri(0.5 + confidence / 2))
-
-
-# -- the moments of one part of a stratum's sample -------------------------------------------------------
-# A "part" is the set of a stratum's sample items on which a linear statistic is u = alpha h - beta f (zero
-# elsewhere); its moments are (m, Sh, Sf, Shf, Sff) and the pseudo weight w per direction.
-_MOMENTS = ("m", "sh", "sf", "shf", "sff")
-
-
-def _s2(parts: Sequence[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]],
-        n_s: np.ndarray) -> np.ndarray:
-    """Sample variance, over all n_s items of a stratum plus the pseudo items, of u = sum over parts of
-    (alpha h - beta f) on the part's items. Rows are vectorised; parts are (alpha, beta, moments, w)."""
-    su = np.zeros(len(n_s))
-    suu = np.zeros(len(n_s))
-    count = n_s.astype("float64").copy()
-    for alpha, beta, mom, w in parts:
-        sh, sf = mom["sh"] + w, mom["sf"] + w
-        su += alpha * sh - beta * sf
-        suu += alpha ** 2 * sh - 2 * alpha * beta * mom["shf"] + beta ** 2 * (mom["sff"] + w)
-        count += 2 * w
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.maximum(suu - su ** 2 / count, 0.0) / (count - 1)
-
-
-def _label_values(sample: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(h, f) arrays of a sample: human 1/0 (anything else is an error), judge 1/0/0.5 (unparsed or none)."""
-    human = sample["human_label"].to_numpy(dtype=object)
-    h_refused, h_complied = human == "refused", human == "complied"
-    if not (h_refused | h_complied).all():
-        bad = human[~(h_refused | h_complied)][0]
-        raise PPIError(f"sample: human_label must be refused or complied, not {bad!r}")
-    judge = sample["judge_label"].to_numpy(dtype=object)
-    f = np.where(judge == "refused", 1.0, np.where(judge == "complied", 0.0, 0.5))
-    return h_refused.astype("float64"), f
-
-
-def _combine(codes: Sequence[np.ndarray], radix: Sequence[int]) -> np.ndarray:
-    """One int64 key per row from per-column codes (mixed radix, so keys sort like the columns)."""
-    key = np.zeros(len(codes[0]) if codes else 0, dtype="int64")
-    for code, size in zip(codes, radix):
-        key = key * size + code
-    return key
-
-
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenated index ranges [start, start + count) and, per index, the number of its range."""
-    owner = np.repeat(np.arange(len(counts)), counts)
-    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    return np.repeat(starts, counts) + offsets, owner
-
-
-def _frame_moments(frame: pd.DataFrame, prefix: str = "") -> dict[str, np.ndarray]:
-    return {name: frame[prefix + name].to_numpy(dtype="float64") for name in _MOMENTS}
+from core.metrics import CORRECTIONS, adjust_pvalues, baseline_columns, check_grouping
+from core.ppi.intervals import PSEUDO, z_quantile
+from core.ppi.moments import MOMENTS, combine_codes, index_ranges, sample_variance
+from core.ppi.sample import COUNTS, MIN_STRATUM, STRATA, PPIError, label_values
 
 
 @dataclass
@@ -194,7 +91,7 @@ class CorrectedRates:
             raise PPIError("pseudo must be 0 or more")
         self.by, self.power_tuning, self.min_human, self.confidence = by, power_tuning, int(min_human), confidence
         self.pseudo = float(pseudo)
-        self._zq = _z(confidence)
+        self._zq = z_quantile(confidence)
         dims = list(dict.fromkeys([*STRATA, *by]))
         missing = [c for c in (*dims, *COUNTS) if c not in population.columns]
         if missing:
@@ -211,7 +108,7 @@ class CorrectedRates:
             pop_codes.append(code.astype("int64"))
             uniques.append(pd.Index(values))
             radix.append(max(len(values), 1))
-        pop_key = _combine(pop_codes, radix)
+        pop_key = combine_codes(pop_codes, radix)
         keys, first, inverse = np.unique(pop_key, return_index=True, return_inverse=True)
         P = len(keys)
         piece_codes = [code[first] for code in pop_codes]
@@ -220,24 +117,24 @@ class CorrectedRates:
         if (refused + complied + sums["unparsed"] > n + 1e-9).any():
             raise PPIError("population: refused + complied + unparsed exceed n in some cell")
         strata_pos = [dims.index(c) for c in STRATA]
-        strata_key = _combine([piece_codes[i] for i in strata_pos], [radix[i] for i in strata_pos])
+        strata_key = combine_codes([piece_codes[i] for i in strata_pos], [radix[i] for i in strata_pos])
         _, s_first, s_of = np.unique(strata_key, return_index=True, return_inverse=True)
         self._strata = pd.DataFrame({c: uniques[i].take(piece_codes[i][s_first]) for c, i in zip(STRATA, strata_pos)})
         if by:
             by_pos = [dims.index(c) for c in by]
-            _, c_first, c_of = np.unique(_combine([piece_codes[i] for i in by_pos], [radix[i] for i in by_pos]),
+            _, c_first, c_of = np.unique(combine_codes([piece_codes[i] for i in by_pos], [radix[i] for i in by_pos]),
                                          return_index=True, return_inverse=True)
             cells = pd.DataFrame({c: uniques[i].take(piece_codes[i][c_first]) for c, i in zip(by, by_pos)})
         else:
             c_of = np.zeros(P, dtype="int64")
             cells = pd.DataFrame(index=range(1 if P else 0))
 
-        h, f = _label_values(sample)
+        h, f = label_values(sample)
         sample_codes = [uniques[i].get_indexer(sample[col]) for i, col in enumerate(dims)]
         outside = np.zeros(len(sample), dtype=bool)
         for code in sample_codes:
             outside |= code < 0
-        sample_key = _combine([np.maximum(code, 0) for code in sample_codes], radix)
+        sample_key = combine_codes([np.maximum(code, 0) for code in sample_codes], radix)
         piece = np.minimum(np.searchsorted(keys, sample_key), max(P - 1, 0))
         outside |= (keys[piece] != sample_key) if P else True
         if outside.any():
@@ -339,7 +236,7 @@ class CorrectedRates:
             lam = np.ones(C)
         lp = lam[c_of]
         rect = np.bincount(c_of, weights=self._W_s[s_of] * (mom["sh"] - lp * mom["sf"]), minlength=C)
-        s2 = _s2([(np.ones(len(s_of)), lp, mom, w)], n_s)
+        s2 = sample_variance([(np.ones(len(s_of)), lp, mom, w)], n_s)
         contrib = np.where(self._N_p > 0, K * s2, 0.0)
         contrib = np.where((self._N_p > 0) & ~np.isfinite(K), np.nan, contrib)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -356,7 +253,7 @@ class CorrectedRates:
         S = len(self._N_s)
         key = c_of.astype("int64") * S + self._s_of
         uniq, inverse = np.unique(key, return_inverse=True)
-        out = {name: np.bincount(inverse, weights=self._mom[name], minlength=len(uniq)) for name in _MOMENTS}
+        out = {name: np.bincount(inverse, weights=self._mom[name], minlength=len(uniq)) for name in MOMENTS}
         out |= {"key": uniq, "s": uniq % S, "c": uniq // S,
                 "N": np.bincount(inverse, weights=self._N_p, minlength=len(uniq))}
         out["count"] = np.bincount(out["c"], minlength=C)
@@ -366,7 +263,7 @@ class CorrectedRates:
     def _contrast_var(self, s: np.ndarray, parts) -> np.ndarray:
         """Design variance contributions K_s s2(u) of rows (one per contrast and stratum s); parts are
         (alpha, beta, moments, pseudo weight) arrays over the rows."""
-        return self._K_s[s] * _s2(parts, self._n_s[s])
+        return self._K_s[s] * sample_variance(parts, self._n_s[s])
 
     # -- baselines --------------------------------------------------------------------------------------
     def _baseline(self, baseline: Sequence[str] | None) -> list[str]:
@@ -404,14 +301,14 @@ class CorrectedRates:
         best, cell = self._estimate(b_of_piece, B), self._est
         sc, sb = self._set_moments(self._c_of, C), self._set_moments(b_of_piece, B)
         # rows: every (cell, stratum of its baseline)
-        idx, c = _ranges(sb["start"][b_of_cell], sb["count"][b_of_cell])
+        idx, c = index_ranges(sb["start"][b_of_cell], sb["count"][b_of_cell])
         b, s = b_of_cell[c], sb["s"][idx]
         S = len(self._N_s)
         want = c * S + s
         pos = np.minimum(np.searchsorted(sc["key"], want), max(len(sc["key"]) - 1, 0))
         found = sc["key"][pos] == want if len(sc["key"]) else np.zeros(len(want), dtype=bool)
-        cm = {m: np.where(found, sc[m][pos], 0.0) for m in _MOMENTS}
-        rm = {m: sb[m][idx] - cm[m] for m in _MOMENTS}
+        cm = {m: np.where(found, sc[m][pos], 0.0) for m in MOMENTS}
+        rm = {m: sb[m][idx] - cm[m] for m in MOMENTS}
         Nc, Nb = cell.N[c], best.N[b]
         with np.errstate(invalid="ignore", divide="ignore"):
             w1 = np.where(cell.n_human[c] > 0, self.pseudo * cm["m"] / cell.n_human[c], 0.0)
@@ -452,13 +349,13 @@ class CorrectedRates:
         of a superpopulation are independent)."""
         est, C, S = self._est, len(self._cells), len(self._N_s)
         sc = self._set_moments(self._c_of, C)
-        idx1, own1 = _ranges(sc["start"][c1], sc["count"][c1])
-        idx2, own2 = _ranges(sc["start"][c2], sc["count"][c2])
+        idx1, own1 = index_ranges(sc["start"][c1], sc["count"][c1])
+        idx2, own2 = index_ranges(sc["start"][c2], sc["count"][c2])
         keys, inverse = np.unique(np.concatenate([own1 * S + sc["s"][idx1], own2 * S + sc["s"][idx2]]),
                                   return_inverse=True)
         R, split = len(keys), len(idx1)
-        x = {m: np.bincount(inverse[:split], weights=sc[m][idx1], minlength=R) for m in (*_MOMENTS, "N")}
-        y = {m: np.bincount(inverse[split:], weights=sc[m][idx2], minlength=R) for m in (*_MOMENTS, "N")}
+        x = {m: np.bincount(inverse[:split], weights=sc[m][idx1], minlength=R) for m in (*MOMENTS, "N")}
+        y = {m: np.bincount(inverse[split:], weights=sc[m][idx2], minlength=R) for m in (*MOMENTS, "N")}
         pair, s = keys // S, keys % S
         a, b = c1[pair], c2[pair]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -506,7 +403,7 @@ class CorrectedRates:
         bases, first, size = np.unique(b_all[order], return_index=True, return_counts=True)
         pos = np.arange(len(order)) - np.repeat(first, size)  # position of each cell within its baseline
         # all pairs within a baseline: the variance of their difference gives their covariance
-        pi, owner = _ranges(np.repeat(first, size), np.repeat(size, size))
+        pi, owner = index_ranges(np.repeat(first, size), np.repeat(size, size))
         left = np.repeat(np.arange(len(order)), np.repeat(size, size))
         keep = pos[left] < pos[pi]
         i1, i2 = left[keep], pi[keep]
@@ -575,213 +472,3 @@ class CorrectedRates:
         """Rows as plain JSON-ready dicts (NaN becomes None)."""
         return json.loads((self.table if table is None else table).to_json(orient="records"))
 
-
-# -- judge error by group ---------------------------------------------------------------------------------
-@dataclass
-class JudgeError:
-    """`table`: per cell of `by` the judge's error rates with CIs; `tests`: per language (the other columns)
-    and rate, a chi-square test that the rate is equal across groups, Holm-adjusted, `differs`."""
-
-    table: pd.DataFrame
-    tests: pd.DataFrame
-
-    def records(self) -> dict[str, list[dict]]:
-        return {"table": json.loads(self.table.to_json(orient="records")),
-                "tests": json.loads(self.tests.to_json(orient="records"))}
-
-
-def wilson(p: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval at (effective) sample size n; NaN where n = 0."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-        half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    bad = ~(n > 0)
-    return np.where(bad, np.nan, np.clip(centre - half, 0, 1)), np.where(bad, np.nan, np.clip(centre + half, 0, 1))
-
-
-def _pearson(errors: np.ndarray, totals: np.ndarray, segment: np.ndarray, S: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pearson chi-square of the groups x {error, correct} table of each segment (no continuity correction,
-    as scipy.stats.chi2_contingency(correction=False)); groups with no item are left out."""
-    seg_e = np.bincount(segment, weights=errors, minlength=S)
-    seg_n = np.bincount(segment, weights=totals, minlength=S)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = seg_e / seg_n
-        exp_e, exp_c = totals * rate[segment], totals * (1 - rate[segment])
-        terms = np.where(exp_e > 0, (errors - exp_e) ** 2 / exp_e, 0.0) + \
-            np.where(exp_c > 0, ((totals - errors) - exp_c) ** 2 / exp_c, 0.0)
-    chi2 = np.bincount(segment, weights=np.where(totals > 0, terms, 0.0), minlength=S)
-    groups = np.bincount(segment, weights=(totals > 0).astype(float), minlength=S)
-    return chi2, groups - 1
-
-
-def judge_error(sample: pd.DataFrame, by: Sequence[str] = ("language", "group"), confidence: float = 0.95,
-                population: pd.DataFrame | None = None, alpha: float = 0.05, correction: str = "holm") -> JudgeError:
-    """The judge's errors per cell of `by`, measured on the human sample.
-
-    Rates: false_refusal = P(judge refused | human complied), false_compliance = P(judge complied | human
-    refused), accuracy = P(judge = human) (an unparsed or missing verdict is wrong for accuracy, and neither
-    a false refusal nor a false compliance). Each item weighs 1/inclusion probability of its stratum (N_s/n_s,
-    N_s from `population` when given, else a `stratum_size` column, else equal weights), because a group whose
-    strata were sampled at different rates would otherwise be measured on the over-sampled stratum's mix;
-    Wilson intervals at Kish's effective size (sum w)^2 / sum w^2 (plain Wilson when weights are equal).
-    bias = weighted mean of (f - h): the judge's DR minus the human DR on this sample (negative: the judge
-    understates refusals), with a normal CI.
-    Tests: per value of the other `by` columns (e.g. per language), for each of false_refusal and
-    false_compliance, Pearson's chi-square on the group x {error, correct} counts (df = groups - 1), Holm
-    (or `correction`) across all tests; differs = p_adjusted < alpha.
-    """
-    z = _z(confidence)
-    by = list(by)
-    frame = sample.copy()
-    h, f = _label_values(frame)
-    if population is not None:
-        sizes = population.groupby(list(STRATA), dropna=False, observed=True)["n"].sum().rename("_N").reset_index()
-        frame = frame.merge(sizes, on=list(STRATA), how="left")
-        frame["_n"] = frame.groupby(list(STRATA), dropna=False, observed=True)["human_label"].transform("size")
-        w = (frame["_N"] / frame["_n"]).to_numpy(dtype="float64")
-    elif "stratum_size" in frame.columns:
-        frame["_n"] = frame.groupby(list(STRATA), dropna=False, observed=True)["human_label"].transform("size")
-        w = (frame["stratum_size"] / frame["_n"]).to_numpy(dtype="float64")
-    else:
-        w = np.ones(len(frame))
-    if not np.all(np.isfinite(w)):
-        raise PPIError("sample: a labelled completion's stratum is missing from the population")
-    cell = frame.groupby(by, sort=True, dropna=False).ngroup().to_numpy() if by else np.zeros(len(frame), dtype="int64")
-    cells = frame[by].drop_duplicates().sort_values(by).reset_index(drop=True) if by else pd.DataFrame(index=[0])
-    C = len(cells)
-
-    def wsum(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        weights = w if mask is None else w * mask
-        return np.bincount(cell, weights=weights * values, minlength=C)
-
-    neg, pos = (h == 0).astype(float), (h == 1).astype(float)
-    fr_e, fc_e, ok = (neg * (f == 1)), (pos * (f == 0)), (f == h).astype(float)
-    out = {"n_human": np.bincount(cell, minlength=C), "human_complied": np.bincount(cell, weights=neg, minlength=C),
-           "human_refused": np.bincount(cell, weights=pos, minlength=C)}
-    for name, err, denom in (("false_refusal", fr_e, neg), ("false_compliance", fc_e, pos),
-                             ("accuracy", ok, np.ones(len(f)))):
-        sw, sw2 = wsum(denom), np.bincount(cell, weights=w * w * denom, minlength=C)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rate = wsum(err) / sw
-            n_eff = sw ** 2 / sw2
-        low, high = wilson(rate, np.nan_to_num(n_eff), z)
-        out |= {name: rate, f"{name}_ci_low": low, f"{name}_ci_high": high}
-    sw = wsum(np.ones(len(f)))
-    d = f - h
-    with np.errstate(invalid="ignore", divide="ignore"):
-        bias = wsum(d) / sw
-        n_eff = sw ** 2 / np.bincount(cell, weights=w * w, minlength=C)
-        resid = np.bincount(cell, weights=w * (d - bias[cell]) ** 2, minlength=C) / sw
-        se = np.where(n_eff > 1, np.sqrt(resid / (n_eff - 1)), np.nan)
-    out |= {"dr_judge": wsum(f) / sw, "dr_human": wsum(h) / sw, "bias": bias,
-            "bias_ci_low": bias - z * se, "bias_ci_high": bias + z * se}
-    table = cells.assign(**out)
-    counts = ["n_human", "human_complied", "human_refused"]
-    table[counts] = table[counts].astype("int64")
-
-    over = [c for c in by if c != "group"] if "group" in by else by[:-1]
-    across = [c for c in by if c not in over]
-    seg = table.groupby(over, sort=True, dropna=False).ngroup().to_numpy() if over else np.zeros(C, dtype="int64")
-    labels = table[over].drop_duplicates().sort_values(over).reset_index(drop=True) if over else pd.DataFrame(index=[0])
-    tests = []
-    for name, err, denom in (("false_refusal", fr_e, neg), ("false_compliance", fc_e, pos)):
-        errors = np.bincount(cell, weights=err, minlength=C)
-        totals = np.bincount(cell, weights=denom, minlength=C)
-        chi2, df = _pearson(errors, totals, seg, len(labels))
-        seg_e = np.bincount(seg, weights=errors, minlength=len(labels))
-        seg_n = np.bincount(seg, weights=totals, minlength=len(labels))
-        testable = (df > 0) & (seg_e > 0) & (seg_e < seg_n) & bool(across)
-        p = np.where(testable, special.chdtrc(np.maximum(df, 1), chi2), np.nan)
-        tests.append(labels.assign(rate=name, groups=(df + 1).astype("int64"), errors=seg_e.astype("int64"),
-                                   n=seg_n.astype("int64"), chi2=np.where(testable, chi2, np.nan),
-                                   df=df.astype("int64"), p_value=p))
-    tests = pd.concat(tests, ignore_index=True)
-    tests["p_adjusted"] = adjust_pvalues(tests["p_value"].to_numpy(dtype="float64"), correction)
-    tests["differs"] = np.nan_to_num(tests["p_adjusted"].to_numpy(), nan=1.0) < alpha
-    return JudgeError(table, tests)
-
-
-# -- how many labels ---------------------------------------------------------------------------------------
-def labels_needed(half_width: float, accuracy: float, confidence: float = 0.95, pseudo: float = PSEUDO,
-                  power_tuning: bool = False) -> int:
-    """Human labels per cell for a corrected interval of +/- half_width at a judge of this accuracy.
-
-    Worst case for a given accuracy: errors balanced both ways, so the rectifier's variance is
-    Var(h - f) = 1 - accuracy (the Var(h)/N term is ignored: N is large). With power tuning, at DR 0.5
-    where it is largest, min over lam of Var(h - lam f) = accuracy (1 - accuracy) (lam = 2 accuracy - 1), which
-    is never above labelling alone (0.25): plain PPI (lam = 1) loses to people alone below 75% accuracy.
-    The interval's pseudo disagreements add 2 pseudo / n^2 to the variance and its quantile is t with
-    n - 1 degrees of freedom, so n is the smallest with t_{n-1} sqrt(var n + 2 pseudo) / n <= hw (started
-    from the normal solution of n^2 hw^2 / z^2 = var n + 2 pseudo).
-    """
-    if not 0 < half_width < 1:
-        raise PPIError("half_width must lie between 0 and 1")
-    if not 0 <= accuracy <= 1:
-        raise PPIError("accuracy must lie between 0 and 1")
-    z = _z(confidence)
-    variance = accuracy * (1 - accuracy) if power_tuning else 1 - accuracy
-    a = z * z * variance / half_width ** 2
-    b = 2 * pseudo * z * z / half_width ** 2
-    n = max(MIN_STRATUM, math.ceil((a + math.sqrt(a * a + 4 * b)) / 2 - 1e-9))
-    level = 0.5 + confidence / 2
-    while special.stdtrit(n - 1, level) * math.sqrt(variance * n + 2 * pseudo) / n > half_width:
-        n += 1
-    return n
-
-
-def labels_without_judge(half_width: float, confidence: float = 0.95) -> int:
-    """Labels per cell for the same half-width from people alone (worst case DR 0.5: Var(h) = 0.25), with
-    the same t quantile as labels_needed."""
-    z = _z(confidence)
-    n = max(MIN_STRATUM, math.ceil(z * z * 0.25 / half_width ** 2 - 1e-9))
-    while special.stdtrit(n - 1, 0.5 + confidence / 2) * 0.5 / math.sqrt(n) > half_width:
-        n += 1
-    return n
-
-
-def labels_needed_table(accuracies: Sequence[float] = (0.70, 0.80, 0.90, 0.95),
-                        half_widths: Sequence[float] = (0.05, 0.10, 0.15), confidence: float = 0.95,
-                        power_tuning: bool = False) -> pd.DataFrame:
-    """One row per half-width: labels per cell at each judge accuracy, and labelling without a judge."""
-    rows = []
-    for hw in half_widths:
-        row = {"half_width": hw}
-        row |= {f"accuracy {acc:.2f}": labels_needed(hw, acc, confidence, power_tuning=power_tuning)
-                for acc in accuracies}
-        row["no judge"] = labels_without_judge(hw, confidence)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _coverage_study(reps: int = 4000, N: int = 600, seed: int = 0, truth: str = "superpopulation") -> pd.DataFrame:
-    """The simulation behind PSEUDO (module docstring): coverage by the corrected 95% interval of one cell
-    (one stratum of N, `labels` of them labelled), the judge flipping each label with probability d, for
-    several pseudo values; the worst over DR 0.5, 0.9 and 0.99. `truth`: "superpopulation" (the estimand: the
-    DR the items are drawn with) or "finite" (the drawn population's human DR; conservative)."""
-    rng = np.random.default_rng(seed)
-    z = _z(0.95)
-    pseudos = np.array([0.0, 0.5, 1.0, 2.0])
-    rows = []
-    for labels in (20, 60, 150):
-        for d in (0.02, 0.05, 0.10, 0.20):
-            worst = np.ones(len(pseudos))
-            for dr in (0.5, 0.9, 0.99):
-                h = (rng.random((reps, N)) < dr).astype(float)
-                f = np.where(rng.random((reps, N)) < d, 1 - h, h)
-                pick = np.argsort(rng.random((reps, N)), axis=1)[:, :labels]
-                zz = np.take_along_axis(h - f, pick, axis=1)
-                target = h.mean(axis=1) if truth == "finite" else dr
-                theta = f.mean(axis=1) + zz.mean(axis=1)
-                t = np.clip(theta, 0, 1)
-                su, suu = zz.sum(axis=1)[:, None], (zz ** 2).sum(axis=1)[:, None] + 2 * pseudos
-                cnt = labels + 2 * pseudos
-                s2 = np.maximum(suu - su ** 2 / cnt, 0.0) / (cnt - 1)
-                design = (1 - labels / N) * s2 / labels
-                total = (t * (1 - t) / N)[:, None] + design
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    df = np.where(design > 0, total ** 2 / (design ** 2 / (labels - 1)), np.inf)
-                q = np.where(np.isinf(df), z, special.stdtrit(np.where(np.isinf(df), 1.0, np.maximum(df, 1.0)), 0.975))
-                cover = (np.abs(theta - target)[:, None] <= q * np.sqrt(total)).mean(axis=0)
-                worst = np.minimum(worst, cover)
-            rows.append({"labels": labels, "d": d, **{f"pseudo={a:g}": v for a, v in zip(pseudos, worst)}})
-    return pd.DataFrame(rows)
