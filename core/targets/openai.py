@@ -17,128 +17,37 @@ resume) and the runner stops the target with a plain message.
 
 The API key is read from the environment variable the config names, at the moment the client is made;
 the key itself is never held in the config, the store, an error message or a log line.
+
+The spec and the config are in core/targets/openai_config.py, what each failure means and OutageWatch in
+core/targets/api_failures.py, the event-loop thread in core/targets/loop_thread.py.
 """
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import itertools
 import json
 import math
 import os
 import random
-import re
 import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Coroutine, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.targets.api_failures import (FATAL_STATUS, ContentFiltered, MalformedResponse, OutageWatch, brief,
+                                       connection_failure, retry_after_s, server_says)
 from core.targets.base import (Capabilities, Generation, Target, TargetInfo, TargetUnavailable, UnknownTarget,
                                register_backend, register_target)
+from core.targets.loop_thread import LoopThread
+from core.targets.openai_config import (DEFAULT_BASE_URL, DEFAULT_KEY_ENV, NO_KEY, OpenAIConfig, default_target_id,
+                                       parse_spec)
 from core.targets.ratelimit import RateLimiter
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-DEFAULT_KEY_ENV = "OPENAI_API_KEY"
-NO_KEY = "EMPTY"  # what local servers (vLLM, llama.cpp) accept when no key variable is set
-ENDPOINTS = ("chat", "completions")
 CONNECTIONS_PER_CLIENT = 8
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_FATAL_STATUS = {401: "the server refused the API key", 403: "the API key may not use this model",
-                 404: "the server has no such model or endpoint"}
-
-
-class MalformedResponse(Exception):
-    """A 200 answer whose body is not a usable completion (worth a retry: proxies garble answers)."""
-
-
-class ContentFiltered(Exception):
-    """The provider withheld the answer; not the model's refusal, and retrying would not change it."""
-
-
-@dataclass(frozen=True)
-class OpenAIConfig:
-    """Everything needed to talk to one model on one server; safe to store (no secret in it)."""
-
-    model: str
-    base_url: str = DEFAULT_BASE_URL
-    api_key_env: str | None = DEFAULT_KEY_ENV
-    endpoint: str = "chat"
-    max_new_tokens: int = 64
-    temperature: float = 0.0
-    seed: int = 0
-    max_concurrency: int = 16
-    requests_per_minute: float | None = None
-    tokens_per_minute: float | None = None
-    timeout_s: float = 60.0  # one attempt, from sending to the last byte of the answer
-    max_retries: int = 6
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 30.0
-    deadline_s: float = 600.0  # one prompt, all attempts and backoffs together
-    price_input_per_m: float | None = None  # currency units per 1M prompt tokens, for cost estimates
-    price_output_per_m: float | None = None
-    # The target is unreachable after this many consecutive connection failures (or the same 5xx) with no
-    # answer in between (None: 2 x max_concurrency, at least 8), lasting at least outage_window_s.
-    outage_failures: int | None = None
-    outage_window_s: float = 20.0
-
-    def __post_init__(self) -> None:
-        check_base_url(self.base_url)
-        if not self.model:
-            raise ValueError("an openai target needs a model name")
-        if self.api_key_env is not None and not _ENV_NAME.match(self.api_key_env):
-            raise ValueError(f"api_key_env takes the NAME of an environment variable (e.g. {DEFAULT_KEY_ENV}), "
-                             "not the key itself")
-        if self.endpoint not in ENDPOINTS:
-            raise ValueError(f"endpoint must be one of {', '.join(ENDPOINTS)}, got {self.endpoint!r}")
-        for name in ("max_concurrency", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("timeout_s", "deadline_s", "backoff_base_s", "backoff_max_s"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be 0 or more, got {self.max_retries}")
-        if self.outage_failures is not None and self.outage_failures < 1:
-            raise ValueError(f"outage_failures must be at least 1, got {self.outage_failures}")
-        if self.outage_window_s < 0:
-            raise ValueError(f"outage_window_s must be 0 or more, got {self.outage_window_s}")
-
-    @property
-    def outage_bound(self) -> int:
-        """Consecutive server-wide failures after which (and the window) the target counts as unreachable."""
-        return self.outage_failures if self.outage_failures is not None else max(8, 2 * self.max_concurrency)
-
-    @classmethod
-    def from_settings(cls, model: str, base_url: str | None, settings: dict[str, Any]) -> OpenAIConfig:
-        """Build from stored settings, ignoring keys this version does not know (e.g. a stored batch size)."""
-        known = {f.name for f in fields(cls)} - {"model", "base_url"}
-        return cls(model=model, base_url=base_url or DEFAULT_BASE_URL,
-                   **{k: v for k, v in settings.items() if k in known})
-
-    def settings(self) -> dict[str, Any]:
-        """What the store's `targets.settings` records: all but model and base URL (columns of their own)."""
-        values = asdict(self)
-        del values["model"], values["base_url"]
-        return values
-
-
-def check_base_url(url: str) -> None:
-    """Reject URLs that could not work or that would carry a secret (user:password@ or a query string)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"base URL {url!r} must start with http:// or https:// and name a host")
-    if parts.username or parts.password or parts.query:
-        raise ValueError("the base URL must not hold credentials or a query string: put the key in an environment "
-                         "variable and name it with api_key_env")
-
-
-def default_target_id(model: str, base_url: str) -> str:
-    """`model@host:port`: the same model on two servers is two targets (they may answer differently)."""
-    return f"{model}@{urlsplit(base_url).netloc}"
 
 
 @dataclass
@@ -155,95 +64,6 @@ class ApiStats:
     def to_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "completions": self.completions, "errors": self.errors,
                 "retries": self.retries, "retry_reasons": dict(self.retry_reasons), "paced_s": round(self.paced_s, 3)}
-
-
-class OutageWatch:
-    """Whether a server is gone, judged from consecutive failures across every request of one target.
-
-    A streak is a run of failures of one kind, `connection` (refused, reset, DNS) or one HTTP 5xx status,
-    with no answer from the server in between (any answer, even a 400 or a garbled body, shows it is
-    there; 429s and timeouts neither extend nor end a streak). The target is down once the streak holds
-    `bound` failures and has lasted `window_s`, and, unless a connection was refused (nothing was sent, so
-    it cannot be the prompt's fault), failures of at least two prompts: one prompt that always gets a 500
-    is that prompt's problem, stored as its error.
-    """
-
-    def __init__(self, bound: int, window_s: float, clock=time.monotonic) -> None:
-        self.bound, self.window_s, self._clock = bound, window_s, clock
-        self.kind: str | None = None
-        self.count = 0
-        self.prompts: set[int] = set()
-        self.refused = False
-        self.since = 0.0
-        self.last_error = ""
-        self.down: str | None = None  # the last error, once the target is judged unreachable
-
-    def answered(self) -> None:
-        """The server answered something: any streak ends (a target already down stays down)."""
-        self.kind, self.count, self.prompts, self.refused = None, 0, set(), False
-
-    def failed(self, kind: str, refused: bool, prompt: int, message: str) -> bool:
-        """Count one failure of `kind` for `prompt`; True when the target is now down."""
-        if kind != self.kind:
-            self.answered()
-            self.kind, self.since = kind, self._clock()
-        self.count += 1
-        self.prompts.add(prompt)
-        self.refused |= refused
-        self.last_error = message
-        if self.down is None and self.count >= self.bound and self._clock() - self.since >= self.window_s \
-                and (self.refused or len(self.prompts) >= 2):
-            self.down = message
-        return self.down is not None
-
-    def holds(self, refused: bool) -> bool:
-        """Whether a prompt whose retries are spent on a failure of the streak should wait for the verdict
-        on the server instead of storing an error: its connection was refused (the prompt was never sent),
-        or the streak is already long and spans several prompts."""
-        return self.kind is not None and (refused or (self.count >= self.bound and len(self.prompts) >= 2))
-
-    def give_up(self) -> None:
-        """A held prompt reached its deadline: the server has failed for that long, so it is down."""
-        self.down = self.down or self.last_error
-
-    def clear(self) -> None:
-        self.answered()
-        self.down = None
-
-
-class _LoopThread:
-    """An asyncio event loop running in a daemon thread; coroutines are submitted from other threads."""
-
-    def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
-        self.thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, Any], timeout: float) -> Any:
-        """Run to completion within `timeout`; Ctrl-C or the timeout cancels it (its results are dropped)."""
-        return self.wait(self.submit(coroutine), timeout)
-
-    def submit(self, coroutine: Coroutine[Any, Any, Any]) -> concurrent.futures.Future:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-
-    @staticmethod
-    def wait(future: concurrent.futures.Future, timeout: float) -> Any:
-        """The future's result within `timeout`; Ctrl-C or the timeout cancels it (its results are dropped)."""
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                try:
-                    return future.result(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
-                except TimeoutError:
-                    if time.monotonic() >= deadline:
-                        raise TimeoutError(f"a batch took longer than its bound of {timeout:.0f} s") from None
-        except BaseException:
-            future.cancel()
-            raise
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 class InFlight:
@@ -287,7 +107,7 @@ class OpenAITarget(Target):
                                backend="openai", model=config.model, base_url=config.base_url, family=family,
                                size_b=size_b, settings=config.settings())
         self.stats = ApiStats()
-        self._loop: _LoopThread | None = None
+        self._loop: LoopThread | None = None
         self._clients: list[Any] = []
         self._slots: asyncio.Queue[int] | None = None
         self._finalizer: weakref.finalize | None = None
@@ -382,7 +202,7 @@ class OpenAITarget(Target):
         """
         if self._loop is None:
             self._api_key()  # fail before starting anything if a required key is missing
-            self._loop = _LoopThread(f"openai-{self.info.target_id}")
+            self._loop = LoopThread(f"openai-{self.info.target_id}")
             self._finalizer = weakref.finalize(self, _shut_down, self._loop, self._clients)
         return InFlight(self, list(prompts))
 
@@ -541,35 +361,35 @@ class OpenAITarget(Target):
 
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
-            if status in _FATAL_STATUS:
+            if status in FATAL_STATUS:
                 where = ""
                 if status == 401:
                     name = self.config.api_key_env or DEFAULT_KEY_ENV
                     where = f"; the key is read from ${name}" + ("" if os.environ.get(name) else ", which is not set")
-                raise TargetUnavailable(f"{self.info.target_id}: {_FATAL_STATUS[status]} (HTTP {status} from "
-                                        f"{self.config.base_url}{where}): {self._redact(_server_says(exc))}") from None
-            message = f"HTTP {status}: {_server_says(exc)}"
+                raise TargetUnavailable(f"{self.info.target_id}: {FATAL_STATUS[status]} (HTTP {status} from "
+                                        f"{self.config.base_url}{where}): {self._redact(server_says(exc))}") from None
+            message = f"HTTP {status}: {server_says(exc)}"
             if status == 429 or status >= 500 or status in (408, 409):
                 return ("429" if status == 429 else "5xx" if status >= 500 else str(status),
                         retry_after_s(exc.response.headers), message,
                         (f"HTTP {status}", False) if status >= 500 else None)
             return None, None, message, None
-        connection = _connection_failure(exc)
+        connection = connection_failure(exc)
         if connection is not None:
-            return "connection", None, f"connection failed: {_brief(exc.__cause__ or exc)}", \
+            return "connection", None, f"connection failed: {brief(exc.__cause__ or exc)}", \
                 ("connection", connection == "refused")
         if isinstance(exc, (openai.APITimeoutError, asyncio.TimeoutError, TimeoutError)):
             return "timeout", None, f"no complete answer within {self.config.timeout_s:g} s", None
         if isinstance(exc, openai.APIConnectionError):
-            return "connection", None, f"connection failed: {_brief(exc.__cause__ or exc)}", None
+            return "connection", None, f"connection failed: {brief(exc.__cause__ or exc)}", None
         if isinstance(exc, ContentFiltered):
             return None, None, str(exc), None
         if isinstance(exc, (MalformedResponse, openai.APIResponseValidationError)):
-            return "malformed", None, f"unreadable answer: {_brief(exc)}", None
-        return "connection", None, f"{type(exc).__name__}: {_brief(exc)}", None
+            return "malformed", None, f"unreadable answer: {brief(exc)}", None
+        return "connection", None, f"{type(exc).__name__}: {brief(exc)}", None
 
 
-def _shut_down(loop: _LoopThread, clients: list[Any]) -> None:
+def _shut_down(loop: LoopThread, clients: list[Any]) -> None:
     """Close a target's clients on its loop, then stop the loop (holds no reference to the target)."""
     async def close_all() -> None:
         await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
@@ -583,79 +403,6 @@ def _shut_down(loop: _LoopThread, clients: list[Any]) -> None:
         pass
     clients.clear()
     loop.close()
-
-
-def _connection_failure(exc: BaseException) -> str | None:
-    """`refused` where no connection could be made (refused, no such host: the prompt was never sent),
-    `reset` where the server closed or reset one, else None. The aiohttp transport reports both as connect
-    timeouts; the original error is further down the chain."""
-    import socket
-
-    import aiohttp
-
-    found = None
-    seen = 0
-    while exc is not None and seen < 20:
-        if isinstance(exc, (aiohttp.ClientConnectorError, ConnectionRefusedError, socket.gaierror)):
-            return "refused"
-        if isinstance(exc, (ConnectionError, aiohttp.ClientConnectionError)) and not isinstance(exc, TimeoutError):
-            found = "reset"
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return found
-
-
-def _server_says(exc: Any) -> str:
-    """The server's own explanation of an HTTP error (OpenAI's error.message, FastAPI's detail, or the body):
-    the SDK's message is only "Error code: 400", which tells an auditor nothing."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error") if isinstance(body.get("error"), dict) else body
-        said = inner.get("message") or inner.get("detail") or body.get("error")
-        body = said if said is not None else body
-    if body is None or body == "":
-        return _brief(exc)
-    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-    return text if len(text) <= 300 else text[:300] + "..."
-
-
-def _brief(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 300 else text[:300] + "..."
-
-
-def retry_after_s(headers: Any) -> float | None:
-    """Seconds a server asked us to wait: `retry-after-ms`, `retry-after` in seconds, or an HTTP date."""
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
-
-
-def parse_spec(spec: str) -> tuple[str, str]:
-    """`openai:MODEL@BASE_URL` (or `openai:MODEL` for api.openai.com) -> (model, base_url)."""
-    rest = spec.removeprefix("openai:")
-    match = re.match(r"^(?P<model>.+?)@(?P<url>https?://.+)$", rest)
-    model, url = (match["model"], match["url"]) if match else (rest, DEFAULT_BASE_URL)
-    if not model or (not match and "@" in rest):
-        raise ValueError(f"cannot read target {spec!r}: use openai:MODEL@http(s)://HOST[:PORT]/v1, "
-                         "e.g. openai:gpt-4o-mini@https://api.openai.com/v1")
-    return model, url.rstrip("/")
 
 
 _RUNNER_ONLY = ("batch_size",)  # a run's batch size: concurrency sets an API target's batches
