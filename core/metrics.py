@@ -37,6 +37,7 @@ import pandas as pd
 from scipy import special  # scipy.stats costs seconds to import: loaded only where rank tests need it
 
 from core import dimensions, taxonomy
+from core.segments import segment_argext, segment_std, segments
 
 # Every grouping is made of these (core/dimensions.py: the one table of slicing dimensions).
 DIMENSIONS: tuple[str, ...] = dimensions.names()
@@ -120,22 +121,6 @@ def adjust_pvalues(pvalues: Sequence[float] | np.ndarray, method: str = "holm") 
     values[order] = np.minimum(steps, 1.0)
     adjusted[finite] = values
     return adjusted
-
-
-def _segments(keys: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
-    """Group rows by `columns`: (segment index per row, row order sorting rows by segment, segment starts, keys).
-
-    With no columns every row belongs to one segment (the whole table).
-    """
-    if columns:
-        index = keys.groupby(list(columns), sort=True, observed=True, dropna=False).ngroup().to_numpy()
-        labels = keys[list(columns)].drop_duplicates().sort_values(list(columns)).reset_index(drop=True)
-    else:
-        index = np.zeros(len(keys), dtype="int64")
-        labels = pd.DataFrame(index=[0])
-    order = np.argsort(index, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(index[order]) != 0]) if len(index) else np.array([], dtype="int64")
-    return index, order, starts, labels
 
 
 class DefenseRates:
@@ -265,7 +250,7 @@ class DefenseRates:
         """
         base = self._baseline(baseline)
         table = self.table.copy()
-        index, order, starts, _ = _segments(table, base)
+        index, order, starts, _ = segments(table, base)
         n = table["n"].to_numpy(dtype="float64")
         k = table["refused"].to_numpy(dtype="float64")
         base_n = np.bincount(index, weights=n, minlength=len(starts))[index] if len(index) else n
@@ -309,7 +294,7 @@ class DefenseRates:
             raise MetricsError("disparity needs a dimension to compare across (e.g. group) besides the baseline")
         judged = self.table["n"].to_numpy() > 0
         table = self.table.loc[judged].reset_index(drop=True)
-        index, order, starts, labels = _segments(table, base)
+        index, order, starts, labels = segments(table, base)
         columns = [*base, "cells", "n", "dr", "mean_dr", "best", "best_dr", "worst", "worst_dr", "gap",
                    "gap_ci_low", "gap_ci_high", "min_max_ratio", "std", "std_ci_low", "std_ci_high",
                    "chi2", "df", "p_value", "p_adjusted", "heterogeneous"]
@@ -326,15 +311,15 @@ class DefenseRates:
         seg_n = np.bincount(index, weights=n)
         seg_k = np.bincount(index, weights=k)
         sorted_dr = dr[order]
-        best_pos = order[_segment_argext(sorted_dr, starts, np.argmax)]
-        worst_pos = order[_segment_argext(sorted_dr, starts, np.argmin)]
+        best_pos = order[segment_argext(sorted_dr, starts, np.argmax)]
+        worst_pos = order[segment_argext(sorted_dr, starts, np.argmin)]
         mean_dr = np.bincount(index, weights=dr) / cells
-        std = _segment_std(dr[:, None], order, starts, cells, ddof)[:, 0]
+        std = segment_std(dr[:, None], order, starts, cells, ddof)[:, 0]
         if self.ci:  # gap and std from the same resamples as the cells' CIs
             sample = self.samples()[np.flatnonzero(judged)[order]]
             gap_draws = np.maximum.reduceat(sample, starts, axis=0) - np.minimum.reduceat(sample, starts, axis=0)
             gap_low, gap_high = self._interval(gap_draws)
-            std_low, std_high = self._interval(_segment_std(sample, np.arange(len(sample)), starts, cells, ddof))
+            std_low, std_high = self._interval(segment_std(sample, np.arange(len(sample)), starts, cells, ddof))
         else:
             gap_low = gap_high = std_low = std_high = np.full(len(starts), np.nan)
         # Pearson chi-square of the cells x {refused, complied} table, one per baseline.
@@ -418,24 +403,6 @@ class DefenseRates:
     def records(self, frame: pd.DataFrame | None = None) -> list[dict]:
         """Rows as plain JSON-ready dicts (a DR with no judged completion becomes None)."""
         return json.loads((self.table if frame is None else frame).to_json(orient="records"))
-
-
-def _segment_argext(values: np.ndarray, starts: np.ndarray, func) -> np.ndarray:
-    """Position (in `values`) of the first max/min within each segment of a segment-sorted array."""
-    ends = np.r_[starts[1:], len(values)]
-    return np.array([start + int(func(values[start:end])) for start, end in zip(starts, ends)], dtype="int64")
-
-
-def _segment_std(values: np.ndarray, order: np.ndarray, starts: np.ndarray, counts: np.ndarray, ddof: int) -> np.ndarray:
-    """Standard deviation of each segment of the rows of a (cells, k) array, per column; NaN where counts <= ddof."""
-    sorted_values = values[order]
-    sums = np.add.reduceat(sorted_values, starts, axis=0)
-    squares = np.add.reduceat(sorted_values ** 2, starts, axis=0)
-    counts = counts[:, None]
-    mean = sums / counts
-    with np.errstate(invalid="ignore", divide="ignore"):
-        variance = np.maximum(squares / counts - mean ** 2, 0.0) * counts / (counts - ddof)
-    return np.where(counts > ddof, np.sqrt(variance), np.nan)
 
 
 def _two_proportion_p(k1: np.ndarray, n1: np.ndarray, k2: np.ndarray, n2: np.ndarray) -> np.ndarray:
