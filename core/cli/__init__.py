@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from core import taxonomy
 from core.cli import compare, database, export, judging, probes, review, run, stats
-from core.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, _csv_list
+from core.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, csv_list
 from core.cli.compare import COMPARE_TEXT_COLUMNS
 from core.cli.stats import CORRECTED_TEXT_COLUMNS
 
@@ -29,14 +29,16 @@ COMMAND_MODULES = (probes, run, judging, stats, export, review, compare, databas
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: each command module registers its subcommands with the shared parents `common`
+    (--db, --json) and `filters` (--languages, --groups, --strategies)."""
     parser = argparse.ArgumentParser(prog="python -m core", description="For Whom: audit whose safety a model protects.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", default=None, help="DuckDB file (default: $AUDIT_DB or data/audit.duckdb)")
     common.add_argument("--json", action="store_true", help="print one JSON value instead of text")
     filters = argparse.ArgumentParser(add_help=False)
-    filters.add_argument("--languages", type=_csv_list, default=[], help="e.g. en,pt")
-    filters.add_argument("--groups", type=_csv_list, default=[], help="canonical group keys or known spellings")
-    filters.add_argument("--strategies", type=_csv_list, default=[], help=", ".join(taxonomy.STRATEGIES))
+    filters.add_argument("--languages", type=csv_list, default=[], help="e.g. en,pt")
+    filters.add_argument("--groups", type=csv_list, default=[], help="canonical group keys or known spellings")
+    filters.add_argument("--strategies", type=csv_list, default=[], help=", ".join(taxonomy.STRATEGIES))
     sub = parser.add_subparsers(dest="command", required=True)
 
     for module in COMMAND_MODULES:
@@ -52,13 +54,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from core.targets import TargetUnavailable, UnknownTarget
 
     args = build_parser().parse_args(argv)
-    if args.command == "probes" and args.probes_command == "build":
-        from core.probes import builder
-
-        args.seed = builder.DEFAULT_SEED if args.seed is None else args.seed
-        args.per_cell = builder.DEFAULT_PER_CELL if args.per_cell is None else args.per_cell
-        args.controls_per_group = builder.DEFAULT_CONTROLS_PER_GROUP if args.controls_per_group is None \
-            else args.controls_per_group
     try:
         return args.func(args)
     except (BadInput, ProbeFileError, UnknownJudge, UnknownTarget, taxonomy.VocabularyError) as exc:

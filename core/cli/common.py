@@ -16,21 +16,25 @@ class BadInput(ValueError):
     """Input the user must fix; printed without a traceback, exit code 2."""
 
 
-def _csv_list(value: str) -> list[str]:
+def csv_list(value: str) -> list[str]:
+    """An option's comma-separated values, blanks dropped (so `--kinds ''` means no filter)."""
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+def emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    """Print the result once: as one JSON value with --json (for pipelines), else as the text for people."""
     print(json.dumps(payload, ensure_ascii=False, default=str) if args.json else text)
 
 
-def _store(args: argparse.Namespace, readonly: bool = False):
+def open_store(args: argparse.Namespace, readonly: bool = False):
+    """The store at --db (else $AUDIT_DB, else data/audit.duckdb); imported here so `--help` stays fast."""
     from core.store import Store
 
     return Store(args.db, readonly=readonly)
 
 
-def _filters(args: argparse.Namespace) -> dict[str, list[str]]:
+def selection_filters(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The store's filters from the selection options, spellings made canonical; an unknown one is BadInput."""
     try:
         return {"model": args.models, "run_id": args.runs,
                 "language": [taxonomy.canonical_language(v) for v in args.languages],
@@ -41,7 +45,7 @@ def _filters(args: argparse.Namespace) -> dict[str, list[str]]:
         raise BadInput(str(exc)) from None
 
 
-def _judge(args: argparse.Namespace, store) -> str:
+def chosen_judge(args: argparse.Namespace, store) -> str:
     """--judge, else the store's default judge (refusal, or the one with the most verdicts), said on stderr."""
     if args.judge:
         return args.judge
@@ -52,7 +56,7 @@ def _judge(args: argparse.Namespace, store) -> str:
     return chosen
 
 
-def _stored_target_name(name: str) -> str:
+def stored_target_name(name: str) -> str:
     """The target id a spec given to `run --target` is stored under (`smollm2`, `openai:MODEL@URL`), so a
     pipeline can name a version the way it ran it; any other name (a run id, a target id) as it is."""
     from core.targets import BUILTIN_TARGETS
@@ -67,7 +71,7 @@ def _stored_target_name(name: str) -> str:
     return BUILTIN_TARGETS.get(name, name)
 
 
-def _no_sample(store, what: str) -> BadInput:
+def no_sample(store, what: str) -> BadInput:
     """The plain message for a selection without sample labels: what to run to get some."""
     return BadInput(f"{store.path}: no labelled review sample {what}; draw one with `python -m core review sample "
                     "--run-id RUN --fraction 0.05 --seed 0`, label it (the Review page, or `python -m core verdicts "
@@ -75,15 +79,15 @@ def _no_sample(store, what: str) -> BadInput:
                     "(or use --estimator judge)")
 
 
-def _labelled_sample(args: argparse.Namespace, store, judge: str):
+def labelled_sample(args: argparse.Namespace, store, judge: str):
     """Store.ppi_inputs for --by and the filters: (population, sample), or BadInput naming `review sample` where
     the selection holds no labelled sample completion."""
     try:
-        population, sample, _ = store.ppi_inputs(judge, args.by, _filters(args))
+        population, sample, _ = store.ppi_inputs(judge, args.by, selection_filters(args))
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     if not len(sample):
-        raise _no_sample(store, "in this selection")
+        raise no_sample(store, "in this selection")
     return population, sample
 
 
@@ -91,9 +95,9 @@ def add_selection_parser(sub, name: str, func, helptext: str, parents: list[argp
                          kinds: list[str]) -> argparse.ArgumentParser:
     """A subcommand reading judged completions (stats, export): the filters, --models/--runs/--kinds, --judge."""
     p = sub.add_parser(name, parents=parents, help=helptext)
-    p.add_argument("--models", type=_csv_list, default=[])
-    p.add_argument("--runs", type=_csv_list, default=[])
-    p.add_argument("--kinds", type=_csv_list, default=kinds)
+    p.add_argument("--models", type=csv_list, default=[])
+    p.add_argument("--runs", type=csv_list, default=[])
+    p.add_argument("--kinds", type=csv_list, default=kinds)
     p.add_argument("--judge", default=None, help="whose verdicts (human verdicts always override); default: "
                    "refusal, or the judge with the most verdicts where the store has no refusal verdicts")
     p.set_defaults(func=func)

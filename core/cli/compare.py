@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from core.cli.common import EXIT_FAILURE, EXIT_OK, BadInput, _judge, _store, _stored_target_name
+from core.cli.common import EXIT_FAILURE, EXIT_OK, BadInput, chosen_judge, open_store, stored_target_name
 
 
 # Columns `compare` prints as text (--json gives every column, the 2x2 counts or the corrected inputs too).
@@ -20,8 +20,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from core.analyses.compare import Side, all_pairs, resolve_side
     from core.compare import CompareError
 
-    store = _store(args, readonly=True)
-    judge = _judge(args, store)
+    store = open_store(args, readonly=True)
+    judge = chosen_judge(args, store)
     sides = store.run_target_counts()
     try:
         if args.all:
@@ -40,8 +40,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             return EXIT_OK
         if not args.base or not args.candidate:
             raise BadInput("compare needs --base and --candidate (run ids or target ids), or --all")
-        base = resolve_side(sides, _stored_target_name(args.base), args.run_id, "--base")
-        candidate = resolve_side(sides, _stored_target_name(args.candidate), args.run_id, "--candidate")
+        base = resolve_side(sides, stored_target_name(args.base), args.run_id, "--base")
+        candidate = resolve_side(sides, stored_target_name(args.candidate), args.run_id, "--candidate")
         by = ["language", "group", *(["strategy"] if args.by_strategy else [])]
         compared = paired.compute(store, base, candidate, judge, by=by, correction=args.correction, alpha=args.alpha,
                                  resamples=args.resamples, seed=args.seed)
@@ -82,7 +82,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if gate.failed else EXIT_OK
 
 
-def add_parsers(sub, common: argparse.ArgumentParser, filters: argparse.ArgumentParser) -> None:
+def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
+                filters: argparse.ArgumentParser) -> None:
+    """Register `compare`."""
     compare = sub.add_parser("compare", parents=[common], help="paired comparison of two versions on their shared "
                              "probes (DR change per group with McNemar tests; a regression gate for CI)")
     compare.add_argument("--base", default=None, help="the old version: a run id, a target id, or the --target "

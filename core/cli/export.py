@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.cli.common import (EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, BadInput, _emit, _filters, _judge, _store,
-                             _stored_target_name, add_selection_parser)
+from core.cli.common import (EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, BadInput, add_selection_parser, chosen_judge, emit,
+                             open_store, selection_filters, stored_target_name)
 
 
 def cmd_import_align(args: argparse.Namespace) -> int:
@@ -16,7 +16,7 @@ def cmd_import_align(args: argparse.Namespace) -> int:
     from core.align import AlignFileError, import_align
     from core.progress import Meter
 
-    store = _store(args)
+    store = open_store(args)
     with Meter("import-align", unit="row", quiet=args.quiet) as meter:
         try:
             result = import_align(store, args.file, run_id=args.run_id, skip_bad_rows=args.skip_bad_rows,
@@ -31,9 +31,9 @@ def cmd_import_align(args: argparse.Namespace) -> int:
                "stored_rows": result.stored_rows, "rejected": len(result.problems), "probes_added": result.probes_added,
                "completions_added": result.completions_added, "models": list(result.models),
                "judges": list(result.judges), "verdicts_read": result.verdicts}
-    _emit(args, payload, f"{args.file}: {result.rows} rows, {result.stored_rows} stored ({result.completions_added} new "
-                         f"completions of {len(result.models)} models, judges {', '.join(result.judges) or 'none'}) "
-                         f"in run {result.run_id}; {len(result.problems)} rejected")
+    emit(args, payload, f"{args.file}: {result.rows} rows, {result.stored_rows} stored ({result.completions_added} new "
+                        f"completions of {len(result.models)} models, judges {', '.join(result.judges) or 'none'}) "
+                        f"in run {result.run_id}; {len(result.problems)} rejected")
     if result.status == "rejected":
         print(f"error: {len(result.problems)} bad rows; storing stopped at the batch holding the first "
               f"({result.stored_rows} rows stored). Fix them and import again (stored rows are kept, none is "
@@ -54,10 +54,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from core.progress import Meter
 
-    rows = _store(args, readonly=True).completion_rows(_filters(args))
+    rows = open_store(args, readonly=True).completion_rows(selection_filters(args))
     with Meter("export", total=len(rows), unit="row", quiet=args.quiet) as meter:
         written = write_csv(rows, args.out, on_progress=meter.update)
-    _emit(args, {"path": str(args.out), "rows": written}, f"wrote {written} rows to {args.out}")
+    emit(args, {"path": str(args.out), "rows": written}, f"wrote {written} rows to {args.out}")
     return EXIT_OK
 
 
@@ -69,7 +69,7 @@ def _report_comparison(args: argparse.Namespace, store, judge: str):
     sides = store.run_target_counts()
     run_id = args.runs[0] if len(args.runs) == 1 else None
     try:
-        base, candidate = (paired.resolve_side(sides, _stored_target_name(name), run_id, role)
+        base, candidate = (paired.resolve_side(sides, stored_target_name(name), run_id, role)
                            for name, role in zip(args.compare, ("base", "candidate")))
         return paired.compute(store, base, candidate, judge)
     except CompareError as exc:
@@ -80,13 +80,13 @@ def _export_derived(args: argparse.Namespace) -> int:
     """Parquet (one row per completion), preference pairs (JSONL for DPO) or the HTML audit report."""
     from core import export
 
-    store = _store(args, readonly=True)
-    filters = _filters(args)
+    store = open_store(args, readonly=True)
+    filters = selection_filters(args)
     if args.format == "parquet":
         payload: dict[str, Any] = {"rows": export.write_parquet(store.completion_rows(filters), args.out)}
         text = f"wrote {payload['rows']} rows to {args.out}"
     elif args.format == "pairs":
-        judge = _judge(args, store)
+        judge = chosen_judge(args, store)
         payload = export.write_pairs(store.judged(judge, filters, with_text=True), args.out,
                                      per_group=args.per_group, seed=args.seed, judge=judge)
         text = (f"wrote {payload['pairs']} preference pairs ({payload['per_group']} per group, "
@@ -96,15 +96,17 @@ def _export_derived(args: argparse.Namespace) -> int:
     else:
         from core.report import write_report
 
-        judge = _judge(args, store)
+        judge = chosen_judge(args, store)
         payload = write_report(store, args.out, judge=judge, filters=filters,
                                comparison=_report_comparison(args, store, judge) if args.compare else None)
         text = f"wrote the audit report to {args.out} ({payload['models']} models, {payload['completions']} completions)"
-    _emit(args, {"path": str(args.out), "format": args.format, **payload}, text)
+    emit(args, {"path": str(args.out), "format": args.format, **payload}, text)
     return EXIT_OK
 
 
-def add_parsers(sub, common: argparse.ArgumentParser, filters: argparse.ArgumentParser) -> None:
+def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
+                filters: argparse.ArgumentParser) -> None:
+    """Register `export` and `import-align`."""
     p = add_selection_parser(sub, "export", cmd_export, "completions as CSV/Parquet, preference pairs, audit report",
                              [common, filters], [])
     p.add_argument("--out", required=True, type=Path)

@@ -6,14 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.cli.common import EXIT_OK, BadInput, _csv_list, _emit, _store
+from core.cli.common import EXIT_OK, BadInput, csv_list, emit, open_store
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
     from core.judges import resolve_judges
     from core.runner import judge_run
 
-    store = _store(args)
+    store = open_store(args)
     if store.run(args.run_id) is None:
         raise BadInput(f"no run {args.run_id!r} in {store.path}")
     from core.progress import Meter
@@ -24,9 +24,9 @@ def cmd_judge(args: argparse.Namespace) -> int:
     with Meter("judging", unit="completion", quiet=args.quiet) as meter:
         added = judge_run(store, args.run_id, judges, on_progress=meter.update)
     counts = store.run_counts(args.run_id)
-    _emit(args, {"run_id": args.run_id, "added": added, "replaced": replaced, **counts},
-          f"{args.run_id}: {added} verdicts added ({replaced} of older judge versions replaced), "
-          f"{counts['verdicts']} in all")
+    emit(args, {"run_id": args.run_id, "added": added, "replaced": replaced, **counts},
+         f"{args.run_id}: {added} verdicts added ({replaced} of older judge versions replaced), "
+         f"{counts['verdicts']} in all")
     return EXIT_OK
 
 
@@ -35,7 +35,7 @@ def cmd_judge_eval(args: argparse.Namespace) -> int:
     from core.judges import resolve_judges
 
     if args.db is not None:
-        store = _store(args, readonly=True)
+        store = open_store(args, readonly=True)
         items = human_labels(store)
         source = f"{store.path} (human verdicts)"
         if not items:
@@ -75,7 +75,7 @@ def cmd_judge_eval(args: argparse.Namespace) -> int:
     for row in result.agreement.itertuples():
         lines.append(f"  agreement {row.judge_a} ~ {row.judge_b}: {pct(row.agreement)} (kappa {pct(row.kappa)}, "
                      f"n={row.n})")
-    _emit(args, payload, "\n".join(lines))
+    emit(args, payload, "\n".join(lines))
     return EXIT_OK
 
 
@@ -90,7 +90,7 @@ def cmd_judge_train(args: argparse.Namespace) -> int:
         if str(args.training_set).lower() != "none":
             sources.append(load_source(args.training_set, mode="cv", training_only=True))
         if args.db is not None:
-            store = _store(args, readonly=True)
+            store = open_store(args, readonly=True)
             human = human_source(store)
             if human is None:
                 raise BadInput(f"{store.path}: no human verdicts (refused/complied) to train on")
@@ -116,18 +116,20 @@ def cmd_judge_train(args: argparse.Namespace) -> int:
                "training": result.model["training"], "evaluation": result.table, "decision": result.decision}
     lines = [format_table(result.table), "", *result.decision["per_language"], result.decision["summary"],
              f"wrote {out} ({size:,} bytes, version {version}); use it with --judges learned:{out}"]
-    _emit(args, payload, "\n".join(lines))
+    emit(args, payload, "\n".join(lines))
     return EXIT_OK
 
 
-def add_parsers(sub, common: argparse.ArgumentParser, filters: argparse.ArgumentParser) -> None:
+def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
+                filters: argparse.ArgumentParser) -> None:
+    """Register `judge`, `judge-eval` and `judge-train`."""
     from core.judges import JUDGES
 
     judges_help = f"comma-separated: {JUDGES.describe()}"
 
     judge = sub.add_parser("judge", parents=[common], help="add verdicts of judges to a stored run")
     judge.add_argument("--run-id", required=True)
-    judge.add_argument("--judges", type=_csv_list, default=["refusal"], help=judges_help)
+    judge.add_argument("--judges", type=csv_list, default=["refusal"], help=judges_help)
     judge.add_argument("--rejudge", action="store_true", help="first delete verdicts these judges gave in an "
                        "older version (their rules or prompt changed), so the current version judges them again")
     judge.add_argument("--quiet", action="store_true", help="no progress")
@@ -140,7 +142,7 @@ def add_parsers(sub, common: argparse.ArgumentParser, filters: argparse.Argument
                       "XSTest's 1_full_compliance, 2_full_refusal, 3_partial_refusal (partial = complied)")
     gold.add_argument("--db", default=None, help="DuckDB file: run the judges on the completions people "
                       "labelled there (human verdicts) and score them against those labels")
-    judge_eval.add_argument("--judges", type=_csv_list, default=["refusal"], help=judges_help)
+    judge_eval.add_argument("--judges", type=csv_list, default=["refusal"], help=judges_help)
     judge_eval.add_argument("--batch-size", type=int, default=16)
     judge_eval.add_argument("--max-new-tokens", type=int, default=None,
                             help="longest answer of an llm: judge (default 8 for a local model, whose answer is prefilled up to the class value; 160 otherwise)")

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.cli.common import EXIT_BAD_INPUT, EXIT_OK, BadInput, _csv_list, _emit, _judge, _labelled_sample, _store
+from core.cli.common import EXIT_BAD_INPUT, EXIT_OK, BadInput, chosen_judge, csv_list, emit, labelled_sample, open_store
 
 
 def cmd_review_plan(args: argparse.Namespace) -> int:
@@ -38,9 +38,9 @@ def cmd_review_bias(args: argparse.Namespace) -> int:
     from core.estimates import judge_error_findings, p_text
     from core.ppi import PPIError, judge_error
 
-    store = _store(args, readonly=True)
-    judge = _judge(args, store)
-    population, sample = _labelled_sample(args, store, judge)
+    store = open_store(args, readonly=True)
+    judge = chosen_judge(args, store)
+    population, sample = labelled_sample(args, store, judge)
     try:
         errors = judge_error(sample, by=args.by, population=population, alpha=args.alpha)
     except PPIError as exc:
@@ -84,7 +84,7 @@ def _existing_store(args: argparse.Namespace, readonly: bool = False, run_id: st
     path = Path(args.db or os.environ.get("AUDIT_DB") or DEFAULT_DB)
     if not path.exists():
         raise BadInput(f"{path}: no such database (give --db, or run an audit first)")
-    store = _store(args, readonly=readonly)
+    store = open_store(args, readonly=readonly)
     if run_id and store.run(run_id) is None:
         raise BadInput(f"--run-id {run_id}: no such run in {store.path}")
     return store
@@ -122,7 +122,7 @@ def cmd_review_sample(args: argparse.Namespace) -> int:
             + _table(strata, [c for c in STRATA if c != "run_id"] + ["completions", "sampled", "added"])
             + "\nlabel them on the Review page, or: python -m core verdicts export --sample --run-id "
             f"{args.run_id} --out sheet.csv, then python -m core verdicts import sheet.csv --annotator NAME")
-    _emit(args, result, text)
+    emit(args, result, text)
     return EXIT_OK
 
 
@@ -140,7 +140,7 @@ def cmd_review_status(args: argparse.Namespace) -> int:
                          f"({int(t.completions)} completions)" for run, t in totals.iterrows())
         text += "\n" + _table(progress, ["run_id", "model", "language", "group", "kind", "completions",
                                          "sampled", "labelled"])
-    _emit(args, rows, text)
+    emit(args, rows, text)
     return EXIT_OK
 
 
@@ -159,10 +159,10 @@ def cmd_verdicts_export(args: argparse.Namespace) -> int:
         print(f"{len(sheet)} sampled completions ({labelled} labelled), in queue order", file=sys.stderr)
         return EXIT_OK
     written = write_csv(sheet, args.out)
-    _emit(args, {"path": str(args.out), "rows": written, "labelled": labelled},
-          f"wrote {written} sampled completions ({labelled} labelled) to {args.out}: fill `label` (refused or "
-          "complied) from the top down, without skipping (the queue order is random, so any top part stays a "
-          f"random sample), then: python -m core verdicts import {args.out} --annotator NAME")
+    emit(args, {"path": str(args.out), "rows": written, "labelled": labelled},
+         f"wrote {written} sampled completions ({labelled} labelled) to {args.out}: fill `label` (refused or "
+         "complied) from the top down, without skipping (the queue order is random, so any top part stays a "
+         f"random sample), then: python -m core verdicts import {args.out} --annotator NAME")
     return EXIT_OK
 
 
@@ -240,11 +240,13 @@ def cmd_verdicts_import(args: argparse.Namespace) -> int:
             f"already stored), {result['blank']} rows without a label skipped")
     if args.as_random_sample:
         text += f"; {result['sampled']} completions are now the review sample of {', '.join(result['runs'])}"
-    _emit(args, {"file": str(args.file), **result}, text)
+    emit(args, {"file": str(args.file), **result}, text)
     return EXIT_OK
 
 
-def add_parsers(sub, common: argparse.ArgumentParser, filters: argparse.ArgumentParser) -> None:
+def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
+                filters: argparse.ArgumentParser) -> None:
+    """Register `review sample|status|bias|plan` and `verdicts export|import`."""
     review = sub.add_parser("review", help="the human review sample that corrects every Defense Rate") \
         .add_subparsers(dest="review_command", required=True)
     draw = review.add_parser("sample", parents=[common], help="draw (or enlarge) a run's stratified random sample "
@@ -263,18 +265,18 @@ def add_parsers(sub, common: argparse.ArgumentParser, filters: argparse.Argument
     status.set_defaults(func=cmd_review_status)
     bias = review.add_parser("bias", parents=[common, filters], help="the judge's errors by group, measured on the "
                              "labelled review sample: false-refusal / false-compliance rates with CIs, tests")
-    bias.add_argument("--by", type=_csv_list, default=["language", "group"],
+    bias.add_argument("--by", type=csv_list, default=["language", "group"],
                       help="cells of the error table; the test compares groups within the other columns")
-    bias.add_argument("--models", type=_csv_list, default=[])
-    bias.add_argument("--runs", type=_csv_list, default=[])
-    bias.add_argument("--kinds", type=_csv_list, default=["attack"])
+    bias.add_argument("--models", type=csv_list, default=[])
+    bias.add_argument("--runs", type=csv_list, default=[])
+    bias.add_argument("--kinds", type=csv_list, default=["attack"])
     bias.add_argument("--judge", default=None, help="whose errors (default as for stats)")
     bias.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm's correction")
     bias.set_defaults(func=cmd_review_bias)
     plan = review.add_parser("plan", help="human labels per cell needed for an interval half-width at a judge "
                              "accuracy (the README's table)")
-    plan.add_argument("--accuracies", type=lambda v: [float(x) for x in _csv_list(v)], default=[0.70, 0.80, 0.90, 0.95])
-    plan.add_argument("--half-widths", type=lambda v: [float(x) for x in _csv_list(v)], default=[0.05, 0.10, 0.15])
+    plan.add_argument("--accuracies", type=lambda v: [float(x) for x in csv_list(v)], default=[0.70, 0.80, 0.90, 0.95])
+    plan.add_argument("--half-widths", type=lambda v: [float(x) for x in csv_list(v)], default=[0.05, 0.10, 0.15])
     plan.add_argument("--power-tuning", action="store_true", help="with the power-tuned estimator (PPI++)")
     plan.add_argument("--json", action="store_true", help="print one JSON value instead of a table")
     plan.set_defaults(func=cmd_review_plan)

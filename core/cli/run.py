@@ -6,7 +6,7 @@ import json
 import sys
 
 from core import taxonomy
-from core.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, _csv_list, _emit, _store
+from core.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, csv_list, emit, open_store
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -14,7 +14,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from core.probes.selection import Selection
     from core.runner import build_run, execute_run, generation_of, plan_run
 
-    store = _store(args)
+    store = open_store(args)
     judge_names = args.judges
     target_specs = args.target
     run = store.run(args.run_id) if args.run_id else None
@@ -68,10 +68,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         payload["usage"] = usage
         costs = [u["cost"] for u in usage]
         payload["cost"] = sum(costs) if all(c is not None for c in costs) else None
-    _emit(args, payload,
-          f"{run_id}: {result.status}; {counts['completions']}/{counts['planned']} completions "
-          f"({result.added} new), {counts['verdicts']} verdicts, {counts['errors']} errors"
-          + (f"; {result.repaired} of {result.retried} errors retried now answered" if args.retry_errors else ""))
+    emit(args, payload,
+         f"{run_id}: {result.status}; {counts['completions']}/{counts['planned']} completions "
+         f"({result.added} new), {counts['verdicts']} verdicts, {counts['errors']} errors"
+         + (f"; {result.repaired} of {result.retried} errors retried now answered" if args.retry_errors else ""))
     if result.message:
         print(f"{'stopped' if result.status == 'stopped' else 'error'}: {result.message}", file=sys.stderr)
         return EXIT_FAILURE
@@ -139,32 +139,34 @@ def cmd_targets_add(args: argparse.Namespace) -> int:
         config = OpenAIConfig.from_settings(args.model, args.base_url.rstrip("/"), settings)
     except ValueError as exc:
         raise BadInput(f"targets add {args.name}: {exc}") from None
-    store = _store(args)
+    store = open_store(args)
     existing = store.target(args.name)
     if existing and (existing["backend"], existing["model"], existing["base_url"]) != \
             ("openai", config.model, config.base_url):
         raise BadInput(f"a target {args.name!r} exists already ({existing['backend']} {existing['model']} "
                        f"{existing['base_url'] or ''}); its completions keep that name, so choose another")
     store.save_target(args.name, "openai", config.model, config.base_url, args.family, args.size_b, config.settings())
-    _emit(args, {"target_id": args.name, "model": config.model, "base_url": config.base_url, **config.settings()},
-          f"saved {args.name}: {config.model} at {config.base_url} (key from ${config.api_key_env}); "
-          f"run it with --target {args.name} (same as openai:{config.model}@{config.base_url}, which would be "
-          f"stored as {default_target_id(config.model, config.base_url)})")
+    emit(args, {"target_id": args.name, "model": config.model, "base_url": config.base_url, **config.settings()},
+         f"saved {args.name}: {config.model} at {config.base_url} (key from ${config.api_key_env}); "
+         f"run it with --target {args.name} (same as openai:{config.model}@{config.base_url}, which would be "
+         f"stored as {default_target_id(config.model, config.base_url)})")
     return EXIT_OK
 
 
 def cmd_targets_list(args: argparse.Namespace) -> int:
-    frame = _store(args, readonly=True).targets()
+    frame = open_store(args, readonly=True).targets()
     rows = [{"target_id": r.target_id, "backend": r.backend, "model": r.model, "base_url": r.base_url,
              "family": r.family, "size_b": None if r.size_b != r.size_b else r.size_b,
              "settings": json.loads(r.settings or "{}")} for r in frame.itertuples()]
     lines = [f"{r['target_id']}\t{r['backend']}\t{r['model']}\t{r['base_url'] or ''}"
              + (f"\tkey ${r['settings']['api_key_env']}" if r["settings"].get("api_key_env") else "") for r in rows]
-    _emit(args, rows, "\n".join(lines) if rows else "no targets saved or used yet")
+    emit(args, rows, "\n".join(lines) if rows else "no targets saved or used yet")
     return EXIT_OK
 
 
-def add_parsers(sub, common: argparse.ArgumentParser, filters: argparse.ArgumentParser) -> None:
+def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
+                filters: argparse.ArgumentParser) -> None:
+    """Register `run` and `targets add|list`."""
     from core.judges import JUDGES
     from core.targets import TARGETS
 
@@ -172,11 +174,11 @@ def add_parsers(sub, common: argparse.ArgumentParser, filters: argparse.Argument
     judges_help = f"comma-separated: {JUDGES.describe()}"
 
     run = sub.add_parser("run", parents=[common, filters], help="send probes to targets, judge, store")
-    run.add_argument("--target", type=_csv_list, default=["smollm2"], help=targets_help)
-    run.add_argument("--categories", type=_csv_list, default=[], help="scenario categories")
-    run.add_argument("--sources", type=_csv_list, default=[], help="probe sources (builtin, mijabench, custom)")
+    run.add_argument("--target", type=csv_list, default=["smollm2"], help=targets_help)
+    run.add_argument("--categories", type=csv_list, default=[], help="scenario categories")
+    run.add_argument("--sources", type=csv_list, default=[], help="probe sources (builtin, mijabench, custom)")
     run.add_argument("--per-cell", type=int, default=None, help="probes per language x group x strategy")
-    run.add_argument("--judges", type=_csv_list, default=["refusal"], help=judges_help)
+    run.add_argument("--judges", type=csv_list, default=["refusal"], help=judges_help)
     run.add_argument("--run-id", default=None, help="resume this run, or name a new one")
     run.add_argument("--retry-errors", action="store_true", help="with --run-id: also send again the probes whose "
                      "completion holds an error; each answer replaces its error in place (the error is kept in the "

@@ -5,17 +5,18 @@ import argparse
 import json
 
 from core import dimensions
-from core.cli.common import EXIT_OK, BadInput, _csv_list, _filters, _judge, _labelled_sample, _store, add_selection_parser
+from core.cli.common import (EXIT_OK, BadInput, add_selection_parser, chosen_judge, csv_list, labelled_sample,
+                             open_store, selection_filters)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """DR per slice with 95% bootstrap CIs and each slice's deviation from its model's mean (see core.metrics)."""
     from core.metrics import DefenseRates, MetricsError
 
-    store = _store(args, readonly=True)
+    store = open_store(args, readonly=True)
     if args.estimator == "ppi":
         return _stats_corrected(args, store)
-    frame = store.judged(_judge(args, store), _filters(args))
+    frame = store.judged(chosen_judge(args, store), selection_filters(args))
     try:
         rates = DefenseRates(frame, args.by, ci=not args.no_ci, resamples=args.resamples, seed=args.seed)
         table = rates.deviations(args.baseline, alpha=args.alpha, correction=args.correction)
@@ -46,8 +47,8 @@ def _stats_corrected(args: argparse.Namespace, store) -> int:
         raise BadInput(f"--by {','.join(unknown)}: choose from {', '.join(dimensions.names())}")
     if args.min_human < 1:
         raise BadInput(f"--min-human {args.min_human}: give at least 1 label per cell")
-    judge = _judge(args, store)
-    population, sample = _labelled_sample(args, store, judge)
+    judge = chosen_judge(args, store)
+    population, sample = labelled_sample(args, store, judge)
     try:
         rates = CorrectedRates(population, sample, args.by, power_tuning=args.power_tuning,
                                min_human=args.min_human)
@@ -65,11 +66,13 @@ def _stats_corrected(args: argparse.Namespace, store) -> int:
     return EXIT_OK
 
 
-def add_parsers(sub, common: argparse.ArgumentParser, filters: argparse.ArgumentParser) -> None:
+def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
+                filters: argparse.ArgumentParser) -> None:
+    """Register `stats`."""
     p = add_selection_parser(sub, "stats", cmd_stats, "Defense Rates by any grouping", [common, filters], ["attack"])
-    p.add_argument("--by", type=_csv_list, default=["model", "group"],
+    p.add_argument("--by", type=csv_list, default=["model", "group"],
                    help=f"any of {', '.join(dimensions.names())}")
-    p.add_argument("--baseline", type=_csv_list, default=None,
+    p.add_argument("--baseline", type=csv_list, default=None,
                    help="columns of --by whose mean a slice deviates from (default: model, language, "
                         "run_id, kind among --by; '' = the whole selection)")
     p.add_argument("--no-ci", action="store_true", help="skip the bootstrap intervals")
