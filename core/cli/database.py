@@ -1,0 +1,49 @@
+"""`dump`, `restore` and `info`: the database file as a whole."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core.cli.common import EXIT_OK, emit, open_store
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    counts = open_store(args, readonly=True).dump(args.out)
+    emit(args, {"path": str(args.out), **counts}, f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    if args.if_empty:  # `make run`: the demo goes into a missing or empty database, never into one with results
+        held = store.summary()["completions"]
+        if held:
+            emit(args, {"file": str(args.file), "added": {}, "kept": str(store.path), "completions": held},
+                 f"{store.path} holds {held:,} completions: left as it is (the demo is restored only into a "
+                 "missing or empty database)")
+            return EXIT_OK
+    added = store.restore(args.file)
+    emit(args, {"file": str(args.file), "added": added},
+         f"restored {args.file}: " + ", ".join(f"{k} +{v}" for k, v in added.items()))
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    summary = open_store(args, readonly=True).summary()
+    emit(args, summary, "\n".join(f"{k}: {v}" for k, v in summary.items()))
+    return EXIT_OK
+
+
+def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
+                filters: argparse.ArgumentParser) -> None:
+    """Register `dump`, `restore` and `info`."""
+    dump = sub.add_parser("dump", parents=[common], help="write the whole database to a .jsonl.gz file")
+    dump.add_argument("out", type=Path)
+    dump.set_defaults(func=cmd_dump)
+    restore = sub.add_parser("restore", parents=[common], help="load a dump into the database")
+    restore.add_argument("file", type=Path)
+    restore.add_argument("--if-empty", action="store_true", help="only when the database is missing or holds no "
+                         "completions (what `make run` does with the demo); one with results is left as it is")
+    restore.set_defaults(func=cmd_restore)
+    info = sub.add_parser("info", parents=[common], help="what the database holds")
+    info.set_defaults(func=cmd_info)

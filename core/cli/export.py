@@ -1,0 +1,129 @@
+"""`export` (completions as CSV/Parquet, preference pairs, the HTML audit report) and `import-align` (a
+MiJaBench-Align file in)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.cli.common import (EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, BadInput, add_selection_parser, chosen_judge, emit,
+                             open_store, selection_filters, stored_target_name)
+
+
+def cmd_import_align(args: argparse.Namespace) -> int:
+    """Stream a MiJaBench-Align file (responses and verdicts of many models) into the store."""
+    from core.align import AlignFileError, import_align
+    from core.progress import Meter
+
+    store = open_store(args)
+    with Meter("import-align", unit="row", quiet=args.quiet) as meter:
+        try:
+            result = import_align(store, args.file, run_id=args.run_id, skip_bad_rows=args.skip_bad_rows,
+                                  on_progress=lambda update: meter.update(update.rows, update.total))
+        except AlignFileError as exc:
+            raise BadInput(str(exc)) from None
+    for problem in result.problems[:50]:
+        print(f"{'skipped' if args.skip_bad_rows else 'error'}: {problem}", file=sys.stderr)
+    if len(result.problems) > 50:
+        print(f"... and {len(result.problems) - 50} more", file=sys.stderr)
+    payload = {"file": str(args.file), "run_id": result.run_id, "status": result.status, "rows": result.rows,
+               "stored_rows": result.stored_rows, "rejected": len(result.problems), "probes_added": result.probes_added,
+               "completions_added": result.completions_added, "models": list(result.models),
+               "judges": list(result.judges), "verdicts_read": result.verdicts}
+    emit(args, payload, f"{args.file}: {result.rows} rows, {result.stored_rows} stored ({result.completions_added} new "
+                        f"completions of {len(result.models)} models, judges {', '.join(result.judges) or 'none'}) "
+                        f"in run {result.run_id}; {len(result.problems)} rejected")
+    if result.status == "rejected":
+        print(f"error: {len(result.problems)} bad rows; storing stopped at the batch holding the first "
+              f"({result.stored_rows} rows stored). Fix them and import again (stored rows are kept, none is "
+              f"duplicated), or pass --skip-bad-rows to store every good row.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if result.status == "stopped":
+        print("stopped; run the same command again to finish the import", file=sys.stderr)
+        return EXIT_STOPPED
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.compare and args.format != "report":
+        raise BadInput(f"--compare adds a section to the HTML report: use it with --format report, not {args.format}")
+    if args.format != "csv":
+        return _export_derived(args)
+    from core.export import write_csv
+
+    from core.progress import Meter
+
+    rows = open_store(args, readonly=True).completion_rows(selection_filters(args))
+    with Meter("export", total=len(rows), unit="row", quiet=args.quiet) as meter:
+        written = write_csv(rows, args.out, on_progress=meter.update)
+    emit(args, {"path": str(args.out), "rows": written}, f"wrote {written} rows to {args.out}")
+    return EXIT_OK
+
+
+def _report_comparison(args: argparse.Namespace, store, judge: str):
+    """`export --format report --compare BASE CANDIDATE`: the paired comparison the report's section draws."""
+    from core.analyses import compare as paired
+    from core.compare import CompareError
+
+    sides = store.run_target_counts()
+    run_id = args.runs[0] if len(args.runs) == 1 else None
+    try:
+        base, candidate = (paired.resolve_side(sides, stored_target_name(name), run_id, role)
+                           for name, role in zip(args.compare, ("base", "candidate")))
+        return paired.compute(store, base, candidate, judge)
+    except CompareError as exc:
+        raise BadInput(f"--compare: {exc}") from None
+
+
+def _export_derived(args: argparse.Namespace) -> int:
+    """Parquet (one row per completion), preference pairs (JSONL for DPO) or the HTML audit report."""
+    from core import export
+
+    store = open_store(args, readonly=True)
+    filters = selection_filters(args)
+    if args.format == "parquet":
+        payload: dict[str, Any] = {"rows": export.write_parquet(store.completion_rows(filters), args.out)}
+        text = f"wrote {payload['rows']} rows to {args.out}"
+    elif args.format == "pairs":
+        judge = chosen_judge(args, store)
+        payload = export.write_pairs(store.judged(judge, filters, with_text=True), args.out,
+                                     per_group=args.per_group, seed=args.seed, judge=judge)
+        text = (f"wrote {payload['pairs']} preference pairs ({payload['per_group']} per group, "
+                f"{len(payload['groups'])} groups) to {args.out}")
+        if payload["groups_without_pairs"]:
+            text += f"; no pair possible for {', '.join(payload['groups_without_pairs'])}"
+    else:
+        from core.report import write_report
+
+        judge = chosen_judge(args, store)
+        payload = write_report(store, args.out, judge=judge, filters=filters,
+                               comparison=_report_comparison(args, store, judge) if args.compare else None)
+        text = f"wrote the audit report to {args.out} ({payload['models']} models, {payload['completions']} completions)"
+    emit(args, {"path": str(args.out), "format": args.format, **payload}, text)
+    return EXIT_OK
+
+
+def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
+                filters: argparse.ArgumentParser) -> None:
+    """Register `export` and `import-align`."""
+    p = add_selection_parser(sub, "export", cmd_export, "completions as CSV/Parquet, preference pairs, audit report",
+                             [common, filters], [])
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--format", default="csv", choices=["csv", "parquet", "pairs", "report"],
+                   help="csv/parquet: one row per completion; pairs: JSONL preference pairs for DPO; "
+                        "report: a self-contained HTML audit report")
+    p.add_argument("--per-group", type=int, default=None,
+                   help="pairs: at most this many per group (default: as many as the scarcest group has)")
+    p.add_argument("--seed", type=int, default=0, help="pairs: which refusal and jailbreak are paired")
+    p.add_argument("--quiet", action="store_true", help="no progress")
+    p.add_argument("--compare", nargs=2, metavar=("BASE", "CANDIDATE"), default=None,
+                   help="report: add a paired comparison of two versions (run ids, target ids or "
+                        "--target specs; with one --runs value, targets are taken from that run)")
+
+    align = sub.add_parser("import-align", parents=[common], help="store a MiJaBench-Align file (responses + verdicts)")
+    align.add_argument("file", type=Path, help=".parquet, .arrow, .csv, .tsv or .jsonl")
+    align.add_argument("--run-id", default=None, help="default: align-<file name>")
+    align.add_argument("--skip-bad-rows", action="store_true", help="store the good rows even if some are bad")
+    align.add_argument("--quiet", action="store_true", help="no progress bar")
+    align.set_defaults(func=cmd_import_align)

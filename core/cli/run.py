@@ -1,0 +1,227 @@
+"""`run` (send probes to targets, judge, store) and `targets` (save and list OpenAI-compatible targets)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from core import taxonomy
+from core.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, csv_list, emit, open_store
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from core.jobs import RunRequest, candidate_probes
+    from core.probes.selection import Selection
+    from core.runner import build_run, execute_run, generation_of, plan_run
+
+    store = open_store(args)
+    judge_names = args.judges
+    target_specs = args.target
+    run = store.run(args.run_id) if args.run_id else None
+    if args.retry_errors and run is None:
+        raise BadInput("--retry-errors re-sends the errors of a stored run: name it with --run-id"
+                       + (f" ({args.run_id!r} is not in {store.path})" if args.run_id else ""))
+    if run is None:
+        try:
+            selection = Selection(languages=tuple(args.languages), groups=tuple(args.groups),
+                                  strategies=tuple(args.strategies), scenario_categories=tuple(args.categories),
+                                  per_cell=args.per_cell, seed=args.seed)
+        except taxonomy.VocabularyError as exc:
+            raise BadInput(str(exc)) from None
+        # The same request the dashboard's Run page makes (core.jobs), so either resumes the other's runs.
+        request = RunRequest(targets=tuple(target_specs), judges=tuple(judge_names), selection=selection,
+                             sources=tuple(args.sources), max_new_tokens=args.max_new_tokens,
+                             batch_size=args.batch_size, temperature=args.temperature, seed=args.seed)
+        probes = candidate_probes(store, request)
+        if not probes:
+            raise BadInput("the selection matches no probe; widen --languages/--groups/--strategies/--categories")
+        config = request.config()
+        targets, judges = build_run(store, {**config, "targets": target_specs, "judges": judge_names},
+                                    args.max_concurrency)
+        run_id = plan_run(store, probes, target_specs, judge_names, config, args.run_id)
+    else:
+        run_id = run["run_id"]
+        args.batch_size = generation_of(run["config"])["batch_size"]
+        print(f"resuming {run_id} with its stored configuration ({run['status']})", file=sys.stderr)
+        targets, judges = build_run(store, run["config"], args.max_concurrency)
+    from core import executors
+
+    executed = executors.wrap(targets, args.executor, workers=args.ray_workers, address=args.ray_address)
+    bar = _progress_bar(args)
+    try:
+        result = execute_run(store, run_id, executed, judges, batch_size=args.batch_size, on_progress=bar,
+                             retry_errors=args.retry_errors)
+    finally:
+        bar.close()
+        for target in executed:
+            target.close()
+        executors.shutdown()
+    counts = result.counts
+    payload = {"run_id": run_id, "status": result.status, "added": result.added, **counts,
+               "pending": counts["planned"] - counts["completions"], "message": result.message}
+    if args.retry_errors:
+        payload.update(retried=result.retried, repaired=result.repaired)
+    from core.cost import run_usage
+
+    usage = run_usage(store, run_id, executed, args.price_input, args.price_output)
+    if usage:  # API targets, or prices given: tokens, latency, retries, cost per target
+        payload["usage"] = usage
+        costs = [u["cost"] for u in usage]
+        payload["cost"] = sum(costs) if all(c is not None for c in costs) else None
+    emit(args, payload,
+         f"{run_id}: {result.status}; {counts['completions']}/{counts['planned']} completions "
+         f"({result.added} new), {counts['verdicts']} verdicts, {counts['errors']} errors"
+         + (f"; {result.repaired} of {result.retried} errors retried now answered" if args.retry_errors else ""))
+    if result.message:
+        print(f"{'stopped' if result.status == 'stopped' else 'error'}: {result.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    if result.status == "stopped":
+        print(f"stopped; resume with: python -m core run --run-id {run_id} --db {store.path}", file=sys.stderr)
+        return EXIT_STOPPED
+    return EXIT_OK if counts["completions"] == counts["planned"] and counts["errors"] < counts["completions"] \
+        else EXIT_FAILURE
+
+
+class _Bar:
+    """Run progress on stderr (core.progress: a live bar on a terminal, a line every 5% otherwise; nothing
+    when --quiet), one meter per target, fed by the runner's progress callback, with the live DR and the ETA
+    measured from the target (core.eta)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.meter = None
+        self.target_id: str | None = None
+
+    def __call__(self, progress) -> None:
+        if not self.enabled:
+            return
+        from core.progress import Meter
+
+        if self.meter is None or progress.target_id != self.target_id:
+            self.close()
+            self.meter = Meter(progress.target_id, total=progress.total, unit="probe")
+            self.target_id = progress.target_id
+        parts = [] if progress.dr is None else [f"dr {progress.dr:.2f}"]
+        if progress.errors:
+            parts.append(f"{progress.errors:,} errors")
+        if progress.done < progress.total:
+            parts.append(progress.estimate.text())
+        self.meter.update(progress.done, progress.total, note=", ".join(parts))
+
+    def close(self) -> None:
+        if self.meter is not None:
+            self.meter.close()
+            self.meter = None
+
+
+def _progress_bar(args: argparse.Namespace) -> _Bar:
+    return _Bar(enabled=not args.quiet)
+
+
+# -- saved targets ---------------------------------------------------------------------------------
+def cmd_targets_add(args: argparse.Namespace) -> int:
+    """Save an OpenAI-compatible target by name: its server, model and settings, never its key."""
+    import re
+
+    from core.targets import BUILTIN_TARGETS
+    from core.targets.openai import OpenAIConfig, default_target_id
+
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", args.name) or args.name in BUILTIN_TARGETS:
+        raise BadInput(f"target name {args.name!r}: use letters, digits, '.', '_' or '-' "
+                       "(not smollm2 or gemma3-270m)")
+    settings = {key: value for key, value in {
+        "api_key_env": args.api_key_env, "endpoint": args.endpoint, "max_concurrency": args.max_concurrency,
+        "requests_per_minute": args.rpm, "tokens_per_minute": args.tpm, "timeout_s": args.timeout,
+        "max_retries": args.max_retries, "max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
+        "price_input_per_m": args.price_input, "price_output_per_m": args.price_output,
+        "outage_failures": args.outage_failures, "outage_window_s": args.outage_window}.items() if value is not None}
+    try:
+        config = OpenAIConfig.from_settings(args.model, args.base_url.rstrip("/"), settings)
+    except ValueError as exc:
+        raise BadInput(f"targets add {args.name}: {exc}") from None
+    store = open_store(args)
+    existing = store.target(args.name)
+    if existing and (existing["backend"], existing["model"], existing["base_url"]) != \
+            ("openai", config.model, config.base_url):
+        raise BadInput(f"a target {args.name!r} exists already ({existing['backend']} {existing['model']} "
+                       f"{existing['base_url'] or ''}); its completions keep that name, so choose another")
+    store.save_target(args.name, "openai", config.model, config.base_url, args.family, args.size_b, config.settings())
+    emit(args, {"target_id": args.name, "model": config.model, "base_url": config.base_url, **config.settings()},
+         f"saved {args.name}: {config.model} at {config.base_url} (key from ${config.api_key_env}); "
+         f"run it with --target {args.name} (same as openai:{config.model}@{config.base_url}, which would be "
+         f"stored as {default_target_id(config.model, config.base_url)})")
+    return EXIT_OK
+
+
+def cmd_targets_list(args: argparse.Namespace) -> int:
+    frame = open_store(args, readonly=True).targets()
+    rows = [{"target_id": r.target_id, "backend": r.backend, "model": r.model, "base_url": r.base_url,
+             "family": r.family, "size_b": None if r.size_b != r.size_b else r.size_b,
+             "settings": json.loads(r.settings or "{}")} for r in frame.itertuples()]
+    lines = [f"{r['target_id']}\t{r['backend']}\t{r['model']}\t{r['base_url'] or ''}"
+             + (f"\tkey ${r['settings']['api_key_env']}" if r["settings"].get("api_key_env") else "") for r in rows]
+    emit(args, rows, "\n".join(lines) if rows else "no targets saved or used yet")
+    return EXIT_OK
+
+
+def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
+                filters: argparse.ArgumentParser) -> None:
+    """Register `run` and `targets add|list`."""
+    from core.judges import JUDGES
+    from core.targets import TARGETS
+
+    targets_help = f"{TARGETS.known()} or a saved target's name (comma-separated)"
+    judges_help = f"comma-separated: {JUDGES.describe()}"
+
+    run = sub.add_parser("run", parents=[common, filters], help="send probes to targets, judge, store")
+    run.add_argument("--target", type=csv_list, default=["smollm2"], help=targets_help)
+    run.add_argument("--categories", type=csv_list, default=[], help="scenario categories")
+    run.add_argument("--sources", type=csv_list, default=[], help="probe sources (builtin, mijabench, custom)")
+    run.add_argument("--per-cell", type=int, default=None, help="probes per language x group x strategy")
+    run.add_argument("--judges", type=csv_list, default=["refusal"], help=judges_help)
+    run.add_argument("--run-id", default=None, help="resume this run, or name a new one")
+    run.add_argument("--retry-errors", action="store_true", help="with --run-id: also send again the probes whose "
+                     "completion holds an error; each answer replaces its error in place (the error is kept in the "
+                     "completion's history)")
+    run.add_argument("--max-new-tokens", type=int, default=64)
+    run.add_argument("--batch-size", type=int, default=16)
+    run.add_argument("--temperature", type=float, default=0.0)
+    run.add_argument("--seed", type=int, default=0, help="sampling and selection seed (recorded)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--max-concurrency", type=int, default=None, help="API targets: requests in flight at once")
+    run.add_argument("--price-input", type=float, default=None, help="cost estimate: price per 1M input tokens")
+    run.add_argument("--price-output", type=float, default=None, help="cost estimate: price per 1M output tokens")
+    run.add_argument("--executor", default="local", choices=["local", "ray"],
+                     help="ray: spread generation over a Ray cluster's workers (the driver stores the results)")
+    run.add_argument("--ray-address", default=None, help="an existing Ray cluster (e.g. auto); default: start one here")
+    run.add_argument("--ray-workers", type=int, default=None, help="Ray workers (default: one per CPU of the cluster)")
+    run.set_defaults(func=cmd_run)
+
+    targets = sub.add_parser("targets", help="save and list targets").add_subparsers(dest="targets_command",
+                                                                                      required=True)
+    add = targets.add_parser("add", parents=[common], help="save an OpenAI-compatible target by name (no secrets)")
+    add.add_argument("name")
+    add.add_argument("--model", required=True, help="the model name the server knows")
+    add.add_argument("--base-url", default="https://api.openai.com/v1", help="e.g. http://127.0.0.1:8000/v1")
+    add.add_argument("--api-key-env", default=None,
+                     help="NAME of the environment variable holding the key (default OPENAI_API_KEY)")
+    add.add_argument("--endpoint", default=None, choices=["chat", "completions"])
+    add.add_argument("--max-concurrency", type=int, default=None)
+    add.add_argument("--rpm", type=float, default=None, help="requests per minute allowed")
+    add.add_argument("--tpm", type=float, default=None, help="tokens per minute allowed")
+    add.add_argument("--timeout", type=float, default=None, help="seconds for one request")
+    add.add_argument("--max-retries", type=int, default=None)
+    add.add_argument("--max-new-tokens", type=int, default=None)
+    add.add_argument("--temperature", type=float, default=None)
+    add.add_argument("--price-input", type=float, default=None, help="price per 1M input tokens")
+    add.add_argument("--price-output", type=float, default=None, help="price per 1M output tokens")
+    add.add_argument("--outage-failures", type=int, default=None, help="consecutive connection failures (or the "
+                     "same 5xx) after which the server counts as gone and the run stops (default: 2 x concurrency, "
+                     "at least 8)")
+    add.add_argument("--outage-window", type=float, default=None, help="seconds those failures must span before "
+                     "the run stops (default 20)")
+    add.add_argument("--family", default=None)
+    add.add_argument("--size-b", type=float, default=None, help="parameters in billions")
+    add.set_defaults(func=cmd_targets_add)
+    listing = targets.add_parser("list", parents=[common], help="saved targets and targets used in runs")
+    listing.set_defaults(func=cmd_targets_list)
