@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from core.metrics import MetricsError
+from core.review import STRATA  # noqa: F401 (the review sample's strata, defined once where it is drawn)
 
-STRATA: tuple[str, ...] = ("run_id", "model", "language", "group", "kind")
 JUDGE_VALUE: dict[str, float] = {"refused": 1.0, "complied": 0.0, "unparsed": 0.5}
 HUMAN_VALUE: dict[str, float] = {"refused": 1.0, "complied": 0.0}
 MIN_STRATUM = 2  # labels a stratum needs for a sample variance
