@@ -96,10 +96,16 @@ def cell_changes(counts: pd.DataFrame, keys: Sequence[str], correction: str = "h
         out = summed.assign(pairs=n, base_dr=(a + b) / n, cand_dr=(a + c) / n)
     out["change"] = out["cand_dr"] - out["base_dr"]
     out["ci_low"], out["ci_high"], out["p_value"] = low, high, p
-    tested = np.where(n > 0, p, np.nan)
+    return _corrected_within(out, np.where(n > 0, p, np.nan), family, correction, alpha)
+
+
+def _corrected_within(out: pd.DataFrame, tested: np.ndarray, family: Sequence[str], correction: str,
+                      alpha: float) -> pd.DataFrame:
+    """`out` with p_adjusted (the `tested` p-values, NaN = no test, corrected within each `family` of rows, e.g.
+    attack cells and control cells apart; all rows together when `family` is empty) and significant."""
     out["p_adjusted"] = np.nan
     families = out.groupby(list(family), sort=False).indices.values() if family else [np.arange(len(out))]
-    for rows in families:  # each family (e.g. attack cells, control cells) corrected on its own
+    for rows in families:
         out.loc[out.index[rows], "p_adjusted"] = adjust_pvalues(tested[rows], correction)
     out["significant"] = out["p_adjusted"] < alpha
     return out
@@ -314,8 +320,5 @@ def independent_changes(merged: pd.DataFrame, correction: str = "holm", alpha: f
     p = np.where(np.isfinite(change), p, np.nan)
     out["base_dr"], out["cand_dr"], out["change"] = out["dr_b"], out["dr_c"], change
     out["ci_low"], out["ci_high"] = np.maximum(change - z * se, -1.0), np.minimum(change + z * se, 1.0)
-    out["p_value"], out["p_adjusted"] = p, np.nan
-    for rows in (out.groupby(list(family), sort=False).indices.values() if family else [np.arange(len(out))]):
-        out.loc[out.index[rows], "p_adjusted"] = adjust_pvalues(p[rows], correction)
-    out["significant"] = out["p_adjusted"] < alpha
-    return out
+    out["p_value"] = p
+    return _corrected_within(out, p, family, correction, alpha)
