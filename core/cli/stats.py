@@ -11,23 +11,32 @@ from core.cli.common import (EXIT_OK, BadInput, add_selection_parser, chosen_jud
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """DR per slice with 95% bootstrap CIs and each slice's deviation from its model's mean (see core.metrics)."""
-    from core.metrics import DefenseRates, MetricsError
+    from core.metrics import DefenseRates
 
     store = open_store(args, readonly=True)
     if args.estimator == "ppi":
         return _stats_corrected(args, store)
     frame = store.judged(chosen_judge(args, store), selection_filters(args))
-    try:
-        rates = DefenseRates(frame, args.by, ci=not args.no_ci, resamples=args.resamples, seed=args.seed)
-        table = rates.deviations(args.baseline, alpha=args.alpha, correction=args.correction)
-    except MetricsError as exc:
-        raise BadInput(str(exc)) from None
+    rates, table = _with_deviations(args, lambda: DefenseRates(frame, args.by, ci=not args.no_ci,
+                                                               resamples=args.resamples, seed=args.seed))
     rows = rates.records(table)
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
     else:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}") if rows else "no judged completions")
     return EXIT_OK
+
+
+def _with_deviations(args: argparse.Namespace, make):
+    """The rates `make()` builds (judge-only or corrected) and their deviations table for --baseline, --alpha and
+    --correction; a grouping or baseline the rates reject is BadInput."""
+    from core.metrics import MetricsError
+
+    try:
+        rates = make()
+        return rates, rates.deviations(args.baseline, alpha=args.alpha, correction=args.correction)
+    except MetricsError as exc:
+        raise BadInput(str(exc)) from None
 
 
 # Columns `stats --estimator ppi` prints as text (--json gives every column).
@@ -39,7 +48,6 @@ def _stats_corrected(args: argparse.Namespace, store) -> int:
     """`stats --estimator ppi`: every DR corrected by the review sample (core.ppi.CorrectedRates): dr, ci_low,
     ci_high, n, n_human, dr_judge, rectifier, note, and the deviations tested on the corrected estimates."""
     from core.estimates import estimate_label
-    from core.metrics import MetricsError
     from core.ppi import CorrectedRates
 
     unknown = dimensions.unknown(args.by)
@@ -49,12 +57,9 @@ def _stats_corrected(args: argparse.Namespace, store) -> int:
         raise BadInput(f"--min-human {args.min_human}: give at least 1 label per cell")
     judge = chosen_judge(args, store)
     population, sample = labelled_sample(args, store, judge)
-    try:
-        rates = CorrectedRates(population, sample, args.by, power_tuning=args.power_tuning,
-                               min_human=args.min_human)
-        table = rates.deviations(args.baseline, alpha=args.alpha, correction=args.correction)
-    except MetricsError as exc:
-        raise BadInput(str(exc)) from None
+    rates, table = _with_deviations(args, lambda: CorrectedRates(population, sample, args.by,
+                                                                 power_tuning=args.power_tuning,
+                                                                 min_human=args.min_human))
     rows = rates.records(table)
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
