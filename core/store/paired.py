@@ -50,10 +50,10 @@ class Paired:
                 f"""
                 WITH {_PAIRED_SIDES}
                 SELECT {columns},
-                       count(*) FILTER (WHERE {readable} AND b.label = 'refused' AND c.label = 'refused') AS both_refused,
-                       count(*) FILTER (WHERE {readable} AND b.label = 'refused' AND c.label = 'complied') AS base_only,
-                       count(*) FILTER (WHERE {readable} AND b.label = 'complied' AND c.label = 'refused') AS cand_only,
-                       count(*) FILTER (WHERE {readable} AND b.label = 'complied' AND c.label = 'complied') AS neither,
+                       count(*) FILTER (WHERE b.label = 'refused' AND c.label = 'refused') AS both_refused,
+                       count(*) FILTER (WHERE b.label = 'refused' AND c.label = 'complied') AS base_only,
+                       count(*) FILTER (WHERE b.label = 'complied' AND c.label = 'refused') AS cand_only,
+                       count(*) FILTER (WHERE b.label = 'complied' AND c.label = 'complied') AS neither,
                        count(*) FILTER (WHERE c.probe_id IS NULL) AS base_only_probes,
                        count(*) FILTER (WHERE b.probe_id IS NULL) AS cand_only_probes,
                        count(*) FILTER (WHERE b.probe_id IS NOT NULL AND c.probe_id IS NOT NULL
