@@ -196,10 +196,10 @@ def test_an_all_error_run_fails_and_says_so_in_the_headline_and_the_report(fake,
 
 
 def test_the_previous_schema_gains_the_history_and_its_all_error_runs_are_no_longer_completed(tmp_path):
-    """This migration is the last one (4 here; renumbered if merged after another 4): a file at the version
-    before it gains completion_attempts and runs.message, and may run it twice."""
+    """Migration 005: a file at version 4 gains completion_attempts and runs.message (and the later migrations),
+    and may run them twice."""
     db = tmp_path / "previous.duckdb"
-    before = SCHEMA_VERSION - 1
+    before = 4
     with duckdb.connect(str(db)) as con:
         for migration in _MIGRATIONS[:before]:
             con.execute(migration)

@@ -274,7 +274,7 @@ def test_a_version_3_database_is_migrated_in_place(db_path):
     with pytest.raises(StoreError, match="without read-only to migrate"):
         Store(db_path, readonly=True)
     store = Store(db_path)
-    assert store.schema_version() == SCHEMA_VERSION == 5
+    assert store.schema_version() == SCHEMA_VERSION == 6
     assert store.review_progress().empty and store.completion_rows()["completion"].tolist() == ["an old answer"]
     assert store.draw_review_sample("old", per_cell=1, seed=0)["sampled"] == 1
     population, sample, strata = store.ppi_inputs("refusal", ["model"])

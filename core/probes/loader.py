@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,8 @@ from core.limits import allow_long_csv_fields, oversize_message, utf16_message
 from core.probes.schema import Probe, probe_id_for
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("text", "group", "language", "jb_strategy", "jb_prompt")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("scenario_category", "scenario", "dataset_source", "probe_id", "kind", "source")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("scenario_category", "scenario", "dataset_source", "probe_id", "kind", "source",
+                                     "counterfactual_id", "claim_id", "taxonomy")
 MAX_PROMPT_CHARS = 200_000
 
 
@@ -44,6 +46,7 @@ class LoadResult:
     probes: list[Probe] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     rows: int = 0
+    taxonomy: taxonomy.Taxonomy = taxonomy.DEFAULT  # the one the rows were validated against (and name)
 
 
 class ProbeFileError(ValueError):
@@ -145,8 +148,8 @@ def _text(row: dict[str, Any], column: str) -> str:
     return "" if value is None else str(value).strip()
 
 
-def _probe_from_row(row: dict[str, Any], default_source: str) -> Probe:
-    """Validate one row; raise (column, reason) as a ValueError pair on the first problem found."""
+def _probe_from_row(row: dict[str, Any], default_source: str, vocabulary: taxonomy.Taxonomy) -> Probe:
+    """Validate one row against the set's taxonomy; raise (column, reason) as a _RowError on the first problem."""
     def fail(column: str, reason: str) -> None:
         raise _RowError(column, reason)
 
@@ -157,12 +160,15 @@ def _probe_from_row(row: dict[str, Any], default_source: str) -> Probe:
             fail(column, str(exc))
             raise  # unreachable
 
-    language = vocab("language", taxonomy.canonical_language)
-    group = vocab("group", taxonomy.canonical_group)
-    strategy = vocab("jb_strategy", taxonomy.canonical_strategy)
+    language = vocab("language", vocabulary.canonical_language)
+    group = vocab("group", vocabulary.canonical_group)
+    if group not in vocabulary.languages[language].groups:
+        fail("group", f"group {group!r} is not audited in {language!r} by taxonomy {vocabulary.name!r} "
+             f"({vocabulary.path}); its {language} groups: {', '.join(vocabulary.languages[language].groups)}")
+    strategy = vocab("jb_strategy", vocabulary.canonical_strategy)
     category = _text(row, "scenario_category")
     if category:
-        category = vocab("scenario_category", taxonomy.canonical_category)
+        category = vocab("scenario_category", vocabulary.canonical_category)
     prompt = _text(row, "jb_prompt")
     if not prompt:
         fail("jb_prompt", "empty prompt")
@@ -181,7 +187,8 @@ def _probe_from_row(row: dict[str, Any], default_source: str) -> Probe:
     probe_id = _text(row, "probe_id") or probe_id_for(language, group, strategy, prompt, source)
     return Probe(probe_id=probe_id, language=language, group=group, seed_text=_text(row, "text"),
                  scenario_category=category, scenario=_text(row, "scenario"), strategy=strategy,
-                 prompt=prompt, kind=kind, source=source)
+                 prompt=prompt, kind=kind, source=source, counterfactual_id=_text(row, "counterfactual_id"),
+                 claim_id=_text(row, "claim_id"), taxonomy=vocabulary.name)
 
 
 class _RowError(ValueError):
@@ -191,24 +198,50 @@ class _RowError(ValueError):
         self.reason = reason
 
 
-def load_probes(path: str | Path, default_source: str = "mijabench") -> LoadResult:
+def _named_taxonomy(path: Path, reference: str, line: int) -> taxonomy.Taxonomy:
+    """The taxonomy a probe file's `taxonomy` column names: empty or the default's name is the bundled default,
+    anything else a TOML file, relative to the probe file's folder."""
+    if not reference or reference == taxonomy.DEFAULT_NAME:
+        return taxonomy.DEFAULT
+    if not reference.endswith(".toml"):
+        raise ProbeFileError(f"{path}:{line} (column taxonomy): {reference!r} is neither {taxonomy.DEFAULT_NAME!r} "
+                             f"nor a taxonomy file (.toml, relative to the probe file)")
+    try:
+        return taxonomy.resolve(path.parent / reference)
+    except taxonomy.TaxonomyError as exc:
+        raise ProbeFileError(f"{path}:{line}: the taxonomy it names is not usable:\n{exc}") from None
+
+
+def load_probes(path: str | Path, default_source: str = "mijabench",
+                vocabulary: taxonomy.Taxonomy | None = None) -> LoadResult:
     """Read every row of a probe file; good rows become Probes, bad rows Problems (nothing is guessed).
 
-    Raises ProbeFileError when the file as a whole is unusable (unreadable, wrong type, not UTF-8,
-    missing required columns).
+    Rows are validated against `vocabulary` when given, else against the taxonomy the file's `taxonomy` column
+    names (first row; every row must name the same one), else the bundled default. Raises ProbeFileError when
+    the file as a whole is unusable (unreadable, wrong type, not UTF-8, missing columns, a bad taxonomy).
     """
     path = Path(path)
     if not path.exists():
         raise ProbeFileError(f"{path}: no such file")
     result = LoadResult()
     seen: dict[str, int] = {}
+    reference: str | None = None
     for line, record in _records(path):
         result.rows += 1
         if isinstance(record, Problem):
             result.problems.append(record)
             continue
+        named = _text(record, "taxonomy")
+        if reference is None:
+            reference = named
+            result.taxonomy = vocabulary or _named_taxonomy(path, named, line)
+        elif named != reference and vocabulary is None:
+            result.problems.append(Problem(str(path), line, f"names taxonomy {named or taxonomy.DEFAULT_NAME!r}, "
+                                           f"the first row {reference or taxonomy.DEFAULT_NAME!r}: one file, one "
+                                           "taxonomy", "taxonomy"))
+            continue
         try:
-            probe = _probe_from_row(record, default_source)
+            probe = _probe_from_row(record, default_source, result.taxonomy)
         except _RowError as exc:
             result.problems.append(Problem(str(path), line, exc.reason, exc.column))
             continue
@@ -220,13 +253,25 @@ def load_probes(path: str | Path, default_source: str = "mijabench") -> LoadResu
     return result
 
 
-def write_probes(path: str | Path, probes: Iterable[Probe]) -> None:
-    """Write probes in the MiJaBench layout (JSONL), so load_probes reads them back unchanged."""
+def write_probes(path: str | Path, probes: Iterable[Probe], taxonomy_file: str | Path | None = None) -> None:
+    """Write probes in the MiJaBench layout (JSONL), so load_probes reads them back unchanged.
+
+    A probe of another taxonomy than the default names `taxonomy_file` (written relative to the probe file, so
+    the two travel together); the columns a MiJaBench file lacks are written only where they hold something, so
+    the bundled set's file stays in the release's layout."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    reference = None
+    if taxonomy_file is not None and Path(taxonomy_file).resolve() != taxonomy.DEFAULT_PATH:
+        reference = os.path.relpath(Path(taxonomy_file).resolve(), path.resolve().parent)
     with path.open("w", encoding="utf-8", newline="\n") as handle:
         for p in probes:
             row = {"probe_id": p.probe_id, "text": p.seed_text, "group": p.group, "language": p.language,
                    "scenario_category": p.scenario_category, "scenario": p.scenario, "jb_strategy": p.strategy,
                    "jb_prompt": p.prompt, "dataset_source": "for-whom", "kind": p.kind, "source": p.source}
+            row.update({name: getattr(p, name) for name in ("counterfactual_id", "claim_id") if getattr(p, name)})
+            if p.taxonomy != taxonomy.DEFAULT_NAME:
+                if reference is None:
+                    raise ValueError(f"probe {p.probe_id} is of taxonomy {p.taxonomy!r}: name its file (taxonomy_file)")
+                row["taxonomy"] = reference
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -7,22 +7,52 @@ from typing import Any
 
 import pandas as pd
 
+from core import taxonomy
 from core.probes.schema import PROBE_FIELDS, Probe
 from core.store.connection import _first
-from core.store.errors import StoreError
+from core.store.errors import StoreError, TaxonomyConflict
 from core.store.rows import _PROBE_COLUMNS, FROM_ROWS, _where, select
 
 
 class Catalog:
     """What the store knows besides results: probes, targets, runs."""
 
-    def add_probes(self, probes: Sequence[Probe]) -> int:
-        """Insert probes that are not stored yet; returns how many were new."""
+    def add_probes(self, probes: Sequence[Probe], vocabulary: taxonomy.Taxonomy | None = None) -> int:
+        """Insert probes that are not stored yet; returns how many were new.
+
+        The probes' taxonomy is stored with them (name, hash and text of the file: `vocabulary`, needed for one
+        this database does not hold yet). A database holds one taxonomy: probes of another are refused with
+        TaxonomyConflict and nothing is written, because two populations' keys mixed in one table (a `black`
+        of one file beside a `black` of another) would be silently merged in every view."""
         if not probes:
             return 0
+        names = sorted({p.taxonomy for p in probes})
+        if len(names) > 1:
+            raise TaxonomyConflict(f"these probes name {len(names)} taxonomies ({', '.join(names)}): store them in "
+                                   "one database each (--db)")
+        name = names[0]
+        if vocabulary is None and name == taxonomy.DEFAULT_NAME:
+            vocabulary = taxonomy.DEFAULT
+        if vocabulary is not None and vocabulary.name != name:
+            raise TaxonomyConflict(f"the probes name taxonomy {name!r}, the file given is {vocabulary.name!r}")
         # vars(), not asdict(): a probe's fields are plain strings, and asdict's deep copy is 10x slower.
         frame = pd.DataFrame([vars(p) for p in probes], columns=list(PROBE_FIELDS))
         with self._writing() as (con, _):
+            held = [row[0] for row in con.execute("SELECT DISTINCT taxonomy FROM probes ORDER BY 1").fetchall()]
+            if held and held != [name]:
+                stored = _first(con.execute("SELECT path FROM taxonomies WHERE name = ? ORDER BY stored_at DESC "
+                                            "LIMIT 1", [held[0]]))
+                raise TaxonomyConflict(
+                    f"{self.path} holds probes of taxonomy {held[0]!r} ({stored[0] if stored else 'built in'}); these "
+                    f"probes are of taxonomy {name!r}{f' ({vocabulary.path})' if vocabulary else ''}. One database "
+                    "holds one population: store them in another database (--db, or AUDIT_DB).")
+            if vocabulary is not None:
+                con.execute("INSERT INTO taxonomies (name, sha256, path, text) VALUES (?, ?, ?, ?) "
+                            "ON CONFLICT DO NOTHING", [vocabulary.name, vocabulary.sha256, vocabulary.path,
+                                                       vocabulary.text])
+            elif _first(con.execute("SELECT 1 FROM taxonomies WHERE name = ?", [name])) is None:
+                raise TaxonomyConflict(f"taxonomy {name!r} is not stored in {self.path}: import the probe file "
+                                       "that names it first (python -m core probes import FILE)")
             con.register("incoming", frame)
             before = con.execute("SELECT count(*) FROM probes").fetchall()[0][0]
             con.execute(
@@ -30,6 +60,19 @@ class Catalog:
                 f"FROM incoming ON CONFLICT DO NOTHING"
             )
             return con.execute("SELECT count(*) FROM probes").fetchall()[0][0] - before
+
+    def taxonomy(self) -> taxonomy.Taxonomy:
+        """The taxonomy of the stored probes (its newest stored revision): where pages, statistics, exports and
+        the report take group names and languages from. The bundled default for a database without probes."""
+        with self.connect() as con:
+            row = _first(con.execute(
+                "SELECT t.text, t.path FROM taxonomies t WHERE t.name = (SELECT taxonomy FROM probes LIMIT 1) "
+                "ORDER BY t.stored_at DESC LIMIT 1"))
+        if row is None:
+            return taxonomy.DEFAULT
+        if row[0] == taxonomy.DEFAULT.text:
+            return taxonomy.DEFAULT
+        return taxonomy.parse(row[0], row[1] or "<stored taxonomy>")
 
     def probes(self, filters: dict[str, Sequence[str] | str | None] | None = None) -> list[Probe]:
         """Stored probes, optionally filtered by language, group, strategy, scenario_category, kind."""

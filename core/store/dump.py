@@ -14,7 +14,7 @@ from core.store.writes import _numbered
 class Dump:
     """dump() and restore()."""
 
-    _DUMP_TABLES: tuple[str, ...] = ("probes", "targets", "runs", "run_probes", "run_targets", "completions",
+    _DUMP_TABLES: tuple[str, ...] = ("taxonomies", "probes", "targets", "runs", "run_probes", "run_targets", "completions",
                                      "verdicts", "annotations", "review_sample", "completion_attempts")
 
     def dump(self, path: str | os.PathLike[str]) -> dict[str, int]:

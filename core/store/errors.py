@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from core.taxonomy import VocabularyError
+
 
 class StoreError(RuntimeError):
     """A store problem a user can act on; the message says what and where."""
@@ -20,3 +22,8 @@ class VerdictImportError(StoreError):
         self.problems = list(problems)
         more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
         super().__init__(f"{self.problems[0]}{more}; nothing was stored")
+
+
+class TaxonomyConflict(VocabularyError):
+    """Probes of another population than the database holds (or of a taxonomy it has never stored): refused,
+    nothing written. A VocabularyError, so the CLI exits 2 (bad input) with the message."""

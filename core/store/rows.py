@@ -21,7 +21,8 @@ ROW_COLUMNS: dict[str, str] = {
     "completion_id": "c.completion_id", "run_id": _DIMENSION_COLUMNS["run_id"],
     "model": _DIMENSION_COLUMNS["model"], "probe_id": "c.probe_id",
     **{name: column for name, column in _DIMENSION_COLUMNS.items() if name not in ("run_id", "model")},
-    "source": "p.source", "seed_text": "p.seed_text", "prompt": "p.prompt", "completion": "c.text",
+    "source": "p.source", "counterfactual_id": "p.counterfactual_id", "claim_id": "p.claim_id",
+    "seed_text": "p.seed_text", "prompt": "p.prompt", "completion": "c.text",
     "error": "c.error", "prompt_tokens": "c.prompt_tokens", "completion_tokens": "c.completion_tokens",
     "latency_s": "c.latency_s", "retries": "c.retries", "created_at": "c.created_at",
 }
