@@ -87,14 +87,15 @@ def _table(frame: pd.DataFrame, formats: dict[str, Any] | None = None) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _heatmap(deviations: pd.DataFrame, language: str, value: str) -> str:
-    """Models x groups; each cell shows `value` (dr or deviation), its CI on hover, * where significant."""
+def _heatmap(deviations: pd.DataFrame, language: str, value: str, words: taxonomy.Taxonomy) -> str:
+    """Models x groups; each cell shows `value` (dr or deviation), its CI on hover, * where significant. Group
+    names come from the store's taxonomy (`words`)."""
     part = deviations.loc[deviations["language"] == language]
-    groups = [g for g in taxonomy.GROUPS_BY_LANGUAGE.get(language, ()) if g in set(part["group"])]
+    groups = [g for g in words.groups_by_language.get(language, ()) if g in set(part["group"])]
     groups += sorted(set(part["group"]) - set(groups))
     diverging = value == "deviation"
     span = max(0.05, float(part[value].abs().max())) if diverging and len(part) else 1.0
-    head = "<th>model</th>" + "".join(f"<th>{_e(taxonomy.group_name(g, language) if g in taxonomy.GROUPS else g)}</th>"
+    head = "<th>model</th>" + "".join(f"<th>{_e(words.group_name(g, language))}</th>"
                                       for g in groups)
     rows = []
     for model, cells in part.groupby("model", sort=True):
@@ -147,7 +148,8 @@ def build_report(store: Store, judge: str = "refusal",
              f"<p class='note'>Generated {_e(generated)} from {_e(store.path.name)}; judge <b>{_e(judge)}</b> "
              f"(human verdicts override it); filters: {_e(json.dumps({k: v for k, v in (filters or {}).items() if v}))}.</p>"]
     summary = {"models": int(frame["model"].nunique()), "completions": len(frame),
-               "probe_set_sha256": probe_set_hash(frame["probe_id"]), "generated": generated, "judge": judge}
+               "probe_set_sha256": probe_set_hash(frame["probe_id"]), "generated": generated, "judge": judge,
+               "taxonomy": store.taxonomy().name}
     kinds = (filters or {}).get("kind")
     kinds = [kinds] if isinstance(kinds, str) else list(kinds or [])
     # The review sample corrects the attack DRs (and measures the judge there), inside the report's filters.
@@ -163,7 +165,7 @@ def build_report(store: Store, judge: str = "refusal",
         parts.append("<p>No judged attack completions match this selection.</p>")
     else:
         head = analyses.headline.compute(attack, population=population, sample=sample)
-        parts += _attack_sections(attack, head, population, sample)
+        parts += _attack_sections(attack, head, population, sample, store.taxonomy())
     over = analyses.over_refusal.compute(store, judge, filters)
     if over.controls:
         parts += _over_refusal_sections(over)
@@ -194,7 +196,7 @@ ATTACK_GRAIN: list[str] = ["model", "language", "group", "strategy"]
 
 
 def _attack_sections(attack: pd.DataFrame, head: analyses.headline.Headline, population: pd.DataFrame,
-                     sample: pd.DataFrame) -> list[str]:
+                     sample: pd.DataFrame, words: taxonomy.Taxonomy) -> list[str]:
     """The headline (the Overview's result, `head`), the heatmaps per language and the strategy table, from
     the attack counts at ATTACK_GRAIN."""
     rates = DefenseRates(attack, ["model", "language", "group"])
@@ -230,22 +232,22 @@ def _attack_sections(attack: pd.DataFrame, head: analyses.headline.Headline, pop
                                 "std", "std_ci_low", "std_ci_high", "p_adjusted", "heterogeneous"]],
                      {"p_adjusted": _p})]
     for language in sorted(set(deviations["language"])):
-        name = {"en": "English", "pt": "Portuguese"}.get(language, language)
+        name = words.languages[language].name if language in words.languages else language
         if fixed is not None and language in set(fixed["language"]):
             parts += [f"<h2>{_e(name)}: Defense Rate per group, {_e(checked)}</h2>",
                       "<p class='note'>Brackets: 95% interval of the corrected DR; *: deviation from the model mean "
                       "significant after correction (tested on the corrected estimates). Hover for the judge's own "
                       "DR and n_human; a grey cell has too few human checks.</p>",
-                      _heatmap(fixed, language, "dr")]
+                      _heatmap(fixed, language, "dr", words)]
         parts += [f"<h2>{_e(name)}: deviation from the model mean ({_e(JUDGE_ONLY)})</h2>",
                   "<p class='note'>Blue: the group is refused more often than the model's average (better "
                   "protected); red: less. Brackets: 95% CI; *: significant after correction. Hover for n and p.</p>",
-                  _heatmap(deviations, language, "deviation"),
-                  f"<h2>{_e(name)}: Defense Rate per group ({_e(JUDGE_ONLY)})</h2>", _heatmap(deviations, language, "dr")]
+                  _heatmap(deviations, language, "deviation", words),
+                  f"<h2>{_e(name)}: Defense Rate per group ({_e(JUDGE_ONLY)})</h2>", _heatmap(deviations, language, "dr", words)]
     strategies = DefenseRates(attack, ["model", "language", "strategy"]).table
     parts += ["<h2>Defense Rate per jailbreak strategy</h2>",
               _table(strategies[["model", "language", "strategy", "n", "dr", "ci_low", "ci_high"]],
-                     {"strategy": lambda v: _e(taxonomy.STRATEGY_LABELS.get(v, v))})]
+                     {"strategy": lambda v: _e(words.strategy_label(v))})]
     return parts
 
 
@@ -311,7 +313,10 @@ def _provenance_sections(store: Store, frame: pd.DataFrame, summary: dict) -> li
     runs = runs.loc[runs["run_id"].isin(set(frame["run_id"]))]
     per_target = store.run_target_counts()
     per_target = per_target.loc[per_target["run_id"].isin(set(frame["run_id"]))]
+    words = store.taxonomy()
     return ["<h2>Provenance</h2>",
+            f"<p>Population: taxonomy <b>{_e(words.name)}</b> ({_e(words.title)}; {_e(words.path)}, SHA-256 "
+            f"<code>{_e(words.sha256)}</code>): {_e(', '.join(f'{code}: {len(l.groups)} groups' for code, l in words.languages.items()))}.</p>",
             f"<p>Probe set SHA-256 (sorted probe ids): <code>{_e(summary['probe_set_sha256'])}</code>; "
             f"{frame['probe_id'].nunique():,} probes, {len(frame):,} completions, {len(models)} models.</p>",
             "<h3>Models</h3>", _table(targets), "<h3>Runs</h3>", _table(runs),

@@ -9,13 +9,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import taxonomy
 from core.analyses.compare import Side
 from core.compare import ALL_GROUPS
 from ui import filters
 from core.estimates import JUDGE_ONLY
 from ui.cached import comparison, corrected_comparison, disagreements, pair_matrix, run_targets
-from ui.common import group_names, inert_text
+from ui.common import group_label, group_names, inert_text, strategy_label
 from ui.page import start
 from ui.stat_figures import CELL_SELECTION, ci_heatmap_chart, clicked_chart_cell
 
@@ -89,7 +88,7 @@ st.caption("Red: the candidate refuses less often (worse); blue: more often. * m
            "correction. Click a cell to see the probes the two versions answered differently.")
 by_strategy = comparison(path, mtime, judge, base, candidate, by=("language", "group", "strategy")).result.cells
 by_strategy = by_strategy[by_strategy["kind"] == "attack"].rename(columns={"pairs": "n"})
-for language in [lang for lang in taxonomy.LANGUAGES if lang in set(by_strategy["language"])]:
+for language in [lang for lang in ctx.vocabulary.language_codes if lang in set(by_strategy["language"])]:
     cells = by_strategy[by_strategy["language"] == language]
     order = list(result.cells[(result.cells["language"] == language) & (result.cells["kind"] == "attack")]
                  .sort_values("change")["group"])  # most worsened group first
@@ -105,7 +104,7 @@ for language in [lang for lang in taxonomy.LANGUAGES if lang in set(by_strategy[
     strategy, group = picked
     pairs = disagreements(path, mtime, judge, base.key, candidate.key,
                           (("language", language), ("group", group), ("strategy", strategy), ("kind", "attack")))
-    st.subheader(f"{taxonomy.group_name(group, language) if group in taxonomy.GROUPS else group} x {strategy} "
+    st.subheader(f"{group_label(group, language)} x {strategy_label(strategy)} "
                  f"({language}): {len(pairs)} probes answered differently")
     for row in pairs.itertuples():
         with st.container(border=True):

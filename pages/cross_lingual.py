@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import taxonomy
 from ui.cached import cross_lingual
 from ui.page import start
 from ui.stat_figures import ci_heatmap, error_bar_scatter, significance_note
@@ -23,11 +22,11 @@ chosen = st.multiselect("Models", models, default=models, key="cross_models")
 wide = wide.loc[wide["model"].isin(chosen)]
 
 st.subheader("Defense Rate per shared group: English against Portuguese")
-st.plotly_chart(error_bar_scatter(wide.assign(group_model=wide["group"].map(taxonomy.group_name) + " · " + wide["model"]),
+st.plotly_chart(error_bar_scatter(wide.assign(group_model=wide["group"].map(ctx.vocabulary.group_name) + " · " + wide["model"]),
                                   "dr_en", "dr_pt", "model", "ci_low_pt", "ci_high_pt", "ci_low_en", "ci_high_en",
                                   label="group_model", x_title="DR in English", y_title="DR in Portuguese"),
                 width="stretch")
-st.caption(f"Shared groups: {', '.join(taxonomy.group_name(g) for g in shared)}. Points above the diagonal are "
+st.caption(f"Shared groups: {', '.join(ctx.vocabulary.group_name(g) for g in shared)}. Points above the diagonal are "
            "refused more often in Portuguese. Error bars: 95% bootstrap CIs in each language.")
 
 st.subheader("Do the languages rank groups alike?")
@@ -45,7 +44,7 @@ deviations = view.deviations
 for language in ("en", "pt"):
     part = deviations.loc[(deviations["language"] == language) & deviations["model"].isin(chosen)]
     st.plotly_chart(ci_heatmap(part, "group", "model", "deviation", "dev_ci_low", "dev_ci_high", "significant",
-                               language=language, x_order=taxonomy.GROUPS_BY_LANGUAGE[language],
+                               language=language, x_order=ctx.vocabulary.groups_by_language[language],
                                title={"en": "English", "pt": "Portuguese"}[language]),
                     width="stretch", key=f"cross_heat_{language}")
 significance_note()

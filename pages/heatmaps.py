@@ -12,7 +12,6 @@ import os
 import pandas as pd
 import streamlit as st
 
-from core import taxonomy
 from core.estimates import JUDGE_ONLY, estimate_label
 from ui import filters
 from ui.cached import corrected, judge_errors, rates, sample_labels
@@ -93,7 +92,7 @@ def group_order(language: str) -> list[str]:
     cells = pooled[pooled["language"] == language]
     if order == "dr":
         return list(cells.sort_values(["dr", "group"], ascending=[False, True], na_position="last")["group"])
-    return sorted(cells["group"], key=lambda g: taxonomy.group_name(g, language))
+    return sorted(cells["group"], key=lambda g: ctx.vocabulary.group_name(g, language))
 
 
 def draw(table: pd.DataFrame, rows: str, language: str, title: str, key: str, fixed: dict[str, str]) -> None:
@@ -121,7 +120,7 @@ def draw(table: pd.DataFrame, rows: str, language: str, title: str, key: str, fi
             {**fixed, rows: row, "group": group, "language": language, "kind": "attack", "judge": judge}))
 
 
-languages = [lang for lang in taxonomy.LANGUAGES if lang in set(by_group["language"])]
+languages = [lang for lang in ctx.vocabulary.language_codes if lang in set(by_group["language"])]
 for language in languages:
     st.header(f"Language: {language}")
     draw(by_group[by_group["language"] == language], "model", language, f"Model x group ({language})",

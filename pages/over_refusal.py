@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import taxonomy
 from ui.cached import over_refusal
 from ui.page import start
 from ui.stat_figures import ci_heatmap, error_bar_scatter, significance_note
@@ -31,14 +30,14 @@ st.caption("Over-refusal = share of benign control requests refused. A gap means
            "others get.")
 
 st.plotly_chart(ci_heatmap(view.deviations, "group", "model", "dr", "ci_low", "ci_high", "significant", diverging=False,
-                           language=language, x_order=taxonomy.GROUPS_BY_LANGUAGE[language],
+                           language=language, x_order=ctx.vocabulary.groups_by_language[language],
                            title="Over-refusal rate per group (* = deviates significantly from the model's mean)"),
                 width="stretch")
 significance_note()
 
 st.subheader("Trade-off: safety against over-refusal")
 both = view.tradeoff
-st.plotly_chart(error_bar_scatter(both.assign(label=both["group"].map(lambda g: taxonomy.group_name(g, language))),
+st.plotly_chart(error_bar_scatter(both.assign(label=both["group"].map(lambda g: ctx.vocabulary.group_name(g, language))),
                                   "dr_attack", "dr_control", "model", "ci_low_control", "ci_high_control",
                                   "ci_low_attack", "ci_high_attack", label="label",
                                   x_title="Defense Rate on attacks (higher = safer)",

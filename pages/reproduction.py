@@ -20,13 +20,18 @@ FIGURE = {"en": "Figure 3", "pt": "Figure 6"}
 
 ctx = start("Reproduction: your results next to the paper's", "repro", language=True,
             language_names={"en": "English (Figure 3)", "pt": "Portuguese (Figure 6)"})
+if ctx.vocabulary.name != taxonomy.DEFAULT_NAME:
+    st.info(f"The paper measured MiJaBench's groups; this database holds the population "
+            f"{ctx.vocabulary.title!r} (taxonomy {ctx.vocabulary.name!r}), so there is nothing of the paper's to set "
+            "it beside. The Heatmaps and Counterfactual pages show its results.")
+    st.stop()
 language = ctx.language
 st.caption("The paper's figures are bundled in data/reference/ (see its PROVENANCE.md). They print two decimals, "
            "so a faithful reproduction differs from a cell by up to 0.005 plus sampling noise.")
 
 view = reproduction(ctx.path, ctx.mtime, ctx.judge, language)
 deviations = view.deviations
-order = list(taxonomy.GROUPS_BY_LANGUAGE[language])
+order = list(taxonomy.DEFAULT.groups_by_language[language])  # the paper's own groups
 
 figures, controls = st.columns([4, 1])
 paper_names = ["(not in the paper)", *paper_models()["model"]]
@@ -91,7 +96,7 @@ with st.expander(f"{FIGURE[language]}: each model's mean DR and its groups' devi
     paper = paper_heatmap(language, include_average=True)
     table = paper.pivot(index="model", columns="group", values="deviation")
     table = table[[g for g in order if g in table.columns]].rename(
-        columns=lambda g: taxonomy.group_name(g, language))
+        columns=lambda g: taxonomy.DEFAULT.group_name(g, language))
     means = paper_model_means(language).set_index("model")
     table.insert(0, "mean DR", means["model_mean_dr"])
     table.insert(0, "size (B)", means["params_b"])

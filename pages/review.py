@@ -13,7 +13,7 @@ from core import taxonomy
 from core.review import ReviewError
 from core.store import StoreError
 from ui.cached import runs
-from ui.common import group_label, inert_text, open_store, readonly, require_write_access
+from ui.common import group_label, inert_text, open_store, readonly, require_write_access, strategy_label
 from ui.page import start
 
 PAGE = "review"
@@ -125,7 +125,7 @@ else:
     item = queue.iloc[0]
     st.subheader(f"Queue item {done + 1:,} of {total:,}")
     st.text(f"{item['model']} · {item['language']} · {group_label(item['group'], item['language'])} · "
-            f"{taxonomy.STRATEGY_LABELS.get(item['strategy'], item['strategy'])} · {item['kind']}")
+            f"{strategy_label(item['strategy'])} · {item['kind']}")
     st.caption("Label in queue order, without skipping: the queue is in random order, so whatever part is done "
                "stays a random sample. Did the model refuse the request, or comply with it?")
     prompt, response = st.columns(2)

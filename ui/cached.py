@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
-from core import analyses, dimensions, estimates
+from core import analyses, dimensions, estimates, taxonomy
 from core.analyses.cross_lingual import CrossLingual
 from core.analyses.headline import Headline
 from core.analyses.over_refusal import OverRefusal
@@ -186,6 +186,12 @@ def _reproduction(path: str, mtime: float, judge: str, language: str) -> Reprodu
 def reproduction(path: str, mtime: float, judge: str, language: str) -> Reproduction:
     """core.analyses.reproduction for one language's attack probes."""
     return _reproduction(path, mtime, judge, language)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def vocabulary(path: str, mtime: float) -> taxonomy.Taxonomy:
+    """Store.taxonomy(): the groups, their names and the languages of the stored probes."""
+    return Store(path, readonly=True).taxonomy()
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -84,9 +84,30 @@ def inert_text(text: str | None, empty: str = "(no text)") -> None:
 
 
 
+def vocabulary() -> taxonomy.Taxonomy:
+    """The taxonomy of the open database: every group name, strategy label and language a page shows comes from
+    the store (Store.taxonomy), never from constants, so a custom population reads in its own words. The bundled
+    default where there is no database yet (the Run page on a fresh machine)."""
+    from ui.cached import vocabulary as stored
+
+    path = db_path()
+    if not path.exists():
+        return taxonomy.DEFAULT
+    return stored(str(path), path.stat().st_mtime)
+
+
 def group_label(key: str, language: str = "en") -> str:
-    """A group's display name (core.taxonomy); a key outside the vocabulary is shown as stored."""
-    return taxonomy.group_name(key, language) if key in taxonomy.GROUPS else str(key)
+    """A group's display name in a language (the store's taxonomy); a key it does not know is shown as stored."""
+    return vocabulary().group_name(key, language)
+
+
+def strategy_label(key: str) -> str:
+    return vocabulary().strategy_label(key)
+
+
+def language_name(code: str) -> str:
+    language = vocabulary().languages.get(code)
+    return language.name if language else str(code)
 
 
 def group_names(table: pd.DataFrame, column: str) -> list:

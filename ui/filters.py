@@ -14,7 +14,7 @@ import streamlit as st
 
 from core import dimensions, taxonomy
 from core.store import VERDICT_FILTERS
-from ui.common import group_label
+from ui.common import group_label, strategy_label, vocabulary
 
 # Names Store queries accept as filters (core/dimensions.py), in the order the sidebar shows them.
 STORE_FILTERS: tuple[str, ...] = dimensions.filterable()
@@ -89,7 +89,7 @@ def format_value(name: str) -> Callable[[str], str]:
     if name == "group":
         return group_label
     if name == "strategy":
-        return lambda key: taxonomy.STRATEGY_LABELS.get(key, key)
+        return strategy_label
     return str
 
 
@@ -125,11 +125,12 @@ def completion_filters(models: Sequence[str], languages: Sequence[str], *, page:
 
     `scenario` and `run_id` have no widget (too many values); links set them, and the sidebar says so.
     """
-    languages = list(languages) or list(taxonomy.LANGUAGES)
+    words = vocabulary()
+    languages = list(languages) or list(words.language_codes)
     chosen = sidebar({
         "model": models, "language": languages,
-        "group": [g for g in taxonomy.GROUPS if any(g in taxonomy.GROUPS_BY_LANGUAGE[lang] for lang in languages)],
-        "strategy": list(taxonomy.STRATEGIES), "scenario_category": list(taxonomy.SCENARIO_CATEGORIES),
+        "group": [g for g in words.groups if any(g in words.groups_by_language.get(lang, ()) for lang in languages)],
+        "strategy": list(words.strategies), "scenario_category": list(words.categories),
         "kind": list(taxonomy.KINDS), "verdict": list(VERDICT_FILTERS),
     }, page=page)
     linked = read(["scenario", "run_id"])

@@ -10,12 +10,10 @@ from dataclasses import dataclass
 import streamlit as st
 
 from ui import filters
-from ui.cached import summary
+from core import taxonomy
+from ui.cached import summary, vocabulary
 from ui.common import content_warning, db_path, ensure_navigation, readonly
 from ui.stat_figures import judge_choice, require_store
-
-LANGUAGE_NAMES: dict[str, str] = {"en": "English", "pt": "Portuguese"}
-
 
 @dataclass(frozen=True)
 class PageContext:
@@ -27,6 +25,7 @@ class PageContext:
     facts: dict
     judge: str
     language: str | None = None
+    vocabulary: taxonomy.Taxonomy = taxonomy.DEFAULT  # the store's: group names, languages (Store.taxonomy)
 
 
 # What a database that does not exist yet holds (the Run page on a fresh machine, see start's missing_ok).
@@ -56,17 +55,21 @@ def start(title: str, page: str, judge: bool | str = True, missing_ok: bool = Fa
     if missing_ok and not readonly() and not db_path().exists():
         return PageContext(str(db_path()), 0.0, dict(NO_FACTS), "")
     path, mtime = require_store()
+    words = vocabulary(path, mtime)
+    facts = summary(path, mtime)
     chosen, language_chosen = "", None
     key = f"{page}_judge"
     if language:
         left, right = st.columns(2)
         with right:
             chosen = judge_choice(path, mtime, key=key) if judge else ""
-        language_chosen = filters.select_option("Language", "language", list(LANGUAGE_NAMES), page=page, where=left,
-                                                format_func=(language_names or LANGUAGE_NAMES).get)
+        held = list(words.language_codes)
+        names = {code: language.name for code, language in words.languages.items()} | (language_names or {})
+        language_chosen = filters.select_option("Language", "language", held, page=page, where=left,
+                                                format_func=lambda code: names.get(code, code))
     elif judge == "main":
         chosen = judge_choice(path, mtime, key=key)
     elif judge:
         with st.sidebar:
             chosen = judge_choice(path, mtime, key=key)
-    return PageContext(path, mtime, summary(path, mtime), chosen, language_chosen)
+    return PageContext(path, mtime, facts, chosen, language_chosen, words)

@@ -15,16 +15,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import taxonomy
 from core.store import Store, StoreError
-from ui.common import db_path, ensure_navigation, open_store
+from ui.common import db_path, ensure_navigation, group_label, open_store
 
 SIGNIFICANT_MARK = "*"
 
 
 def _label(value: object, language: str = "en") -> str:
-    text = str(value)
-    return taxonomy.group_name(text, language) if text in taxonomy.GROUPS else html.escape(text)
+    """A row or column key as shown in a Plotly chart, escaped: a taxonomy file's names are an auditor's text."""
+    return html.escape(group_label(str(value), language))
 
 
 def _figure(value: object) -> str:
@@ -166,8 +165,7 @@ def ci_heatmap(table: pd.DataFrame, x: str, y: str, value: str, low: str | None 
 def _name(value: object, language: str = "en") -> str:
     """A row or column key as shown in a Vega-Lite chart: Vega draws text as text and its tooltips escape HTML,
     so nothing is escaped here (unlike _label for Plotly)."""
-    text = str(value)
-    return taxonomy.group_name(text, language) if text in taxonomy.GROUPS else text
+    return group_label(str(value), language)
 
 
 def _plain(value: object) -> str:

@@ -45,7 +45,8 @@ def compute(source: Store | pd.DataFrame, judge: str = "refusal", filters: Filte
     """The cross-lingual view of a selection; `source` a Store or attack counts at GRAIN."""
     counts = label_counts(source, judge, GRAIN, scope(filters))
     languages = sorted(set(counts["language"]))
-    shared = sorted(set(taxonomy.GROUPS_BY_LANGUAGE["en"]) & set(taxonomy.GROUPS_BY_LANGUAGE["pt"]))
+    by_language = (source.taxonomy() if isinstance(source, Store) else taxonomy.DEFAULT).groups_by_language
+    shared = sorted(set(by_language.get("en", ())) & set(by_language.get("pt", ())))
     if not set(LANGUAGES) <= set(languages):
         empty = pd.DataFrame()
         return CrossLingual(languages, shared, empty, empty, empty)

@@ -33,13 +33,15 @@ def open_store(args: argparse.Namespace, readonly: bool = False):
     return Store(args.db, readonly=readonly)
 
 
-def selection_filters(args: argparse.Namespace) -> dict[str, list[str]]:
-    """The store's filters from the selection options, spellings made canonical; an unknown one is BadInput."""
+def selection_filters(args: argparse.Namespace, store=None) -> dict[str, list[str]]:
+    """The store's filters from the selection options, spellings made canonical by the store's taxonomy (the
+    default one without a store); an unknown one is BadInput naming the taxonomy."""
+    vocabulary = store.taxonomy() if store is not None else taxonomy.DEFAULT
     try:
         return {"model": args.models, "run_id": args.runs,
-                "language": [taxonomy.canonical_language(v) for v in args.languages],
-                "group": [taxonomy.canonical_group(v) for v in args.groups],
-                "strategy": [taxonomy.canonical_strategy(v) for v in args.strategies],
+                "language": [vocabulary.canonical_language(v) for v in args.languages],
+                "group": [vocabulary.canonical_group(v) for v in args.groups],
+                "strategy": [vocabulary.canonical_strategy(v) for v in args.strategies],
                 "kind": args.kinds}
     except taxonomy.VocabularyError as exc:
         raise BadInput(str(exc)) from None
@@ -83,7 +85,7 @@ def labelled_sample(args: argparse.Namespace, store, judge: str):
     """Store.ppi_inputs for --by and the filters: (population, sample), or BadInput naming `review sample` where
     the selection holds no labelled sample completion."""
     try:
-        population, sample, _ = store.ppi_inputs(judge, args.by, selection_filters(args))
+        population, sample, _ = store.ppi_inputs(judge, args.by, selection_filters(args, store))
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     if not len(sample):

@@ -54,7 +54,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from core.progress import Meter
 
-    rows = open_store(args, readonly=True).completion_rows(selection_filters(args))
+    store = open_store(args, readonly=True)
+    rows = store.completion_rows(selection_filters(args, store))
     with Meter("export", total=len(rows), unit="row", quiet=args.quiet) as meter:
         written = write_csv(rows, args.out, on_progress=meter.update)
     emit(args, {"path": str(args.out), "rows": written}, f"wrote {written} rows to {args.out}")
@@ -81,7 +82,7 @@ def _export_derived(args: argparse.Namespace) -> int:
     from core import export
 
     store = open_store(args, readonly=True)
-    filters = selection_filters(args)
+    filters = selection_filters(args, store)
     if args.format == "parquet":
         payload: dict[str, Any] = {"rows": export.write_parquet(store.completion_rows(filters), args.out)}
         text = f"wrote {payload['rows']} rows to {args.out}"

@@ -16,7 +16,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     store = open_store(args, readonly=True)
     if args.estimator == "ppi":
         return _stats_corrected(args, store)
-    frame = store.judged(chosen_judge(args, store), selection_filters(args))
+    frame = store.judged(chosen_judge(args, store), selection_filters(args, store))
     rates, table = _with_deviations(args, lambda: DefenseRates(frame, args.by, ci=not args.no_ci,
                                                                resamples=args.resamples, seed=args.seed))
     rows = rates.records(table)

@@ -38,6 +38,27 @@ class Queries:
                 [judge, *params],
             ).df()
 
+    def matched_outcomes(self, judge: str = "refusal",
+                         filters: dict[str, Sequence[str] | str | None] | None = None) -> pd.DataFrame:
+        """One row per readable answer (refused or complied; errors and `unparsed` left out) with what the matched
+        statistics (core/matched.py) pair and resample on: model, language, group, kind, counterfactual_id (empty
+        for a matched-seed probe), claim_id (for a matched-seed probe its seed statement stands in: `seed:` + a
+        hash of it, so one seed used in several prompts is one claim) and refused (bool)."""
+        where, params = _where(filters)
+        where = (where + " AND" if where else " WHERE") + f" {_EFFECTIVE_LABEL} IN ('refused', 'complied')"
+        with self.connect() as con:
+            return con.execute(
+                f"""
+                SELECT {select(["model", "language", "group", "kind", "strategy", "counterfactual_id"])},
+                       CASE WHEN p.claim_id <> '' THEN p.claim_id ELSE 'seed:' || left(md5(p.seed_text), 12) END
+                           AS claim_id,
+                       {_EFFECTIVE_LABEL} = 'refused' AS refused
+                {_JUDGED_FROM}
+                {where}
+                """,
+                [judge, *params],
+            ).df()
+
     def label_counts(self, judge: str = "refusal", by: Sequence[str] = ("model", "group"),
                      filters: dict[str, Sequence[str] | str | None] | None = None) -> pd.DataFrame:
         """Per cell of `by`: refused, complied, unparsed and errors, counted by DuckDB (one row per cell).
@@ -160,24 +181,28 @@ class Queries:
         return detail
 
     def counterfactuals(self, completion_id: str, judge: str = "refusal") -> pd.DataFrame:
-        """The same scenario and strategy (same language, same model) answered for every group.
+        """The same probe answered for every group by the same model.
 
-        Probe sets are matched across groups, so these probes differ from the given one only in their seed
-        statement and group name. One completion per probe: the one in the same run where there is one,
-        else the newest. The given completion is among the rows (is_self).
+        For a counterfactual probe, its counterfactual_id's siblings: the same claim, scenario, strategy and
+        template, differing only in the group's words. For a matched-seed probe (the bundled set), the same
+        scenario, strategy and language: these differ in the group's name and its own seed statement. One
+        completion per probe: the one in the same run where there is one, else the newest. The given completion
+        is among the rows (is_self).
         """
+        same_cell = " AND ".join(f'{column(name)} = this."{name}"' for name in ("language", "strategy", "scenario", "kind"))
         with self.connect() as con:
             return con.execute(
                 f"""
                 WITH this AS (
-                    SELECT {select(["run_id", "model", "language", "strategy", "scenario", "kind"])}
+                    SELECT {select(["run_id", "model", "language", "strategy", "scenario", "kind", "counterfactual_id"])}
                     {FROM_ROWS} WHERE c.completion_id = ?)
                 SELECT {select(["completion_id", "run_id", "group", "seed_text", "prompt", "completion", "error"])},
                        {_EFFECTIVE_LABEL} AS label, {_JUDGED_BY} AS judged_by,
                        c.completion_id = ? AS is_self
                 {_JUDGED_FROM}
-                JOIN this ON {" AND ".join(f'{column(name)} = this."{name}"'
-                                           for name in ("model", "language", "strategy", "scenario", "kind"))}
+                JOIN this ON {column("model")} = this."model" AND CASE WHEN this."counterfactual_id" <> ''
+                    THEN {column("counterfactual_id")} = this."counterfactual_id"
+                    ELSE {column("counterfactual_id")} = '' AND {same_cell} END
                 QUALIFY row_number() OVER (PARTITION BY c.probe_id
                                            ORDER BY c.run_id = this.run_id DESC, c.created_at DESC) = 1
                 ORDER BY {column("group")}, c.completion_id
