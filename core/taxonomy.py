@@ -239,8 +239,8 @@ def parse(text: str, path: str = "<taxonomy>") -> Taxonomy:
         where = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         location = f"{where.group(1)}:{where.group(2)}" if where else "1"
-        if "overwrite" in reason.lower():
-            reason += " (a key or table is declared twice)"
+        if "overwrite" in reason.lower() or "twice" in reason.lower():
+            reason += " (a key or table is declared twice: each may appear once)"
         raise TaxonomyError(f"{path}:{location}: {reason}") from None
     check = _Checker(path, text)
     name = check.text(data, "name", ())
@@ -280,14 +280,14 @@ def parse(text: str, path: str = "<taxonomy>") -> Taxonomy:
                                    tuple(normalise_key(a) for a in check.strings(spec, "aliases", where, required=False)))
 
     groups: dict[str, Group] = {}
-    seen_spellings: dict[str, str] = {}
+    seen_spellings: dict[str, str] = {normalise_key(key): key for key in raw_groups}  # keys first, then aliases
     for key, spec in raw_groups.items():
         where = ("groups", key)
         if not _KEY.match(key) or not isinstance(spec, dict):
             check.fail(where, f"group key {key!r} must be a lower-case identifier (letters, digits, _) with a table")
             continue
         aliases = check.strings(spec, "aliases", where, required=False)
-        for spelling in (key, *aliases):
+        for spelling in aliases:
             owner = seen_spellings.setdefault(normalise_key(spelling), key)
             if owner != key:
                 check.fail(where + ("aliases",), f"alias {spelling!r} of group {key!r} already names group {owner!r}")
