@@ -44,6 +44,9 @@ from core.metrics import adjust_pvalues
 
 # Columns that split a frame into the cells every statistic is computed within (each has its own groups).
 CELL_COLUMNS: tuple[str, ...] = ("model", "language")
+# A fitted log-odds beyond this (P within 1e-11 of 0 or 1) on a cell with both outcomes in its claim means the
+# fit followed a separation to infinity rather than converging.
+SEPARATED_LOG_ODDS = 25.0
 QUANTITIES: tuple[str, ...] = ("raw_gap", "group_part", "claim_part", "surviving", "adjusted_gap")
 
 
@@ -378,7 +381,11 @@ def _fit(cells: pd.DataFrame, n_groups: int, n_claims: int, pseudo_count: float)
         except (PerfectSeparationWarning, ConvergenceWarning, np.linalg.LinAlgError) as error:
             raise MatchedError(f"the logistic fit of group + claim did not converge ({error}); some groups are "
                                "separated by the claims: use pseudo_count > 0") from error
-    return np.asarray(result.params), np.asarray(result.cov_params())
+    params = np.asarray(result.params)
+    if np.abs(exog @ params).max() > SEPARATED_LOG_ODDS:  # statsmodels stops at huge log-odds without a warning
+        raise MatchedError("the logistic fit of group + claim runs off to infinite log-odds: some groups are "
+                           "separated by the claims (e.g. always refused where others were not); use pseudo_count > 0")
+    return params, np.asarray(result.cov_params())
 
 
 def decompose(frame: pd.DataFrame, group: str = "group", claim: str = "claim_id", outcome: str = "refused",
@@ -410,8 +417,10 @@ def decompose(frame: pd.DataFrame, group: str = "group", claim: str = "claim_id"
     the decomposition is about the gap of this probe set, whose seeds are its fixed content, so the noise is the
     answers' Bernoulli noise given the claims. One fit per call, no refits: analytic intervals keep it to one
     statsmodels fit (a claim bootstrap would be 200 fits). The CI of a gap is for its two groups as chosen.
-    Raw DRs are from the data; to first order they equal the fit's mean prediction over each group's rows
-    (the score equation of the group column), whose gradient gives their covariance with the adjusted DRs.
+    The groups' raw DRs are the data's. The gaps use the fit's mean prediction over each group's rows
+    instead, so that raw_gap = group_part + claim_part holds exactly as functions of one fit (and a fully
+    crossed, balanced set has a claim part of exactly 0): with pseudo_count = 0 the two are equal (the score
+    equation of the group's column), and the pseudo answers move them by less than pseudo_count / (2 n_g).
     """
     _one_cell(frame)
     y = _outcomes(frame, [group, claim], outcome)
@@ -456,7 +465,8 @@ def decompose(frame: pd.DataFrame, group: str = "group", claim: str = "claim_id"
     jac[G + np.arange(G), np.arange(G)] = (mf.sum(axis=1)[:, None] * W).sum(axis=0) / n_rows
     jac[:G, G:G + len(fitted) - 1] = (mf * W)[1:].T / n_group[:, None]
     jac[G:, G:G + len(fitted) - 1] = (mf.sum(axis=1)[:, None] * W)[1:].T / n_rows
-    values, covariance = np.r_[raw, adjusted], jac @ cov @ jac.T
+    raw_fit = ((mf * P).sum(axis=0) + sep_group) / n_group
+    values, covariance = np.r_[raw_fit, adjusted], jac @ cov @ jac.T
     z = special.ndtri(0.5 + confidence / 2)
 
     def interval(weights: np.ndarray, estimate: float) -> tuple[float, float, float, float]:
@@ -507,3 +517,68 @@ def decompose(frame: pd.DataFrame, group: str = "group", claim: str = "claim_id"
     gaps["group_low"] = [names[i] for i in gaps["group_low"]]
     return Decomposition(table, gaps, reference, len(frame), C, int((spread >= 2).sum()), int((spread == 1).sum()),
                          int(separated.sum()), float(pseudo_count))
+
+
+# ----------------------------------------------------------------------------------------------- 6. summary
+
+@dataclass(frozen=True)
+class MatchedSummary:
+    """The matched design's tables for every model x language (columns in the module docstring)."""
+    rates: pd.DataFrame
+    gaps: pd.DataFrame
+    cochran: pd.DataFrame
+    pairs: pd.DataFrame
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """name -> table, for a page, the report or `--json`."""
+        return {"rates": self.rates, "gaps": self.gaps, "cochran": self.cochran, "pairs": self.pairs}
+
+
+def matched_summary(frame: pd.DataFrame, by: Sequence[str] = CELL_COLUMNS, block: str = "counterfactual_id",
+                    group: str = "group", cluster: str = "claim_id", outcome: str = "refused",
+                    resamples: int = 1000, seed: int = 0, correction: str = "holm",
+                    alpha: float = 0.05) -> MatchedSummary:
+    """Claim-bootstrap DRs, the gap with its CI, Cochran's Q and the McNemar pairs, per `by` cell (each model x
+    language has its own groups, blocks and claims). The claims are resampled once per cell and the same
+    resamples give the group DRs' and the gap's intervals. A cell where a test cannot be made (one group, no
+    complete block) gets a `note` in `cochran` and no pairs, rather than stopping the other cells. Pairs are
+    corrected within their cell: the family is one model x language's pairs of groups."""
+    by = list(by)
+    cells, draws = _claim_draws(frame, [*by, group], cluster, by, outcome, resamples, seed)
+    tail = (1 - 0.95) / 2
+    cells["ci_low"], cells["ci_high"] = _percentiles(draws, 0.95)
+    rates = cells[[*by, group, "n", "refused", "dr", "ci_low", "ci_high", "clusters"]]
+    gap_rows, cochran_rows, pair_tables = [], [], []
+    for key, index in cells.groupby(by, sort=True, observed=True, dropna=False).indices.items():
+        key = key if isinstance(key, tuple) else (key,)
+        labels = dict(zip(by, key))
+        if len(index) >= 2:
+            found = gap(cells.iloc[index][[group, "dr"]], group=group)
+            spread = draws[:, index]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                star = np.nanmax(spread, axis=1) - np.nanmin(spread, axis=1)
+            low, high = np.nanquantile(star, [tail, 1 - tail])
+            gap_rows.append({**labels, "groups": found.groups, "gap": found.gap, "group_high": found.group_high,
+                             "dr_high": found.dr_high, "group_low": found.group_low, "dr_low": found.dr_low,
+                             "ci_low": low, "ci_high": high})
+        part = frame
+        for name, value in labels.items():
+            part = part[part[name].isna()] if pd.isna(value) else part[part[name] == value]
+        try:
+            test = cochran_q(part, block, group, outcome)
+            cochran_rows.append({**labels, "groups": len(test.groups), "blocks": test.blocks,
+                                 "duplicates": test.duplicates, "q": test.q, "df": test.df, "pvalue": test.pvalue,
+                                 "note": ""})
+        except MatchedError as error:
+            cochran_rows.append({**labels, "groups": int(len(index)), "blocks": 0, "duplicates": 0, "q": np.nan,
+                                 "df": np.nan, "pvalue": np.nan, "note": str(error)})
+        if len(index) >= 2 and part[block].notna().any():
+            pair_tables.append(pairwise_mcnemar(part, block, group, outcome, correction, alpha)
+                               .assign(**labels)[[*by, *PAIR_COLUMNS]])
+    gap_columns = [*by, "groups", "gap", "group_high", "dr_high", "group_low", "dr_low", "ci_low", "ci_high"]
+    cochran_columns = [*by, "groups", "blocks", "duplicates", "q", "df", "pvalue", "note"]
+    pairs = (pd.concat(pair_tables, ignore_index=True) if pair_tables
+             else pd.DataFrame(columns=[*by, *PAIR_COLUMNS]))
+    return MatchedSummary(rates.reset_index(drop=True), pd.DataFrame(gap_rows, columns=gap_columns),
+                          pd.DataFrame(cochran_rows, columns=cochran_columns), pairs)
