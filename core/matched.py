@@ -27,6 +27,9 @@ language: the per-cell functions refuse a frame holding several, and `matched_su
   - `cochran`: by..., groups, blocks, duplicates, q, df, pvalue, note (why no test, else "");
   - `pairs`: by..., group_a, group_b, n_pairs, a_only, b_only, dr_a, dr_b, diff, ci_low, ci_high, pvalue,
     p_adjusted, significant (Holm within each model x language: one family per cell).
+
+Speed (bench/matched_scale.py, one core): matched_summary of 105,600 completions (8 models x 2 languages) with
+1,000 claim resamples about 0.2 s; decompose of one model x language (7,800 rows, 200 claims) about 1 s.
 """
 from __future__ import annotations
 
