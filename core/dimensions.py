@@ -49,6 +49,9 @@ DIMENSIONS: tuple[Dimension, ...] = (
     Dimension("scenario", "p.scenario", "Scenario", cell=False, baseline=Baseline.COMPARED, page_grain=False),
     Dimension("kind", "p.kind", "Kind", cell=True, baseline=Baseline.SPLIT, page_grain=True),
     Dimension("run_id", "c.run_id", "Run", cell=True, baseline=Baseline.SPLIT, page_grain=False),
+    # Which probe set a probe came from (builtin matched seeds, counterfactual, mijabench, custom): the
+    # Counterfactual page links its cells to the drill-down with source=counterfactual.
+    Dimension("source", "p.source", "Probe set", cell=False, baseline=Baseline.SPLIT, page_grain=False),
 )
 
 _BY_NAME: dict[str, Dimension] = {d.name: d for d in DIMENSIONS}

@@ -12,6 +12,7 @@ import pytest
 from core import cli, dimensions, metrics
 from core.metrics import DefenseRates
 from core.probes.builder import build_bundled
+from core.probes.schema import Probe
 from core.store import CELL_COLUMNS, FILTER_COLUMNS, CompletionRecord, Store, VerdictRecord
 from tests import dashboard_db
 from ui import cached, filters
@@ -29,6 +30,9 @@ def store(tmp_path_factory):
     store = Store(db_path)
     extra = [p for p in bundled() if p.language == "pt" and p.group in dashboard_db.GROUPS][:4]
     extra += [p for p in bundled() if p.language == "en" and p.kind == "control"][:4]
+    # two of them as if from another probe set, so `source` has two values
+    extra += [Probe(**{**vars(p), "probe_id": f"cf-{i}", "source": "counterfactual", "counterfactual_id": "cf-x"})
+              for i, p in enumerate(extra[:2])]
     store.add_probes(extra)
     store.create_run("r2", {"targets": ["model-a"], "judges": [JUDGE]}, [p.probe_id for p in extra])
     store.add_run_targets("r2", ["model-a"])
@@ -87,10 +91,10 @@ def test_scenario_is_a_dimension_metrics_compute(store):
 
 def test_every_list_is_read_from_the_table():
     assert metrics.DIMENSIONS == dimensions.names() == filters.STORE_FILTERS == tuple(FILTER_COLUMNS)
-    assert set(CELL_COLUMNS) == set(dimensions.cell_dimensions()) == set(dimensions.names()) - {"scenario"}
+    assert set(CELL_COLUMNS) == set(dimensions.cell_dimensions()) == set(dimensions.names()) - {"scenario", "source"}
     assert metrics.CELL_GRAIN == cached.CELL_GRAIN == ("model", "language", "group", "strategy",
                                                        "scenario_category", "kind")
-    assert set(metrics.BASELINE_DIMENSIONS) == {"model", "language", "run_id", "kind"}
+    assert set(metrics.BASELINE_DIMENSIONS) == {"model", "language", "run_id", "kind", "source"}
     assert cached.DEVIATION_BASELINE == dimensions.within() == ("model", "language")
     with pytest.raises(KeyError):
         dimensions.by_name("colour")
