@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent
 PAGES: tuple[tuple[str, str, str, bool], ...] = (
     ("pages/run.py", "Run an audit", ":material/play_arrow:", True),
     ("pages/heatmaps.py", "Heatmaps", ":material/grid_on:", False),
+    ("pages/counterfactual.py", "Counterfactual", ":material/swap_horiz:", False),
     ("pages/drilldown.py", "Drill-down", ":material/manage_search:", False),
     ("pages/compare.py", "Compare versions", ":material/compare_arrows:", False),
     ("pages/review.py", "Review sample", ":material/checklist:", True),

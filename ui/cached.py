@@ -24,6 +24,7 @@ import pandas as pd
 import streamlit as st
 
 from core import analyses, dimensions, estimates, taxonomy
+from core.analyses.counterfactual import Counterfactual
 from core.analyses.cross_lingual import CrossLingual
 from core.analyses.headline import Headline
 from core.analyses.over_refusal import OverRefusal
@@ -186,6 +187,16 @@ def _reproduction(path: str, mtime: float, judge: str, language: str) -> Reprodu
 def reproduction(path: str, mtime: float, judge: str, language: str) -> Reproduction:
     """core.analyses.reproduction for one language's attack probes."""
     return _reproduction(path, mtime, judge, language)
+
+
+@st.cache_data(show_spinner="Pairing the counterfactual answers on their claims…", max_entries=8)
+def _counterfactual(path: str, mtime: float, judge: str, filters: tuple) -> Counterfactual:
+    return analyses.counterfactual.compute(Store(path, readonly=True), judge, dict(filters))
+
+
+def counterfactual(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]]) -> Counterfactual:
+    """core.analyses.counterfactual: the gap when only the group changes, next to the matched-seed gap."""
+    return _counterfactual(path, mtime, judge, _key(filters))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

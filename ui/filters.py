@@ -133,7 +133,7 @@ def completion_filters(models: Sequence[str], languages: Sequence[str], *, page:
         "strategy": list(words.strategies), "scenario_category": list(words.categories),
         "kind": list(taxonomy.KINDS), "verdict": list(VERDICT_FILTERS),
     }, page=page)
-    linked = read(["scenario", "run_id"])
+    linked = read(["scenario", "run_id", "source"])
     if linked:
         st.sidebar.caption("Also filtered by " + "; ".join(f"{k}: {', '.join(v)}" for k, v in linked.items()))
     return store_filters({**chosen, **linked}), chosen.get("verdict", [])

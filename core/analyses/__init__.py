@@ -6,12 +6,12 @@ the same thing. Every view is computed from per-cell counts (Store.label_counts,
 it is corrected by the review sample), never from the one-row-per-completion frame; `compute` takes a Store
 (it reads what it needs) or counts already read (a page's cache, a test).
 
-A new view (counterfactual gaps, say) gets its own module here with a frozen
+A new view gets its own module here with a frozen
 dataclass result and one `compute(source, ...)`, and a line in VIEWS.
 """
 from __future__ import annotations
 
-from core.analyses import compare, cross_lingual, headline, over_refusal, reproduction, scaling
+from core.analyses import compare, counterfactual, cross_lingual, headline, over_refusal, reproduction, scaling
 
 # name -> (module, the result it returns, what it answers): the one list of views.
 VIEWS: dict[str, tuple[object, type, str]] = {
@@ -24,6 +24,8 @@ VIEWS: dict[str, tuple[object, type, str]] = {
     "scaling": (scaling, scaling.Scaling, "disparity across groups against model size, per family"),
     "reproduction": (reproduction, reproduction.Reproduction,
                      "deviations from the model mean next to the MiJaBench paper's heatmaps"),
+    "counterfactual": (counterfactual, counterfactual.Counterfactual,
+                       "the gap when only the group changes (counterfactual probes) next to the matched-seed gap"),
     "compare": (compare, compare.RunComparison,
                 "two versions on their shared probes: DR change per group, gap change, the regression gate"),
 }

@@ -1,0 +1,120 @@
+"""Counterfactual: does a model treat groups differently when only the group's words change?
+
+The matched-seed set (the bundled probes) gives each group its own seed statements, so a gap there mixes what
+the group is with how hard its seeds are; the paper names this as the assumption its conclusion rests on. The
+counterfactual set fills one claim, scenario, strategy and template for every group (core/probes/
+counterfactual.py), so its probes of one counterfactual_id differ only in the group. This view puts the two side
+by side per model and language (core/matched.py does the statistics):
+
+* `matched`: on the counterfactual attack probes, DR per group with CIs from resampling claims, the gap with its
+  CI, Cochran's Q across groups and every pair of groups by McNemar (Holm-corrected), all paired on the claim;
+* `seeds`: the matched-seed gap, its CI resampling seed statements (the same estimator, so the two compare);
+* `decomposition`: on both sets together, the raw gap split into the part the group makes and the part the
+  claims (seeds) make, and `surviving`: how much of the gap survives when only the group changes;
+* `comparison`: one row per model x language with the three answers side by side (the page's and the report's
+  headline).
+
+Unlike the other views it reads one row per answer (Store.matched_outcomes), not per-cell counts: pairing needs
+to know which answers share a claim.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from core.analyses.source import Filters
+from core.matched import MatchedError, MatchedSummary, decompose, matched_summary
+from core.store import Store
+
+CELL: tuple[str, ...] = ("model", "language")
+COUNTERFACTUAL = "counterfactual"
+COMPARISON_COLUMNS: tuple[str, ...] = (
+    "model", "language", "groups", "seed_answers", "seed_gap", "seed_gap_ci_low", "seed_gap_ci_high",
+    "counterfactual_answers", "counterfactual_gap", "counterfactual_gap_ci_low", "counterfactual_gap_ci_high",
+    "cochran_p", "surviving", "surviving_ci_low", "surviving_ci_high", "group_part", "group_part_ci_low",
+    "group_part_ci_high", "claim_part", "claim_part_ci_low", "claim_part_ci_high", "note")
+
+
+@dataclass(frozen=True)
+class Counterfactual:
+    """answers: readable counterfactual attack answers (0: nothing to show); matched: core.matched tables on
+    them; seeds: the matched-seed set's gaps and rates (claim = seed statement); decomposition: per model x
+    language, quantity (raw_gap, group_part, claim_part, surviving, adjusted_gap), estimate, se, ci_low, ci_high,
+    group_high, group_low, claims, crossed_claims, nested_claims, dropped_claims; comparison: COMPARISON_COLUMNS."""
+
+    answers: int
+    matched: MatchedSummary | None
+    seeds: MatchedSummary | None
+    decomposition: pd.DataFrame
+    comparison: pd.DataFrame
+
+
+def scope(filters: Filters | None = None) -> dict:
+    """Attack probes within `filters`: the matched design compares attacks (controls are over-refusal's)."""
+    return {**dict(filters or {}), "kind": ["attack"]}
+
+
+def compute(source: Store | pd.DataFrame, judge: str = "refusal", filters: Filters | None = None,
+            resamples: int = 1000, seed: int = 0) -> Counterfactual:
+    """The view of a selection; `source` a Store, or Store.matched_outcomes rows already read."""
+    rows = source.matched_outcomes(judge, scope(filters)) if isinstance(source, Store) else source
+    rows = rows.loc[rows["kind"] == "attack"] if "kind" in rows.columns else rows
+    is_cf = rows["counterfactual_id"].fillna("") != ""
+    counterfactual, seeded = rows.loc[is_cf], rows.loc[~is_cf].assign(counterfactual_id=None)
+    matched = matched_summary(counterfactual, resamples=resamples, seed=seed) if len(counterfactual) else None
+    seeds = matched_summary(seeded, resamples=resamples, seed=seed) if len(seeded) else None
+    decomposition = _decompositions(rows) if len(counterfactual) else pd.DataFrame()
+    return Counterfactual(int(len(counterfactual)), matched, seeds, decomposition,
+                          _comparison(counterfactual, seeded, matched, seeds, decomposition))
+
+
+def _decompositions(rows: pd.DataFrame) -> pd.DataFrame:
+    """core.matched.decompose per model x language on every attack answer (both sets), or a note saying why not."""
+    tables = []
+    for (model, language), part in rows.groupby(list(CELL), sort=True, observed=True):
+        labels = {"model": model, "language": language}
+        try:
+            found = decompose(part)
+        except MatchedError as error:
+            tables.append(pd.DataFrame([{**labels, "quantity": "surviving", "note": str(error)}]))
+            continue
+        tables.append(found.gaps.assign(**labels, claims=found.claims, crossed_claims=found.crossed_claims,
+                                        nested_claims=found.nested_claims, dropped_claims=found.dropped_claims,
+                                        note=""))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def _comparison(counterfactual: pd.DataFrame, seeded: pd.DataFrame, matched: MatchedSummary | None,
+                seeds: MatchedSummary | None, decomposition: pd.DataFrame) -> pd.DataFrame:
+    """One row per model x language that has counterfactual answers: the matched-seed gap, the counterfactual
+    gap, Cochran's p and the decomposition's group part, claim part and surviving share, each with its CI."""
+    if matched is None:
+        return pd.DataFrame(columns=list(COMPARISON_COLUMNS))
+    out = []
+    cf_gaps = matched.gaps.set_index(list(CELL))
+    seed_gaps = seeds.gaps.set_index(list(CELL)) if seeds is not None else pd.DataFrame()
+    cochran = matched.cochran.set_index(list(CELL))
+    answers_cf = counterfactual.groupby(list(CELL)).size()
+    answers_seed = seeded.groupby(list(CELL)).size() if len(seeded) else pd.Series(dtype="int64")
+    for key in cf_gaps.index:
+        row = {"model": key[0], "language": key[1], "groups": int(cf_gaps.at[key, "groups"]),
+               "counterfactual_answers": int(answers_cf.get(key, 0)), "seed_answers": int(answers_seed.get(key, 0)),
+               "counterfactual_gap": cf_gaps.at[key, "gap"], "counterfactual_gap_ci_low": cf_gaps.at[key, "ci_low"],
+               "counterfactual_gap_ci_high": cf_gaps.at[key, "ci_high"],
+               "cochran_p": cochran.at[key, "pvalue"] if key in cochran.index else float("nan"), "note": ""}
+        if key in seed_gaps.index:
+            row.update(seed_gap=seed_gaps.at[key, "gap"], seed_gap_ci_low=seed_gaps.at[key, "ci_low"],
+                       seed_gap_ci_high=seed_gaps.at[key, "ci_high"])
+        part = decomposition.loc[(decomposition["model"] == key[0]) & (decomposition["language"] == key[1])] \
+            if len(decomposition) else decomposition
+        notes = [n for n in part.get("note", pd.Series(dtype=str)) if n]
+        if notes:
+            row["note"] = notes[0]
+        for quantity in ("surviving", "group_part", "claim_part"):
+            found = part.loc[part["quantity"] == quantity] if len(part) else part
+            if len(found) and "estimate" in found.columns and not notes:
+                row.update({quantity: found["estimate"].iloc[0], f"{quantity}_ci_low": found["ci_low"].iloc[0],
+                            f"{quantity}_ci_high": found["ci_high"].iloc[0]})
+        out.append(row)
+    return pd.DataFrame(out).reindex(columns=list(COMPARISON_COLUMNS))
