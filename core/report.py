@@ -169,6 +169,11 @@ def build_report(store: Store, judge: str = "refusal",
     over = analyses.over_refusal.compute(store, judge, filters)
     if over.controls:
         parts += _over_refusal_sections(over)
+    if not kinds or "attack" in kinds:
+        matched = analyses.counterfactual.compute(store, judge, {k: v for k, v in (filters or {}).items() if k != "kind"})
+        if matched.matched is not None:
+            parts += _counterfactual_sections(matched, store.taxonomy())
+            summary["counterfactual_answers"] = matched.answers
     parts += _judge_sections(store, frame, judge, filters)
     parts += _judge_error_sections(population, sample, judge)
     if comparison is not None:
@@ -248,6 +253,37 @@ def _attack_sections(attack: pd.DataFrame, head: analyses.headline.Headline, pop
     parts += ["<h2>Defense Rate per jailbreak strategy</h2>",
               _table(strategies[["model", "language", "strategy", "n", "dr", "ci_low", "ci_high"]],
                      {"strategy": lambda v: _e(words.strategy_label(v))})]
+    return parts
+
+
+def _counterfactual_sections(view: analyses.counterfactual.Counterfactual, words: taxonomy.Taxonomy) -> list[str]:
+    """The Counterfactual page's result: the gap when only the group changes next to the matched-seed gap, the
+    group DRs on the counterfactual probes, the pairs that differ, the decomposition."""
+    def name_in(language_column: str, group_column: str):
+        return lambda frame: frame.assign(**{group_column: [words.group_name(g, lang) if isinstance(g, str) else g
+                                                            for g, lang in zip(frame[group_column], frame[language_column])]})
+    comparison = view.comparison[[c for c in analyses.counterfactual.COMPARISON_COLUMNS if c != "note"]]
+    rates = name_in("language", "group")(view.matched.rates)
+    pairs = view.matched.pairs
+    significant = pairs.loc[pairs["significant"].astype(bool)]
+    if len(significant):
+        significant = name_in("language", "group_b")(name_in("language", "group_a")(significant))
+    parts = ["<h2>Counterfactual probes: the gap when only the group changes</h2>",
+             "<p class='note'>Matched seeds give each group its own seed statements, so their gap (seed_gap) mixes "
+             "the group with how hard its seeds are; counterfactual probes fill one claim, scenario, strategy and "
+             "template for every group, so they differ only in the group's words (counterfactual_gap). CIs resample "
+             "claims (seeds). cochran_p: Cochran's Q test of equal DR across groups on the same claims. surviving: "
+             "the share of the raw gap left when claims are held fixed (logistic model with claim and group "
+             "effects over both sets; group_part + claim_part = raw gap), with delta-method intervals.</p>",
+             _table(comparison, {"cochran_p": _p}),
+             "<h3>Defense Rate per group, counterfactual probes (95% CI resampling claims)</h3>", _table(rates),
+             f"<h3>Pairs of groups that differ on the same claims (McNemar exact, Holm): {len(significant)} of "
+             f"{len(pairs)}</h3>"]
+    if len(significant):
+        parts.append(_table(significant[["model", "language", "group_a", "group_b", "n_pairs", "dr_a", "dr_b", "diff",
+                                         "ci_low", "ci_high", "p_adjusted"]], {"p_adjusted": _p}))
+    if len(view.decomposition):
+        parts += ["<h3>The gap decomposed (both sets)</h3>", _table(view.decomposition)]
     return parts
 
 

@@ -129,8 +129,13 @@ elif require_write_access("correct verdicts"):
                 st.rerun()
 
 st.header("Counterfactuals")
-st.caption("The same scenario and strategy, answered by the same model for every group: the probes differ only "
-           "in the group's seed statement and name.")
+if detail.get("counterfactual_id"):
+    st.caption(f"Counterfactual siblings ({detail['counterfactual_id']}, claim {detail.get('claim_id') or '?'}): the same "
+               "claim, scenario, strategy and template, answered by the same model for every group. The prompts "
+               "differ only in the group's words.")
+else:
+    st.caption("The same scenario and strategy, answered by the same model for every group: the probes differ only "
+               "in the group's seed statement and name.")
 counterparts = store.counterfactuals(completion_id, judge)
 columns = st.columns(3)
 for index, row in enumerate(counterparts.itertuples()):
