@@ -2,7 +2,7 @@
 regexes, signal kinds, the folding it uses) or the taxonomy's group names it reads. Before, it hashed the rule
 tables only, so a logic change kept the version and `judge --rejudge` replaced nothing.
 
-Each check runs a fresh interpreter on a copy of core/ (the judge computes its version at import), so the
+Each check runs a fresh interpreter on a copy of core/ and data/taxonomies/ (the judge computes its version at import), so the
 same test runs against any checkout: on the code before the fix the engine and group-list checks fail.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ def _version(tree: pathlib.Path, code: str = PRINT_VERSION) -> str:
 def _copy(tmp_path: pathlib.Path) -> pathlib.Path:
     tree = tmp_path / "tree"
     shutil.copytree(ROOT / "core", tree / "core", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "data" / "taxonomies", tree / "data" / "taxonomies")  # core.taxonomy reads it at import
     return tree
 
 
