@@ -84,7 +84,7 @@ def _tokens(probe, claim) -> list[str]:
     before, after = probe.prompt.split(filled)
     name = re.compile(rf"(?<!\w){re.escape(forms.plural)}(?!\w)")
     masked = name.sub(f" {MARK} ", before) + masked_claim + name.sub(f" {MARK} ", after)
-    return re.findall(rf"\w+|[^\w\s]", masked)
+    return re.findall(r"\w+|[^\w\s]", masked)
 
 
 def test_siblings_differ_only_in_the_groups_words(bundled, claims):

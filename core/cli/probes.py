@@ -38,7 +38,7 @@ def cmd_probes_build(args: argparse.Namespace) -> int:
 CUSTOM_INPUTS: tuple[str, ...] = ("taxonomy", "claims", "scenarios", "templates")
 
 
-def _counts(probes) -> dict[str, int]:
+def _counts(probes: list) -> dict[str, int]:
     counts: dict[str, int] = {}
     for p in probes:
         counts[f"{p.language}/{p.kind}"] = counts.get(f"{p.language}/{p.kind}", 0) + 1
