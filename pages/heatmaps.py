@@ -16,6 +16,7 @@ from core import taxonomy
 from core.estimates import JUDGE_ONLY, estimate_label
 from ui import filters
 from ui.cached import corrected, judge_errors, rates, sample_labels
+from ui.common import warn_unsupported_languages
 from ui.page import start
 from ui.stat_figures import (CELL_SELECTION, ci_heatmap, ci_heatmap_chart, clicked_cell, clicked_chart_cell,
                              judge_error_warning, significance_note)
@@ -121,7 +122,9 @@ def draw(table: pd.DataFrame, rows: str, language: str, title: str, key: str, fi
             {**fixed, rows: row, "group": group, "language": language, "kind": "attack", "judge": judge}))
 
 
-languages = [lang for lang in taxonomy.LANGUAGES if lang in set(by_group["language"])]
+shown = set(by_group["language"])  # the default's languages first, then any other population's
+languages = [lang for lang in taxonomy.LANGUAGES if lang in shown] + sorted(shown - set(taxonomy.LANGUAGES))
+warn_unsupported_languages(languages, judge)
 for language in languages:
     st.header(f"Language: {language}")
     draw(by_group[by_group["language"] == language], "model", language, f"Model x group ({language})",

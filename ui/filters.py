@@ -128,7 +128,8 @@ def completion_filters(models: Sequence[str], languages: Sequence[str], *, page:
     languages = list(languages) or list(taxonomy.LANGUAGES)
     chosen = sidebar({
         "model": models, "language": languages,
-        "group": [g for g in taxonomy.GROUPS if any(g in taxonomy.GROUPS_BY_LANGUAGE[lang] for lang in languages)],
+        "group": [g for g in taxonomy.GROUPS  # a language of another population has no default groups
+                  if any(g in taxonomy.GROUPS_BY_LANGUAGE.get(lang, ()) for lang in languages)],
         "strategy": list(taxonomy.STRATEGIES), "scenario_category": list(taxonomy.SCENARIO_CATEGORIES),
         "kind": list(taxonomy.KINDS), "verdict": list(VERDICT_FILTERS),
     }, page=page)
