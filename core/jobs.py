@@ -18,7 +18,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from core import taxonomy
 from core.probes.builder import BUNDLED_PROBES
+from core.probes.counterfactual import COUNTERFACTUAL_PROBES
 from core.probes.loader import load_probes
 from core.probes.schema import Probe
 from core.probes.selection import Selection, select
@@ -30,6 +32,9 @@ from core.targets import TARGETS
 # used for the estimate shown before a run starts. API targets have no fixed speed: no estimate.
 LOCAL_TOKENS_PER_S = 170.0
 FINISHED = ("completed", "stopped", "failed")
+# The probe sets a run draws from: a bundled set (with the stored probes of its kind) or the stored probes alone.
+PROBE_SETS: dict[str, str] = {"builtin": "Matched seeds", "counterfactual": "Counterfactual", "stored": "Stored only"}
+_BUNDLED_SETS: dict[str, Path] = {"builtin": BUNDLED_PROBES, "counterfactual": COUNTERFACTUAL_PROBES}
 
 
 @dataclass(frozen=True)
@@ -44,24 +49,39 @@ class RunRequest:
     batch_size: int = 16
     temperature: float = 0.0
     seed: int = 0
+    probe_set: str = "builtin"  # one of PROBE_SETS
+
+    def __post_init__(self) -> None:
+        if self.probe_set not in PROBE_SETS:
+            raise ValueError(f"unknown probe set {self.probe_set!r}; known: {', '.join(PROBE_SETS)}")
 
     def config(self) -> dict[str, Any]:
-        return {"selection": self.selection.to_dict(), "sources": list(self.sources),
+        return {"selection": self.selection.to_dict(), "sources": list(self.sources), "probe_set": self.probe_set,
                 "generation": {"max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size,
                                "temperature": self.temperature, "seed": self.seed}}
 
 
 def candidate_probes(store: Store | None, request: RunRequest) -> list[Probe]:
-    """The probes a request would send: bundled and stored probes, filtered, then sampled per cell.
+    """The probes a request would send: the request's probe set, filtered, then sampled per cell.
 
+    `builtin` is the bundled matched-seed set with the stored probes that are not counterfactual, `counterfactual`
+    the bundled counterfactual set with the stored counterfactual probes (so neither set draws in the other's
+    probes once both have been run), `stored` the stored probes alone. A bundled set is pooled only when the
+    store holds the default taxonomy's population: a store of another taxonomy has its groups, not MiJaBench's.
     Reads only, so the page can show the count before anything is written (store None: no database yet,
     the bundled probes alone).
     """
     sel = request.selection
-    bundled = load_probes(BUNDLED_PROBES, default_source="builtin").probes
+    bundled_file = _BUNDLED_SETS.get(request.probe_set)
+    default_population = store is None or store.taxonomy().name == taxonomy.DEFAULT_NAME
+    bundled = load_probes(bundled_file, default_source=request.probe_set).probes \
+        if bundled_file is not None and default_population else []
     stored = [] if store is None else store.probes({"language": sel.languages, "group": sel.groups,
                                                     "strategy": sel.strategies,
                                                     "scenario_category": sel.scenario_categories})
+    if request.probe_set != "stored":
+        counterfactual = request.probe_set == "counterfactual"
+        stored = [p for p in stored if bool(p.counterfactual_id) == counterfactual]
     pool = {p.probe_id: p for p in [*bundled, *stored]}
     probes = list(pool.values())
     if request.sources:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core import taxonomy
-from core.jobs import MANAGER, RunRequest, candidate_probes, estimate_seconds
+from core.jobs import MANAGER, PROBE_SETS, RunRequest, candidate_probes, estimate_seconds
 from core.judges import DEFAULT_JUDGES
 from core.targets import BUILTIN_TARGETS, RUNNABLE_BACKENDS
 from core.probes.selection import Selection
@@ -66,6 +66,11 @@ strategies = right.multiselect("Strategies (none = all)", list(taxonomy.STRATEGI
                                format_func=lambda s: taxonomy.STRATEGY_LABELS[s])
 categories = right.multiselect("Scenario categories (none = all)", list(taxonomy.SCENARIO_CATEGORIES),
                                key=f"{PAGE}_categories")
+probe_set = right.radio("Probe set", list(PROBE_SETS), format_func=PROBE_SETS.get, horizontal=True,
+                        key=f"{PAGE}_probe_set",
+                        help="Matched seeds: every group gets the same scenarios and templates with its own seed "
+                             "statements. Counterfactual: the same claim, scenario and template for every group, "
+                             "only the group's words differ. Stored only: the probes already in the database.")
 a, b, c = st.columns(3)
 per_cell = a.number_input("Probes per language x group x strategy", min_value=1, max_value=1000, value=2,
                           key=f"{PAGE}_per_cell")
@@ -78,7 +83,7 @@ try:
                          selection=Selection(languages=tuple(languages), groups=tuple(groups),
                                              strategies=tuple(strategies), scenario_categories=tuple(categories),
                                              per_cell=int(per_cell)),
-                         max_new_tokens=int(max_new_tokens), batch_size=int(batch_size))
+                         max_new_tokens=int(max_new_tokens), batch_size=int(batch_size), probe_set=probe_set)
     probes = candidate_probes(store, request)
 except taxonomy.VocabularyError as exc:
     st.error(str(exc))

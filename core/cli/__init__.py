@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from core.judges import UnknownJudge
+    from core.probes.counterfactual import CounterfactualError
     from core.probes.loader import ProbeFileError
     from core.executors import ExecutorUnavailable
     from core.store import StoreError
@@ -56,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (BadInput, ProbeFileError, UnknownJudge, UnknownTarget, taxonomy.VocabularyError) as exc:
+    except (BadInput, ProbeFileError, UnknownJudge, UnknownTarget, taxonomy.VocabularyError,
+            taxonomy.TaxonomyError, CounterfactualError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (StoreError, TargetUnavailable, ExecutorUnavailable) as exc:

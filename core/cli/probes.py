@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from core import taxonomy
-from core.cli.common import EXIT_BAD_INPUT, EXIT_OK, emit, open_store
+from core.cli.common import EXIT_BAD_INPUT, EXIT_OK, BadInput, emit, open_store
 
 
 def cmd_probes_build(args: argparse.Namespace) -> int:
@@ -16,6 +16,11 @@ def cmd_probes_build(args: argparse.Namespace) -> int:
     from core.probes.builder import BUNDLED_PROBES, build_bundled
     from core.probes.loader import write_probes
 
+    if args.counterfactual:
+        return _build_counterfactual(args)
+    custom = [f"--{name.replace('_', '-')}" for name in CUSTOM_INPUTS if getattr(args, name) is not None]
+    if custom or args.max_claims is not None:
+        raise BadInput(f"{', '.join(custom or ['--max-claims'])}: only with --counterfactual")
     args.seed = builder.DEFAULT_SEED if args.seed is None else args.seed
     args.per_cell = builder.DEFAULT_PER_CELL if args.per_cell is None else args.per_cell
     args.controls_per_group = builder.DEFAULT_CONTROLS_PER_GROUP if args.controls_per_group is None \
@@ -23,11 +28,51 @@ def cmd_probes_build(args: argparse.Namespace) -> int:
     probes = build_bundled(seed=args.seed, per_cell=args.per_cell, controls_per_group=args.controls_per_group)
     out = Path(args.out or BUNDLED_PROBES)
     write_probes(out, probes)
+    counts = _counts(probes)
+    emit(args, {"path": str(out), "probes": len(probes), "by_language_kind": counts},
+         f"wrote {len(probes)} probes to {out} ({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))})")
+    return EXIT_OK
+
+
+# The inputs of a counterfactual set that replace the bundled ones (each a file).
+CUSTOM_INPUTS: tuple[str, ...] = ("taxonomy", "claims", "scenarios", "templates")
+
+
+def _counts(probes) -> dict[str, int]:
     counts: dict[str, int] = {}
     for p in probes:
         counts[f"{p.language}/{p.kind}"] = counts.get(f"{p.language}/{p.kind}", 0) + 1
-    emit(args, {"path": str(out), "probes": len(probes), "by_language_kind": counts},
-         f"wrote {len(probes)} probes to {out} ({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))})")
+    return counts
+
+
+def _build_counterfactual(args: argparse.Namespace) -> int:
+    """`probes build --counterfactual`: every file is read and checked before anything is written, so a bad one
+    exits 2 with its located message and leaves no file behind. A set built from other inputs than the bundled
+    ones needs --out, so it never replaces data/probes/counterfactual.jsonl by accident."""
+    from core.probes import builder
+    from core.probes.counterfactual import COUNTERFACTUAL_PROBES, build_from_files
+    from core.probes.loader import write_probes
+
+    if args.per_cell is not None or args.controls_per_group is not None:
+        raise BadInput("--per-cell and --controls-per-group are for the matched-seed set; a counterfactual set "
+                       "has one probe per group for every claim x strategy (shorten it with --max-claims)")
+    if args.max_claims is not None and args.max_claims < 1:
+        raise BadInput(f"--max-claims must be at least 1, got {args.max_claims}")
+    custom = [name for name in CUSTOM_INPUTS if getattr(args, name) is not None]
+    if custom and args.out is None:
+        raise BadInput(f"--{custom[0]} builds a set of its own: name where it goes with --out")
+    seed = builder.DEFAULT_SEED if args.seed is None else args.seed
+    probes = build_from_files(args.taxonomy, args.claims, args.scenarios, args.templates, seed=seed,
+                              max_claims=args.max_claims)
+    out = Path(args.out or COUNTERFACTUAL_PROBES)
+    write_probes(out, probes, taxonomy_file=args.taxonomy)
+    counts = _counts(probes)
+    ids = len({p.counterfactual_id for p in probes})
+    claims = len({(p.language, p.claim_id) for p in probes})
+    emit(args, {"path": str(out), "probes": len(probes), "by_language_kind": counts, "counterfactual_ids": ids,
+                "claims": claims, "taxonomy": probes[0].taxonomy},
+         f"wrote {len(probes)} counterfactual probes ({claims} claims, {ids} counterfactual ids) to {out} "
+         f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))})")
     return EXIT_OK
 
 
@@ -62,7 +107,20 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     build.add_argument("--seed", type=int, default=None)
     build.add_argument("--per-cell", type=int, default=None, help="attack probes per language x group x strategy")
     build.add_argument("--controls-per-group", type=int, default=None)
-    build.add_argument("--out", default=None, help="default: data/probes/builtin.jsonl")
+    build.add_argument("--out", default=None, help="default: data/probes/builtin.jsonl "
+                       "(data/probes/counterfactual.jsonl with --counterfactual)")
+    build.add_argument("--counterfactual", action="store_true",
+                       help="build the counterfactual set: claim templates filled for every group of a taxonomy")
+    build.add_argument("--taxonomy", default=None, help="with --counterfactual: a taxonomy file (default: the "
+                       "bundled MiJaBench one)")
+    build.add_argument("--claims", default=None, help="with --counterfactual: a claims file (default: "
+                       "data/counterfactual/claims.jsonl)")
+    build.add_argument("--scenarios", default=None, help="with --counterfactual: a scenarios file (default: "
+                       "data/scenarios.jsonl)")
+    build.add_argument("--templates", default=None, help="with --counterfactual: a strategy templates file "
+                       "(default: data/templates.jsonl)")
+    build.add_argument("--max-claims", type=int, default=None,
+                       help="with --counterfactual: keep the first N claims per language and polarity")
     build.set_defaults(func=cmd_probes_build)
     imp = probes.add_parser("import", parents=[common], help="store probes from a MiJaBench-layout file")
     imp.add_argument("file", type=Path)

@@ -22,16 +22,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BadInput("--retry-errors re-sends the errors of a stored run: name it with --run-id"
                        + (f" ({args.run_id!r} is not in {store.path})" if args.run_id else ""))
     if run is None:
+        vocabulary = store.taxonomy()  # the population the store holds: its spellings are the valid ones
         try:
-            selection = Selection(languages=tuple(args.languages), groups=tuple(args.groups),
-                                  strategies=tuple(args.strategies), scenario_categories=tuple(args.categories),
-                                  per_cell=args.per_cell, seed=args.seed)
+            selection = Selection(languages=tuple(map(vocabulary.canonical_language, args.languages)),
+                                  groups=tuple(map(vocabulary.canonical_group, args.groups)),
+                                  strategies=tuple(map(vocabulary.canonical_strategy, args.strategies)),
+                                  scenario_categories=tuple(args.categories), per_cell=args.per_cell, seed=args.seed)
         except taxonomy.VocabularyError as exc:
             raise BadInput(str(exc)) from None
         # The same request the dashboard's Run page makes (core.jobs), so either resumes the other's runs.
         request = RunRequest(targets=tuple(target_specs), judges=tuple(judge_names), selection=selection,
                              sources=tuple(args.sources), max_new_tokens=args.max_new_tokens,
-                             batch_size=args.batch_size, temperature=args.temperature, seed=args.seed)
+                             batch_size=args.batch_size, temperature=args.temperature, seed=args.seed,
+                             probe_set=args.probe_set)
         probes = candidate_probes(store, request)
         if not probes:
             raise BadInput("the selection matches no probe; widen --languages/--groups/--strategies/--categories")
@@ -178,6 +181,9 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     run.add_argument("--categories", type=csv_list, default=[], help="scenario categories")
     run.add_argument("--sources", type=csv_list, default=[], help="probe sources (builtin, mijabench, custom)")
     run.add_argument("--per-cell", type=int, default=None, help="probes per language x group x strategy")
+    run.add_argument("--probe-set", default="builtin", choices=["builtin", "counterfactual", "stored"],
+                     help="builtin: the bundled matched-seed set; counterfactual: the bundled counterfactual set "
+                          "(the same claim for every group); stored: only the probes already in the store")
     run.add_argument("--judges", type=csv_list, default=["refusal"], help=judges_help)
     run.add_argument("--run-id", default=None, help="resume this run, or name a new one")
     run.add_argument("--retry-errors", action="store_true", help="with --run-id: also send again the probes whose "

@@ -68,16 +68,35 @@ def load_seeds(paths: Iterable[Path]) -> list[Seed]:
     return seeds
 
 
-def load_scenarios(path: Path) -> list[Scenario]:
-    return [Scenario(taxonomy.canonical_language(row["language"]),
-                     taxonomy.canonical_category(row["scenario_category"]), row["scenario"].strip())
-            for _, row in _jsonl(path)]
+def load_scenarios(path: Path, vocabulary: taxonomy.Taxonomy = taxonomy.DEFAULT) -> list[Scenario]:
+    """Scenarios whose language and category `vocabulary` knows (a custom taxonomy passes its own); a bad row is
+    reported as `FILE:LINE: reason`."""
+    scenarios = []
+    for number, row in _jsonl(path):
+        try:
+            scenarios.append(Scenario(vocabulary.canonical_language(row["language"]),
+                                      vocabulary.canonical_category(row["scenario_category"]),
+                                      row["scenario"].strip()))
+        except (KeyError, AttributeError, TypeError, taxonomy.VocabularyError) as exc:
+            raise ValueError(f"{path}:{number}: bad scenario row: {_reason(exc)}") from None
+    return scenarios
 
 
-def load_templates(path: Path) -> list[Template]:
-    return [Template(taxonomy.canonical_language(row["language"]), taxonomy.canonical_strategy(row["strategy"]),
-                     row["template_id"], row["template"])
-            for _, row in _jsonl(path)]
+def load_templates(path: Path, vocabulary: taxonomy.Taxonomy = taxonomy.DEFAULT) -> list[Template]:
+    """Strategy templates whose language and strategy `vocabulary` knows; a bad row is `FILE:LINE: reason`."""
+    templates = []
+    for number, row in _jsonl(path):
+        try:
+            templates.append(Template(vocabulary.canonical_language(row["language"]),
+                                      vocabulary.canonical_strategy(row["strategy"]), row["template_id"],
+                                      row["template"]))
+        except (KeyError, AttributeError, TypeError, taxonomy.VocabularyError) as exc:
+            raise ValueError(f"{path}:{number}: bad template row: {_reason(exc)}") from None
+    return templates
+
+
+def _reason(exc: Exception) -> str:
+    return f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
 
 
 def build_probes(seeds: list[Seed], scenarios: list[Scenario], templates: list[Template],
