@@ -89,7 +89,7 @@ def cmd_probes_import(args: argparse.Namespace) -> int:
         print(f"error: {len(result.problems)} of {result.rows} rows rejected; nothing was imported "
               f"(fix them, or pass --skip-bad-rows to import the {len(result.probes)} good rows)", file=sys.stderr)
         return EXIT_BAD_INPUT
-    added = open_store(args).add_probes(result.probes)
+    added = open_store(args).add_probes(result.probes, result.taxonomy)  # a non-default taxonomy is stored with them
     for problem in result.problems:
         print(f"skipped: {problem}", file=sys.stderr)
     emit(args, {"file": str(args.file), "rows": result.rows, "valid": len(result.probes), "added": added,
