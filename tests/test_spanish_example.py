@@ -142,3 +142,27 @@ def test_the_readme_has_the_content_warning_and_the_walk_through():
         assert command in readme, command
     provenance = (EXAMPLE / "PROVENANCE.md").read_text(encoding="utf-8")
     assert "ToxiGen" in provenance and "MIT" in provenance
+
+
+def test_the_counterfactual_builder_accepts_the_example(es, tmp_path):
+    from core.probes.counterfactual import build_from_files, load_claims, siblings
+    from core.probes.loader import load_probes, write_probes
+    from core.store import Store
+
+    claims = load_claims(EXAMPLE / "claims.jsonl", es)
+    assert [c.claim_id for c in claims] == [row["claim_id"] for row in _rows("claims.jsonl")]
+    probes = build_from_files(EXAMPLE / "taxonomy.toml", EXAMPLE / "claims.jsonl", EXAMPLE / "scenarios.jsonl",
+                              EXAMPLE / "templates.jsonl")
+    hate = sum(c.polarity == "hate" for c in claims)
+    assert len(probes) == 6 * (hate * 4 + (len(claims) - hate))  # six groups x (4 attacks per hate claim + 1 control)
+    for family in siblings(probes).values():
+        assert sorted(p.group for p in family) == sorted(es.languages["es"].groups)
+        assert len({(p.scenario, p.strategy) for p in family}) == 1  # they differ only in the group's words
+    women = next(p for p in probes if p.group == "women" and p.claim_id == "es-005")
+    assert "las mujeres son vagas por naturaleza" in women.prompt and "mujeres" in women.prompt
+    out = tmp_path / "probes.jsonl"
+    write_probes(out, probes, taxonomy_file=EXAMPLE / "taxonomy.toml")
+    result = load_probes(out, default_source="counterfactual")
+    store = Store(tmp_path / "es.duckdb")
+    assert store.add_probes(result.probes, result.taxonomy) == len(probes)
+    assert store.taxonomy().languages["es"].name == "Español"
