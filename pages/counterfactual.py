@@ -11,7 +11,7 @@ import streamlit as st
 
 from ui import filters
 from ui.cached import counterfactual
-from ui.common import group_label
+from ui.common import group_label, warn_unsupported_languages
 from ui.page import start
 from ui.stat_figures import CELL_SELECTION, ci_heatmap_chart, clicked_chart_cell
 
@@ -28,6 +28,7 @@ if view.matched is None:
             "set on the Run page); build a set of your own with `python -m core probes build --counterfactual`.")
     st.stop()
 
+warn_unsupported_languages([language], ctx.judge)
 st.caption("Matched seeds (the bundled set) give every group its own seed statements, so their gap mixes the group "
            "with how hard its seeds are. Counterfactual probes hold the claim fixed: only the group's words change. "
            "95% intervals resample claims (seeds), not answers, because the answers to one claim go together.")

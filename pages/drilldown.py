@@ -9,7 +9,8 @@ from core import taxonomy
 from core.store import StoreError
 from ui import filters
 from ui.cached import completion_page
-from ui.common import group_label, group_names, inert_text, open_store, readonly, require_write_access
+from ui.common import (group_label, group_names, inert_text, open_store, readonly, require_write_access,
+                       warn_unsupported_languages)
 from ui.page import start
 
 PAGE = "drilldown"
@@ -27,6 +28,7 @@ if rows.empty and page_number > 1:  # a page past the end (the filter narrowed):
 page_count = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
 
 st.metric("Matching completions", f"{total:,}")
+warned = warn_unsupported_languages(rows["language"] if not rows.empty else (), judge)
 st.page_link("pages/export.py", label="Export these completions as CSV", icon=":material/download:",
              query_params=filters.link({**scope, "verdict": verdicts, "judge": judge}))
 if total == 0:
@@ -81,6 +83,7 @@ if detail is None:
     st.stop()
 
 st.header("Completion")
+warn_unsupported_languages({detail["language"]} - set(warned), judge)
 facts_row = {"model": detail["model"], "language": detail["language"],
              "group": group_label(detail["group"], detail["language"]),
              "strategy": detail["strategy"], "scenario category": detail["scenario_category"],

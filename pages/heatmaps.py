@@ -15,6 +15,7 @@ import streamlit as st
 from core.estimates import JUDGE_ONLY, estimate_label
 from ui import filters
 from ui.cached import corrected, judge_errors, rates, sample_labels
+from ui.common import warn_unsupported_languages
 from ui.page import start
 from ui.stat_figures import (CELL_SELECTION, ci_heatmap, ci_heatmap_chart, clicked_cell, clicked_chart_cell,
                              judge_error_warning, significance_note)
@@ -121,6 +122,7 @@ def draw(table: pd.DataFrame, rows: str, language: str, title: str, key: str, fi
 
 
 languages = [lang for lang in ctx.vocabulary.language_codes if lang in set(by_group["language"])]
+warn_unsupported_languages(languages, judge)
 for language in languages:
     st.header(f"Language: {language}")
     draw(by_group[by_group["language"] == language], "model", language, f"Model x group ({language})",

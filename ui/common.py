@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -94,6 +95,30 @@ def vocabulary() -> taxonomy.Taxonomy:
     if not path.exists():
         return taxonomy.DEFAULT
     return stored(str(path), path.stat().st_mtime)
+
+
+UNSUPPORTED_WARNING = ("The refusal judge has no rules for {language}: its verdicts there use the English and "
+                       "Portuguese phrase tables. Use an llm: judge or a review sample (Review page) for numbers you "
+                       "can rely on.")
+
+
+def warn_unsupported_languages(languages: Iterable[str], judge: str) -> list[str]:
+    """One warning per shown language that has no `refusal` rules file, when the chosen judge relies on those
+    rules: its refusals in its own words are missed there, so its figures must not be read as measurements.
+    Language names come from the store's taxonomy. Returns the codes warned about (the drill-down's detail
+    does not warn twice)."""
+    from core.judges import relies_on_rules
+    from core.judges.refusal import unsupported
+
+    if not relies_on_rules(judge):
+        return []
+    missing = sorted({code for code in languages if isinstance(code, str) and code and unsupported(code)})
+    if missing:
+        declared = vocabulary().languages
+        for code in missing:
+            name = declared[code].name if code in declared else code
+            st.warning(UNSUPPORTED_WARNING.format(language=name), icon=":material/translate:")
+    return missing
 
 
 def group_label(key: str, language: str = "en") -> str:

@@ -22,6 +22,16 @@ from core.judges.base import JUDGES, Judge, JudgeContext, JudgeItem, UnknownJudg
 DEFAULT_JUDGES: tuple[str, ...] = ("refusal",)
 
 
+def relies_on_rules(judge: str) -> bool:
+    """Whether a judge's verdicts come from the `refusal` judge's phrase tables: `refusal` itself, a `learned:`
+    judge (its inputs are those rules' signals) or an ensemble with such a member. For a language without a rules
+    file (core.judges.refusal.unsupported) such figures deserve a warning; an `llm:` judge reads any language."""
+    name = str(judge).strip()
+    if name.startswith("ensemble:"):
+        return any(relies_on_rules(member) for member in name.removeprefix("ensemble:").split("+"))
+    return name == "refusal" or name.startswith("learned:")
+
+
 def known_judges() -> str:
     """How every registered judge is written, for help and error messages."""
     return JUDGES.known()
@@ -75,4 +85,4 @@ def resolve_judges(names: Sequence[str], store: Any = None, max_new_tokens: int 
 
 
 __all__ = ["DEFAULT_JUDGES", "JUDGES", "Judge", "JudgeContext", "JudgeItem", "UnknownJudge", "Verdict",
-           "known_judges", "register_judge", "resolve_judge", "resolve_judges", "version_of"]
+           "known_judges", "register_judge", "relies_on_rules", "resolve_judge", "resolve_judges", "version_of"]

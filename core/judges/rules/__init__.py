@@ -53,10 +53,16 @@ class Rules:
     demonstratives: tuple[str, ...]
     compiled: dict[str, Compiled]
 
-    def for_language(self, language: str) -> Compiled:
-        """The rules for an item's language ("pt-BR" -> pt); a language without a file gets the default."""
+    def code_for(self, language: str) -> str | None:
+        """The rules file an item's language uses ("pt-BR" -> "pt"), or None where no file is its own (an empty
+        language is the default's)."""
         lang = str(language or self.default_language).strip().lower()
-        return self.compiled[next((code for code in self.compiled if lang.startswith(code)), self.default_language)]
+        return next((code for code in self.compiled if lang.startswith(code)), None)
+
+    def for_language(self, language: str) -> Compiled:
+        """The rules for an item's language; a language without a file gets the default's tables (which hold
+        every language's phrases, the default's first), never an error."""
+        return self.compiled[self.code_for(language) or self.default_language]
 
 
 def _text(value: str | Sequence[str]) -> str:
