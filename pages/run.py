@@ -15,7 +15,7 @@ from core.judges import DEFAULT_JUDGES
 from core.targets import BUILTIN_TARGETS, RUNNABLE_BACKENDS
 from core.probes.selection import Selection
 from ui.cached import run_targets, runs
-from ui.common import db_path, open_store, readonly, require_write_access
+from ui.common import db_path, group_label, language_name, open_store, readonly, require_write_access, vocabulary
 from ui.page import start
 
 PAGE = "run"
@@ -58,13 +58,15 @@ judges = left.multiselect("Judges", judge_choices, default=list(DEFAULT_JUDGES),
 more_judges = left.text_input("Other judges (comma-separated)", key=f"{PAGE}_more_judges", placeholder="llm:smollm2")
 judges += [name.strip() for name in more_judges.split(",") if name.strip()]
 
-languages = right.multiselect("Languages", list(taxonomy.LANGUAGES), default=["en"], key=f"{PAGE}_languages")
-group_options = [g for g in taxonomy.GROUPS if any(g in taxonomy.GROUPS_BY_LANGUAGE[lang] for lang in languages)]
+words = vocabulary()  # the store's population: its languages, groups, strategies and categories
+languages = right.multiselect("Languages", list(words.language_codes), default=[words.language_codes[0]],
+                              key=f"{PAGE}_languages", format_func=language_name)
+group_options = [g for g in words.groups if any(g in words.groups_by_language[lang] for lang in languages)]
 groups = right.multiselect("Groups (none = all)", group_options, key=f"{PAGE}_groups",
-                           format_func=taxonomy.group_name)
-strategies = right.multiselect("Strategies (none = all)", list(taxonomy.STRATEGIES), key=f"{PAGE}_strategies",
-                               format_func=lambda s: taxonomy.STRATEGY_LABELS[s])
-categories = right.multiselect("Scenario categories (none = all)", list(taxonomy.SCENARIO_CATEGORIES),
+                           format_func=lambda g: group_label(g, languages[0] if languages else ""))
+strategies = right.multiselect("Strategies (none = all)", list(words.strategies), key=f"{PAGE}_strategies",
+                               format_func=words.strategy_label)
+categories = right.multiselect("Scenario categories (none = all)", list(words.categories),
                                key=f"{PAGE}_categories")
 probe_set = right.radio("Probe set", list(PROBE_SETS), format_func=PROBE_SETS.get, horizontal=True,
                         key=f"{PAGE}_probe_set",
