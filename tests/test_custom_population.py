@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -100,14 +101,24 @@ def test_the_browser_shows_the_spanish_heatmap(es_db, tmp_path):
             browser = pw.chromium.launch(executable_path=serve.CHROMIUM, args=serve.CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(60_000)
-            for path, ready in (("/heatmaps", "Model x group"), ("/counterfactual", "Defense Rate per group")):
+            from app import PAGES  # noqa: PLC0415 (app.py draws only when Streamlit runs it)
+
+            (ARTIFACTS / "browser").mkdir(parents=True, exist_ok=True)
+            titles = []
+            for file, *_ in PAGES:
+                path = "/" + Path(file).stem
                 page.goto(base + path)
-                page.get_by_text(ready, exact=False).first.wait_for()
+                page.locator("h1").first.wait_for()
+                page.get_by_text("Content warning", exact=False).first.wait_for()
+                titles.append(page.locator("h1").first.inner_text())
                 expect(page.locator('[data-testid="stException"]')).to_have_count(0)
-                drawn = rendered_heatmap(page, 0)
-                assert set(drawn["x"]) == SPANISH_NAMES, (path, drawn["x"])
-                (ARTIFACTS / "browser").mkdir(parents=True, exist_ok=True)
+                ready = {"/heatmaps": "Model x group", "/counterfactual": "Defense Rate per group"}.get(path)
+                if ready:
+                    page.get_by_text(ready, exact=False).first.wait_for()
+                    drawn = rendered_heatmap(page, 0)
+                    assert set(drawn["x"]) == SPANISH_NAMES, (path, drawn["x"])
                 page.screenshot(path=str(ARTIFACTS / "browser" / f"es{path.replace('/', '_')}.png"), full_page=True)
+            assert len(set(titles)) == len(PAGES), titles  # each page opened itself, not the Overview
             page.goto(base + "/heatmaps")
             page.get_by_text("The refusal judge has no rules for Español", exact=False).first.wait_for()
             browser.close()
