@@ -48,3 +48,25 @@ def utf16_message(where: str, data: bytes) -> str | None:
     if head.startswith(boms) or (len(head) >= 8 and head.count(b"\x00") >= len(head) // 4):
         return f"{where}:1:1: the file looks like UTF-16 text (NUL bytes between characters); save it as UTF-8"
     return None
+
+
+def read_utf8(path, what: str, error: type[Exception]) -> str:
+    """The text of a small input file (a taxonomy, a claims file), or `error("FILE:LINE: reason")`: unreadable,
+    larger than the limit, UTF-16, or not UTF-8 (the line of the first bad byte). A BOM is dropped."""
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise error(f"{path}:1: cannot read the {what}: {exc.strerror}") from None
+    too_big = oversize_message(str(path), size)
+    if too_big:
+        raise error(too_big)
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    wrong = utf16_message(str(path), raw)
+    if wrong:
+        raise error(wrong)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise error(f"{path}:{line}: not UTF-8; save the {what} as UTF-8") from None

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.limits import read_utf8
 from core.text import fold
 
 TAXONOMY_DIR = Path(__file__).resolve().parents[1] / "data" / "taxonomies"
@@ -337,17 +338,7 @@ def parse(text: str, path: str = "<taxonomy>") -> Taxonomy:
 
 def load(path: str | Path) -> Taxonomy:
     """Read and check a taxonomy file (TaxonomyError with FILE:LINE on any problem)."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise TaxonomyError(f"{path}:1: cannot read the taxonomy file: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise TaxonomyError(f"{path}:{line}: not UTF-8; save the taxonomy as UTF-8") from None
-    return parse(text, str(path))
+    return parse(read_utf8(path, "taxonomy file", TaxonomyError), str(path))
 
 
 def resolve(path: str | Path | None) -> Taxonomy:

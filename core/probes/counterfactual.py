@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core import taxonomy
+from core.limits import read_utf8
 from core.probes.builder import (DATA_DIR, DEFAULT_SEED, Scenario, Template, load_scenarios,
                                  load_templates)
 from core.probes.schema import Probe, probe_id_for
@@ -136,15 +137,7 @@ def load_claims(path: str | Path, vocabulary: taxonomy.Taxonomy = taxonomy.DEFAU
     """Read and check a claims file against a taxonomy; every bad row is reported at once (CounterfactualError,
     one `FILE:LINE: reason` a line), so a claims file is fixed in one pass rather than one error at a time."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise CounterfactualError(f"{path}:1: cannot read the claims file: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise CounterfactualError(f"{path}:{line}: not UTF-8; save the claims file as UTF-8") from None
+    text = read_utf8(path, "claims file", CounterfactualError)
     claims: list[Claim] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
