@@ -294,3 +294,36 @@ def test_per_cell_functions_refuse_a_frame_that_mixes_languages():
     for function in (matched.cochran_q, matched.pairwise_mcnemar, matched.gap):
         with pytest.raises(MatchedError, match="'language'"):
             function(frame)
+
+
+def test_the_gap_interval_covers_the_true_gap_where_the_percentile_one_does_not():
+    """A max - min over groups is biased upward under resampling, so the percentile interval of the resampled gap
+    under-covers (on SmolLM2 at 13 groups it lay wholly above the estimate). matched.gap_interval, from
+    simultaneous (Bonferroni) intervals of the group DRs, covers the true gap in at least 95% of 200 seeded
+    repetitions (6 groups x 26 claims x 2 prompts, claim effects, true gap 0.164), always holds the estimate,
+    and the percentile interval of the same resamples covers far less often (measured: 200 and 138 of 200: the
+    simultaneous interval is conservative, the price of being valid for a max - min)."""
+    truth_draws = np.random.default_rng(99).normal(0, 1.0, 400_000)
+    effects = np.linspace(-0.4, 0.4, 6)
+    truth = [expit(truth_draws + e).mean() for e in effects]
+    true_gap = max(truth) - min(truth)
+    covered = {"simultaneous": 0, "percentile": 0}
+    estimate_inside = 0
+    reps = 200
+    for rep in range(reps):
+        rng = np.random.default_rng(rep)
+        difficulty = rng.normal(0, 1.0, 26)
+        rows = [(f"g{g}", f"c{c}", f"cf{c}-{k}", rng.random() < expit(difficulty[c] + effects[g]))
+                for c in range(26) for k in range(2) for g in range(6)]
+        frame = pd.DataFrame(rows, columns=["group", "claim_id", "counterfactual_id", "refused"]).assign(
+            model="m", language="en")
+        gap = matched.matched_summary(frame, resamples=1000, seed=rep).gaps.iloc[0]
+        covered["simultaneous"] += gap.ci_low <= true_gap <= gap.ci_high
+        estimate_inside += gap.ci_low <= gap.gap <= gap.ci_high
+        cells, draws = matched._claim_draws(frame, ["model", "language", "group"], "claim_id", ["model", "language"],
+                                            "refused", 1000, rep)
+        star = draws.max(axis=1) - draws.min(axis=1)
+        low, high = np.quantile(star, [0.025, 0.975])
+        covered["percentile"] += low <= true_gap <= high
+    assert estimate_inside == reps
+    assert covered["simultaneous"] >= 0.95 * reps and covered["percentile"] <= 0.85 * reps, covered
