@@ -47,9 +47,9 @@ class PairSet:
     source: dict = field(default_factory=dict)
 
     def chosen_sources(self) -> dict[str, int]:
-        """How many chosen answers came from the run, another model in the store, or a template."""
+        """How many chosen answers came from the run, another model in the store, a template (or a pairs file)."""
         counts = self.pairs["chosen_source"].value_counts()
-        return {name: int(counts.get(name, 0)) for name in ("run", "store", "template")}
+        return {str(name): int(n) for name, n in counts.items()}
 
 
 def pair_sha256(prompt: str, chosen: str, rejected: str) -> str:
