@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,11 +51,12 @@ class RunRequest:
                                "temperature": self.temperature, "seed": self.seed}}
 
 
-def candidate_probes(store: Store | None, request: RunRequest) -> list[Probe]:
+def candidate_probes(store: Store | None, request: RunRequest, exclude: Collection[str] = ()) -> list[Probe]:
     """The probes a request would send: bundled and stored probes, filtered, then sampled per cell.
 
     Reads only, so the page can show the count before anything is written (store None: no database yet,
-    the bundled probes alone).
+    the bundled probes alone). `exclude`: probe ids left out before the per-cell sample is drawn (a mitigation's
+    training probes), so the cells stay full from the other probes.
     """
     sel = request.selection
     bundled = load_probes(BUNDLED_PROBES, default_source="builtin").probes
@@ -63,7 +64,8 @@ def candidate_probes(store: Store | None, request: RunRequest) -> list[Probe]:
                                                     "strategy": sel.strategies,
                                                     "scenario_category": sel.scenario_categories})
     pool = {p.probe_id: p for p in [*bundled, *stored]}
-    probes = list(pool.values())
+    excluded = set(exclude)
+    probes = [p for p in pool.values() if p.probe_id not in excluded]
     if request.sources:
         probes = [p for p in probes if p.source in request.sources]
     return select(probes, sel)
