@@ -27,6 +27,7 @@ from core.mitigate.train import MANIFEST, MitigateError, read_json, read_losses
 from core.store import Store
 
 AUDIT = "audit.json"
+AUDIT_JUDGE = "refusal"  # the after-audit's judge: offline, the same for both sides
 SPLITS = ("trained", "held out")
 SPLIT_COLUMNS: tuple[str, ...] = ("language", "split", "kind", "groups", "pairs", "base_dr", "cand_dr", "change",
                                   "ci_low", "ci_high", "p_value", "p_adjusted", "significant")
@@ -46,7 +47,7 @@ def adapted_spec(out: str | Path) -> str:
 
 
 def run_before_after(store: Store, out: str | Path, *, languages: Sequence[str] = (), per_cell: int | None = 3,
-                     seed: int = 0, judges: Sequence[str] = ("refusal",), max_new_tokens: int = 64,
+                     seed: int = 0, judges: Sequence[str] = (AUDIT_JUDGE,), max_new_tokens: int = 64,
                      batch_size: int = 16, on_progress: Callable | None = None,
                      cancel: threading.Event | None = None):
     """Plan (or resume) the run where the base and the adapted model answer the same probes, minus the training
@@ -159,7 +160,7 @@ def split_changes(counts: pd.DataFrame, trained: Sequence[str], held_out: Sequen
     return out.merge(groups, on=keys)[list(SPLIT_COLUMNS)]
 
 
-def before_after(store: Store, out: str | Path, judge: str = "refusal", resamples: int = 2000,
+def before_after(store: Store, out: str | Path, judge: str = AUDIT_JUDGE, resamples: int = 2000,
                  seed: int = 0) -> BeforeAfter:
     """The result of a mitigation whose after-audit (OUT/audit.json) is stored: reads only."""
     out = Path(out)

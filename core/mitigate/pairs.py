@@ -57,10 +57,12 @@ def pair_sha256(prompt: str, chosen: str, rejected: str) -> str:
     return hashlib.sha256(json.dumps([prompt, chosen, rejected], ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-def read_pairs(path: str | Path) -> PairSet:
+def read_pairs(path: str | Path, vocabulary: taxonomy.Taxonomy | None = None) -> PairSet:
     """A pairs file (JSONL, the layout of `export --format pairs`): every line an object with REQUIRED_FIELDS as
-    non-empty strings. A bad line raises PairsError `FILE:LINE: reason`; the file's missing optional fields are
-    empty. Refusals whose chosen_model is `template` count as template pairs, others as from the file."""
+    non-empty strings, its language and group known to `vocabulary` (made canonical; default: the bundled
+    taxonomy). A bad line raises PairsError `FILE:LINE: reason`; the file's missing optional fields are empty.
+    Refusals whose chosen_model is `template` count as template pairs, others as from the file."""
+    vocabulary = vocabulary or taxonomy.DEFAULT
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -82,6 +84,11 @@ def read_pairs(path: str | Path) -> PairSet:
                 problem = "missing" if name not in record else "empty or not a string"
                 raise PairsError(f"{path}:{number}: field {name!r} is {problem} (a pair needs "
                                  f"{', '.join(REQUIRED_FIELDS)})")
+        try:
+            record["language"] = vocabulary.canonical_language(record["language"])
+            record["group"] = vocabulary.canonical_group(record["group"])
+        except taxonomy.VocabularyError as exc:
+            raise PairsError(f"{path}:{number}: {exc}") from None
         records.append({**{name: "" for name in PAIR_FIELDS}, **record})
     if not records:
         raise PairsError(f"{path}:1: no pairs in the file")
@@ -119,16 +126,19 @@ def _template_rows(complied: pd.DataFrame, templates: dict[str, list[tuple[str, 
 
 def pairs_from_run(store, run_id: str, judge: str, per_group: int | None = None, seed: int = 0,
                    chosen_from: str = "templates", groups: Collection[str] | None = None,
+                   languages: Collection[str] | None = None,
                    templates: dict[str, list[tuple[str, str]]] | None = None) -> PairSet:
     """Balanced pairs from a stored run's jailbreaks (its complied attack answers), the refusal of each probe
     taken from the run, else (chosen_from "store" or "templates") another run's refusal of that probe, else
-    ("templates") a template in the probe's language. `groups`: only these groups get pairs (the trained ones).
+    ("templates") a template in the probe's language. `groups`, `languages`: only these get pairs (the trained
+    groups; empty or None: all).
     PairsError when the run is missing, has no jailbreak, or no refusal can be found for any."""
     if chosen_from not in CHOSEN_FROM:
         raise PairsError(f"chosen answers from {chosen_from!r}: use one of {', '.join(CHOSEN_FROM)}")
     if store.run(run_id) is None:
         raise PairsError(f"{store.path}: no run {run_id!r} (runs: {', '.join(store.runs()['run_id']) or 'none'})")
-    usable = _usable(store.judged(judge, {"run_id": [run_id], "kind": ["attack"]}, with_text=True))
+    usable = _usable(store.judged(judge, {"run_id": [run_id], "kind": ["attack"], "language": list(languages or [])},
+                                  with_text=True))
     if groups is not None:
         usable = usable[usable["group"].isin(list(groups))]
     complied = usable[usable["label"] == taxonomy.COMPLIED]

@@ -52,9 +52,10 @@ class TrainConfig:
     base: str = "smollm2"  # the target spec of the base model (smollm2, gemma3-270m, local:PATH)
     beta: float = 0.1
     epochs: int = 1
-    # Prompt + answer tokens. A longer pair loses the start of its prompt (TRL's keep_end), never its answer: with
-    # keep_start TRL would silently drop every pair whose prompt alone fills max_length.
-    max_length: int = 256
+    # Prompt + answer tokens (a longer pair loses the end of its answer). The bundled probes' prompts are 84-225
+    # tokens with the chat template and the demo's answers 64, so 320 keeps every pair whole; a prompt that alone
+    # fills max_length is an error (TRL would silently drop its pair). Padding, not this, sets the cost.
+    max_length: int = 320
     learning_rate: float = 2e-4
     batch_size: int = 4
     lora_r: int = 8
@@ -214,6 +215,22 @@ def _dataset_rows(pairset: PairSet, prompt_format: str, bos: str | None) -> list
     return rows
 
 
+def _check_prompt_lengths(tokenizer: Any, rows: list[dict], max_length: int) -> None:
+    """MitigateError when some prompt alone fills max_length: TRL would drop those pairs without a word."""
+    lengths = []
+    for row in rows:
+        if isinstance(row["prompt"], str):
+            lengths.append(len(tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]))
+        else:
+            rendered = tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+            lengths.append(len(tokenizer(rendered, add_special_tokens=False)["input_ids"]))
+    too_long = [n for n in lengths if n >= max_length]
+    if too_long:
+        raise MitigateError(f"--max-length {max_length}: {len(too_long)} of {len(rows)} pairs have a prompt of "
+                            f"{max_length} tokens or more (the longest {max(too_long)}), which would leave no answer "
+                            f"to train on; use --max-length {max(lengths) + 64} or more")
+
+
 class _Stop:
     """Ctrl-C during training: the first asks for a checkpoint after the step in flight, a second stops now."""
 
@@ -300,7 +317,8 @@ def train(pairset: PairSet, out: str | Path, config: TrainConfig, split: GroupSp
     resumed_from = int(checkpoint.name.rsplit("-", 1)[-1]) if checkpoint else None
     _keep_losses_until(out, resumed_from or 0)
 
-    trainer = _trainer(pairset, out, config, base)
+    with warnings.catch_warnings():
+        trainer = _trainer(pairset, out, config, base)
     stop = _Stop()
     trainer.add_callback(_callback(out, stop, on_step))
     began = time.perf_counter()
@@ -339,19 +357,19 @@ def _trainer(pairset: PairSet, out: Path, config: TrainConfig, base: BaseModel):
         tokenizer.pad_token = tokenizer.eos_token
     plain = base.prompt_format == "plain" or not getattr(tokenizer, "chat_template", None)
     rows = _dataset_rows(pairset, "plain" if plain else "chat", tokenizer.bos_token)
+    _check_prompt_lengths(tokenizer, rows, config.max_length)
     model = AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.float32)
+    warnings.simplefilter("ignore", FutureWarning)  # transformers' deprecations of what TRL calls: not ours to fix
     args = DPOConfig(
         output_dir=str(out / CHECKPOINTS), per_device_train_batch_size=config.batch_size,
         num_train_epochs=config.epochs, learning_rate=config.learning_rate, beta=config.beta,
-        max_length=config.max_length, truncation_mode="keep_end", save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
+        max_length=config.max_length, save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
         logging_steps=1, report_to="none", disable_tqdm=True, seed=config.seed, data_seed=config.seed,
         gradient_checkpointing=False, use_cpu=not cuda, dataloader_num_workers=0, lr_scheduler_type="linear")
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
                       target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM")
-    with warnings.catch_warnings():  # transformers' deprecation notices about TRL's calls: not the user's to fix
-        warnings.simplefilter("ignore", FutureWarning)
-        trainer = DPOTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
-                             processing_class=tokenizer, peft_config=lora)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
+                         processing_class=tokenizer, peft_config=lora)
     trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout; losses.jsonl holds them
     return trainer
 
