@@ -73,7 +73,7 @@ class _StepMeter:
 
 
 def cmd_mitigate(args: argparse.Namespace) -> int:
-    from core.mitigate.audit import before_after, manifest_of, run_before_after
+    from core.mitigate.audit import before_after, manifest_of
     from core.mitigate.pairs import PairsError
     from core.mitigate.train import MitigateError, TrainConfig, TrainingStopped, base_model, train
 
@@ -109,7 +109,7 @@ def cmd_mitigate(args: argparse.Namespace) -> int:
         manifest = manifest_of(args.out)
         payload["target"] = _save_target(store, args.out)
         if args.audit:
-            status = _audit(args, store, run_before_after)
+            status = _audit(args, store)
             if status != EXIT_OK:
                 return status
             result_ba = before_after(store, args.out)
@@ -137,9 +137,10 @@ def _save_target(store, out) -> str:
     return info.target_id
 
 
-def _audit(args: argparse.Namespace, store, run_before_after) -> int:
+def _audit(args: argparse.Namespace, store) -> int:
     """Run (or resume) the before/after audit with the run command's progress bar."""
     from core.cli.run import _Bar
+    from core.mitigate.audit import run_before_after
 
     bar = _Bar(enabled=not args.quiet)
     try:

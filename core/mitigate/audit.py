@@ -46,27 +46,24 @@ def adapted_spec(out: str | Path) -> str:
     return f"local:{Path(out).resolve()}"
 
 
-def run_before_after(store: Store, out: str | Path, *, languages: Sequence[str] = (), per_cell: int | None = 3,
-                     seed: int = 0, judges: Sequence[str] = (AUDIT_JUDGE,), max_new_tokens: int = 64,
-                     batch_size: int = 16, on_progress: Callable | None = None,
-                     cancel: threading.Event | None = None):
-    """Plan (or resume) the run where the base and the adapted model answer the same probes, minus the training
-    probes, and execute it. Returns core.runner's RunResult; OUT/audit.json names the run, so calling again
-    resumes it instead of planning another."""
+def plan_audit(store: Store, out: str | Path, *, languages: Sequence[str] = (), per_cell: int | None = 3,
+               seed: int = 0, judges: Sequence[str] = (AUDIT_JUDGE,), max_new_tokens: int = 64,
+               batch_size: int = 16) -> str:
+    """The run where the base and the adapted model answer the same probes, minus the training probes (left out
+    before the per-cell sample is drawn, so the cells stay full): planned once, its id kept in OUT/audit.json so
+    a second call returns it instead of planning another (unless the adapter changed since). Returns the run id."""
     from core.jobs import RunRequest, candidate_probes
     from core.probes.selection import Selection
-    from core.runner import build_run, execute_run, plan_run
+    from core.runner import build_run, plan_run
 
     out = Path(out)
     manifest = manifest_of(out)
     recorded = read_json(out / AUDIT)
-    run = store.run(recorded["run_id"]) if recorded else None
-    if run is not None and recorded.get("adapter_sha256") == manifest["adapter_sha256"]:
-        targets, built_judges = build_run(store, run["config"])
-        return execute_run(store, run["run_id"], targets, built_judges, batch_size=batch_size,
-                           on_progress=on_progress, cancel=cancel)
+    if recorded and store.run(recorded["run_id"]) is not None and \
+            recorded.get("adapter_sha256") == manifest["adapter_sha256"]:
+        return recorded["run_id"]
     training = set(manifest["probe_ids"])
-    chosen = languages or sorted({pair["language"] for pair in manifest["pairs"]})
+    chosen = list(languages) or sorted({pair["language"] for pair in manifest["pairs"]})
     request = RunRequest(targets=(manifest["base"]["spec"], adapted_spec(out)), judges=tuple(judges),
                          selection=Selection(languages=tuple(chosen), per_cell=per_cell, seed=seed),
                          max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
@@ -75,16 +72,28 @@ def run_before_after(store: Store, out: str | Path, *, languages: Sequence[str] 
         raise MitigateError(f"no probe left for the after-audit in {', '.join(chosen)} once the {len(training)} "
                             "training probes are excluded")
     config = {**request.config(), "mitigation": {"out": str(out.resolve()), "excluded_training_probes": len(training)}}
-    targets, built_judges = build_run(store, {**config, "targets": list(request.targets), "judges": list(judges)})
+    targets, _ = build_run(store, {**config, "targets": list(request.targets), "judges": list(judges)})
     run_id = plan_run(store, probes, list(request.targets), list(judges), config)
-    excluded = len(training & {p.probe_id for p in candidate_probes(store, request)})
+    would_have = len(training & {p.probe_id for p in candidate_probes(store, request)})
     (out / AUDIT).write_text(json.dumps({
         "run_id": run_id, "base_target": targets[0].info.target_id, "adapted_target": targets[1].info.target_id,
         "adapter_sha256": manifest["adapter_sha256"], "probes": len(probes), "excluded_training_probes": len(training),
-        "excluded_from_this_selection": excluded, "per_cell": per_cell, "languages": list(chosen),
+        "excluded_from_this_selection": would_have, "per_cell": per_cell, "languages": chosen,
         "judges": list(judges)}, indent=1) + "\n", encoding="utf-8")
-    return execute_run(store, run_id, targets, built_judges, batch_size=batch_size, on_progress=on_progress,
-                       cancel=cancel)
+    return run_id
+
+
+def run_before_after(store: Store, out: str | Path, on_progress: Callable | None = None,
+                     cancel: threading.Event | None = None, **plan: object):
+    """Plan (plan_audit, with `plan`'s options) or resume the before/after run and execute it; returns
+    core.runner's RunResult (a stopped run resumes with the same call)."""
+    from core.runner import build_run, execute_run
+
+    run_id = plan_audit(store, out, **plan)  # type: ignore[arg-type]
+    run = store.run(run_id)
+    targets, judges = build_run(store, run["config"])
+    return execute_run(store, run_id, targets, judges, batch_size=run["config"]["generation"]["batch_size"],
+                       on_progress=on_progress, cancel=cancel)
 
 
 @dataclass
