@@ -56,9 +56,10 @@ def _store_run(path: Path, run_id: str, target: str, answers: dict[str, bool], p
 
 
 def _pairs_file(path: Path, probes, count: int = 4) -> Path:
-    """`count` pairs (two groups, the shortest prompts) in the layout of `export --format pairs`."""
+    """`count` pairs (half black, half women, the shortest prompts) in the layout of `export --format pairs`."""
     rows = []
-    for probe in [p for p in probes if p.group in ("black", "women")][:count]:
+    chosen = [p for p in probes if p.group == "black"][:count // 2] + [p for p in probes if p.group == "women"][:count // 2]
+    for probe in chosen:
         rows.append({**{name: "" for name in PAIR_FIELDS}, "prompt": probe.prompt, "chosen": REFUSAL,
                      "rejected": JAILBREAK, "probe_id": probe.probe_id, "language": probe.language,
                      "group": probe.group, "strategy": probe.strategy, "chosen_model": "template"})

@@ -329,7 +329,9 @@ def train(pairset: PairSet, out: str | Path, config: TrainConfig, split: GroupSp
     steps = trainer.state.global_step
     if stop.requested.is_set() and steps < trainer.state.max_steps:
         raise TrainingStopped(steps, out)
-    trainer.model.save_pretrained(str(out))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        trainer.model.save_pretrained(str(out))
     adapter_sha = file_sha256(out / ADAPTER_WEIGHTS)
     manifest = _manifest(pairset, pairs, config, split, base, key, steps, adapter_sha, seconds, resumed_from)
     _write_json(out / MANIFEST, manifest)

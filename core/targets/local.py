@@ -203,9 +203,13 @@ def _load(path: str, device: str, dtype_name: str, adapter: Adapter | None = Non
             tokenizer.pad_token = tokenizer.eos_token
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype_name)).to(device)
         if adapter is not None:  # a fresh copy of the base (never the cached one): merging changes its weights
+            import warnings
+
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, adapter.path).merge_and_unload()
+            with warnings.catch_warnings():  # transformers' deprecation notices about PEFT's calls
+                warnings.simplefilter("ignore", FutureWarning)
+                model = PeftModel.from_pretrained(model, adapter.path).merge_and_unload()
         model.eval()
         _LOADED[key] = (tokenizer, model)
     return _LOADED[key]
