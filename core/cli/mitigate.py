@@ -10,6 +10,11 @@ import time
 from core.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, csv_list, emit, open_store
 
 
+# The default keeps the default training (about 16 trained language x group cells of the demo run: ~96 pairs, 24
+# steps of 4) within 30 minutes on 2 shared CPU cores, where one DPO step of 4 pairs takes 40-70 s (bench/).
+PAIRS_PER_GROUP = 6
+
+
 def _pairs(args: argparse.Namespace, store):
     """The pair set and group split the options ask for (PairsError and VocabularyError become BadInput)."""
     from core.mitigate.pairs import PairsError, cap_per_group, pairs_from_run, read_pairs, split_groups
@@ -179,8 +184,8 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     source.add_argument("--train-groups", type=csv_list, default=[], help="train on these groups only")
     source.add_argument("--holdout-groups", type=csv_list, default=[],
                         help="keep these groups out of training (default: a seeded third of the groups)")
-    source.add_argument("--pairs-per-group", type=int, default=12, help="at most this many pairs per language x "
-                        "group (balanced: as many as the scarcest trained group has, if fewer)")
+    source.add_argument("--pairs-per-group", type=int, default=PAIRS_PER_GROUP, help="at most this many pairs per "
+                        "language x group (balanced: as many as the scarcest trained group has, if fewer)")
     training = p.add_argument_group("training")
     training.add_argument("--out", required=True, help="output directory (adapter, pairs, losses, manifest)")
     training.add_argument("--beta", type=float, default=defaults.beta)

@@ -56,7 +56,7 @@ class TrainConfig:
     # tokens with the chat template and the demo's answers 64, so 320 keeps every pair whole; a prompt that alone
     # fills max_length is an error (TRL would silently drop its pair). Padding, not this, sets the cost.
     max_length: int = 320
-    learning_rate: float = 2e-4
+    learning_rate: float = 5e-4
     batch_size: int = 4
     lora_r: int = 8
     lora_alpha: int = 16
@@ -266,11 +266,10 @@ def _callback(out: Path, stop: _Stop, on_step: Callable[[int, int, float | None]
                        "learning_rate": logs.get("learning_rate"), "time": time.time()}
                 with (out / LOSSES).open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(row) + "\n")
-                self.last_loss = logs["loss"]
+                if on_step is not None:  # every step is logged (logging_steps=1), so progress follows the log
+                    on_step(state.global_step, state.max_steps, logs["loss"])
 
         def on_step_end(self, args, state, control, **kwargs):
-            if on_step is not None:
-                on_step(state.global_step, state.max_steps, getattr(self, "last_loss", None))
             if stop.requested.is_set():
                 control.should_save = True
                 control.should_training_stop = True
