@@ -183,3 +183,13 @@ def before_after(store: Store, out: str | Path, judge: str = AUDIT_JUDGE, resamp
     trained, held = tuple(manifest["trained_groups"]), tuple(manifest["held_out_groups"])
     return BeforeAfter(compared, split_changes(counts, trained, held), trained, held, audit, manifest,
                        read_losses(out))
+
+
+def known_mitigations(store: Store) -> list[str]:
+    """The mitigation directories whose after-audit runs this store holds (newest run first), for a page to offer."""
+    found: list[str] = []
+    for run_id in store.runs()["run_id"]:
+        out = ((store.run(run_id) or {}).get("config") or {}).get("mitigation", {}).get("out")
+        if out and out not in found and (Path(out) / MANIFEST).exists():
+            found.append(out)
+    return found
