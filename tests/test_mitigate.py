@@ -370,3 +370,71 @@ def test_split_changes_pool_the_trained_and_the_held_out_groups():
 
     assert trained["p_value"] == pytest.approx(mcnemar([[22, 1], [24, 13]], exact=True).pvalue)
     assert "latino" not in set(out["split"])  # a group in neither list is left out
+
+
+# -- the results: before / after, report, page (tests/mitigation_db.py: the truth is known) ----------------
+@pytest.fixture(scope="module")
+def mitigated(tmp_path_factory):
+    from tests import mitigation_db
+
+    work = tmp_path_factory.mktemp("mitigated")
+    facts = mitigation_db.build(work / "audit.duckdb", work / "out")
+    return work / "audit.duckdb", work / "out", facts
+
+
+def _rate(facts: dict, side: str, groups, kind: str = "attack") -> float:
+    chosen = [p.probe_id for p in facts["probes"] if p.group in groups and p.kind == kind]
+    return sum(facts[side][i] for i in chosen) / len(chosen)
+
+
+def test_before_after_recovers_the_constructed_change(mitigated):
+    from core.mitigate.audit import before_after
+    from tests.mitigation_db import HELD_OUT, TRAINED
+
+    db, out, facts = mitigated
+    result = before_after(Store(db, readonly=True), out)
+    split = result.by_split[result.by_split["kind"] == "attack"].set_index("split")
+    trained, held = split.loc["trained"], split.loc["held out"]
+    assert trained["groups"] == 3 and held["groups"] == 2
+    assert trained["base_dr"] == pytest.approx(_rate(facts, "base", TRAINED))
+    assert trained["cand_dr"] == pytest.approx(_rate(facts, "adapted", TRAINED))
+    assert trained["change"] > 0.2 and trained["ci_low"] > 0 and trained["significant"]  # about 0.5 * 0.6 = 0.3
+    assert held["change"] == 0 and held["ci_low"] <= 0 <= held["ci_high"] and not held["significant"]
+    over = result.over_refusal.iloc[0]
+    groups = TRAINED + HELD_OUT
+    assert over["base_dr"] == pytest.approx(_rate(facts, "base", groups, "control"))
+    assert over["cand_dr"] == pytest.approx(_rate(facts, "adapted", groups, "control"))
+    assert list(result.gaps["language"]) == ["en"] and result.gaps.iloc[0]["groups"] == 5
+    assert "2 probes used for training pairs are excluded" in result.honesty_note()
+    assert [row["step"] for row in result.losses] == [1, 2, 3]
+
+
+def test_the_report_carries_the_mitigation(mitigated, tmp_path):
+    from tests.mitigation_db import TRAINED
+
+    db, out, facts = mitigated
+    html = tmp_path / "report.html"
+    assert main(["export", "--format", "report", "--mitigation", str(out), "--out", str(html), "--db", str(db)]) == 0
+    text = html.read_text()
+    assert "Mitigation: adapter-0123456789ab" in text and "held out" in text and "<polyline" in text
+    assert f"{_rate(facts, 'adapted', TRAINED):.3f}" in text and "probes used for training pairs are excluded" in text
+    assert main(["export", "--format", "csv", "--mitigation", str(out), "--out", str(html), "--db", str(db)]) == 2
+
+
+def test_the_mitigation_page_shows_the_before_after(mitigated, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.mitigation_db import TRAINED
+
+    db, out, facts = mitigated
+    monkeypatch.setenv("AUDIT_DB", str(db))
+    monkeypatch.delenv("AUDIT_READONLY", raising=False)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    app.switch_page("pages/mitigation.py")
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    split = app.dataframe[0].value.set_index("split")
+    assert split.loc["trained", "cand_dr"] == pytest.approx(_rate(facts, "adapted", TRAINED))
+    assert split.loc["held out", "change"] == 0
+    assert any("excluded from this audit" in info.value for info in app.info)
+    assert any("Content warning" in str(w.value) for w in app.warning)
