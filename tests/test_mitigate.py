@@ -188,7 +188,8 @@ def trained(tmp_path_factory, probes):
     """Four pairs, batch 2, two epochs: four DPO steps at a high learning rate, checkpoints every step."""
     from core import taxonomy
     from core.mitigate.pairs import read_pairs, split_groups
-    from core.mitigate.train import TrainConfig, base_model, train
+    from core.mitigate.config import TrainConfig
+    from core.mitigate.train import base_model, train
 
     work = tmp_path_factory.mktemp("trained")
     pairset = read_pairs(_pairs_file(work / "pairs.jsonl", probes))

@@ -10,11 +10,6 @@ import time
 from core.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, csv_list, emit, open_store
 
 
-# The default keeps the default training (about 16 trained language x group cells of the demo run: ~96 pairs, 24
-# steps of 4) within 30 minutes on 2 shared CPU cores, where one DPO step of 4 pairs takes 40-70 s (bench/).
-PAIRS_PER_GROUP = 6
-
-
 def _pairs(args: argparse.Namespace, store):
     """The pair set and group split the options ask for (PairsError and VocabularyError become BadInput)."""
     from core.mitigate.pairs import PairsError, cap_per_group, pairs_from_run, read_pairs, split_groups
@@ -80,7 +75,8 @@ class _StepMeter:
 def cmd_mitigate(args: argparse.Namespace) -> int:
     from core.mitigate.audit import before_after, manifest_of
     from core.mitigate.pairs import PairsError
-    from core.mitigate.train import MitigateError, TrainConfig, TrainingStopped, base_model, train
+    from core.mitigate.config import TrainConfig
+    from core.mitigate.train import MitigateError, TrainingStopped, base_model, train
 
     if args.from_run and args.pairs:
         raise BadInput("give --from-run RUN or --pairs FILE, not both")
@@ -166,8 +162,7 @@ def _audit(args: argparse.Namespace, store) -> int:
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
                 filters: argparse.ArgumentParser) -> None:
     """Register `mitigate`."""
-    from core.mitigate.pairs import CHOSEN_FROM
-    from core.mitigate.train import TrainConfig
+    from core.mitigate.config import CHOSEN_FROM, PAIRS_PER_GROUP, TrainConfig
 
     defaults = TrainConfig()
     p = sub.add_parser("mitigate", parents=[common], help="train a LoRA adapter with DPO on the audit's preference "

@@ -27,11 +27,11 @@ import pandas as pd
 
 from core import taxonomy
 from core.export import PAIR_FIELDS, preference_pairs
+from core.mitigate.config import CHOSEN_FROM
 
 TEMPLATES_PATH = Path(__file__).resolve().parents[2] / "data" / "mitigate" / "refusal_templates.jsonl"
 # What a pairs file line must hold to be trained on and split by group; PAIR_FIELDS' other fields are optional.
 REQUIRED_FIELDS: tuple[str, ...] = ("prompt", "chosen", "rejected", "probe_id", "language", "group")
-CHOSEN_FROM: tuple[str, ...] = ("run", "store", "templates")  # each also allows the ones before it
 TEMPLATE_MODEL = "template"  # the chosen_model of a pair whose refusal is one of the project's templates
 
 

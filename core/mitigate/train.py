@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.mitigate.config import TrainConfig
 from core.mitigate.pairs import GroupSplit, PairSet, pair_sha256
 
 LORA_TARGETS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # the attention projections
@@ -43,28 +44,6 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 class MitigateError(ValueError):
     """A training that cannot start as asked (not a local model, an OUT holding another training...)."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The training's settings. The defaults are the configuration bench/mitigate_cpu.py times on 2 CPU cores."""
-
-    base: str = "smollm2"  # the target spec of the base model (smollm2, gemma3-270m, local:PATH)
-    beta: float = 0.1
-    epochs: int = 1
-    # Prompt + answer tokens (a longer pair loses the end of its answer). The bundled probes' prompts are 84-225
-    # tokens with the chat template and the demo's answers 64, so 320 keeps every pair whole; a prompt that alone
-    # fills max_length is an error (TRL would silently drop its pair). Padding, not this, sets the cost.
-    max_length: int = 320
-    learning_rate: float = 5e-4
-    batch_size: int = 4
-    lora_r: int = 8
-    lora_alpha: int = 16
-    save_steps: int = 10
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
