@@ -142,16 +142,17 @@ def read_json(path: Path) -> dict | None:
 
 
 def last_checkpoint(out: Path) -> Path | None:
-    """The newest complete checkpoint (its trainer state, optimizer and RNG state written), or None; a
-    checkpoint cut short by a kill while it was written is passed over."""
+    """The newest complete checkpoint, or None. The Trainer writes the adapter, optimizer, scheduler and RNG state
+    first and trainer_state.json last, so a checkpoint whose trainer state is missing or unreadable was cut short
+    by a kill while it was written, and is passed over."""
     folder = out / CHECKPOINTS
     if not folder.is_dir():
         return None
     found = []
     for path in folder.glob("checkpoint-*"):
         step = path.name.rsplit("-", 1)[-1]
-        if step.isdigit() and all((path / name).exists() for name in ("trainer_state.json", "optimizer.pt",
-                                                                       "rng_state.pth", ADAPTER_WEIGHTS)):
+        if step.isdigit() and read_json(path / "trainer_state.json") is not None and all(
+                (path / name).exists() for name in ("optimizer.pt", "rng_state.pth", ADAPTER_WEIGHTS)):
             found.append((int(step), path))
     return max(found)[1] if found else None
 
