@@ -350,6 +350,19 @@ def test_a_killed_training_resumes_from_its_checkpoint(tmp_path, probes, cli_env
     assert payload["held_out_groups"] == ["women"] and payload["pairs"] == pairs_trained
 
 
+def test_a_checkpoint_cut_short_is_passed_over(tmp_path):
+    from core.mitigate.train import last_checkpoint
+
+    for step, state in ((3, "{}"), (5, '{"global_st')):  # checkpoint 5 was being written when the kill came
+        folder = tmp_path / "checkpoints" / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        for name in ("optimizer.pt", "rng_state.pth", "adapter_model.safetensors"):
+            (folder / name).write_bytes(b"x")
+        (folder / "trainer_state.json").write_text(state)
+    assert last_checkpoint(tmp_path).name == "checkpoint-3"
+    assert last_checkpoint(tmp_path / "nothing") is None
+
+
 # -- the statistics of before / after ----------------------------------------------------------------------
 def test_split_changes_pool_the_trained_and_the_held_out_groups():
     from core.compare import cell_changes
