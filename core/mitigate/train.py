@@ -32,6 +32,7 @@ from typing import Any
 
 from core.mitigate.config import TrainConfig
 from core.mitigate.pairs import GroupSplit, PairSet, pair_sha256
+from core.targets.local import ADAPTER_WEIGHTS, file_sha256
 
 LORA_TARGETS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # the attention projections
 MANIFEST = "manifest.json"
@@ -39,7 +40,6 @@ TRAINING = "training.json"  # written when a training starts: its fingerprint, s
 LOSSES = "losses.jsonl"
 PAIRS = "pairs.jsonl"
 CHECKPOINTS = "checkpoints"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 class MitigateError(ValueError):
@@ -66,14 +66,6 @@ class TrainResult:
     seconds: float  # this execution's training time
     already_done: bool = False  # the OUT held this very training, finished: nothing was trained
     manifest: dict = field(default_factory=dict)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def weights_sha256(directory: Path) -> str:

@@ -150,7 +150,8 @@ class Adapter:
     prompt_format: str = "chat"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """A file's sha256, read in blocks (adapter and model weights are large)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -185,7 +186,7 @@ def adapter_of(model: str) -> Adapter | None:
             else rebuilt.model_ref
     if not base_path:
         raise TargetUnavailable(f"{folder}: the adapter names no base model (base_model_name_or_path)")
-    return Adapter(str(folder), _sha256(weights), base_path, spec, base.get("sha256"),
+    return Adapter(str(folder), file_sha256(weights), base_path, spec, base.get("sha256"),
                    base.get("prompt_format", "chat"))
 
 
