@@ -74,8 +74,8 @@ class _StepMeter:
 
 def cmd_mitigate(args: argparse.Namespace) -> int:
     from core.mitigate.audit import before_after, manifest_of
-    from core.mitigate.pairs import PairsError
     from core.mitigate.config import TrainConfig
+    from core.mitigate.pairs import PairsError
     from core.mitigate.train import MitigateError, TrainingStopped, base_model, train
 
     if args.from_run and args.pairs:
