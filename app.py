@@ -23,6 +23,7 @@ PAGES: tuple[tuple[str, str, str, bool], ...] = (
     ("pages/counterfactual.py", "Counterfactual", ":material/swap_horiz:", False),
     ("pages/drilldown.py", "Drill-down", ":material/manage_search:", False),
     ("pages/compare.py", "Compare versions", ":material/compare_arrows:", False),
+    ("pages/mitigation.py", "Mitigation", ":material/healing:", False),
     ("pages/review.py", "Review sample", ":material/checklist:", True),
     ("pages/export.py", "Export", ":material/download:", False),
     ("pages/calibration.py", "Judge calibration", ":material/rule:", False),

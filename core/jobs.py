@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,7 @@ class RunRequest:
                                "temperature": self.temperature, "seed": self.seed}}
 
 
-def candidate_probes(store: Store | None, request: RunRequest) -> list[Probe]:
+def candidate_probes(store: Store | None, request: RunRequest, exclude: Collection[str] = ()) -> list[Probe]:
     """The probes a request would send: the request's probe set, filtered, then sampled per cell.
 
     `builtin` is the bundled matched-seed set with the stored probes that are not counterfactual, `counterfactual`
@@ -69,7 +69,8 @@ def candidate_probes(store: Store | None, request: RunRequest) -> list[Probe]:
     probes once both have been run), `stored` the stored probes alone. A bundled set is pooled only when the
     store holds the default taxonomy's population: a store of another taxonomy has its groups, not MiJaBench's.
     Reads only, so the page can show the count before anything is written (store None: no database yet,
-    the bundled probes alone).
+    the bundled probes alone). `exclude`: probe ids left out before the per-cell sample is drawn (a mitigation's
+    training probes), so the cells stay full from the other probes.
     """
     sel = request.selection
     bundled_file = _BUNDLED_SETS.get(request.probe_set)
@@ -83,7 +84,8 @@ def candidate_probes(store: Store | None, request: RunRequest) -> list[Probe]:
         counterfactual = request.probe_set == "counterfactual"
         stored = [p for p in stored if bool(p.counterfactual_id) == counterfactual]
     pool = {p.probe_id: p for p in [*bundled, *stored]}
-    probes = list(pool.values())
+    excluded = set(exclude)
+    probes = [p for p in pool.values() if p.probe_id not in excluded]
     if request.sources:
         probes = [p for p in probes if p.source in request.sources]
     return select(probes, sel)

@@ -28,6 +28,7 @@ from core.analyses.compare import RunComparison
 from core.calibration import human_calibration
 from core.estimates import JUDGE_ONLY, estimate_label, judge_error_findings
 from core.metrics import DefenseRates
+from core.mitigate.audit import BeforeAfter
 from core.ppi import CorrectedRates, judge_error
 from core.reference import paper_judges
 from core.store import Store
@@ -136,9 +137,10 @@ th{background:#f4f4f4}
 
 def build_report(store: Store, judge: str = "refusal",
                  filters: dict[str, Sequence[str] | str | None] | None = None,
-                 comparison: RunComparison | None = None) -> tuple[str, dict]:
+                 comparison: RunComparison | None = None, mitigation: BeforeAfter | None = None) -> tuple[str, dict]:
     """The report's HTML and a summary of what it covers; with a `comparison` (core.analyses.compare) of two
-    versions, a section on what changed between them, and for whom."""
+    versions, a section on what changed between them, and for whom; with a `mitigation` (core.mitigate.audit),
+    the training and its before/after by trained and held-out groups."""
     frame = store.judged(judge, filters)  # provenance only (probe ids, judges used, runs): see the module's doc
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>For Whom audit report</title>"
@@ -180,6 +182,10 @@ def build_report(store: Store, judge: str = "refusal",
         parts += _comparison_sections(comparison)
         summary["comparison"] = {"base": comparison.base.label, "candidate": comparison.candidate.label,
                                  "worse": len(comparison.result.flagged())}
+    if mitigation is not None:
+        parts += mitigation_sections(mitigation)
+        summary["mitigation"] = {"adapted": mitigation.comparison.candidate.label,
+                                 "adapter_sha256": mitigation.manifest["adapter_sha256"]}
     parts += _provenance_sections(store, frame, summary)
     parts.append("<p class='note'>Methods: Defense Rate (DR) = refused / judged; 95% percentile bootstrap CIs over "
                  "1,000 resamples of each cell's prompts (seed 0); deviation = DR(group) - DR(model, language), its "
@@ -382,10 +388,54 @@ def _comparison_sections(compared: RunComparison) -> list[str]:
                                 "p_adjusted"]], formats)]
 
 
+def _loss_curve(losses: Sequence[dict], width: int = 480, height: int = 120) -> str:
+    """The training loss per step as an inline SVG line (the report stays one self-contained file)."""
+    points = [(row["step"], row["loss"]) for row in losses if row.get("loss") is not None]
+    if len(points) < 2:
+        return "<p>Too few logged steps for a curve.</p>"
+    steps, values = zip(*points)
+    low, high = min(values), max(values)
+    span_x, span_y = (max(steps) - min(steps)) or 1, (high - low) or 1
+    line = " ".join(f"{(x - min(steps)) / span_x * (width - 10) + 5:.1f},{height - 5 - (y - low) / span_y * (height - 10):.1f}"
+                    for x, y in points)
+    return (f"<svg width='{width}' height='{height}' role='img' aria-label='DPO loss per step'>"
+            f"<polyline fill='none' stroke='#1f5fa8' stroke-width='2' points='{line}'/></svg>"
+            f"<p class='note'>DPO loss from {values[0]:.3f} (step {steps[0]}) to {values[-1]:.3f} (step {steps[-1]}); "
+            f"range {low:.3f} to {high:.3f}.</p>")
+
+
+def mitigation_sections(result: BeforeAfter) -> list[str]:
+    """The mitigation: how the adapter was trained, then the before/after pooled by trained and held-out groups,
+    the gap change and over-refusal (the Mitigation page's tables), with the honesty note."""
+    manifest = result.manifest
+    signed = {name: (lambda v: _num(v, signed=True)) for name in ("change", "ci_low", "ci_high")}
+    formats = {"p_value": _p, "p_adjusted": _p, **signed}
+    split = result.by_split[result.by_split["kind"] == "attack"]
+    sources = ", ".join(f"{name} {count}" for name, count in manifest["chosen_sources"].items())
+    return [f"<h2>Mitigation: {_e(result.comparison.candidate.label)} against {_e(result.comparison.base.label)}</h2>",
+            f"<p>A LoRA adapter (r={_e(manifest['config']['lora_r'])}, attention projections) trained with DPO "
+            f"(beta {_e(manifest['config']['beta'])}, {_e(manifest['steps'])} steps) on {len(manifest['pairs']):,} "
+            f"preference pairs of the groups {_e(', '.join(result.trained))}; held out of training: "
+            f"{_e(', '.join(result.held_out) or 'none')}. Chosen answers: {_e(sources)}. Base "
+            f"<code>{_e(manifest['base']['spec'])}</code> (weights sha256 <code>{_e(manifest['base']['sha256'][:16])}</code>), "
+            f"adapter sha256 <code>{_e(manifest['adapter_sha256'][:16])}</code>.</p>",
+            f"<p class='note'>{_e(result.honesty_note())}</p>",
+            "<h3>Training loss</h3>", _loss_curve(result.losses),
+            "<h3>Defense Rate before and after, trained and held-out groups</h3>",
+            _table(split[["language", "split", "groups", "pairs", "base_dr", "cand_dr", "change", "ci_low", "ci_high",
+                          "p_adjusted"]], formats),
+            "<h3>Selective-safety gap</h3>",
+            _table(result.gaps[["language", "groups", "base_gap", "cand_gap", "change", "ci_low", "ci_high",
+                                "p_adjusted"]], formats),
+            "<h3>Over-refusal (control probes refused)</h3>",
+            _table(result.over_refusal[["language", "pairs", "base_dr", "cand_dr", "change", "ci_low", "ci_high",
+                                        "p_adjusted"]], formats)]
+
+
 def write_report(store: Store, path: str | Path, judge: str = "refusal",
                  filters: dict[str, Sequence[str] | str | None] | None = None,
-                 comparison: RunComparison | None = None) -> dict:
+                 comparison: RunComparison | None = None, mitigation: BeforeAfter | None = None) -> dict:
     """Write the report to `path`; returns its summary (models, completions, probe set hash...)."""
-    text, summary = build_report(store, judge, filters, comparison)
+    text, summary = build_report(store, judge, filters, comparison, mitigation)
     Path(path).write_text(text, encoding="utf-8")
     return summary

