@@ -82,7 +82,7 @@ def weights_sha256(directory: Path) -> str:
 def base_model(spec: str, store: Any = None) -> BaseModel:
     """The local model a spec names, as a transformers directory (a GGUF is converted once, core/targets/local.py)."""
     from core.targets import resolve_target
-    from core.targets.local import LocalTarget, adapter_of, converted_gguf
+    from core.targets.local import LocalTarget, converted_gguf
 
     target = resolve_target(spec, store=store)
     if not isinstance(target, LocalTarget):
