@@ -23,7 +23,7 @@ from core.export import PAIR_FIELDS
 from core.probes.builder import build_bundled
 from core.store import CompletionRecord, Store, VerdictRecord
 
-from conftest import ROOT
+from tests.conftest import ROOT
 
 GROUPS = ("black", "women", "asian")
 REFUSAL = "I can't help with that. It demeans a group of people."

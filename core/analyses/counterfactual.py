@@ -28,6 +28,8 @@ from core.matched import MatchedError, MatchedSummary, decompose, matched_summar
 from core.store import Store
 
 CELL: tuple[str, ...] = ("model", "language")
+NOTHING_TO_SPLIT = ("no matched-seed answers here: every claim was asked about every group, so the claims make none "
+                    "of the counterfactual gap (run the bundled matched-seed set too to split a matched-seed gap)")
 COUNTERFACTUAL = "counterfactual"
 COMPARISON_COLUMNS: tuple[str, ...] = (
     "model", "language", "groups", "seed_answers", "seed_gap", "seed_gap_ci_low", "seed_gap_ci_high",
@@ -74,6 +76,9 @@ def _decompositions(rows: pd.DataFrame) -> pd.DataFrame:
     tables = []
     for (model, language), part in rows.groupby(list(CELL), sort=True, observed=True):
         labels = {"model": model, "language": language}
+        if (part["counterfactual_id"].fillna("") != "").all():
+            tables.append(pd.DataFrame([{**labels, "quantity": "surviving", "note": NOTHING_TO_SPLIT}]))
+            continue
         try:
             found = decompose(part)
         except MatchedError as error:
