@@ -248,7 +248,7 @@ def _convert(row: dict[str, Any], layout: AlignLayout, run_id: str) -> tuple[Pro
 
     Raises _RowError (column, reason) on the first problem.
     """
-    probe = _probe_from_row(row, "mijabench")
+    probe = _probe_from_row(row, "mijabench", taxonomy.DEFAULT)  # MiJaBench-Align is MiJaBench's population
     answers: dict[str, str | None] = {}
     for model in layout.models:
         column = RESPONSE_PREFIX + model
