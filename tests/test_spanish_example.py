@@ -138,7 +138,7 @@ def test_the_readme_has_the_content_warning_and_the_walk_through():
     readme = (EXAMPLE / "README.md").read_text(encoding="utf-8")
     assert readme.lstrip().startswith("<!--") and "content warning" in readme.lower().split("-->")[0]
     for command in ("taxonomy check examples/es/taxonomy.toml", "probes build --counterfactual",
-                    "probes import examples/es/probes.jsonl", "--db data/es.duckdb", "stats matched"):
+                    "probes import examples/es/probes.jsonl", "--db data/es.duckdb", "core matched --db"):
         assert command in readme, command
     provenance = (EXAMPLE / "PROVENANCE.md").read_text(encoding="utf-8")
     assert "ToxiGen" in provenance and "MIT" in provenance
