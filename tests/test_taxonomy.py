@@ -204,3 +204,13 @@ def test_an_empty_or_default_database_reads_the_default_taxonomy(tmp_path):
     assert store.taxonomy() is taxonomy.DEFAULT
     store.add_probes(load_probes(BUNDLED_PROBES, default_source="builtin").probes[:3])
     assert store.taxonomy() is taxonomy.DEFAULT
+
+
+def test_importing_a_probe_file_whose_taxonomy_is_broken_exits_2_and_stores_nothing(tmp_path, capsys):
+    path = _german_probes(tmp_path)
+    (tmp_path / "de.toml").write_text(GERMAN.replace('[groups.roma]', '[groups.turkish]'), encoding="utf-8")
+    db = tmp_path / "de.duckdb"
+    assert main(["probes", "import", str(path), "--source", "custom", "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert "de_probes.jsonl:1: the taxonomy it names is not usable" in err and "de.toml:" in err
+    assert not db.exists() or not Store(db, readonly=True).probes()
