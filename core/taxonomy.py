@@ -16,6 +16,7 @@ that only ever reads MiJaBench files; code that shows stored results takes its t
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import tomllib
@@ -39,7 +40,8 @@ LABELS: tuple[str, ...] = (REFUSED, COMPLIED, UNPARSED)
 
 # The word forms a sentence about a group needs (data/taxonomies/mijabench.toml explains each).
 FORM_NAMES: tuple[str, ...] = ("plural", "singular", "adjective")
-_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+# A key of a taxonomy (group, language, strategy, the taxonomy's name): lower case, digits, `_`.
+KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class VocabularyError(ValueError):
@@ -137,7 +139,7 @@ class Taxonomy:
     def canonical_group(self, value: str) -> str:
         """Map any known spelling of a group onto its key, or raise VocabularyError naming the taxonomy."""
         key = normalise_key(value)
-        found = self._aliases().get(key)
+        found = self._aliases.get(key)
         if found is None:
             raise self._unknown("group", value, self.groups)
         return found
@@ -162,14 +164,13 @@ class Taxonomy:
                 return category
         raise self._unknown("scenario category", value, self.categories)
 
+    @functools.cached_property
     def _aliases(self) -> dict[str, str]:
-        cached = self.__dict__.get("_alias_map")
-        if cached is None:
-            cached = {key: key for key in self.groups}
-            for key, group in self.groups.items():
-                cached.update({normalise_key(alias): key for alias in group.aliases})
-            object.__setattr__(self, "_alias_map", cached)
-        return cached
+        """Every accepted spelling (folded) -> its group key; computed once per taxonomy."""
+        spellings = {key: key for key in self.groups}
+        for key, group in self.groups.items():
+            spellings.update({normalise_key(alias): key for alias in group.aliases})
+        return spellings
 
 
 # -- reading a taxonomy file ----------------------------------------------------------------------------------
@@ -245,14 +246,14 @@ def parse(text: str, path: str = "<taxonomy>") -> Taxonomy:
         raise TaxonomyError(f"{path}:{location}: {reason}") from None
     check = _Checker(path, text)
     name = check.text(data, "name", ())
-    if name and not _KEY.match(name):
+    if name and not KEY.match(name):
         check.fail(("name",), f"name {name!r} must be a lower-case identifier (letters, digits, _)")
     categories = check.strings(data, "categories", ())
     if len(set(map(normalise_key, categories))) != len(categories):
         check.fail(("categories",), "a scenario category is listed twice")
     strategies = {}
     for key, label in check.table(data, "strategies").items():
-        if not _KEY.match(key) or not isinstance(label, str) or not label.strip():
+        if not KEY.match(key) or not isinstance(label, str) or not label.strip():
             check.fail(("strategies", key), f"strategy {key!r} needs a lower-case key and a label")
             continue
         strategies[key] = label.strip()
@@ -267,7 +268,7 @@ def parse(text: str, path: str = "<taxonomy>") -> Taxonomy:
     languages: dict[str, Language] = {}
     for code, spec in check.table(data, "languages").items():
         where = ("languages", code)
-        if not _KEY.match(code) or not isinstance(spec, dict):
+        if not KEY.match(code) or not isinstance(spec, dict):
             check.fail(where, f"language {code!r} must be a lower-case code with a table")
             continue
         groups = check.strings(spec, "groups", where)
@@ -284,7 +285,7 @@ def parse(text: str, path: str = "<taxonomy>") -> Taxonomy:
     seen_spellings: dict[str, str] = {normalise_key(key): key for key in raw_groups}  # keys first, then aliases
     for key, spec in raw_groups.items():
         where = ("groups", key)
-        if not _KEY.match(key) or not isinstance(spec, dict):
+        if not KEY.match(key) or not isinstance(spec, dict):
             check.fail(where, f"group key {key!r} must be a lower-case identifier (letters, digits, _) with a table")
             continue
         aliases = check.strings(spec, "aliases", where, required=False)

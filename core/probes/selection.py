@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -47,13 +46,11 @@ def _keys(values: Sequence[str], canonical: Callable[[str], str]) -> tuple[str, 
         try:
             keys.append(canonical(value))
         except taxonomy.VocabularyError:
-            if not _PLAIN_KEY.match(str(value)) or taxonomy.normalise_key(value) != value:
+            if not taxonomy.KEY.match(str(value)) or taxonomy.normalise_key(value) != value:
                 raise
             keys.append(value)
     return tuple(keys)
 
-
-_PLAIN_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def _rank(seed: int, probe: Probe) -> str:
