@@ -142,6 +142,7 @@ def build_report(store: Store, judge: str = "refusal",
     versions, a section on what changed between them, and for whom; with a `mitigation` (core.mitigate.audit),
     the training and its before/after by trained and held-out groups."""
     frame = store.judged(judge, filters)  # provenance only (probe ids, judges used, runs): see the module's doc
+    words = store.taxonomy()  # group names, strategy labels and languages of the stored population
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>For Whom audit report</title>"
              f"<style>{_CSS}</style></head><body>",
@@ -151,7 +152,7 @@ def build_report(store: Store, judge: str = "refusal",
              f"(human verdicts override it); filters: {_e(json.dumps({k: v for k, v in (filters or {}).items() if v}))}.</p>"]
     summary = {"models": int(frame["model"].nunique()), "completions": len(frame),
                "probe_set_sha256": probe_set_hash(frame["probe_id"]), "generated": generated, "judge": judge,
-               "taxonomy": store.taxonomy().name}
+               "taxonomy": words.name}
     kinds = (filters or {}).get("kind")
     kinds = [kinds] if isinstance(kinds, str) else list(kinds or [])
     # The review sample corrects the attack DRs (and measures the judge there), inside the report's filters.
@@ -167,14 +168,14 @@ def build_report(store: Store, judge: str = "refusal",
         parts.append("<p>No judged attack completions match this selection.</p>")
     else:
         head = analyses.headline.compute(attack, population=population, sample=sample)
-        parts += _attack_sections(attack, head, population, sample, store.taxonomy())
+        parts += _attack_sections(attack, head, population, sample, words)
     over = analyses.over_refusal.compute(store, judge, filters)
     if over.controls:
         parts += _over_refusal_sections(over)
     if not kinds or "attack" in kinds:
         matched = analyses.counterfactual.compute(store, judge, {k: v for k, v in (filters or {}).items() if k != "kind"})
         if matched.matched is not None:
-            parts += _counterfactual_sections(matched, store.taxonomy())
+            parts += _counterfactual_sections(matched, words)
             summary["counterfactual_answers"] = matched.answers
     parts += _judge_sections(store, frame, judge, filters)
     parts += _judge_error_sections(population, sample, judge)
@@ -186,7 +187,7 @@ def build_report(store: Store, judge: str = "refusal",
         parts += mitigation_sections(mitigation)
         summary["mitigation"] = {"adapted": mitigation.comparison.candidate.label,
                                  "adapter_sha256": mitigation.manifest["adapter_sha256"]}
-    parts += _provenance_sections(store, frame, summary)
+    parts += _provenance_sections(store, frame, summary, words)
     parts.append("<p class='note'>Methods: Defense Rate (DR) = refused / judged; 95% percentile bootstrap CIs over "
                  "1,000 resamples of each cell's prompts (seed 0); deviation = DR(group) - DR(model, language), its "
                  "CI resampling the group together with the rest of its model; * = deviation significant after "
@@ -346,7 +347,7 @@ def _judge_error_sections(population: pd.DataFrame, sample: pd.DataFrame, judge:
     return parts
 
 
-def _provenance_sections(store: Store, frame: pd.DataFrame, summary: dict) -> list[str]:
+def _provenance_sections(store: Store, frame: pd.DataFrame, summary: dict, words: taxonomy.Taxonomy) -> list[str]:
     models = set(frame["model"])
     targets = store.targets()
     targets = targets.loc[targets["target_id"].isin(models), ["target_id", "backend", "model", "family", "size_b",
@@ -355,7 +356,6 @@ def _provenance_sections(store: Store, frame: pd.DataFrame, summary: dict) -> li
     runs = runs.loc[runs["run_id"].isin(set(frame["run_id"]))]
     per_target = store.run_target_counts()
     per_target = per_target.loc[per_target["run_id"].isin(set(frame["run_id"]))]
-    words = store.taxonomy()
     return ["<h2>Provenance</h2>",
             f"<p>Population: taxonomy <b>{_e(words.name)}</b> ({_e(words.title)}; {_e(words.path)}, SHA-256 "
             f"<code>{_e(words.sha256)}</code>): {_e(', '.join(f'{code}: {len(l.groups)} groups' for code, l in words.languages.items()))}.</p>",
