@@ -11,7 +11,7 @@ import streamlit as st
 
 from ui import filters
 from ui.cached import counterfactual
-from ui.common import group_label, warn_unsupported_languages
+from ui.common import group_names, warn_unsupported_languages
 from ui.page import start
 from ui.stat_figures import CELL_SELECTION, ci_heatmap_chart, clicked_chart_cell
 
@@ -68,9 +68,8 @@ st.subheader(f"Pairs of groups treated differently on the same claims: {len(sign
 st.caption("McNemar's exact test on the answers both groups got for the same counterfactual prompt, Holm-corrected "
            "over the pairs of each model; diff = DR(a) - DR(b) with Newcombe's paired 95% interval.")
 if len(pairs):
-    shown = pairs.sort_values("p_adjusted").assign(
-        group_a=[group_label(g, language) for g in pairs.sort_values("p_adjusted")["group_a"]],
-        group_b=[group_label(g, language) for g in pairs.sort_values("p_adjusted")["group_b"]])
+    ordered = pairs.sort_values("p_adjusted")
+    shown = ordered.assign(group_a=group_names(ordered, "group_a"), group_b=group_names(ordered, "group_b"))
     st.dataframe(shown[["model", "group_a", "group_b", "n_pairs", "a_only", "b_only", "dr_a", "dr_b", "diff",
                         "ci_low", "ci_high", "pvalue", "p_adjusted", "significant"]], hide_index=True, width="stretch")
 
@@ -78,10 +77,9 @@ st.subheader("The gap, decomposed")
 decomposition = view.decomposition
 if len(decomposition):
     decomposition = decomposition.loc[decomposition["language"] == language]
-    st.dataframe(decomposition.assign(group_high=[group_label(g, language) if isinstance(g, str) else g
-                                                  for g in decomposition.get("group_high", [])]
-                                      if "group_high" in decomposition else None),
-                 hide_index=True, width="stretch")
+    named = {column: group_names(decomposition, column) for column in ("group_high", "group_low")
+             if column in decomposition}
+    st.dataframe(decomposition.assign(**named), hide_index=True, width="stretch")
     st.caption("raw_gap = group_part + claim_part (probability scale, the pair of groups with the largest raw "
                "gap); adjusted_gap = the largest gap between any two groups once claims are held fixed. Intervals: "
                "delta method on the logistic fit (claims taken as fixed). Claims whose answers all agree carry no "
