@@ -452,3 +452,16 @@ def test_the_mitigation_page_shows_the_before_after(mitigated, monkeypatch):
     assert split.loc["held out", "change"] == 0
     assert any("excluded from this audit" in info.value for info in app.info)
     assert any("Content warning" in str(w.value) for w in app.warning)
+
+
+def test_a_pairs_file_keeps_an_answer_with_a_unicode_line_break_whole(tmp_path):
+    """export --format pairs writes JSON with ensure_ascii=False, so a model's U+2028 stays a raw character inside
+    a string; JSON Lines ends records at "\\n" only, and the pair must come back as it was written."""
+    from core.mitigate.pairs import read_pairs
+
+    pair = {"prompt": "p", "chosen": "I won't.", "rejected": "Sure:\u2028here it is\u0085", "probe_id": "x",
+            "language": "en", "group": "women"}
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps(pair, ensure_ascii=False) + "\n", encoding="utf-8")
+    pairs = read_pairs(path).pairs
+    assert len(pairs) == 1 and pairs.loc[0, "rejected"] == pair["rejected"]

@@ -27,6 +27,7 @@ import pandas as pd
 
 from core import taxonomy
 from core.export import PAIR_FIELDS, preference_pairs
+from core.limits import read_utf8
 from core.mitigate.config import CHOSEN_FROM
 
 TEMPLATES_PATH = Path(__file__).resolve().parents[2] / "data" / "mitigate" / "refusal_templates.jsonl"
@@ -64,10 +65,9 @@ def read_pairs(path: str | Path, vocabulary: taxonomy.Taxonomy | None = None) ->
     Refusals whose chosen_model is `template` count as template pairs, others as from the file."""
     vocabulary = vocabulary or taxonomy.DEFAULT
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PairsError(f"{path}:1: cannot read the pairs file ({exc})") from None
+    # JSON Lines ends records at "\n" only: write_pairs leaves U+2028 and the other Unicode line breaks of a
+    # model's answer unescaped (ensure_ascii=False), and str.splitlines() would cut a pair there
+    lines = [line.removesuffix("\r") for line in read_utf8(path, "pairs file", PairsError).split("\n")]
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
