@@ -9,7 +9,9 @@ with a NUL after every character.
 from __future__ import annotations
 
 import csv
+import json
 import os
+from collections.abc import Iterator
 
 MAX_INPUT_MB_ENV = "AUDIT_MAX_INPUT_MB"
 DEFAULT_MAX_INPUT_MB = 100.0
@@ -70,3 +72,20 @@ def read_utf8(path, what: str, error: type[Exception]) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise error(f"{path}:{line}: not UTF-8; save the {what} as UTF-8") from None
+
+
+def json_objects(text: str, path) -> Iterator[tuple[int, dict | str]]:
+    """(line number, object) for every non-blank line of a JSON Lines text, or (line number, problem) where the
+    line is not a JSON object: `FILE:LINE:COL: invalid JSON: ...` or `FILE:LINE: expected a JSON object per
+    line`. Records end at "\n" only (a JSON string may hold a raw U+2028, which str.splitlines would cut at);
+    the caller decides whether a problem stops the file or is collected with the others."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, f"{path}:{number}:{exc.colno}: invalid JSON: {exc.msg}"
+            continue
+        yield number, row if isinstance(row, dict) else f"{path}:{number}: expected a JSON object per line"

@@ -27,7 +27,7 @@ import pandas as pd
 
 from core import taxonomy
 from core.export import PAIR_FIELDS, preference_pairs
-from core.limits import read_utf8
+from core.limits import json_objects, read_utf8
 from core.mitigate.config import CHOSEN_FROM
 
 TEMPLATES_PATH = Path(__file__).resolve().parents[2] / "data" / "mitigate" / "refusal_templates.jsonl"
@@ -65,19 +65,12 @@ def read_pairs(path: str | Path, vocabulary: taxonomy.Taxonomy | None = None) ->
     Refusals whose chosen_model is `template` count as template pairs, others as from the file."""
     vocabulary = vocabulary or taxonomy.DEFAULT
     path = Path(path)
-    # JSON Lines ends records at "\n" only: write_pairs leaves U+2028 and the other Unicode line breaks of a
-    # model's answer unescaped (ensure_ascii=False), and str.splitlines() would cut a pair there
-    lines = [line.removesuffix("\r") for line in read_utf8(path, "pairs file", PairsError).split("\n")]
+    # json_objects ends records at "\n" only: write_pairs leaves U+2028 and the other Unicode line breaks of a
+    # model's answer unescaped (ensure_ascii=False)
     records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise PairsError(f"{path}:{number}: not JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise PairsError(f"{path}:{number}: a pair is a JSON object, got {type(record).__name__}")
+    for number, record in json_objects(read_utf8(path, "pairs file", PairsError), path):
+        if isinstance(record, str):
+            raise PairsError(record)
         for name in REQUIRED_FIELDS:
             value = record.get(name)
             if not isinstance(value, str) or not value.strip():

@@ -17,7 +17,6 @@ language's `genders`. Hate claims are crossed with every attack strategy, neutra
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from core import taxonomy
-from core.limits import read_utf8
+from core.limits import json_objects, read_utf8
 from core.probes.builder import (DATA_DIR, DEFAULT_SEED, Scenario, Template, load_scenarios,
                                  load_templates)
 from core.probes.schema import Probe, probe_id_for
@@ -141,18 +140,11 @@ def load_claims(path: str | Path, vocabulary: taxonomy.Taxonomy = taxonomy.DEFAU
     claims: list[Claim] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
+    for number, row in json_objects(text, path):
+        if isinstance(row, str):
+            problems.append(row)
             continue
         where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{where}:{exc.colno}: invalid JSON: {exc.msg}")
-            continue
-        if not isinstance(row, dict):
-            problems.append(f"{where}: expected a JSON object per line")
-            continue
         reasons: list[str] = []
         claim_id, template, polarity = row.get("claim_id"), row.get("template"), row.get("polarity")
         if not isinstance(claim_id, str) or not claim_id.strip():
