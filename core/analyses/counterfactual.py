@@ -93,33 +93,30 @@ def _decompositions(rows: pd.DataFrame) -> pd.DataFrame:
 def _comparison(counterfactual: pd.DataFrame, seeded: pd.DataFrame, matched: MatchedSummary | None,
                 seeds: MatchedSummary | None, decomposition: pd.DataFrame) -> pd.DataFrame:
     """One row per model x language that has counterfactual answers: the matched-seed gap, the counterfactual
-    gap, Cochran's p and the decomposition's group part, claim part and surviving share, each with its CI."""
+    gap, Cochran's p and the decomposition's group part, claim part and surviving share, each with its CI (none
+    where the decomposition has a note saying why)."""
     if matched is None:
         return pd.DataFrame(columns=list(COMPARISON_COLUMNS))
-    out = []
-    cf_gaps = matched.gaps.set_index(list(CELL))
-    seed_gaps = seeds.gaps.set_index(list(CELL)) if seeds is not None else pd.DataFrame()
-    cochran = matched.cochran.set_index(list(CELL))
-    answers_cf = counterfactual.groupby(list(CELL)).size()
-    answers_seed = seeded.groupby(list(CELL)).size() if len(seeded) else pd.Series(dtype="int64")
-    for key in cf_gaps.index:
-        row = {"model": key[0], "language": key[1], "groups": int(cf_gaps.at[key, "groups"]),
-               "counterfactual_answers": int(answers_cf.get(key, 0)), "seed_answers": int(answers_seed.get(key, 0)),
-               "counterfactual_gap": cf_gaps.at[key, "gap"], "counterfactual_gap_ci_low": cf_gaps.at[key, "ci_low"],
-               "counterfactual_gap_ci_high": cf_gaps.at[key, "ci_high"],
-               "cochran_p": cochran.at[key, "pvalue"] if key in cochran.index else float("nan"), "note": ""}
-        if key in seed_gaps.index:
-            row.update(seed_gap=seed_gaps.at[key, "gap"], seed_gap_ci_low=seed_gaps.at[key, "ci_low"],
-                       seed_gap_ci_high=seed_gaps.at[key, "ci_high"])
-        part = decomposition.loc[(decomposition["model"] == key[0]) & (decomposition["language"] == key[1])] \
-            if len(decomposition) else decomposition
-        notes = [n for n in part.get("note", pd.Series(dtype=str)) if n]
-        if notes:
-            row["note"] = notes[0]
-        for quantity in ("surviving", "group_part", "claim_part"):
-            found = part.loc[part["quantity"] == quantity] if len(part) else part
-            if len(found) and "estimate" in found.columns and not notes:
-                row.update({quantity: found["estimate"].iloc[0], f"{quantity}_ci_low": found["ci_low"].iloc[0],
-                            f"{quantity}_ci_high": found["ci_high"].iloc[0]})
-        out.append(row)
-    return pd.DataFrame(out).reindex(columns=list(COMPARISON_COLUMNS))
+    cell = list(CELL)
+    interval = {"gap": "{}_gap", "ci_low": "{}_gap_ci_low", "ci_high": "{}_gap_ci_high"}
+    out = matched.gaps[[*cell, "groups", *interval]].rename(columns={k: v.format("counterfactual")
+                                                                      for k, v in interval.items()})
+    out = out.merge(counterfactual.groupby(cell).size().rename("counterfactual_answers").reset_index(), on=cell)
+    out = out.merge(matched.cochran[[*cell, "pvalue"]].rename(columns={"pvalue": "cochran_p"}), on=cell, how="left")
+    if seeds is not None:
+        out = out.merge(seeds.gaps[[*cell, *interval]].rename(columns={k: v.format("seed") for k, v in interval.items()}),
+                        on=cell, how="left")
+        out = out.merge(seeded.groupby(cell).size().rename("seed_answers").reset_index(), on=cell, how="left")
+    out["seed_answers"] = out.get("seed_answers", pd.Series(0, index=out.index)).fillna(0).astype(int)
+    out["groups"] = out["groups"].astype(int)
+    if len(decomposition):
+        notes = decomposition.loc[decomposition["note"] != "", [*cell, "note"]].drop_duplicates(cell)
+        out = out.merge(notes, on=cell, how="left")
+        fitted = decomposition.loc[(decomposition["note"] == "")
+                                   & decomposition["quantity"].isin(["surviving", "group_part", "claim_part"])]
+        if len(fitted):
+            wide = fitted.pivot(index=cell, columns="quantity", values=["estimate", "ci_low", "ci_high"])
+            wide.columns = [q if stat == "estimate" else f"{q}_{stat}" for stat, q in wide.columns]
+            out = out.merge(wide.reset_index(), on=cell, how="left")
+    out["note"] = out.get("note", pd.Series("", index=out.index)).fillna("")
+    return out.reindex(columns=list(COMPARISON_COLUMNS))
