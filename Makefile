@@ -48,7 +48,7 @@ soak: $(READY)
 
 # Regenerates the committed demo results: both embedded models over the whole bundled probe set with the same
 # settings (greedy, 64 new tokens, batches of 32), then the refusal judge. SmolLM2 takes about an hour on 2 CPU
-# cores, Gemma 3 270M (a larger model with a 262k-token vocabulary) about three. Generation and judging are
+# cores, Gemma 3 270M (a larger model with a 262k-token vocabulary) about 25 minutes. Generation and judging are
 # separate steps so a changed judge can be re-applied to the same completions: `restore` the results into a
 # temporary db, `judge --run-id demo-smollm2 --judges refusal --rejudge` (and demo-gemma3-270m), then `dump`
 # (verdicts of older versions are replaced). An interrupted step resumes when the target is made again.

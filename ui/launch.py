@@ -34,11 +34,26 @@ def _warm_altair() -> None:
     altair.Chart(pandas.DataFrame({"x": ["a"]})).mark_rect().encode(x="x:N").to_dict()
 
 
+def _navigation_first() -> None:
+    """Every session routes through app.py's st.navigation from its first run.
+
+    Streamlit starts in its legacy multipage mode when a `pages/` folder sits beside the main script, so the
+    first deep link on a fresh server (/heatmaps) ran the page alone, and ui.common.ensure_navigation had it
+    rerun through app.py: the first visitor's page ran twice (0.4 s of a cold first heatmap, bench/README.md).
+    The flag is read once, when the first session's PagesManager is made; setting it first skips that run.
+    `streamlit run app.py` without the launcher still works, through ensure_navigation.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Import WARM_MODULES, then hand over to `streamlit run app.py` with the given options."""
     for name in WARM_MODULES:
         importlib.import_module(name)
     _warm_altair()
+    _navigation_first()
     from streamlit.web import cli
 
     sys.argv = ["streamlit", "run", str(ROOT / "app.py"), *(sys.argv[1:] if argv is None else argv)]
