@@ -81,6 +81,10 @@ def literal_cases() -> Iterator[Case]:
                 yield prompt, text, language, "attack"
 
 
+# The demo run whose completions were recorded; runs added to the demo later (Gemma 3 270M's) are not golden.
+RECORDED_DEMO_RUN = "demo-smollm2"
+
+
 def data_cases() -> Iterator[Case]:
     """The cases read from the project's data files (labelled sets, demo, GPTFuzz, seeds), in a fixed order."""
     for name in ("refusal_labels.csv", "judge_eval_labels.csv", "judge_eval_fresh.csv"):
@@ -97,7 +101,7 @@ def data_cases() -> Iterator[Case]:
             row = record["row"]
             if record["table"] == "probes":
                 demo_probes[row["probe_id"]] = (row["prompt"], row["language"], row["kind"])
-            elif record["table"] == "completions":
+            elif record["table"] == "completions" and row["run_id"] == RECORDED_DEMO_RUN:
                 completions.append((row["probe_id"], row["text"] or ""))
     for probe_id, text in completions:
         prompt, language, kind = demo_probes[probe_id]
