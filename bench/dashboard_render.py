@@ -11,12 +11,18 @@ the ratio large / small, with the Streamlit process's memory when idle and its p
 scaling and reproduction pages), each cold (first visit on the fresh server) and warm (loaded again), to the
 last element each page draws.
 
---compare times the Heatmaps page as it draws now (Vega-Lite through st.altair_chart) and as it drew before
-(Plotly, FORWHOM_HEATMAPS_CHART=plotly), each on its own fresh server and browser, one after the other for each
-size, printed side by side with whether the browser fetched Plotly's chunk and the JavaScript it fetched.
+--compare times the Heatmaps page as it is served now (Vega-Lite through st.altair_chart; the landing pages run by
+the server at start, ui.warmup) and as it was before issue 18 (Plotly, FORWHOM_HEATMAPS_CHART=plotly; no start-up
+run, FORWHOM_WARMUP=off), each on its own fresh server and browser, one after the other for each size, printed
+side by side with whether the browser fetched Plotly's chunk and the JavaScript it fetched.
+--compare-warmup isolates the start-up run: Vega-Lite without it, then with it.
+A cold visit opens the page the moment the server answers its health check, while the start-up run may still be
+going (the worst case for a first visitor); --settle waits for the server to log that its start-up run ended
+("pages run at start", at most 60 s) first, as a visitor arriving a few seconds after `make run` would.
 
     .venv/bin/python -m bench.dashboard_render                 # 5,280 vs 528,000 completions
-    .venv/bin/python -m bench.dashboard_render --compare --heatmap-only   # Plotly (before) vs Vega-Lite (after)
+    .venv/bin/python -m bench.dashboard_render --compare --heatmap-only --repeat 5   # before vs after issue 18
+    .venv/bin/python -m bench.dashboard_render --compare-warmup --heatmap-only       # without vs with ui.warmup
     .venv/bin/python -m bench.dashboard_render --sizes 528000 --keep /tmp/bench
     .venv/bin/python -m bench.dashboard_render --sizes 528000 --heatmap-only --json
 """
@@ -29,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
@@ -39,6 +46,21 @@ from core.store import Store
 
 TIMEOUT_MS = 600_000
 CHARTS = ("vega", "plotly")  # what the Heatmaps page draws with: now, and before (FORWHOM_HEATMAPS_CHART=plotly)
+SETTLE_WITHIN_S = 60.0  # --settle: the longest the cold visit waits for the server's start-up run to end
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of serving the dashboard that is timed: a column of the printed table."""
+
+    name: str
+    launcher: bool = True  # python -m ui.launch (False: a bare `streamlit run app.py`)
+    chart: str = "vega"  # what the Heatmaps page draws with
+    warmup: bool = True  # the launcher runs the landing pages at start (ui.warmup; FORWHOM_WARMUP=off: not)
+    env: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def server_env(self) -> dict[str, str]:
+        return {"FORWHOM_HEATMAPS_CHART": self.chart, "FORWHOM_WARMUP": "on" if self.warmup else "off", **self.env}
 DRAWN = {"vega": '[data-testid="stVegaLiteChart"] .cells_marks path', "plotly": ".js-plotly-plot .nsewdrag"}
 # Column labels of the first heatmap, left to right, as drawn.
 COLUMNS_JS = {
@@ -104,21 +126,24 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmHWM for process {pid}")
 
 
-def measure(db: Path, heatmap_only: bool = False, launcher: bool = True, chart: str = "vega",
-            analyses: bool = False) -> dict[str, float]:
-    """Seconds per view on a fresh server over `db`, and the server's peak memory (MiB) after them.
-
-    launcher=False starts a bare `streamlit run app.py` instead of `python -m ui.launch` (imports at start);
-    chart="plotly" has the Heatmaps page draw with Plotly as it did before (FORWHOM_HEATMAPS_CHART=plotly).
-    """
+def measure(db: Path, variant: Variant = Variant("now"), heatmap_only: bool = False, analyses: bool = False,
+            settle: bool = False) -> dict[str, float]:
+    """Seconds per view on a fresh server over `db` served as `variant`, and the server's peak memory (MiB) after
+    them. settle: the cold visit waits for the server's start-up run to end (see --settle)."""
     completion = Store(db, readonly=True).completion_page("refusal", {"group": "black"}, limit=1)[0]
     completion_id = str(completion["completion_id"][0])
     timings: dict[str, float] = {"load average (1 min), start": os.getloadavg()[0]}
-    process, base = serve.start(db, launcher=launcher, extra_env={"FORWHOM_HEATMAPS_CHART": chart})
+    log = db.with_suffix(".streamlit.log")
+    process, base = serve.start(db, log=log, launcher=variant.launcher, extra_env=variant.server_env())
     try:
         serve.wait_healthy(process, base)
+        if settle:
+            started = time.perf_counter()
+            if variant.launcher and variant.warmup:
+                serve.wait_started_pages(log, process, SETTLE_WITHIN_S)
+            timings["waited for the start-up run (s)"] = time.perf_counter() - started
         timings["server idle RSS (MiB)"] = peak_rss_mb(process.pid)
-        _views(base, completion_id, timings, heatmap_only, chart, analyses)
+        _views(base, completion_id, timings, heatmap_only, variant.chart, analyses)
         timings["server peak RSS (MiB)"] = peak_rss_mb(process.pid)
         timings["load average (1 min), end"] = os.getloadavg()[0]
     finally:
@@ -160,14 +185,25 @@ def _views(base: str, completion_id: str, timings: dict[str, float], heatmap_onl
         browser.close()
 
 
+def variants(size: int, compare_launch: bool = False, compare: bool = False,
+             compare_warmup: bool = False) -> list[Variant]:
+    """The columns timed for one store size; the first is the baseline the others' ratios are taken against."""
+    if compare:
+        return [Variant(f"{size:,} before", chart="plotly", warmup=False), Variant(f"{size:,} after")]
+    if compare_warmup:
+        return [Variant(f"{size:,} no start-up run", warmup=False), Variant(f"{size:,} start-up run")]
+    if compare_launch:
+        return [Variant(str(size)), Variant(f"{size} bare", launcher=False)]
+    return [Variant(str(size))]
+
+
 def run(sizes: list[int], keep: Path | None = None, heatmap_only: bool = False,
         compare_launch: bool = False, compare: bool = False, repeat: int = 1,
-        analyses: bool = False) -> dict[str, dict[str, float]]:
-    """measure() per store size, building each synthetic database unless `keep` already holds it;
-    with compare_launch, each size also on a bare `streamlit run` (keys "SIZE bare"), started right after;
-    with compare, each size drawn with Plotly as before (keys "SIZE before (Plotly)") and then as now
-    ("SIZE after (Vega-Lite)"), each on a fresh server and browser. repeat: every measurement that many times
-    (the variants taking turns, so a busy spell hits both), reporting each figure's median."""
+        analyses: bool = False, compare_warmup: bool = False,
+        settle: bool = False) -> dict[str, dict[str, float]]:
+    """measure() per store size and variant (see variants()), building each synthetic database unless `keep`
+    already holds it, each on a fresh server and browser. repeat: every measurement that many times (the variants
+    taking turns, so a busy spell hits both), reporting each figure's median."""
     folder = keep or Path(tempfile.mkdtemp(prefix="forwhom-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     samples: dict[str, dict[str, list[float]]] = {}
@@ -175,15 +211,10 @@ def run(sizes: list[int], keep: Path | None = None, heatmap_only: bool = False,
         db = folder / f"synthetic-{size}.duckdb"
         if not db.exists():
             print(f"building {db}: {build_synthetic_store(db, size)}", file=sys.stderr, flush=True)
-        if compare:
-            variants = [(f"{size:,} before (Plotly)", True, "plotly"), (f"{size:,} after (Vega-Lite)", True, "vega")]
-        else:
-            variants = [(str(size) if launcher else f"{size} bare", launcher, "vega")
-                        for launcher in ((True, False) if compare_launch else (True,))]
         for _ in range(repeat):
-            for key, launcher, chart in variants:
-                for view, value in measure(db, heatmap_only, launcher, chart, analyses).items():
-                    samples.setdefault(key, {}).setdefault(view, []).append(value)
+            for variant in variants(size, compare_launch, compare, compare_warmup):
+                for view, value in measure(db, variant, heatmap_only, analyses, settle).items():
+                    samples.setdefault(variant.name, {}).setdefault(view, []).append(value)
     return {key: {view: round(statistics.median(values), 2) for view, values in views.items()}
             for key, views in samples.items()}
 
@@ -196,7 +227,11 @@ def main() -> None:
     parser.add_argument("--compare-launch", action="store_true",
                         help="also time each size on a bare `streamlit run app.py` (no imports at start)")
     parser.add_argument("--compare", action="store_true",
-                        help="each size with the Heatmaps page drawn by Plotly (before) and by Vega-Lite (now)")
+                        help="each size as before issue 18 (Plotly, no start-up run) and as now (Vega-Lite, start-up run)")
+    parser.add_argument("--compare-warmup", action="store_true",
+                        help="each size without and with the server's start-up run of the landing pages (ui.warmup)")
+    parser.add_argument("--settle", action="store_true",
+                        help="the cold visit waits for the server's start-up run to end (at most 60 s)")
     parser.add_argument("--repeat", type=int, default=1, help="measure each that many times; print the medians")
     parser.add_argument("--analyses", action="store_true",
                         help="time only the pages drawn from core.analyses (overview, over-refusal, cross-lingual, "
@@ -204,23 +239,28 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     results = run(args.sizes, args.keep, args.heatmap_only, args.compare_launch, args.compare, args.repeat,
-                  args.analyses)
+                  args.analyses, args.compare_warmup, args.settle)
     if args.json:
         print(json.dumps(results))
         return
     columns = list(results)
     views = list(next(iter(results.values())))
     width = max(16, *(len(column) + 2 for column in columns))
-    pairs = len(columns) == 2 or (args.compare and len(columns) % 2 == 0)  # ratio: second / first of each pair
+    # Each column gets its ratio against a baseline: the first column of its size when variants are compared,
+    # else the first (smallest) size.
+    grouped = args.compare or args.compare_warmup or args.compare_launch
+    baseline = {column: next(c for c in columns if not grouped or c.split()[0] == column.split()[0])
+                for column in columns}
     print(f"\n{'view (seconds)':<32}" + "".join(
-        f"{column:>{width}}" + ("   ratio" if pairs and i % 2 else "") for i, column in enumerate(columns)))
+        f"{column:>{width}}" + ("   ratio" if baseline[column] != column else "") for column in columns))
     for view in views:
-        row = [results[column][view] for column in columns]
         cells = []
-        for i, v in enumerate(row):
+        for column in columns:
+            v = results[column][view]
             cells.append(f"{v:{width}.2f}")
-            if pairs and i % 2:
-                cells.append(f"{row[i] / row[i - 1]:7.2f}x" if row[i - 1] > 0 else "        ")
+            if baseline[column] != column:
+                base = results[baseline[column]][view]
+                cells.append(f"{v / base:7.2f}x" if base > 0 else "        ")
         print(f"{view:<32}" + "".join(cells))
 
 

@@ -4,12 +4,15 @@ Streamlit imports what a page needs during the first visit, so the first person 
 started dashboard waited for pandas, pyarrow, plotly, DuckDB and the core modules to load (2.5 s on an
 idle 2-core machine, 8 s on a busy one: most of the first heatmap's wait, bench/README.md). Importing
 them here, before the server accepts connections, moves that cost to start-up, where nobody is looking
-at a blank page; the pages then find the modules already loaded. `make run`, `make demo`, the browser
-tests and the render benchmark all start the dashboard this way.
+at a blank page; the pages then find the modules already loaded. Once the server accepts sessions it also runs
+the Heatmaps page and the Overview once itself (ui.warmup), so the first visitor finds their tables computed and
+Streamlit's chart code already run. `make run`, `make demo`, the browser tests and the render benchmark all start
+the dashboard this way.
 """
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -24,6 +27,13 @@ WARM_MODULES: tuple[str, ...] = (
     "streamlit.elements.plotly_chart", "streamlit.elements.arrow",
     "altair", "streamlit.elements.vega_charts",  # the Heatmaps page draws with Vega-Lite
 )
+
+
+# Options the dashboard is served with unless given on the command line (a later option wins). No file watcher:
+# Streamlit's watches the checkout recursively, .venv included (7,400 folders: 0.15 s of the first visit, and
+# "Inotify queue overflowed" in the log of `make run`); nobody edits the code of a running audit dashboard.
+# `python -m ui.launch --server.fileWatcherType auto` brings it back for development.
+SERVER_DEFAULTS: tuple[str, ...] = ("--server.fileWatcherType", "none")
 
 
 def _warm_altair() -> None:
@@ -49,14 +59,19 @@ def _navigation_first() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Import WARM_MODULES, then hand over to `streamlit run app.py` with the given options."""
+    """Import WARM_MODULES, then hand over to `streamlit run app.py` with the given options; once the server
+    accepts sessions, it runs the landing pages once itself (ui.warmup; FORWHOM_WARMUP=off leaves that out)."""
     for name in WARM_MODULES:
         importlib.import_module(name)
     _warm_altair()
     _navigation_first()
+    if os.environ.get("FORWHOM_WARMUP", "on") != "off":
+        from ui import warmup
+
+        warmup.start()
     from streamlit.web import cli
 
-    sys.argv = ["streamlit", "run", str(ROOT / "app.py"), *(sys.argv[1:] if argv is None else argv)]
+    sys.argv = ["streamlit", "run", str(ROOT / "app.py"), *SERVER_DEFAULTS, *(sys.argv[1:] if argv is None else argv)]
     cli.main()
 
 
