@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
+import pytest
+
 from core import taxonomy
-from core.probes.builder import BUNDLED_PROBES, DATA_DIR, build_bundled
+from core.probes.builder import BUNDLED_PROBES, DATA_DIR, build_bundled, load_seeds
 from core.probes.loader import load_probes
 
 
@@ -64,3 +67,20 @@ def test_design_is_matched_across_groups():
             first = slots[groups[0]]
             assert all(s == first for s in slots.values()), (language, strategy)
             assert len(set(first)) == len(first)  # one probe per scenario: the counterfactual key is unique
+
+
+def test_a_bad_seed_file_names_its_file_line_and_column(tmp_path):
+    seeds = tmp_path / "seeds.jsonl"
+    good = '{"language": "en", "group": "women", "polarity": "hate", "text": "a seed\u2028with a line separator"}'
+    assert [s.text for s in load_seeds([_written(seeds, [good, ""])])] == ["a seed\u2028with a line separator"]
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(seeds))}:2:14: invalid JSON"):
+        load_seeds([_written(seeds, [good, '{"language": }'])])
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(seeds))}:3: expected a JSON object per line"):
+        load_seeds([_written(seeds, [good, "", '["en", "women"]'])])
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(seeds))}:1: bad seed row: 'polarity'"):
+        load_seeds([_written(seeds, ['{"language": "en", "group": "women", "text": "x"}'])])
+
+
+def _written(path, lines: list[str]):
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

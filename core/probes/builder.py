@@ -7,13 +7,13 @@ as they were.
 """
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from core import taxonomy
+from core.limits import json_objects
 from core.probes.schema import Probe, probe_id_for
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
@@ -47,13 +47,12 @@ class Template:
 
 
 def _jsonl(path: Path) -> Iterable[tuple[int, dict]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    yield number, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{number}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    """(line, object) per record of a seed or template file; the first line that is not a JSON object stops the
+    build with its FILE:LINE[:COL] message (core.limits.json_objects, the one JSON Lines reader)."""
+    for number, row in json_objects(path.read_text(encoding="utf-8"), path):
+        if isinstance(row, str):
+            raise ValueError(row)
+        yield number, row
 
 
 def load_seeds(paths: Iterable[Path]) -> list[Seed]:
