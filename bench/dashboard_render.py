@@ -35,7 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
@@ -47,20 +47,6 @@ from core.store import Store
 TIMEOUT_MS = 600_000
 CHARTS = ("vega", "plotly")  # what the Heatmaps page draws with: now, and before (FORWHOM_HEATMAPS_CHART=plotly)
 SETTLE_WITHIN_S = 60.0  # --settle: the longest the cold visit waits for the server's start-up run to end
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One way of serving the dashboard that is timed: a column of the printed table."""
-
-    name: str
-    launcher: bool = True  # python -m ui.launch (False: a bare `streamlit run app.py`)
-    chart: str = "vega"  # what the Heatmaps page draws with
-    warmup: bool = True  # the launcher runs the landing pages at start (ui.warmup; FORWHOM_WARMUP=off: not)
-    env: dict[str, str] = field(default_factory=dict, compare=False)
-
-    def server_env(self) -> dict[str, str]:
-        return {"FORWHOM_HEATMAPS_CHART": self.chart, "FORWHOM_WARMUP": "on" if self.warmup else "off", **self.env}
 DRAWN = {"vega": '[data-testid="stVegaLiteChart"] .cells_marks path', "plotly": ".js-plotly-plot .nsewdrag"}
 # Column labels of the first heatmap, left to right, as drawn.
 COLUMNS_JS = {
@@ -71,6 +57,19 @@ COLUMNS_JS = {
             " const x = p.getBoundingClientRect().x; if (!seen.has(col) || seen.get(col) > x)"
             " seen.set(col, x); } return [...seen].sort((a, b) => a[1] - b[1]).map(e => e[0]); }",
 }
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of serving the dashboard that is timed: a column of the printed table."""
+
+    name: str
+    launcher: bool = True  # python -m ui.launch (False: a bare `streamlit run app.py`)
+    chart: str = "vega"  # what the Heatmaps page draws with
+    warmup: bool = True  # the launcher runs the landing pages at start (ui.warmup; FORWHOM_WARMUP=off: not)
+
+    def server_env(self) -> dict[str, str]:
+        return {"FORWHOM_HEATMAPS_CHART": self.chart, "FORWHOM_WARMUP": "on" if self.warmup else "off"}
 
 
 def _timed(page: Page, url: str, selector: str) -> float:

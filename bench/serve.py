@@ -16,6 +16,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from ui.warmup import STARTED_LINE
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -62,17 +64,13 @@ def wait_healthy(process: subprocess.Popen, base: str, timeout: float = 90.0) ->
     raise RuntimeError(f"streamlit did not answer on {base} within {timeout:.0f} s")
 
 
-# What ui.warmup prints once the server has run its landing pages at start.
-STARTED_PAGES = "For Whom: pages run at start: "
-
-
 def wait_started_pages(log: Path, process: subprocess.Popen, timeout: float = 120.0) -> str | None:
     """The server log's line saying it has run its landing pages at start (ui.warmup), once written; None when it
     was not written within `timeout` seconds or the server exited first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
         for line in log.read_text(errors="replace").splitlines():
-            if line.startswith(STARTED_PAGES):
+            if line.startswith(STARTED_LINE):
                 return line
         time.sleep(0.05)
     return None

@@ -28,6 +28,8 @@ LOG = logging.getLogger("forwhom.warmup")
 # URL paths of the pages run at start: the Heatmaps page (the first heatmap is what a visitor waits for longest),
 # then the landing page (the Overview), which shares most of its first-run cost.
 WARM_PAGES: tuple[str, ...] = ("heatmaps", "")
+# The line printed once the pages have run (bench.serve.wait_started_pages waits for it).
+STARTED_LINE = "For Whom: pages run at start: "
 STARTED_WITHIN_S = 120.0  # how long to wait for the server to start before giving up
 PAGE_WITHIN_S = 300.0  # how long one page may take (a very large store) before the warm-up moves on
 
@@ -82,7 +84,7 @@ def _started_runtime(within_s: float):
 
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
-        if Runtime.exists() and Runtime.instance().state not in (RuntimeState.INITIAL,):
+        if Runtime.exists() and Runtime.instance().state != RuntimeState.INITIAL:
             return Runtime.instance()
         time.sleep(0.02)
     return None
@@ -119,7 +121,7 @@ def warm(pages: Sequence[str] = WARM_PAGES) -> dict[str, PageRun]:
             _on_loop(loop, runtime.close_session, session_id)
         client.run.seconds = time.perf_counter() - started
         runs[page] = client.run
-    print("For Whom: pages run at start: " + "; ".join(f"/{page} {run}" for page, run in runs.items()),
+    print(STARTED_LINE + "; ".join(f"/{page} {run}" for page, run in runs.items()),
           file=sys.stderr, flush=True)
     return runs
 
