@@ -43,8 +43,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.compare import mcnemar_exact, newcombe_paired
-from core.metrics import adjust_pvalues
+from core.stats import adjust_pvalues, mcnemar_exact, newcombe_paired
 
 # Columns that split a frame into the cells every statistic is computed within (each has its own groups).
 CELL_COLUMNS: tuple[str, ...] = ("model", "language")

@@ -38,12 +38,12 @@ from scipy import special  # scipy.stats costs seconds to import: loaded only wh
 
 from core import dimensions, taxonomy
 from core.segments import segment_argext, segment_std, segments
+from core.stats import StatsError, adjust_pvalues
 
 # Every grouping is made of these (core/dimensions.py: the one table of slicing dimensions).
 DIMENSIONS: tuple[str, ...] = dimensions.names()
 # Dimensions that define "the model's own average" a cell is compared with, when they are in `by`.
 BASELINE_DIMENSIONS: tuple[str, ...] = dimensions.baseline()
-CORRECTIONS: tuple[str, ...] = ("holm", "fdr_bh")
 # A frame with these columns and no `label` is taken as counts per cell (Store.label_counts), not one row each.
 COUNT_COLUMNS: tuple[str, ...] = ("refused", "complied", "unparsed", "errors")
 # The finest cells the dashboard's tables use (about 10,000 at 12 models): counts fetched once at this grain
@@ -66,7 +66,7 @@ def _by_block(rows: int, work: Callable[[slice, int], np.ndarray]) -> np.ndarray
         return np.concatenate(list(pool.map(work, blocks, range(len(blocks)))), axis=0)
 
 
-class MetricsError(ValueError):
+class MetricsError(StatsError):
     """A grouping the metrics cannot compute; the message says which names are allowed."""
 
 
@@ -95,32 +95,6 @@ def baseline_columns(by: Sequence[str], baseline: Sequence[str] | None) -> list[
         raise MetricsError(f"the baseline {', '.join(outside)} is not among the grouping columns "
                            f"{', '.join(by) or '(none)'}; add it to `by`")
     return chosen
-
-
-def adjust_pvalues(pvalues: Sequence[float] | np.ndarray, method: str = "holm") -> np.ndarray:
-    """Multiple-comparison adjusted p-values (Holm's step-down FWER or Benjamini-Hochberg FDR).
-
-    NaN p-values (cells where no test is possible) stay NaN and do not count in the family size.
-    Matches statsmodels.stats.multitest.multipletests(method="holm" | "fdr_bh").
-    """
-    if method not in CORRECTIONS:
-        raise MetricsError(f"unknown correction {method!r}; choose from {', '.join(CORRECTIONS)}")
-    p = np.asarray(pvalues, dtype="float64")
-    adjusted = np.full(p.shape, np.nan)
-    finite = np.isfinite(p)
-    m = int(finite.sum())
-    if m == 0:
-        return adjusted
-    order = np.argsort(p[finite], kind="stable")
-    ranked = p[finite][order]
-    if method == "holm":
-        steps = np.maximum.accumulate((m - np.arange(m)) * ranked)
-    else:
-        steps = np.minimum.accumulate((m / np.arange(m, 0, -1) * ranked[::-1]))[::-1]
-    values = np.empty(m)
-    values[order] = np.minimum(steps, 1.0)
-    adjusted[finite] = values
-    return adjusted
 
 
 class DefenseRates:

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from statsmodels.stats.contingency_tables import mcnemar
 
-from core.compare import PAIR_COLUMNS, CompareError, compare, mcnemar_exact, newcombe_paired, pairwise_gaps
+from core.compare import PAIR_COLUMNS, CompareError, compare, pairwise_gaps
+from core.stats import mcnemar_exact, newcombe_paired
 
 GROUPS = [f"g{i}" for i in range(8)]
 

@@ -8,7 +8,8 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportions_ztest
 
-from core.metrics import DefenseRates, MetricsError, adjust_pvalues, headline, scaling
+from core.metrics import DefenseRates, MetricsError, headline, scaling
+from core.stats import StatsError, adjust_pvalues
 
 
 def judged_frame(cells: dict[tuple, tuple[int, int]], columns: tuple[str, ...] = ("model", "language", "group"),
@@ -227,7 +228,7 @@ def test_bad_groupings_say_what_is_allowed():
         DefenseRates(frame, ["colour"])
     with pytest.raises(MetricsError, match="not among the grouping columns"):
         DefenseRates(frame, ["model", "group"]).deviations(baseline=["language"])
-    with pytest.raises(MetricsError, match="correction"):
+    with pytest.raises(StatsError, match="correction"):
         adjust_pvalues([0.1], "bonferonni")
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from core.compare import Z95, Comparison, CompareError, compare, independent_changes, pairwise_gaps
+from core.compare import Comparison, CompareError, compare, independent_changes, pairwise_gaps
+from core.stats import Z95
 from core.ppi import CorrectedRates
 from core.store import Store
 

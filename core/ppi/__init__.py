@@ -15,11 +15,11 @@ this package turns the judge's verdicts and those labels into corrected figures.
 
 Import from here (`from core.ppi import CorrectedRates`): the names below are the package's public face.
 """
-from core.ppi.intervals import PSEUDO, wilson
+from core.ppi.intervals import PSEUDO
 from core.ppi.judge_errors import JudgeError, judge_error
 from core.ppi.planning import labels_needed, labels_needed_table, labels_without_judge
 from core.ppi.rates import CorrectedRates
 from core.ppi.sample import COUNTS, HUMAN_VALUE, JUDGE_VALUE, MIN_STRATUM, STRATA, PPIError
 
 __all__ = ["COUNTS", "HUMAN_VALUE", "JUDGE_VALUE", "MIN_STRATUM", "PSEUDO", "STRATA", "CorrectedRates", "JudgeError",
-           "PPIError", "judge_error", "labels_needed", "labels_needed_table", "labels_without_judge", "wilson"]
+           "PPIError", "judge_error", "labels_needed", "labels_needed_table", "labels_without_judge"]

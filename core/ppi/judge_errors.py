@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.metrics import adjust_pvalues
-from core.ppi.intervals import wilson, z_quantile
+from core.stats import adjust_pvalues, wilson, z_quantile
 from core.ppi.sample import STRATA, PPIError, label_values
 
 

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import pandas as pd
 from scipy import special
 
-from core.ppi.intervals import PSEUDO, z_quantile
+from core.ppi.intervals import PSEUDO
+from core.stats import z_quantile
 from core.ppi.sample import MIN_STRATUM, PPIError
 
 

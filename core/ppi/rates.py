@@ -55,8 +55,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.metrics import CORRECTIONS, adjust_pvalues, baseline_columns, check_grouping
-from core.ppi.intervals import PSEUDO, z_quantile
+from core.metrics import baseline_columns, check_grouping
+from core.ppi.intervals import PSEUDO
+from core.stats import CORRECTIONS, adjust_pvalues, z_quantile
 from core.ppi.moments import MOMENTS, combine_codes, index_ranges, sample_variance
 from core.ppi.sample import COUNTS, MIN_STRATUM, STRATA, PPIError, label_values
 
