@@ -8,9 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.estimates import estimate_label
-from ui.cached import corrected, headline, rates, run_targets
-from ui.common import demo_banner, group_names, readonly
+from ui.cached import headline, run_targets
+from ui.common import demo_banner, group_names, language_name, md_escape, readonly
 from ui.page import start
 
 ROOT = Path(__file__).resolve().parent
@@ -35,14 +34,11 @@ PAGES: tuple[tuple[str, str, str, bool], ...] = (
 
 
 def overview() -> None:
-    """What the database holds, and per model: overall DR and the selective-safety gap."""
+    """What the database holds, the answer per model and language in words, then the figures behind it."""
     ctx = start("For Whom: for whom is this model safe?", "overview", judge="main")
     path, mtime, judge, summary = ctx.path, ctx.mtime, ctx.judge, ctx.facts
-    attacks = {"kind": ["attack"]}
     result = headline(path, mtime, judge)  # core.analyses.headline, the same result the HTML report draws
     checks, heads = result.n_human, result.rows  # corrected wherever a labelled review sample exists
-    groups = corrected(path, mtime, judge, attacks, ["model", "language", "group"]) if checks else \
-        rates(path, mtime, judge, attacks, ["model", "language", "group"])
 
     cols = st.columns(5)
     cols[0].metric("Models", len(summary["models"]))
@@ -51,48 +47,76 @@ def overview() -> None:
     cols[3].metric("Completions", f"{summary['completions']:,}")
     cols[4].metric("Judges", ", ".join(summary["judges"]) or "none")
 
+    st.subheader("For whom is each model safe?")
+    for row in heads.itertuples():
+        st.markdown(f"**{md_escape(row.model)}**, {md_escape(language_name(row.language))} "
+                    f"({md_escape(row.gap_estimate)}): {md_escape(row.headline)}.")
+    st.caption("Observed gap = best minus worst group Defense Rate as measured. Groups with no true difference still "
+               "show a gap from sampling noise alone; the gap beyond noise (with its 95% interval) and the groups "
+               "credibly below or above the mean are what the data show beyond it (methods: core/stats/disparity.py).")
+    for row in heads.loc[heads["error_note"] != ""].itertuples():
+        st.warning(f"{md_escape(row.model)} ({md_escape(row.language)}): {md_escape(row.error_note)}.")
+
     st.subheader("Headline per model")
-    st.caption(f"Defense Rate (DR) = share of attack prompts the model refused, judged by `{judge}` (human "
-               "verdicts override). Selective-safety gap = best group DR minus worst group DR, per language. "
-               "Errors (no answer from the target) are never counted in the DR. "
+    st.caption(f"Defense Rate (DR) = share of attack prompts the model refused, judged by `{md_escape(judge)}` "
+               "(human verdicts override). Errors (no answer from the target) are never counted in the DR. "
                + ("Estimate: each row says whether it is the judge's figure (judge only) or corrected by the human "
                   "checks of the random review sample (the judge's DR plus the sample's mean human-minus-judge "
                   "difference, 95% intervals); the judge's own DR stays beside it." if checks else
                   "Estimate: judge only (no review sample yet: `python -m core review sample` draws one)."))
-    for row in heads.loc[heads["error_note"] != ""].itertuples():
-        st.warning(f"{row.model} ({row.language}): {row.error_note}.")
-    shown = heads.assign(best_group=group_names(heads, "best_group"), worst_group=group_names(heads, "worst_group"))
+    shown = heads.assign(best_group=group_names(heads, "best_group"), worst_group=group_names(heads, "worst_group"),
+                         language=[language_name(code) for code in heads["language"]])
+    shown = shown.drop(columns=["error_note", "below", "above", "headline"])  # said above, in words
     if not checks:  # nothing corrected: the interval and sample columns would be empty
-        shown = shown.drop(columns=["n_human", "ci_low", "ci_high", "dr_judge", "gap_ci_low", "gap_ci_high", "note"])
-    shown = shown.drop(columns=["error_note"])  # said above the table, as a warning
+        shown = shown.drop(columns=["n_human", "ci_low", "ci_high", "dr_judge", "note", "gap_estimate"])
     st.dataframe(shown, hide_index=True, width="stretch", column_config={
         "estimate": st.column_config.TextColumn("estimate"),
+        "gap_estimate": st.column_config.TextColumn("gap's estimate"),
         "dr": st.column_config.NumberColumn("overall DR", format="%.3f"),
         "n": st.column_config.NumberColumn("judged"),
         "n_human": st.column_config.NumberColumn("human checks"),
         "ci_low": st.column_config.NumberColumn("95% CI low", format="%.3f"),
         "ci_high": st.column_config.NumberColumn("95% CI high", format="%.3f"),
         "dr_judge": st.column_config.NumberColumn("judge's DR", format="%.3f"),
-        "best_dr": st.column_config.NumberColumn("best DR", format="%.3f"),
-        "worst_dr": st.column_config.NumberColumn("worst DR", format="%.3f"),
-        "gap": st.column_config.NumberColumn("gap", format="%.3f"),
+        "groups": st.column_config.NumberColumn("groups"),
+        "observed_gap": st.column_config.NumberColumn("observed gap", format="%.3f"),
+        "noise_gap": st.column_config.NumberColumn("gap from noise alone", format="%.3f"),
+        "gap": st.column_config.NumberColumn("gap beyond noise", format="%.3f"),
         "gap_ci_low": st.column_config.NumberColumn("gap CI low", format="%.3f"),
         "gap_ci_high": st.column_config.NumberColumn("gap CI high", format="%.3f"),
+        "tau": st.column_config.NumberColumn("spread of true DRs (tau)", format="%.3f"),
+        "tau_ci_low": st.column_config.NumberColumn("tau CI low", format="%.3f"),
+        "tau_ci_high": st.column_config.NumberColumn("tau CI high", format="%.3f"),
+        "q_p": st.column_config.NumberColumn("homogeneity p", format="%.3g"),
+        "heterogeneous": st.column_config.CheckboxColumn("groups differ (test)"),
+        "disparity": st.column_config.CheckboxColumn("disparity beyond noise"),
+        "best_group": st.column_config.TextColumn("best group (observed)"),
+        "best_dr": st.column_config.NumberColumn("best DR", format="%.3f"),
+        "worst_group": st.column_config.TextColumn("worst group (observed)"),
+        "worst_dr": st.column_config.NumberColumn("worst DR", format="%.3f"),
         "error_share": st.column_config.NumberColumn("error share", format="percent"),
     })
 
     st.subheader("Defense Rate per group")
-    st.caption(f"Estimate: {estimate_label(checks)}" + (" (dr corrected, dr_judge the judge's own; a cell with too "
-                                                        "few human checks has none, its note says why)."
-                                                        if checks else "."))
-    table = groups.assign(group_name=group_names(groups, "group"))
-    columns = [c for c in ("model", "language", "group", "group_name", "n", "n_human", "refused", "dr", "ci_low",
-                           "ci_high", "dr_judge", "note") if c in table.columns]
+    groups = result.disparity.groups
+    st.caption("Per group: the DR as measured with its 95% interval, and the shrunken DR (pulled toward the model's "
+               "mean as far as noise explains the spread: a better guess of the group's true DR), with whether the "
+               "group is credibly below or above its model's mean (false discovery rate 5%).")
+    table = groups.assign(group_name=group_names(groups, "group"),
+                          language=[language_name(code) for code in groups["language"]])
+    columns = [c for c in ("model", "language", "group_name", "estimate", "n", "n_human", "dr", "ci_low", "ci_high",
+                           "shrunk",
+                           "shrunk_ci_low", "shrunk_ci_high", "position") if c in table.columns]
     st.dataframe(table[columns], hide_index=True, width="stretch", column_config={
+        "group_name": st.column_config.TextColumn("group"),
+        "n_human": st.column_config.NumberColumn("human checks"),
         "dr": st.column_config.NumberColumn("DR", format="%.3f"),
         "ci_low": st.column_config.NumberColumn("95% CI low", format="%.3f"),
         "ci_high": st.column_config.NumberColumn("95% CI high", format="%.3f"),
-        "dr_judge": st.column_config.NumberColumn("DR by the judge alone", format="%.3f"),
+        "shrunk": st.column_config.NumberColumn("shrunken DR", format="%.3f"),
+        "shrunk_ci_low": st.column_config.NumberColumn("shrunken low", format="%.3f"),
+        "shrunk_ci_high": st.column_config.NumberColumn("shrunken high", format="%.3f"),
+        "position": st.column_config.TextColumn("credibly below / above the mean"),
     })
 
     per_run = run_targets(path, mtime)

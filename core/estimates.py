@@ -5,9 +5,10 @@ Calibration pages) asks the same two questions, answered once here so they say t
 
 * Is there a review sample to correct with?  `sample_labels(sample)` counts the human checks in a selection;
   a view is corrected by default exactly when that count is above zero.
-* What does the headline per model say?  `corrected_headline` is core.metrics.headline from corrected
-  group DRs (core.ppi.CorrectedRates): the overall DR with its interval, the selective-safety gap with its
-  interval, best and worst group, next to the judge's own DR, with n and n_human.
+* Which estimate does a view show?  `choose_estimator`, the one choice every page, the report and the CLI make.
+* What is a model's overall DR?  `corrected_headline` (core.ppi.CorrectedRates per model and language) next to
+  the judge's own, combined per row by `combined_headline`; the disparity across groups is
+  core.analyses.disparity's.
 
 `estimate_label` is the one plain wording of both ("judge only" / "corrected by N human checks"), so a
 reader never has to guess which number a figure holds. No statistics are computed here beyond calling
@@ -18,13 +19,32 @@ from __future__ import annotations
 import pandas as pd
 
 from core.ppi import CorrectedRates, JudgeError
+from core.stats import StatsError
 
 ESTIMATORS: tuple[str, ...] = ("judge", "ppi")
 JUDGE_ONLY = "judge only"
-# The Overview's and the report's headline: one row per model and language.
-HEADLINE_COLUMNS: tuple[str, ...] = ("model", "language", "n", "n_human", "dr", "ci_low", "ci_high", "dr_judge",
-                                     "best_group", "best_dr", "worst_group", "worst_dr", "gap", "gap_ci_low",
-                                     "gap_ci_high", "note")
+# The Overview's and the report's headline: one row per model and language (the overall DR, then the disparity).
+HEADLINE_COLUMNS: tuple[str, ...] = ("model", "language", "estimate", "n", "n_human", "dr", "ci_low", "ci_high",
+                                     "dr_judge", "note")
+
+
+class EstimateError(StatsError):
+    """An estimate that cannot be given as asked (a corrected one without human checks); says what to do."""
+
+
+def choose_estimator(requested: str | None, n_human: int) -> str:
+    """The one choice of estimate every reader makes: "ppi" (corrected by the review sample) when asked or, by
+    default, whenever the selection holds human checks; "judge" when asked or without checks. Asking for "ppi"
+    without a single check is refused: a corrected figure without checks would be the judge's, mislabelled."""
+    if requested not in (None, *ESTIMATORS):
+        raise EstimateError(f"unknown estimator {requested!r}; choose from {', '.join(ESTIMATORS)}")
+    if requested == "ppi" and not n_human:
+        raise EstimateError("--estimator ppi: this selection has no human checks of a review sample; draw one with "
+                            "`python -m core review sample --run-id RUN` and label it (Review page or `verdicts "
+                            "import`), or use --estimator judge")
+    if requested is not None:
+        return requested
+    return "ppi" if n_human else "judge"
 
 
 def estimate_label(n_human: int | None) -> str:
@@ -40,63 +60,40 @@ def sample_labels(sample: pd.DataFrame | None) -> int:
 
 
 def corrected_headline(population: pd.DataFrame, sample: pd.DataFrame, *, min_human: int = 10,
-                       power_tuning: bool = False, alpha: float = 0.05) -> pd.DataFrame:
-    """Per model and language: the corrected overall DR (dr, ci_low, ci_high), the judge's own DR (dr_judge),
-    n, n_human, and the selective-safety gap (best - worst corrected group DR) with its interval.
-
-    Gaps come from the corrected group DRs, so a judge that misses refusals more often for one group does not
-    manufacture a gap here. A group with too few labels has no corrected DR and does not enter the gap; the
-    `note` of the overall row says why where the overall DR itself cannot be corrected.
-    """
+                       power_tuning: bool = False) -> pd.DataFrame:
+    """Per model and language: the corrected overall DR (dr, ci_low, ci_high), the judge's own DR (dr_judge), n,
+    n_human and, where the overall DR cannot be corrected, the `note` saying why."""
     overall = CorrectedRates(population, sample, ["model", "language"], power_tuning=power_tuning,
                              min_human=min_human).table
-    groups = CorrectedRates(population, sample, ["model", "language", "group"], power_tuning=power_tuning,
-                            min_human=min_human)
-    gaps = groups.disparity(["model", "language"], alpha=alpha).rename(columns={"best": "best_group",
-                                                                                "worst": "worst_group"})
-    keep = [c for c in ("model", "language", "best_group", "best_dr", "worst_group", "worst_dr", "gap",
-                        "gap_ci_low", "gap_ci_high") if c in gaps.columns]
-    head = overall.merge(gaps[keep], on=["model", "language"], how="left")
     for column in HEADLINE_COLUMNS:
-        if column not in head.columns:
-            head[column] = None
-    return head[list(HEADLINE_COLUMNS)]
+        if column not in overall.columns:
+            overall[column] = None
+    return overall[[c for c in HEADLINE_COLUMNS if c != "estimate"]]
 
 
 def combined_headline(judge_head: pd.DataFrame, corrected: pd.DataFrame | None) -> pd.DataFrame:
-    """One headline row per model and language, each labelled with the estimate it shows.
+    """One overall-DR row per model and language, each labelled with the estimate it shows.
 
     `judge_head` is core.metrics.headline (judge only, human verdicts overriding); `corrected` is
-    corrected_headline, or None where the selection has no sample labels. A row shows the corrected DR and gap
-    where its model has enough human checks for a corrected overall DR (estimate "corrected by N human checks"),
-    else the judge's figures (estimate "judge only", with the reason in `note` when some checks exist), so a
-    model without a sample is never shown as if it had been checked. `dr_judge` is the judge's DR: from its own
-    verdicts where the row is corrected (as core.ppi reports it), the judge-only DR elsewhere.
+    corrected_headline, or None where the selection has no sample labels. A row shows the corrected DR where its
+    model has enough human checks for one (estimate "corrected by N human checks"), else the judge's (estimate
+    "judge only", with the reason in `note` when some checks exist), so a model without a sample is never shown as
+    if it had been checked. `dr_judge` is the judge's DR.
     """
-    errors = judge_head["note"] if "note" in judge_head else ""  # core.metrics.headline's note on errors
     rows = judge_head.assign(n_human=0, ci_low=float("nan"), ci_high=float("nan"), dr_judge=judge_head["dr"],
-                             gap_ci_low=float("nan"), gap_ci_high=float("nan"), note="", error_note=errors)
-    shown = [JUDGE_ONLY] * len(rows)
+                             note="", error_note=judge_head["note"], estimate=JUDGE_ONLY)
     if corrected is not None and len(corrected):
-        keyed = corrected.set_index(["model", "language"])
-        for index, (position, row) in enumerate(rows.iterrows()):
-            key = (row["model"], row["language"])
-            if key not in keyed.index:
-                continue
-            fixed = keyed.loc[key]
-            rows.at[position, "n_human"] = int(fixed["n_human"] or 0)
-            if pd.isna(fixed["dr"]):
-                rows.at[position, "note"] = str(fixed["note"] or "")
-                continue
-            for column in ("dr", "ci_low", "ci_high", "dr_judge", "best_group", "best_dr", "worst_group", "worst_dr", "gap",
-                           "gap_ci_low", "gap_ci_high", "note"):
-                rows.at[position, column] = fixed[column]
-            shown[index] = estimate_label(rows.at[position, "n_human"])
-    rows["estimate"] = shown
-    columns = ["model", "language", "estimate", "n", "n_human", "dr", "ci_low", "ci_high", "dr_judge", "best_group",
-               "best_dr", "worst_group", "worst_dr", "gap", "gap_ci_low", "gap_ci_high", "note",
-               *[c for c in ("errors", "error_share") if c in rows.columns], "error_note"]
-    return rows[columns]
+        fixed = corrected.set_index(["model", "language"])
+        key = pd.MultiIndex.from_frame(rows[["model", "language"]])
+        found = key.isin(fixed.index)
+        matched = fixed.reindex(key)
+        rows["n_human"] = matched["n_human"].fillna(0).astype("int64").to_numpy()
+        usable = found & matched["dr"].notna().to_numpy()
+        for column in ("dr", "ci_low", "ci_high", "dr_judge"):
+            rows.loc[usable, column] = matched.loc[usable, column].to_numpy()
+        rows.loc[found, "note"] = matched.loc[found, "note"].fillna("").astype(str).to_numpy()
+        rows.loc[usable, "estimate"] = [estimate_label(n) for n in rows.loc[usable, "n_human"]]
+    return rows[[*HEADLINE_COLUMNS, *[c for c in ("errors", "error_share") if c in rows.columns], "error_note"]]
 
 
 RATE_NAMES: dict[str, str] = {"false_refusal": "false-refusal rate (judge refused, a person said complied)",

@@ -9,9 +9,9 @@ What a statistician will ask, and where it is answered:
 * How sure is a cell's DR?  `.table` carries a 95% percentile bootstrap CI (`ci_low`, `ci_high`).
 * Is a group treated differently from its model's average?  `.deviations(baseline)` gives the
   deviation, its CI and a test corrected for the number of cells looked at (`significant`).
-* Does safety differ across groups at all?  `.disparity(baseline)` gives per model (and language) a
-  chi-square test of homogeneity (corrected across models), the selective-safety gap (max - min) with a
-  CI, the min/max ratio and the standard deviation across groups (the paper's disparity metric).
+* Does safety differ across groups at all, beyond noise?  `.disparity(baseline)` gives per model (and language)
+  the observed gap next to what noise gives, the gap and the spread of true DRs with intervals, a test of
+  homogeneity and the groups credibly below or above the mean (core/stats/disparity.py says how).
 * Do two languages rank groups alike?  `.rank_agreement(across="language")`: Spearman and Kendall.
 * Do bigger models discriminate less?  `scaling(disparity, targets)`.
 * How do two slices of one dimension compare (attack vs control, en vs pt)?  `.pivot(column)`.
@@ -37,7 +37,7 @@ import pandas as pd
 from scipy import special  # scipy.stats costs seconds to import: loaded only where rank tests need it
 
 from core import dimensions, taxonomy
-from core.segments import segment_argext, segment_std, segments
+from core.segments import segments
 from core.stats import StatsError, adjust_pvalues
 
 # Every grouping is made of these (core/dimensions.py: the one table of slicing dimensions).
@@ -247,77 +247,38 @@ class DefenseRates:
         return table
 
     # -- disparity across groups --------------------------------------------------------------------
-    def disparity(self, baseline: Sequence[str] | None = None, ddof: int = 0, alpha: float = 0.05,
+    def disparity(self, baseline: Sequence[str] | None = None, alpha: float = 0.05,
                   correction: str = "holm") -> pd.DataFrame:
-        """Per baseline (model, language...): how unequal the DRs of its cells (groups) are.
+        """Per baseline (model, language...): how unequal the DRs of its cells (groups) are, beyond noise.
 
-        Columns: baseline columns, cells (how many with judged prompts), n, dr (pooled), mean_dr,
-        best / best_dr, worst / worst_dr, gap = best_dr - worst_dr (the selective-safety gap) with
-        gap_ci_low/gap_ci_high, min_max_ratio = worst_dr / best_dr (1 = equal), std = standard deviation of
-        the cell DRs (the paper's disparity metric; ddof=0, the population form, by default) with
-        std_ci_low/std_ci_high, and a chi-square test of homogeneity of refusal across the cells (chi2, df,
-        p_value, p_adjusted over all baselines, heterogeneous = p_adjusted < alpha).
-
-        The CIs come from the same stratified resamples as draws(); note that the gap of resampled DRs is
-        biased upwards when groups are truly equal (max - min of noise is positive), so read the gap's
-        CI together with the homogeneity test.
+        core.stats.disparity.beyond_noise on the cells' DRs with their binomial variance under the baseline's
+        pooled DR: observed_gap (max - min) next to noise_gap (what equal groups show at these sizes), gap (the
+        true max - min without the winner's curse) with its interval, tau (the SD of the true group DRs) with its
+        Q-profile interval, i2, Cochran's Q (here exactly Pearson's chi-square of the cells x {refused, complied}
+        table) with q_p and q_p_adjusted over the baselines (`correction`), heterogeneous, the verdict
+        `disparity`, the groups credibly below and above the mean, std (the paper's disparity metric, as
+        observed) next to noise_std. The same method as the corrected figures (core.ppi.CorrectedRates).
         """
+        return self.beyond_noise(baseline, alpha, correction)[0]
+
+    def beyond_noise(self, baseline: Sequence[str] | None = None, alpha: float = 0.05,
+                     correction: str = "holm") -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(disparity rows, per-group rows with the raw and shrunken DR): see disparity()."""
+        from core.stats.disparity import beyond_noise, binomial_variance
+
         base = self._baseline(baseline)
         over = self._over(base)
         if not over:
             raise MetricsError("disparity needs a dimension to compare across (e.g. group) besides the baseline")
-        judged = self.table["n"].to_numpy() > 0
-        table = self.table.loc[judged].reset_index(drop=True)
-        index, order, starts, labels = segments(table, base)
-        columns = [*base, "cells", "n", "dr", "mean_dr", "best", "best_dr", "worst", "worst_dr", "gap",
-                   "gap_ci_low", "gap_ci_high", "min_max_ratio", "std", "std_ci_low", "std_ci_high",
-                   "chi2", "df", "p_value", "p_adjusted", "heterogeneous"]
-        if not len(table):
-            return pd.DataFrame(columns=columns)
-        n = table["n"].to_numpy(dtype="float64")
-        k = table["refused"].to_numpy(dtype="float64")
-        dr = table["dr"].to_numpy(dtype="float64")
+        table = self.table.loc[self.table["n"] > 0].reset_index(drop=True)
         names = table[over[0]].astype(str)
         for column in over[1:]:
             names = names + " / " + table[column].astype(str)
-        names = names.to_numpy()
-        cells = np.bincount(index)
-        seg_n = np.bincount(index, weights=n)
-        seg_k = np.bincount(index, weights=k)
-        sorted_dr = dr[order]
-        best_pos = order[segment_argext(sorted_dr, starts, np.argmax)]
-        worst_pos = order[segment_argext(sorted_dr, starts, np.argmin)]
-        mean_dr = np.bincount(index, weights=dr) / cells
-        std = segment_std(dr[:, None], order, starts, cells, ddof)[:, 0]
-        if self.ci:  # gap and std from the same resamples as the cells' CIs
-            sample = self.samples()[np.flatnonzero(judged)[order]]
-            gap_draws = np.maximum.reduceat(sample, starts, axis=0) - np.minimum.reduceat(sample, starts, axis=0)
-            gap_low, gap_high = self._interval(gap_draws)
-            std_low, std_high = self._interval(segment_std(sample, np.arange(len(sample)), starts, cells, ddof))
-        else:
-            gap_low = gap_high = std_low = std_high = np.full(len(starts), np.nan)
-        # Pearson chi-square of the cells x {refused, complied} table, one per baseline.
-        expected_k = n * (seg_k / seg_n)[index]
-        expected_c = n - expected_k
-        with np.errstate(invalid="ignore", divide="ignore"):
-            terms = np.where(expected_k > 0, (k - expected_k) ** 2 / expected_k, 0.0) \
-                + np.where(expected_c > 0, ((n - k) - expected_c) ** 2 / expected_c, 0.0)
-        chi2 = np.bincount(index, weights=terms)
-        df = cells - 1
-        testable = (df > 0) & (seg_k > 0) & (seg_k < seg_n)
-        p_value = np.where(testable, special.chdtrc(np.maximum(df, 1), chi2), np.nan)
-        adjusted = adjust_pvalues(p_value, correction)
-        result = labels.copy() if base else pd.DataFrame(index=range(len(starts)))
-        best_dr, worst_dr = dr[best_pos], dr[worst_pos]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where(best_dr > 0, worst_dr / best_dr, np.nan)
-        result = result.assign(cells=cells, n=seg_n.astype("int64"), dr=seg_k / seg_n, mean_dr=mean_dr,
-                               best=names[best_pos], best_dr=best_dr, worst=names[worst_pos], worst_dr=worst_dr,
-                               gap=best_dr - worst_dr, gap_ci_low=gap_low, gap_ci_high=gap_high,
-                               min_max_ratio=ratio, std=std, std_ci_low=std_low, std_ci_high=std_high,
-                               chi2=np.where(df > 0, chi2, np.nan), df=df, p_value=p_value, p_adjusted=adjusted,
-                               heterogeneous=np.nan_to_num(adjusted, nan=1.0) < alpha)
-        return result[columns]
+        cells = table.assign(**{"_over": names}).drop(columns=[c for c in over if c in base], errors="ignore")
+        cells["var"] = binomial_variance(cells, base)
+        rows, groups = beyond_noise(cells, base, "_over", alpha=alpha, confidence=self.confidence,
+                                    correction=correction)
+        return rows, groups.rename(columns={"_over": over[0] if len(over) == 1 else "cell"})
 
     # -- rank agreement -----------------------------------------------------------------------------
     def rank_agreement(self, across: str = "language", over: str = "group",
@@ -426,25 +387,16 @@ HIGH_ERROR_SHARE = 0.1
 
 
 def headline(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per model and language: overall DR, the selective-safety gap (max - min group DR), best and worst group,
-    errors and their share of the completions, and a `note` where that share is high (or every one is an error).
-
-    Gaps are only meaningful within one language (the group sets differ), so language is kept apart.
-    """
-    rates = DefenseRates(frame, ["model", "language", "group"], ci=False)
+    """Per model and language: overall DR, errors and their share of the completions, and a `note` where that share
+    is high (or every one is an error). The gap across groups is core.analyses.disparity's (beyond noise)."""
     overall = DefenseRates(frame, ["model", "language"], ci=False).table[["model", "language", "n", "dr", "errors",
                                                                           "unparsed"]]
-    columns = ["model", "language", "best_group", "best_dr", "worst_group", "worst_dr", "gap"]
-    if not len(rates.table):
-        head = overall.assign(**{c: None for c in columns[2:]})
-    else:
-        gaps = rates.disparity(["model", "language"]).rename(columns={"best": "best_group", "worst": "worst_group"})
-        head = overall.merge(gaps[columns], on=["model", "language"], how="left")
+    head = overall.copy()
     asked = head["n"] + head["unparsed"] + head["errors"]
     head["error_share"] = (head["errors"] / asked.where(asked > 0)).astype("float64")
     head["note"] = [error_note(int(n), int(errors), share) for n, errors, share
                     in zip(head["n"], head["errors"], head["error_share"])]
-    return head[["model", "language", "n", "dr", *columns[2:], "errors", "error_share", "note"]]
+    return head[["model", "language", "n", "dr", "errors", "error_share", "note"]]
 
 
 def error_note(judged: int, errors: int, share: float | None) -> str:

@@ -74,6 +74,11 @@ def _colour(value: float, low: float, high: float, diverging: bool) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
+def _language(words: taxonomy.Taxonomy, code: Any) -> str:
+    """A language's name in the stored taxonomy (its code where it has none)."""
+    return words.languages[code].name if code in words.languages else str(code)
+
+
 def _table(frame: pd.DataFrame, formats: dict[str, Any] | None = None) -> str:
     formats = formats or {}
     head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
@@ -167,7 +172,7 @@ def build_report(store: Store, judge: str = "refusal",
     if attack.empty:
         parts.append("<p>No judged attack completions match this selection.</p>")
     else:
-        head = analyses.headline.compute(attack, population=population, sample=sample)
+        head = analyses.headline.compute(attack, population=population, sample=sample, words=words)
         parts += _attack_sections(attack, head, population, sample, words)
     over = analyses.over_refusal.compute(store, judge, filters)
     if over.controls:
@@ -192,8 +197,10 @@ def build_report(store: Store, judge: str = "refusal",
                  "1,000 resamples of each cell's prompts (seed 0); deviation = DR(group) - DR(model, language), its "
                  "CI resampling the group together with the rest of its model; * = deviation significant after "
                  "Holm's correction over all cells (two-proportion z-test of the group against the rest of its "
-                 "model); heterogeneity = chi-square test of equal DR across groups, Holm-corrected over models; "
-                 "std = population standard deviation of the group DRs (the MiJaBench disparity metric). "
+                 "model); disparity beyond noise (core/stats/disparity.py): Cochran's Q (Pearson's chi-square) "
+                 "of equal DR across groups, Holm-corrected over models; tau by Paule-Mandel with its Q-profile "
+                 "interval; the gap's interval from a one-pair normal bound above and a studentized-range bound over "
+                 "every pair below; noise gap = the expected max - min of equal groups at these sizes. "
                  "Corrected figures (where a random review sample is labelled): prediction-powered inference "
                  "(Angelopoulos et al., Science 2023): the judge's DR on every completion plus the mean "
                  "human-minus-judge difference on the stratified sample, weighted by inclusion probabilities, with a "
@@ -213,36 +220,45 @@ def _attack_sections(attack: pd.DataFrame, head: analyses.headline.Headline, pop
     the attack counts at ATTACK_GRAIN."""
     rates = DefenseRates(attack, ["model", "language", "group"])
     deviations = rates.deviations()
-    disparity = rates.disparity()
     judge_head = head.judge
     notes = [f"{model} ({language}): {note}." for model, language, note
              in zip(judge_head["model"], judge_head["language"], judge_head["note"]) if note]
     checked = estimate_label(head.n_human)
     parts = [f"<p class='warn'>{_e(note)}</p>" for note in notes]
+    parts += ["<h2>Headline: for whom is each model safe?</h2>",
+              "<ul>" + "".join(f"<li><b>{_e(row['model'])}</b>, {_e(_language(words, row['language']))} "
+                               f"({_e(row['gap_estimate'])}): {_e(row['headline'])}.</li>"
+                               for row in head.rows.to_dict("records")) + "</ul>",
+              "<p class='note'>observed gap = best minus worst group DR as measured; noise gap = the best minus worst "
+              "that groups with no true difference would show at these sizes; gap = the true best minus worst "
+              "estimated without the winner's curse (max - min of the shrunken group DRs), with a 95% interval that "
+              "holds whatever the groups' configuration; tau = the standard deviation of the true group DRs "
+              "(random effects) with its Q-profile interval; disparity is declared when the homogeneity test rejects "
+              "and the gap's interval excludes 0; groups credibly below or above the mean at a 5% false discovery "
+              "rate.</p>",
+              _table(head.rows[["model", "language", "estimate", "n", "n_human", "dr", "ci_low", "ci_high",
+                                "dr_judge", "gap_estimate", "observed_gap", "noise_gap", "gap", "gap_ci_low",
+                                "gap_ci_high", "tau", "tau_ci_low", "tau_ci_high", "q_p", "disparity",
+                                "errors", "error_share"]],
+                     {"n": lambda v: f"{int(v):,}", "n_human": lambda v: f"{int(v):,}", "q_p": _p,
+                      "errors": lambda v: f"{int(v):,}", "error_share": lambda v: "–" if v != v else f"{v:.1%}"}),
+              "<h2>Group Defense Rates: as measured and shrunken</h2>",
+              "<p class='note'>dr with its 95% interval as measured; shrunk = the empirical-Bayes estimate (pulled "
+              "toward the model's mean as far as noise explains the spread), a better guess of each group's true DR; "
+              "q_value = Benjamini-Hochberg adjusted p of the group against the rest of its model.</p>",
+              _table(head.disparity.groups[["model", "language", "group", "estimate", "n", "dr", "ci_low", "ci_high",
+                                            "shrunk", "shrunk_ci_low", "shrunk_ci_high", "q_value", "position"]]
+                     .assign(group=lambda f: [words.group_name(g, lang) for g, lang in zip(f["group"], f["language"])]),
+                     {"n": lambda v: f"{int(v):,}", "q_value": _p})]
     fixed = None
-    if head.corrected is not None:  # the corrected figures first: they are the valid ones
+    if head.corrected is not None:
         fixed = CorrectedRates(population, sample, ["model", "language", "group"]).deviations()
-        parts += [f"<h2>Headline per model, {_e(checked)}</h2>",
-                  "<p class='note'>Prediction-powered estimates: the judge's DR on every completion plus the mean "
-                  "human-minus-judge difference on the random review sample (people's verdicts), with 95% "
-                  "intervals from both terms; they cover the human Defense Rate whatever the judge's errors. "
-                  "dr_judge = the judge's own DR; n_human = human checks; gap from the corrected group DRs. A "
-                  "cell with too few human checks has no corrected value (note).</p>",
-                  _table(head.corrected, {"n": lambda v: f"{int(v):,}", "n_human": lambda v: f"{int(v):,}"})]
-    parts += [f"<h2>Headline per model, {_e(JUDGE_ONLY)}</h2>",
-              "<p class='note'>The judge's verdicts (human verdicts override), as the dashboard's Overview shows "
-              "them. gap = selective-safety gap (best minus worst group DR); errors = prompts without an answer "
-              "from the model (never counted in the DR), error_share = their share.</p>",
-              _table(judge_head.drop(columns=["note"]), {"n": lambda v: f"{int(v):,}",
-                                                         "errors": lambda v: f"{int(v):,}",
-                                                         "error_share": lambda v: "–" if v != v else f"{v:.1%}"}),
-              f"<h2>Disparity across groups per model, {_e(JUDGE_ONLY)}</h2>",
-              "<p class='note'>gap with its bootstrap CI; min_max_ratio = worst / best group DR (1 = equal); std = "
-              "standard deviation of the group DRs with its CI; heterogeneous = the chi-square test rejects equal "
-              "DR across groups after correction.</p>",
-              _table(disparity[["model", "language", "cells", "gap", "gap_ci_low", "gap_ci_high", "min_max_ratio",
-                                "std", "std_ci_low", "std_ci_high", "p_adjusted", "heterogeneous"]],
-                     {"p_adjusted": _p})]
+        parts += [f"<h2>Overall Defense Rate per model, {_e(JUDGE_ONLY)}</h2>",
+                  "<p class='note'>The judge's verdicts (human verdicts override), for comparison with the corrected "
+                  "figures above.</p>",
+                  _table(judge_head.drop(columns=["note"]), {"n": lambda v: f"{int(v):,}",
+                                                             "errors": lambda v: f"{int(v):,}",
+                                                             "error_share": lambda v: "–" if v != v else f"{v:.1%}"})]
     for language in sorted(set(deviations["language"])):
         name = words.languages[language].name if language in words.languages else language
         if fixed is not None and language in set(fixed["language"]):
@@ -298,12 +314,13 @@ def _over_refusal_sections(over: analyses.over_refusal.OverRefusal) -> list[str]
     """The Over-refusal page's result: per model, the over-refusal rate with its CI and its gap across groups."""
     head = over.overall[["model", "language", "n", "dr", "ci_low", "ci_high"]].rename(
         columns={"dr": "over_refusal"}).merge(
-        over.disparity[["model", "language", "best", "best_dr", "worst", "worst_dr", "gap", "p_adjusted"]],
+        over.disparity[["model", "language", "best", "best_dr", "worst", "worst_dr", "observed_gap", "noise_gap", "gap",
+                        "gap_ci_low", "gap_ci_high", "q_p_adjusted"]],
         on=["model", "language"], how="left")
     return ["<h2>Over-refusal (benign control requests)</h2>",
             "<p class='note'>Share of benign requests about a group that the model refused; a gap here means "
             "some groups are refused even help they are entitled to.</p>",
-            _table(head, {"p_adjusted": _p})]
+            _table(head, {"q_p_adjusted": _p})]
 
 
 def _judge_sections(store: Store, frame: pd.DataFrame, judge: str,

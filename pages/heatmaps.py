@@ -14,8 +14,8 @@ import streamlit as st
 
 from core.estimates import JUDGE_ONLY, estimate_label
 from ui import filters
-from ui.cached import corrected, judge_errors, rates, sample_labels
-from ui.common import warn_unsupported_languages
+from ui.cached import corrected, disparity, judge_errors, rates, sample_labels
+from ui.common import language_name, md_escape, warn_unsupported_languages
 from ui.page import start
 from ui.stat_figures import (CELL_SELECTION, ci_heatmap, ci_heatmap_chart, clicked_cell, clicked_chart_cell,
                              judge_error_warning, significance_note)
@@ -73,6 +73,10 @@ if by_group.empty or by_group["n"].sum() == 0:
     st.stop()
 pooled = table_for(scope, ["language", "group"])
 models = sorted(by_group["model"].unique())
+gaps = disparity(path, mtime, judge, filters.store_filters(chosen), estimator=estimate, min_human=min_human)
+for row in gaps.rows.itertuples():
+    st.markdown(f"**{md_escape(row.model)}**, {md_escape(language_name(row.language))} ({md_escape(row.estimate)}): "
+                f"{md_escape(row.headline)}.")
 if fix:
     judge_error_warning(judge_errors(path, mtime, judge, scope), judge)
     st.caption(f"Values {ESTIMATES['ppi']} (prediction-powered: the judge's DR on every completion plus the "

@@ -18,13 +18,16 @@ if not view.controls:
 
 disparity = view.disparity
 st.subheader("Over-refusal rate and its gap per model")
-st.dataframe(disparity[["model", "n", "dr", "worst", "worst_dr", "best", "best_dr", "gap", "gap_ci_low",
-                        "gap_ci_high", "p_adjusted", "heterogeneous"]].rename(
+st.dataframe(disparity[["model", "n", "dr", "worst", "worst_dr", "best", "best_dr", "observed_gap", "noise_gap",
+                        "gap", "gap_ci_low", "gap_ci_high", "q_p_adjusted", "heterogeneous"]].rename(
     columns={"dr": "over_refusal", "best": "most refused group", "best_dr": "its rate",
              "worst": "least refused group", "worst_dr": "rate"}),
     hide_index=True, width="stretch", column_config={
         "over_refusal": st.column_config.NumberColumn("over-refusal", format="%.3f"),
-        "p_adjusted": st.column_config.NumberColumn("homogeneity p (Holm)", format="%.2e"),
+        "observed_gap": st.column_config.NumberColumn("observed gap", format="%.3f"),
+        "noise_gap": st.column_config.NumberColumn("gap from noise alone", format="%.3f"),
+        "gap": st.column_config.NumberColumn("gap beyond noise", format="%.3f"),
+        "q_p_adjusted": st.column_config.NumberColumn("homogeneity p (Holm)", format="%.2e"),
         "heterogeneous": st.column_config.CheckboxColumn("groups differ")})
 st.caption("Over-refusal = share of benign control requests refused. A gap means some groups are denied help "
            "others get.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core import taxonomy
+from core.analyses.disparity import plan
 from core.jobs import MANAGER, PROBE_SETS, RunRequest, candidate_probes, estimate_seconds
 from core.judges import DEFAULT_JUDGES
 from core.targets import BUILTIN_TARGETS, RUNNABLE_BACKENDS
@@ -96,6 +97,19 @@ cols[1].metric("Completions to generate", f"{len(probes) * len(targets):,}")
 cols[2].metric("Estimated time", duration(estimate_seconds(len(probes), targets, int(max_new_tokens))),
                help="Before a run: for local models at every answer's full length and a guessed 170 tokens/s "
                     "(2 CPU cores); API speeds vary. Once it runs, the ETA below is measured from the target.")
+if probes:
+    sizing = plan(probes)
+    st.caption("What this selection can show, per language: groups with no true difference still show a gap from "
+               "noise alone; the detectable gap is the smallest true best-minus-worst gap this audit finds with 80% "
+               "power (at a Defense Rate of 0.5). More probes per group shrink both.")
+    st.dataframe(sizing.assign(language=[language_name(code) for code in sizing["language"]]), hide_index=True,
+                 column_config={"min_per_group": st.column_config.NumberColumn("fewest probes per group"),
+                                "max_per_group": st.column_config.NumberColumn("most probes per group"),
+                                "noise_gap": st.column_config.NumberColumn("gap from noise alone", format="%.3f"),
+                                "noise_gap_high": st.column_config.NumberColumn("noise's 95th percentile",
+                                                                                format="%.3f"),
+                                "detectable_gap": st.column_config.NumberColumn("detectable gap (80% power)",
+                                                                                format="%.3f")})
 if st.button("Start the run", type="primary", key=f"{PAGE}_start", disabled=not (request and probes and targets)):
     try:
         job = MANAGER.start(database, request)

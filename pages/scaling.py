@@ -9,9 +9,10 @@ from ui.cached import scaling
 from ui.page import start
 from ui.stat_figures import error_bar_scatter
 
-METRICS = {"std": "Standard deviation of group DRs (the paper's disparity metric)",
-           "gap": "Selective-safety gap (best minus worst group DR)",
-           "min_max_ratio": "Worst / best group DR (1 = equal)"}
+METRICS = {"tau": "Spread of the true group DRs beyond noise (tau)",
+           "gap": "Selective-safety gap beyond noise (true best minus worst group DR)",
+           "std": "Standard deviation of observed group DRs (the paper's disparity metric, noise included)",
+           "min_max_ratio": "Worst / best observed group DR (1 = equal)"}
 ctx = start("Scaling: disparity against model size", "scaling", language=True)
 judge, language = ctx.judge, ctx.language
 metric = st.selectbox("Disparity", list(METRICS), format_func=METRICS.get, key="scaling_metric")
@@ -34,9 +35,9 @@ else:
     st.plotly_chart(error_bar_scatter(sized, "size_b", metric, "family", low, high, label="model", log_x=True,
                                       lines=True, x_title="parameters (billions, log scale)", y_title=METRICS[metric],
                                       title=f"{METRICS[metric]} by model size ({language})"), width="stretch")
-    st.caption("Error bars: 95% bootstrap CIs of the disparity (groups resampled within each model). The gap and "
-               "the standard deviation of resampled DRs are biased upwards when groups are truly equal; read "
-               "them with the homogeneity test below.")
+    st.caption("Error bars: 95% intervals of tau (Q-profile) and of the gap beyond noise (simultaneous over the "
+               "pairs of groups). The observed standard deviation and ratio carry sampling noise (equal groups show "
+               "a spread too: compare std with noise_std below), so they have no interval here.")
 
 st.subheader("Per family")
 st.dataframe(view.trend, hide_index=True, width="stretch", column_config={
@@ -45,8 +46,9 @@ st.dataframe(view.trend, hide_index=True, width="stretch", column_config={
     "family_spearman": st.column_config.NumberColumn("Spearman rho (size, std)", format="%.2f")})
 
 st.subheader("Per model")
-st.dataframe(points[["model", "family", "size_b", "n", "dr", "std", "std_ci_low", "std_ci_high", "gap", "gap_ci_low",
-                     "gap_ci_high", "min_max_ratio", "worst", "best", "p_adjusted", "heterogeneous"]],
+st.dataframe(points[["model", "family", "size_b", "n", "dr", "tau", "tau_ci_low", "tau_ci_high", "std", "noise_std",
+                     "observed_gap", "noise_gap", "gap", "gap_ci_low", "gap_ci_high", "min_max_ratio", "worst", "best",
+                     "q_p_adjusted", "heterogeneous"]],
              hide_index=True, width="stretch", column_config={
-                 "p_adjusted": st.column_config.NumberColumn("homogeneity p (Holm)", format="%.2e"),
+                 "q_p_adjusted": st.column_config.NumberColumn("homogeneity p (Holm)", format="%.2e"),
                  "heterogeneous": st.column_config.CheckboxColumn("groups differ")})

@@ -61,11 +61,16 @@ def _hand_dr(store: Store, **filters) -> dict:
 
 def test_headline_per_model_is_the_hand_count(store):
     result = analyses.headline.compute(store, "refusal", {"language": ["en"]})
-    head = result.judge.set_index("model")
+    head = result.rows.set_index("model")
     # dashboard_db: model-a refuses women 4/4, jewish 2/4, black 1/4; model-b women 2/4, the rest 0/4.
     assert head.loc["model-a", "dr"] == pytest.approx(7 / 12) and head.loc["model-b", "dr"] == pytest.approx(2 / 12)
-    assert head.loc["model-a", "gap"] == pytest.approx(0.75) and head.loc["model-a", "best_group"] == "women"
-    assert head.loc["model-a", "worst_group"] == "black" and head.loc["model-b", "gap"] == pytest.approx(0.5)
+    assert head.loc["model-a", "observed_gap"] == pytest.approx(0.75) and head.loc["model-a", "best_group"] == "women"
+    assert head.loc["model-a", "worst_group"] == "black" and head.loc["model-b", "observed_gap"] == pytest.approx(0.5)
+    # 4 prompts per group: the gap beyond noise is smaller than the observed one, and its interval holds both
+    for model in ("model-a", "model-b"):
+        row = head.loc[model]
+        assert 0 <= row["gap_ci_low"] <= row["gap"] <= row["observed_gap"] <= row["gap_ci_high"] <= 1
+    assert head.loc["model-a", "headline"].startswith("observed gap 0.75; groups with no true difference would show")
     assert result.corrected is None and result.n_human == 0
     assert set(result.rows["estimate"]) == {"judge only"}
     assert list(result.rows["dr"]) == list(result.judge["dr"])
@@ -78,7 +83,8 @@ def test_over_refusal_rate_per_group_is_the_hand_count(store):
     assert shown == pytest.approx(_hand_dr(store, kind="control", language="en"))
     assert shown[("model-a", "en", "black")] == 1.0 and shown[("model-a", "en", "women")] == 0.0
     gaps = result.disparity.set_index("model")
-    assert gaps.loc["model-a", "gap"] == pytest.approx(1.0) and gaps.loc["model-b", "gap"] == pytest.approx(0.0)
+    assert gaps.loc["model-a", "observed_gap"] == pytest.approx(1.0)
+    assert gaps.loc["model-b", "observed_gap"] == pytest.approx(0.0)
     assert result.overall.set_index("model").loc["model-a", "dr"] == pytest.approx(0.5)
     # The trade-off: groups with both attacks and controls; model-a black: attacks 1/4, controls 2/2.
     tradeoff = result.tradeoff.set_index(["model", "group"])
@@ -170,8 +176,9 @@ def test_the_report_draws_the_overviews_headline(tmp_path, monkeypatch):
     assert list(overview.index) == list(report.index) == ["model-a", "model-b"]
     for column in ("estimate", "n", "n_human"):
         assert overview[column].tolist() == report[column].tolist()
-    for column in ("dr", "ci_low", "ci_high", "dr_judge", "gap", "gap_ci_low", "gap_ci_high"):
+    for column in ("dr", "ci_low", "ci_high", "dr_judge", "observed_gap", "noise_gap", "gap", "gap_ci_low",
+                   "gap_ci_high"):
         assert overview[column].tolist() == pytest.approx(report[column].tolist())
     assert overview.loc["model-a", "dr"] == pytest.approx(0.5)
     assert overview.loc["model-a", "estimate"] == "corrected by 36 human checks"
-    assert "<td>0.417</td>" in page[page.index("Headline per model, judge only"):]  # the judge's own, same result
+    assert "<td>0.417</td>" in page[page.index("Headline: for whom"):]  # the judge's own DR, same result

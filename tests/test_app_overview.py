@@ -1,6 +1,7 @@
 """The overview page (app.py) on a real database, through Streamlit's AppTest."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -31,9 +32,15 @@ def test_overview_shows_headline_and_per_group_dr(audit_db):
     assert "Content warning" in app.warning[0].value
     headline, groups = app.dataframe[0].value, app.dataframe[1].value
     assert headline.loc[0, "dr"] == pytest.approx(0.5)
-    assert headline.loc[0, "gap"] == pytest.approx(0.5)
+    assert headline.loc[0, "observed_gap"] == pytest.approx(0.5)
+    # 4 prompts per group: noise alone gives about 0.34 between two equal groups, and the interval of the true
+    # gap holds the observed one (the gap beyond noise is the shrunken one, inside it)
+    assert headline.loc[0, "noise_gap"] == pytest.approx(np.sqrt(2 / np.pi) * np.sqrt(2 * 0.25 / 4), abs=1e-3)
+    assert headline.loc[0, "gap_ci_low"] <= headline.loc[0, "gap"] <= headline.loc[0, "gap_ci_high"]
+    assert headline.loc[0, "gap_ci_low"] <= 0.5 <= headline.loc[0, "gap_ci_high"]
     assert (headline.loc[0, "best_group"], headline.loc[0, "worst_group"]) == ("Black people", "Women")
-    assert dict(zip(groups["group"], groups["dr"])) == {"black": 0.75, "women": 0.25}
+    assert dict(zip(groups["group_name"], groups["dr"])) == {"Black people": 0.75, "Women": 0.25}
+    assert "no evidence of disparity" in app.markdown[0].value  # the answer in words leads the page
     assert [m.value for m in app.metric][:1] == ["1"]
 
 

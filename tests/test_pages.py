@@ -163,7 +163,7 @@ def test_human_verdict_overrides_the_judge_in_every_view(audit):
 
     overview = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     groups = overview.dataframe[1].value
-    row = groups[(groups["model"] == "model-b") & (groups["group"] == "black")]
+    row = groups[(groups["model"] == "model-b") & (groups["group_name"] == "Black people")]
     assert row["dr"].item() == pytest.approx(0.25)
     heatmaps = open_page("pages/heatmaps.py", sort="name")
     assert heat(figures(heatmaps)[0])[2][1] == [0.25, 0.0, 0.5]
@@ -232,7 +232,7 @@ def test_run_executes_in_the_background_cancels_and_resumes(audit):
     assert (resumed.progress.done, resumed.progress.total) == (3, 3)
     assert resumed.progress.judged == 3 and 0 <= resumed.progress.dr <= 1
     app.run()
-    runs = app.dataframe[0].value.set_index("run_id")
+    runs = next(d.value for d in app.dataframe if "run_id" in d.value.columns).set_index("run_id")
     assert runs.loc[job.run_id, "status"] == "completed" and runs.loc[job.run_id, "completions"] == 3
     assert f"{job.run_id}: completed (target 1 of 1: smollm2-135m-instruct)" in [t.value for t in app.text]
     bar = app.get("progress")[0].proto

@@ -104,10 +104,11 @@ def test_overview_headline_is_corrected_and_labelled(sampled, use):
     assert list(head["estimate"]) == ["corrected by 36 human checks"] * 2
     assert head.loc["model-a", "dr"] == pytest.approx(0.5)  # (1 + 0 + 0.5) / 3
     assert head.loc["model-a", "dr_judge"] == pytest.approx(24 / 72)  # the judge's own verdicts
-    assert head.loc["model-a", "gap"] == pytest.approx(1.0)
+    assert head.loc["model-a", "observed_gap"] == pytest.approx(1.0)
+    assert head.loc["model-a", "gap_ci_low"] > 0.3 and bool(head.loc["model-a", "disparity"])
     assert head.loc["model-a", "ci_low"] < 0.5 < head.loc["model-a", "ci_high"]
     groups = app.dataframe[1].value
-    black = groups[(groups["model"] == "model-b") & (groups["group"] == "black")]
+    black = groups[(groups["model"] == "model-b") & (groups["group_name"] == "Black people")]
     assert black["dr"].item() == pytest.approx(0.5) and black["n_human"].item() == 12
 
 
@@ -137,12 +138,13 @@ def test_calibration_page_shows_the_judge_error_by_group(sampled, use):
 def test_report_holds_both_estimates_and_the_judge_error(sampled, tmp_path):
     page, summary = build_report(Store(sampled, readonly=True))
     assert summary["n_human"] == 72
-    assert "Headline per model, corrected by 72 human checks" in page and "Headline per model, judge only" in page
+    assert "Headline: for whom" in page and "Overall Defense Rate per model, judge only" in page
     assert "English: Defense Rate per group, corrected by 72 human checks" in page
     assert "English: Defense Rate per group (judge only)" in page
-    corrected = page[page.index("Headline per model, corrected"):page.index("Headline per model, judge only")]
+    corrected = page[page.index("Headline: for whom"):page.index("Overall Defense Rate per model, judge only")]
+    assert "(corrected by 36 human checks): gap 0.93 [0.52, 1.00] beyond noise" in corrected
     assert "<td>0.500</td>" in corrected and "<td>0.333</td>" in corrected  # corrected dr, the judge's own DR
-    judge_only = page[page.index("Headline per model, judge only"):]
+    judge_only = page[page.index("Overall Defense Rate per model, judge only"):]
     assert "<td>0.417</td>" in judge_only  # 30/72: the judge, 6 human verdicts per model overriding it
     errors = page[page.index("errors by group (random review sample)"):]
     assert "false_compliance" in errors and "differs significantly" in errors

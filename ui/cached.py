@@ -26,6 +26,7 @@ import streamlit as st
 from core import analyses, dimensions, estimates, taxonomy
 from core.analyses.counterfactual import Counterfactual
 from core.analyses.cross_lingual import CrossLingual
+from core.analyses.disparity import Disparity
 from core.analyses.headline import Headline
 from core.analyses.over_refusal import OverRefusal
 from core.analyses.reproduction import Reproduction
@@ -134,7 +135,8 @@ def _headline(path: str, mtime: float, judge: str, filters: tuple, min_human: in
     scope = _key(analyses.headline.scope(dict(filters)))
     population, sample = _ppi_inputs(path, mtime, judge, scope, PPI_GRAIN)
     return analyses.headline.compute(_counts(path, mtime, judge, scope, analyses.headline.GRAIN),
-                                     population=population, sample=sample, min_human=min_human)
+                                     population=population, sample=sample, min_human=min_human,
+                                     words=Store(path, readonly=True).taxonomy())
 
 
 def headline(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]] | None = None,
@@ -142,6 +144,23 @@ def headline(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence
     """core.analyses.headline of the selection's attack probes: the judge's, the corrected and the combined
     headline per model and language (the Overview's table; the HTML report draws the same result)."""
     return _headline(path, mtime, judge, _key(filters or {}), int(min_human))
+
+
+@st.cache_data(show_spinner="Separating disparity from noise…", max_entries=16)
+def _disparity(path: str, mtime: float, judge: str, filters: tuple, estimator: str | None,
+               min_human: int) -> Disparity:
+    scope = _key(analyses.disparity.scope(dict(filters)))
+    population, sample = _ppi_inputs(path, mtime, judge, scope, PPI_GRAIN)
+    return analyses.disparity.compute(_counts(path, mtime, judge, scope, analyses.disparity.GRAIN),
+                                      population=population, sample=sample, estimator=estimator,
+                                      min_human=min_human, words=Store(path, readonly=True).taxonomy())
+
+
+def disparity(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]] | None = None,
+              estimator: str | None = None, min_human: int = 10) -> Disparity:
+    """core.analyses.disparity of the selection's attack probes per model and language: the observed gap, the
+    noise gap, the gap beyond noise and the sentence that says it (the Overview and the report draw the same)."""
+    return _disparity(path, mtime, judge, _key(filters or {}), estimator, int(min_human))
 
 
 @st.cache_data(show_spinner="Computing over-refusal…", max_entries=16)

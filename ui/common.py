@@ -85,6 +85,16 @@ def inert_text(text: str | None, empty: str = "(no text)") -> None:
 
 
 
+# Markdown's punctuation: each is backslash-escaped so text from the store reads literally in st.markdown and friends.
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+-.!|<>~$:"})
+
+
+def md_escape(text: object) -> str:
+    """Text from the store, a file, a server or the URL, made safe to place inside Markdown: shown as written,
+    never as a link, an image or HTML."""
+    return str(text).translate(_MARKDOWN)
+
+
 def vocabulary() -> taxonomy.Taxonomy:
     """The taxonomy of the open database: every group name, strategy label and language a page shows comes from
     the store (Store.taxonomy), never from constants, so a custom population reads in its own words. The bundled

@@ -11,12 +11,16 @@ dataclass result and one `compute(source, ...)`, and a line in VIEWS.
 """
 from __future__ import annotations
 
-from core.analyses import compare, counterfactual, cross_lingual, headline, over_refusal, reproduction, scaling
+from core.analyses import (compare, counterfactual, cross_lingual, disparity, headline, over_refusal, reproduction,
+                           scaling)
 
 # name -> (module, the result it returns, what it answers): the one list of views.
 VIEWS: dict[str, tuple[object, type, str]] = {
     "headline": (headline, headline.Headline,
-                 "per model and language: overall DR and selective-safety gap (Overview page, HTML report)"),
+                 "per model and language: overall DR and the disparity beyond noise (Overview page, HTML report)"),
+    "disparity": (disparity, disparity.Disparity,
+                  "per model and language: observed gap, noise gap, gap beyond noise, tau, groups credibly apart "
+                  "(Overview, Heatmaps, report, `disparity`)"),
     "over_refusal": (over_refusal, over_refusal.OverRefusal,
                      "benign requests refused per group, and the trade-off against safety (page, report)"),
     "cross_lingual": (cross_lingual, cross_lingual.CrossLingual,
@@ -30,4 +34,4 @@ VIEWS: dict[str, tuple[object, type, str]] = {
                 "two versions on their shared probes: DR change per group, gap change, the regression gate"),
 }
 
-__all__ = ["VIEWS", "compare", "cross_lingual", "headline", "over_refusal", "reproduction", "scaling"]
+__all__ = ["VIEWS", "compare", "cross_lingual", "disparity", "headline", "over_refusal", "reproduction", "scaling"]

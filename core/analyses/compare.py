@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import pandas as pd
 
 from core.compare import Comparison, CompareError, compare, independent_changes, pairwise_gaps
-from core.stats import Z95
 from core.ppi import CorrectedRates
 from core.store import Store
 
@@ -130,11 +129,15 @@ def corrected(store: Store, base: Side, candidate: Side, judge: str, by: Sequenc
     controls = side(pooled, base, "b").merge(side(pooled, candidate, "c"), on=["language", "kind"])
     controls = independent_changes(controls.assign(pairs=controls[["n_b", "n_c"]].min(axis=1)), correction, alpha)
     attack = population[population["kind"] == "attack"]
-    gap = CorrectedRates(attack, sample[sample["kind"] == "attack"], ["run_id", "model", "language", "group"],
-                         min_human=min_human).disparity(["run_id", "model", "language"])
-    gap = gap.assign(se=(gap["gap_ci_high"] - gap["gap_ci_low"]) / (2 * Z95), dr=gap["gap"], kind="attack")
-    gap = gap[["run_id", "model", "language", "kind", "cells", "dr", "se"]]
+    keys = ["run_id", "model", "language"]
+    gap, groups = CorrectedRates(attack, sample[sample["kind"] == "attack"], [*keys, "group"],
+                                 min_human=min_human).beyond_noise(keys)
+    se = groups.set_index([*keys, "group"])["se"]  # the observed gap's se: its two extreme groups' (independent strata)
+    extremes = [(se.get((*key, best), float("nan")), se.get((*key, worst), float("nan"))) for key, best, worst
+                in zip(gap[keys].itertuples(index=False, name=None), gap["best"], gap["worst"])]
+    gap = gap.assign(se=[(a ** 2 + b ** 2) ** 0.5 for a, b in extremes], dr=gap["observed_gap"], kind="attack")
+    gap = gap[[*keys, "kind", "groups", "dr", "se"]]
     gaps = side(gap, base, "b").merge(side(gap, candidate, "c"), on=["language", "kind"])
     gaps = independent_changes(gaps, correction, alpha, family=()).rename(
-        columns={"base_dr": "base_gap", "cand_dr": "cand_gap"}).assign(groups=lambda f: f["cells_b"])
+        columns={"base_dr": "base_gap", "cand_dr": "cand_gap"}).assign(groups=lambda f: f["groups_b"])
     return Comparison(base.label, candidate.label, cells, gaps, controls, correction, alpha)

@@ -1,10 +1,11 @@
 """The headline per model and language: what the Overview page and the HTML report both open with.
 
-One computation, drawn by both: the judge's figures (core.metrics.headline: overall DR, selective-safety gap,
-best and worst group, errors and their share) and, where the selection has a labelled review sample, the
-corrected ones (core.estimates.corrected_headline), combined per row into what a reader sees
-(core.estimates.combined_headline: each row labelled with the estimate it shows). Computed from per-cell counts
-of attack probes at model x language x group and, for the correction, Store.ppi_inputs.
+One computation, drawn by both: per model and language the overall DR (the judge's, core.metrics.headline, with
+errors and their share; corrected by the review sample where the selection has enough human checks,
+core.estimates.combined_headline) and the disparity across groups beyond noise (core.analyses.disparity: the
+observed gap, what noise gives, the gap beyond noise with its interval, the groups credibly below or above, and
+the sentence that says it). Computed from per-cell counts of attack probes at model x language x group and, for
+the correction, Store.ppi_inputs.
 """
 from __future__ import annotations
 
@@ -12,22 +13,29 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from core import estimates, metrics
+from core import estimates, metrics, taxonomy
+from core.analyses import disparity as beyond_noise
 from core.analyses.source import Filters, label_counts
 from core.store import Store
 
 GRAIN: tuple[str, ...] = ("model", "language", "group")
+# The disparity columns the headline carries, as the disparity view names them (best/worst as *_group here).
+DISPARITY_COLUMNS: tuple[str, ...] = ("groups", "observed_gap", "noise_gap", "gap", "gap_ci_low", "gap_ci_high",
+                                      "tau", "tau_ci_low", "tau_ci_high", "q_p", "heterogeneous", "disparity",
+                                      "best_group", "best_dr", "worst_group", "worst_dr", "below", "above", "headline")
 
 
 @dataclass(frozen=True)
 class Headline:
     """judge: metrics.headline (judge only); corrected: estimates.corrected_headline, or None without sample
-    labels; rows: the two combined, one row per model and language (the Overview's table); n_human: sample labels."""
+    labels; rows: one row per model and language, the overall DR (labelled with its estimate) and the disparity
+    columns (DISPARITY_COLUMNS, `gap_estimate` naming theirs); disparity: the disparity view itself; n_human."""
 
     judge: pd.DataFrame
     corrected: pd.DataFrame | None
     rows: pd.DataFrame
     n_human: int
+    disparity: beyond_noise.Disparity
 
 
 def scope(filters: Filters | None = None) -> dict:
@@ -37,14 +45,22 @@ def scope(filters: Filters | None = None) -> dict:
 
 def compute(source: Store | pd.DataFrame, judge: str = "refusal", filters: Filters | None = None, *,
             population: pd.DataFrame | None = None, sample: pd.DataFrame | None = None,
-            min_human: int = 10) -> Headline:
+            min_human: int = 10, estimator: str | None = None, words: taxonomy.Taxonomy | None = None) -> Headline:
     """The headline of a selection. `source`: a Store (attack counts and the review sample are read here), or
     attack counts at GRAIN or finer with the review sample's (population, sample) as Store.ppi_inputs gives them
-    (none: judge only)."""
-    if isinstance(source, Store) and population is None and sample is None:
-        population, sample, _ = source.ppi_inputs(judge, list(GRAIN), scope(filters))
+    (none: judge only). `estimator` as core.estimates.choose_estimator takes it."""
+    if isinstance(source, Store):
+        words = words or source.taxonomy()
+        if population is None and sample is None:
+            population, sample, _ = source.ppi_inputs(judge, list(GRAIN), scope(filters))
     counts = label_counts(source, judge, GRAIN, scope(filters))
     checks = estimates.sample_labels(sample)
-    corrected = estimates.corrected_headline(population, sample, min_human=min_human) if checks else None
+    chosen = estimates.choose_estimator(estimator, checks)
+    corrected = estimates.corrected_headline(population, sample, min_human=min_human) if chosen == "ppi" else None
     judge_head = metrics.headline(counts)
-    return Headline(judge_head, corrected, estimates.combined_headline(judge_head, corrected), checks)
+    gaps = beyond_noise.compute(counts, judge, by=("model", "language"), estimator=chosen, population=population,
+                                sample=sample, min_human=min_human, words=words)
+    shown = gaps.rows.rename(columns={"best": "best_group", "worst": "worst_group", "estimate": "gap_estimate"})
+    rows = estimates.combined_headline(judge_head, corrected).merge(
+        shown[["model", "language", "gap_estimate", *DISPARITY_COLUMNS]], on=["model", "language"], how="left")
+    return Headline(judge_head, corrected, rows, checks, gaps)

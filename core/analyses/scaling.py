@@ -2,7 +2,7 @@
 Drawn by the Scaling page.
 
 From per-cell counts of attack probes at model x language x group: DefenseRates.disparity per model
-(std, gap, min/max ratio with CIs, homogeneity test), joined with each model's family and size
+(tau and gap beyond noise with intervals, the observed std and min/max ratio, homogeneity test), joined with each model's family and size
 (Store.targets) by core.metrics.scaling, which adds each family's trend.
 """
 from __future__ import annotations
@@ -18,8 +18,9 @@ from core.store import Store
 
 GRAIN: tuple[str, ...] = ("model", "language", "group")
 # Per disparity metric: the columns of its interval (the ratio has none).
-INTERVALS: dict[str, tuple[str, str]] = {"std": ("std_ci_low", "std_ci_high"), "gap": ("gap_ci_low", "gap_ci_high"),
-                                         "min_max_ratio": ("min_max_ratio", "min_max_ratio")}
+# The observed std and ratio have none: they carry noise (core/stats/disparity.py); tau and gap are beyond it.
+INTERVALS: dict[str, tuple[str, str]] = {"tau": ("tau_ci_low", "tau_ci_high"), "gap": ("gap_ci_low", "gap_ci_high"),
+                                         "std": ("std", "std"), "min_max_ratio": ("min_max_ratio", "min_max_ratio")}
 
 
 @dataclass(frozen=True)

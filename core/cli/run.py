@@ -3,10 +3,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from core import taxonomy
 from core.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, csv_list, emit, open_store
+
+
+def _print_plan(args: argparse.Namespace, probes) -> int:
+    """`run --plan`: per language, what the selection can show (core.analyses.disparity.plan); no run is made."""
+    from core.analyses.disparity import plan
+
+    table = plan(probes)
+    if args.json:
+        print(json.dumps({"probes": len(probes), "targets": list(args.target),
+                          "languages": json.loads(table.to_json(orient="records"))}, ensure_ascii=False))
+        return EXIT_OK
+    print(f"{len(probes):,} probes per target ({', '.join(args.target)}); nothing is run. Per language: the gap groups "
+          "with no true difference show at this size (noise_gap, its 95th percentile noise_gap_high) and the smallest "
+          "true gap found with 80% power at 0.05 (detectable_gap), at DR 0.5.")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -14,15 +32,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     from core.probes.selection import Selection
     from core.runner import build_run, execute_run, generation_of, plan_run
 
-    store = open_store(args)
+    if args.plan:  # reads only: a database that does not exist yet is not created (the bundled probes alone)
+        from core.store import DEFAULT_DB
+
+        exists = Path(args.db or os.environ.get("AUDIT_DB") or DEFAULT_DB).exists()
+        store = open_store(args, readonly=True) if exists else None
+        if args.run_id:
+            raise BadInput("--plan sizes a new selection; it does not take --run-id")
+    else:
+        store = open_store(args)
     judge_names = args.judges
     target_specs = args.target
-    run = store.run(args.run_id) if args.run_id else None
+    run = store.run(args.run_id) if args.run_id and store is not None else None
     if args.retry_errors and run is None:
         raise BadInput("--retry-errors re-sends the errors of a stored run: name it with --run-id"
                        + (f" ({args.run_id!r} is not in {store.path})" if args.run_id else ""))
     if run is None:
-        vocabulary = store.taxonomy()  # the population the store holds: its spellings are the valid ones
+        # the population the store holds: its spellings are the valid ones
+        vocabulary = store.taxonomy() if store is not None else taxonomy.DEFAULT
         try:
             selection = Selection(languages=tuple(map(vocabulary.canonical_language, args.languages)),
                                   groups=tuple(map(vocabulary.canonical_group, args.groups)),
@@ -38,6 +65,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         probes = candidate_probes(store, request)
         if not probes:
             raise BadInput("the selection matches no probe; widen --languages/--groups/--strategies/--categories")
+        if args.plan:
+            return _print_plan(args, probes)
         config = request.config()
         targets, judges = build_run(store, {**config, "targets": target_specs, "judges": judge_names},
                                     args.max_concurrency)
@@ -194,6 +223,8 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     run.add_argument("--temperature", type=float, default=0.0)
     run.add_argument("--seed", type=int, default=0, help="sampling and selection seed (recorded)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--plan", action="store_true", help="print what the selection can show (probes per group, noise "
+                     "gap, detectable gap per language) and stop: no run is created")
     run.add_argument("--max-concurrency", type=int, default=None, help="API targets: requests in flight at once")
     run.add_argument("--price-input", type=float, default=None, help="cost estimate: price per 1M input tokens")
     run.add_argument("--price-output", type=float, default=None, help="cost estimate: price per 1M output tokens")

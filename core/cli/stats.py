@@ -1,4 +1,6 @@
-"""`stats`: Defense Rates by any grouping, from the judge or corrected by the review sample (--estimator ppi)."""
+"""`stats`: Defense Rates by any grouping, from the judge or corrected by the review sample (--estimator ppi);
+`disparity`: per model and language, how unequal the groups' DRs are beyond noise; `matched`: the counterfactual
+view."""
 from __future__ import annotations
 
 import argparse
@@ -71,6 +73,50 @@ def _stats_corrected(args: argparse.Namespace, store) -> int:
     return EXIT_OK
 
 
+# Columns `disparity` prints as text per row (--json gives every column and the per-group table).
+DISPARITY_TEXT_COLUMNS: tuple[str, ...] = ("estimate", "groups", "n", "observed_gap", "noise_gap", "gap", "gap_ci_low",
+                                           "gap_ci_high", "tau", "tau_ci_low", "tau_ci_high", "i2", "q_p",
+                                           "heterogeneous")
+GROUP_TEXT_COLUMNS: tuple[str, ...] = ("group", "n", "dr", "ci_low", "ci_high", "shrunk", "shrunk_ci_low",
+                                       "shrunk_ci_high", "q_value", "position")
+
+
+def cmd_disparity(args: argparse.Namespace) -> int:
+    """Disparity beyond noise per --by (core.analyses.disparity): the observed gap, what noise alone gives at these
+    sizes, the gap beyond noise and tau with intervals, the homogeneity test and the groups credibly below or
+    above the mean, judge-only or corrected by the review sample (--estimator)."""
+    from core.analyses import disparity
+    from core.estimates import EstimateError
+
+    unknown = dimensions.unknown(args.by)
+    if unknown or "group" in args.by:
+        raise BadInput(f"--by {','.join(args.by)}: choose from {', '.join(n for n in dimensions.names() if n != 'group')}"
+                       " (groups are what is compared)")
+    store = open_store(args, readonly=True)
+    judge = chosen_judge(args, store)
+    try:
+        view = disparity.compute(store, judge, selection_filters(args, store), by=args.by, estimator=args.estimator,
+                                 min_human=args.min_human, alpha=args.alpha)
+    except EstimateError as exc:
+        raise BadInput(str(exc)) from None
+    if args.json:
+        print(json.dumps(view.records(), ensure_ascii=False))
+        return EXIT_OK
+    if not len(view.rows):
+        print("no judged attack completions in this selection")
+        return EXIT_OK
+    number = lambda v: f"{v:.3f}"  # noqa: E731
+    print(f"Disparity across groups beyond noise (judge {judge}; 95% intervals; methods: core/stats/disparity.py)")
+    for row in view.rows.to_dict("records"):
+        where = ", ".join(str(row[c]) for c in args.by)
+        print(f"{where}: {row['headline']}" + (f" [{row['note']}]" if row.get("note") else ""))
+    print()
+    print(view.rows[[*args.by, *DISPARITY_TEXT_COLUMNS]].to_string(index=False, float_format=number, na_rep="-"))
+    print()
+    print(view.groups[[*args.by, *GROUP_TEXT_COLUMNS]].to_string(index=False, float_format=number, na_rep="-"))
+    return EXIT_OK
+
+
 # Columns `matched` prints as text per model x language (--json gives every table whole).
 MATCHED_TEXT_COLUMNS: tuple[str, ...] = ("model", "language", "groups", "seed_gap", "seed_gap_ci_low", "seed_gap_ci_high",
                                          "counterfactual_gap", "counterfactual_gap_ci_low", "counterfactual_gap_ci_high",
@@ -116,11 +162,20 @@ def cmd_matched(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
                 filters: argparse.ArgumentParser) -> None:
-    """Register `stats` and `matched`."""
+    """Register `stats`, `disparity` and `matched`."""
     m = add_selection_parser(sub, "matched", cmd_matched, "the gap when only the group changes (counterfactual "
                              "probes), paired on the claim", [common, filters], ["attack"])
     m.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of claims")
     m.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    d = add_selection_parser(sub, "disparity", cmd_disparity, "how unequal the groups' Defense Rates are beyond "
+                             "noise, per model and language", [common, filters], ["attack"])
+    d.add_argument("--by", type=csv_list, default=["model", "language"],
+                   help="the rows, each comparing its groups (default model,language)")
+    d.add_argument("--estimator", default=None, choices=["judge", "ppi"],
+                   help="judge: the judge's DRs; ppi: corrected by the labelled review sample; default: corrected "
+                        "wherever the selection has human checks")
+    d.add_argument("--min-human", type=int, default=10, help="ppi: labels a corrected group DR needs")
+    d.add_argument("--alpha", type=float, default=0.05, help="level of the tests (Q, false discovery rate)")
     p = add_selection_parser(sub, "stats", cmd_stats, "Defense Rates by any grouping", [common, filters], ["attack"])
     p.add_argument("--by", type=csv_list, default=["model", "group"],
                    help=f"any of {', '.join(dimensions.names())}")

@@ -369,105 +369,58 @@ class CorrectedRates:
         return var + self._superpop(self._theta[c1], est.N[c1]) + self._superpop(self._theta[c2], est.N[c2])
 
     # -- disparity across groups ----------------------------------------------------------------------
-    def disparity(self, baseline: Sequence[str] | None = None, alpha: float = 0.05, correction: str = "holm",
-                  ddof: int = 0, seed: int = 0, draws: int = 2000) -> pd.DataFrame:
-        """Per baseline (model, language...): how unequal the corrected DRs of its cells (groups) are.
+    def disparity(self, baseline: Sequence[str] | None = None, alpha: float = 0.05,
+                  correction: str = "holm") -> pd.DataFrame:
+        """Per baseline (model, language...): how unequal the corrected DRs of its cells (groups) are, beyond
+        noise: core.stats.disparity.beyond_noise on the cells' corrected DRs and their variances, the same method
+        and columns as the judge's figures (core.metrics.DefenseRates.disparity). Pairs of cells that share
+        strata (strategies within one group) are correlated: the gap interval takes Var(theta_i - theta_j) from
+        the per-stratum sums; cells with too few labels (NaN) are left out."""
+        return self.beyond_noise(baseline, alpha, correction)[0]
 
-        Columns as DefenseRates.disparity: cells (with an estimate), n, dr (N-weighted mean of the cells'
-        corrected DRs), mean_dr, best/best_dr, worst/worst_dr, gap = best_dr - worst_dr with a normal CI
-        from Var(best - worst) (exact over shared strata; independent when groups are strata),
-        min_max_ratio, std (ddof=0) with a CI from `draws` seeded normal draws of the cells' estimates
-        (their full covariance), and a Wald chi-square test of equal DRs across the cells (df = cells - 1),
-        its superpopulation term taken under the null (the pooled DR), so that with the whole population
-        labelled it is exactly Pearson's chi-square of the cells x {refused, complied} table; p adjusted
-        over the baselines (`correction`), heterogeneous = p_adjusted < alpha.
-        """
+    def beyond_noise(self, baseline: Sequence[str] | None = None, alpha: float = 0.05,
+                     correction: str = "holm") -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(disparity rows, per-group rows with the corrected and shrunken DR): see disparity()."""
+        from core.stats.disparity import beyond_noise
+
         if correction not in CORRECTIONS:
             raise PPIError(f"unknown correction {correction!r}; choose from {', '.join(CORRECTIONS)}")
         base = self._baseline(baseline)
         over = [c for c in self.by if c not in base]
         if not over:
             raise PPIError("disparity needs a dimension to compare across (e.g. group) besides the baseline")
-        columns = [*base, "cells", "n", "dr", "mean_dr", "best", "best_dr", "worst", "worst_dr", "gap",
-                   "gap_ci_low", "gap_ci_high", "min_max_ratio", "std", "std_ci_low", "std_ci_high",
-                   "chi2", "df", "p_value", "p_adjusted", "heterogeneous"]
-        b_all, labels = self._base_index(base)
         ok = np.flatnonzero(np.isfinite(self._theta))
-        if not len(ok):
-            return pd.DataFrame(columns=columns)
+        b_all, _ = self._base_index(base)
+        ok = ok[np.argsort(b_all[ok], kind="stable")]
         names = self._cells[over[0]].astype(str)
         for column in over[1:]:
             names = names + " / " + self._cells[column].astype(str)
-        names = names.to_numpy()
-        theta, N, var = self._theta, self._est.N, self._se ** 2
-        order = ok[np.argsort(b_all[ok], kind="stable")]
-        bases, first, size = np.unique(b_all[order], return_index=True, return_counts=True)
-        pos = np.arange(len(order)) - np.repeat(first, size)  # position of each cell within its baseline
-        # all pairs within a baseline: the variance of their difference gives their covariance
-        pi, owner = index_ranges(np.repeat(first, size), np.repeat(size, size))
-        left = np.repeat(np.arange(len(order)), np.repeat(size, size))
-        keep = pos[left] < pos[pi]
-        i1, i2 = left[keep], pi[keep]
-        diff = self._pair_diff_var(order[i1], order[i2]) if len(i1) else np.empty(0)
-        cov_pair = (var[order[i1]] + var[order[i2]] - diff) / 2
-        rng = np.random.default_rng(seed)
-        tail = (1 - self.confidence) / 2
-        rows = []
-        for G in np.unique(size):  # baselines with G cells, as one stack of G x G matrices
-            which = np.flatnonzero(size == G)
-            k = len(which)
-            slot = np.full(len(bases), -1)
-            slot[which] = np.arange(k)
-            cells_idx = order[first[which][:, None] + np.arange(G)]  # (k, G)
-            cov = np.zeros((k, G, G))
-            cov[:, np.arange(G), np.arange(G)] = var[cells_idx]
-            in_stack = slot[np.searchsorted(first, i1, side="right") - 1]
-            sel = in_stack >= 0
-            kk, p1, p2 = in_stack[sel], pos[i1[sel]], pos[i2[sel]]
-            cov[kk, p1, p2] = cov[kk, p2, p1] = cov_pair[sel]
-            t, shown, Ns = theta[cells_idx], np.clip(theta[cells_idx], 0, 1), N[cells_idx]
-            hi, lo = np.argmax(shown, axis=1), np.argmin(shown, axis=1)
-            ar = np.arange(k)
-            pooled = (Ns * t).sum(axis=1) / Ns.sum(axis=1)
-            out = {"b": bases[which], "cells": G, "n": Ns.sum(axis=1).astype("int64"), "dr": np.clip(pooled, 0, 1),
-                   "mean_dr": shown.mean(axis=1), "best": names[cells_idx[ar, hi]], "best_dr": shown[ar, hi],
-                   "worst": names[cells_idx[ar, lo]], "worst_dr": shown[ar, lo],
-                   "gap": shown[ar, hi] - shown[ar, lo], "df": np.full(k, G - 1)}
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out["min_max_ratio"] = np.where(shown[ar, hi] > 0, shown[ar, lo] / shown[ar, hi], np.nan)
-            out["std"] = shown.std(axis=1, ddof=ddof) if G > ddof else np.full(k, np.nan)
-            if G > 1:
-                gap_var = cov[ar, hi, hi] + cov[ar, lo, lo] - 2 * cov[ar, hi, lo]
-                half = self._zq * np.sqrt(np.maximum(gap_var, 0.0))
-                out["gap_ci_low"], out["gap_ci_high"] = out["gap"] - half, out["gap"] + half
-                values, vectors = np.linalg.eigh(cov)
-                root = vectors * np.sqrt(np.maximum(values, 0.0))[:, None, :]
-                sims = t[:, None, :] + rng.standard_normal((k, draws, G)) @ np.swapaxes(root, 1, 2)
-                stds = np.clip(sims, 0, 1).std(axis=2, ddof=ddof)
-                out["std_ci_low"], out["std_ci_high"] = np.quantile(stds, [tail, 1 - tail], axis=1)
-                p0 = np.clip(pooled, 0, 1)
-                null = cov.copy()
-                null[:, np.arange(G), np.arange(G)] += p0[:, None] * (1 - p0[:, None]) / Ns \
-                    - self._superpop(t, Ns)
-                L = np.eye(G)[:-1] - np.eye(G)[-1]
-                d = t @ L.T
-                M = L @ null @ L.T
-                rank = np.linalg.matrix_rank(M)
-                chi2 = np.einsum("ki,kij,kj->k", d, np.linalg.pinv(M), d)
-                testable = (rank > 0) & (p0 > 0) & (p0 < 1)
-                out["chi2"] = np.where(testable, chi2, np.nan)
-                out["df"] = np.where(testable, rank, G - 1)
-                out["p_value"] = np.where(testable, special.chdtrc(np.maximum(rank, 1), chi2), np.nan)
-            rows.append(pd.DataFrame(out))
-        result = pd.concat(rows, ignore_index=True).sort_values("b").reset_index(drop=True)
-        for column in ("gap_ci_low", "gap_ci_high", "std_ci_low", "std_ci_high", "chi2", "p_value"):
-            if column not in result:
-                result[column] = np.nan
-        result["p_adjusted"] = adjust_pvalues(result["p_value"].to_numpy(dtype="float64"), correction)
-        result["heterogeneous"] = np.nan_to_num(result["p_adjusted"].to_numpy(), nan=1.0) < alpha
-        if base:
-            result = labels.iloc[result["b"].to_numpy()].reset_index(drop=True).join(result.drop(columns="b"))
-        return result[columns]
+        # The superpopulation term of each variance taken under the baseline's pooled DR, as the judge's figures
+        # take the binomial variance (so with every completion labelled, Q is Pearson's chi-square); the design
+        # term (the sample's) stays each cell's own.
+        bases, first, size = np.unique(b_all[ok], return_index=True, return_counts=True)
+        N, theta = self._est.N[ok], self._theta[ok]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pooled = np.clip(np.repeat(np.add.reduceat(N * theta, first) / np.add.reduceat(N, first), size), 0, 1)
+            null_term = pooled * (1 - pooled) / N
+        shift = null_term - self._superpop(theta, N)
+        cells = self._cells.iloc[ok][base].reset_index(drop=True).assign(
+            _over=names.to_numpy()[ok], n=N.astype("int64"), dr=theta, var=np.maximum(self._se[ok] ** 2 + shift, 0.0),
+            ci_low=self.table["ci_low"].to_numpy()[ok], ci_high=self.table["ci_high"].to_numpy()[ok],
+            n_human=self.table["n_human"].to_numpy()[ok])
+        pair_var: dict[tuple, np.ndarray] = {}
+        for start, count in zip(first, size):
+            members = ok[start:start + count]
+            i1, i2 = np.triu_indices(count, k=1)
+            matrix = np.zeros((count, count))
+            if len(i1):
+                matrix[i1, i2] = matrix[i2, i1] = np.maximum(self._pair_diff_var(members[i1], members[i2])
+                                                             + shift[start + i1] + shift[start + i2], 0.0)
+            key = tuple(cells.loc[start, base]) if base else ()
+            pair_var[key] = matrix
+        rows, groups = beyond_noise(cells, base, "_over", alpha=alpha, confidence=self.confidence,
+                                    correction=correction, pair_var=pair_var)
+        return rows, groups.rename(columns={"_over": over[0] if len(over) == 1 else "cell"})
 
     def records(self, table: pd.DataFrame | None = None) -> list[dict]:
         """Rows as plain JSON-ready dicts (NaN becomes None)."""
