@@ -21,6 +21,11 @@ control cells (benign requests) flag a rise, i.e. a version that refuses more ha
 The regression gate (`Comparison.gate`) fails when some group's DR dropped by more than a margin with the drop
 significant after correction, or the gap grew by more than a margin, significantly. Holm keeps the chance that
 two runs of one model trip the gate at or under alpha (tests/test_compare.py measures it by simulation).
+
+A compared row without a test (p-value NaN: a cell with no readable pair, a language with one group, a corrected
+cell with too few human checks on a side) is never counted as "not worse": `Comparison.untested` lists such rows
+with why (a table's `why` column where its maker knows, e.g. core.analyses.compare.corrected), and a gate that
+looks at one of them does not pass (`Gate.untested`; exit code 2), nor does the page say nothing got worse.
 """
 from __future__ import annotations
 
@@ -124,13 +129,30 @@ def gap_changes(counts: pd.DataFrame, segment: Sequence[str], resamples: int = 2
 
 @dataclass(frozen=True)
 class Gate:
-    """The regression gate's verdict: `failed` and one line per reason (the groups and languages named)."""
+    """The regression gate's verdict: `failed` and one line per reason (the groups and languages named);
+    `untested`: one line per row the gate looks at that could not be tested, so it cannot pass (nor fail) on it."""
     failed: bool
     reasons: list[str] = field(default_factory=list)
+    untested: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """Nothing failed and every row the gate looks at was tested."""
+        return not self.failed and not self.untested
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        """1: a regression; 2: no regression found, but some rows the gate looks at could not be tested; 0: passed."""
+        return 1 if self.failed else 2 if self.untested else 0
+
+    @property
+    def verdict(self) -> str:
+        """The gate's one line: FAILED, passed, or NOT PASSED with how many rows it could not test."""
+        if self.failed:
+            return "FAILED"
+        if self.untested:
+            return f"NOT PASSED ({len(self.untested)} of the cells it looks at could not be tested)"
+        return "passed"
 
 
 @dataclass
@@ -164,11 +186,53 @@ class Comparison:
         hit = self.gaps[self.gaps["significant"] & (self.gaps["change"] > margin)]
         return hit.sort_values("change", ascending=False).reset_index(drop=True)
 
+    def untested(self) -> pd.DataFrame:
+        """Every compared row that could not be tested (no corrected p-value), with `why` in plain words: attack
+        and control cells (`what` "cell"), each language's pooled over-refusal ("over-refusal") and its gap
+        ("gap"). Neither the gate nor "nothing got worse" speaks for these; a reader is told about them. Empty when
+        all were tested."""
+        has_strategy = "strategy" in self.cells.columns
+        keys = ["language", "group", *(["strategy"] if has_strategy else []), "kind"]
+        parts = []
+        for what, frame in (("cell", self.cells), ("over-refusal", self.controls.assign(group=ALL_GROUPS)),
+                            ("gap", self.gaps.assign(group=ALL_GROUPS, kind="attack"))):
+            rows = frame[frame["p_adjusted"].isna()] if "p_adjusted" in frame else frame.iloc[0:0]
+            if has_strategy and "strategy" not in rows:
+                rows = rows.assign(strategy="all")
+            why = [_why_untested(what, row) for _, row in rows.iterrows()]
+            parts.append(rows[keys].assign(what=what, why=why))
+        return pd.concat(parts, ignore_index=True)[["what", *keys, "why"]]
+
+    def compared(self) -> int:
+        """How many rows were compared: cells, pooled over-refusal rows and gaps (untested() counts among these)."""
+        return len(self.cells) + len(self.controls) + len(self.gaps)
+
+    def untested_summary(self, shown: int = 5) -> str:
+        """One sentence: how many compared cells could not be tested and why (the first `shown` named; none with
+        0), or "" when every one was tested."""
+        rows = self.untested()
+        if rows.empty:
+            return ""
+        named = "; ".join(_where(row) + f" ({row.why})" for row in rows.head(shown).itertuples())
+        more = f"; and {len(rows) - shown} more" if len(rows) > shown and shown else ""
+        return f"{len(rows)} of the {self.compared()} compared cells could not be tested" + (
+            f": {named}{more}" if shown else "")
+
     def gate(self, fail_on_regression: float | None = None, fail_on_gap_increase: float | None = None,
              fail_on_over_refusal: float | None = None) -> Gate:
         """Fail when a group's DR dropped by more than `fail_on_regression`, the gap grew by more than
         `fail_on_gap_increase`, or benign requests were refused more by more than `fail_on_over_refusal`,
-        each significantly after correction. A margin of None is not checked."""
+        each significantly after correction. A margin of None is not checked. Rows a checked margin looks at
+        that could not be tested (untested()) are listed in `untested`: such a gate does not pass."""
+        rows = self.untested()
+        looked = pd.Series(False, index=rows.index)
+        if fail_on_regression is not None:
+            looked |= (rows["what"] == "cell") & (rows["kind"] == "attack")
+        if fail_on_gap_increase is not None:
+            looked |= rows["what"] == "gap"
+        if fail_on_over_refusal is not None:
+            looked |= (rows["what"] == "over-refusal") | ((rows["what"] == "cell") & (rows["kind"] == "control"))
+        untested = [f"{_where(row)}: not tested: {row.why}" for row in rows[looked].itertuples()]
         reasons: list[str] = []
         if fail_on_regression is not None:
             reasons += [f"{row.language} / {row.group}{_strategy(row)}: DR {_moved(row, row.base_dr, row.cand_dr)} "
@@ -181,7 +245,7 @@ class Comparison:
             reasons += [f"{row.language} / {row.group}: benign requests refused {_moved(row, row.base_dr, row.cand_dr)} "
                         f"rose by more than {fail_on_over_refusal:g}"
                         for row in self.over_refusals(fail_on_over_refusal).itertuples()]
-        return Gate(bool(reasons), reasons)
+        return Gate(bool(reasons), reasons, untested)
 
     def flagged(self) -> pd.DataFrame:
         """Every cell that changed for the worse, significantly: DR drops on attacks, refusal rises on
@@ -218,9 +282,36 @@ class Comparison:
             lines.append(f"| {row.language} | {int(row.groups)} | {_rate(row.base_gap)} | {_rate(row.cand_gap)} | "
                          f"{_signed(row.change)} [{_signed(row.ci_low)}, {_signed(row.ci_high)}] | "
                          f"{row.p_value:.2g} ({row.p_adjusted:.2g}) |")
+        summary = self.untested_summary(shown=0 if gate is not None and gate.untested else 5)
+        if summary:  # the gate lists the ones it looks at itself
+            lines += ["", f"**{summary}**"]
         if gate is not None:
-            lines += ["", "**Gate: FAILED**" if gate.failed else "**Gate: passed**", *[f"- {r}" for r in gate.reasons]]
+            lines += ["", f"**Gate: {gate.verdict}**", *[f"- {r}" for r in gate.reasons],
+                      *[f"- {r}" for r in gate.untested]]
         return "\n".join(lines) + "\n"
+
+
+def _why_untested(what: str, row: pd.Series) -> str:
+    """Why a compared row has no test: its table's `why` where the maker of the table said, else from its counts."""
+    why = row.get("why")
+    if isinstance(why, str) and why:
+        return why
+    if what == "gap" and not row.get("groups", 2) >= 2:
+        return "fewer than two groups with answers in this language: no gap to compare"
+    if not row.get("pairs", 1) > 0:
+        return "no probe both versions answered readably"
+    return "no test could be computed from these answers"
+
+
+def _where(row) -> str:
+    """A compared row as a reader names it: 'en / jewish attack', 'en / jewish / chaining attack', 'en
+    selective-safety gap', 'en over-refusal (all groups)'."""
+    if row.what == "gap":
+        return f"{row.language} selective-safety gap"
+    if row.what == "over-refusal":
+        return f"{row.language} over-refusal (all groups)"
+    strategy = getattr(row, "strategy", None)
+    return f"{row.language} / {row.group}{' / ' + strategy if strategy and strategy != 'all' else ''} {row.kind}"
 
 
 def _worse(cells: pd.DataFrame) -> pd.Series:

@@ -11,11 +11,16 @@ Calibration pages) asks the same two questions, answered once here so they say t
   core.analyses.disparity's.
 
 `estimate_label` is the one plain wording of both ("judge only" / "corrected by N human checks"), so a
-reader never has to guess which number a figure holds. No statistics are computed here beyond calling
-core.ppi; nothing here imports streamlit.
+reader never has to guess which number a figure holds. `missing_reason` says, in the same plain words, why a
+cell has no corrected estimate (core.ppi's `note` says it for a programmer: "stratum run_id=..."), and
+MIN_JUDGED is the fewest judged answers with which a judge-only heatmap cell is coloured. No statistics are
+computed here beyond calling core.ppi; nothing here imports streamlit.
 """
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pandas as pd
 
 from core.ppi import CorrectedRates, JudgeError
@@ -45,6 +50,71 @@ def choose_estimator(requested: str | None, n_human: int) -> str:
     if requested is not None:
         return requested
     return "ppi" if n_human else "judge"
+
+
+# A judge-only Defense Rate of fewer answers than this is drawn grey on a heatmap (its value and n in the hover):
+# with 9 answers a 95% interval is still about +-0.3 wide, so its colour would claim more than it knows. The same
+# floor as the corrected estimate's default --min-human, so a grey cell means the same on either estimate.
+MIN_JUDGED = 10
+
+
+def _checks(k: int) -> str:
+    return f"{k} human check{'s' if k != 1 else ''}"
+
+
+def _count(value: object) -> int:
+    """A count from a table cell, 0 where it is missing (None or NaN)."""
+    return 0 if value is None or pd.isna(value) else int(value)
+
+
+_STRATUM = re.compile(r"stratum (?P<where>.*) has (?P<k>\d+) human labels \(needs (?P<need>\d+)\)")
+
+
+def missing_reason(n: float, n_human: float, min_human: int, note: object = "") -> str:
+    """Why a cell has no corrected Defense Rate, in a reader's words: `n` non-error completions, `n_human` human
+    checks of the review sample in it, `min_human` the fewest a corrected estimate needs; `note` is core.ppi's
+    own reason (read for the one case the counts do not tell: a sampled stratum with too few checks)."""
+    n, n_human = _count(n), _count(n_human)
+    if n <= 0:
+        return "no answer without an error in this cell: nothing to estimate"
+    if n_human < min_human:
+        return f"n = {_checks(n_human)}, fewer than the {min_human} a corrected estimate needs"
+    found = _STRATUM.search(str(note or ""))
+    if found:
+        where = dict(part.split("=", 1) for part in found["where"].split(", ") if "=" in part)
+        run = where.pop("run_id", None)
+        model = where.pop("model", None)
+        about = " ".join(where.values())
+        whose = f"{model}'s {about} answers" if model else f"{about} answers"
+        return (f"only {_checks(int(found['k']))} of {whose}{' in run ' + run if run else ''}: each part of the "
+                f"review sample a corrected estimate rests on needs at least {found['need']}")
+    return "the corrected estimate could not be computed for this cell"
+
+
+def missing_short(n: float, n_human: float, min_human: int, note: object = "") -> str:
+    """missing_reason in the few words a heatmap cell has room for ("7 checks")."""
+    n, n_human = _count(n), _count(n_human)
+    if n <= 0:
+        return "no answers"
+    if n_human < min_human:
+        return f"{n_human} check{'s' if n_human != 1 else ''}"
+    return "too few checks"
+
+
+def explain_missing(table: pd.DataFrame, min_human: int, value: str = "dr") -> pd.DataFrame:
+    """A corrected table (core.ppi.CorrectedRates.table or its deviations) with `why` and `why_short`: the plain
+    reason, long and short, for each row whose `value` is missing ("" elsewhere)."""
+    missing = table[value].isna().to_numpy() if value in table else np.zeros(len(table), bool)
+    notes = table["note"] if "note" in table else pd.Series([""] * len(table), index=table.index)
+    why, short = [""] * len(table), [""] * len(table)
+    for i, (n, k, note, gone) in enumerate(zip(table["n"], table["n_human"], notes, missing)):
+        if not gone:
+            continue
+        if value != "dr" and "dr" in table and not pd.isna(table["dr"].iloc[i]):
+            why[i], short[i] = "the model's mean has no corrected estimate to compare with", "no mean"
+        else:
+            why[i], short[i] = missing_reason(n, k, min_human, note), missing_short(n, k, min_human, note)
+    return table.assign(why=why, why_short=short)
 
 
 def estimate_label(n_human: int | None) -> str:

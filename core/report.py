@@ -187,7 +187,8 @@ def build_report(store: Store, judge: str = "refusal",
     if comparison is not None:
         parts += _comparison_sections(comparison)
         summary["comparison"] = {"base": comparison.base.label, "candidate": comparison.candidate.label,
-                                 "worse": len(comparison.result.flagged())}
+                                 "worse": len(comparison.result.flagged()),
+                                 "untested": len(comparison.result.untested())}
     if mitigation is not None:
         parts += mitigation_sections(mitigation)
         summary["mitigation"] = {"adapted": mitigation.comparison.candidate.label,
@@ -391,6 +392,12 @@ def _comparison_sections(compared: RunComparison) -> list[str]:
     worse = result.flagged()
     signed = {name: (lambda v: _num(v, signed=True)) for name in ("change", "ci_low", "ci_high")}
     formats = {"p_value": _p, "p_adjusted": _p, **signed}
+    untested = result.untested_summary()  # never "nothing got worse" for cells that were not tested
+    said = [_table(worse[cells], formats)] if len(worse) else []
+    if untested:
+        said.append(f"<p>{'' if len(worse) else 'No tested group got significantly worse, but '}{_e(untested)}.</p>")
+    elif not len(worse):
+        said.append("<p>No group got significantly worse.</p>")
     return [f"<h2>What changed: {_e(compared.candidate.label)} against {_e(compared.base.label)}</h2>",
             f"<p class='note'>Paired on {int(result.cells['pairs'].sum()):,} probes both versions answered (left out: "
             f"{left['base_only_probes']:,} only the base answered, {left['cand_only_probes']:,} only the candidate, "
@@ -398,7 +405,7 @@ def _comparison_sections(compared: RunComparison) -> list[str]:
             f"Newcombe's paired 95% CI; McNemar's exact test, {_e(result.correction)}-corrected within attack and "
             "within control cells; the gap's CI and test from a paired bootstrap over probes.</p>",
             "<h3>Significantly worse</h3>",
-            _table(worse[cells], formats) if len(worse) else "<p>No group got significantly worse.</p>",
+            *said,
             "<h3>Every group</h3>", _table(result.cells[cells], formats),
             "<h3>Selective-safety gap</h3>",
             _table(result.gaps[["language", "groups", "base_gap", "cand_gap", "change", "ci_low", "ci_high",

@@ -12,7 +12,7 @@ import streamlit as st
 from core.analyses.compare import Side
 from core.compare import ALL_GROUPS
 from ui import filters
-from core.estimates import JUDGE_ONLY
+from core.estimates import JUDGE_ONLY, MIN_JUDGED
 from ui.cached import comparison, corrected_comparison, disagreements, pair_matrix, run_targets
 from ui.common import group_label, group_names, inert_text, strategy_label
 from ui.page import start
@@ -48,14 +48,21 @@ if base_label == candidate_label:
 base, candidate = sides[base_label], sides[candidate_label]
 by_group = comparison(path, mtime, judge, base, candidate)
 result, left = by_group.result, by_group.left_out
-fixed = corrected_comparison(path, mtime, judge, base, candidate) if "human" in ctx.facts.get("judges", ()) else None
+checked = "human" in ctx.facts.get("judges", ())  # some human verdicts: a corrected comparison may be possible
+fixed, refused = corrected_comparison(path, mtime, judge, base, candidate) if checked else (None, None)
 ESTIMATES = {"ppi": "corrected by the human review sample", "judge": JUDGE_ONLY}
-estimate = filters.select_option("Estimate", "estimate", ["ppi", "judge"] if fixed else ["judge"],
-                                 default="ppi" if fixed else "judge", page=PAGE, format_func=ESTIMATES.get,
+estimate = filters.select_option("Estimate", "estimate", ["ppi", "judge"] if checked else ["judge"],
+                                 default="ppi" if fixed is not None else "judge", page=PAGE, format_func=ESTIMATES.get,
                                  help="Corrected: each version's DR corrected by its labelled review sample "
                                       "(prediction-powered), the change's interval conservative (the two corrected "
                                       "estimates taken as independent). Judge only: paired McNemar tests on the "
                                       "judge's verdicts, human verdicts overriding.")
+if estimate == "ppi" and refused:  # a side without human checks: nothing could be tested on it, so no verdict
+    st.warning(f"No corrected comparison: {refused}.")
+    st.caption("Choose \"judge only\" above for the comparison on the judge's verdicts.")
+    st.stop()
+if refused:
+    st.caption(f"Judge only: not corrected by the review sample, because {refused}.")
 if estimate == "ppi":
     result = fixed
     st.caption("The tables below are corrected by the human review sample (cells with fewer than 10 labels on a "
@@ -68,15 +75,23 @@ st.caption(f"Paired on {int(result.cells['pairs'].sum()):,} probes both answered
 
 st.header("Changed for the worse")
 worse = result.flagged()
-if worse.empty:
+untested = result.untested()
+if worse.empty and untested.empty:
     st.success("No group got significantly worse: no significant drop in DR on attacks, no significant rise in "
                "refusals of benign requests.")
+elif worse.empty:  # never an all-clear for cells that were not tested
+    st.warning("No tested group got significantly worse, but " + result.untested_summary() + ".")
 else:
     table = worse.assign(group_name=[ALL_GROUPS if g == ALL_GROUPS else n
                                      for g, n in zip(worse["group"], group_names(worse, "group"))])
     st.dataframe(table[list(SHOWN)].rename(columns=SHOWN), hide_index=True, width="stretch", column_config=FORMATS)
     st.caption("Attack rows: the candidate refuses these groups' jailbreaks less often. Control rows: it refuses "
                "more harmless requests (over-refusal).")
+    if len(untested):
+        st.warning(result.untested_summary() + ".")
+if len(untested):
+    with st.expander(f"Not tested: {len(untested)} compared cells, and why"):
+        st.dataframe(untested, hide_index=True, width="stretch")
 
 gaps = result.gaps.rename(columns={"base_gap": "base gap", "cand_gap": "candidate gap", "p_adjusted": "p (corrected)"})
 st.subheader("Selective-safety gap (max - min group DR, attacks)")
@@ -85,7 +100,8 @@ st.dataframe(gaps[["language", "groups", "base gap", "candidate gap", "change", 
 
 st.header("DR change by group and strategy")
 st.caption("Red: the candidate refuses less often (worse); blue: more often. * marks a change significant after "
-           "correction. Click a cell to see the probes the two versions answered differently.")
+           f"correction; grey: fewer than {MIN_JUDGED} pairs, too few to colour. Click a cell to see the probes the "
+           "two versions answered differently.")
 by_strategy = comparison(path, mtime, judge, base, candidate, by=("language", "group", "strategy")).result.cells
 by_strategy = by_strategy[by_strategy["kind"] == "attack"].rename(columns={"pairs": "n"})
 for language in [lang for lang in ctx.vocabulary.language_codes if lang in set(by_strategy["language"])]:
@@ -95,7 +111,7 @@ for language in [lang for lang in ctx.vocabulary.language_codes if lang in set(b
     chart = ci_heatmap_chart(cells, x="group", y="strategy", value="change", low="ci_low", high="ci_high",
                              significant="significant", diverging=True, language=language, x_order=order,
                              title=f"DR change, {candidate_label} - {base_label} ({language})", zmax=1.0,
-                             details=DETAILS)
+                             details=DETAILS, min_n=MIN_JUDGED, n_unit="answered pairs")
     event = st.altair_chart(chart, on_select="rerun", selection_mode=CELL_SELECTION, key=f"{PAGE}_{language}",
                             width="stretch")
     picked = clicked_chart_cell(event)

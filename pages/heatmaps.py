@@ -3,7 +3,9 @@ category x group, per language. A click on a cell opens the drill-down filtered 
 
 Where the selection has a labelled review sample, the values are corrected by it by default (core.ppi via
 ui.cached.corrected): the hover gives the corrected DR with its interval, the judge's own DR, n and n_human, and
-a cell with too few human checks is drawn empty with the reason. "Judge only" shows the judge's figures.
+a cell with too few human checks is drawn grey, with how many it has in the cell and why in its hover (plain words:
+core.estimates.missing_reason). "Judge only" shows the judge's figures; a cell of fewer than MIN_JUDGED answers is
+grey too (its rate and n in the hover). Deviations share one colour scale on the page (ui.stat_figures.DEVIATION_SPAN).
 """
 from __future__ import annotations
 
@@ -12,13 +14,13 @@ import os
 import pandas as pd
 import streamlit as st
 
-from core.estimates import JUDGE_ONLY, estimate_label
+from core.estimates import JUDGE_ONLY, MIN_JUDGED, estimate_label, explain_missing
 from ui import filters
 from ui.cached import corrected, disparity, judge_errors, rates, sample_labels
 from ui.common import language_name, md_escape, warn_unsupported_languages
 from ui.page import start
-from ui.stat_figures import (CELL_SELECTION, ci_heatmap, ci_heatmap_chart, clicked_cell, clicked_chart_cell,
-                             judge_error_warning, significance_note)
+from ui.stat_figures import (CELL_SELECTION, DEVIATION_SPAN, ci_heatmap, ci_heatmap_chart, clicked_cell,
+                             clicked_chart_cell, judge_error_warning, significance_note)
 
 PAGE = "heatmaps"
 # The Plotly heatmaps this page drew before, kept only so bench/dashboard_render.py --compare can time both.
@@ -58,9 +60,11 @@ if not checks:
 
 
 def table_for(selection: dict, by: list[str], deviations: bool = False) -> pd.DataFrame:
-    """The chosen estimate's table: corrected by the review sample, or the judge's."""
+    """The chosen estimate's table: corrected by the review sample (with why, in plain words, where a cell has no
+    corrected value), or the judge's."""
     if fix:
-        return corrected(path, mtime, judge, selection, by, deviations=deviations, min_human=min_human)
+        return explain_missing(corrected(path, mtime, judge, selection, by, deviations=deviations,
+                                         min_human=min_human), min_human, "deviation" if deviations else "dr")
     return rates(path, mtime, judge, selection, by, deviations=deviations)
 
 
@@ -80,14 +84,18 @@ for row in gaps.rows.itertuples():
 if fix:
     judge_error_warning(judge_errors(path, mtime, judge, scope), judge)
     st.caption(f"Values {ESTIMATES['ppi']} (prediction-powered: the judge's DR on every completion plus the "
-               "mean human-minus-judge difference on the random review sample; 95% intervals from both). Empty "
-               f"cells have fewer than {min_human} human checks (the hover says why).")
+               "mean human-minus-judge difference on the random review sample; 95% intervals from both). Grey "
+               f"cells have fewer than {min_human} human checks, too few for a corrected estimate: the cell says how "
+               "many, its hover why.")
 else:
     st.caption("Values: judge only (the judge's verdicts, human verdicts overriding)."
-               + (f" A review sample exists: choose \"{ESTIMATES['ppi']}\" for valid figures." if checks else ""))
+               + (f" A review sample exists: choose \"{ESTIMATES['ppi']}\" for valid figures." if checks else "")
+               + f" Grey cells hold fewer than {MIN_JUDGED} judged answers, too few to colour: their rate and n are "
+               "in the hover.")
 st.caption("Click a cell to open its completions in the drill-down. " + (
-    "Blue: the group is refused more often than its model's average; red: less often." if deviation else
-    "Darker: refused more often (better protected)."))
+    "Blue: the group is refused more often than its model's average; red: less often. One colour scale for "
+    f"every heatmap on this page, -{DEVIATION_SPAN} to +{DEVIATION_SPAN} (a larger deviation takes the end colour; "
+    "its number is in the cell)." if deviation else "Darker: refused more often (better protected)."))
 if deviation:
     significance_note(corrected=fix)
 
@@ -110,14 +118,15 @@ def draw(table: pd.DataFrame, rows: str, language: str, title: str, key: str, fi
                    high=high if high in table else None, significant="significant" if deviation else None,
                    diverging=deviation, language=language, x_order=group_order(language), title=title,
                    details=CORRECTED_DETAILS if fix else (), estimate=ESTIMATES[estimate],
-                   missing="note" if fix else None)
+                   missing="why" if fix else None, missing_text="why_short" if fix else None,
+                   zmax=DEVIATION_SPAN if deviation else None)
     if PLOTLY:
         event = st.plotly_chart(ci_heatmap(table, clickable=True, **options), on_select="rerun",
                                 selection_mode="points", key=key, width="stretch")
         cell = clicked_cell(event)
     else:
-        event = st.altair_chart(ci_heatmap_chart(table, **options), on_select="rerun", selection_mode=CELL_SELECTION,
-                                key=key, width="stretch")
+        chart = ci_heatmap_chart(table, **options, min_n=None if fix else MIN_JUDGED)
+        event = st.altair_chart(chart, on_select="rerun", selection_mode=CELL_SELECTION, key=key, width="stretch")
         cell = clicked_chart_cell(event)
     if cell is not None:
         row, group = cell

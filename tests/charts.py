@@ -35,7 +35,18 @@ def heatmap(element) -> dict:
         hover[(row["row"], row["col"])] = "\n".join(
             f"{tip['title']} = {row[tip['field']]}" for tip in encoding["tooltip"])
     return {"x": x, "y": y, "z": z, "hover": hover, "spec": spec, "title": spec.get("title"),
-            "text": {(row["row"], row["col"]): row["text"] for row in rows}}
+            "text": {(row["row"], row["col"]): row["text"] for row in rows},
+            "rows": {(row["row"], row["col"]): row for row in rows}}
+
+
+def drawn_by_vega(figure: dict) -> set[tuple[str, str]]:
+    """The cells whose rectangle Vega-Lite draws: it leaves out (filters) a row whose colour field is null or NaN
+    (its default `invalid: "filter"`), so a cell without a number on the colour scale must still carry one."""
+    cells = next(layer for layer in figure["spec"]["layer"] if layer["mark"]["type"] == "rect")
+    color = cells["encoding"]["color"]
+    field = color.get("field") or color["condition"]["field"]
+    return {key for key, row in figure["rows"].items()
+            if isinstance(row.get(field), (int, float)) and row[field] == row[field]}
 
 
 def heatmaps(app) -> list[dict]:
@@ -47,7 +58,8 @@ _CELLS_JS = """(i) => {
   const chart = document.querySelectorAll('[data-testid="stVegaLiteChart"]')[i];
   return [...chart.querySelectorAll('.cells_marks path')].map(p => {
     const r = p.getBoundingClientRect();
-    return {label: p.getAttribute('aria-label'), x: r.x + r.width / 2, y: r.y + r.height / 2};
+    return {label: p.getAttribute('aria-label'), fill: p.getAttribute('fill'), x: r.x + r.width / 2,
+            y: r.y + r.height / 2};
   });
 }"""
 
@@ -55,7 +67,8 @@ _CELLS_JS = """(i) => {
 def rendered_heatmap(page, index: int = 0, value: str = "dr") -> dict:
     """The `index`-th heatmap as the browser drew it (SVG): each cell's hover lines from its aria-label, its
     place on screen, and from those the column and row labels in drawn order (left to right, top to bottom) and
-    the `value` matrix (None where the cell is empty). Cells are keyed by (row label, column label)."""
+    the `value` matrix (None where the cell has no estimate) and each cell's fill colour. Cells are keyed by (row
+    label, column label)."""
     chart = page.locator('[data-testid="stVegaLiteChart"]').nth(index)
     chart.locator(".cells_marks path").first.wait_for()
     cells = {}
@@ -64,7 +77,8 @@ def rendered_heatmap(page, index: int = 0, value: str = "dr") -> dict:
         row, col = fields["cell"].split(" × ")
         shown = fields[value]
         cells[(row, col)] = {"hover": item["label"].replace("; ", "\n"), "centre": (item["x"], item["y"]),
-                             "value": None if shown.startswith("none") else float(shown.split()[0])}
+                             "fill": item["fill"],
+                             "value": None if shown.startswith("no estimate") else float(shown.split()[0])}
     xs = sorted({col for _, col in cells}, key=lambda c: min(v["centre"][0] for (_, k), v in cells.items() if k == c))
     ys = sorted({row for row, _ in cells}, key=lambda r: min(v["centre"][1] for (k, _), v in cells.items() if k == r))
     z = [[cells[(r, c)]["value"] if (r, c) in cells else None for c in xs] for r in ys]

@@ -64,3 +64,37 @@ def test_a_click_on_the_worse_group_shows_the_disagreeing_pairs_side_by_side(ser
         expect(page.get_by_text("Candidate (v2 @ r1): complied (by refusal)").first).to_be_visible()
         page.screenshot(path=str(SHOTS / "compare-pairs.png"), full_page=True)
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def checked_server(tmp_path_factory):
+    """compare_db with r1's review sample labelled; r2 (v1 again) has none."""
+    db = tmp_path_factory.mktemp("browser_compare_checked") / "audit.duckdb"
+    facts = compare_db.build(db)
+    compare_db.label_sample(db, facts)
+    process, base = serve.start(db)
+    try:
+        serve.wait_healthy(process, base)
+        yield {"base": base}
+    finally:
+        serve.stop(process)
+
+
+def test_a_corrected_comparison_with_an_unchecked_side_warns_and_shows_no_all_clear(checked_server):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=serve.CHROMIUM, args=serve.CHROMIUM_ARGS)
+        page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        page.set_default_timeout(60_000)
+        for base, candidate, side in (("v1 @ r2", "v1 @ r1", "base"), ("v1 @ r1", "v1 @ r2", "candidate")):
+            page.goto(f"{checked_server['base']}/compare?base={quote(base)}&candidate={quote(candidate)}"
+                      "&estimate=ppi")
+            warning = page.locator('[data-testid="stAlertContentWarning"]').filter(
+                has_text=f"the {side} v1 @ r2 has no human checks of its review sample")
+            warning.first.wait_for()
+            expect(warning.first).to_contain_text("python -m core review sample --run-id r2")
+            expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+            expect(page.locator('[data-testid="stAlertContentSuccess"]')).to_have_count(0)
+            expect(page.get_by_text("No group got significantly worse")).to_have_count(0)
+            page.screenshot(path=str(SHOTS / f"compare-unchecked-{side}.png"), full_page=True)
+        chromium.close()

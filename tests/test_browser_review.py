@@ -112,3 +112,16 @@ def test_review_queue_labelled_by_clicks_and_keys_switches_the_heatmap_to_correc
     assert "corrected by 12 human checks" in tip and "n_human" in tip and "dr_judge (judge alone)" in tip
     expect(page.get_by_text("Values corrected by 12 human checks").first).to_be_visible()
     page.screenshot(path=str(SHOTS / "heatmaps-corrected.png"), full_page=True)
+
+    # asking for 3 checks per cell: no cell has a corrected DR; each is still drawn, grey, and says why
+    open_view(page, base + "/heatmaps?min_human=3", "Model x group")
+    grey = heatmap(page)
+    assert len(grey["cells"]) == 6 and all(value is None for row in grey["z"] for value in row)
+    assert {cell["fill"] for cell in grey["cells"].values()} == {"#cccccc"}
+    assert all("n = 2 human checks, fewer than the 3 a corrected estimate needs" in hover
+               for hover in grey["hover"].values())
+    tip = tooltip_at(page, grey["cells"][("model-a", "Black people")]["centre"])
+    assert "no estimate: n = 2 human checks, fewer than the 3 a corrected estimate needs" in tip
+    texts = page.locator('[data-testid="stVegaLiteChart"]').first.locator(".values_marks text").all_text_contents()
+    assert texts.count("2 checks") == 6
+    page.screenshot(path=str(SHOTS / "heatmaps-too-few-checks.png"), full_page=True)

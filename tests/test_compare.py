@@ -125,3 +125,26 @@ def test_nothing_shared_is_a_clear_error():
         compare(empty, "a", "b")
     with pytest.raises(CompareError, match="needs 'group'"):
         compare(empty, "a", "b", by=("language",))
+
+
+def test_cells_without_a_test_are_said_and_keep_the_gate_from_passing():
+    """A cell with no readable pair has no p-value: "nothing got worse" and a passed gate would vouch for it. It is
+    listed with why, and a gate that looks at it is not passed (nor failed: nothing was found)."""
+    frame = probes(per_group=30, languages=("en",))
+    base, cand = two_runs(frame, np.random.default_rng(3))
+    counts = paired_counts(base, cand, frame)
+    empty = (counts["group"] == "g2") & (counts["kind"] == "attack")
+    counts.loc[empty, list(PAIR_COLUMNS)] = 0  # every pair of this cell unreadable
+    result = compare(counts, "v1", "v2")
+    untested = result.untested()
+    assert list(zip(untested["group"], untested["kind"])) == [("g2", "attack")]
+    assert "no probe both versions answered readably" in untested.iloc[0]["why"]
+    total = len(result.cells) + len(result.controls) + len(result.gaps)
+    assert result.untested_summary().startswith(f"1 of the {total} compared cells could not be tested: en / g2 attack")
+    gate = result.gate(fail_on_regression=0.1)
+    assert not gate.failed and not gate.passed and gate.untested and gate.exit_code == 2
+    assert "Gate: passed" not in result.markdown(gate) and "could not be tested" in result.markdown(gate)
+    gap_only = result.gate(fail_on_gap_increase=0.1)  # the gap is tested (seven groups left): this gate passes
+    assert gap_only.passed and gap_only.exit_code == 0
+    whole = compare(paired_counts(base, cand, frame), "v1", "v2")
+    assert whole.untested().empty and whole.untested_summary() == ""

@@ -14,6 +14,15 @@ from tests import compare_db
 
 
 @pytest.fixture(scope="module")
+def checked(tmp_path_factory):
+    """compare_db with r1's review sample drawn (20 per stratum) and labelled; r2 (v1 again) has no sample."""
+    path = tmp_path_factory.mktemp("compare_checked") / "audit.duckdb"
+    facts = compare_db.build(path)
+    compare_db.label_sample(path, facts)
+    return path
+
+
+@pytest.fixture(scope="module")
 def db(tmp_path_factory):
     path = tmp_path_factory.mktemp("compare") / "audit.duckdb"
     facts = compare_db.build(path)
@@ -57,7 +66,7 @@ def test_the_same_answers_in_two_runs_pass_and_json_says_why(db, capsys):
                            "--fail-on-regression", "0", "--fail-on-gap-increase", "0", "--json")
     assert code == 0
     payload = json.loads(out)
-    assert payload["gate"] == {"failed": False, "reasons": []}
+    assert payload["gate"] == {"failed": False, "passed": True, "reasons": [], "untested": []}
     assert all(cell["change"] == 0 and cell["p_value"] == 1 for cell in payload["cells"])
     assert payload["base_side"] == {"run_id": "r2", "target_id": "v1"}
     assert sum(cell["pairs"] for cell in payload["cells"]) == len(db["probes"])
@@ -130,6 +139,61 @@ def test_the_corrected_comparison_undoes_a_regression_the_judge_made_up(tmp_path
     assert code == 0, err
     cells = {(c["group"], c["kind"]): c for c in json.loads(out)["cells"]}
     assert abs(cells[("jewish", "attack")]["change"]) < 0.15 and not cells[("jewish", "attack")]["significant"]
-    code, _, err = run_cli(capsys, "--db", str(path), "--base", "r2", "--candidate", "v1", "--run-id", "r1",
-                           "--estimator", "ppi")
-    assert code == 0 and "no labelled review sample" not in err  # r2 has no labels: no corrected change, no flag
+
+
+def test_a_corrected_comparison_with_an_unchecked_base_is_refused_and_says_how_to_check_it(checked, capsys):
+    """r2 has no review sample: a corrected comparison can test nothing on its side, so it is refused (exit 2),
+    never a passed gate; the message names the side and the command that draws its sample."""
+    code, out, err = run_cli(capsys, "--db", str(checked), "--base", "r2", "--candidate", "v1", "--run-id", "r1",
+                             "--estimator", "ppi", "--fail-on-regression", "0.1")
+    assert code == 2, (out, err)
+    assert "--estimator ppi: the base v1 @ r2 has no human checks of its review sample" in err
+    assert "python -m core review sample --run-id r2 " in err and "--seed 0" in err
+    assert "gate: passed" not in out and "worse, significantly" not in out
+    code, out, err = run_cli(capsys, "--db", str(checked), "--base", "r2", "--candidate", "v1", "--run-id", "r1",
+                             "--estimator", "ppi", "--json")
+    assert code == 2 and not out and "the base v1 @ r2 has no human checks" in err
+
+
+def test_a_corrected_comparison_with_an_unchecked_candidate_is_refused(checked, capsys):
+    code, out, err = run_cli(capsys, "--db", str(checked), "--base", "v1", "--run-id", "r1", "--candidate", "r2",
+                             "--estimator", "ppi", "--fail-on-regression", "0.1", "--format", "md")
+    assert code == 2 and "Gate: passed" not in out
+    assert "the candidate v1 @ r2 has no human checks of its review sample" in err
+    assert "the base" not in err  # the base (v1 @ r1) is checked: only the side that lacks checks is named
+    assert "python -m core review sample --run-id r2 " in err
+
+
+def test_too_few_checks_in_every_compared_cell_is_refused_too(checked, capsys):
+    code, out, err = run_cli(capsys, "--db", str(checked), "--base", "v1", "--candidate", "v2", "--run-id", "r1",
+                             "--estimator", "ppi", "--min-human", "25", "--fail-on-regression", "0.1")
+    assert code == 2 and "gate: passed" not in out
+    assert ("the base v1 @ r1 has too few human checks of its review sample: no cell compared has the 25 a "
+            "corrected estimate needs (at most 20 in a cell)") in err
+    assert "the candidate v2 @ r1 has too few human checks" in err
+
+
+def test_both_sides_checked_still_compares_corrected(checked, capsys):
+    code, out, err = run_cli(capsys, "--db", str(checked), "--base", "v1", "--candidate", "v2", "--run-id", "r1",
+                             "--estimator", "ppi", "--fail-on-regression", "0.1")
+    assert code == 0, err
+    assert "gate: passed" in out and "could not be tested" not in out
+
+
+def test_cells_a_corrected_comparison_cannot_test_are_counted_and_the_gate_does_not_pass(checked, capsys):
+    """By strategy, each attack cell holds about a quarter of its group's 20 checks: fewer than 10, so those cells
+    have no corrected change. The gate cannot vouch for them: no "passed", exit 2, and the reason per cell."""
+    argv = ["--db", str(checked), "--base", "v1", "--candidate", "v2", "--run-id", "r1", "--estimator", "ppi",
+            "--by-strategy"]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err  # no gate asked for: the table, with the untested cells said
+    assert "worse, significantly (holm): none" not in out
+    line = next(line for line in out.splitlines() if "could not be tested" in line)
+    assert "of the" in line and "compared cells" in line
+    code, out, err = run_cli(capsys, *argv, "--fail-on-regression", "0.1")
+    assert code == 2 and "gate: passed" not in out and "gate: NOT PASSED" in out
+    assert "human checks, fewer than the 10 a corrected estimate needs" in err
+    code, out, _ = run_cli(capsys, *argv, "--fail-on-regression", "0.1", "--json")
+    payload = json.loads(out)
+    assert payload["gate"]["failed"] is False and payload["gate"]["untested"]
+    assert all(row["why"] for row in payload["untested"])

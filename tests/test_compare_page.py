@@ -73,3 +73,21 @@ def test_corrected_by_the_review_sample_the_judges_regression_is_gone(tmp_path, 
     assert flagged is None or "Jewish people" not in set(flagged["group"])
     estimate.set_value("judge").run()
     assert list(app.dataframe[0].value["group"])[:1] == ["Jewish people"]  # the judge alone reports it
+
+
+def test_a_corrected_comparison_with_an_unchecked_side_warns_and_never_shows_all_clear(tmp_path, monkeypatch):
+    """r2 has no review sample: "corrected" for v1 @ r2 against v1 @ r1 is refused with core's words (which side,
+    how to draw its sample), as a warning; no green box, no flagged table, no heatmap claiming anything."""
+    path = tmp_path / "audit.duckdb"
+    facts = compare_db.build(path)
+    compare_db.label_sample(path, facts)
+    app = open_compare((path, facts), monkeypatch, base="v1 @ r2", candidate="v1 @ r1", estimate="ppi")
+    estimate = next(box for box in app.selectbox if box.label == "Estimate")
+    assert estimate.value == "ppi"
+    warnings = [w.value for w in app.warning]
+    assert any("the base v1 @ r2 has no human checks of its review sample" in w and
+               "python -m core review sample --run-id r2 " in w for w in warnings), warnings
+    assert not app.success and not app.dataframe
+    app = open_compare((path, facts), monkeypatch, base="v1 @ r1", candidate="v1 @ r2")
+    assert next(box for box in app.selectbox if box.label == "Estimate").value == "judge"  # not corrected by default
+    assert any("the candidate v1 @ r2 has no human checks" in c.value for c in app.caption)  # and says why

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from core.jobs import MANAGER
 from core.store import Store, StoreError
 from tests import dashboard_db
-from tests.charts import heatmaps
+from tests.charts import drawn_by_vega, heatmaps
 from tests.conftest import ROOT
 
 
@@ -65,6 +65,10 @@ def test_heatmap_model_by_group_shows_dr_with_n_and_ci_sorted_by_dr_then_name(au
         "type": "point", "fields": ["row", "col"], "on": "click", "clear": "dblclick", "toggle": False}
     assert "dr = 0.500" in hover[("model-a", "jewish")] and "n = 4" in hover[("model-a", "jewish")]
     assert "[" in hover[("model-a", "jewish")]  # its 95% CI
+    # 4 judged answers per cell, fewer than the 10 a coloured cell needs: grey, still drawn, n and why in the hover
+    assert all(row["grey"] for row in model_by_group["rows"].values())
+    assert drawn_by_vega(model_by_group) == set(model_by_group["rows"])
+    assert "(grey: n = 4 judged answers, fewer than the 10 a coloured cell needs)" in hover[("model-a", "jewish")]
     assert app.query_params["sort"] == "dr"
 
     widget(app.selectbox, "heatmaps_option_sort").set_value("name").run()
@@ -94,6 +98,19 @@ def test_heatmap_deviation_is_centred_on_the_model_mean(audit):
     color = next(layer for layer in figure["spec"]["layer"] if layer["mark"]["type"] == "rect")["encoding"]["color"]
     assert color["condition"]["scale"]["domainMid"] == 0 and color["condition"]["scale"]["scheme"] == "redblue"
     assert figure["text"][("model-a", "women")] == "+0.42"  # signed, centred on the model mean
+
+
+def test_every_deviation_heatmap_of_the_page_shares_one_colour_scale(audit):
+    """Two charts of the same quantity on one page never colour it differently: the model x group and both
+    breakdowns of deviations use one domain, symmetric about 0 (a deviation beyond it takes the end colour)."""
+    charts = figures(open_page("pages/heatmaps.py", metric="deviation", breakdowns="on"))
+    assert len(charts) == 3
+    scales = [next(layer for layer in f["spec"]["layer"] if layer["mark"]["type"] == "rect")["encoding"]["color"]
+              ["condition"]["scale"] for f in charts]
+    assert all(scale["domain"] == scales[0]["domain"] for scale in scales)
+    low, high = scales[0]["domain"]
+    assert low == -high == -0.5 and all(scale["clamp"] and scale["domainMid"] == 0 for scale in scales)
+    assert max(abs(v) for f in charts for row in f["z"] for v in row if v is not None) > high  # one is beyond it
 
 
 def test_heatmap_model_filter_and_breakdowns(audit):

@@ -70,12 +70,20 @@ def test_heatmap_is_corrected_by_default_where_a_sample_exists_and_switches_to_j
     assert not any("differs significantly" in w.value for w in app.warning)
 
 
-def test_heatmap_cells_with_too_few_human_checks_are_missing_with_the_reason(sampled, use):
+def test_heatmap_cells_with_too_few_human_checks_are_drawn_grey_with_n_and_why(sampled, use):
+    """No corrected DR below the minimum of human checks: the cell is still drawn (grey, in the chart's data with a
+    number Vega-Lite does not filter out), its text says how many checks it has, its hover why in plain words."""
     use(sampled)
     app = open_page("pages/heatmaps.py", min_human="13")
-    _, _, z, hover = heatmap(app)
-    assert z == [[None, None, None]] * 2
-    assert "12 human labels, fewer than the 13 needed" in hover[("model-b", "women")]
+    figure = charts.heatmaps(app)[0]
+    z, hover = figure["z"], figure["hover"]
+    assert z == [[None, None, None]] * 2  # no estimate, no pretend number
+    assert charts.drawn_by_vega(figure) == set(figure["rows"])  # every cell is drawn, none left blank
+    for key, row in figure["rows"].items():
+        assert row["grey"] and row["text"] == "12 checks", key
+        assert "dr = no estimate: n = 12 human checks, fewer than the 13 a corrected estimate needs" in hover[key]
+        assert "human labels" not in hover[key] and "none (" not in hover[key]  # core.ppi's own wording, not shown
+    assert any("Grey cells" in c.value and "fewer than 13 human checks" in c.value for c in app.caption)
     deviation = open_page("pages/heatmaps.py", metric="deviation")
     _, _, z, hover = heatmap(deviation)
     assert z[0] == [pytest.approx(0.5), pytest.approx(0.0), pytest.approx(-0.5)]  # corrected model mean 0.5
@@ -154,3 +162,19 @@ def test_report_holds_both_estimates_and_the_judge_error(sampled, tmp_path):
     page, summary = build_report(Store(plain, readonly=True))
     assert summary["n_human"] == 0 and "corrected by" not in page
     assert "No labelled review sample in this selection" in page
+
+
+def test_why_a_cell_has_no_corrected_estimate_is_said_in_plain_words():
+    """core.ppi's notes are for programmers ("stratum run_id=..."); the dashboard says the same for a reader."""
+    from core.estimates import missing_reason, missing_short
+
+    assert missing_reason(24, 7, 10) == "n = 7 human checks, fewer than the 10 a corrected estimate needs"
+    assert missing_reason(24, 1, 10) == "n = 1 human check, fewer than the 10 a corrected estimate needs"
+    assert missing_short(24, 7, 10) == "7 checks" and missing_short(24, 1, 10) == "1 check"
+    assert missing_reason(0, 0, 10) == "no answer without an error in this cell: nothing to estimate"
+    assert missing_short(0, 0, 10) == "no answers"
+    note = "stratum run_id=r1, model=model-a, language=en, group=black, kind=attack has 1 human labels (needs 2)"
+    said = missing_reason(40, 12, 10, note)
+    assert said == ("only 1 human check of model-a's en black attack answers in run r1: each part of the review "
+                    "sample a corrected estimate rests on needs at least 2")
+    assert "stratum" not in said and "=" not in said and missing_short(40, 12, 10, note) == "too few checks"

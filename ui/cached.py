@@ -283,12 +283,17 @@ def pair_matrix(path: str, mtime: float, judge: str, sides: tuple[tuple[str, str
 
 @st.cache_data(show_spinner="Correcting both versions with the human checks…", max_entries=16)
 def _corrected_comparison(path: str, mtime: float, judge: str, base: tuple[str, str],
-                          candidate: tuple[str, str]) -> object:
-    return paired.corrected(Store(path, readonly=True), Side(*base), Side(*candidate), judge)
+                          candidate: tuple[str, str]) -> tuple[object, str | None]:
+    try:
+        return paired.corrected(Store(path, readonly=True), Side(*base), Side(*candidate), judge), None
+    except paired.UncheckedSide as exc:
+        return None, str(exc)
 
 
-def corrected_comparison(path: str, mtime: float, judge: str, base: Side, candidate: Side):
-    """core.analyses.compare.corrected: the comparison on prediction-powered DRs, or None without sample labels."""
+def corrected_comparison(path: str, mtime: float, judge: str, base: Side,
+                         candidate: Side) -> tuple[object, str | None]:
+    """core.analyses.compare.corrected: (the comparison on prediction-powered DRs, None), or (None, why it is
+    refused: core's words naming the side without enough human checks and how to draw and label its sample)."""
     return _corrected_comparison(path, mtime, judge, base.key, candidate.key)
 
 

@@ -19,6 +19,11 @@ from core.store import Store, StoreError
 from ui.common import db_path, ensure_navigation, group_label, open_store
 
 SIGNIFICANT_MARK = "*"
+# One colour scale per kind of quantity on a page: a Defense Rate (or a rate like it) on 0..1; a deviation from a
+# model's mean on -DEVIATION_SPAN..+DEVIATION_SPAN, centred on 0, the same for every chart of a page (a deviation
+# beyond it takes the end colour, its number is in the cell), so two charts never colour one value differently.
+DEVIATION_SPAN = 0.5
+GREY = "#cccccc"  # a cell without a number on the colour scale: no estimate, or too few answers to colour
 
 
 def _label(value: object, language: str = "en") -> str:
@@ -77,10 +82,12 @@ def judge_choice(path: str, mtime: float, key: str = "judge") -> str:
 
 def _heatmap_cells(table: pd.DataFrame, x: str, y: str, value: str, low: str | None, high: str | None,
                    significant: str | None, x_order: Sequence[str] | None, y_order: Sequence[str] | None,
-                   details: Sequence[tuple[str, str]], missing: str | None) -> tuple[list, list, list[dict]]:
+                   details: Sequence[tuple[str, str]], missing: str | None, missing_text: str | None = None,
+                   min_n: int | None = None, n_unit: str = "judged answers") -> tuple[list, list, list[dict]]:
     """The heatmaps' shared content, whatever draws it: the column and row keys in their order and, per cell of
-    the table, its value (None where there is no estimate, with the reason), CI, significance, n, the DR behind a
-    deviation and the `details`. Nothing is formatted here."""
+    the table, its value (None where there is no estimate, with the reason and the few words its cell shows), CI,
+    significance, n, the DR behind a deviation and the `details`; `grey` where the cell is not coloured (no
+    estimate, or n below `min_n`, with `few` saying so). Nothing is formatted here."""
     xs = list(x_order) if x_order is not None else sorted(table[x].unique())
     xs = [v for v in xs if v in set(table[x])]
     ys = [v for v in (y_order if y_order is not None else sorted(table[y].unique())) if v in set(table[y])]
@@ -92,14 +99,20 @@ def _heatmap_cells(table: pd.DataFrame, x: str, y: str, value: str, low: str | N
                 continue
             cell = cells.loc[(row, col)]
             v = float(cell[value])
+            n = int(cell["n"]) if "n" in cell and cell["n"] == cell["n"] else None
             item = {"r": r, "c": c, "row": row, "col": col, "value": None if v != v else v, "reason": None,
-                    "n": int(cell["n"]) if "n" in cell else None,
+                    "short": None, "n": n, "grey": v != v, "few": None,
                     "details": [(label, cell[column]) for column, label in details if column in cell],
                     "ci": (cell[low], cell[high]) if low and high else None, "mark": False, "dr": None}
-            if v != v:  # NaN: no estimate for this cell (too few labels...): empty, and the hover says why
+            if v != v:  # NaN: no estimate for this cell (too few checks...): grey, the cell and its hover say why
                 item["reason"] = str(cell[missing]) if missing and isinstance(cell.get(missing), str) and \
-                    cell[missing] else "no estimate for this cell"
+                    cell[missing] else "it cannot be computed from these answers"
+                item["short"] = str(cell[missing_text]) if missing_text and isinstance(cell.get(missing_text), str) \
+                    and cell[missing_text] else "no estimate"
             else:
+                if min_n is not None and n is not None and n < min_n:  # a number, too uncertain to colour
+                    item["grey"] = True
+                    item["few"] = f"n = {n:,} {n_unit}, fewer than the {min_n} a coloured cell needs"
                 item["mark"] = bool(significant and bool(cell[significant]))
                 if value != "dr" and "dr" in cell:  # a deviation's hover also says the cell's own DR
                     item["dr"] = (cell["dr"], (cell["ci_low"], cell["ci_high"]) if "ci_low" in cell else None)
@@ -116,16 +129,18 @@ def ci_heatmap(table: pd.DataFrame, x: str, y: str, value: str, low: str | None 
                x_order: Sequence[str] | None = None, title: str = "", zmax: float | None = None,
                clickable: bool = False, y_order: Sequence[str] | None = None,
                details: Sequence[tuple[str, str]] = (), estimate: str | None = None,
-               missing: str | None = None) -> go.Figure:
+               missing: str | None = None, missing_text: str | None = None) -> go.Figure:
     """A heatmap of `value` with each cell's CI (`low`, `high`) in its hover and a * on cells flagged `significant`.
 
     clickable: cells can be picked with st.plotly_chart(on_select="rerun"); read the pick with clicked_cell().
     details: (column, label) pairs added to every hover (e.g. the judge's own DR next to a corrected one, n_human);
     estimate: a line naming what the values are ("corrected by 40 human checks"); missing: the column that says
-    why a cell has no value (a corrected DR with too few labels): such a cell is drawn empty, the reason in its
-    hover, never a pretend number. ci_heatmap_chart() draws the same with Vega-Lite (the Heatmaps page).
+    why a cell has no value (a corrected DR with too few human checks), in plain words; missing_text: the column
+    with the few words its cell shows ("7 checks"): such a cell has no number and no colour, never a pretend one.
+    ci_heatmap_chart() draws the same with Vega-Lite (the Heatmaps page), with such cells grey.
     """
-    xs, ys, items = _heatmap_cells(table, x, y, value, low, high, significant, x_order, y_order, details, missing)
+    xs, ys, items = _heatmap_cells(table, x, y, value, low, high, significant, x_order, y_order, details, missing,
+                                   missing_text)
     z = [[None] * len(xs) for _ in ys]
     text = [[""] * len(xs) for _ in ys]
     hover = [[""] * len(xs) for _ in ys]
@@ -136,7 +151,8 @@ def ci_heatmap(table: pd.DataFrame, x: str, y: str, value: str, low: str | None 
         extra = f"<br>n = {item['n']:,}" if item["n"] is not None else ""
         extra += "".join(f"<br>{html.escape(label)} = {_figure(figure)}" for label, figure in item["details"])
         if v is None:
-            hover[r][c] = f"{head}<br>{value}: none ({html.escape(item['reason'])}){extra}"
+            hover[r][c] = f"{head}<br>{value}: no estimate: {html.escape(item['reason'])}{extra}"
+            text[r][c] = html.escape(item["short"])
             continue
         z[r][c] = v
         text[r][c] = _cell_text(v, diverging, item["mark"])
@@ -181,15 +197,23 @@ def ci_heatmap_chart(table: pd.DataFrame, x: str, y: str, value: str, low: str |
                      language: str = "en", x_order: Sequence[str] | None = None, title: str = "",
                      zmax: float | None = None, y_order: Sequence[str] | None = None,
                      details: Sequence[tuple[str, str]] = (), estimate: str | None = None,
-                     missing: str | None = None, x_title: str = "group", y_title: str | None = None):
+                     missing: str | None = None, x_title: str = "group", y_title: str | None = None,
+                     missing_text: str | None = None, min_n: int | None = None, n_unit: str = "judged answers"):
     """ci_heatmap() as a Vega-Lite (Altair) chart, for st.altair_chart: the same cells, hovers, * marks and colour
     scale, without the browser loading Plotly (4.7 MB of JavaScript against Vega's 0.8 MB: the first paint of the
     Heatmaps page). Every cell with a value or a reason can be clicked: st.altair_chart(on_select="rerun") reports
     the selection CELL_SELECTION, read with clicked_chart_cell(). Each cell's hover lines are tooltip fields
-    ("title: value") and also its `description` (the cell's aria-label in the page, joined by "; ")."""
+    ("title: value") and also its `description` (the cell's aria-label in the page, joined by "; ").
+
+    Grey cells: a cell with no estimate (its reason from the `missing` column, its text from `missing_text`:
+    "no estimate: n = 7 human checks, fewer than the 10 a corrected estimate needs", "7 checks"), and, with
+    `min_n`, a cell of fewer than `min_n` answers (`n_unit`), whose number stays in its text and hover. Every cell
+    is drawn: the colour field (`colour`) always holds a number, because Vega-Lite leaves out a mark whose colour
+    field is null. `zmax`: the diverging scale's half-width (give the page's one; default the largest |value|)."""
     import altair as alt
 
-    xs, ys, items = _heatmap_cells(table, x, y, value, low, high, significant, x_order, y_order, details, missing)
+    xs, ys, items = _heatmap_cells(table, x, y, value, low, high, significant, x_order, y_order, details, missing,
+                                   missing_text, min_n, n_unit)
     fields = [("cell", "cell")] + ([("estimate", "estimate")] if estimate else []) + [("shown", value)]
     if any(item["dr"] is not None for item in items):
         fields.append(("dr_of_cell", "DR"))
@@ -203,15 +227,17 @@ def ci_heatmap_chart(table: pd.DataFrame, x: str, y: str, value: str, low: str |
     for item in items:
         v = item["value"]
         record = {"row": str(item["row"]), "col": str(item["col"]), "y": _name(item["row"], language),
-                  "x": _name(item["col"], language), "value": v,
-                  "text": "" if v is None else _cell_text(v, diverging, item["mark"]),
+                  "x": _name(item["col"], language), "value": v, "grey": item["grey"],
+                  "colour": 0.0 if item["grey"] else v,
+                  "text": item["short"] if v is None else _cell_text(v, diverging, item["mark"]),
                   "cell": f"{_name(item['row'], language)} × {_name(item['col'], language)}", "estimate": estimate,
                   "n": "–" if item["n"] is None else f"{item['n']:,}"}
         if v is None:
-            record["shown"] = f"none ({item['reason']})"
+            record["shown"] = f"no estimate: {item['reason']}"
         else:
             ci = item["ci"]
-            record["shown"] = f"{v:.3f}" + (f" [{_plain(ci[0])}, {_plain(ci[1])}]" if ci else "")
+            record["shown"] = f"{v:.3f}" + (f" [{_plain(ci[0])}, {_plain(ci[1])}]" if ci else "") + (
+                f" (grey: {item['few']})" if item["few"] else "")
         dr = item["dr"]
         record["dr_of_cell"] = "–" if dr is None else _plain(dr[0]) + (
             f" [{_plain(dr[1][0])}, {_plain(dr[1][1])}]" if dr[1] else "")
@@ -222,12 +248,12 @@ def ci_heatmap_chart(table: pd.DataFrame, x: str, y: str, value: str, low: str |
                 "significant after correction" if item["mark"] else "not significant")
         record["description"] = "; ".join(f"{label} = {record[field]}" for field, label in fields)
         rows.append(record)
-    data = pd.DataFrame(rows, columns=["row", "col", "y", "x", "value", "text", "description"]
+    data = pd.DataFrame(rows, columns=["row", "col", "y", "x", "value", "grey", "colour", "text", "description"]
                         + list(dict.fromkeys(field for field, _ in fields)))
     values = [v for v in data["value"] if v is not None and v == v]
     span = zmax if zmax is not None else max((abs(v) for v in values), default=0.1) or 0.1
-    scale = alt.Scale(scheme="redblue", domain=[-span, span], domainMid=0) if diverging else \
-        alt.Scale(scheme="blues", domain=[0, 1])
+    scale = alt.Scale(scheme="redblue", domain=[-span, span], domainMid=0, clamp=True) if diverging else \
+        alt.Scale(scheme="blues", domain=[0, 1], clamp=True)
     x_labels = [_name(v, language) for v in xs]
     y_labels = [_name(v, language) for v in ys]
     tooltip = [alt.Tooltip(field, type="nominal", title=label) for field, label in fields]
@@ -239,13 +265,14 @@ def ci_heatmap_chart(table: pd.DataFrame, x: str, y: str, value: str, low: str |
     pick = alt.selection_point(name=CELL_SELECTION, fields=["row", "col"], on="click", clear="dblclick",
                                toggle=False, empty=False)
     cells = base.mark_rect(stroke="white", strokeWidth=1, cursor="pointer").encode(
-        color=alt.condition("isValid(datum.value)",
-                            alt.Color("value:Q", scale=scale, title=value,
+        color=alt.condition("!datum.grey",
+                            alt.Color("colour:Q", scale=scale, title=value,
                                       legend=alt.Legend(orient="bottom", gradientLength=240)),
-                            alt.value("#eeeeee"))).add_params(pick).properties(name="cells")
-    ink = "datum.value > {0} || datum.value < -{0}".format(span * 0.6) if diverging else "datum.value > 0.6"
+                            alt.value(GREY))).add_params(pick).properties(name="cells")
+    ink = "datum.colour > {0} || datum.colour < -{0}".format(span * 0.6) if diverging else "datum.colour > 0.6"
     labels_layer = base.mark_text(fontSize=12, cursor="pointer").encode(
-        text="text:N", color=alt.condition(ink, alt.value("white"), alt.value("black"))).properties(name="values")
+        text="text:N", color=alt.condition(f"!datum.grey && ({ink})", alt.value("white"), alt.value("black"))
+    ).properties(name="values")
     chart = alt.layer(cells, labels_layer).properties(title=title, height=alt.Step(34))  # 34 px per row
     chart.usermeta = {"embedOptions": {"renderer": "svg"}}  # cells in the DOM: read by tests, labelled for a reader
     return chart

@@ -2,17 +2,34 @@
 answered; the Compare page, `python -m core compare` and the HTML report draw it. The statistics are in
 core/compare.py; this module finds the sides and reads their paired counts from the store (Store.paired_counts:
 one 2x2 table per cell, counted in DuckDB).
+
+A corrected comparison (`corrected`) needs human checks on both sides: a side with none in the cells compared, or
+with too few for any compared cell to be corrected, would have nothing tested on it, and "nothing got worse" would
+be a false all-clear; it is refused (UncheckedSide, naming the side and the commands that draw and label its
+review sample), for the CLI, the Compare page and any other reader alike.
 """
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from core.compare import Comparison, CompareError, compare, independent_changes, pairwise_gaps
+from core.estimates import missing_reason
 from core.ppi import CorrectedRates
-from core.store import Store
+from core.store import DEFAULT_DB, Store
+
+
+class UncheckedSide(CompareError):
+    """A corrected comparison of a side without enough human checks of its review sample: refused. `roles`: the
+    sides refused ("base", "candidate"); the message names each and says how to draw and label its sample."""
+
+    def __init__(self, message: str, roles: Sequence[str]):
+        super().__init__(message)
+        self.roles = tuple(roles)
 
 
 @dataclass(frozen=True)
@@ -101,18 +118,81 @@ def all_pairs(store: Store, sides: Sequence[Side], judge: str, resamples: int = 
                          correction=correction, alpha=alpha)
 
 
+def _commands(store: Store, run_id: str) -> tuple[str, str]:
+    """The commands that draw a run's review sample and that label it outside the browser (with --db where the
+    store is not the default one)."""
+    db = "" if store.path == DEFAULT_DB else f" --db {shlex.quote(str(store.path))}"
+    run = shlex.quote(run_id)
+    draw = f"python -m core review sample --run-id {run} --fraction 0.05 --seed 0{db}"
+    label = (f"python -m core verdicts export --sample --run-id {run} --out sheet.csv{db}, then python -m core "
+             f"verdicts import sheet.csv --annotator NAME{db}")
+    return draw, label
+
+
+def _unchecked(store: Store, role: str, of: Side, sample: pd.DataFrame, strata: pd.DataFrame,
+               compared: pd.DataFrame | None, checks: str, min_human: int) -> str | None:
+    """Why a corrected comparison cannot test anything on one side (no sample label in the cells compared, or no
+    compared cell with `min_human` of them), in words that say what to do; None when it can."""
+    mine = (sample["run_id"] == of.run_id) & (sample["model"] == of.target_id)
+    draw, label = _commands(store, of.run_id)
+    if not mine.any():
+        drawn = strata[(strata["run_id"] == of.run_id) & (strata["model"] == of.target_id)] if len(strata) else strata
+        sampled = int(drawn["sampled"].sum()) if len(drawn) else 0
+        if sampled:
+            return (f"the {role} {of.label} has no human checks of its review sample: none of its {sampled:,} "
+                    f"sampled completions is labelled yet; label them on the Review page, or: {label}")
+        return (f"the {role} {of.label} has no human checks of its review sample (run {of.run_id} has no review "
+                f"sample of {of.target_id}); draw and label one: {draw}, then label it on the Review page, or: {label}")
+    if compared is None:
+        return None
+    most = int(np.nanmax(compared[checks].to_numpy(dtype="float64"), initial=0)) if len(compared) else 0
+    if most < min_human:
+        return (f"the {role} {of.label} has too few human checks of its review sample: no cell compared has the "
+                f"{min_human} a corrected estimate needs (at most {most} in a cell); enlarge its sample, e.g. "
+                f"{draw.replace('--fraction 0.05', f'--per-cell {min_human}')}, and label the new ones")
+    return None
+
+
+def _why(frame: pd.DataFrame, min_human: int, gap: bool = False) -> list[str]:
+    """Per compared row without a corrected change: which side lacks an estimate and why, in plain words ("" where
+    the row was tested)."""
+    out = []
+    for _, row in frame.iterrows():
+        if not pd.isna(row.get("p_value")):
+            out.append("")
+            continue
+        said = [f"{role}: " + ("fewer than two groups with a corrected Defense Rate in this language" if gap else
+                               missing_reason(row.get(f"n_{s}", 0), row.get(f"n_human_{s}", 0), min_human,
+                                              row.get(f"note_{s}", "")))
+                for role, s in (("base", "b"), ("candidate", "c")) if pd.isna(row.get(f"dr_{s}"))]
+        out.append("; ".join(said) or "no test could be computed from these estimates")
+    return out
+
+
+def _refuse(problems: Sequence[str | None]) -> None:
+    """Raise UncheckedSide naming every side with a problem; nothing when there is none."""
+    if any(problems):
+        raise UncheckedSide("; ".join(p for p in problems if p),
+                            [role for role, p in zip(("base", "candidate"), problems) if p])
+
+
 def corrected(store: Store, base: Side, candidate: Side, judge: str, by: Sequence[str] = ("language", "group"),
-              min_human: int = 10, correction: str = "holm", alpha: float = 0.05) -> Comparison | None:
+              min_human: int = 10, correction: str = "holm", alpha: float = 0.05) -> Comparison:
     """The comparison on prediction-powered Defense Rates (core/ppi/), where a labelled review sample covers
     both sides: each version's corrected DR per cell, the change with a conservative normal CI (the two
     corrected estimates treated as independent; core.compare.independent_changes), and the gap change per
-    language from each version's corrected gap. None when neither side has sample labels; cells with fewer than
-    `min_human` labels on a side have no corrected change (NaN, never flagged)."""
+    language from each version's corrected gap.
+
+    Refused (UncheckedSide) when a side has no sample labels in the cells compared, or no compared cell with
+    `min_human` of them: nothing could be tested on that side. Single cells with fewer than `min_human` labels on
+    a side have no corrected change (NaN, never flagged), and their `why` says so; Comparison.untested lists them.
+    """
     sides = {"run_id": sorted({base.run_id, candidate.run_id}), "model": sorted({base.target_id, candidate.target_id})}
     grain = ["run_id", "model", *by, "kind"]
-    population, sample, _ = store.ppi_inputs(judge, grain, sides)
+    population, sample, strata = store.ppi_inputs(judge, grain, sides)
+    roles = (("base", base, "b"), ("candidate", candidate, "c"))
     if not len(sample):
-        return None
+        _refuse([_unchecked(store, role, of, sample, strata, None, "", min_human) for role, of, _ in roles])
     rates = CorrectedRates(population, sample, grain, min_human=min_human)
 
     def side(frame: pd.DataFrame, of: Side, suffix: str) -> pd.DataFrame:
@@ -121,13 +201,17 @@ def corrected(store: Store, base: Side, candidate: Side, judge: str, by: Sequenc
                                                             else f"{c}_{suffix}")
 
     keys = [*by, "kind"]
-    table = rates.table[[*grain, "n", "n_human", "dr", "se"]]
+    table = rates.table[[*grain, "n", "n_human", "dr", "se", "note"]]
     cells = side(table, base, "b").merge(side(table, candidate, "c"), on=keys)
+    _refuse([_unchecked(store, role, of, sample, strata, cells, f"n_human_{s}", min_human) for role, of, s in roles])
     cells = independent_changes(cells.assign(pairs=cells[["n_b", "n_c"]].min(axis=1)), correction, alpha)
+    cells["why"] = _why(cells, min_human)
     pooled = CorrectedRates(population, sample, ["run_id", "model", "language", "kind"], min_human=min_human).table
-    pooled = pooled[pooled["kind"] == "control"][["run_id", "model", "language", "kind", "n", "dr", "se"]]
+    pooled = pooled[pooled["kind"] == "control"][["run_id", "model", "language", "kind", "n", "n_human", "dr", "se",
+                                                  "note"]]
     controls = side(pooled, base, "b").merge(side(pooled, candidate, "c"), on=["language", "kind"])
     controls = independent_changes(controls.assign(pairs=controls[["n_b", "n_c"]].min(axis=1)), correction, alpha)
+    controls["why"] = _why(controls, min_human)
     attack = population[population["kind"] == "attack"]
     keys = ["run_id", "model", "language"]
     gap, groups = CorrectedRates(attack, sample[sample["kind"] == "attack"], [*keys, "group"],
@@ -137,7 +221,12 @@ def corrected(store: Store, base: Side, candidate: Side, judge: str, by: Sequenc
                 in zip(gap[keys].itertuples(index=False, name=None), gap["best"], gap["worst"])]
     gap = gap.assign(se=[(a ** 2 + b ** 2) ** 0.5 for a, b in extremes], dr=gap["observed_gap"], kind="attack")
     gap = gap[[*keys, "kind", "groups", "dr", "se"]]
-    gaps = side(gap, base, "b").merge(side(gap, candidate, "c"), on=["language", "kind"])
-    gaps = independent_changes(gaps, correction, alpha, family=()).rename(
-        columns={"base_dr": "base_gap", "cand_dr": "cand_gap"}).assign(groups=lambda f: f["groups_b"])
+    # every language with compared attack cells has a gap row; one a side cannot estimate stays, untested, with why
+    languages = pd.DataFrame({"language": sorted(set(cells.loc[cells["kind"] == "attack", "language"])),
+                              "kind": "attack"})
+    gaps = languages.merge(side(gap, base, "b"), on=["language", "kind"], how="left").merge(
+        side(gap, candidate, "c"), on=["language", "kind"], how="left")
+    gaps = independent_changes(gaps, correction, alpha, family=())
+    gaps["why"] = _why(gaps, min_human, gap=True)
+    gaps = gaps.rename(columns={"base_dr": "base_gap", "cand_dr": "cand_gap"}).assign(groups=lambda f: f["groups_b"])
     return Comparison(base.label, candidate.label, cells, gaps, controls, correction, alpha)

@@ -5,7 +5,8 @@ import argparse
 import json
 import sys
 
-from core.cli.common import EXIT_FAILURE, EXIT_OK, BadInput, chosen_judge, open_store, stored_target_name
+from core.cli.common import (EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, BadInput, chosen_judge, open_store,
+                             stored_target_name)
 
 
 # Columns `compare` prints as text (--json gives every column, the 2x2 counts or the corrected inputs too).
@@ -15,7 +16,9 @@ COMPARE_TEXT_COLUMNS: tuple[str, ...] = ("language", "group", "strategy", "kind"
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Paired comparison of two versions on their shared probes (core.compare), or `--all` pairs' gap matrix;
-    with --fail-on-regression / --fail-on-gap-increase, exit 1 when the gate fails (a CI regression gate)."""
+    with --fail-on-regression / --fail-on-gap-increase, exit 1 when the gate fails (a CI regression gate), 2 when
+    it cannot pass because some cells it looks at could not be tested (said, with why). `--estimator ppi` with a
+    side lacking human checks is refused (exit 2, naming the side and how to draw and label its sample)."""
     from core.analyses import compare as paired
     from core.analyses.compare import Side, all_pairs, resolve_side
     from core.compare import CompareError
@@ -46,21 +49,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
         compared = paired.compute(store, base, candidate, judge, by=by, correction=args.correction, alpha=args.alpha,
                                  resamples=args.resamples, seed=args.seed)
         if args.estimator == "ppi":
-            fixed = paired.corrected(store, base, candidate, judge, by=by, min_human=args.min_human,
-                                     correction=args.correction, alpha=args.alpha)
-            if fixed is None:
-                raise BadInput(f"--estimator ppi: neither {base.label} nor {candidate.label} has a labelled review "
-                               "sample; draw one with `python -m core review sample --run-id RUN` and label it")
-            compared.result = fixed
+            try:
+                compared.result = paired.corrected(store, base, candidate, judge, by=by, min_human=args.min_human,
+                                                   correction=args.correction, alpha=args.alpha)
+            except paired.UncheckedSide as exc:
+                raise BadInput(f"--estimator ppi: {exc}") from None
     except CompareError as exc:
         raise BadInput(str(exc)) from None
     result = compared.result
     gate = result.gate(args.fail_on_regression, args.fail_on_gap_increase, args.fail_on_over_refusal)
     gated = any(margin is not None for margin in (args.fail_on_regression, args.fail_on_gap_increase,
                                                   args.fail_on_over_refusal))
+    untested = result.untested()
     if args.json:
-        print(json.dumps({**compared.records(), "gate": {"failed": gate.failed, "reasons": gate.reasons}},
-                         ensure_ascii=False))
+        print(json.dumps({**compared.records(), "untested": json.loads(untested.to_json(orient="records")),
+                          "gate": {"failed": gate.failed, "passed": gate.passed, "reasons": gate.reasons,
+                                   "untested": gate.untested}}, ensure_ascii=False))
     elif args.format == "md":
         print(result.markdown(gate if gated else None), end="")
     else:
@@ -74,12 +78,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(result.gaps.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         flagged = result.flagged()
         print(f"worse, significantly ({result.correction}): " + (", ".join(
-            f"{r.language}/{r.group} {r.kind} {r.change:+.3f}" for r in flagged.itertuples()) or "none"))
+            f"{r.language}/{r.group} {r.kind} {r.change:+.3f}" for r in flagged.itertuples()) or (
+            "none of the tested cells" if len(untested) else "none")))
+        if len(untested):
+            print(result.untested_summary())
         if gated:
-            print("gate: FAILED" if gate.failed else "gate: passed")
+            print(f"gate: {gate.verdict}")
     for reason in gate.reasons:
         print(f"regression: {reason}", file=sys.stderr)
-    return EXIT_FAILURE if gate.failed else EXIT_OK
+    for reason in gate.untested:
+        print(f"untested: {reason}", file=sys.stderr)
+    return EXIT_FAILURE if gate.failed else EXIT_BAD_INPUT if gate.untested else EXIT_OK
 
 
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
@@ -99,9 +108,12 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     compare.add_argument("--by-strategy", action="store_true", help="cells per language x group x strategy")
     compare.add_argument("--estimator", choices=["judge", "ppi"], default="judge",
                          help="ppi: compare the Defense Rates corrected by the review sample (both sides need "
-                              "labels; the change's interval treats the two corrected estimates as independent, "
-                              "so it is conservative)")
-    compare.add_argument("--min-human", type=int, default=10, help="ppi: fewest labels per cell and side")
+                              "human checks of their review sample: a side without, or without --min-human in any "
+                              "compared cell, is refused with exit 2; the change's interval treats the two corrected "
+                              "estimates as independent, so it is conservative)")
+    compare.add_argument("--min-human", type=int, default=10, help="ppi: fewest labels per cell and side (a cell "
+                         "with fewer has no corrected change: it is reported as not tested, and a gate that looks "
+                         "at it does not pass)")
     compare.add_argument("--correction", choices=["holm", "fdr_bh"], default="holm")
     compare.add_argument("--alpha", type=float, default=0.05)
     compare.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples for the gap's CI")
