@@ -104,23 +104,30 @@ def noise_gap(variances: np.ndarray) -> float:
 
 
 # -- random effects ----------------------------------------------------------------------------------------------
-def _generalised_q(y: np.ndarray, v: np.ndarray, tau2: float) -> float:
-    w = 1 / (v + tau2)
-    mu = (w * y).sum() / w.sum()
-    return float((w * (y - mu) ** 2).sum())
+def _generalised_q(y: np.ndarray, v: np.ndarray, tau2: np.ndarray) -> np.ndarray:
+    """The generalised Q at each of several tau^2 values at once: sum w (y - mu_w)^2 with w = 1 / (v + tau^2)."""
+    w = 1 / (v[None, :] + np.asarray(tau2, dtype="float64")[:, None])
+    mu = (w * y).sum(axis=1, keepdims=True) / w.sum(axis=1, keepdims=True)
+    return (w * (y - mu) ** 2).sum(axis=1)
 
 
-def _solve_tau2(y: np.ndarray, v: np.ndarray, target: float) -> float:
-    """The tau^2 >= 0 at which the generalised Q equals `target` (it decreases in tau^2); 0 if Q(0) <= target."""
-    if _generalised_q(y, v, 0.0) <= target:
-        return 0.0
-    low, high = 0.0, max(float(np.var(y)) * 4 + float(v.max()), 1e-6)
-    while _generalised_q(y, v, high) > target:
-        high *= 2
-    for _ in range(80):
+def _solve_tau2(y: np.ndarray, v: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """For each target, the tau^2 >= 0 at which the generalised Q equals it (Q decreases in tau^2), by one joint
+    bisection over the targets; 0 where Q(0) is already at or below the target."""
+    targets = np.asarray(targets, dtype="float64")
+    at_zero = _generalised_q(y, v, np.zeros(1))[0]
+    low = np.zeros(len(targets))
+    high = np.full(len(targets), max(float(np.var(y)) * 4 + float(v.max()), 1e-6))
+    for _ in range(60):  # widen until Q(high) <= target (it falls toward 0 as tau^2 grows)
+        over = _generalised_q(y, v, high) > targets
+        if not over.any():
+            break
+        high = np.where(over, high * 2, high)
+    for _ in range(60):
         mid = (low + high) / 2
-        low, high = (mid, high) if _generalised_q(y, v, mid) > target else (low, mid)
-    return (low + high) / 2
+        above = _generalised_q(y, v, mid) > targets
+        low, high = np.where(above, mid, low), np.where(above, high, mid)
+    return np.where(at_zero <= targets, 0.0, (low + high) / 2)
 
 
 def random_effects(y: np.ndarray, v: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
@@ -128,14 +135,13 @@ def random_effects(y: np.ndarray, v: np.ndarray, confidence: float = 0.95) -> di
     sampling variances v (all positive)."""
     groups = len(y)
     df = groups - 1
-    q = _generalised_q(y, v, 0.0)
+    q = float(_generalised_q(y, v, np.zeros(1))[0])
     tail = (1 - confidence) / 2
-
-    def tau(target: float) -> float:  # rates lie in [0, 1], so their spread cannot exceed MAX_TAU
-        return float(min(np.sqrt(_solve_tau2(y, v, target)), MAX_TAU))
-
+    # rates lie in [0, 1], so their spread cannot exceed MAX_TAU
+    point, low, high = np.minimum(np.sqrt(_solve_tau2(y, v, np.array(
+        [df, special.chdtri(df, tail), special.chdtri(df, 1 - tail)]))), MAX_TAU)
     return {"q": q, "df": df, "q_p": float(special.chdtrc(df, q)), "i2": max(0.0, (q - df) / q) if q > 0 else 0.0,
-            "tau": tau(df), "tau_ci_low": tau(special.chdtri(df, tail)), "tau_ci_high": tau(special.chdtri(df, 1 - tail))}
+            "tau": float(point), "tau_ci_low": float(low), "tau_ci_high": float(high)}
 
 
 def shrink(y: np.ndarray, v: np.ndarray, tau2: float, confidence: float = 0.95
