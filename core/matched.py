@@ -22,9 +22,9 @@ language: the per-cell functions refuse a frame holding several, and `matched_su
 * `matched_summary`: 1-3 (and the gap) for every model x language in one call, as tidy tables:
 
   - `rates`: by..., group, n, refused, dr, ci_low, ci_high, clusters (claims resampled; 95% percentile CI);
-  - `gaps`: by..., groups, gap, group_high, dr_high, group_low, dr_low, ci_low, ci_high (from simultaneous
-    claim-bootstrap intervals of the group DRs, Bonferroni over the groups: conservative, and valid where the
-    percentile interval of a resampled max - min is not; see `gap_interval`);
+  - `gaps`: by..., groups, gap, group_high, dr_high, group_low, dr_low, ci_low, ci_high (the product's one gap
+    interval, core.stats.disparity, on claim-bootstrap variances: valid where the percentile interval of a
+    resampled max - min is not; see `gap_interval`);
   - `cochran`: by..., groups, blocks, duplicates, q, df, pvalue, note (why no test, else "");
   - `pairs`: by..., group_a, group_b, n_pairs, a_only, b_only, dr_a, dr_b, diff, ci_low, ci_high, pvalue,
     p_adjusted, significant (Holm within each model x language: one family per cell).
@@ -241,28 +241,37 @@ def _percentiles(draws: np.ndarray, confidence: float) -> tuple[np.ndarray, np.n
     return low, high
 
 
-def gap_interval(draws: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    """An interval for the true gap (max - min of the groups' DRs) from the groups' bootstrap `draws`
-    (resamples x groups): simultaneous intervals [L_g, U_g] for every group's DR (Bonferroni: each at
-    1 - alpha / G), then [max(0, max L - min U), max U - min L], which holds the true gap whenever every group's
-    DR is in its interval, so it covers at least `confidence` (conservatively).
+def gap_interval(draws: np.ndarray, estimates: np.ndarray, answers: np.ndarray,
+                 confidence: float = 0.95) -> tuple[float, float]:
+    """An interval for the true gap (max - min of the groups' DRs) by the one method every gap interval of the
+    product uses (core.stats.disparity.gap_interval: a one-pair normal bound above, a studentized-range bound over
+    every pair below), with the groups' variances and the variances of their pairwise differences taken from the
+    claim bootstrap `draws` (resamples x groups): groups answer the same claims, so their DRs are correlated, and
+    resampling claims measures that. `estimates`: the groups' DRs; `answers`: each group's number of answers. A
+    variance is never taken below the binomial one under the pooled DR (what the Overview uses): with a handful of
+    claims per group (a matched-seed group has 5 to 60 seed statements) the bootstrap's variance is itself noisy
+    and can fall far below it, and clustering can only add variance to answers that share a claim.
 
     Why not the percentile interval of the resampled max - min: a max - min is biased upward under resampling
     (the largest of noisy DRs is larger than the largest DR), so that interval under-covers badly when the gap
     is small against the noise, and at 13 groups it lay wholly above the estimate (SmolLM2, English: gap 0.188,
-    [0.192, 0.417]); a bias-corrected (BC) percentile interval did no better there. The simulation in
-    tests/test_matched.py measures both coverages."""
+    [0.192, 0.417]). The simulation in tests/test_matched.py measures both coverages."""
+    from core.stats.disparity import gap_interval as simultaneous
+
     values = np.asarray(draws, dtype="float64")
-    groups = values.shape[1]
-    if groups < 2:
+    if values.shape[1] < 2:
         return float("nan"), float("nan")
-    tail = (1 - confidence) / (2 * groups)
+    y, n = np.asarray(estimates, dtype="float64"), np.asarray(answers, dtype="float64")
+    pooled = float((y * n).sum() / n.sum())
+    binomial = pooled * (1 - pooled) / n
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        low, high = np.nanquantile(values, [tail, 1 - tail], axis=0)
-    if not (np.isfinite(low).all() and np.isfinite(high).all()):
+        variances = np.fmax(np.nanvar(values, axis=0, ddof=1), binomial)
+        pair = np.fmax(np.nanvar(values[:, :, None] - values[:, None, :], axis=0, ddof=1),
+                       binomial[:, None] + binomial[None, :])
+    if not (np.isfinite(variances).all() and np.isfinite(pair).all()):
         return float("nan"), float("nan")
-    return float(max(0.0, low.max() - high.min())), float(high.max() - low.min())
+    return simultaneous(y, variances, confidence, pair_var=pair)
 
 
 def claim_bootstrap(frame: pd.DataFrame, by: Sequence[str] = ("group",), cluster: str = "claim_id",
@@ -590,7 +599,8 @@ def matched_summary(frame: pd.DataFrame, by: Sequence[str] = CELL_COLUMNS, block
         part = frame.iloc[rows_of[key]]
         if len(index) >= 2:
             found = gap(cells.iloc[index][[group, "dr"]], group=group)
-            low, high = gap_interval(draws[:, index], confidence)
+            low, high = gap_interval(draws[:, index], cells["dr"].to_numpy()[index], cells["n"].to_numpy()[index],
+                                     confidence)
             gap_rows.append({**labels, "groups": found.groups, "gap": found.gap, "group_high": found.group_high,
                              "dr_high": found.dr_high, "group_low": found.group_low, "dr_low": found.dr_low,
                              "ci_low": low, "ci_high": high})

@@ -298,8 +298,8 @@ def test_per_cell_functions_refuse_a_frame_that_mixes_languages():
 
 def test_the_gap_interval_covers_the_true_gap_where_the_percentile_one_does_not():
     """A max - min over groups is biased upward under resampling, so the percentile interval of the resampled gap
-    under-covers (on SmolLM2 at 13 groups it lay wholly above the estimate). matched.gap_interval, from
-    simultaneous (Bonferroni) intervals of the group DRs, covers the true gap in at least 95% of 200 seeded
+    under-covers (on SmolLM2 at 13 groups it lay wholly above the estimate). matched.gap_interval (the product's
+    one gap interval, core.stats.disparity, on claim-bootstrap variances) covers the true gap in at least 95% of 200 seeded
     repetitions (6 groups x 26 claims x 2 prompts, claim effects, true gap 0.164), always holds the estimate,
     and the percentile interval of the same resamples covers far less often (measured: 200 and 138 of 200: the
     simultaneous interval is conservative, the price of being valid for a max - min)."""
