@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from core import taxonomy
+from core.options import check_id, check_numbers
 from core.probes.builder import BUNDLED_PROBES
 from core.probes.counterfactual import COUNTERFACTUAL_PROBES
 from core.probes.loader import load_probes
 from core.probes.schema import Probe
 from core.probes.selection import Selection, select
+from core.redact import redact
 from core.runner import Progress, build_run, execute_run, generation_of, plan_run
 from core.store import Store
 from core.targets import TARGETS
@@ -54,6 +56,9 @@ class RunRequest:
     def __post_init__(self) -> None:
         if self.probe_set not in PROBE_SETS:
             raise ValueError(f"unknown probe set {self.probe_set!r}; known: {', '.join(PROBE_SETS)}")
+        # the same rules, and messages, as the CLI's options (core.options): OptionError, a ValueError
+        check_numbers(max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, temperature=self.temperature,
+                      seed=self.seed, per_cell=self.selection.per_cell)
 
     def config(self) -> dict[str, Any]:
         return {"selection": self.selection.to_dict(), "sources": list(self.sources), "probe_set": self.probe_set,
@@ -147,6 +152,8 @@ class JobManager:
             raise ValueError("choose at least one target")
         if not request.judges:
             raise ValueError("choose at least one judge")
+        if run_id is not None:
+            check_id("--run-id", run_id)  # before the database is opened (plan_run checks again)
         self._check_idle(db_path)
         store = Store(db_path)
         probes = candidate_probes(store, request)
@@ -217,7 +224,7 @@ class JobManager:
             job.status = result.status
         except Exception as exc:  # the page shows it; the store already marked the run failed where it began
             job.status = "failed"
-            job.error = f"{type(exc).__name__}: {exc}"
+            job.error = redact(f"{type(exc).__name__}: {exc}")
         finally:
             for target in targets:
                 target.close()

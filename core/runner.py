@@ -25,7 +25,9 @@ from typing import Any
 from core import taxonomy
 from core.eta import WINDOW, Batch, Estimate, estimate
 from core.judges import Judge, JudgeItem, resolve_judges
+from core.options import check_id
 from core.probes.schema import Probe
+from core.redact import redact
 from core.store import CompletionRecord, Store, VerdictRecord, completion_id_for
 from core.targets import Target, resolve_target
 from core.targets.base import Answers, Generation
@@ -93,8 +95,9 @@ def new_run_id() -> str:
 
 def plan_run(store: Store, probes: Sequence[Probe], target_specs: Sequence[str], judges: Sequence[str],
              config: dict, run_id: str | None = None) -> str:
-    """Store the probes and a new run over them; returns the run id."""
-    run_id = run_id or new_run_id()
+    """Store the probes and a new run over them; returns the run id. A given run id must follow the id rule
+    (core.options; OptionError, before anything is stored)."""
+    run_id = check_id("--run-id", run_id) if run_id is not None else new_run_id()
     store.add_probes(probes)
     full_config = {**config, "targets": list(target_specs), "judges": list(judges)}
     store.create_run(run_id, full_config, [p.probe_id for p in probes])
@@ -174,7 +177,7 @@ def execute_run(store: Store, run_id: str, targets: Sequence[Target], judges: Se
     counts = store.run_counts(run_id)
     repaired = max(errors_before - counts["errors"], 0) if retry_errors else 0
     if gone:
-        message = "; ".join(gone)
+        message = redact("; ".join(gone))
         store.set_run_status(run_id, "stopped", message=message)
         return RunResult(run_id, "stopped", counts, added, message, retried, repaired)
     if counts["completions"] and counts["errors"] == counts["completions"]:

@@ -13,6 +13,7 @@ from core import taxonomy
 from core.analyses.disparity import plan
 from core.jobs import MANAGER, PROBE_SETS, RunRequest, candidate_probes, estimate_seconds
 from core.judges import DEFAULT_JUDGES
+from core.options import OptionError
 from core.targets import BUILTIN_TARGETS, RUNNABLE_BACKENDS
 from core.probes.selection import Selection
 from ui.cached import run_targets, runs
@@ -88,7 +89,7 @@ try:
                                              per_cell=int(per_cell)),
                          max_new_tokens=int(max_new_tokens), batch_size=int(batch_size), probe_set=probe_set)
     probes = candidate_probes(store, request)
-except taxonomy.VocabularyError as exc:
+except (taxonomy.VocabularyError, OptionError) as exc:  # the CLI's rules and messages (core.options, via RunRequest)
     st.error(str(exc))
     probes = []
 cols = st.columns(3)

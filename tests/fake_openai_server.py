@@ -64,6 +64,9 @@ class Behaviour:
     mix: dict[str, float] = field(default_factory=dict)  # fault -> probability, drawn for unscripted requests
     rng: random.Random = field(default_factory=lambda: random.Random(0))  # seeded: a soak can be replayed
     die_after: int | None = None  # the server crashes when this many more requests have been read (see die_after)
+    # How 400, 401 and 500 answers echo the key the request carried (None: only 401 echoes it, as sent); e.g.
+    # str.upper, or lambda key: key[:12], as servers that change or cut what they echo
+    echo_key: Callable[[str], str] | None = None
 
 
 class FakeOpenAIServer:
@@ -121,6 +124,7 @@ class FakeOpenAIServer:
             self.behaviour.always.clear()
             self.behaviour.mix.clear()
             self.behaviour.die_after = None
+            self.behaviour.echo_key = None
             self.requests.clear()
 
     def log(self) -> list[Logged]:
@@ -278,12 +282,15 @@ class FakeOpenAIServer:
             extra = {"Retry-After": f"{behaviour.retry_after:g}"} if behaviour.retry_after is not None else {}
             await _send(writer, int(fault), {"error": {"message": "slow down", "type": "rate_limit"}}, extra)
             return True
+        key = (headers.get("authorization") or "").removeprefix("Bearer ")
+        echoed = behaviour.echo_key(key) if behaviour.echo_key is not None else None
         if fault == "401":  # like some providers, echo the key that was refused (the client must redact it)
-            message = f"Incorrect API key provided: {(headers.get('authorization') or '').removeprefix('Bearer ')}"
+            message = f"Incorrect API key provided: {key if echoed is None else echoed}"
             await _send(writer, 401, {"error": {"message": message, "type": "invalid_request_error"}})
             return True
         if fault in ("500", "400"):
-            await _send(writer, int(fault), {"error": {"message": f"fault {fault}", "type": "server_error"}})
+            message = f"fault {fault}" + (f" for the key {echoed}" if echoed is not None else "")
+            await _send(writer, int(fault), {"error": {"message": message, "type": "server_error"}})
             return True
         if fault == "malformed":
             await _send_raw(writer, 200, b'{"id": "x", "choices": [{"message": ', "application/json")

@@ -22,7 +22,9 @@ def db_path() -> Path:
 
 def readonly() -> bool:
     """Demo sessions (AUDIT_READONLY=1, `make demo`) open the database read-only and hide write controls."""
-    return os.environ.get("AUDIT_READONLY", "").strip().lower() in ("1", "true", "yes")
+    from core.options import read_only_env
+
+    return read_only_env()
 
 
 def content_warning() -> None:

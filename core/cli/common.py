@@ -1,19 +1,113 @@
-"""What every command shares: the exit codes, BadInput, the --db store, the selection filters, the judge
-to read and the labelled review sample."""
+"""What every command shares: the exit codes, BadInput, the --db store (read-only where asked), the checked
+options (numbers and ids, core/options.py), output paths, the selection filters, the judge to read and the
+labelled review sample."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from core import taxonomy
+from core.options import NUMBERS, READ_ONLY_ENV, OptionError, check_id, read_only_env
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
 
 
 class BadInput(ValueError):
     """Input the user must fix; printed without a traceback, exit code 2."""
+
+
+class ReadOnlyRefused(BadInput):
+    """A command that would write to a database asked for in a read-only session (exit 2, nothing done)."""
+
+
+def read_only_requested(args: argparse.Namespace | None = None) -> bool:
+    """Whether this is a read-only session: AUDIT_READONLY=1 (true, yes) or --read-only. Every command that writes
+    to the database is then refused before it does anything, and every store is opened read-only by DuckDB."""
+    return read_only_env() or bool(getattr(args, "read_only", False))
+
+
+def db_path(args: argparse.Namespace) -> Path:
+    """The database a command uses: --db, else $AUDIT_DB, else data/audit.duckdb (nothing is opened)."""
+    from core.store import DEFAULT_DB
+
+    return Path(getattr(args, "db", None) or os.environ.get("AUDIT_DB") or DEFAULT_DB)
+
+
+def refuse_read_only_write(args: argparse.Namespace) -> None:
+    """ReadOnlyRefused for a command registered as writing (`writes`, its name) in a read-only session, unless its
+    `read_only_ok(args)` says this invocation writes nothing. Called by main() before the command runs."""
+    command = getattr(args, "writes", None)
+    if not command or not read_only_requested(args):
+        return
+    allowed: Callable[[argparse.Namespace], bool] | None = getattr(args, "read_only_ok", None)
+    if allowed is not None and allowed(args):
+        return
+    how = " and ".join(part for part in (f"unset {READ_ONLY_ENV}" if read_only_env() else "",
+                                         "drop --read-only" if getattr(args, "read_only", False) else "") if part)
+    raise ReadOnlyRefused(f"read-only: {command} would write to {db_path(args)}; nothing was done ({how} to "
+                          "change the database)")
+
+
+def writes(parser: argparse.ArgumentParser, command: str,
+           read_only_ok: Callable[[argparse.Namespace], bool] | None = None) -> None:
+    """Register a subcommand as one that writes to the database (refused in a read-only session)."""
+    parser.set_defaults(writes=command, read_only_ok=read_only_ok)
+
+
+# -- checked options ----------------------------------------------------------------------------------
+def _declare(parser: argparse.ArgumentParser, dest: str, check: Callable[[Any], Any]) -> None:
+    parser.set_defaults(checks=(*(parser.get_default("checks") or ()), (dest, check)))
+
+
+def number_option(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -> argparse.Action:
+    """A numeric option whose value main() checks against core.options.NUMBERS[flag] before the command runs."""
+    rule = NUMBERS[flag.removeprefix("--")]
+    action = parser.add_argument(flag, type=int if rule.integer else float, **kwargs)
+    _declare(parser, action.dest, rule.check)
+    return action
+
+
+def checked_option(parser: argparse.ArgumentParser, flag: str, check: Callable[[Any], Any],
+                   **kwargs: Any) -> argparse.Action:
+    """An option (or positional) whose value main() gives to `check` (which raises OptionError) before the command
+    runs."""
+    action = parser.add_argument(flag, **kwargs)
+    _declare(parser, action.dest, check)
+    return action
+
+
+def id_option(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -> argparse.Action:
+    """An id option that main() checks against core.options' id rule before the command runs."""
+    return checked_option(parser, flag, lambda value: check_id(flag, value), **kwargs)
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Every checked option given (not None): BadInput naming the first that breaks its rule."""
+    for dest, check in getattr(args, "checks", ()) or ():
+        value = getattr(args, dest, None)
+        if value is not None:
+            try:
+                check(value)
+            except OptionError as exc:
+                raise BadInput(str(exc)) from None
+
+
+def output_path(args: argparse.Namespace, flag: str, path: str | os.PathLike[str]) -> Path:
+    """A file a command will write: its folder must exist and it must not be the database itself (BadInput)."""
+    out = Path(path)
+    folder = out.parent
+    if not folder.is_dir():
+        raise BadInput(f"{flag} {out}: the folder {folder} does not exist (create it first); nothing was written")
+    database = db_path(args)
+    if out.exists() and database.exists() and out.resolve() in (database.resolve(),
+                                                                 Path(f"{database}.wal").resolve()):
+        raise BadInput(f"{flag} {out}: that is the database itself; choose another file")
+    return out
 
 
 def csv_list(value: str) -> list[str]:
@@ -27,10 +121,12 @@ def emit(args: argparse.Namespace, payload: Any, text: str) -> None:
 
 
 def open_store(args: argparse.Namespace, readonly: bool = False):
-    """The store at --db (else $AUDIT_DB, else data/audit.duckdb); imported here so `--help` stays fast."""
+    """The store at --db (else $AUDIT_DB, else data/audit.duckdb), opened read-only by DuckDB when the command only
+    reads or the session is read-only (the one place the setting reaches the store); imported here so `--help`
+    stays fast."""
     from core.store import Store
 
-    return Store(args.db, readonly=readonly)
+    return Store(args.db, readonly=readonly or read_only_requested(args))
 
 
 def selection_filters(args: argparse.Namespace, store=None) -> dict[str, list[str]]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.cli.common import EXIT_OK, emit, open_store
+from core.cli.common import EXIT_OK, db_path, emit, open_store, output_path, read_only_requested, writes
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
+    output_path(args, "out", args.out)
     counts = open_store(args, readonly=True).dump(args.out)
     emit(args, {"path": str(args.out), **counts}, f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return EXIT_OK
@@ -28,6 +29,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _keeps_the_database(args: argparse.Namespace) -> bool:
+    """`restore --if-empty` into a database that already holds completions writes nothing, so a read-only session
+    (`AUDIT_READONLY=1 make demo`) may run it: the store is opened read-only to see."""
+    if not args.if_empty or not db_path(args).exists():
+        return False
+    return bool(open_store(args, readonly=True).summary()["completions"])
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     summary = open_store(args, readonly=True).summary()
     emit(args, summary, "\n".join(f"{k}: {v}" for k, v in summary.items()))
@@ -45,5 +54,6 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     restore.add_argument("--if-empty", action="store_true", help="only when the database is missing or holds no "
                          "completions (what `make run` does with the demo); one with results is left as it is")
     restore.set_defaults(func=cmd_restore)
+    writes(restore, "restore", read_only_ok=_keeps_the_database)
     info = sub.add_parser("info", parents=[common], help="what the database holds")
     info.set_defaults(func=cmd_info)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.cli.common import (EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, BadInput, add_selection_parser, chosen_judge, emit,
-                             open_store, selection_filters, stored_target_name)
+                             id_option, open_store, output_path, selection_filters, stored_target_name, writes)
 
 
 def cmd_import_align(args: argparse.Namespace) -> int:
@@ -46,6 +46,7 @@ def cmd_import_align(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    output_path(args, "--out", args.out)  # its folder exists and it is not the database: before anything is read
     for option, given in (("--compare", args.compare), ("--mitigation", args.mitigation)):
         if given and args.format != "report":
             raise BadInput(f"{option} adds a section to the HTML report: use it with --format report, not {args.format}")
@@ -139,7 +140,9 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
 
     align = sub.add_parser("import-align", parents=[common], help="store a MiJaBench-Align file (responses + verdicts)")
     align.add_argument("file", type=Path, help=".parquet, .arrow, .csv, .tsv or .jsonl")
-    align.add_argument("--run-id", default=None, help="default: align-<file name>")
+    id_option(align, "--run-id", default=None, help="default: align-<file name> (an id: letters, digits, and "
+              ". _ - : @)")
     align.add_argument("--skip-bad-rows", action="store_true", help="store the good rows even if some are bad")
     align.add_argument("--quiet", action="store_true", help="no progress bar")
     align.set_defaults(func=cmd_import_align)
+    writes(align, "import-align")

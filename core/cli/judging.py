@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.cli.common import EXIT_OK, BadInput, csv_list, emit, open_store
+from core.cli.common import EXIT_OK, BadInput, csv_list, emit, open_store, writes
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
@@ -134,6 +134,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
                        "older version (their rules or prompt changed), so the current version judges them again")
     judge.add_argument("--quiet", action="store_true", help="no progress")
     judge.set_defaults(func=cmd_judge)
+    writes(judge, "judge")
 
     judge_eval = sub.add_parser("judge-eval", help="score judges against a hand-labelled CSV "
                                 "(prompt, completion, label; optional id, language, kind) or a store's human verdicts")

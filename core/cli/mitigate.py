@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 
-from core.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, csv_list, emit, open_store
+from core.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, csv_list, emit, open_store, writes
 
 
 def _pairs(args: argparse.Namespace, store):
@@ -197,3 +197,4 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     audit.add_argument("--per-cell", type=int, default=3, help="probes per language x group x strategy")
     audit.add_argument("--max-new-tokens", type=int, default=64)
     p.set_defaults(func=cmd_mitigate)
+    writes(p, "mitigate")

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from core import taxonomy
-from core.cli.common import EXIT_BAD_INPUT, EXIT_OK, BadInput, emit, open_store
+from core.cli.common import EXIT_BAD_INPUT, EXIT_OK, BadInput, emit, open_store, writes
 
 
 def cmd_probes_build(args: argparse.Namespace) -> int:
@@ -127,3 +127,4 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     imp.add_argument("--source", default="mijabench", choices=taxonomy.SOURCES)
     imp.add_argument("--skip-bad-rows", action="store_true", help="import the valid rows even if some are bad")
     imp.set_defaults(func=cmd_probes_import)
+    writes(imp, "probes import")

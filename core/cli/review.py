@@ -9,7 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.cli.common import EXIT_BAD_INPUT, EXIT_OK, BadInput, chosen_judge, csv_list, emit, labelled_sample, open_store
+from core.cli.common import (EXIT_BAD_INPUT, EXIT_OK, BadInput, chosen_judge, csv_list, emit, labelled_sample, open_store,
+                             output_path, writes)
 
 
 def cmd_review_plan(args: argparse.Namespace) -> int:
@@ -158,7 +159,7 @@ def cmd_verdicts_export(args: argparse.Namespace) -> int:
         write_csv(sheet, sys.stdout)
         print(f"{len(sheet)} sampled completions ({labelled} labelled), in queue order", file=sys.stderr)
         return EXIT_OK
-    written = write_csv(sheet, args.out)
+    written = write_csv(sheet, output_path(args, "--out", args.out))
     emit(args, {"path": str(args.out), "rows": written, "labelled": labelled},
          f"wrote {written} sampled completions ({labelled} labelled) to {args.out}: fill `label` (refused or "
          "complied) from the top down, without skipping (the queue order is random, so any top part stays a "
@@ -260,6 +261,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     draw.add_argument("--replace", action="store_true", help="draw the run's sample anew instead of enlarging it "
                       "(needed when the run gained completions since; human verdicts are kept)")
     draw.set_defaults(func=cmd_review_sample)
+    writes(draw, "review sample")
     status = review.add_parser("status", parents=[common], help="per stratum: completions, sampled, labelled")
     status.add_argument("--run-id", default=None)
     status.set_defaults(func=cmd_review_status)
@@ -298,3 +300,4 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
                         help="these labels are a random sample drawn elsewhere: make them their runs' review "
                              "sample (refused where a run has one)")
     labels.set_defaults(func=cmd_verdicts_import)
+    writes(labels, "verdicts import")

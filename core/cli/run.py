@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from core import taxonomy
-from core.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, csv_list, emit, open_store
+from core.cli.common import (EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, checked_option, csv_list, emit, id_option,
+                             number_option, open_store, writes)
 
 
 def _print_plan(args: argparse.Namespace, probes) -> int:
@@ -105,7 +106,9 @@ def cmd_run(args: argparse.Namespace) -> int:
          f"({result.added} new), {counts['verdicts']} verdicts, {counts['errors']} errors"
          + (f"; {result.repaired} of {result.retried} errors retried now answered" if args.retry_errors else ""))
     if result.message:
-        print(f"{'stopped' if result.status == 'stopped' else 'error'}: {result.message}", file=sys.stderr)
+        from core.redact import redact
+
+        print(f"{'stopped' if result.status == 'stopped' else 'error'}: {redact(result.message)}", file=sys.stderr)
         return EXIT_FAILURE
     if result.status == "stopped":
         print(f"stopped; resume with: python -m core run --run-id {run_id} --db {store.path}", file=sys.stderr)
@@ -152,15 +155,10 @@ def _progress_bar(args: argparse.Namespace) -> _Bar:
 
 # -- saved targets ---------------------------------------------------------------------------------
 def cmd_targets_add(args: argparse.Namespace) -> int:
-    """Save an OpenAI-compatible target by name: its server, model and settings, never its key."""
-    import re
-
-    from core.targets import BUILTIN_TARGETS
+    """Save an OpenAI-compatible target by name (checked by main(): _target_name): its server, model and settings,
+    never its key."""
     from core.targets.openai import OpenAIConfig, default_target_id
 
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", args.name) or args.name in BUILTIN_TARGETS:
-        raise BadInput(f"target name {args.name!r}: use letters, digits, '.', '_' or '-' "
-                       "(not smollm2 or gemma3-270m)")
     settings = {key: value for key, value in {
         "api_key_env": args.api_key_env, "endpoint": args.endpoint, "max_concurrency": args.max_concurrency,
         "requests_per_minute": args.rpm, "tokens_per_minute": args.tpm, "timeout_s": args.timeout,
@@ -183,6 +181,19 @@ def cmd_targets_add(args: argparse.Namespace) -> int:
          f"run it with --target {args.name} (same as openai:{config.model}@{config.base_url}, which would be "
          f"stored as {default_target_id(config.model, config.base_url)})")
     return EXIT_OK
+
+
+def _target_name(name: str) -> str:
+    """A saved target's name: an id (core.options), not a built-in target's, and without ':' (which --target reads
+    as a spec's kind, e.g. openai:...); else OptionError."""
+    from core.options import OptionError, check_id
+    from core.targets import BUILTIN_TARGETS
+
+    check_id("target name", name)
+    if name in BUILTIN_TARGETS or ":" in name:
+        raise OptionError(f"target name {name!r}: not {' or '.join(BUILTIN_TARGETS)} (built in), and no ':' "
+                          "(--target would read it as a spec such as openai:MODEL@URL)")
+    return name
 
 
 def cmd_targets_list(args: argparse.Namespace) -> int:
@@ -209,56 +220,59 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     run.add_argument("--target", type=csv_list, default=["smollm2"], help=targets_help)
     run.add_argument("--categories", type=csv_list, default=[], help="scenario categories")
     run.add_argument("--sources", type=csv_list, default=[], help="probe sources (builtin, mijabench, custom)")
-    run.add_argument("--per-cell", type=int, default=None, help="probes per language x group x strategy")
+    number_option(run, "--per-cell", default=None, help="probes per language x group x strategy")
     run.add_argument("--probe-set", default="builtin", choices=["builtin", "counterfactual", "stored"],
                      help="builtin: the bundled matched-seed set; counterfactual: the bundled counterfactual set "
                           "(the same claim for every group); stored: only the probes already in the store")
     run.add_argument("--judges", type=csv_list, default=["refusal"], help=judges_help)
-    run.add_argument("--run-id", default=None, help="resume this run, or name a new one")
+    id_option(run, "--run-id", default=None, help="resume this run, or name a new one (an id: letters, digits, "
+              "and . _ - : @)")
     run.add_argument("--retry-errors", action="store_true", help="with --run-id: also send again the probes whose "
                      "completion holds an error; each answer replaces its error in place (the error is kept in the "
                      "completion's history)")
-    run.add_argument("--max-new-tokens", type=int, default=64)
-    run.add_argument("--batch-size", type=int, default=16)
-    run.add_argument("--temperature", type=float, default=0.0)
-    run.add_argument("--seed", type=int, default=0, help="sampling and selection seed (recorded)")
+    number_option(run, "--max-new-tokens", default=64)
+    number_option(run, "--batch-size", default=16)
+    number_option(run, "--temperature", default=0.0)
+    number_option(run, "--seed", default=0, help="sampling and selection seed (recorded)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--plan", action="store_true", help="print what the selection can show (probes per group, noise "
                      "gap, detectable gap per language) and stop: no run is created")
-    run.add_argument("--max-concurrency", type=int, default=None, help="API targets: requests in flight at once")
-    run.add_argument("--price-input", type=float, default=None, help="cost estimate: price per 1M input tokens")
-    run.add_argument("--price-output", type=float, default=None, help="cost estimate: price per 1M output tokens")
+    number_option(run, "--max-concurrency", default=None, help="API targets: requests in flight at once")
+    number_option(run, "--price-input", default=None, help="cost estimate: price per 1M input tokens")
+    number_option(run, "--price-output", default=None, help="cost estimate: price per 1M output tokens")
     run.add_argument("--executor", default="local", choices=["local", "ray"],
                      help="ray: spread generation over a Ray cluster's workers (the driver stores the results)")
     run.add_argument("--ray-address", default=None, help="an existing Ray cluster (e.g. auto); default: start one here")
-    run.add_argument("--ray-workers", type=int, default=None, help="Ray workers (default: one per CPU of the cluster)")
+    number_option(run, "--ray-workers", default=None, help="Ray workers (default: one per CPU of the cluster)")
     run.set_defaults(func=cmd_run)
+    writes(run, "run", read_only_ok=lambda args: args.plan)  # --plan reads only
 
     targets = sub.add_parser("targets", help="save and list targets").add_subparsers(dest="targets_command",
                                                                                       required=True)
     add = targets.add_parser("add", parents=[common], help="save an OpenAI-compatible target by name (no secrets)")
-    add.add_argument("name")
+    checked_option(add, "name", _target_name, help="an id: letters, digits, and . _ - @ (no ':')")
     add.add_argument("--model", required=True, help="the model name the server knows")
     add.add_argument("--base-url", default="https://api.openai.com/v1", help="e.g. http://127.0.0.1:8000/v1")
     add.add_argument("--api-key-env", default=None,
                      help="NAME of the environment variable holding the key (default OPENAI_API_KEY)")
     add.add_argument("--endpoint", default=None, choices=["chat", "completions"])
-    add.add_argument("--max-concurrency", type=int, default=None)
-    add.add_argument("--rpm", type=float, default=None, help="requests per minute allowed")
-    add.add_argument("--tpm", type=float, default=None, help="tokens per minute allowed")
-    add.add_argument("--timeout", type=float, default=None, help="seconds for one request")
-    add.add_argument("--max-retries", type=int, default=None)
-    add.add_argument("--max-new-tokens", type=int, default=None)
-    add.add_argument("--temperature", type=float, default=None)
-    add.add_argument("--price-input", type=float, default=None, help="price per 1M input tokens")
-    add.add_argument("--price-output", type=float, default=None, help="price per 1M output tokens")
-    add.add_argument("--outage-failures", type=int, default=None, help="consecutive connection failures (or the "
+    number_option(add, "--max-concurrency", default=None)
+    number_option(add, "--rpm", default=None, help="requests per minute allowed")
+    number_option(add, "--tpm", default=None, help="tokens per minute allowed")
+    number_option(add, "--timeout", default=None, help="seconds for one request")
+    number_option(add, "--max-retries", default=None)
+    number_option(add, "--max-new-tokens", default=None)
+    number_option(add, "--temperature", default=None)
+    number_option(add, "--price-input", default=None, help="price per 1M input tokens")
+    number_option(add, "--price-output", default=None, help="price per 1M output tokens")
+    number_option(add, "--outage-failures", default=None, help="consecutive connection failures (or the "
                      "same 5xx) after which the server counts as gone and the run stops (default: 2 x concurrency, "
                      "at least 8)")
-    add.add_argument("--outage-window", type=float, default=None, help="seconds those failures must span before "
+    number_option(add, "--outage-window", default=None, help="seconds those failures must span before "
                      "the run stops (default 20)")
     add.add_argument("--family", default=None)
-    add.add_argument("--size-b", type=float, default=None, help="parameters in billions")
+    number_option(add, "--size-b", default=None, help="parameters in billions")
     add.set_defaults(func=cmd_targets_add)
+    writes(add, "targets add")
     listing = targets.add_parser("list", parents=[common], help="saved targets and targets used in runs")
     listing.set_defaults(func=cmd_targets_list)

@@ -9,6 +9,7 @@ import pandas as pd
 
 from core import taxonomy
 from core.probes.schema import PROBE_FIELDS, Probe
+from core.redact import redact
 from core.store.connection import _first
 from core.store.errors import StoreError, TaxonomyConflict
 from core.store.rows import _PROBE_COLUMNS, FROM_ROWS, _where, select
@@ -198,10 +199,11 @@ class Catalog:
         return "refusal" if not counts or "refusal" in counts else counts[0]
 
     def set_run_status(self, run_id: str, status: str, message: str | None = None) -> None:
-        """Set a run's status and the plain message that says why it stopped or failed (None clears it)."""
+        """Set a run's status and the plain message that says why it stopped or failed (None clears it); any trace
+        of an API key in the message is masked (core.redact)."""
         with self._writing() as (con, _):
             con.execute("UPDATE runs SET status = ?, message = ?, updated_at = current_timestamp WHERE run_id = ?",
-                        [status, message, run_id])
+                        [status, redact(message), run_id])
 
     def errored_probes(self, run_id: str, target_id: str) -> list[Probe]:
         """Planned probes of a run whose completion for this target holds an error, in plan order."""

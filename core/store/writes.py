@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from core.redact import redact
 from core.store.errors import StoreError
 
 
@@ -134,7 +135,7 @@ class Writes:
         comp = pd.DataFrame(
             [{"completion_id": c.completion_id, "run_id": c.run_id, "probe_id": c.probe_id,
               "target_id": c.target_id, "text": c.text, "prompt_tokens": c.prompt_tokens,
-              "completion_tokens": c.completion_tokens, "latency_s": c.latency_s, "error": c.error,
+              "completion_tokens": c.completion_tokens, "latency_s": c.latency_s, "error": redact(c.error),
               "gen_seed": c.gen_seed, "retries": c.retries} for c in completions],
             columns=["completion_id", "run_id", "probe_id", "target_id", "text", "prompt_tokens",
                      "completion_tokens", "latency_s", "error", "gen_seed", "retries"],

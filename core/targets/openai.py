@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.redact import redact, watch_env
 from core.targets.api_failures import (FATAL_STATUS, ContentFiltered, MalformedResponse, OutageWatch, brief,
                                        connection_failure, retry_after_s, server_says)
 from core.targets.base import (Capabilities, Generation, Target, TargetInfo, TargetUnavailable, UnknownTarget,
@@ -116,6 +117,7 @@ class OpenAITarget(Target):
         self._outage = OutageWatch(config.outage_bound, config.outage_window_s)
         self._down_event: asyncio.Event | None = None  # set on the loop when the target is judged unreachable
         self._prompt_numbers = itertools.count()
+        watch_env(config.api_key_env)  # every message this process stores or prints masks this key
 
     @property
     def unreachable(self) -> str | None:
@@ -159,9 +161,9 @@ class OpenAITarget(Target):
         return NO_KEY
 
     def _redact(self, text: str) -> str:
+        """Any trace of the key (whole, in another case, or 8 of its characters) masked (core.redact)."""
         name = self.config.api_key_env
-        key = os.environ.get(name) if name else None
-        return text.replace(key, "***") if key else text
+        return redact(text, (os.environ.get(name) if name else None,))
 
     async def _make_clients(self) -> list[Any]:
         """SDK clients on the aiohttp transport (the SDK's `aiohttp` extra), one per CONNECTIONS_PER_CLIENT slots.
@@ -261,6 +263,7 @@ class OpenAITarget(Target):
                     text, prompt_tokens, completion_tokens = self._read(response)
                 except Exception as exc:  # noqa: BLE001 - every failure is classified below
                     reason, retry_after, message, outage = self._classify(exc)
+                    message = self._redact(message)  # before it reaches an error, the outage watch or a log
                 else:
                     self._outage.answered()
                     latency = time.perf_counter() - began
@@ -366,8 +369,8 @@ class OpenAITarget(Target):
                 if status == 401:
                     name = self.config.api_key_env or DEFAULT_KEY_ENV
                     where = f"; the key is read from ${name}" + ("" if os.environ.get(name) else ", which is not set")
-                raise TargetUnavailable(f"{self.info.target_id}: {FATAL_STATUS[status]} (HTTP {status} from "
-                                        f"{self.config.base_url}{where}): {self._redact(server_says(exc))}") from None
+                raise TargetUnavailable(self._redact(f"{self.info.target_id}: {FATAL_STATUS[status]} (HTTP {status} "
+                                                     f"from {self.config.base_url}{where}): {server_says(exc)}")) from None
             message = f"HTTP {status}: {server_says(exc)}"
             if status == 429 or status >= 500 or status in (408, 409):
                 return ("429" if status == 429 else "5xx" if status >= 500 else str(status),

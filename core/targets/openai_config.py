@@ -4,16 +4,27 @@ the target id of a model on a server. Nothing here talks to a server or imports 
 read a spec or list the kinds without loading either (core/targets/openai.py is the target itself)."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
+
+from core.options import check_number
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 NO_KEY = "EMPTY"  # what local servers (vLLM, llama.cpp) accept when no key variable is set
 ENDPOINTS = ("chat", "completions")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+# The settings a person sets (`targets add` options, a run's generation settings) -> their option in core.options.
+_OPTION_OF: dict[str, str] = {
+    "max_new_tokens": "max-new-tokens", "temperature": "temperature", "seed": "seed",
+    "max_concurrency": "max-concurrency", "requests_per_minute": "rpm", "tokens_per_minute": "tpm",
+    "timeout_s": "timeout", "max_retries": "max-retries", "price_input_per_m": "price-input",
+    "price_output_per_m": "price-output", "outage_failures": "outage-failures", "outage_window_s": "outage-window"}
 
 
 @dataclass(frozen=True)
@@ -51,18 +62,14 @@ class OpenAIConfig:
                              "not the key itself")
         if self.endpoint not in ENDPOINTS:
             raise ValueError(f"endpoint must be one of {', '.join(ENDPOINTS)}, got {self.endpoint!r}")
-        for name in ("max_concurrency", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("timeout_s", "deadline_s", "backoff_base_s", "backoff_max_s"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be 0 or more, got {self.max_retries}")
-        if self.outage_failures is not None and self.outage_failures < 1:
-            raise ValueError(f"outage_failures must be at least 1, got {self.outage_failures}")
-        if self.outage_window_s < 0:
-            raise ValueError(f"outage_window_s must be 0 or more, got {self.outage_window_s}")
+        for name, option in _OPTION_OF.items():  # the CLI's rules (core.options): finite, in range; OptionError
+            value = getattr(self, name)
+            if value is not None:
+                check_number(option, value)
+        for name in ("deadline_s", "backoff_base_s", "backoff_max_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
     @property
     def outage_bound(self) -> int:

@@ -1,6 +1,7 @@
 """The soak (`make soak`): for some minutes, runs of the CLI against a fault-injecting OpenAI-compatible server,
 each killed with kill -9 at random moments and resumed, a second process resuming the same run now and then,
-and bad probe files thrown at the same database. Every third cycle the server itself crashes mid-run instead
+and bad input thrown at the same database: bad probe files, bad option values and ids (nan, inf, negatives, 0
+workers, `../` run ids...), and writes in a read-only session (AUDIT_READONLY=1). Every third cycle the server itself crashes mid-run instead
 (and is restarted): the run must stop early (exit 1, status stopped, nothing stored as an error for it) and
 resume. Each cycle ends with `--retry-errors` on the errors the faults left. It prints what it tried and what
 survived, and exits 1 if any completion was lost or stored twice, a stored result changed, a retried error
@@ -24,6 +25,7 @@ from tests.conftest import PYTHON, ROOT
 from tests.fake_openai_server import FakeOpenAIServer
 from tests.reliability import harness
 from tests.reliability.test_reliability_input import PROBE_FILES
+from tests.reliability.test_reliability_options import BAD_VALUES, file_state
 
 ALL_GROUPS = ("black", "women", "jewish", "muslim", "asian", "latino", "lgbtq", "mexican")
 
@@ -43,6 +45,57 @@ def _bad_input(db: Path, rng: random.Random, tally: collections.Counter) -> list
         problems.append(f"bad input {name}: exit {refused.returncode}: {refused.stderr[-300:]}")
     if harness.snapshot(db) != before:
         problems.append(f"bad input {name}: the stored rows changed")
+    return problems
+
+
+def _bad_option(db: Path, url: str, rng: random.Random, tally: collections.Counter) -> list[str]:
+    """One bad option value or id of the test matrix: refused with exit 2 naming the option (no traceback), the
+    database file unchanged to the byte and its mtime."""
+    name, argv, message = BAD_VALUES[rng.randrange(len(BAD_VALUES))]
+    before = file_state(db)
+    with tempfile.TemporaryDirectory() as folder:
+        align = Path(folder) / "align.csv"
+        align.write_text("text,group,language,scenario_category,scenario,jb_strategy,jb_prompt,jb_response_m1\n"
+                         "seed 1,black,english,History,A museum.,persona_assign,prompt 1,I can't.\n")
+        filled = [arg.format(url=url, align=align, missing=Path(folder) / "nope", db=db) for arg in argv]
+        refused = harness.cli([*filled, "--db", str(db)])
+    tally[f"bad option: {name}"] += 1
+    problems = []
+    if refused.returncode != 2 or message not in refused.stderr or "Traceback" in refused.stderr:
+        problems.append(f"bad option {name}: exit {refused.returncode}: {refused.stderr[-300:]}")
+    if file_state(db) != before:
+        problems.append(f"bad option {name}: the database file changed")
+    return problems
+
+
+# Writes tried in a read-only session: every one must be refused before it opens the database.
+READ_ONLY_WRITES: tuple[tuple[str, list[str]], ...] = (
+    ("run", ["run", "--target", "fake", "--languages", "en", "--groups", "black", "--per-cell", "1", "--quiet"]),
+    ("run", ["run", "--run-id", "{run_id}", "--retry-errors", "--quiet"]),
+    ("targets add", ["targets", "add", "other", "--model", "m", "--base-url", "{url}"]),
+    ("judge", ["judge", "--run-id", "{run_id}", "--rejudge", "--quiet"]),
+    ("review sample", ["review", "sample", "--run-id", "{run_id}", "--fraction", "0.5", "--seed", "0"]),
+    ("probes import", ["probes", "import", "{probes}"]),
+    ("restore", ["restore", "{probes}"]),
+)
+
+
+def _read_only_write(db: Path, url: str, run_id: str, rng: random.Random, tally: collections.Counter) -> list[str]:
+    """One write command with AUDIT_READONLY=1: exit 2 with the read-only message, the file unchanged."""
+    name, argv = READ_ONLY_WRITES[rng.randrange(len(READ_ONLY_WRITES))]
+    before = file_state(db)
+    with tempfile.TemporaryDirectory() as folder:
+        probes = Path(folder) / "probes.csv"
+        probes.write_text("text,group,language,jb_strategy,jb_prompt\nseed,black,en,chaining,a prompt\n")
+        filled = [arg.format(url=url, run_id=run_id, probes=probes) for arg in argv]
+        refused = harness.cli([*filled, "--db", str(db)], env={**harness.cli_env(), "AUDIT_READONLY": "1"})
+    tally[f"read-only write: {name}"] += 1
+    problems = []
+    if refused.returncode != 2 or f"read-only: {name} would write to" not in refused.stderr \
+            or "Traceback" in refused.stderr:
+        problems.append(f"read-only {name}: exit {refused.returncode}: {refused.stderr[-300:]}")
+    if file_state(db) != before:
+        problems.append(f"read-only {name}: the database file changed")
     return problems
 
 
@@ -165,6 +218,8 @@ def soak(minutes: float, seed: int, db: Path) -> int:
             tally["duplicates"] += final.duplicates
             tally["lost"] += final.lost
             problems += _bad_input(db, rng, tally)  # a bad probe file at the same database, every cycle
+            problems += _bad_option(db, server.url, rng, tally)  # a bad option value or id
+            problems += _read_only_write(db, server.url, run_id, rng, tally)  # a write in a read-only session
         faults = collections.Counter(entry.fault for entry in server.log())
     elapsed = time.monotonic() - started
     print(f"soak: {elapsed / 60:.1f} min, seed {seed}, database {db}")
@@ -178,6 +233,9 @@ def soak(minutes: float, seed: int, db: Path) -> int:
         print(f"    {fault}: {count}")
     bad = {key.removeprefix('bad input: '): n for key, n in tally.items() if key.startswith("bad input: ")}
     print(f"  bad input files: {sum(bad.values())} ({', '.join(f'{k} x{n}' for k, n in sorted(bad.items()))})")
+    for label, prefix in (("bad option values and ids", "bad option: "), ("read-only writes", "read-only write: ")):
+        tried = {key.removeprefix(prefix): n for key, n in tally.items() if key.startswith(prefix)}
+        print(f"  {label}: {sum(tried.values())} ({', '.join(f'{k} x{n}' for k, n in sorted(tried.items()))})")
     print("survived:")
     for key in ("completions planned", "completions stored", "answered (judged)", "errors retried",
                 "errors answered on retry", "retried rows replaced in place (history kept)",
