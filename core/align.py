@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from core import taxonomy
+from core.options import ID_RULE, is_valid_id
 from core.probes.loader import REQUIRED_COLUMNS, Problem, _probe_from_row, _RowError
 from core.probes.schema import Probe
 from core.reference import match_paper_model, paper_models
@@ -79,6 +80,10 @@ class AlignLayout:
                        if c.startswith(RESPONSE_PREFIX) and len(c) > len(RESPONSE_PREFIX))
         if not models:
             raise AlignFileError(f"{path}: no jb_response_<model> column, so no model answers to import")
+        for model in models:  # each model becomes a target id: the id rule of every id a person names
+            if not is_valid_id(model):
+                raise AlignFileError(f"{path}: column {RESPONSE_PREFIX + model!r}: the model {model!r} becomes a "
+                                     f"target id, and {ID_RULE}; rename the column")
         verdicts: dict[tuple[str, str], str] = {}
         for column in columns:
             if not column.startswith(VERDICT_PREFIX):
@@ -275,8 +280,8 @@ def _convert(row: dict[str, Any], layout: AlignLayout, run_id: str) -> tuple[Pro
 
 
 def default_run_id(path: Path) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip("-") or "file"
-    return f"align-{stem}"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip("-")[:100] or "file"
+    return f"align-{stem}"  # an id (core.options) whatever the file's name
 
 
 def _file_sha256(path: Path) -> str:

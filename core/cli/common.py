@@ -98,15 +98,17 @@ def check_options(args: argparse.Namespace) -> None:
 
 
 def output_path(args: argparse.Namespace, flag: str, path: str | os.PathLike[str]) -> Path:
-    """A file a command will write: its folder must exist and it must not be the database itself (BadInput)."""
+    """A file a command will write (named by option `flag`, or positional when flag is ""): its folder must exist
+    and it must not be the database itself (BadInput)."""
     out = Path(path)
+    named = f"{flag} {out}" if flag else f"{out}"
     folder = out.parent
     if not folder.is_dir():
-        raise BadInput(f"{flag} {out}: the folder {folder} does not exist (create it first); nothing was written")
+        raise BadInput(f"{named}: the folder {folder} does not exist (create it first); nothing was written")
     database = db_path(args)
     if out.exists() and database.exists() and out.resolve() in (database.resolve(),
                                                                  Path(f"{database}.wal").resolve()):
-        raise BadInput(f"{flag} {out}: that is the database itself; choose another file")
+        raise BadInput(f"{named}: that is the database itself; choose another file")
     return out
 
 

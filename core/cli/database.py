@@ -8,7 +8,7 @@ from core.cli.common import EXIT_OK, db_path, emit, open_store, output_path, rea
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    output_path(args, "out", args.out)
+    output_path(args, "", args.out)
     counts = open_store(args, readonly=True).dump(args.out)
     emit(args, {"path": str(args.out), **counts}, f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return EXIT_OK

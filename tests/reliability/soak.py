@@ -25,7 +25,7 @@ from tests.conftest import PYTHON, ROOT
 from tests.fake_openai_server import FakeOpenAIServer
 from tests.reliability import harness
 from tests.reliability.test_reliability_input import PROBE_FILES
-from tests.reliability.test_reliability_options import BAD_VALUES, file_state
+from tests.reliability.test_reliability_options import BAD_VALUES, file_state, filled
 
 ALL_GROUPS = ("black", "women", "jewish", "muslim", "asian", "latino", "lgbtq", "mexican")
 
@@ -54,11 +54,7 @@ def _bad_option(db: Path, url: str, rng: random.Random, tally: collections.Count
     name, argv, message = BAD_VALUES[rng.randrange(len(BAD_VALUES))]
     before = file_state(db)
     with tempfile.TemporaryDirectory() as folder:
-        align = Path(folder) / "align.csv"
-        align.write_text("text,group,language,scenario_category,scenario,jb_strategy,jb_prompt,jb_response_m1\n"
-                         "seed 1,black,english,History,A museum.,persona_assign,prompt 1,I can't.\n")
-        filled = [arg.format(url=url, align=align, missing=Path(folder) / "nope", db=db) for arg in argv]
-        refused = harness.cli([*filled, "--db", str(db)])
+        refused = harness.cli([*filled(argv, Path(folder), url, db), "--db", str(db)])
     tally[f"bad option: {name}"] += 1
     problems = []
     if refused.returncode != 2 or message not in refused.stderr or "Traceback" in refused.stderr:

@@ -121,28 +121,35 @@ BAD_VALUES: list[tuple[str, list[str], str]] = [  # id, argv, what stderr says
      "target name 'openai:x': not smollm2 or gemma3-270m (built in), and no ':'"),
     ("import-align --run-id path and html", ["import-align", "{align}", "--run-id", "../x<script>", "--quiet"],
      "--run-id '../x<script>': an id is"),
+    ("import-align model column not an id", ["import-align", "{bad_align}", "--quiet"],
+     "column 'jb_response_../m<b>': the model '../m<b>' becomes a target id, and an id is 1 to 128"),
     ("export --out missing folder", ["export", "--out", "{missing}/deeper/x.csv"], "does not exist (create it first)"),
     ("export --out the database", ["export", "--out", "{db}"], "that is the database itself"),
     ("dump into a missing folder", ["dump", "{missing}/x.jsonl.gz"], "does not exist (create it first)"),
 ]
 
 
-def _filled(argv: list[str], **values: str) -> list[str]:
-    return [arg.format(**values) for arg in argv]
+def filled(argv: list[str], folder: Path, url: str, db: Path) -> list[str]:
+    """BAD_VALUES' argv with its placeholders filled: the server, the database, a missing folder and MiJaBench-Align
+    files (a good one, and one whose model column is not an id) written into `folder`."""
+    header = "text,group,language,scenario_category,scenario,jb_strategy,jb_prompt,jb_response_{}\n"
+    row = "seed 1,black,english,History,A museum.,persona_assign,prompt 1,I can't.\n"
+    (folder / "align.csv").write_text(header.format("m1") + row)
+    (folder / "bad-align.csv").write_text(header.format("../m<b>") + row)
+    return [arg.format(url=url, db=db, missing=folder / "nope", align=folder / "align.csv",
+                       bad_align=folder / "bad-align.csv") for arg in argv]
 
 
 @pytest.fixture()
 def align_file(tmp_path) -> Path:
-    path = tmp_path / "align.csv"
-    path.write_text("text,group,language,scenario_category,scenario,jb_strategy,jb_prompt,jb_response_m1\n"
-                    "seed 1,black,english,History,A museum.,persona_assign,prompt 1,I can't.\n")
-    return path
+    filled([], tmp_path, "", Path())
+    return tmp_path / "align.csv"
 
 
 @pytest.mark.parametrize("argv,says", [case[1:] for case in BAD_VALUES], ids=[case[0] for case in BAD_VALUES])
 def test_a_bad_value_is_refused_naming_the_option_and_its_range_before_anything_is_written(
-        argv, says, db, fake, align_file, tmp_path):
-    refused(db, _filled(argv, url=fake.url, align=str(align_file), missing=str(tmp_path / "nope"), db=str(db)), says)
+        argv, says, db, fake, tmp_path):
+    refused(db, filled(argv, tmp_path, fake.url, db), says)
     assert fake.log() == []  # nothing was sent either
 
 
