@@ -127,8 +127,10 @@ def _unexpected(exc: Exception, argv: Sequence[str]) -> int:
     where = log_dir()
     try:
         where.mkdir(parents=True, exist_ok=True)
-        path = where / f"cli-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-        with open(path, "w", encoding="utf-8") as log:
+        handle, name = tempfile.mkstemp(prefix=f"cli-error-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log",
+                                        dir=where)  # a new file each time, readable by its owner only
+        path = Path(name)
+        with os.fdopen(handle, "w", encoding="utf-8") as log:
             log.write(redact(f"python -m core {' '.join(argv)}\nPython {sys.version.split()[0]}\n\n{details}"))
         seen = f"details in {path}"
     except OSError as failure:
