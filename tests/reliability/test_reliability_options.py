@@ -232,6 +232,7 @@ def test_reads_work_in_a_read_only_session_and_leave_the_file_unchanged(db, tmp_
     out.mkdir()
     for argv in (["stats"], ["info"], ["targets", "list"], ["review", "status"], ["export", "--out", str(out / "a.csv")],
                  ["export", "--format", "report", "--out", str(out / "r.html")],
+                 ["run", "--plan", "--languages", "en", "--groups", "black"],  # sizes a run, creates none
                  ["restore", str(out / "none.jsonl.gz"), "--if-empty"]):  # a database with results is left as it is
         done = run_cli([*argv, "--db", str(db)], AUDIT_READONLY="1")
         assert done.returncode == 0 and "Traceback" not in done.stderr, (argv, done.stderr)
