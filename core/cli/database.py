@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.cli.common import EXIT_OK, db_path, emit, open_store, output_path, read_only_requested, writes
+from core.cli.common import EXIT_OK, db_path, emit, open_store, output_path, writes
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
