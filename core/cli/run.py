@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from pathlib import Path
 
 from core import taxonomy
-from core.cli.common import (EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, checked_option, csv_list, emit, id_option,
-                             number_option, open_store, writes)
+from core.cli.common import (EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, checked_option, csv_list, db_path, emit,
+                             id_option, number_option, open_store, writes)
 
 
 def _print_plan(args: argparse.Namespace, probes) -> int:
@@ -34,10 +32,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from core.runner import build_run, execute_run, generation_of, plan_run
 
     if args.plan:  # reads only: a database that does not exist yet is not created (the bundled probes alone)
-        from core.store import DEFAULT_DB
-
-        exists = Path(args.db or os.environ.get("AUDIT_DB") or DEFAULT_DB).exists()
-        store = open_store(args, readonly=True) if exists else None
+        store = open_store(args, readonly=True) if db_path(args).exists() else None
         if args.run_id:
             raise BadInput("--plan sizes a new selection; it does not take --run-id")
     else:
