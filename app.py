@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.estimates import estimate_label
 from ui.cached import corrected, headline, rates, run_targets
-from ui.common import demo_banner, group_names, readonly
+from ui.common import dataframe, demo_banner, escape_markdown, group_names, readonly
 from ui.page import start
 
 ROOT = Path(__file__).resolve().parent
@@ -46,26 +46,26 @@ def overview() -> None:
 
     cols = st.columns(5)
     cols[0].metric("Models", len(summary["models"]))
-    cols[1].metric("Languages", ", ".join(summary["languages"]) or "none")
+    cols[1].metric("Languages", escape_markdown(", ".join(summary["languages"]) or "none"))
     cols[2].metric("Probes", f"{summary['probes']:,}")
     cols[3].metric("Completions", f"{summary['completions']:,}")
-    cols[4].metric("Judges", ", ".join(summary["judges"]) or "none")
+    cols[4].metric("Judges", escape_markdown(", ".join(summary["judges"]) or "none"))
 
     st.subheader("Headline per model")
-    st.caption(f"Defense Rate (DR) = share of attack prompts the model refused, judged by `{judge}` (human "
-               "verdicts override). Selective-safety gap = best group DR minus worst group DR, per language. "
-               "Errors (no answer from the target) are never counted in the DR. "
+    st.caption("Defense Rate (DR) = share of attack prompts the model refused, judged by "
+               f"{escape_markdown(judge)} (human verdicts override). Selective-safety gap = best group DR minus worst "
+               "group DR, per language. Errors (no answer from the target) are never counted in the DR. "
                + ("Estimate: each row says whether it is the judge's figure (judge only) or corrected by the human "
                   "checks of the random review sample (the judge's DR plus the sample's mean human-minus-judge "
                   "difference, 95% intervals); the judge's own DR stays beside it." if checks else
                   "Estimate: judge only (no review sample yet: `python -m core review sample` draws one)."))
     for row in heads.loc[heads["error_note"] != ""].itertuples():
-        st.warning(f"{row.model} ({row.language}): {row.error_note}.")
+        st.warning(escape_markdown(f"{row.model} ({row.language}): {row.error_note}."))
     shown = heads.assign(best_group=group_names(heads, "best_group"), worst_group=group_names(heads, "worst_group"))
     if not checks:  # nothing corrected: the interval and sample columns would be empty
         shown = shown.drop(columns=["n_human", "ci_low", "ci_high", "dr_judge", "gap_ci_low", "gap_ci_high", "note"])
     shown = shown.drop(columns=["error_note"])  # said above the table, as a warning
-    st.dataframe(shown, hide_index=True, width="stretch", column_config={
+    dataframe(shown, hide_index=True, width="stretch", column_config={
         "estimate": st.column_config.TextColumn("estimate"),
         "dr": st.column_config.NumberColumn("overall DR", format="%.3f"),
         "n": st.column_config.NumberColumn("judged"),
@@ -88,7 +88,7 @@ def overview() -> None:
     table = groups.assign(group_name=group_names(groups, "group"))
     columns = [c for c in ("model", "language", "group", "group_name", "n", "n_human", "refused", "dr", "ci_low",
                            "ci_high", "dr_judge", "note") if c in table.columns]
-    st.dataframe(table[columns], hide_index=True, width="stretch", column_config={
+    dataframe(table[columns], hide_index=True, width="stretch", column_config={
         "dr": st.column_config.NumberColumn("DR", format="%.3f"),
         "ci_low": st.column_config.NumberColumn("95% CI low", format="%.3f"),
         "ci_high": st.column_config.NumberColumn("95% CI high", format="%.3f"),
@@ -100,9 +100,10 @@ def overview() -> None:
         st.subheader("Runs: completions and errors per target")
         failed = per_run.loc[(per_run["completions"] > 0) & (per_run["errors"] == per_run["completions"])]
         for row in failed.itertuples():
-            st.error(f"{row.run_id} / {row.target_id}: every completion ({row.errors:,}) is an error; it measured "
-                     "nothing. Retry its errors on the Run page once the target answers.")
-        st.dataframe(per_run, hide_index=True, width="stretch", column_config={
+            st.error(f"{escape_markdown(row.run_id)} / {escape_markdown(row.target_id)}: every completion "
+                     f"({row.errors:,}) is an error; it measured nothing. Retry its errors on the Run page once the "
+                     "target answers.")
+        dataframe(per_run, hide_index=True, width="stretch", column_config={
             "error_share": st.column_config.NumberColumn("error share", format="percent")})
 
 

@@ -15,7 +15,7 @@ import streamlit as st
 from core.estimates import JUDGE_ONLY, estimate_label
 from ui import filters
 from ui.cached import corrected, judge_errors, rates, sample_labels
-from ui.common import warn_unsupported_languages
+from ui.common import escape_markdown, warn_unsupported_languages
 from ui.page import start
 from ui.stat_figures import (CELL_SELECTION, ci_heatmap, ci_heatmap_chart, clicked_cell, clicked_chart_cell,
                              judge_error_warning, significance_note)
@@ -69,7 +69,7 @@ value, low, high = ("deviation", "dev_ci_low", "dev_ci_high") if deviation else 
 by_group = table_for(scope, ["model", "language", "group"], deviations=deviation)
 if by_group.empty or by_group["n"].sum() == 0:
     early.empty()
-    st.info(f"No judged attack completions for judge {judge} in this selection.")
+    st.info(f"No judged attack completions for judge {escape_markdown(judge)} in this selection.")
     st.stop()
 pooled = table_for(scope, ["language", "group"])
 models = sorted(by_group["model"].unique())
@@ -99,7 +99,7 @@ def group_order(language: str) -> list[str]:
 def draw(table: pd.DataFrame, rows: str, language: str, title: str, key: str, fixed: dict[str, str]) -> None:
     """One clickable heatmap of `rows` x group; a click switches to the drill-down of that cell."""
     if table.empty:
-        st.info(f"No judged completions for {title.lower()}.")
+        st.info(f"No judged completions for {escape_markdown(title.lower())}.")
         return
     # Vega-Lite, not Plotly: the browser's first paint of this page need not fetch and compile Plotly (bench/README.md)
     options = dict(x="group", y=rows, value=value, low=low if low in table else None,
@@ -124,7 +124,7 @@ def draw(table: pd.DataFrame, rows: str, language: str, title: str, key: str, fi
 languages = [lang for lang in ctx.vocabulary.language_codes if lang in set(by_group["language"])]
 warn_unsupported_languages(languages, judge)
 for language in languages:
-    st.header(f"Language: {language}")
+    st.header(f"Language: {escape_markdown(language)}")
     draw(by_group[by_group["language"] == language], "model", language, f"Model x group ({language})",
          f"{PAGE}_model_{language}", {})
 early.empty()
