@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui.cached import headline, run_targets
-from ui.common import demo_banner, group_names, language_name, md_escape, readonly
+from ui.common import dataframe, demo_banner, escape_markdown, group_names, language_name, readonly
 from ui.page import start
 
 ROOT = Path(__file__).resolve().parent
@@ -42,23 +42,23 @@ def overview() -> None:
 
     cols = st.columns(5)
     cols[0].metric("Models", len(summary["models"]))
-    cols[1].metric("Languages", ", ".join(summary["languages"]) or "none")
+    cols[1].metric("Languages", escape_markdown(", ".join(summary["languages"]) or "none"))
     cols[2].metric("Probes", f"{summary['probes']:,}")
     cols[3].metric("Completions", f"{summary['completions']:,}")
-    cols[4].metric("Judges", ", ".join(summary["judges"]) or "none")
+    cols[4].metric("Judges", escape_markdown(", ".join(summary["judges"]) or "none"))
 
     st.subheader("For whom is each model safe?")
     for row in heads.itertuples():
-        st.markdown(f"**{md_escape(row.model)}**, {md_escape(language_name(row.language))} "
-                    f"({md_escape(row.gap_estimate)}): {md_escape(row.headline)}.")
+        st.markdown(f"**{escape_markdown(row.model)}**, {escape_markdown(language_name(row.language))} "
+                    f"({escape_markdown(row.gap_estimate)}): {escape_markdown(row.headline)}.")
     st.caption("Observed gap = best minus worst group Defense Rate as measured. Groups with no true difference still "
                "show a gap from sampling noise alone; the gap beyond noise (with its 95% interval) and the groups "
                "credibly below or above the mean are what the data show beyond it (methods: core/stats/disparity.py).")
     for row in heads.loc[heads["error_note"] != ""].itertuples():
-        st.warning(f"{md_escape(row.model)} ({md_escape(row.language)}): {md_escape(row.error_note)}.")
+        st.warning(f"{escape_markdown(row.model)} ({escape_markdown(row.language)}): {escape_markdown(row.error_note)}.")
 
     st.subheader("Headline per model")
-    st.caption(f"Defense Rate (DR) = share of attack prompts the model refused, judged by `{md_escape(judge)}` "
+    st.caption(f"Defense Rate (DR) = share of attack prompts the model refused, judged by {escape_markdown(judge)} "
                "(human verdicts override). Errors (no answer from the target) are never counted in the DR. "
                + ("Estimate: each row says whether it is the judge's figure (judge only) or corrected by the human "
                   "checks of the random review sample (the judge's DR plus the sample's mean human-minus-judge "
@@ -69,7 +69,7 @@ def overview() -> None:
     shown = shown.drop(columns=["error_note", "below", "above", "headline"])  # said above, in words
     if not checks:  # nothing corrected: the interval and sample columns would be empty
         shown = shown.drop(columns=["n_human", "ci_low", "ci_high", "dr_judge", "note", "gap_estimate"])
-    st.dataframe(shown, hide_index=True, width="stretch", column_config={
+    dataframe(shown, hide_index=True, width="stretch", column_config={
         "estimate": st.column_config.TextColumn("estimate"),
         "gap_estimate": st.column_config.TextColumn("gap's estimate"),
         "dr": st.column_config.NumberColumn("overall DR", format="%.3f"),
@@ -107,7 +107,7 @@ def overview() -> None:
     columns = [c for c in ("model", "language", "group_name", "estimate", "n", "n_human", "dr", "ci_low", "ci_high",
                            "shrunk",
                            "shrunk_ci_low", "shrunk_ci_high", "position") if c in table.columns]
-    st.dataframe(table[columns], hide_index=True, width="stretch", column_config={
+    dataframe(table[columns], hide_index=True, width="stretch", column_config={
         "group_name": st.column_config.TextColumn("group"),
         "n_human": st.column_config.NumberColumn("human checks"),
         "dr": st.column_config.NumberColumn("DR", format="%.3f"),
@@ -124,9 +124,10 @@ def overview() -> None:
         st.subheader("Runs: completions and errors per target")
         failed = per_run.loc[(per_run["completions"] > 0) & (per_run["errors"] == per_run["completions"])]
         for row in failed.itertuples():
-            st.error(f"{row.run_id} / {row.target_id}: every completion ({row.errors:,}) is an error; it measured "
-                     "nothing. Retry its errors on the Run page once the target answers.")
-        st.dataframe(per_run, hide_index=True, width="stretch", column_config={
+            st.error(f"{escape_markdown(row.run_id)} / {escape_markdown(row.target_id)}: every completion "
+                     f"({row.errors:,}) is an error; it measured nothing. Retry its errors on the Run page once the "
+                     "target answers.")
+        dataframe(per_run, hide_index=True, width="stretch", column_config={
             "error_share": st.column_config.NumberColumn("error share", format="percent")})
 
 

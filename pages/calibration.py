@@ -15,7 +15,7 @@ from core.judges import UnknownJudge, resolve_judges
 from core.store import Store
 from core.targets import TargetUnavailable
 from ui.cached import judge_errors
-from ui.common import group_names, readonly
+from ui.common import dataframe, escape_markdown, group_names, readonly
 from ui.page import header
 from ui.stat_figures import judge_choice, judge_error_figure, judge_error_warning, require_store
 
@@ -26,21 +26,21 @@ RATIO = {name: st.column_config.NumberColumn(label, format="%.3f") for name, lab
 
 def show(result: Calibration) -> None:
     """The tables of one calibration (every number comes from core.calibration)."""
-    st.dataframe(result.table(), hide_index=True, width="stretch", column_config=RATIO)
+    dataframe(result.table(), hide_index=True, width="stretch", column_config=RATIO)
     st.caption("Accuracy counts `unparsed` verdicts as wrong; kappa treats them as a third answer; coverage is "
                "the share a judge could label at all. The MiJaBench paper's best judge: accuracy 0.905, kappa 0.77.")
     for language, scores in result.by_language.items():
-        st.caption(f"{language}: " + "; ".join(
+        st.caption(escape_markdown(f"{language}: " + "; ".join(
             f"{s.judge} accuracy {s.accuracy:.3f}, kappa {'n/a' if s.kappa is None else format(s.kappa, '.3f')} "
-            f"(n={s.n})" for s in scores if s.accuracy is not None))
+            f"(n={s.n})" for s in scores if s.accuracy is not None)))
     columns = st.columns(min(3, len(result.scores)) or 1)
     for i, judge_score in enumerate(result.scores):
         with columns[i % len(columns)]:
             st.text(f"Confusion: {judge_score.judge}")
-            st.dataframe(confusion_frame(judge_score), width="stretch")
+            dataframe(confusion_frame(judge_score), width="stretch")
     if len(result.agreement):
         st.text("Agreement between judges (over the items both labelled)")
-        st.dataframe(result.agreement, hide_index=True, width="stretch", column_config=RATIO)
+        dataframe(result.agreement, hide_index=True, width="stretch", column_config=RATIO)
 
 
 header("Judge calibration")
@@ -125,12 +125,12 @@ else:
         st.plotly_chart(judge_error_figure(table[table["language"] == language], language), width="stretch",
                         key=f"calibration_errors_{language}")
     rate = st.column_config.NumberColumn(format="%.3f")
-    st.dataframe(table[["language", "group", "group_name", "n_human", "human_complied", "human_refused",
-                        "false_refusal", "false_refusal_ci_low", "false_refusal_ci_high", "false_compliance",
-                        "false_compliance_ci_low", "false_compliance_ci_high", "accuracy", "dr_judge", "dr_human",
-                        "bias", "bias_ci_low", "bias_ci_high"]], hide_index=True, width="stretch",
-                 column_config={name: rate for name in table.columns if table[name].dtype.kind == "f"})
+    dataframe(table[["language", "group", "group_name", "n_human", "human_complied", "human_refused",
+                     "false_refusal", "false_refusal_ci_low", "false_refusal_ci_high", "false_compliance",
+                     "false_compliance_ci_low", "false_compliance_ci_high", "accuracy", "dr_judge", "dr_human",
+                     "bias", "bias_ci_low", "bias_ci_high"]], hide_index=True, width="stretch",
+              column_config={name: rate for name in table.columns if table[name].dtype.kind == "f"})
     st.text("Does the error rate differ across groups? (per language, Holm-corrected over the tests)")
-    st.dataframe(errors.tests, hide_index=True, width="stretch",
-                 column_config={"p_value": st.column_config.NumberColumn(format="%.2e"),
-                                "p_adjusted": st.column_config.NumberColumn(format="%.2e")})
+    dataframe(errors.tests, hide_index=True, width="stretch",
+              column_config={"p_value": st.column_config.NumberColumn(format="%.2e"),
+                             "p_adjusted": st.column_config.NumberColumn(format="%.2e")})

@@ -14,7 +14,7 @@ from core.compare import ALL_GROUPS
 from ui import filters
 from core.estimates import JUDGE_ONLY, MIN_JUDGED
 from ui.cached import comparison, corrected_comparison, disagreements, pair_matrix, run_targets
-from ui.common import group_label, group_names, inert_text, strategy_label
+from ui.common import dataframe, escape_markdown, group_label, group_names, inert_text, strategy_label
 from ui.page import start
 from ui.stat_figures import CELL_SELECTION, ci_heatmap_chart, clicked_chart_cell
 
@@ -67,8 +67,8 @@ if estimate == "ppi":
     result = fixed
     st.caption("The tables below are corrected by the human review sample (cells with fewer than 10 labels on a "
                "side have no corrected change); the strategy heatmaps stay on the judge's paired verdicts.")
-st.caption(f"Paired on {int(result.cells['pairs'].sum()):,} probes both answered (judge {judge}; human verdicts "
-           f"override it). Left out: {left['base_only_probes']:,} only the base answered, "
+st.caption(f"Paired on {int(result.cells['pairs'].sum()):,} probes both answered (judge {escape_markdown(judge)}; "
+           f"human verdicts override it). Left out: {left['base_only_probes']:,} only the base answered, "
            f"{left['cand_only_probes']:,} only the candidate, {left['unreadable_pairs']:,} with an error or an "
            f"unreadable label. Change = candidate DR - base DR, 95% CI by Newcombe's paired method; McNemar's exact "
            f"test, {result.correction}-corrected within attack and within control cells.")
@@ -84,7 +84,7 @@ elif worse.empty:  # never an all-clear for cells that were not tested
 else:
     table = worse.assign(group_name=[ALL_GROUPS if g == ALL_GROUPS else n
                                      for g, n in zip(worse["group"], group_names(worse, "group"))])
-    st.dataframe(table[list(SHOWN)].rename(columns=SHOWN), hide_index=True, width="stretch", column_config=FORMATS)
+    dataframe(table[list(SHOWN)].rename(columns=SHOWN), hide_index=True, width="stretch", column_config=FORMATS)
     st.caption("Attack rows: the candidate refuses these groups' jailbreaks less often. Control rows: it refuses "
                "more harmless requests (over-refusal).")
     if len(untested):
@@ -95,8 +95,8 @@ if len(untested):
 
 gaps = result.gaps.rename(columns={"base_gap": "base gap", "cand_gap": "candidate gap", "p_adjusted": "p (corrected)"})
 st.subheader("Selective-safety gap (max - min group DR, attacks)")
-st.dataframe(gaps[["language", "groups", "base gap", "candidate gap", "change", "ci_low", "ci_high", "p (corrected)",
-                   "significant"]], hide_index=True, width="stretch", column_config=FORMATS)
+dataframe(gaps[["language", "groups", "base gap", "candidate gap", "change", "ci_low", "ci_high", "p (corrected)",
+                "significant"]], hide_index=True, width="stretch", column_config=FORMATS)
 
 st.header("DR change by group and strategy")
 st.caption("Red: the candidate refuses less often (worse); blue: more often. * marks a change significant after "
@@ -120,11 +120,11 @@ for language in [lang for lang in ctx.vocabulary.language_codes if lang in set(b
     strategy, group = picked
     pairs = disagreements(path, mtime, judge, base.key, candidate.key,
                           (("language", language), ("group", group), ("strategy", strategy), ("kind", "attack")))
-    st.subheader(f"{group_label(group, language)} x {strategy_label(strategy)} "
-                 f"({language}): {len(pairs)} probes answered differently")
+    st.subheader(f"{escape_markdown(group_label(group, language))} x {escape_markdown(strategy_label(strategy))} "
+                 f"({escape_markdown(language)}): {len(pairs)} probes answered differently")
     for row in pairs.itertuples():
         with st.container(border=True):
-            st.caption(f"probe {row.probe_id}")
+            st.caption(f"probe {escape_markdown(row.probe_id)}")
             inert_text(row.prompt)
             left_col, right_col = st.columns(2)
             left_col.text(f"Base ({base_label}): {row.base_label} (by {row.base_judged_by})")
@@ -139,4 +139,4 @@ if len(sides) >= 3:
     matrix = pair_matrix(path, mtime, judge, tuple(s.key for s in sides.values()))
     st.caption("Change of the selective-safety gap, candidate - base, on the probes each pair shares (negative: "
                "the candidate treats groups more alike). 95% paired-bootstrap CI, corrected across all pairs.")
-    st.dataframe(pd.DataFrame(matrix), hide_index=True, width="stretch", column_config=FORMATS)
+    dataframe(pd.DataFrame(matrix), hide_index=True, width="stretch", column_config=FORMATS)

@@ -11,7 +11,7 @@ import streamlit as st
 
 from ui import filters
 from ui.cached import counterfactual
-from ui.common import group_names, warn_unsupported_languages
+from ui.common import dataframe, group_names, warn_unsupported_languages
 from ui.page import start
 from ui.stat_figures import CELL_SELECTION, ci_heatmap_chart, clicked_chart_cell
 
@@ -36,11 +36,11 @@ comparison = view.comparison.loc[view.comparison["language"] == language]
 headline = comparison.rename(columns={"seed_gap": "gap, matched seeds", "counterfactual_gap": "gap, only the group changes",
                   "surviving": "share of the gap that survives", "cochran_p": "Cochran's Q p"})
 st.subheader("How much of the gap survives when only the group changes")
-st.dataframe(headline[["model", "groups", "gap, matched seeds", "seed_gap_ci_low", "seed_gap_ci_high",
-                       "gap, only the group changes", "counterfactual_gap_ci_low", "counterfactual_gap_ci_high",
-                       "Cochran's Q p", "share of the gap that survives", "surviving_ci_low", "surviving_ci_high",
-                       "note"]],
-             hide_index=True, width="stretch")
+dataframe(headline[["model", "groups", "gap, matched seeds", "seed_gap_ci_low", "seed_gap_ci_high",
+                    "gap, only the group changes", "counterfactual_gap_ci_low", "counterfactual_gap_ci_high",
+                    "Cochran's Q p", "share of the gap that survives", "surviving_ci_low", "surviving_ci_high",
+                    "note"]],
+          hide_index=True, width="stretch")
 st.caption("share of the gap that survives: from a logistic model of every attack answer (both sets) with a claim "
            "effect and a group effect: the best-minus-worst group gap when every claim is asked about every group, "
            "over the raw gap (1 = the whole gap is the group's; 0 = the seeds made it).")
@@ -70,8 +70,8 @@ st.caption("McNemar's exact test on the answers both groups got for the same cou
 if len(pairs):
     ordered = pairs.sort_values("p_adjusted")
     shown = ordered.assign(group_a=group_names(ordered, "group_a"), group_b=group_names(ordered, "group_b"))
-    st.dataframe(shown[["model", "group_a", "group_b", "n_pairs", "a_only", "b_only", "dr_a", "dr_b", "diff",
-                        "ci_low", "ci_high", "pvalue", "p_adjusted", "significant"]], hide_index=True, width="stretch")
+    dataframe(shown[["model", "group_a", "group_b", "n_pairs", "a_only", "b_only", "dr_a", "dr_b", "diff",
+                     "ci_low", "ci_high", "pvalue", "p_adjusted", "significant"]], hide_index=True, width="stretch")
 
 st.subheader("The gap, decomposed")
 decomposition = view.decomposition
@@ -79,7 +79,7 @@ if len(decomposition):
     decomposition = decomposition.loc[decomposition["language"] == language]
     named = {column: group_names(decomposition, column) for column in ("group_high", "group_low")
              if column in decomposition}
-    st.dataframe(decomposition.assign(**named), hide_index=True, width="stretch")
+    dataframe(decomposition.assign(**named), hide_index=True, width="stretch")
     st.caption("raw_gap = group_part + claim_part (probability scale, the pair of groups with the largest raw "
                "gap); adjusted_gap = the largest gap between any two groups once claims are held fixed. Intervals: "
                "delta method on the logistic fit (claims taken as fixed). Claims whose answers all agree carry no "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui.cached import cross_lingual
+from ui.common import dataframe, escape_markdown
 from ui.page import start
 from ui.stat_figures import DEVIATION_SPAN, ci_heatmap, error_bar_scatter, significance_note
 
@@ -13,7 +14,8 @@ judge = ctx.judge
 view = cross_lingual(ctx.path, ctx.mtime, judge)
 if not view.comparable:
     st.info("This page needs judged attack completions in both English and Portuguese "
-            f"(the store has {', '.join(view.languages) or 'none'} for judge {judge}).")
+            f"(the store has {escape_markdown(', '.join(view.languages) or 'none')} for judge "
+            f"{escape_markdown(judge)}).")
     st.stop()
 
 shared, wide = view.shared, view.wide
@@ -26,12 +28,12 @@ st.plotly_chart(error_bar_scatter(wide.assign(group_model=wide["group"].map(ctx.
                                   "dr_en", "dr_pt", "model", "ci_low_pt", "ci_high_pt", "ci_low_en", "ci_high_en",
                                   label="group_model", x_title="DR in English", y_title="DR in Portuguese"),
                 width="stretch")
-st.caption(f"Shared groups: {', '.join(ctx.vocabulary.group_name(g) for g in shared)}. Points above the diagonal are "
-           "refused more often in Portuguese. Error bars: 95% bootstrap CIs in each language.")
+st.caption(f"Shared groups: {escape_markdown(', '.join(ctx.vocabulary.group_name(g) for g in shared))}. Points above "
+           "the diagonal are refused more often in Portuguese. Error bars: 95% bootstrap CIs in each language.")
 
 st.subheader("Do the languages rank groups alike?")
 agreement = view.agreement
-st.dataframe(agreement.loc[agreement["model"].isin(chosen)], hide_index=True, width="stretch", column_config={
+dataframe(agreement.loc[agreement["model"].isin(chosen)], hide_index=True, width="stretch", column_config={
     "shared": st.column_config.NumberColumn("shared groups"),
     "spearman": st.column_config.NumberColumn("Spearman rho", format="%.2f"),
     "spearman_p": st.column_config.NumberColumn("p", format="%.3f"),

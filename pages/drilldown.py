@@ -9,8 +9,8 @@ from core import taxonomy
 from core.store import StoreError
 from ui import filters
 from ui.cached import completion_page
-from ui.common import (group_label, group_names, inert_text, open_store, readonly, require_write_access,
-                       warn_unsupported_languages)
+from ui.common import (dataframe, escape_markdown, group_label, group_names, inert_text, open_store, readonly,
+                       require_write_access, warn_unsupported_languages)
 from ui.page import start
 
 PAGE = "drilldown"
@@ -47,7 +47,7 @@ def judged_by(by: str | None, in_sample: bool) -> str | None:
 view = filters.fingerprint({**scope, "verdict": verdicts, "judge": [judge]})
 shown = rows.assign(group=group_names(rows, "group"),
                     judged_by=[judged_by(by, bool(s)) for by, s in zip(rows["judged_by"], rows["in_sample"])])
-event = st.dataframe(
+event = dataframe(
     shown[["model", "language", "group", "strategy", "scenario_category", "label", "judged_by", "preview"]],
     hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
     key=f"{PAGE}_table_{view}_{page_number}",  # a new view starts without a selection
@@ -79,7 +79,7 @@ def verdict_of(label: str | None, error: str | None) -> str:
 store = open_store()
 detail = store.completion_detail(completion_id, judge)
 if detail is None:
-    st.warning(f"No completion {completion_id} in this database.")
+    st.warning(f"No completion {escape_markdown(completion_id)} in this database.")
     st.stop()
 
 st.header("Completion")
@@ -92,7 +92,7 @@ facts_row = {"model": detail["model"], "language": detail["language"],
              "tokens in/out": f"{detail['prompt_tokens']}/{detail['completion_tokens']}",
              "latency (s)": detail["latency_s"], "retries": detail["retries"],
              "run": detail["run_id"], "completion id": detail["completion_id"]}
-st.dataframe([facts_row], hide_index=True, width="stretch")
+dataframe([facts_row], hide_index=True, width="stretch")
 left, right = st.columns(2)
 with left:
     st.subheader("Prompt")
@@ -106,11 +106,11 @@ with right:
         inert_text(detail["completion"])
 
 st.subheader("Verdicts")
-st.dataframe(detail["verdicts"], hide_index=True, width="stretch", column_config={
+dataframe(detail["verdicts"], hide_index=True, width="stretch", column_config={
     "rationale": st.column_config.TextColumn(width="large"), "raw": st.column_config.TextColumn("raw output")})
 if len(detail["annotations"]):
     st.caption("Human verdict history (the latest counts)")
-    st.dataframe(detail["annotations"], hide_index=True, width="stretch")
+    dataframe(detail["annotations"], hide_index=True, width="stretch")
 
 if readonly():
     st.caption("Read-only demo session: verdicts cannot be changed here.")
@@ -126,14 +126,15 @@ elif require_write_access("correct verdicts"):
             try:
                 open_store(write=True).set_human_verdict(completion_id, label, note, author)
             except StoreError as exc:
-                st.error(str(exc))
+                st.error(escape_markdown(exc))
             else:
                 st.toast(f"Saved: {label}. Every view now uses this verdict.")
                 st.rerun()
 
 st.header("Counterfactuals")
 if detail.get("counterfactual_id"):
-    st.caption(f"Counterfactual siblings ({detail['counterfactual_id']}, claim {detail.get('claim_id') or '?'}): the same "
+    st.caption(f"Counterfactual siblings ({escape_markdown(detail['counterfactual_id'])}, claim "
+               f"{escape_markdown(detail.get('claim_id') or '?')}): the same "
                "claim, scenario, strategy and template, answered by the same model for every group. The prompts "
                "differ only in the group's words.")
 else:

@@ -13,6 +13,7 @@ from core.export import write_csv
 from core.store import Store
 from ui import filters
 from ui.cached import completion_page
+from ui.common import dataframe
 from ui.page import start
 
 PAGE = "export"
@@ -48,4 +49,4 @@ if total > 100_000:
 st.download_button("Download CSV", data=csv_file, file_name=file_name, mime="text/csv", type="primary",
                    icon=":material/download:", key=f"{PAGE}_download")
 st.subheader(f"First {min(PREVIEW_ROWS, total)} rows")
-st.dataframe(preview, hide_index=True, width="stretch")
+dataframe(preview, hide_index=True, width="stretch")

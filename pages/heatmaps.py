@@ -17,7 +17,7 @@ import streamlit as st
 from core.estimates import JUDGE_ONLY, MIN_JUDGED, estimate_label, explain_missing
 from ui import filters
 from ui.cached import corrected, disparity, judge_errors, rates, sample_labels
-from ui.common import language_name, md_escape, warn_unsupported_languages
+from ui.common import escape_markdown, language_name, warn_unsupported_languages
 from ui.page import start
 from ui.stat_figures import (CELL_SELECTION, DEVIATION_SPAN, ci_heatmap, ci_heatmap_chart, clicked_cell,
                              clicked_chart_cell, judge_error_warning, significance_note)
@@ -73,14 +73,14 @@ value, low, high = ("deviation", "dev_ci_low", "dev_ci_high") if deviation else 
 by_group = table_for(scope, ["model", "language", "group"], deviations=deviation)
 if by_group.empty or by_group["n"].sum() == 0:
     early.empty()
-    st.info(f"No judged attack completions for judge {judge} in this selection.")
+    st.info(f"No judged attack completions for judge {escape_markdown(judge)} in this selection.")
     st.stop()
 pooled = table_for(scope, ["language", "group"])
 models = sorted(by_group["model"].unique())
 gaps = disparity(path, mtime, judge, filters.store_filters(chosen), estimator=estimate, min_human=min_human)
 for row in gaps.rows.itertuples():
-    st.markdown(f"**{md_escape(row.model)}**, {md_escape(language_name(row.language))} ({md_escape(row.estimate)}): "
-                f"{md_escape(row.headline)}.")
+    st.markdown(f"**{escape_markdown(row.model)}**, {escape_markdown(language_name(row.language))} "
+                f"({escape_markdown(row.estimate)}): {escape_markdown(row.headline)}.")
 if fix:
     judge_error_warning(judge_errors(path, mtime, judge, scope), judge)
     st.caption(f"Values {ESTIMATES['ppi']} (prediction-powered: the judge's DR on every completion plus the "
@@ -111,7 +111,7 @@ def group_order(language: str) -> list[str]:
 def draw(table: pd.DataFrame, rows: str, language: str, title: str, key: str, fixed: dict[str, str]) -> None:
     """One clickable heatmap of `rows` x group; a click switches to the drill-down of that cell."""
     if table.empty:
-        st.info(f"No judged completions for {title.lower()}.")
+        st.info(f"No judged completions for {escape_markdown(title.lower())}.")
         return
     # Vega-Lite, not Plotly: the browser's first paint of this page need not fetch and compile Plotly (bench/README.md)
     options = dict(x="group", y=rows, value=value, low=low if low in table else None,
@@ -137,7 +137,7 @@ def draw(table: pd.DataFrame, rows: str, language: str, title: str, key: str, fi
 languages = [lang for lang in ctx.vocabulary.language_codes if lang in set(by_group["language"])]
 warn_unsupported_languages(languages, judge)
 for language in languages:
-    st.header(f"Language: {language}")
+    st.header(f"Language: {escape_markdown(language)}")
     draw(by_group[by_group["language"] == language], "model", language, f"Model x group ({language})",
          f"{PAGE}_model_{language}", {})
 early.empty()

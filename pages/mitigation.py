@@ -13,7 +13,7 @@ from core.mitigate.audit import AUDIT
 from core.mitigate.train import MANIFEST, MitigateError
 from ui import filters
 from ui.cached import mitigation, mitigations
-from ui.common import group_names
+from ui.common import dataframe, escape_markdown, group_names
 from ui.page import start
 
 PAGE = "mitigation"
@@ -36,19 +36,21 @@ stamps = [(Path(out) / name).stat().st_mtime for name in (MANIFEST, AUDIT) if (P
 try:
     result = mitigation(ctx.path, ctx.mtime, out, sum(stamps))
 except MitigateError as exc:
-    st.warning(f"{exc}. " + HOW)
+    st.warning(f"{escape_markdown(exc)}. " + HOW)
     st.stop()
 
 manifest = result.manifest
 cols = st.columns(4)
 cols[0].metric("Pairs", f"{len(manifest['pairs']):,}")
-cols[1].metric("Steps", manifest["steps"])
+cols[1].metric("Steps", escape_markdown(manifest["steps"]))
 cols[2].metric("Trained groups", len(result.trained))
 cols[3].metric("Held-out groups", len(result.held_out))
-st.caption(f"Base `{manifest['base']['spec']}`, adapter `{result.comparison.candidate.target_id}` (sha256 "
-           f"{manifest['adapter_sha256'][:12]}); DPO beta {manifest['config']['beta']}, LoRA r={manifest['config']['lora_r']}; "
-           "chosen answers: " + ", ".join(f"{k} {v}" for k, v in manifest["chosen_sources"].items()) + ".")
-st.info(result.honesty_note())
+st.caption(escape_markdown(  # every value comes from the mitigation directory's files or the store
+    f"Base {manifest['base']['spec']}, adapter {result.comparison.candidate.target_id} (sha256 "
+    f"{manifest['adapter_sha256'][:12]}); DPO beta {manifest['config']['beta']}, "
+    f"LoRA r={manifest['config']['lora_r']}; chosen answers: "
+    + ", ".join(f"{k} {v}" for k, v in manifest["chosen_sources"].items()) + "."))
+st.info(escape_markdown(result.honesty_note()))
 
 st.subheader("Training curve")
 losses = pd.DataFrame(result.losses)
@@ -57,22 +59,22 @@ if len(losses):
 
 st.subheader("Defense Rate before and after: trained and held-out groups")
 split = result.by_split[result.by_split["kind"] == "attack"]
-st.dataframe(split[["language", "split", "groups", "pairs", "base_dr", "cand_dr", "change", "ci_low", "ci_high",
-                    "p_adjusted"]], hide_index=True, width="stretch", column_config=FORMATS)
+dataframe(split[["language", "split", "groups", "pairs", "base_dr", "cand_dr", "change", "ci_low", "ci_high",
+                 "p_adjusted"]], hide_index=True, width="stretch", column_config=FORMATS)
 st.caption("Pooled over the groups of each kind; change = after - before with Newcombe's paired 95% CI, McNemar's "
            "exact test (Holm). A fix that generalises moves the held-out groups too.")
 
 st.subheader("Selective-safety gap")
-st.dataframe(result.gaps[["language", "groups", "base_gap", "cand_gap", "change", "ci_low", "ci_high", "p_adjusted"]],
-             hide_index=True, width="stretch", column_config=FORMATS)
+dataframe(result.gaps[["language", "groups", "base_gap", "cand_gap", "change", "ci_low", "ci_high", "p_adjusted"]],
+          hide_index=True, width="stretch", column_config=FORMATS)
 
 st.subheader("Over-refusal (benign control probes refused)")
-st.dataframe(result.over_refusal[["language", "pairs", "base_dr", "cand_dr", "change", "ci_low", "ci_high",
-                                  "p_adjusted"]], hide_index=True, width="stretch", column_config=FORMATS)
+dataframe(result.over_refusal[["language", "pairs", "base_dr", "cand_dr", "change", "ci_low", "ci_high",
+                               "p_adjusted"]], hide_index=True, width="stretch", column_config=FORMATS)
 
 with st.expander("Every group"):
     cells = result.comparison.result.cells
     cells = cells.assign(group_name=group_names(cells, "group"),
                          trained=cells["group"].isin(result.trained))
-    st.dataframe(cells[["language", "group_name", "trained", "kind", "pairs", "base_dr", "cand_dr", "change", "ci_low",
-                        "ci_high", "p_adjusted"]], hide_index=True, width="stretch", column_config=FORMATS)
+    dataframe(cells[["language", "group_name", "trained", "kind", "pairs", "base_dr", "cand_dr", "change", "ci_low",
+                     "ci_high", "p_adjusted"]], hide_index=True, width="stretch", column_config=FORMATS)

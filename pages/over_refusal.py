@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui.cached import over_refusal
+from ui.common import dataframe, escape_markdown
 from ui.page import start
 from ui.stat_figures import ci_heatmap, error_bar_scatter, significance_note
 
@@ -12,16 +13,17 @@ judge, language = ctx.judge, ctx.language
 
 view = over_refusal(ctx.path, ctx.mtime, judge, {"language": [language]})
 if not view.controls:
-    st.info(f"No judged control probes in {language} for judge {judge}. Control probes (strategy `control`) are "
-            "benign requests about each group; include them in a run to measure over-refusal.")
+    st.info(f"No judged control probes in {escape_markdown(language)} for judge {escape_markdown(judge)}. Control "
+            "probes (strategy `control`) are benign requests about each group; include them in a run to measure "
+            "over-refusal.")
     st.stop()
 
 disparity = view.disparity
 st.subheader("Over-refusal rate and its gap per model")
-st.dataframe(disparity[["model", "n", "dr", "worst", "worst_dr", "best", "best_dr", "observed_gap", "noise_gap",
+dataframe(disparity[["model", "n", "dr", "worst", "worst_dr", "best", "best_dr", "observed_gap", "noise_gap",
                         "gap", "gap_ci_low", "gap_ci_high", "q_p_adjusted", "heterogeneous"]].rename(
     columns={"dr": "over_refusal", "best": "most refused group", "best_dr": "its rate",
-             "worst": "least refused group", "worst_dr": "rate"}),
+          "worst": "least refused group", "worst_dr": "rate"}),
     hide_index=True, width="stretch", column_config={
         "over_refusal": st.column_config.NumberColumn("over-refusal", format="%.3f"),
         "observed_gap": st.column_config.NumberColumn("observed gap", format="%.3f"),

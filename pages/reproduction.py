@@ -13,6 +13,7 @@ from core import taxonomy
 from core.reference import (AVERAGE, match_paper_model, paper_heatmap, paper_judges, paper_model_means, paper_models,
                             paper_scenarios, paper_strategies)
 from ui.cached import reproduction
+from ui.common import dataframe, escape_markdown
 from ui.page import start
 from ui.stat_figures import ci_heatmap, significance_note
 
@@ -22,7 +23,8 @@ ctx = start("Reproduction: your results next to the paper's", "repro", language=
             language_names={"en": "English (Figure 3)", "pt": "Portuguese (Figure 6)"})
 if ctx.vocabulary.name != taxonomy.DEFAULT_NAME:
     st.info(f"The paper measured MiJaBench's groups; this database holds the population "
-            f"{ctx.vocabulary.title!r} (taxonomy {ctx.vocabulary.name!r}), so there is nothing of the paper's to set "
+            f"{escape_markdown(repr(ctx.vocabulary.title))} (taxonomy {escape_markdown(repr(ctx.vocabulary.name))}), "
+            "so there is nothing of the paper's to set "
             "it beside. The Heatmaps and Counterfactual pages show its results.")
     st.stop()
 language = ctx.language
@@ -40,12 +42,12 @@ with controls:
     mapping = {}
     for model in view.models:
         guess = match_paper_model(model)
-        choice = st.selectbox(model, paper_names, index=paper_names.index(guess) if guess else 0,
+        choice = st.selectbox(escape_markdown(model), paper_names, index=paper_names.index(guess) if guess else 0,
                               key=f"repro_map_{model}")
         if choice != paper_names[0]:
             mapping[model] = choice
     if deviations.empty:
-        st.caption(f"No attack completions in {language} to map.")
+        st.caption(f"No attack completions in {escape_markdown(language)} to map.")
     else:
         st.caption("Matched by name where a model is one of the paper's 12 (Llama 3.x, Gemma 3, Qwen 3); map any "
                    "other here, or import the paper's own answers with `python -m core import-align FILE`.")
@@ -55,7 +57,8 @@ comparison = paired.cells
 with figures:
     if comparison.empty:
         st.info(("None of your models is mapped to one of the paper's 12 models" if not deviations.empty else
-                 f"No attack completions in {language}") + f"; the paper's {FIGURE[language]} as published:")
+                 f"No attack completions in {escape_markdown(language)}")
+                + f"; the paper's {FIGURE[language]} as published:")
         paper = paper_heatmap(language, include_average=True)
         rows = [*paper_model_means(language)["model"]]
         st.plotly_chart(ci_heatmap(paper, "group", "model", "deviation", language=language, x_order=order,
@@ -86,9 +89,9 @@ with figures:
 
 if not comparison.empty:
     st.subheader("Cell by cell")
-    st.dataframe(comparison[["model", "paper_model", "group", "n", "paper_dr", "dr", "paper_deviation", "deviation",
-                             "dev_ci_low", "dev_ci_high", "difference", "paper_in_ci", "significant"]],
-                 hide_index=True, width="stretch")
+    dataframe(comparison[["model", "paper_model", "group", "n", "paper_dr", "dr", "paper_deviation", "deviation",
+                          "dev_ci_low", "dev_ci_high", "difference", "paper_in_ci", "significant"]],
+              hide_index=True, width="stretch")
 
 st.subheader("The paper's figures as published")
 with st.expander(f"{FIGURE[language]}: each model's mean DR and its groups' deviations from it",
@@ -100,14 +103,14 @@ with st.expander(f"{FIGURE[language]}: each model's mean DR and its groups' devi
     means = paper_model_means(language).set_index("model")
     table.insert(0, "mean DR", means["model_mean_dr"])
     table.insert(0, "size (B)", means["params_b"])
-    st.dataframe(table.loc[list(means.index)].reset_index(), hide_index=True, width="stretch",
-                 key="repro_paper_table")
+    dataframe(table.loc[list(means.index)].reset_index(), hide_index=True, width="stretch",
+              key="repro_paper_table")
     st.caption(f"Rows: the paper's 12 models and its {AVERAGE} row; cells: DR(model, group) minus the model's mean "
                "DR over the language's prompts, as printed (two decimals).")
 left, right = st.columns(2)
 with left.expander("Figure 5: average DR per jailbreak strategy (English)", expanded=comparison.empty):
-    st.dataframe(paper_strategies(), hide_index=True, width="stretch", key="repro_paper_strategies")
+    dataframe(paper_strategies(), hide_index=True, width="stretch", key="repro_paper_strategies")
 with right.expander("Table 3: the paper's judges against 2,112 human labels", expanded=comparison.empty):
-    st.dataframe(paper_judges(), hide_index=True, width="stretch", key="repro_paper_judges")
+    dataframe(paper_judges(), hide_index=True, width="stretch", key="repro_paper_judges")
 with st.expander("Figure 5: average DR per scenario category (English)", expanded=False):
-    st.dataframe(paper_scenarios(), hide_index=True, width="stretch", key="repro_paper_scenarios")
+    dataframe(paper_scenarios(), hide_index=True, width="stretch", key="repro_paper_scenarios")

@@ -13,7 +13,8 @@ from core import taxonomy
 from core.review import ReviewError
 from core.store import StoreError
 from ui.cached import runs
-from ui.common import group_label, inert_text, open_store, readonly, require_write_access, strategy_label
+from ui.common import (dataframe, escape_markdown, group_label, inert_text, open_store, readonly, require_write_access,
+                       strategy_label)
 from ui.page import start
 
 PAGE = "review"
@@ -54,7 +55,7 @@ def draw_form() -> None:
                     run_id, per_cell=int(per_cell) if mode == "per stratum" else None,
                     fraction=float(fraction) if mode != "per stratum" else None, seed=int(seed), replace=replace)
             except (ReviewError, StoreError) as exc:
-                st.error(str(exc))
+                st.error(escape_markdown(exc))
             else:
                 st.toast(f"{result['added']} completions added: {result['sampled']} of {result['completions']} sampled")
                 st.rerun()
@@ -63,7 +64,7 @@ def draw_form() -> None:
 if readonly():
     st.info("Read-only demo session: nothing can be labelled here.")
     if len(progress):
-        st.dataframe(progress_table(progress), hide_index=True, width="stretch")
+        dataframe(progress_table(progress), hide_index=True, width="stretch")
     st.stop()
 if not require_write_access("label the review sample"):
     st.stop()
@@ -114,9 +115,9 @@ def label(completion_id: str, verdict: str) -> None:
 
 
 if f"{PAGE}_error" in st.session_state:
-    st.error(st.session_state.pop(f"{PAGE}_error"))
+    st.error(escape_markdown(st.session_state.pop(f"{PAGE}_error")))
 if f"{PAGE}_saved" in st.session_state:
-    st.toast(st.session_state.pop(f"{PAGE}_saved"))
+    st.toast(escape_markdown(st.session_state.pop(f"{PAGE}_saved")))
 
 queue = store.review_queue(run_id, limit=1, filters=scope, judge=ctx.judge)
 if queue.empty:
@@ -149,4 +150,4 @@ else:
                       width="stretch")
 
 st.subheader("Progress per stratum")
-st.dataframe(progress_table(shown), hide_index=True, width="stretch")
+dataframe(progress_table(shown), hide_index=True, width="stretch")

@@ -17,7 +17,8 @@ from core.options import OptionError
 from core.targets import BUILTIN_TARGETS, RUNNABLE_BACKENDS
 from core.probes.selection import Selection
 from ui.cached import run_targets, runs
-from ui.common import db_path, group_label, language_name, open_store, readonly, require_write_access, vocabulary
+from ui.common import (dataframe, db_path, escape_markdown, group_label, language_name, open_store, readonly,
+                       require_write_access, vocabulary)
 from ui.page import start
 
 PAGE = "run"
@@ -90,7 +91,7 @@ try:
                          max_new_tokens=int(max_new_tokens), batch_size=int(batch_size), probe_set=probe_set)
     probes = candidate_probes(store, request)
 except (taxonomy.VocabularyError, OptionError) as exc:  # the CLI's rules and messages (core.options, via RunRequest)
-    st.error(str(exc))
+    st.error(escape_markdown(exc))
     probes = []
 cols = st.columns(3)
 cols[0].metric("Probes", f"{len(probes):,}")
@@ -103,7 +104,7 @@ if probes:
     st.caption("What this selection can show, per language: groups with no true difference still show a gap from "
                "noise alone; the detectable gap is the smallest true best-minus-worst gap this audit finds with 80% "
                "power (at a Defense Rate of 0.5). More probes per group shrink both.")
-    st.dataframe(sizing.assign(language=[language_name(code) for code in sizing["language"]]), hide_index=True,
+    dataframe(sizing.assign(language=[language_name(code) for code in sizing["language"]]), hide_index=True,
                  column_config={"min_per_group": st.column_config.NumberColumn("fewest probes per group"),
                                 "max_per_group": st.column_config.NumberColumn("most probes per group"),
                                 "noise_gap": st.column_config.NumberColumn("gap from noise alone", format="%.3f"),
@@ -115,9 +116,9 @@ if st.button("Start the run", type="primary", key=f"{PAGE}_start", disabled=not 
     try:
         job = MANAGER.start(database, request)
     except (ValueError, RuntimeError) as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(exc))
     else:
-        st.toast(f"Started {job.run_id}")
+        st.toast(f"Started {escape_markdown(job.run_id)}")
         st.rerun()
 
 jobs = MANAGER.jobs(database)
@@ -138,14 +139,14 @@ def live() -> None:
             st.text(f"{job.run_id}: {job.status}" + (f" (target {job.target_index} of {job.target_count}: "
                                                       f"{progress.target_id})" if progress else ""))
             if job.error:
-                st.error(job.error)
+                st.error(escape_markdown(job.error))
             if job.message:  # why it stopped (a target that went away) or failed (every completion an error)
-                (st.warning if job.status == "stopped" else st.error)(job.message)
+                (st.warning if job.status == "stopped" else st.error)(escape_markdown(job.message))
             if progress is not None and progress.total:
                 # The ETA is measured from the target's recent batches and says its basis (core.eta), e.g.
                 # "ETA 3 min at 41 tok/s over the last 5 batches" or an API target's latency x concurrency.
                 st.progress(min(progress.done / progress.total, 1.0),
-                            text=f"{progress.done:,} / {progress.total:,} probes · " + (
+                            text=f"{progress.done:,} / {progress.total:,} probes · " + escape_markdown(
                                 progress.estimate.text() if job.active else f"{progress.rate:.2f} per s"))
                 dr = "-" if progress.dr is None else f"{progress.dr:.3f}"
                 st.metric("Live Defense Rate (attack probes so far)", dr, help=f"{progress.refused} refused of "
@@ -168,10 +169,10 @@ history = runs(path, mtime) if store is not None else None
 if history is None or history.empty:
     st.caption("No run yet.")
 else:
-    st.dataframe(history, hide_index=True, width="stretch")
+    dataframe(history, hide_index=True, width="stretch")
     per_target = run_targets(path, mtime)
     with st.expander("Completions, errors and pending probes per run and target"):
-        st.dataframe(per_target, hide_index=True, width="stretch", column_config={
+        dataframe(per_target, hide_index=True, width="stretch", column_config={
             "error_share": st.column_config.NumberColumn("error share", format="percent")})
     active = {job.run_id for job in jobs if job.active}
     unfinished = history[(history["status"] != "completed") & ~history["run_id"].isin(active)]
@@ -181,12 +182,12 @@ else:
         pick = st.selectbox("Resume an unfinished run", list(labels), key=f"{PAGE}_resume_pick", format_func=labels.get)
         reason = unfinished.set_index("run_id").loc[pick, "message"]
         if isinstance(reason, str) and reason:
-            st.caption(f"Why it stopped: {reason}")
+            st.caption(f"Why it stopped: {escape_markdown(reason)}")
         if st.button("Resume", key=f"{PAGE}_resume"):
             try:
                 MANAGER.resume(database, pick)
             except (ValueError, RuntimeError) as exc:
-                st.error(str(exc))
+                st.error(escape_markdown(exc))
             else:
                 st.rerun()
     with_errors = history[(history["errors"] > 0) & ~history["run_id"].isin(active)]
@@ -204,6 +205,6 @@ else:
             try:
                 MANAGER.resume(database, pick, retry_errors=True)
             except (ValueError, RuntimeError) as exc:
-                st.error(str(exc))
+                st.error(escape_markdown(exc))
             else:
                 st.rerun()

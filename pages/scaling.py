@@ -6,6 +6,7 @@ import streamlit as st
 from core.analyses.scaling import INTERVALS
 from core.metrics import MetricsError
 from ui.cached import scaling
+from ui.common import dataframe, escape_markdown
 from ui.page import start
 from ui.stat_figures import error_bar_scatter
 
@@ -20,10 +21,10 @@ metric = st.selectbox("Disparity", list(METRICS), format_func=METRICS.get, key="
 try:
     view = scaling(ctx.path, ctx.mtime, judge, {"language": [language]})
 except MetricsError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(exc))
     st.stop()
 if not view.judged:
-    st.info(f"No judged attack completions in {language} for judge {judge}.")
+    st.info(f"No judged attack completions in {escape_markdown(language)} for judge {escape_markdown(judge)}.")
     st.stop()
 points, sized = view.points, view.sized
 low, high = INTERVALS[metric]
@@ -40,13 +41,13 @@ else:
                "a spread too: compare std with noise_std below), so they have no interval here.")
 
 st.subheader("Per family")
-st.dataframe(view.trend, hide_index=True, width="stretch", column_config={
+dataframe(view.trend, hide_index=True, width="stretch", column_config={
     "family_models": st.column_config.NumberColumn("models"),
     "family_slope_per_10x": st.column_config.NumberColumn("std change per 10x parameters", format="%+.3f"),
     "family_spearman": st.column_config.NumberColumn("Spearman rho (size, std)", format="%.2f")})
 
 st.subheader("Per model")
-st.dataframe(points[["model", "family", "size_b", "n", "dr", "tau", "tau_ci_low", "tau_ci_high", "std", "noise_std",
+dataframe(points[["model", "family", "size_b", "n", "dr", "tau", "tau_ci_low", "tau_ci_high", "std", "noise_std",
                      "observed_gap", "noise_gap", "gap", "gap_ci_low", "gap_ci_high", "min_max_ratio", "worst", "best",
                      "q_p_adjusted", "heterogeneous"]],
              hide_index=True, width="stretch", column_config={

@@ -18,6 +18,7 @@ from core.store import Store
 from tests import counterfactual_db, dashboard_db
 from tests.charts import heatmaps
 from tests.test_pages import open_page
+from ui.common import escape_markdown
 
 
 class _Tables(HTMLParser):
@@ -166,5 +167,5 @@ def test_a_counterfactual_answer_opens_with_its_siblings(cf_db):
     same = prompts.loc[prompts["counterfactual_id"] == one["counterfactual_id"]]
     assert set(siblings["completion_id"]) == set(same["completion_id"])
     app = open_page("pages/drilldown.py", completion=one["completion_id"])
-    assert any(f"Counterfactual siblings ({one['counterfactual_id']}" in c.value for c in app.caption)
+    assert any(f"Counterfactual siblings ({escape_markdown(one['counterfactual_id'])}" in c.value for c in app.caption)
     np.testing.assert_array_equal(sorted(siblings["group"]), ["black", "jewish", "women"])

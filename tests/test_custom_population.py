@@ -18,6 +18,7 @@ from core.judges.refusal import no_rules_mark
 from core.store import Store
 from tests.charts import heatmaps, rendered_heatmap
 from tests.conftest import ARTIFACTS, ROOT
+from ui.common import escape_markdown
 
 ES = ROOT / "examples" / "es"
 SPANISH_NAMES = {"Pueblo gitano", "Inmigrantes magrebíes", "Personas indígenas", "Mujeres", "Personas LGBTQ+",
@@ -85,7 +86,7 @@ def test_every_page_shows_the_population_in_its_own_words(es_db, monkeypatch):
             groups = next(w for w in app.multiselect if w.key == "run_groups")
             assert set(groups.options) == SPANISH_NAMES
         if file == "pages/reproduction.py":
-            assert any("es_example" in i.value for i in app.info)
+            assert any(escape_markdown("es_example") in i.value for i in app.info)  # Markdown source
     app.switch_page("pages/drilldown.py").run()
     group_filter = next(w for w in app.sidebar.multiselect if w.key == "drilldown_filter_group")
     assert set(group_filter.options) == SPANISH_NAMES

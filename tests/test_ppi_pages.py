@@ -15,6 +15,7 @@ from core.report import build_report
 from core.store import Store
 from tests import charts, dashboard_db, ppi_db
 from tests.conftest import ROOT
+from ui.common import escape_markdown
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_heatmap_is_corrected_by_default_where_a_sample_exists_and_switches_to_j
     assert "corrected by 72 human checks" in black and "n_human = 12" in black and "n = 24" in black
     assert "dr = 0.500 [" in black and "dr_judge (judge alone) = 0.000" in black
     warnings = [w.value for w in app.warning]
-    assert any("false-compliance rate" in w and "differs significantly" in w for w in warnings)
+    assert any(escape_markdown("false-compliance rate") in w and "differs significantly" in w for w in warnings)
 
     estimate = next(s for s in app.sidebar.selectbox if s.key == "heatmaps_option_estimate")
     assert estimate.options == ["corrected by 72 human checks", "judge only"]
@@ -138,7 +139,7 @@ def test_calibration_page_shows_the_judge_error_by_group(sampled, use):
     assert errors.loc["black", "false_compliance_ci_low"] > 0.5
     tests = next(d.value for d in app.dataframe if "differs" in d.value.columns).set_index("rate")
     assert bool(tests.loc["false_compliance", "differs"]) and not bool(tests.loc["false_refusal", "differs"])
-    assert any("false-compliance rate" in w.value for w in app.warning)
+    assert any(escape_markdown("false-compliance rate") in w.value for w in app.warning)  # Markdown source
     assert any("errors by group" in json.loads(c.proto.spec)["layout"]["title"]["text"]
                for c in app.get("plotly_chart"))
 

@@ -16,6 +16,7 @@ from core.metrics import DefenseRates, scaling
 from core.probes.builder import build_bundled
 from core.store import CompletionRecord, Store, VerdictRecord
 from tests.conftest import ROOT
+from ui.common import escape_markdown
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,8 @@ def test_reproduction_page_without_paper_models_shows_the_papers_figures_and_map
     paper = app.dataframe[0].value
     assert list(paper["model"])[-1] == "Average" and len(paper) == 13 and "mean DR" in paper.columns
     assert len(app.dataframe) == 4  # the heatmap's table, strategies, judges, scenario categories
-    assert [s.label for s in app.selectbox if s.key.startswith("repro_map_")] == models
+    # each label is the model's name as Markdown that shows it literally
+    assert [s.label for s in app.selectbox if s.key.startswith("repro_map_")] == [escape_markdown(m) for m in models]
     app.selectbox(key=f"repro_map_{models[0]}").set_value("Gemma 3 1B").run()
     assert not app.exception, app.exception
     assert {m.label: m.value for m in app.metric}["Cells compared"] == "13"

@@ -1,15 +1,20 @@
-"""What every page needs: the database path, read-only mode, the content warning."""
+"""What every page needs: the database path, read-only mode, the content warning, and the one way text from
+outside reaches the page (escape_markdown, dataframe, inert_text)."""
 from __future__ import annotations
 
 import hmac
 import os
+import re
+import string
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from core import taxonomy
+from core.export import neutralise_formula
 from core.store import Store
 
 CONTENT_WARNING = ("Content warning: this tool stores and shows prompts that ask for hateful content about "
@@ -86,15 +91,53 @@ def inert_text(text: str | None, empty: str = "(no text)") -> None:
     st.code(text if text else empty, language="text", wrap_lines=True)
 
 
+# Text from outside is never Markdown. Whatever comes from the store (model, run, judge, probe and taxonomy names,
+# a stopped run's message, an API server's error body), a file or the URL reaches a widget that renders Markdown
+# (titles, headers, captions, alerts, st.toast, metric labels and values, widget and expander labels, radio options,
+# st.progress text, tooltips) only through escape_markdown; long text goes through inert_text, tables through
+# dataframe. Streamlit renders Markdown images (a request to any URL as the page opens), links and autolinks,
+# directives (:red[...], :material/...:) and LaTeX; HTML is never enabled (no unsafe_allow_html, no st.html).
+_MARKDOWN_PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 
-# Markdown's punctuation: each is backslash-escaped so text from the store reads literally in st.markdown and friends.
-_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+-.!|<>~$:"})
+
+def escape_markdown(value: Any) -> str:
+    """`value` as Markdown that shows it literally: every ASCII punctuation character backslash-escaped (CommonMark
+    lets each be, and shows it as itself), so no image, link, autolink (http\\://, www\\.), emphasis, heading,
+    list, HTML tag, entity, directive or formula is formed from it. A select box's or multiselect's options are
+    plain text already (their format_func needs none of this); a radio's options are Markdown."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", "" if value is None else str(value))
 
 
-def md_escape(text: object) -> str:
-    """Text from the store, a file, a server or the URL, made safe to place inside Markdown: shown as written,
-    never as a link, an image or HTML."""
-    return str(text).translate(_MARKDOWN)
+def _safe_cell(value: Any) -> Any:
+    """A table cell as a spreadsheet may read it: a carriage return becomes a line feed (the table's CSV download
+    quotes only cells with a line feed, a comma or a quote, so a bare CR would end the row there and start a cell
+    of its own), then core.export.neutralise_formula, the Export page's escaping (a ' before = + - @ tab CR)."""
+    if isinstance(value, str):
+        return neutralise_formula(value.replace("\r\n", "\n").replace("\r", "\n"))
+    return value
+
+
+def safe_cells(data: Any) -> Any:
+    """A table's data with its text cells (and text index) escaped as _safe_cell says; other data as it is."""
+    if isinstance(data, (list, tuple)) and data and all(isinstance(row, dict) for row in data):
+        data = pd.DataFrame(list(data))
+    if not isinstance(data, pd.DataFrame):
+        return data
+    safe = data.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(_safe_cell)
+    if safe.index.dtype == object or pd.api.types.is_string_dtype(safe.index):
+        safe.index = safe.index.map(_safe_cell)
+    return safe
+
+
+def dataframe(data: Any, **options: Any) -> Any:
+    """st.dataframe of `data` with its text cells made safe for the table toolbar's "Download as CSV" (a cell a
+    spreadsheet would run as a formula gets the Export page's ' prefix). Cells are drawn as plain text, never
+    Markdown. Every page draws its tables through here."""
+    return st.dataframe(safe_cells(data), **options)
+
 
 
 def vocabulary() -> taxonomy.Taxonomy:
@@ -129,7 +172,7 @@ def warn_unsupported_languages(languages: Iterable[str], judge: str) -> list[str
         declared = vocabulary().languages
         for code in missing:
             name = declared[code].name if code in declared else code
-            st.warning(UNSUPPORTED_WARNING.format(language=name), icon=":material/translate:")
+            st.warning(UNSUPPORTED_WARNING.format(language=escape_markdown(name)), icon=":material/translate:")
     return missing
 
 

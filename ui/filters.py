@@ -14,7 +14,7 @@ import streamlit as st
 
 from core import dimensions, taxonomy
 from core.store import VERDICT_FILTERS
-from ui.common import group_label, strategy_label, vocabulary
+from ui.common import escape_markdown, group_label, strategy_label, vocabulary
 
 # Names Store queries accept as filters (core/dimensions.py), in the order the sidebar shows them.
 STORE_FILTERS: tuple[str, ...] = dimensions.filterable()
@@ -93,11 +93,13 @@ def format_value(name: str) -> Callable[[str], str]:
     return str
 
 
-def sidebar(options: Mapping[str, Sequence[str]], *, page: str) -> Filters:
+def sidebar(options: Mapping[str, Sequence[str]], *, page: str, closed: Sequence[str] = ()) -> Filters:
     """Multiselects in the sidebar, one per filter name with its possible values, started from the URL.
 
     Empty means "all". Values in the URL that are not among the options are kept (shown in a caption), so
-    a link to a slice that the current options do not list still filters, rather than silently widening.
+    a link to a slice that the current options do not list still filters, rather than silently widening;
+    except for the `closed` names, whose options are every value there is (the verdict filters): a value the
+    link names beyond them is said to be ignored, never handed to the store (which refuses it).
     """
     chosen: Filters = {}
     for name, values in options.items():
@@ -109,8 +111,12 @@ def sidebar(options: Mapping[str, Sequence[str]], *, page: str) -> Filters:
         picked = st.sidebar.multiselect(LABELS.get(name, name), values, key=key, format_func=format_value(name),
                                         placeholder="all")
         extra = [v for v in wanted if v not in values and v not in picked] if not picked else []
+        if extra and name in closed:
+            st.sidebar.caption(f"{LABELS.get(name, name)} from the link, unknown and ignored: "
+                               f"{escape_markdown(', '.join(extra))}")
+            extra = []
         if extra:
-            st.sidebar.caption(f"{LABELS.get(name, name)} from the link: {', '.join(extra)}")
+            st.sidebar.caption(f"{LABELS.get(name, name)} from the link: {escape_markdown(', '.join(extra))}")
         selected = picked or extra
         if selected:
             st.query_params[name] = selected
@@ -132,10 +138,11 @@ def completion_filters(models: Sequence[str], languages: Sequence[str], *, page:
         "group": [g for g in words.groups if any(g in words.groups_by_language.get(lang, ()) for lang in languages)],
         "strategy": list(words.strategies), "scenario_category": list(words.categories),
         "kind": list(taxonomy.KINDS), "verdict": list(VERDICT_FILTERS),
-    }, page=page)
+    }, page=page, closed=("verdict",))
     linked = read(["scenario", "run_id", "source"])
     if linked:
-        st.sidebar.caption("Also filtered by " + "; ".join(f"{k}: {', '.join(v)}" for k, v in linked.items()))
+        st.sidebar.caption("Also filtered by " + escape_markdown("; ".join(f"{k}: {', '.join(v)}"
+                                                                          for k, v in linked.items())))
     return store_filters({**chosen, **linked}), chosen.get("verdict", [])
 
 

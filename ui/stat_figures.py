@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.store import Store, StoreError
-from ui.common import db_path, ensure_navigation, group_label, open_store
+from ui.common import db_path, ensure_navigation, escape_markdown, group_label, open_store
 
 SIGNIFICANT_MARK = "*"
 # One colour scale per kind of quantity on a page: a Defense Rate (or a rate like it) on 0..1; a deviation from a
@@ -56,13 +56,13 @@ def require_store() -> tuple[str, float]:
     ensure_navigation()
     path = db_path()
     if not path.exists():
-        st.info(f"No audit database at {path}. Build the demo with `make demo-db`, run an audit, or import "
-                "MiJaBench-Align results with `python -m core import-align FILE`.")
+        st.info(f"No audit database at {escape_markdown(path)}. Build the demo with `make demo-db`, run an audit, "
+                "or import MiJaBench-Align results with `python -m core import-align FILE`.")
         st.stop()
     try:
         open_store()
     except StoreError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(exc))
         st.stop()
     wal = path.with_name(path.name + ".wal")
     return str(path), max(os.path.getmtime(path), os.path.getmtime(wal) if wal.exists() else 0.0)
@@ -170,7 +170,8 @@ def ci_heatmap(table: pd.DataFrame, x: str, y: str, value: str, low: str | None 
         colorscale="RdBu" if diverging else "Blues", zmid=0 if diverging else None,
         zmin=-span if diverging else 0, zmax=span if diverging else 1, colorbar={"title": value},
         xgap=1, ygap=1))  # equal neighbours still read as two cells
-    figure.update_layout(title=title, height=max(320, 38 * len(ys) + 160), margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    figure.update_layout(title=html.escape(title, quote=False),  # a title may name a model (the store's text)
+                         height=max(320, 38 * len(ys) + 160), margin={"l": 10, "r": 10, "t": 50, "b": 10})
     figure.update_xaxes(side="top", tickangle=-35)
     figure.update_yaxes(autorange="reversed")
     if clickable:
@@ -350,7 +351,7 @@ def judge_error_warning(errors: object, judge: str) -> None:
     from core.estimates import judge_error_findings
 
     for sentence in judge_error_findings(errors, judge):
-        st.warning(sentence, icon=":material/balance:")
+        st.warning(escape_markdown(sentence), icon=":material/balance:")
 
 
 def judge_error_figure(table: pd.DataFrame, language: str = "en") -> go.Figure:
