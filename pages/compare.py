@@ -58,11 +58,11 @@ estimate = filters.select_option("Estimate", "estimate", ["ppi", "judge"] if che
                                       "estimates taken as independent). Judge only: paired McNemar tests on the "
                                       "judge's verdicts, human verdicts overriding.")
 if estimate == "ppi" and refused:  # a side without human checks: nothing could be tested on it, so no verdict
-    st.warning(f"No corrected comparison: {refused}.")
+    st.warning(escape_markdown(f"No corrected comparison: {refused}."))
     st.caption("Choose \"judge only\" above for the comparison on the judge's verdicts.")
     st.stop()
 if refused:
-    st.caption(f"Judge only: not corrected by the review sample, because {refused}.")
+    st.caption(escape_markdown(f"Judge only: not corrected by the review sample, because {refused}."))
 if estimate == "ppi":
     result = fixed
     st.caption("The tables below are corrected by the human review sample (cells with fewer than 10 labels on a "
@@ -80,7 +80,7 @@ if worse.empty and untested.empty:
     st.success("No group got significantly worse: no significant drop in DR on attacks, no significant rise in "
                "refusals of benign requests.")
 elif worse.empty:  # never an all-clear for cells that were not tested
-    st.warning("No tested group got significantly worse, but " + result.untested_summary() + ".")
+    st.warning(escape_markdown("No tested group got significantly worse, but " + result.untested_summary() + "."))
 else:
     table = worse.assign(group_name=[ALL_GROUPS if g == ALL_GROUPS else n
                                      for g, n in zip(worse["group"], group_names(worse, "group"))])
@@ -88,10 +88,10 @@ else:
     st.caption("Attack rows: the candidate refuses these groups' jailbreaks less often. Control rows: it refuses "
                "more harmless requests (over-refusal).")
     if len(untested):
-        st.warning(result.untested_summary() + ".")
+        st.warning(escape_markdown(result.untested_summary() + "."))
 if len(untested):
     with st.expander(f"Not tested: {len(untested)} compared cells, and why"):
-        st.dataframe(untested, hide_index=True, width="stretch")
+        dataframe(untested, hide_index=True, width="stretch")
 
 gaps = result.gaps.rename(columns={"base_gap": "base gap", "cand_gap": "candidate gap", "p_adjusted": "p (corrected)"})
 st.subheader("Selective-safety gap (max - min group DR, attacks)")
