@@ -109,6 +109,28 @@ def read_bytes(path, what: str, error: ErrorFactory) -> bytes:
         raise error(f"{path}: cannot read the {what}: {exc.strerror}") from None
 
 
+def gunzip(data: bytes, where: str, error: ErrorFactory, ratio: int = 20) -> bytes:
+    """The decompressed bytes of a gzip file, or error("FILE: reason"): not gzip, corrupt, cut short, or larger
+    decompressed than `ratio` times the input limit (a small hostile file that would fill the memory)."""
+    import gzip
+    import zlib
+
+    limit = max_input_bytes() * ratio
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
+            out = handle.read(limit + 1)
+    except gzip.BadGzipFile as exc:
+        raise error(f"{where}:1: not a gzip file, or corrupt gzip data ({exc})") from None
+    except EOFError:
+        raise error(f"{where}: the gzip data ends early (a truncated or partly copied file)") from None
+    except (zlib.error, OSError) as exc:
+        raise error(f"{where}: corrupt gzip data ({exc})") from None
+    if len(out) > limit:
+        raise error(f"{where}: decompressed, the file is larger than {limit / 2**20:,.0f} MB ({ratio} times the "
+                    f"input limit); raise {MAX_INPUT_MB_ENV} for a file this large")
+    return out
+
+
 def utf16_message(where: str, data: bytes) -> str | None:
     """A message when the bytes look like UTF-16 or UTF-32 text (a byte order mark, or NULs between ASCII
     characters), else None."""

@@ -202,6 +202,7 @@ class Fault:
     argv: Callable[[Path, Path, Path], list[str]]
     fresh_db: bool = False
     env: tuple[tuple[str, str], ...] = ()
+    any_db: bool = True  # refused whatever the database holds (False: the fault is made of the base database's rows)
 
 
 def _probes(file, db, out):
@@ -226,6 +227,11 @@ def _sheet(file, db, out):
 
 def _judge_eval(file, db, out):
     return ["judge-eval", "--labels", str(file), "--judges", "refusal", "--quiet"]
+
+
+def _judge_train(file, db, out):
+    return ["judge-train", "--labels", str(file), "--training-set", "none", "--no-project-labels", "--out", str(out),
+            "--quiet"]
 
 
 def _pairs(file, db, out):
@@ -271,7 +277,8 @@ FAULTS: list[Fault] = [
     Fault("probes import", "deep-nesting", ".jsonl", lambda ws: _jsonl([GOOD_PROBE]) + _deep_line(),
           ":2:73: JSON nested deeper than 64 levels", _probes),
     Fault("probes import", "lone-surrogate", ".jsonl",
-          lambda ws: _jsonl([GOOD_PROBE]).replace(b"a seed", b"a \\udc80seed"), ":1:13: field 'text': a lone surrogate \\udc80 at character 3", _probes),
+          lambda ws: _jsonl([GOOD_PROBE]).replace(b"a seed", b"a \\udc80seed"),
+          ":1:13: field 'text': a lone surrogate \\udc80 at character 3", _probes),
     Fault("probes import", "huge-integer", ".jsonl",
           lambda ws: (json.dumps(GOOD_PROBE)[:-1] + ', "scenario": ' + HUGE_INT + "}\n").encode(),
           ":1:161: a number of 5,000 digits, longer than the limit of 100", _probes),
@@ -285,7 +292,7 @@ FAULTS: list[Fault] = [
     Fault("probes import", "50mb-seed", ".jsonl", lambda ws: _jsonl([_probe_row(ws, text="s" * FIFTY_MB)]),
           ":1: field 'text': 52,428,800 characters, longer than the limit of 1,000,000 for one field", _probes),
     Fault("probes import", "changed-stored-probe", ".jsonl", _changed_probe,
-          ":1: probe ", _probes),
+          ":1: probe ", _probes, any_db=False),
     Fault("probes import", "header-only", ".csv", lambda ws: _csv(list(GOOD_PROBE), []),
           ":2: no probes after the header", _probes),
     Fault("probes import", "empty", ".jsonl", lambda ws: b"", ":1: no probes in the file", _probes),
@@ -315,7 +322,8 @@ FAULTS: list[Fault] = [
     Fault("taxonomy check", "missing", ".toml", lambda ws: MISSING, ": no such file", _taxonomy),
     Fault("taxonomy check", "random-bytes", ".toml", lambda ws: bytes(range(256)) * 8, ":2:118: not UTF-8 (byte 0x80)",
           _taxonomy),
-    Fault("taxonomy check", "truncated", ".toml", lambda ws: ws.taxonomy_text.encode()[:-40], ":1: Unterminated string", _taxonomy),
+    Fault("taxonomy check", "truncated", ".toml", lambda ws: ws.taxonomy_text.encode()[:-40],
+          ":1: Unterminated string", _taxonomy),
     Fault("taxonomy check", "50mb-title", ".toml",
           lambda ws: ws.taxonomy_text.replace('title = "My population"', 'title = "' + "t" * FIFTY_MB + '"').encode(),
           ":6: title: 52,428,800 characters, longer than the limit of 1,000,000", _taxonomy),
@@ -323,10 +331,12 @@ FAULTS: list[Fault] = [
           lambda ws: ws.taxonomy_text.replace('name = "my_population"', "name = 5").encode(),
           ":5: missing 'name'", _taxonomy),
     # -- restore --------------------------------------------------------------------------------------------
-    Fault("restore", "random-bytes", ".jsonl.gz", lambda ws: bytes(range(256)) * 8, ":1: not a gzip file (a dump is the .jsonl.gz `python -m core dump` writes)", _restore),
+    Fault("restore", "random-bytes", ".jsonl.gz", lambda ws: bytes(range(256)) * 8,
+          ":1: not a gzip file (a dump is the .jsonl.gz `python -m core dump` writes)", _restore),
     Fault("restore", "truncated-gzip", ".jsonl.gz", lambda ws: ws.dump(ws.dump_lines)[:5000],
           ":54: the gzip data ends early (a truncated or partly copied file); nothing was restored", _restore),
-    Fault("restore", "not-gzipped", ".jsonl.gz", lambda ws: b"".join(ws.dump_lines), ":1: not a gzip file (a dump is the .jsonl.gz `python -m core dump` writes)", _restore),
+    Fault("restore", "not-gzipped", ".jsonl.gz", lambda ws: b"".join(ws.dump_lines),
+          ":1: not a gzip file (a dump is the .jsonl.gz `python -m core dump` writes)", _restore),
     Fault("restore", "empty-gzip", ".jsonl.gz", lambda ws: gzip.compress(b""), ":1: an empty dump", _restore),
     Fault("restore", "wrong-type", ".jsonl.gz", lambda ws: ws.dump_with("completions", _put("prompt_tokens", "many")),
           ":30: table completions, column prompt_tokens: expected an integer, found \"many\"", _restore),
@@ -365,9 +375,11 @@ FAULTS: list[Fault] = [
           lambda ws: ws.dump([*ws.dump_lines[:2], b'{"table": "probes", "row": {"probe_id": "\xff"}}\n']),
           ":3:42: not UTF-8 (byte 0xff)", _restore),
     Fault("restore", "nul-in-text", ".jsonl.gz",
-          lambda ws: ws.dump_with("completions", _put("text", "a\x00b")), ":30:160: field 'row.text': a NUL character at character 2", _restore),
+          lambda ws: ws.dump_with("completions", _put("text", "a\x00b")),
+          ":30:160: field 'row.text': a NUL character at character 2", _restore),
     # -- import-align ---------------------------------------------------------------------------------------
-    Fault("import-align", "truncated", ".csv", lambda ws: ws.align_csv()[:-30], ":5:103: malformed CSV record: the quote opened here is never closed", _align),
+    Fault("import-align", "truncated", ".csv", lambda ws: ws.align_csv()[:-30],
+          ":5:103: malformed CSV record: the quote opened here is never closed", _align),
     Fault("import-align", "mistyped-row", ".jsonl",
           lambda ws: _jsonl([*ws.align_rows()[:2], {**ws.align_rows()[2], "jb_response_m1": 5}]),
           ":3 (column jb_response_m1): expected the model's answer as text", _align),
@@ -381,7 +393,8 @@ FAULTS: list[Fault] = [
     Fault("import-align", "deep-nesting", ".jsonl", lambda ws: _jsonl(ws.align_rows()[:1]) + _deep_line(),
           ":2:73: JSON nested deeper than 64 levels", _align),
     Fault("import-align", "lone-surrogate", ".jsonl",
-          lambda ws: _jsonl(ws.align_rows()).replace(b"seed 1", b"seed \\udc801"), ":2:16: field 'text': a lone surrogate \\udc80 at character 6",
+          lambda ws: _jsonl(ws.align_rows()).replace(b"seed 1", b"seed \\udc801"),
+          ":2:16: field 'text': a lone surrogate \\udc80 at character 6",
           _align),
     Fault("import-align", "huge-integer", ".jsonl",
           lambda ws: _jsonl(ws.align_rows()[:1]) + (json.dumps(ws.align_rows()[1])[:-1] + ', "n": '
@@ -392,7 +405,8 @@ FAULTS: list[Fault] = [
     Fault("import-align", "random-bytes", ".parquet", lambda ws: bytes(range(256)) * 8, ": not a readable parquet",
           _align),
     Fault("import-align", "unclosed-quote", ".csv",
-          lambda ws: ws.align_csv().replace(b"seed 1,", b'"seed 1,', 1), ":3:1: malformed CSV record: the quote opened here closes on line 3, column 104, and text f", _align),
+          lambda ws: ws.align_csv().replace(b"seed 1,", b'"seed 1,', 1),
+          ":3:1: malformed CSV record: the quote opened here closes on line 3, column 104, and text f", _align),
     Fault("import-align", "nul-in-answer", ".csv",
           lambda ws: ws.align_csv().replace(b"help with that 2", b"help with\x00 that 2"),
           ":4 (column jb_response_m1): a NUL character", _align),
@@ -407,17 +421,20 @@ FAULTS: list[Fault] = [
     Fault("verdicts import", "directory", ".csv", lambda ws: DIRECTORY, ": is a directory, not a file", _sheet),
     Fault("verdicts import", "missing", ".csv", lambda ws: MISSING, ": no such file", _sheet),
     Fault("verdicts import", "nul-in-note", ".csv",
-          lambda ws: ws.labels_sheet(_sheet_rows(ws)).replace(b"fine", b"fi\x00ne"), ":2:3: column 'note': a NUL character at character 3",
+          lambda ws: ws.labels_sheet(_sheet_rows(ws)).replace(b"fine", b"fi\x00ne"),
+          ":2:3: column 'note': a NUL character at character 3",
           _sheet),
     Fault("verdicts import", "50mb-note", ".csv",
           lambda ws: ws.labels_sheet([[*row[:2], "n" * FIFTY_MB] if i == 1 else row
                                       for i, row in enumerate(_sheet_rows(ws))]),
           ":3:3: column 'note': 52,428,800 characters, longer than the limit of 1,000,000 for one fie", _sheet),
-    Fault("verdicts import", "random-bytes", ".csv", lambda ws: bytes(range(256)) * 8, ":2:118: not UTF-8 (byte 0x80)", _sheet),
+    Fault("verdicts import", "random-bytes", ".csv", lambda ws: bytes(range(256)) * 8,
+          ":2:118: not UTF-8 (byte 0x80)", _sheet),
     Fault("verdicts import", "utf16", ".csv", lambda ws: ws.labels_sheet(_sheet_rows(ws)).decode().encode("utf-16"),
           ":1:1: the file looks like UTF-16", _sheet),
     Fault("verdicts import", "unknown-label", ".csv",
-          lambda ws: ws.labels_sheet([[ws.completion_ids[0], "maybe", ""]]), ":2: label 'maybe': a human verdict is 'refused' or 'complied'", _sheet),
+          lambda ws: ws.labels_sheet([[ws.completion_ids[0], "maybe", ""]]),
+          ":2: label 'maybe': a human verdict is 'refused' or 'complied'", _sheet),
     # -- judge-eval --labels ----------------------------------------------------------------------------------
     Fault("judge-eval", "unclosed-quote", ".csv",
           lambda ws: b'prompt,completion,label\np,"an answer,refused\np2,c2,complied\n',
@@ -431,6 +448,13 @@ FAULTS: list[Fault] = [
     Fault("judge-eval", "50mb-completion", ".csv",
           lambda ws: b"prompt,completion,label\np," + b"z" * FIFTY_MB + b",complied\n",
           ":2:2: column 'completion': 52,428,800 characters, longer than the limit of 1,000,000 for o", _judge_eval),
+    # -- judge-train --labels (gzipped or not) -------------------------------------------------------------------
+    Fault("judge-train", "directory", ".csv", lambda ws: DIRECTORY, ": is a directory, not a file", _judge_train),
+    Fault("judge-train", "truncated-gzip", ".csv.gz",
+          lambda ws: gzip.compress(b"prompt,completion,label\n" + b"p,I cannot,refused\n" * 200)[:60],
+          ": the gzip data ends early", _judge_train),
+    Fault("judge-train", "random-bytes", ".csv.gz", lambda ws: bytes(range(256)) * 8, ":1: not a gzip file",
+          _judge_train),
     # -- mitigate --pairs ---------------------------------------------------------------------------------------
     Fault("pairs", "deep-nesting", ".jsonl", lambda ws: ws.pairs(extra=_deep_line("prompt")),
           ":4:75: JSON nested deeper than 64 levels", _pairs),
@@ -445,15 +469,23 @@ FAULTS: list[Fault] = [
           ":2:37: field 'chosen': a NUL character at character 3", _pairs),
     Fault("pairs", "wrong-types", ".jsonl", lambda ws: ws.pairs(_put("prompt", 5)),
           ":2: field 'prompt' is empty or not a string", _pairs),
-    Fault("pairs", "truncated", ".jsonl", lambda ws: ws.pairs()[:-30], ":3:236: invalid JSON: Unterminated string", _pairs),
+    Fault("pairs", "truncated", ".jsonl", lambda ws: ws.pairs()[:-30],
+          ":3:236: invalid JSON: Unterminated string", _pairs),
     # -- probes build --counterfactual --claims -------------------------------------------------------------
     Fault("claims", "deep-nesting", ".jsonl", lambda ws: b"".join(ws.claims) + _deep_line("template"),
           ":3:77: JSON nested deeper than 64 levels", _claims),
     Fault("claims", "lone-surrogate", ".jsonl",
-          lambda ws: b"".join(ws.claims).replace(b"driving", b"dri\\udc80ving", 1), ":1:95: field 'template': a lone surrogate \\udc80", _claims),
+          lambda ws: b"".join(ws.claims).replace(b"driving", b"dri\\udc80ving", 1),
+          ":1:95: field 'template': a lone surrogate \\udc80", _claims),
     Fault("claims", "huge-integer", ".jsonl", lambda ws: b"".join(ws.claims) + b'{"claim_id": ' + HUGE_INT.encode()
           + b"}\n", ":3:14: a number of 5,000 digits", _claims),
     Fault("claims", "directory", ".jsonl", lambda ws: DIRECTORY, ": is a directory, not a file", _claims),
+    Fault("claims", "scenarios-deep-nesting", ".jsonl", lambda ws: _deep_line("scenario"),
+          ":1:77: JSON nested deeper than 64 levels", lambda file, db, out: [
+              "probes", "build", "--counterfactual", "--scenarios", str(file), "--out", str(out)]),
+    Fault("claims", "templates-not-utf8", ".jsonl", lambda ws: b'{"template": "caf\xe9"}\n',
+          ":1:18: not UTF-8 (byte 0xe9)", lambda file, db, out: [
+              "probes", "build", "--counterfactual", "--templates", str(file), "--out", str(out)]),
 ]
 
 
@@ -492,15 +524,19 @@ def write_fault(fault: Fault, ws: Workspace, folder: Path) -> Path:
     return path
 
 
-def attempt(fault: Fault, ws: Workspace, folder: Path, env: dict[str, str] | None = None) -> Outcome:
-    """Run the fault's command once in `folder` (a fresh copy of the base database, or none with fresh_db)."""
+def attempt(fault: Fault, ws: Workspace, folder: Path, env: dict[str, str] | None = None,
+            db: Path | None = None) -> Outcome:
+    """Run the fault's command once in `folder`, against `db` (the soak's), else a fresh copy of the base database
+    (none with fresh_db)."""
     from tests.reliability import harness
 
     folder.mkdir(parents=True, exist_ok=True)
     path = write_fault(fault, ws, folder)
-    db, out = folder / "audit.duckdb", folder / "out"
-    if not fault.fresh_db:
-        shutil.copy(ws.base_db, db)
+    out = folder / "out"
+    if db is None or fault.fresh_db:
+        db = folder / "audit.duckdb"
+        if not fault.fresh_db:
+            shutil.copy(ws.base_db, db)
     before_hash = _sha256(db)
     before_files = {p.name for p in folder.iterdir()}
     done = subprocess.run([PYTHON, "-m", "core", *fault.argv(path, db, out)], capture_output=True, text=True,
@@ -542,7 +578,8 @@ def main() -> int:
     total: collections.Counter = collections.Counter()
     for surface, counts in tally(outcomes).items():
         total.update(counts)
-        print(f"{surface:16} tried {sum(counts.values()):3}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        print(f"{surface:16} tried {sum(counts.values()):3}: {shown}")
     print(f"{'all':16} tried {sum(total.values()):3}: " + ", ".join(f"{k} {v}" for k, v in sorted(total.items())))
     return 0
 

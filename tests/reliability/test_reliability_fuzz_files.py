@@ -189,7 +189,8 @@ PROBES = _jsonl([GOOD_PROBE, {**GOOD_PROBE, "group": "women"}, {**GOOD_PROBE, "j
 @given(data=st.data())
 def test_fuzz_probes_import(ws, data):
     file = data.draw(mutated(PROBES, json_lines=True))
-    code, err, changed = run_surface(ws, file, ".jsonl", lambda f, db, out: ["probes", "import", str(f), "--db", str(db)])
+    code, err, changed = run_surface(ws, file, ".jsonl",
+                                     lambda f, db, out: ["probes", "import", str(f), "--db", str(db)])
     check(code, err, changed, jsonl_well_formed(file))
 
 
