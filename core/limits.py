@@ -266,9 +266,9 @@ _ESCAPE = re.compile(r"\\u([dD][89abAB][0-9a-fA-F]{2})(?:\\u([dD][c-fC-F][0-9a-f
 def _escape_column(text: str, problem: str) -> int | None:
     """The column of the first escape that makes `problem` (a lone surrogate or a NUL) in a JSON text."""
     for found in _ESCAPE.finditer(text):
-        if problem.startswith("a NUL") and found.group() == "\\u0000":
+        if "a NUL" in problem and found.group() == "\\u0000":
             return found.start() + 1
-        if problem.startswith("a lone") and found.group() != "\\u0000" and (found.group(1) is None
+        if "a lone" in problem and found.group() != "\\u0000" and (found.group(1) is None
                                                                             or found.group(2) is None):
             return found.start() + 1
     return None
@@ -283,7 +283,7 @@ def _string_problems(value: Any, field: str = "") -> tuple[str, str] | None:
         for key, item in value.items():
             reason = text_problem(key)
             if reason:
-                return (field or key, f"a key {reason}")
+                return (field, f"a key: {reason}")
             found = _string_problems(item, f"{field}.{key}" if field else key)
             if found:
                 return found

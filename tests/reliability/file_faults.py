@@ -543,7 +543,7 @@ def attempt(fault: Fault, ws: Workspace, folder: Path, env: dict[str, str] | Non
                           env={**(env or harness.cli_env()), **dict(fault.env)}, cwd=ROOT, timeout=300)
     created = sorted({p.name for p in folder.iterdir()} - before_files)
     whole = fault.make(ws) in (MISSING, DIRECTORY) or fault.suffix == ".parquet"  # no line to name
-    pattern = re.escape(str(path)) + (r": " if whole else r":\d+")
+    pattern = re.escape(str(path)) + (r"(:\d+)?: " if whole else r":\d+")
     return Outcome(fault, path, done.returncode, done.stderr, "Traceback" in done.stderr,
                    re.search(pattern, done.stderr) is not None, f"{path}{fault.message}" in done.stderr,
                    _sha256(db) != before_hash, created)
