@@ -109,6 +109,11 @@ def read_bytes(path, what: str, error: ErrorFactory) -> bytes:
         raise error(f"{path}: cannot read the {what}: {exc.strerror}") from None
 
 
+def _lines_in(data: bytes | bytearray) -> int:
+    """The line a text that ends after `data` is on."""
+    return data.count(b"\n") + 1
+
+
 def gunzip(data: bytes, where: str, error: ErrorFactory, ratio: int = 20) -> bytes:
     """The decompressed bytes of a gzip file, or error("FILE: reason"): not gzip, corrupt, cut short, or larger
     decompressed than `ratio` times the input limit (a small hostile file that would fill the memory)."""
@@ -116,19 +121,27 @@ def gunzip(data: bytes, where: str, error: ErrorFactory, ratio: int = 20) -> byt
     import zlib
 
     limit = max_input_bytes() * ratio
+    out = bytearray()
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
-            out = handle.read(limit + 1)
+            while len(out) <= limit:
+                chunk = handle.read(1 << 20)
+                if not chunk:
+                    break
+                out += chunk
     except gzip.BadGzipFile as exc:
-        raise error(f"{where}:1: not a gzip file, or corrupt gzip data ({exc})") from None
-    except EOFError:
-        raise error(f"{where}: the gzip data ends early (a truncated or partly copied file)") from None
+        if not out and "Not a gzipped file" in str(exc):
+            raise error(f"{where}:1: not a gzip file ({exc})") from None
+        raise error(f"{where}:{_lines_in(out)}: corrupt gzip data ({exc})") from None
+    except EOFError:  # the line where the readable text stops
+        raise error(f"{where}:{_lines_in(out)}: the gzip data ends early (a truncated or partly copied "
+                    "file)") from None
     except (zlib.error, OSError) as exc:
-        raise error(f"{where}: corrupt gzip data ({exc})") from None
+        raise error(f"{where}:{_lines_in(out)}: corrupt gzip data ({exc})") from None
     if len(out) > limit:
         raise error(f"{where}: decompressed, the file is larger than {limit / 2**20:,.0f} MB ({ratio} times the "
                     f"input limit); raise {MAX_INPUT_MB_ENV} for a file this large")
-    return out
+    return bytes(out)
 
 
 def utf16_message(where: str, data: bytes) -> str | None:

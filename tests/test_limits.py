@@ -106,7 +106,7 @@ def test_gunzip_refuses_what_is_not_gzip_cut_short_or_too_large(monkeypatch):
     assert gunzip(data, "f.gz", Refused) == b"x" * 100_000
     with pytest.raises(Refused, match="f.gz:1: not a gzip file"):
         gunzip(b"plain text", "f.gz", Refused)
-    with pytest.raises(Refused, match="f.gz: the gzip data ends early"):
+    with pytest.raises(Refused, match=r"f.gz:1: the gzip data ends early"):
         gunzip(data[:40], "f.gz", Refused)
     monkeypatch.setenv("AUDIT_MAX_INPUT_MB", "0.001")
     with pytest.raises(Refused, match="decompressed, the file is larger than"):

@@ -452,7 +452,7 @@ FAULTS: list[Fault] = [
     Fault("judge-train", "directory", ".csv", lambda ws: DIRECTORY, ": is a directory, not a file", _judge_train),
     Fault("judge-train", "truncated-gzip", ".csv.gz",
           lambda ws: gzip.compress(b"prompt,completion,label\n" + b"p,I cannot,refused\n" * 200)[:60],
-          ": the gzip data ends early", _judge_train),
+          ":1: the gzip data ends early", _judge_train),
     Fault("judge-train", "random-bytes", ".csv.gz", lambda ws: bytes(range(256)) * 8, ":1: not a gzip file",
           _judge_train),
     # -- mitigate --pairs ---------------------------------------------------------------------------------------
