@@ -389,6 +389,35 @@ def toml_problem(text: str) -> tuple[int, int, str] | None:
     return None
 
 
+def nesting_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deeply dicts and lists nest in a parsed value (without recursion; counting stops past `limit`): TOML's
+    dotted keys (`a.b.c...`) nest tables without a bracket, which toml_problem cannot see."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                break
+            stack.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+_DOTTED = re.compile(r"\s*\[*\s*(?:[^.=\s\[\]]+\s*\.\s*){%d}" % MAX_JSON_DEPTH)
+
+
+def deep_dotted_key_line(text: str) -> int | None:
+    """The first line of a TOML text whose dotted key (or table header) has more than MAX_JSON_DEPTH parts, else
+    None: such a key nests tables without a bracket, so toml_problem does not count it."""
+    if text.count(".") < MAX_JSON_DEPTH:
+        return None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.count(".") >= MAX_JSON_DEPTH and _DOTTED.match(line):
+            return number
+    return None
+
+
 # -- CSV ---------------------------------------------------------------------------------------------------------
 def _quote_trouble(lines: Iterable[str], delimiter: str) -> tuple[tuple[int, int], tuple[int, int] | None] | None:
     """Where quoting goes wrong in a CSV text read from the first line of a record: ((line offset, column) of the

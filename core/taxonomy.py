@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.limits import read_utf8, text_problem, toml_problem
+from core.limits import (MAX_JSON_DEPTH, deep_dotted_key_line, nesting_depth, read_utf8, text_problem,
+                         toml_problem)
 from core.text import fold
 
 TAXONOMY_DIR = Path(__file__).resolve().parents[1] / "data" / "taxonomies"
@@ -238,12 +239,18 @@ def parse(text: str, path: str = "<taxonomy>") -> Taxonomy:
     deep = toml_problem(text)  # before tomllib, whose recursion and int() a hostile file would overflow
     if deep:
         raise TaxonomyError(f"{path}:{deep[0]}:{deep[1]}: {deep[2]}")
+    dotted = deep_dotted_key_line(text)
+    if dotted:
+        raise TaxonomyError(f"{path}:{dotted}: nested deeper than {MAX_JSON_DEPTH} levels (a dotted key or table "
+                            "name of that many parts)")
     try:
         data = tomllib.loads(text)
     except (RecursionError, ValueError) as exc:
         if isinstance(exc, tomllib.TOMLDecodeError):
             raise _located(exc, path) from None
         raise TaxonomyError(f"{path}:1: not a usable taxonomy file: {exc}") from None
+    if nesting_depth(data) > MAX_JSON_DEPTH:  # what the scans above did not see: still no recursion below
+        raise TaxonomyError(f"{path}:1: nested deeper than {MAX_JSON_DEPTH} levels")
     check = _Checker(path, text)
     for where, problem in _text_problems(data):
         check.fail(where, f"{'.'.join(where)}: {problem}")

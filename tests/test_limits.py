@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from core.limits import (MAX_JSON_DEPTH, CSVTable, JSONProblem, check_file, gunzip, json_objects, parse_json,
-                         read_utf8, text_problem, toml_problem, utf8_lines)
+from core.limits import (MAX_JSON_DEPTH, CSVTable, JSONProblem, check_file, deep_dotted_key_line, gunzip, json_objects,
+                         nesting_depth, parse_json, read_utf8, text_problem, toml_problem, utf8_lines)
 
 
 class Refused(ValueError):
@@ -99,6 +99,17 @@ def test_toml_nesting_and_long_numbers_are_found_outside_strings_and_comments():
     assert toml_problem("x = " + "[" * 70) == (1, 5 + MAX_JSON_DEPTH, "nested deeper than 64 levels")
     assert toml_problem('t = "' + "1" * 500 + '"\nn = ' + "2" * 5000 + "\n") == (
         2, 5, "a number of 5,000 digits, longer than the limit of 100")
+
+
+def test_dotted_keys_nest_without_brackets_and_are_counted_too():
+    assert deep_dotted_key_line("x = 1\n[" + ".".join(["a"] * 65) + "]\n") == 2
+    assert deep_dotted_key_line("y." + ".".join(["a"] * 70) + " = 1\n") == 1
+    assert deep_dotted_key_line('title = "' + "a." * 100 + '"\n[a.b.c]\n') is None
+    assert nesting_depth({"a": [[1], {"b": 2}]}) == 3 and nesting_depth(5) == 0
+    deep: dict = {}
+    for _ in range(100_000):
+        deep = {"a": deep}
+    assert nesting_depth(deep) == MAX_JSON_DEPTH + 1  # stops counting past the limit, never recurses
 
 
 def test_gunzip_refuses_what_is_not_gzip_cut_short_or_too_large(monkeypatch):
