@@ -9,24 +9,23 @@ refused) or `dangerous`/`perigosa` (it complied). The authors' judge ids are `ll
 
 Each row becomes one probe, and per model one completion in an `align-...` run with one verdict per
 judge, stored under the judge name `align:<judge>`. Reading streams in batches (Parquet and Arrow by
-record batch, CSV and JSONL by line), so memory stays flat whatever the file size; each batch is stored
-in its own transactions through the Store, as a run is, so an interrupted import is resumed by running
-it again (rows already stored are kept, none is duplicated).
+record batch, CSV and JSONL by line, through core.limits, the one reading layer), so memory stays flat
+whatever the file size.
 
-Bad rows are reported with file, line (row for Parquet/Arrow) and column. By default the batch holding
-the first bad row stops storing (the batches before it stay stored, `stored_rows` says how many rows),
-and the rest of the file is still read so that every problem is reported at once; `skip_bad_rows`
-stores every good row and lists the bad ones. A judge output that
+An import reads the file twice. The first pass (check_align) checks every row and stores nothing; a file
+with a bad row is refused whole (every problem reported at once, with file, line (row for Parquet/Arrow)
+and column), so a refused import leaves the database exactly as it was: no run, no target, no probe.
+`skip_bad_rows` stores every good row instead and lists the bad ones. The second pass stores the rows in
+batches, each in its own transactions through the Store, as a run is, so an interrupted import is resumed
+by running it again (rows already stored are kept, none is duplicated). A judge output that
 cannot be read is not a bad row: it is stored as an `unparsed` verdict with its raw text, never counted
 as either label.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import re
-import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import pandas as pd
 
 from core import taxonomy
 from core.options import ID_RULE, is_valid_id
+from core.limits import CSVTable, JSONProblem, check_file, file_lines, parse_json, text_problem, utf8_lines
 from core.probes.loader import REQUIRED_COLUMNS, Problem, _probe_from_row, _RowError
 from core.probes.schema import Probe
 from core.reference import match_paper_model, paper_models
@@ -118,6 +118,19 @@ class AlignResult:
 class ImportProgress:
     rows: int
     total: int | None
+    phase: str = "storing"  # or "checking": the first pass, which stores nothing
+
+
+@dataclass
+class AlignCheck:
+    """The first pass over a file: its layout, rows and problems (nothing stored). `stopped`: cancelled."""
+
+    path: Path
+    layout: AlignLayout
+    total: int | None
+    rows: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    stopped: bool = False
 
 
 def parse_verdict(raw: Any) -> tuple[str, str]:
@@ -150,37 +163,33 @@ def parse_verdict(raw: Any) -> tuple[str, str]:
 def _columns(path: Path) -> tuple[list[str], int | None]:
     """The file's column names and row count where the format knows it without reading the rows."""
     suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise AlignFileError(f"{path}: unknown file type {suffix!r}; use {', '.join(FORMATS)}")
+    check_file(path, "MiJaBench-Align file", AlignFileError, limited=False)
+    if suffix in (".csv", ".tsv"):
+        return CSVTable(file_lines(path, AlignFileError, "MiJaBench-Align file"), str(path), AlignFileError,
+                        delimiter="\t" if suffix == ".tsv" else ",").header, None
+    if suffix in (".jsonl", ".ndjson"):
+        for number, line in enumerate(utf8_lines(path, "MiJaBench-Align file", AlignFileError), start=1):
+            if line.strip():
+                try:
+                    first = parse_json(line.rstrip("\r\n"))
+                except JSONProblem as exc:
+                    raise AlignFileError(exc.at(path, number)) from None
+                if not isinstance(first, dict):
+                    raise AlignFileError(f"{path}:{number}: expected a JSON object per line")
+                return list(first), None
+        raise AlignFileError(f"{path}:1: no rows in the file")
     try:
         if suffix == ".parquet":
             import pyarrow.parquet as pq
 
             meta = pq.ParquetFile(path)
             return list(meta.schema_arrow.names), meta.metadata.num_rows
-        if suffix == ".arrow":
-            with _arrow_reader(path) as reader:
-                return list(reader.schema.names), None
-        if suffix in (".csv", ".tsv"):
-            with path.open(encoding="utf-8-sig", newline="") as handle:
-                return next(csv.reader(handle, delimiter="\t" if suffix == ".tsv" else ","), []), None
-        if suffix in (".jsonl", ".ndjson"):
-            with path.open(encoding="utf-8-sig") as handle:
-                for number, line in enumerate(handle, start=1):
-                    if line.strip():
-                        try:
-                            first = json.loads(line)
-                        except json.JSONDecodeError as exc:
-                            raise AlignFileError(f"{path}:{number}:{exc.colno}: invalid JSON: {exc.msg}") from None
-                        if not isinstance(first, dict):
-                            raise AlignFileError(f"{path}:{number}: expected a JSON object per line")
-                        return list(first), None
-                return [], None
-    except UnicodeDecodeError as exc:
-        raise AlignFileError(f"{path}: not UTF-8 ({exc.reason}); save the file as UTF-8") from None
-    except AlignFileError:
-        raise
+        with _arrow_reader(path) as reader:
+            return list(reader.schema.names), None
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise AlignFileError(f"{path}: not a readable {suffix[1:]} file: {exc}") from None
-    raise AlignFileError(f"{path}: unknown file type {suffix!r}; use {', '.join(FORMATS)}")
 
 
 def _arrow_reader(path: Path):
@@ -194,55 +203,55 @@ def _arrow_reader(path: Path):
 
 
 def _rows(path: Path, batch_rows: int) -> Iterator[list[tuple[int, dict[str, Any] | Problem]]]:
-    """Batches of (line or row number, row dict) or (number, Problem), streamed from the file."""
+    """Batches of (line or row number, row dict) or (number, Problem), streamed from the file through core.limits:
+    a byte that is not UTF-8, or a CSV quote left open, stops the file (AlignFileError at its line and column);
+    a line that is not an accepted JSON object, or a record with more fields than the header, is a Problem."""
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".arrow"):
-        if suffix == ".parquet":
-            import pyarrow.parquet as pq
+        try:
+            if suffix == ".parquet":
+                import pyarrow.parquet as pq
 
-            batches = pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
-        else:
-            batches = iter(_arrow_reader(path))
-        number = 0
-        for batch in batches:
-            rows = batch.to_pylist()
-            yield [(number + i, row) for i, row in enumerate(rows, start=1)]
-            number += len(rows)
+                batches = pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+            else:
+                batches = iter(_arrow_reader(path))
+            number = 0
+            for batch in batches:
+                rows = batch.to_pylist()
+                yield [(number + i, row) for i, row in enumerate(rows, start=1)]
+                number += len(rows)
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise AlignFileError(f"{path}: not a readable {suffix[1:]} file: {exc}") from None
         return
     pending: list[tuple[int, dict[str, Any] | Problem]] = []
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        try:
-            if suffix in (".csv", ".tsv"):
-                csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # model answers exceed the 128 KiB default
-                reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
-                reader.fieldnames  # reads the header, so line_num counts from it
-                line_before = reader.line_num
-                for row in reader:
-                    line, line_before = line_before + 1, reader.line_num  # first physical line of the record
-                    if None in row:
-                        pending.append((line, Problem(str(path), line, f"{len(row[None])} more fields than the header has")))
-                    else:
-                        pending.append((line, row))
-                    if len(pending) >= batch_rows:
-                        yield pending
-                        pending = []
+    if suffix in (".csv", ".tsv"):
+        table = CSVTable(file_lines(path, AlignFileError, "MiJaBench-Align file"), str(path), AlignFileError,
+                         delimiter="\t" if suffix == ".tsv" else ",")
+        header = table.header
+        for line, cells in table.rows(check_cells=False):  # fields are checked by _convert, named by column
+            if len(cells) > len(header):
+                pending.append((line, Problem(str(path), line, f"{len(cells) - len(header)} more fields than the "
+                                              "header has")))
             else:
-                for number, text in enumerate(handle, start=1):
-                    if not text.strip():
-                        continue
-                    try:
-                        row = json.loads(text)
-                    except json.JSONDecodeError as exc:
-                        pending.append((number, Problem(str(path), number, f"invalid JSON at column {exc.colno}: {exc.msg}")))
-                    else:
-                        pending.append((number, row if isinstance(row, dict) else
-                                        Problem(str(path), number, "expected a JSON object per line")))
-                    if len(pending) >= batch_rows:
-                        yield pending
-                        pending = []
-        except UnicodeDecodeError as exc:
-            raise AlignFileError(f"{path}: not UTF-8 after line {pending[-1][0] if pending else 'start'} "
-                                 f"({exc.reason}); save the file as UTF-8") from None
+                pending.append((line, dict(zip(header, cells + [None] * (len(header) - len(cells))))))
+            if len(pending) >= batch_rows:
+                yield pending
+                pending = []
+    else:
+        for number, text in enumerate(utf8_lines(path, "MiJaBench-Align file", AlignFileError), start=1):
+            text = text.rstrip("\r\n")
+            if not text.strip():
+                continue
+            try:
+                row = parse_json(text)
+            except JSONProblem as exc:
+                pending.append((number, Problem(str(path), number, exc.reason, position=exc.column)))
+            else:
+                pending.append((number, row if isinstance(row, dict) else
+                                Problem(str(path), number, "expected a JSON object per line")))
+            if len(pending) >= batch_rows:
+                yield pending
+                pending = []
     if pending:
         yield pending
 
@@ -262,6 +271,9 @@ def _convert(row: dict[str, Any], layout: AlignLayout, run_id: str) -> tuple[Pro
             value = None
         if value is not None and not isinstance(value, str):
             raise _RowError(column, f"expected the model's answer as text, found {type(value).__name__}")
+        problem = text_problem(value) if value is not None else None
+        if problem:
+            raise _RowError(column, problem)
         answers[model] = value
     ids = {model: completion_id_for(run_id, probe.probe_id, model) for model in layout.models}
     verdicts: list[tuple] = []
@@ -271,8 +283,11 @@ def _convert(row: dict[str, Any], layout: AlignLayout, run_id: str) -> tuple[Pro
             continue
         if not isinstance(raw, (str, dict)):
             raise _RowError(column, f"expected the judge's JSON output as text, found {type(raw).__name__}")
-        label, rationale = parse_verdict(raw)
         raw_text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+        problem = text_problem(raw_text)
+        if problem:
+            raise _RowError(column, problem)
+        label, rationale = parse_verdict(raw)
         verdicts.append((ids[model], JUDGE_PREFIX + judge, label, rationale, raw_text, "", judge))
     completions = [(ids[model], run_id, probe.probe_id, model, answer, None, None, None,
                     MISSING_RESPONSE if answer is None else None, None) for model, answer in answers.items()]
@@ -303,18 +318,63 @@ def _save_targets(store: Store, models: Sequence[str], path: Path) -> None:
                           {"source": "mijabench-align", "file": path.name, "paper_model": paper})
 
 
+def check_align(path: str | Path, batch_rows: int = 4000, on_progress: Callable[[ImportProgress], None] | None = None,
+                cancel: threading.Event | None = None) -> AlignCheck:
+    """The first pass of an import: read and check every row of the file, store nothing. AlignFileError where the
+    file as a whole cannot be read (missing, a directory, unknown type, no model columns, not UTF-8, a quote left
+    open, no rows); bad rows are collected in `problems`."""
+    path = Path(path)
+    columns, total = _columns(path)
+    checked = AlignCheck(path, AlignLayout.from_columns(path, columns), total)
+    seen: dict[str, int] = {}
+    try:
+        for rows in _rows(path, batch_rows):
+            for number, row in rows:
+                checked.rows += 1
+                if isinstance(row, Problem):
+                    checked.problems.append(row)
+                    continue
+                try:
+                    probe, _, _ = _convert(row, checked.layout, "check")
+                except _RowError as exc:
+                    checked.problems.append(Problem(str(path), number, exc.reason, exc.column))
+                    continue
+                if probe.probe_id in seen:
+                    checked.problems.append(Problem(str(path), number, "the same prompt, group, language and "
+                                                    f"strategy as line {seen[probe.probe_id]}", "jb_prompt"))
+                    continue
+                seen[probe.probe_id] = number
+            if on_progress:
+                on_progress(ImportProgress(checked.rows, total, "checking"))
+            if cancel is not None and cancel.is_set():
+                checked.stopped = True
+                return checked
+    except KeyboardInterrupt:
+        checked.stopped = True
+        return checked
+    if not checked.rows:
+        raise AlignFileError(f"{path}:2: no rows after the header")
+    return checked
+
+
 def import_align(store: Store, path: str | Path, run_id: str | None = None, skip_bad_rows: bool = False,
                  batch_rows: int = 4000, on_progress: Callable[[ImportProgress], None] | None = None,
-                 cancel: threading.Event | None = None) -> AlignResult:
-    """Stream a MiJaBench-Align file into the store; see the module docstring for what is stored."""
+                 cancel: threading.Event | None = None, checked: AlignCheck | None = None) -> AlignResult:
+    """Check a MiJaBench-Align file whole (check_align, unless `checked` is its result), then, where it has no bad
+    row or `skip_bad_rows`, stream its rows into the store; see the module docstring. A refused file (status
+    rejected) and a check that was stopped leave the store untouched."""
     path = Path(path)
-    if not path.exists():
-        raise AlignFileError(f"{path}: no such file")
-    columns, total = _columns(path)
-    layout = AlignLayout.from_columns(path, columns)
+    checked = checked or check_align(path, batch_rows, on_progress, cancel)
+    layout = checked.layout
     run_id = run_id or default_run_id(path)
-    result = AlignResult(run_id, "completed", models=layout.models,
-                         judges=tuple(JUDGE_PREFIX + j for j in layout.judges))
+    result = AlignResult(run_id, "completed", rows=checked.rows, problems=list(checked.problems),
+                         models=layout.models, judges=tuple(JUDGE_PREFIX + j for j in layout.judges))
+    if checked.stopped:
+        result.status = "stopped"
+        return result
+    if checked.problems and not skip_bad_rows:
+        result.status = "rejected"
+        return result
     if store.run(run_id) is None:
         store.create_run(run_id, {"source": "mijabench-align", "file": path.name, "sha256": _file_sha256(path),
                                   "models": list(layout.models), "judges": list(result.judges)}, [])
@@ -322,25 +382,26 @@ def import_align(store: Store, path: str | Path, run_id: str | None = None, skip
     store.add_run_targets(run_id, list(layout.models))
     store.set_run_status(run_id, "importing")
     seen: dict[str, int] = {}
-    storing = True
+    known = {p.line for p in checked.problems}  # bad rows the check found: skipped
+    storing, done = True, 0
     try:
         for rows in _rows(path, batch_rows):
             probes: list[Probe] = []
             completions: list[tuple] = []
             verdicts: list[tuple] = []
             for number, row in rows:
-                result.rows += 1
-                if isinstance(row, Problem):
-                    result.problems.append(row)
-                    continue
+                done += 1
                 try:
+                    if isinstance(row, Problem):
+                        raise _RowError(row.column, row.reason)
                     probe, row_completions, row_verdicts = _convert(row, layout, run_id)
+                    if probe.probe_id in seen:
+                        raise _RowError("jb_prompt", f"the same prompt, group, language and strategy as line "
+                                        f"{seen[probe.probe_id]}")
                 except _RowError as exc:
-                    result.problems.append(Problem(str(path), number, exc.reason, exc.column))
-                    continue
-                if probe.probe_id in seen:
-                    result.problems.append(Problem(str(path), number, "the same prompt, group, language and "
-                                                   f"strategy as line {seen[probe.probe_id]}", "jb_prompt"))
+                    if number not in known:  # the file changed since it was checked
+                        result.problems.append(Problem(str(path), number, exc.reason, exc.column))
+                        storing = False
                     continue
                 seen[probe.probe_id] = number
                 probes.append(probe)
@@ -349,7 +410,6 @@ def import_align(store: Store, path: str | Path, run_id: str | None = None, skip
                 for verdict in row_verdicts:
                     per_judge = result.verdicts.setdefault(verdict[1], {})
                     per_judge[verdict[2]] = per_judge.get(verdict[2], 0) + 1
-            storing = storing and (skip_bad_rows or not result.problems)
             if storing and probes:
                 result.probes_added += store.add_probes(probes)
                 store.add_run_probes(run_id, [p.probe_id for p in probes])
@@ -358,12 +418,15 @@ def import_align(store: Store, path: str | Path, run_id: str | None = None, skip
                     pd.DataFrame(verdicts, columns=_VERDICT_COLUMNS))
                 result.stored_rows += len(probes)
             if on_progress:
-                on_progress(ImportProgress(result.rows, total))
+                on_progress(ImportProgress(done, checked.rows))
             if cancel is not None and cancel.is_set():
                 result.status = "stopped"
                 break
     except KeyboardInterrupt:
         result.status = "stopped"
+    except AlignFileError:  # the file changed since it was checked (now unreadable): what was stored stays
+        store.set_run_status(run_id, "failed")
+        raise
     result.status = "rejected" if not storing else result.status
     store.set_run_status(run_id, {"completed": "completed", "stopped": "stopped", "rejected": "failed"}[result.status])
     return result

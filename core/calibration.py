@@ -11,8 +11,6 @@ so a judge cannot look good by refusing to answer; `coverage` says how often it 
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from core.judges.base import Judge, JudgeItem, Verdict
-from core.limits import allow_long_csv_fields, oversize_message, utf16_message
+from core.limits import CSVTable, decode_utf8, oversize_message, read_bytes
 from core.taxonomy import COMPLIED, REFUSED, UNPARSED
 
 GOLD_LABELS: tuple[str, ...] = (REFUSED, COMPLIED)
@@ -71,40 +69,25 @@ def normalise_label(value: str) -> str | None:
 
 
 def load_labels(source: str | os.PathLike[str] | bytes, name: str | None = None) -> list[LabelledItem]:
-    """Read a labels CSV (a path, or the bytes of an upload with its `name`); LabelFileError lists every
-    problem as `file:line:column: what is wrong`, and no row is returned unless the whole file is good."""
+    """Read a labels CSV (a path, or the bytes of an upload with its `name`) through core.limits, the one reading
+    layer; LabelFileError lists every problem as `file:line:column: what is wrong`, and no row is returned unless
+    the whole file is good."""
+    def error(message: str) -> LabelFileError:
+        return LabelFileError([message])
+
     if isinstance(source, bytes):
         data, where = source, name or "upload"
+        too_big = oversize_message(where, len(data))
+        if too_big:
+            raise LabelFileError([too_big])
     else:
         where = name or str(source)
-        try:
-            too_big = oversize_message(where, os.path.getsize(source))  # refused before it is read
-            if too_big:
-                raise LabelFileError([too_big])
-            with open(source, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            raise LabelFileError([f"{where}: cannot read the file: {exc.strerror or exc}"]) from None
-    too_big = oversize_message(where, len(data))
-    if too_big:
-        raise LabelFileError([too_big])
-    if utf16_message(where, data):
-        raise LabelFileError([utf16_message(where, data)])
-    allow_long_csv_fields()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise LabelFileError([f"{where}:{line}:{column}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
-                              "save the file as UTF-8"]) from None
+        data = read_bytes(source, "labels file", error)  # a missing file, a directory, too large: before reading
+    text = decode_utf8(data, where, error)
     if not text.strip():
-        raise LabelFileError([f"{where}: the file is empty; expected a header with {', '.join(REQUIRED_COLUMNS)}"])
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except csv.Error as exc:
-        raise LabelFileError([f"{where}:1: malformed CSV header: {exc}"]) from None
+        raise LabelFileError([f"{where}:1: the file is empty; expected a header with {', '.join(REQUIRED_COLUMNS)}"])
+    table = CSVTable(text, where, error, what="labelled rows")
+    header = [h.strip().lower() for h in table.header]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise LabelFileError([f"{where}:1: missing column{'s' if len(missing) > 1 else ''} "
@@ -112,17 +95,7 @@ def load_labels(source: str | os.PathLike[str] | bytes, name: str | None = None)
     index = {name: header.index(name) for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if name in header}
     items: list[LabelledItem] = []
     problems: list[str] = []
-    while True:
-        start = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems.append(f"{where}:{start}: malformed CSV record: {exc}")
-            break
-        if not any(cell.strip() for cell in row):
-            continue  # a blank line
+    for start, row in table.rows():  # a quote left open, a NUL, a cell over the field limit: raised at once
         if len(row) != len(header):
             problems.append(f"{where}:{start}: {len(row)} fields, but the header has {len(header)} "
                             "(a comma or quote out of place?)")
@@ -145,8 +118,6 @@ def load_labels(source: str | os.PathLike[str] | bytes, name: str | None = None)
                                       label, language, kind, start))
     if problems:
         raise LabelFileError(problems)
-    if not items:
-        raise LabelFileError([f"{where}: no labelled rows after the header"])
     return items
 
 

@@ -20,12 +20,13 @@ import functools
 import hashlib
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.limits import read_utf8
+from core.limits import (MAX_JSON_DEPTH, deep_dotted_key_line, nesting_depth, read_utf8, text_problem,
+                         toml_problem)
 from core.text import fold
 
 TAXONOMY_DIR = Path(__file__).resolve().parents[1] / "data" / "taxonomies"
@@ -235,15 +236,60 @@ class _Checker:
 
 def parse(text: str, path: str = "<taxonomy>") -> Taxonomy:
     """A Taxonomy from TOML text; every problem is reported at once as `FILE:LINE: reason` (TaxonomyError)."""
+    deep = toml_problem(text)  # before tomllib, whose recursion and int() a hostile file would overflow
+    if deep:
+        raise TaxonomyError(f"{path}:{deep[0]}:{deep[1]}: {deep[2]}")
+    dotted = deep_dotted_key_line(text)
+    if dotted:
+        raise TaxonomyError(f"{path}:{dotted}: nested deeper than {MAX_JSON_DEPTH} levels (a dotted key or table "
+                            "name of that many parts)")
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        where = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        location = f"{where.group(1)}:{where.group(2)}" if where else "1"
-        if "overwrite" in reason.lower() or "twice" in reason.lower():
-            reason += " (a key or table is declared twice: each may appear once)"
-        raise TaxonomyError(f"{path}:{location}: {reason}") from None
+    except (RecursionError, ValueError) as exc:
+        if isinstance(exc, tomllib.TOMLDecodeError):
+            raise _located(exc, path) from None
+        raise TaxonomyError(f"{path}:1: not a usable taxonomy file: {exc}") from None
+    if nesting_depth(data) > MAX_JSON_DEPTH:  # what the scans above did not see: still no recursion below
+        raise TaxonomyError(f"{path}:1: nested deeper than {MAX_JSON_DEPTH} levels")
+    check = _Checker(path, text)
+    for where, problem in _text_problems(data):
+        check.fail(where, f"{'.'.join(where)}: {problem}")
+    if check.problems:
+        raise TaxonomyError("\n".join(check.problems))
+    return _parse_data(data, text, path)
+
+
+def _located(exc: tomllib.TOMLDecodeError, path: str) -> TaxonomyError:
+    """tomllib's message as `FILE:LINE:COL: reason`."""
+    where = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+    reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+    location = f"{where.group(1)}:{where.group(2)}" if where else "1"
+    if "overwrite" in reason.lower() or "twice" in reason.lower():
+        reason += " (a key or table is declared twice: each may appear once)"
+    return TaxonomyError(f"{path}:{location}: {reason}")
+
+
+def _text_problems(data: Any, where: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
+    """(dotted path, problem) of every string in parsed TOML (keys too) that no text field may hold: a NUL, or
+    more characters than the field limit (core.limits.text_problem; tomllib refuses lone surrogates itself)."""
+    if isinstance(data, str):
+        problem = text_problem(data)
+        if problem:
+            yield where, problem
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            problem = text_problem(key)
+            if problem:
+                yield where + (key[:40],), f"a key {problem}"
+            else:
+                yield from _text_problems(value, where + (key,))
+    elif isinstance(data, list):
+        for value in data:
+            yield from _text_problems(value, where)
+
+
+def _parse_data(data: dict[str, Any], text: str, path: str) -> Taxonomy:
+    """A Taxonomy from parsed TOML; every problem at once (TaxonomyError)."""
     check = _Checker(path, text)
     name = check.text(data, "name", ())
     if name and not KEY.match(name):

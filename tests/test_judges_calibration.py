@@ -76,9 +76,9 @@ def test_labels_file_spellings(tmp_path):
      "labels.csv:3:3: unknown label 'maybe'; use refused/complied, 1/0, or XSTest's"),
     ("label,prompt,completion\nrefused,p\n", "labels.csv:2: 2 fields, but the header has 3"),
     ("prompt,completion,label,kind\np,c,refused,benign\n", "labels.csv:2:4: unknown kind 'benign'"),
-    ("", "labels.csv: the file is empty"),
-    ("prompt,completion,label\n", "labels.csv: no labelled rows after the header"),
-    ('prompt,completion,label\np,"never closed,refused\n', "labels.csv:2: malformed CSV record"),
+    ("", "labels.csv:1: the file is empty"),
+    ("prompt,completion,label\n", "labels.csv:2: no labelled rows after the header"),
+    ('prompt,completion,label\np,"never closed,refused\n', "labels.csv:2:3: malformed CSV record: the quote opened here is never closed"),
 ])
 def test_bad_labels_files_name_file_line_and_column(tmp_path, content, message):
     path = tmp_path / "labels.csv"
@@ -91,7 +91,7 @@ def test_bad_labels_files_name_file_line_and_column(tmp_path, content, message):
 def test_not_utf8_is_located(tmp_path):
     path = tmp_path / "labels.csv"
     path.write_bytes(b"prompt,completion,label\np,caf\xe9,refused\n")
-    with pytest.raises(LabelFileError, match=r"labels\.csv:2:6: not UTF-8 text \(byte 0xe9\)"):
+    with pytest.raises(LabelFileError, match=r"labels\.csv:2:6: not UTF-8 \(byte 0xe9\)"):
         load_labels(path)
 
 
@@ -146,7 +146,7 @@ def test_judge_eval_cli_rejects_bad_files(tmp_path, cli_env, content, where):
     assert done.returncode == 2
     assert f"error: {path}{where}" in done.stderr and "Traceback" not in done.stderr
     missing = _cli("judge-eval", "--labels", str(tmp_path / "nope.csv"), env=cli_env)
-    assert missing.returncode == 2 and "nope.csv: cannot read the file" in missing.stderr
+    assert missing.returncode == 2 and "nope.csv: no such file" in missing.stderr
     unknown = _cli("judge-eval", "--labels", str(HELDOUT), "--judges", "refusal,oracle", env=cli_env)
     assert unknown.returncode == 2 and "unknown judge 'oracle'" in unknown.stderr
 

@@ -93,7 +93,8 @@ def test_bad_json_line_names_line_and_column(tmp_path):
     path.write_text(good + "\n" + good[:40] + "\n", encoding="utf-8")
     result = load_probes(path)
     assert len(result.probes) == 1
-    assert str(result.problems[0]).startswith(f"{path}:2: invalid JSON at column")
+    # FILE:LINE:COLUMN, the shape of every located problem (core.limits)
+    assert str(result.problems[0]).startswith(f"{path}:2:31: invalid JSON: Unterminated string")
 
 
 def test_whole_file_errors(tmp_path):

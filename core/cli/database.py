@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.cli.common import EXIT_OK, db_path, emit, open_store, output_path, writes
+from core.cli.common import EXIT_OK, BadInput, db_path, emit, open_store, output_path, writes
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
@@ -15,15 +15,36 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    if args.if_empty:  # `make run`: the demo goes into a missing or empty database, never into one with results
-        held = store.summary()["completions"]
+    """Load a dump, all or nothing: the file is read and checked before the database is opened (a missing or
+    broken dump creates no database), and a refusal inside the transaction (rows pointing at nothing, another
+    population) leaves it as it was; either is exit 2 with FILE:LINE. A database this command created for a
+    dump it then refused is removed again."""
+    import os
+
+    from core.store import DEFAULT_DB, DumpFileError
+    from core.store.dump import read_dump
+
+    path = Path(args.db or os.environ.get("AUDIT_DB") or DEFAULT_DB)
+    if args.if_empty and path.exists():  # `make run`: the demo goes into a missing or empty database only
+        held = open_store(args).summary()["completions"]
         if held:
-            emit(args, {"file": str(args.file), "added": {}, "kept": str(store.path), "completions": held},
-                 f"{store.path} holds {held:,} completions: left as it is (the demo is restored only into a "
+            emit(args, {"file": str(args.file), "added": {}, "kept": str(path), "completions": held},
+                 f"{path} holds {held:,} completions: left as it is (the demo is restored only into a "
                  "missing or empty database)")
             return EXIT_OK
-    added = store.restore(args.file)
+    try:
+        dump = read_dump(args.file)
+    except DumpFileError as exc:
+        raise BadInput(str(exc)) from None
+    existed = path.exists()
+    store = open_store(args)
+    try:
+        added = store.restore(dump)
+    except DumpFileError as exc:
+        if not existed:
+            for created in (path, path.with_name(path.name + ".wal")):
+                created.unlink(missing_ok=True)
+        raise BadInput(str(exc)) from None
     emit(args, {"file": str(args.file), "added": added},
          f"restored {args.file}: " + ", ".join(f"{k} +{v}" for k, v in added.items()))
     return EXIT_OK

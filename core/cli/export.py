@@ -12,21 +12,37 @@ from core.cli.common import (EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, BadInput, ad
 
 
 def cmd_import_align(args: argparse.Namespace) -> int:
-    """Stream a MiJaBench-Align file (responses and verdicts of many models) into the store."""
-    from core.align import AlignFileError, import_align
+    """Stream a MiJaBench-Align file (responses and verdicts of many models) into the store: checked whole first,
+    so a file with a bad row is refused (exit 2) before the database is opened, let alone written."""
+    from core.align import AlignFileError, check_align, import_align
     from core.progress import Meter
 
-    store = open_store(args)
     with Meter("import-align", unit="row", quiet=args.quiet) as meter:
+        def progress(update) -> None:
+            meter.update(update.rows, update.total, note=update.phase)
+
         try:
-            result = import_align(store, args.file, run_id=args.run_id, skip_bad_rows=args.skip_bad_rows,
-                                  on_progress=lambda update: meter.update(update.rows, update.total))
+            checked = check_align(args.file, on_progress=progress)
+            if checked.stopped:
+                print("stopped while checking the file; nothing was stored", file=sys.stderr)
+                return EXIT_STOPPED
+            if checked.problems and not args.skip_bad_rows:
+                result = None
+            else:
+                store = open_store(args)
+                result = import_align(store, args.file, run_id=args.run_id, skip_bad_rows=args.skip_bad_rows,
+                                      on_progress=progress, checked=checked)
         except AlignFileError as exc:
             raise BadInput(str(exc)) from None
-    for problem in result.problems[:50]:
+    problems = checked.problems if result is None else result.problems
+    for problem in problems[:50]:
         print(f"{'skipped' if args.skip_bad_rows else 'error'}: {problem}", file=sys.stderr)
-    if len(result.problems) > 50:
-        print(f"... and {len(result.problems) - 50} more", file=sys.stderr)
+    if len(problems) > 50:
+        print(f"... and {len(problems) - 50} more", file=sys.stderr)
+    if result is None:
+        print(f"error: {len(problems)} of {checked.rows} rows rejected; nothing was stored (fix them and import "
+              "again, or pass --skip-bad-rows to store every good row)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     payload = {"file": str(args.file), "run_id": result.run_id, "status": result.status, "rows": result.rows,
                "stored_rows": result.stored_rows, "rejected": len(result.problems), "probes_added": result.probes_added,
                "completions_added": result.completions_added, "models": list(result.models),
@@ -35,9 +51,9 @@ def cmd_import_align(args: argparse.Namespace) -> int:
                         f"completions of {len(result.models)} models, judges {', '.join(result.judges) or 'none'}) "
                         f"in run {result.run_id}; {len(result.problems)} rejected")
     if result.status == "rejected":
-        print(f"error: {len(result.problems)} bad rows; storing stopped at the batch holding the first "
-              f"({result.stored_rows} rows stored). Fix them and import again (stored rows are kept, none is "
-              f"duplicated), or pass --skip-bad-rows to store every good row.", file=sys.stderr)
+        print(f"error: the file changed while it was imported: {len(result.problems)} bad rows; storing stopped "
+              f"({result.stored_rows} rows stored). Fix it and import again (stored rows are kept, none is "
+              "duplicated).", file=sys.stderr)
         return EXIT_BAD_INPUT
     if result.status == "stopped":
         print("stopped; run the same command again to finish the import", file=sys.stderr)

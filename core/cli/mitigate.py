@@ -80,6 +80,13 @@ def cmd_mitigate(args: argparse.Namespace) -> int:
 
     if args.from_run and args.pairs:
         raise BadInput("give --from-run RUN or --pairs FILE, not both")
+    if args.pairs:  # a bad pairs file is refused before the database is opened (or created)
+        from core.mitigate.pairs import pair_records
+
+        try:
+            pair_records(args.pairs)
+        except PairsError as exc:
+            raise BadInput(str(exc)) from None
     store = open_store(args)
     payload: dict = {"out": str(args.out)}
     try:

@@ -89,7 +89,15 @@ def cmd_probes_import(args: argparse.Namespace) -> int:
         print(f"error: {len(result.problems)} of {result.rows} rows rejected; nothing was imported "
               f"(fix them, or pass --skip-bad-rows to import the {len(result.probes)} good rows)", file=sys.stderr)
         return EXIT_BAD_INPUT
-    added = open_store(args).add_probes(result.probes, result.taxonomy)
+    from core.store import ProbeChanged, TaxonomyConflict
+
+    try:
+        added = open_store(args).add_probes(result.probes, result.taxonomy, refuse_changed=True)
+    except ProbeChanged as exc:
+        raise BadInput(_changed_message(args.file, result.lines, exc)) from None
+    except TaxonomyConflict as exc:  # named at the file's first probe: the file is what the user must change
+        first = min(result.lines.values(), default=1)
+        raise BadInput(f"{args.file}:{first}: {exc}") from None
     for problem in result.problems:
         print(f"skipped: {problem}", file=sys.stderr)
     emit(args, {"file": str(args.file), "rows": result.rows, "valid": len(result.probes), "added": added,
@@ -97,6 +105,26 @@ def cmd_probes_import(args: argparse.Namespace) -> int:
          f"{args.file}: {result.rows} rows, {len(result.probes)} valid, {added} new probes stored, "
          f"{len(result.problems)} rejected")
     return EXIT_OK
+
+
+def _shown(value: str, width: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 5] + "...'"
+
+
+def _changed_message(path: Path, lines: dict[str, int], exc) -> str:
+    """`FILE:LINE: probe ID is stored with other content`, per changed probe (the first 10): both versions of each
+    field that differs."""
+    parts = []
+    for stored, given in exc.changed[:10]:
+        fields = exc.fields(stored, given)
+        shown = "; ".join(f"{name}: stored {_shown(getattr(stored, name) or '')}, this file "
+                          f"{_shown(getattr(given, name) or '')}" for name in fields)
+        parts.append(f"{path}:{lines.get(given.probe_id, 1)}: probe {given.probe_id!r} is stored already with other "
+                     f"content ({', '.join(fields)} differ): {shown}")
+    more = f"\n... and {len(exc.changed) - 10} more" if len(exc.changed) > 10 else ""
+    return ("\n".join(parts) + more + f"\nnothing was imported: a probe id names one probe; give the changed probes "
+            "new ids (or leave probe_id out, so one is made from their content), or use another database (--db)")
 
 
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,

@@ -176,47 +176,33 @@ def _unescaped(value: str) -> str:
 
 
 def _read_label_sheet(path: Path) -> list[tuple[int, str, str, str]]:
-    """(line, completion_id, label, note) per row of a CSV with columns completion_id, label[, note].
+    """(line, completion_id, label, note) per row of a CSV with columns completion_id, label[, note], read through
+    core.limits (the one reading layer): every problem is BadInput `FILE:LINE[:COL]: reason`, before the database
+    is opened.
 
-    Line numbers are those a text editor shows (a quoted cell may span lines: a row is named by its first).
-    Blank rows are skipped; a missing column or unreadable file is BadInput located at the file.
+    Line numbers are those a text editor shows (a quoted cell may span lines: a row is named by its first); a quote
+    left open is named where it opened (it would otherwise swallow the rest of the sheet into one note). Blank rows
+    are skipped; a sheet with a header and no rows, a missing column, a NUL, a cell longer than the field limit, or
+    a file that is not UTF-8 is refused.
     """
-    import csv
+    from core.limits import CSVTable, read_utf8
 
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")  # -sig: spreadsheets write a byte-order mark
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read it: {exc.strerror}") from None
+    text = read_utf8(path, "labels sheet", BadInput)  # a byte-order mark (spreadsheets write one) is dropped
+    table = CSVTable(text, str(path), BadInput, what="rows")
+    header = table.header
+    names = [name.strip().lower() for name in header]
+    missing = [name for name in ("completion_id", "label") if name not in names]
+    if missing:
+        raise BadInput(f"{path}:1: missing column {', '.join(missing)} (the header has "
+                       f"{', '.join(map(repr, header)) or 'nothing'}; needed: completion_id, label, optional note)")
+    where = {name: names.index(name) for name in ("completion_id", "label", "note") if name in names}
     rows: list[tuple[int, str, str, str]] = []
-    with handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise BadInput(f"{path}:1: empty file; expected a header row with completion_id, label (and "
-                               "optionally note)")
-            names = [name.strip().lower() for name in header]
-            missing = [name for name in ("completion_id", "label") if name not in names]
-            if missing:
-                raise BadInput(f"{path}:1: missing column {', '.join(missing)} (the header has "
-                               f"{', '.join(map(repr, header)) or 'nothing'}; needed: completion_id, label, "
-                               "optional note)")
-            where = {name: names.index(name) for name in ("completion_id", "label", "note") if name in names}
-            start = reader.line_num + 1
-            for record in reader:
-                line, start = start, reader.line_num + 1
-                if not any(cell.strip() for cell in record):
-                    continue
+    for line, record in table.rows():
+        def cell(name: str) -> str:
+            index = where.get(name)
+            return _unescaped(record[index]) if index is not None and index < len(record) else ""
 
-                def cell(name: str) -> str:
-                    index = where.get(name)
-                    return _unescaped(record[index]) if index is not None and index < len(record) else ""
-
-                rows.append((line, cell("completion_id"), cell("label"), cell("note")))
-        except csv.Error as exc:
-            raise BadInput(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
-        except UnicodeDecodeError:
-            raise BadInput(f"{path}:{reader.line_num + 1}: not UTF-8 text (save the sheet as CSV UTF-8)") from None
+        rows.append((line, cell("completion_id"), cell("label"), cell("note")))
     return rows
 
 

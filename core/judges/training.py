@@ -20,7 +20,6 @@ dropping the rows that flatter the incumbent would be choosing the test after se
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from core.calibration import LabelledItem, cohen_kappa, load_labels
+from core.calibration import LabelFileError, LabelledItem, cohen_kappa, load_labels
 from core.judges.learned import (DEFAULT_SETTINGS, FORMAT, FORMAT_VERSION, ROOT, encode_weights, expected_size,
                                  features)
 from core.taxonomy import COMPLIED, REFUSED
@@ -61,16 +60,16 @@ class Source:
 def load_source(path: str | Path, mode: str = "left out", training_only: bool = False,
                 name: str | None = None) -> Source:
     """A labels CSV (gzipped when it ends in .gz) as a Source; LabelFileError says what is wrong and where."""
+    from core.limits import gunzip, read_bytes
+
+    def error(message: str) -> LabelFileError:
+        return LabelFileError([message])
+
     path = Path(path)
-    data = path.read_bytes() if path.exists() else None
-    if data is None:
-        items = load_labels(path)  # raises the located "cannot read" message
-        data = b""
-    elif path.suffix == ".gz":
-        data = gzip.decompress(data)
-        items = load_labels(data, str(path))
-    else:
-        items = load_labels(data, str(path))
+    data = read_bytes(path, "labels file", error)  # missing, a directory, too large: core.limits, the one layer
+    if path.suffix == ".gz":
+        data = gunzip(data, str(path), error)
+    items = load_labels(data, str(path))
     return Source(name or _display(path), items, hashlib.sha256(data).hexdigest(), mode, training_only)
 
 

@@ -58,16 +58,15 @@ def pair_sha256(prompt: str, chosen: str, rejected: str) -> str:
     return hashlib.sha256(json.dumps([prompt, chosen, rejected], ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-def read_pairs(path: str | Path, vocabulary: taxonomy.Taxonomy | None = None) -> PairSet:
-    """A pairs file (JSONL, the layout of `export --format pairs`): every line an object with REQUIRED_FIELDS as
-    non-empty strings, its language and group known to `vocabulary` (made canonical; default: the bundled
-    taxonomy). A bad line raises PairsError `FILE:LINE: reason`; the file's missing optional fields are empty.
-    Refusals whose chosen_model is `template` count as template pairs, others as from the file."""
-    vocabulary = vocabulary or taxonomy.DEFAULT
+def pair_records(path: str | Path) -> list[tuple[int, dict]]:
+    """(line, object) of every pair of a pairs file, read through core.limits (missing, a directory, size,
+    encoding, JSON depth and numbers, NULs, lone surrogates, field length) with REQUIRED_FIELDS as non-empty
+    strings; PairsError `FILE:LINE[:COL]: reason` on the first problem. Needs no store or taxonomy, so the
+    mitigate command checks the file before it opens the database."""
     path = Path(path)
+    records = []
     # json_objects ends records at "\n" only: write_pairs leaves U+2028 and the other Unicode line breaks of a
     # model's answer unescaped (ensure_ascii=False)
-    records = []
     for number, record in json_objects(read_utf8(path, "pairs file", PairsError), path):
         if isinstance(record, str):
             raise PairsError(record)
@@ -77,6 +76,21 @@ def read_pairs(path: str | Path, vocabulary: taxonomy.Taxonomy | None = None) ->
                 problem = "missing" if name not in record else "empty or not a string"
                 raise PairsError(f"{path}:{number}: field {name!r} is {problem} (a pair needs "
                                  f"{', '.join(REQUIRED_FIELDS)})")
+        records.append((number, record))
+    if not records:
+        raise PairsError(f"{path}:1: no pairs in the file")
+    return records
+
+
+def read_pairs(path: str | Path, vocabulary: taxonomy.Taxonomy | None = None) -> PairSet:
+    """A pairs file (JSONL, the layout of `export --format pairs`): every line an object with REQUIRED_FIELDS as
+    non-empty strings, its language and group known to `vocabulary` (made canonical; default: the bundled
+    taxonomy). A bad line raises PairsError `FILE:LINE: reason`; the file's missing optional fields are empty.
+    Refusals whose chosen_model is `template` count as template pairs, others as from the file."""
+    vocabulary = vocabulary or taxonomy.DEFAULT
+    path = Path(path)
+    records = []
+    for number, record in pair_records(path):
         try:
             record["language"] = vocabulary.canonical_language(record["language"])
             record["group"] = vocabulary.canonical_group(record["group"])

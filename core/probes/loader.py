@@ -8,8 +8,6 @@ mislabelled group would silently distort the very disparity the audit measures.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -18,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core import taxonomy
-from core.limits import allow_long_csv_fields, oversize_message, utf16_message
+from core.limits import CSVTable, JSONProblem, check_file, decode_utf8, json_lines, parse_json, read_bytes, text_problem
 from core.probes.schema import Probe, probe_id_for
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("text", "group", "language", "jb_strategy", "jb_prompt")
@@ -35,9 +33,11 @@ class Problem:
     line: int
     reason: str
     column: str = ""
+    position: int | None = None  # the character's column within the line, where known (JSON)
 
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" + (f" (column {self.column})" if self.column else "")
+        where = (f"{self.path}:{self.line}" + (f":{self.position}" if self.position else "")
+                 + (f" (column {self.column})" if self.column else ""))
         return f"{where}: {self.reason}"
 
 
@@ -47,6 +47,7 @@ class LoadResult:
     problems: list[Problem] = field(default_factory=list)
     rows: int = 0
     taxonomy: taxonomy.Taxonomy = taxonomy.DEFAULT  # the one the rows were validated against (and name)
+    lines: dict[str, int] = field(default_factory=dict)  # probe_id -> the line it was read from
 
 
 class ProbeFileError(ValueError):
@@ -54,14 +55,10 @@ class ProbeFileError(ValueError):
 
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
-    """Yield (line number, row dict) or (line, Problem) for each record of the file."""
+    """Yield (line number, row dict) or (line, Problem) for each record of the file, read through core.limits (the
+    one reading layer: missing file, directory, size, encoding, JSON depth and numbers, CSV quoting)."""
     suffix = path.suffix.lower()
-    try:
-        too_big = oversize_message(str(path), path.stat().st_size)
-    except OSError as exc:
-        raise ProbeFileError(f"{path}: cannot read: {exc.strerror}") from None
-    if too_big:
-        raise ProbeFileError(too_big)
+    check_file(path, "probe file", ProbeFileError)
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -73,31 +70,16 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
         for index, row in enumerate(table.to_pylist(), start=1):
             yield index, row  # "line" is the 1-based row number for Parquet
         return
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ProbeFileError(f"{path}: cannot read: {exc.strerror}") from None
-    if utf16_message(str(path), raw):
-        raise ProbeFileError(utf16_message(str(path), raw))
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise ProbeFileError(f"{path}:{line}:{column}: not UTF-8 (byte 0x{raw[exc.start]:02x}); "
-                             f"save the file as UTF-8") from None
+    if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
+        raise ProbeFileError(f"{path}: unknown probe file type {suffix!r}; use .csv, .jsonl or .parquet")
+    text = decode_utf8(read_bytes(path, "probe file", ProbeFileError), str(path), ProbeFileError)
     if suffix in (".jsonl", ".ndjson", ".json"):
         seen_columns = False
-        # JSON Lines ends records at "\n" only: str.splitlines() would also cut at U+2028, U+0085 and the
-        # other Unicode line breaks, which json.dumps leaves unescaped inside strings
-        for number, line in enumerate(text.split("\n"), start=1):
-            line = line.removesuffix("\r")
-            if not line.strip():
-                continue
+        for number, line in json_lines(text):
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, Problem(str(path), number, f"invalid JSON at column {exc.colno}: {exc.msg}")
+                row = parse_json(line)
+            except JSONProblem as exc:
+                yield number, Problem(str(path), number, exc.reason, position=exc.column)
                 continue
             if not isinstance(row, dict):
                 yield number, Problem(str(path), number, "expected a JSON object per line")
@@ -106,34 +88,16 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
                 _check_columns(path, row.keys(), number)
                 seen_columns = True
             yield number, row
-    elif suffix in (".csv", ".tsv"):
-        allow_long_csv_fields()
-        # strict: a quote left open (a truncated file) is an error, not a field that swallows the rest
-        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",",
-                                strict=True)
-        try:
-            columns = reader.fieldnames or []
-        except csv.Error as exc:
-            raise ProbeFileError(f"{path}:1: malformed CSV header: {exc}") from None
-        _check_columns(path, columns)
-        line_before = reader.line_num
-        while True:
-            line = line_before + 1  # first physical line of this record
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:  # nothing after a broken record can be located reliably
-                yield line, Problem(str(path), line, f"malformed CSV record: {exc} (a quote left open, or a "
-                                    "truncated file?)")
-                return
-            line_before = reader.line_num
-            if None in row:
-                yield line, Problem(str(path), line, f"{len(row[None])} more fields than the header has")
-                continue
-            yield line, row
-    else:
-        raise ProbeFileError(f"{path}: unknown probe file type {suffix!r}; use .csv, .jsonl or .parquet")
+        return
+    # strict quoting: a quote left open (a truncated file) stops the file, named where it opened
+    table = CSVTable(text, str(path), ProbeFileError, delimiter="\t" if suffix == ".tsv" else ",", what="probes")
+    header = table.header
+    _check_columns(path, header)
+    for line, cells in table.rows(check_cells=False):  # each field is checked by _text, named by its column
+        if len(cells) > len(header):
+            yield line, Problem(str(path), line, f"{len(cells) - len(header)} more fields than the header has")
+            continue
+        yield line, dict(zip(header, cells + [None] * (len(header) - len(cells))))
 
 
 def _check_columns(path: Path, columns: Iterable[str], line: int = 1) -> None:
@@ -144,8 +108,19 @@ def _check_columns(path: Path, columns: Iterable[str], line: int = 1) -> None:
 
 
 def _text(row: dict[str, Any], column: str) -> str:
+    """A text field of a row, stripped; _RowError where it is not text (an object, a list, true/false) or holds
+    what no text field may (core.limits.text_problem: a NUL, a lone surrogate, more than the field limit)."""
     value = row.get(column)
-    return "" if value is None else str(value).strip()
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list, bool)):
+        found = {dict: "a JSON object", list: "a JSON array", bool: f"{str(value).lower()}"}[type(value)]
+        raise _RowError(column, f"expected text, found {found}")
+    value = str(value)
+    problem = text_problem(value)
+    if problem:
+        raise _RowError(column, problem)
+    return value.strip()
 
 
 def _probe_from_row(row: dict[str, Any], default_source: str, vocabulary: taxonomy.Taxonomy) -> Probe:
@@ -221,8 +196,6 @@ def load_probes(path: str | Path, default_source: str = "mijabench",
     the file as a whole is unusable (unreadable, wrong type, not UTF-8, missing columns, a bad taxonomy).
     """
     path = Path(path)
-    if not path.exists():
-        raise ProbeFileError(f"{path}: no such file")
     result = LoadResult()
     seen: dict[str, int] = {}
     reference: str | None = None
@@ -231,7 +204,11 @@ def load_probes(path: str | Path, default_source: str = "mijabench",
         if isinstance(record, Problem):
             result.problems.append(record)
             continue
-        named = _text(record, "taxonomy")
+        try:
+            named = _text(record, "taxonomy")
+        except _RowError as exc:
+            result.problems.append(Problem(str(path), line, exc.reason, exc.column))
+            continue
         if reference is None:
             reference = named
             result.taxonomy = vocabulary or _named_taxonomy(path, named, line)
@@ -250,6 +227,9 @@ def load_probes(path: str | Path, default_source: str = "mijabench",
             continue
         seen[probe.probe_id] = line
         result.probes.append(probe)
+    if not result.rows:
+        raise ProbeFileError(f"{path}:1: no probes in the file")
+    result.lines = seen
     return result
 
 

@@ -34,7 +34,7 @@ from core.store.catalog import Catalog
 from core.store.cells import CELL_COLUMNS, _refresh_cells
 from core.store.connection import Connection
 from core.store.dump import Dump
-from core.store.errors import StoreError, StoreLocked, TaxonomyConflict, VerdictImportError
+from core.store.errors import DumpFileError, ProbeChanged, StoreError, StoreLocked, TaxonomyConflict, VerdictImportError
 from core.store.paired import PAIRED_DIMENSIONS, Paired
 from core.store.queries import Queries
 from core.store.review import Review
@@ -43,7 +43,7 @@ from core.store.schema import _MIGRATIONS, DEFAULT_DB, SCHEMA_VERSION, Schema
 from core.store.writes import CompletionRecord, VerdictRecord, Writes, completion_id_for
 
 __all__ = ["CELL_COLUMNS", "DEFAULT_DB", "FILTER_COLUMNS", "PAIRED_DIMENSIONS", "SCHEMA_VERSION", "VERDICT_FILTERS",
-           "CompletionRecord", "Store", "StoreError", "StoreLocked", "TaxonomyConflict", "VerdictImportError", "VerdictRecord",
+           "CompletionRecord", "DumpFileError", "ProbeChanged", "Store", "StoreError", "StoreLocked", "TaxonomyConflict", "VerdictImportError", "VerdictRecord",
            "completion_id_for", "_MIGRATIONS", "_refresh_cells"]
 
 

@@ -11,20 +11,25 @@ from core import taxonomy
 from core.probes.schema import PROBE_FIELDS, Probe
 from core.redact import redact
 from core.store.connection import _first
-from core.store.errors import StoreError, TaxonomyConflict
+from core.store.errors import ProbeChanged, StoreError, TaxonomyConflict
 from core.store.rows import _PROBE_COLUMNS, FROM_ROWS, _where, select
 
 
 class Catalog:
     """What the store knows besides results: probes, targets, runs."""
 
-    def add_probes(self, probes: Sequence[Probe], vocabulary: taxonomy.Taxonomy | None = None) -> int:
+    def add_probes(self, probes: Sequence[Probe], vocabulary: taxonomy.Taxonomy | None = None,
+                   refuse_changed: bool = False) -> int:
         """Insert probes that are not stored yet; returns how many were new.
 
         The probes' taxonomy is stored with them (name, hash and text of the file: `vocabulary`, needed for one
         this database does not hold yet). A database holds one taxonomy: probes of another are refused with
         TaxonomyConflict and nothing is written, because two populations' keys mixed in one table (a `black`
-        of one file beside a `black` of another) would be silently merged in every view."""
+        of one file beside a `black` of another) would be silently merged in every view.
+
+        A probe whose id is stored already is kept as stored; with `refuse_changed` (`probes import`), one whose
+        content differs from the stored one is refused instead (ProbeChanged naming both versions, nothing
+        written): the same id with other words would otherwise be dropped without a word."""
         if not probes:
             return 0
         names = sorted({p.taxonomy for p in probes})
@@ -39,14 +44,9 @@ class Catalog:
         # vars(), not asdict(): a probe's fields are plain strings, and asdict's deep copy is 10x slower.
         frame = pd.DataFrame([vars(p) for p in probes], columns=list(PROBE_FIELDS))
         with self._writing() as (con, _):
-            held = [row[0] for row in con.execute("SELECT DISTINCT taxonomy FROM probes ORDER BY 1").fetchall()]
-            if held and held != [name]:
-                stored = _first(con.execute("SELECT path FROM taxonomies WHERE name = ? ORDER BY stored_at DESC "
-                                            "LIMIT 1", [held[0]]))
-                raise TaxonomyConflict(
-                    f"{self.path} holds probes of taxonomy {held[0]!r} ({stored[0] if stored else 'built in'}); these "
-                    f"probes are of taxonomy {name!r}{f' ({vocabulary.path})' if vocabulary else ''}. One database "
-                    "holds one population: store them in another database (--db, or AUDIT_DB).")
+            conflict = self._population_conflict(con, name, vocabulary.path if vocabulary else None, "these probes")
+            if conflict:
+                raise TaxonomyConflict(conflict)
             if vocabulary is not None:
                 con.execute("INSERT INTO taxonomies (name, sha256, path, text) VALUES (?, ?, ?, ?) "
                             "ON CONFLICT DO NOTHING", [vocabulary.name, vocabulary.sha256, vocabulary.path,
@@ -55,12 +55,31 @@ class Catalog:
                 raise TaxonomyConflict(f"taxonomy {name!r} is not stored in {self.path}: import the probe file "
                                        "that names it first (python -m core probes import FILE)")
             con.register("incoming", frame)
+            if refuse_changed:
+                stored = {row[0]: Probe(*row) for row in con.execute(
+                    f"SELECT {_PROBE_COLUMNS} FROM probes WHERE probe_id IN (SELECT probe_id FROM incoming)").fetchall()}
+                changed = [(stored[p.probe_id], p) for p in probes
+                           if p.probe_id in stored and ProbeChanged.fields(stored[p.probe_id], p)]
+                if changed:
+                    raise ProbeChanged(changed)
             before = con.execute("SELECT count(*) FROM probes").fetchall()[0][0]
             con.execute(
                 f"INSERT INTO probes ({_PROBE_COLUMNS}) SELECT DISTINCT ON (probe_id) {_PROBE_COLUMNS} "
                 f"FROM incoming ON CONFLICT DO NOTHING"
             )
             return con.execute("SELECT count(*) FROM probes").fetchall()[0][0] - before
+
+    def _population_conflict(self, con, name: str, path: str | None, these: str) -> str | None:
+        """Why probes of taxonomy `name` cannot join this database (it holds another population), or None; what
+        `probes import` and `restore` both refuse, because one database holds one population."""
+        held = [row[0] for row in con.execute("SELECT DISTINCT taxonomy FROM probes ORDER BY 1").fetchall()]
+        if not held or held == [name]:
+            return None
+        stored = _first(con.execute("SELECT path FROM taxonomies WHERE name = ? ORDER BY stored_at DESC LIMIT 1",
+                                    [held[0]]))
+        return (f"{self.path} holds probes of taxonomy {held[0]!r} ({stored[0] if stored else 'built in'}); {these} "
+                f"are of taxonomy {name!r}{f' ({path})' if path else ''}. One database holds one population: store "
+                "them in another database (--db, or AUDIT_DB).")
 
     def taxonomy(self) -> taxonomy.Taxonomy:
         """The taxonomy of the stored probes (its newest stored revision): where pages, statistics, exports and

@@ -1,8 +1,11 @@
 """The soak (`make soak`): for some minutes, runs of the CLI against a fault-injecting OpenAI-compatible server,
 each killed with kill -9 at random moments and resumed, a second process resuming the same run now and then,
-and bad input thrown at the same database: bad probe files, bad option values and ids (nan, inf, negatives, 0
-workers, `../` run ids...), and writes in a read-only session (AUDIT_READONLY=1). Every third cycle the server itself crashes mid-run instead
-(and is restarted): the run must stop early (exit 1, status stopped, nothing stored as an error for it) and
+and bad input thrown at the same database: bad input files (probe files, and every file fault of
+tests/reliability/file_faults.py: dumps, taxonomies, MiJaBench-Align files, labels sheets, pairs, claims: each must
+be refused with exit 2 and leave the database's rows and bytes as they were), bad option values and ids (nan, inf,
+negatives, 0 workers, `../` run ids...), and writes in a read-only session (AUDIT_READONLY=1). Every third cycle the
+server itself crashes mid-run instead (and is restarted): the run must stop early (exit 1, status stopped, nothing
+stored as an error for it) and
 resume. Each cycle ends with `--retry-errors` on the errors the faults left. It prints what it tried and what
 survived, and exits 1 if any completion was lost or stored twice, a stored result changed, a retried error
 was not replaced in place, or the database could not be read.
@@ -13,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import collections
+import hashlib
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,15 +29,19 @@ from core.store import Store
 from tests.conftest import PYTHON, ROOT
 from tests.fake_openai_server import FakeOpenAIServer
 from tests.reliability import harness
+from tests.reliability.file_faults import FAULTS, Workspace, attempt
 from tests.reliability.test_reliability_input import PROBE_FILES
 from tests.reliability.test_reliability_options import BAD_VALUES, file_state, filled
 
 ALL_GROUPS = ("black", "women", "jewish", "muslim", "asian", "latino", "lgbtq", "mexican")
 
 
-def _bad_input(db: Path, rng: random.Random, tally: collections.Counter) -> list[str]:
-    """Import one bad probe file of the test matrix: it must be refused (exit 2, file, line and reason, no
-    traceback) and leave every stored row as it was."""
+def _bad_input(db: Path, rng: random.Random, tally: collections.Counter, ws: Workspace) -> list[str]:
+    """One bad input file at the soak's database: a probe file of the test matrix, or (as often) any file fault of
+    tests/reliability/file_faults.py (a dump, a taxonomy, a MiJaBench-Align file, a labels sheet, pairs, claims...).
+    It must be refused (exit 2, file, line and reason, no traceback) and leave every stored row as it was."""
+    if rng.random() < 0.5:
+        return _file_fault(db, rng, tally, ws)
     name, data, message = PROBE_FILES[rng.randrange(len(PROBE_FILES))]
     before = harness.snapshot(db)
     with tempfile.TemporaryDirectory() as folder:
@@ -92,6 +101,24 @@ def _read_only_write(db: Path, url: str, run_id: str, rng: random.Random, tally:
         problems.append(f"read-only {name}: exit {refused.returncode}: {refused.stderr[-300:]}")
     if file_state(db) != before:
         problems.append(f"read-only {name}: the database file changed")
+    return problems
+
+
+def _file_fault(db: Path, rng: random.Random, tally: collections.Counter, ws: Workspace) -> list[str]:
+    faults = [fault for fault in FAULTS if fault.any_db]
+    fault = faults[rng.randrange(len(faults))]
+    before, before_bytes = harness.snapshot(db), hashlib.sha256(db.read_bytes()).hexdigest()
+    with tempfile.TemporaryDirectory() as folder:
+        outcome = attempt(fault, ws, Path(folder), db=db)
+    tally[f"bad input: {fault.surface}: {fault.name}{fault.suffix}"] += 1
+    problems = []
+    if outcome.code != 2 or not outcome.expected or outcome.traceback:
+        problems.append(f"bad input {fault.surface} {fault.name}{fault.suffix}: exit {outcome.code}: "
+                        f"{outcome.stderr[-300:]}")
+    if outcome.created:
+        problems.append(f"bad input {fault.surface} {fault.name}{fault.suffix}: created {outcome.created}")
+    if harness.snapshot(db) != before or hashlib.sha256(db.read_bytes()).hexdigest() != before_bytes:
+        problems.append(f"bad input {fault.surface} {fault.name}{fault.suffix}: the database changed")
     return problems
 
 
@@ -157,6 +184,7 @@ def soak(minutes: float, seed: int, db: Path) -> int:
     tally: collections.Counter = collections.Counter()
     problems: list[str] = []
     started = time.monotonic()
+    workspace = Workspace(Path(tempfile.mkdtemp(prefix="forwhom-soak-faults-")))  # what the file faults are made of
     with FakeOpenAIServer(latency=0.4) as server:  # a run lasts seconds: kills land inside it
         server.behaviour.retry_after = 0.2
         server.behaviour.drip_chunk_delay = 0.3
@@ -213,10 +241,11 @@ def soak(minutes: float, seed: int, db: Path) -> int:
             tally["errors left after --retry-errors"] += final.errors
             tally["duplicates"] += final.duplicates
             tally["lost"] += final.lost
-            problems += _bad_input(db, rng, tally)  # a bad probe file at the same database, every cycle
+            problems += _bad_input(db, rng, tally, workspace)  # a bad input file at the same database, every cycle
             problems += _bad_option(db, server.url, rng, tally)  # a bad option value or id
             problems += _read_only_write(db, server.url, run_id, rng, tally)  # a write in a read-only session
         faults = collections.Counter(entry.fault for entry in server.log())
+    shutil.rmtree(workspace.folder, ignore_errors=True)
     elapsed = time.monotonic() - started
     print(f"soak: {elapsed / 60:.1f} min, seed {seed}, database {db}")
     print("tried:")

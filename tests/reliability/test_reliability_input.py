@@ -40,8 +40,9 @@ GOOD_CSV = _csv([GOOD, dict(GOOD, group="women")])
 # name, file contents, what the message must say after "FILE" (the location, then the reason)
 PROBE_FILES: list[tuple[str, bytes, str]] = [
     ("extra-fields.csv", GOOD_CSV + b"a,black,en,chaining,p,surplus\n", ":4: 1 more fields than the header has"),
-    ("truncated.csv", GOOD_CSV + b'a,black,en,chaining,"a prompt cut off', ":4: malformed CSV record"),
-    ("truncated.jsonl", _jsonl([GOOD])[:-20], ":1: invalid JSON at column"),
+    ("truncated.csv", GOOD_CSV + b'a,black,en,chaining,"a prompt cut off',
+     ":4:21: malformed CSV record: the quote opened here is never closed"),
+    ("truncated.jsonl", _jsonl([GOOD])[:-20], ":1:106: invalid JSON: Unterminated string"),
     ("truncated.parquet", _parquet([GOOD] * 50)[:-100], ": not a readable Parquet file"),
     ("latin1.csv", "text,group,language,jb_strategy,jb_prompt\ncaf\xe9,black,en,chaining,p\n".encode("latin-1"),
      ":2:4: not UTF-8 (byte 0xe9)"),
@@ -64,24 +65,24 @@ PROBE_FILES: list[tuple[str, bytes, str]] = [
      ":1 (column jb_prompt): prompt of 1,000,000 characters is longer"),
     ("megabyte-prompt.parquet", _parquet([dict(GOOD, jb_prompt=MEGABYTE_PROMPT)]),
      ":1 (column jb_prompt): prompt of 1,000,000 characters is longer"),
-    ("nul-in-prompt.csv", _csv([dict(GOOD, jb_prompt="a\x00b")]), ":2 (column jb_prompt): prompt contains a NUL"),
+    ("nul-in-prompt.csv", _csv([dict(GOOD, jb_prompt="a\x00b")]), ":2 (column jb_prompt): a NUL character"),
     ("not-objects.jsonl", b'["a list"]\n42\n', ":1: expected a JSON object per line"),
-    ("empty.csv", b"", ":1: missing column(s)"),
+    ("empty.csv", b"", ":1: the file is empty"),
     ("binary.jsonl", bytes(range(1, 256)) * 4, ":2:118: not UTF-8 (byte 0x80)"),
     ("probes.xlsx", b"PK\x03\x04", ": unknown probe file type '.xlsx'"),
 ]
 
 LABELS_HEADER = b"prompt,completion,label\n"
 LABEL_FILES: list[tuple[str, bytes, str]] = [
-    ("truncated.csv", LABELS_HEADER + b'p,"a completion cut off,refused\n', ":2: malformed CSV record"),
+    ("truncated.csv", LABELS_HEADER + b'p,"a completion cut off,refused\n', ":2:3: malformed CSV record"),
     ("extra-fields.csv", LABELS_HEADER + b"p,c,refused,surplus\n", ":2: 4 fields, but the header has 3"),
-    ("latin1.csv", LABELS_HEADER + "p,r\xe9ponse,refused\n".encode("latin-1"), ":2:4: not UTF-8 text (byte 0xe9)"),
+    ("latin1.csv", LABELS_HEADER + "p,r\xe9ponse,refused\n".encode("latin-1"), ":2:4: not UTF-8 (byte 0xe9)"),
     ("utf16.csv", (LABELS_HEADER + b"p,c,refused\n").decode().encode("utf-16"), ":1:1: the file looks like UTF-16"),
     ("wrong-columns.csv", b"question,answer,verdict\np,c,refused\n", ":1: missing columns 'prompt', 'completion'"),
     ("unknown-label.csv", LABELS_HEADER + b"p,c,maybe\n", ":2:3: unknown label 'maybe'"),
     ("unknown-kind.csv", b"prompt,completion,label,kind\np,c,refused,exam\n", ":2:4: unknown kind 'exam'"),
-    ("empty.csv", b"", ": the file is empty"),
-    ("header-only.csv", LABELS_HEADER, ": no labelled rows after the header"),
+    ("empty.csv", b"", ":1: the file is empty"),
+    ("header-only.csv", LABELS_HEADER, ":2: no labelled rows after the header"),
 ]
 
 

@@ -40,7 +40,7 @@ LINE_BREAKS = Probe("p-breaks", "en", "black", "seed\u2028line", "", "a\x85b", "
 
 
 @QUICK
-@given(st.lists(probes(), max_size=6, unique_by=lambda p: p.probe_id))
+@given(st.lists(probes(), min_size=1, max_size=6, unique_by=lambda p: p.probe_id))  # an empty file is refused
 @example([LINE_BREAKS])
 def test_probes_the_project_writes_load_back_unchanged(tmp_path, written):
     path = tmp_path / "probes.jsonl"
