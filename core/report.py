@@ -153,7 +153,8 @@ def build_report(store: Store, judge: str = "refusal",
              f"<p class='note'>Generated {_e(generated)} from {_e(store.path.name)}; judge <b>{_e(judge)}</b> "
              f"(human verdicts override it); filters: {_e(json.dumps({k: v for k, v in (filters or {}).items() if v}))}.</p>",
              f"<p class='note' id='selection'>{_e(shown)} One answer per model and probe: where runs of a model "
-             "answered a probe more than once, the latest completed run's answer counts.</p>"]
+             f"answered a probe more than once, the answer of the latest completed run"
+             f"{' among the chosen ones' if selection.chosen_runs(filters) else ''} counts.</p>"]
     summary = {"models": int(frame["model"].nunique()), "completions": len(frame),
                "probe_set_sha256": probe_set_hash(frame["probe_id"]), "generated": generated, "judge": judge,
                "taxonomy": words.name, "selection": shown}

@@ -220,7 +220,13 @@ def fingerprint(filters: Mapping[str, Sequence[str]]) -> str:
 
 
 def file_stem(filters: Mapping[str, Sequence[str] | str], prefix: str = "forwhom") -> str:
-    """A file name that records the filter, e.g. forwhom_group-black+women_model-m1 (safe on any system)."""
+    """A file name that records the filter, e.g. forwhom_group-black+women_model-m1 (safe on any system); the probe
+    set by its name (probe_set-all), and not at all where it is the default (matched)."""
+    filters = dict(filters)
+    if PROBE_SET in filters:
+        name = answers.probe_set_name({PROBE_SET: filters.pop(PROBE_SET)})
+        if name != answers.DEFAULT_PROBE_SET:
+            filters[PROBE_SET] = name
     parts = [prefix]
     for name, values in sorted(filters.items()):
         values = [values] if isinstance(values, str) else list(values)

@@ -109,9 +109,13 @@ def corrected(store: Store, base: Side, candidate: Side, judge: str, by: Sequenc
     corrected estimates treated as independent; core.compare.independent_changes), and the gap change per
     language from each version's corrected gap. None when neither side has sample labels; cells with fewer than
     `min_human` labels on a side have no corrected change (NaN, never flagged)."""
-    sides = {"run_id": sorted({base.run_id, candidate.run_id}), "model": sorted({base.target_id, candidate.target_id})}
     grain = ["run_id", "model", *by, "kind"]
-    population, sample, _ = store.ppi_inputs(judge, grain, sides)
+    # Each side on its own: read together, two runs of one target would be one selection, in which a view counts
+    # one answer per probe (core/selection.py), and the older side would lose the probes both answered.
+    read = [store.ppi_inputs(judge, grain, {"run_id": [side.run_id], "model": [side.target_id]})
+            for side in dict.fromkeys((base, candidate))]
+    population = pd.concat([one[0] for one in read], ignore_index=True)
+    sample = pd.concat([one[1] for one in read], ignore_index=True)
     if not len(sample):
         return None
     rates = CorrectedRates(population, sample, grain, min_human=min_human)
