@@ -141,7 +141,7 @@ def build_report(store: Store, judge: str = "refusal",
     """The report's HTML and a summary of what it covers; with a `comparison` (core.analyses.compare) of two
     versions, a section on what changed between them, and for whom; with a `mitigation` (core.mitigate.audit),
     the training and its before/after by trained and held-out groups."""
-    filters = selection.with_default(filters)  # the matched-seed probes unless the filters name a probe set
+    filters = selection.with_default(filters, store)  # one probe set (matched-seed by default) unless filters say
     shown = selection.describe(store, filters)  # which runs and probe set: said under the title, in plain text
     frame = store.judged(judge, filters)  # provenance only (probe ids, judges used, runs): see the module's doc
     words = store.taxonomy()  # group names, strategy labels and languages of the stored population

@@ -10,7 +10,8 @@ keeps each cell's current answers, so the default stays a sum of kept counts.
 
 Probe sets: matched-seed probes (each group its own seed statements: the bundled set, MiJaBench, custom files)
 and counterfactual probes (one claim filled for every group, a non-empty counterfactual_id) measure different
-things, so views read one set unless told: the matched-seed set by default (`--probe-set`, URL `probe_set`).
+things, so views read one set unless told: the matched-seed set by default, or the counterfactual set in a store
+that holds only counterfactual answers (`--probe-set`, URL `probe_set`).
 The Counterfactual view reads both by design (core/analyses/counterfactual.py). The store itself is explicit:
 without a `probe_set` filter it reads both; the CLI, the dashboard and the report add the default here.
 """
@@ -49,11 +50,21 @@ def filters(runs: Sequence[str] = (), probe_set: str = DEFAULT_PROBE_SET) -> dic
     return {"run_id": list(runs), **chosen} if runs else chosen
 
 
-def with_default(given: Filters | None) -> dict:
-    """`given` with the default probe set where it names none (what the report and the CLI read)."""
+def default_probe_set(store=None) -> str:
+    """The probe set views read unless told: matched-seed, or counterfactual in a store that holds answers of
+    counterfactual probes only (an auditor's own population built as a counterfactual set), so its views are not
+    empty; never both."""
+    if store is None:
+        return DEFAULT_PROBE_SET
+    held = store.answered_probe_sets()
+    return "counterfactual" if held == ["counterfactual"] else DEFAULT_PROBE_SET
+
+
+def with_default(given: Filters | None, store=None) -> dict:
+    """`given` with the default probe set (default_probe_set) where it names none (what the report reads)."""
     out = dict(given or {})
     if not out.get("probe_set"):
-        out["probe_set"] = list(PROBE_SETS[DEFAULT_PROBE_SET])
+        out["probe_set"] = list(PROBE_SETS[default_probe_set(store)])
     return out
 
 

@@ -230,3 +230,19 @@ def test_the_demo_numbers_do_not_change(tmp_path):
     assert sorted((r.model, r.refused, r.complied) for r in now.itertuples()) == sorted(pooled)
     sentence = selection.describe(demo, selection.filters())
     assert sentence.startswith("Showing runs ") and "demo-smollm2 (" in sentence and "not counted" not in sentence
+
+
+def test_a_store_of_counterfactual_answers_only_shows_them_by_default(db_path, cli_env):
+    """An auditor's own population built as a counterfactual set (no matched-seed probes): its views are not empty."""
+    full = build(db_path.with_name("full.duckdb"))
+    store = Store(db_path)
+    probes = [p for p in full.probes() if p.probe_id.startswith("cf-")]
+    store.add_probes(probes)
+    store.create_run("cf-only", {}, [p.probe_id for p in probes])
+    records = [CompletionRecord("cf-only", p.probe_id, "model-a", "no") for p in probes]
+    store.save_results(records, [VerdictRecord(r.completion_id, JUDGE, "refused") for r in records])
+    assert selection.default_probe_set(store) == "counterfactual" and selection.default_probe_set(full) == "matched"
+    rows, err = stats(db_path, cli_env)
+    assert sum(r["n"] for r in rows) == 4
+    assert selection.describe(store, selection.with_default({}, store)) == \
+        "Showing run cf-only (not started; 4 answers); counterfactual probes."

@@ -232,6 +232,12 @@ def answered_runs(path: str, mtime: float) -> list[str]:
     return list(every.loc[every["completions"] > 0, "run_id"])
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def default_probe_set(path: str, mtime: float) -> str:
+    """core.selection.default_probe_set: matched-seed, or counterfactual in a store of counterfactual answers only."""
+    return selection.default_probe_set(Store(path, readonly=True))
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def _selection_sentence(path: str, mtime: float, chosen: tuple) -> str:
     return selection.describe(Store(path, readonly=True), dict(chosen))

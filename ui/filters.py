@@ -122,8 +122,17 @@ def sidebar(options: Mapping[str, Sequence[str]], *, page: str) -> Filters:
 
 # The selection every view of a page reads (core/selection.py): the runs (URL `run_id`, repeated; none: the
 # latest completed run's answer of each probe) and the probe set (URL `probe_set`: matched, counterfactual or all;
-# left out of the URL when it is the default, matched).
+# left out of the URL when it is the store's default: matched-seed, or counterfactual in a store of those only).
 RUNS, PROBE_SET = "run_id", "probe_set"
+_DEFAULT_PROBE_SET = "_default_probe_set"  # session state: the store's default, set by selection_sidebar
+
+
+def _default() -> str:
+    """The probe set a page reads when the URL names none (core.selection.default_probe_set of its store)."""
+    try:
+        return st.session_state.get(_DEFAULT_PROBE_SET, answers.DEFAULT_PROBE_SET)
+    except Exception:  # no script run context (a test's direct call of a cached read)
+        return answers.DEFAULT_PROBE_SET
 
 
 def _url_selection() -> tuple[list[str], str]:
@@ -134,7 +143,7 @@ def _url_selection() -> tuple[list[str], str]:
         probe_set = st.query_params.get(PROBE_SET)
     except Exception:  # no script run context: nothing chosen
         return [], answers.DEFAULT_PROBE_SET
-    return runs, probe_set if probe_set in answers.PROBE_SETS else answers.DEFAULT_PROBE_SET
+    return runs, probe_set if probe_set in answers.PROBE_SETS else _default()
 
 
 def selection() -> Filters:
@@ -143,10 +152,13 @@ def selection() -> Filters:
     return answers.filters(*_url_selection())
 
 
-def selection_sidebar(runs: Sequence[str], *, page: str, probe_sets: bool = True) -> Filters:
+def selection_sidebar(runs: Sequence[str], *, page: str, probe_sets: bool = True,
+                      default_probe_set: str = answers.DEFAULT_PROBE_SET) -> Filters:
     """The sidebar's run selector and probe-set choice, started from the URL and written back to it; returns
-    selection(). `runs`: the runs that hold answers, newest first. Without `probe_sets` (the Counterfactual view
-    reads both by design) the choice is not offered and the URL's is left as it is."""
+    selection(). `runs`: the runs that hold answers, newest first; `default_probe_set`: the store's (what no
+    `probe_set` in the URL means). Without `probe_sets` (the Counterfactual view reads both by design) the choice
+    is not offered and the URL's is left as it is."""
+    st.session_state[_DEFAULT_PROBE_SET] = default_probe_set
     wanted, probe_set = _url_selection()
     key = f"{page}_filter_{RUNS}"
     if key not in st.session_state:
@@ -169,7 +181,7 @@ def selection_sidebar(runs: Sequence[str], *, page: str, probe_sets: bool = True
             format_func=lambda name: answers.PROBE_SET_WORDS[name].capitalize(),
             help="Matched-seed probes (each group its own seed statements) and counterfactual probes (one claim "
                  "for every group) measure different things, so views read one set unless both are chosen.")
-        if chosen != answers.DEFAULT_PROBE_SET:
+        if chosen != default_probe_set:
             st.query_params[PROBE_SET] = chosen
         elif PROBE_SET in st.query_params:
             del st.query_params[PROBE_SET]
@@ -205,10 +217,10 @@ def link(filters: Mapping[str, Sequence[str] | str]) -> dict[str, list[str] | st
     if PROBE_SET in given and not isinstance(given[PROBE_SET], str):
         given[PROBE_SET] = answers.probe_set_name({PROBE_SET: given[PROBE_SET]})
     kept = {RUNS: runs} if runs else {}
-    if probe_set != answers.DEFAULT_PROBE_SET:
+    if probe_set != _default():
         kept[PROBE_SET] = probe_set
     out = {**kept, **given}
-    if out.get(PROBE_SET) == answers.DEFAULT_PROBE_SET:
+    if out.get(PROBE_SET) == _default():
         del out[PROBE_SET]
     return out
 
@@ -221,11 +233,11 @@ def fingerprint(filters: Mapping[str, Sequence[str]]) -> str:
 
 def file_stem(filters: Mapping[str, Sequence[str] | str], prefix: str = "forwhom") -> str:
     """A file name that records the filter, e.g. forwhom_group-black+women_model-m1 (safe on any system); the probe
-    set by its name (probe_set-all), and not at all where it is the default (matched)."""
+    set by its name (probe_set-all), and not at all where it is the store's default."""
     filters = dict(filters)
     if PROBE_SET in filters:
         name = answers.probe_set_name({PROBE_SET: filters.pop(PROBE_SET)})
-        if name != answers.DEFAULT_PROBE_SET:
+        if name != _default():
             filters[PROBE_SET] = name
     parts = [prefix]
     for name, values in sorted(filters.items()):

@@ -11,7 +11,7 @@ import streamlit as st
 
 from ui import filters
 from core import selection as answer_sets, taxonomy
-from ui.cached import answered_runs, selection_sentence, summary, vocabulary
+from ui.cached import answered_runs, default_probe_set, selection_sentence, summary, vocabulary
 from ui.common import content_warning, db_path, ensure_navigation, readonly
 from ui.stat_figures import judge_choice, require_store
 
@@ -65,7 +65,8 @@ def start(title: str, page: str, judge: bool | str = True, missing_ok: bool = Fa
     facts = summary(path, mtime)
     chosen_selection = None
     if judge if runs is None else runs:
-        chosen_selection = filters.selection_sidebar(answered_runs(path, mtime), page=page, probe_sets=probe_sets)
+        chosen_selection = filters.selection_sidebar(answered_runs(path, mtime), page=page, probe_sets=probe_sets,
+                                                     default_probe_set=default_probe_set(path, mtime))
         if not probe_sets:
             chosen_selection = {**chosen_selection, "probe_set": list(answer_sets.PROBE_SETS["all"])}
         # Plain text: run ids are a user's text, and st.text never reads Markdown (until ui has one escaping helper).

@@ -38,7 +38,8 @@ def selection_filters(args: argparse.Namespace, store=None) -> dict[str, list[st
     default one without a store); an unknown one is BadInput naming the taxonomy.
 
     `--runs` chooses the runs read (one answer per (target, probe) among them; none: the latest completed run's
-    answer of each probe) and `--probe-set` the probes (matched-seed by default): core/selection.py. A run the
+    answer of each probe) and `--probe-set` the probes (matched-seed by default: selection.default_probe_set):
+    core/selection.py. A run the
     store does not hold is BadInput naming the runs it does."""
     from core import selection
 
@@ -55,7 +56,7 @@ def selection_filters(args: argparse.Namespace, store=None) -> dict[str, list[st
                 "group": [vocabulary.canonical_group(v) for v in args.groups],
                 "strategy": [vocabulary.canonical_strategy(v) for v in args.strategies],
                 "kind": args.kinds,
-                **selection.filters(args.runs, getattr(args, "probe_set", None) or selection.DEFAULT_PROBE_SET)}
+                **selection.filters(args.runs, getattr(args, "probe_set", None) or selection.default_probe_set(store))}
     except taxonomy.VocabularyError as exc:
         raise BadInput(str(exc)) from None
 
@@ -129,9 +130,9 @@ def add_selection_parser(sub, name: str, func, helptext: str, parents: list[argp
                    help="the runs to read, e.g. R1,R2 (default: every run, each probe's answer from the latest "
                         "completed run of its target); among chosen runs the latest answer of each probe counts")
     if probe_sets:
-        p.add_argument("--probe-set", choices=list(selection.PROBE_SETS), default=selection.DEFAULT_PROBE_SET,
-                       help="matched: matched-seed probes (default); counterfactual: probes with a counterfactual_id; "
-                            "all: both")
+        p.add_argument("--probe-set", choices=list(selection.PROBE_SETS), default=None,
+                       help="matched: matched-seed probes (the default, unless the store holds counterfactual answers "
+                            "only); counterfactual: probes with a counterfactual_id; all: both")
     p.add_argument("--kinds", type=csv_list, default=kinds)
     p.add_argument("--judge", default=None, help="whose verdicts (human verdicts always override); default: "
                    "refusal, or the judge with the most verdicts where the store has no refusal verdicts")

@@ -273,8 +273,9 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     bias.add_argument("--models", type=csv_list, default=[])
     bias.add_argument("--runs", type=csv_list, default=[], help="the runs to read (default: every run, each "
                       "probe's answer from the latest completed run of its target)")
-    bias.add_argument("--probe-set", choices=list(selection.PROBE_SETS), default=selection.DEFAULT_PROBE_SET,
-                      help="matched-seed probes (default), counterfactual ones, or both")
+    bias.add_argument("--probe-set", choices=list(selection.PROBE_SETS), default=None,
+                      help="matched-seed probes (default, unless the store holds counterfactual answers only), "
+                           "counterfactual ones, or both")
     bias.add_argument("--kinds", type=csv_list, default=["attack"])
     bias.add_argument("--judge", default=None, help="whose errors (default as for stats)")
     bias.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm's correction")

@@ -227,6 +227,12 @@ class Queries:
         with self.connect() as con:
             return con.execute(_VERDICTS_FROM + where, [*params, *judges]).df()
 
+    def answered_probe_sets(self) -> list[str]:
+        """The probe sets (dimension probe_set: matched, counterfactual) the store holds answers of."""
+        with self.connect() as con:
+            return [row[0] for row in con.execute(
+                "SELECT DISTINCT probe_set FROM cell_counts WHERE judge = '' AND label = 'all' ORDER BY 1").fetchall()]
+
     def answer_runs(self, filters: dict[str, Sequence[str] | str | None] | None = None) -> pd.DataFrame:
         """The runs whose answers a selection reads (only its `run_id` and `probe_set` filters apply), oldest
         first: run_id, status (None for a run the store has no row for), answers (its completions in the

@@ -252,10 +252,10 @@ class Review:
         completions that it does not count that way (those with a human verdict, and those with an error),
         never a join over every completion. Grouping or filtering by `scenario` (not in cell_counts) joins.
 
-        All three follow the selection's one answer per (target, probe) (rows.py, _answers): a sampled completion
-        that is no longer the answer a view counts (a later run re-answered its probe) is in neither the
-        population nor the sample. The strata keep the sample's design as drawn (their inclusion probabilities
-        are the run's), so what remains is a random subsample of each stratum's current answers.
+        The population and the sample follow the selection's one answer per (target, probe) (rows.py, _answers):
+        a sampled completion that is no longer the answer a view counts (a later run re-answered its probe) is in
+        neither. The strata keep the sample's design as drawn (inclusion probabilities are the run's), so what
+        remains of a stratum's sample is a random subsample of its current answers.
         """
         _check_by(by)
         grain = [*STRATA, *[name for name in by if name not in STRATA]]

@@ -81,24 +81,27 @@ def _answers(filters: dict[str, Sequence[str] | str | None] | None, seq: str = "
     """A condition on a completion's `seq` that keeps one answer per (target, probe) among the selection's runs
     (every run, or the chosen ones), by _RUN_ORDER, and its parameters.
 
-    Only targets answered in more than one of those runs can have a superseded answer, so the window runs over
-    their completions alone: on a store with one run per target the condition costs one pass over the run ids.
+    The superseded answers are found among the selection's own rows: every filter is on the target, the probe or
+    the run (core/dimensions.py), so a (target, probe) partition is either wholly in the selection or wholly out,
+    and a drill-down cell ranks only its own few answers. And only targets answered in more than one of the
+    selection's runs can have a superseded answer (cell_counts says which, from a few thousand rows), so on a store
+    with one run per target the condition costs next to nothing.
     """
     runs = _chosen_runs(filters)
-    among = f" AND c.run_id IN ({', '.join('?' for _ in runs)})" if runs else ""
+    where, params = _where(filters)
+    among = f" AND run_id IN ({', '.join('?' for _ in runs)})" if runs else ""
+    where = (where + " AND" if where else " WHERE") + (
+        " c.target_id IN (SELECT model FROM cell_counts WHERE judge = '' AND label = 'all'" + among
+        + " GROUP BY model HAVING count(DISTINCT run_id) > 1)")
     return (f"""{seq} NOT IN (
-        SELECT seq FROM (
-            SELECT c.seq, {_ANSWER_RANK} AS answer
-            FROM completions c LEFT JOIN runs r ON r.run_id = c.run_id
-            WHERE c.target_id IN (SELECT c.target_id FROM completions c WHERE true{among}
-                                  GROUP BY c.target_id HAVING count(DISTINCT c.run_id) > 1){among})
-        WHERE answer > 1)""", [*runs, *runs])
+        SELECT seq FROM (SELECT c.seq, {_ANSWER_RANK} AS answer {FROM_ROWS} LEFT JOIN runs r ON r.run_id = c.run_id
+                         {where})
+        WHERE answer > 1)""", [*params, *runs])
 
 
-def _where_answers(filters: dict[str, Sequence[str] | str | None] | None,
-                   columns: dict[str, str] | None = None) -> tuple[str, list[Any]]:
+def _where_answers(filters: dict[str, Sequence[str] | str | None] | None) -> tuple[str, list[Any]]:
     """_where(filters) and the one-answer condition (_answers): the WHERE of every view over the joined rows."""
-    where, params = _where(filters) if columns is None else _where(filters, columns)
+    where, params = _where(filters)
     condition, more = _answers(filters)
     return (where + " AND " if where else " WHERE ") + condition, [*params, *more]
 
