@@ -47,13 +47,16 @@ _CELL_REFRESH = f"""
     UNION ALL
     SELECT '', {_QUOTED}, current, 'error', count(*) FROM scoped WHERE error IS NOT NULL GROUP BY ALL
 """
-# The cells of a write's (target_id, probe_id) pairs (registered as cell_probes), and how cell_counts' rows and
-# the completions are matched to them (registered as cell_keys).
+# The cells of a write's (target_id, probe_id) pairs (registered as cell_probes; the cells as cell_keys), the
+# cell_counts rows of those cells, and every (target, probe) those cells hold (registered as cell_answers: the
+# completions to recount are found by these two keys, which prunes the scan, rather than by joining every answer
+# of the target with its probe first).
 _CELL_KEYS = f"SELECT DISTINCT k.target_id AS model, {select(_PROBE_CELL)} FROM cell_probes k JOIN probes p USING (probe_id)"
 _KEPT_IN_KEYS = " AND ".join(["cell_counts.model = k.model",
                               *(f'cell_counts."{name}" IS NOT DISTINCT FROM k."{name}"' for name in _PROBE_CELL)])
-_ROWS_IN_KEYS = "JOIN cell_keys k ON " + " AND ".join(
-    ["k.model = c.target_id", *(f'k."{name}" IS NOT DISTINCT FROM {column(name)}' for name in _PROBE_CELL)])
+_CELL_ANSWERS = "SELECT DISTINCT k.model AS target_id, p.probe_id FROM cell_keys k JOIN probes p ON " + " AND ".join(
+    f'k."{name}" IS NOT DISTINCT FROM {column(name)}' for name in _PROBE_CELL)
+_ROWS_IN_KEYS = "JOIN cell_answers a ON a.target_id = c.target_id AND a.probe_id = c.probe_id"
 
 
 def _refresh_cells(con: duckdb.DuckDBPyConnection, scope: pd.DataFrame | None = None) -> None:
@@ -85,8 +88,11 @@ def _refresh_cells(con: duckdb.DuckDBPyConnection, scope: pd.DataFrame | None = 
         con.unregister("cell_probes")
         con.register("cell_keys", keys)
         con.execute(f"DELETE FROM cell_counts USING cell_keys k WHERE {_KEPT_IN_KEYS}")
-        con.execute(_CELL_REFRESH.format(scope=_ROWS_IN_KEYS))
+        answers = con.execute(_CELL_ANSWERS).df()
         con.unregister("cell_keys")
+        con.register("cell_answers", answers)
+        con.execute(_CELL_REFRESH.format(scope=_ROWS_IN_KEYS))
+        con.unregister("cell_answers")
 
 
 def _cell_selection(con: duckdb.DuckDBPyConnection,
