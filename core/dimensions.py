@@ -51,7 +51,12 @@ DIMENSIONS: tuple[Dimension, ...] = (
     Dimension("run_id", "c.run_id", "Run", cell=True, baseline=Baseline.SPLIT, page_grain=False),
     # Which probe set a probe came from (builtin matched seeds, counterfactual, mijabench, custom): the
     # Counterfactual page links its cells to the drill-down with source=counterfactual.
-    Dimension("source", "p.source", "Probe set", cell=False, baseline=Baseline.SPLIT, page_grain=False),
+    Dimension("source", "p.source", "Probe source", cell=False, baseline=Baseline.SPLIT, page_grain=False),
+    # Matched-seed probes (each group its own seed statements: the bundled set, MiJaBench, custom files) or
+    # counterfactual ones (a non-empty counterfactual_id: one claim filled for every group). Views read one set
+    # at a time unless told (core/selection.py), so kept per cell: the default filter sums kept rows.
+    Dimension("probe_set", "CASE WHEN coalesce(p.counterfactual_id, '') <> '' THEN 'counterfactual' ELSE 'matched' END",
+              "Probe set", cell=True, baseline=Baseline.SPLIT, page_grain=False),
 )
 
 _BY_NAME: dict[str, Dimension] = {d.name: d for d in DIMENSIONS}

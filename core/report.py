@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core import analyses, taxonomy
+from core import analyses, selection, taxonomy
 from core.analyses.compare import RunComparison
 from core.calibration import human_calibration
 from core.estimates import JUDGE_ONLY, estimate_label, judge_error_findings
@@ -146,6 +146,8 @@ def build_report(store: Store, judge: str = "refusal",
     """The report's HTML and a summary of what it covers; with a `comparison` (core.analyses.compare) of two
     versions, a section on what changed between them, and for whom; with a `mitigation` (core.mitigate.audit),
     the training and its before/after by trained and held-out groups."""
+    filters = selection.with_default(filters, store)  # one probe set (matched-seed by default) unless filters say
+    shown = selection.describe(store, filters)  # which runs and probe set: said under the title, in plain text
     frame = store.judged(judge, filters)  # provenance only (probe ids, judges used, runs): see the module's doc
     words = store.taxonomy()  # group names, strategy labels and languages of the stored population
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -154,10 +156,13 @@ def build_report(store: Store, judge: str = "refusal",
              "<h1>For Whom: audit report</h1>",
              f"<p class='warn'>{_e('Content warning: this audit measures refusals of requests for hateful content about demographic groups. The report holds statistics only, no prompts or model answers.')}</p>",
              f"<p class='note'>Generated {_e(generated)} from {_e(store.path.name)}; judge <b>{_e(judge)}</b> "
-             f"(human verdicts override it); filters: {_e(json.dumps({k: v for k, v in (filters or {}).items() if v}))}.</p>"]
+             f"(human verdicts override it); filters: {_e(json.dumps({k: v for k, v in (filters or {}).items() if v}))}.</p>",
+             f"<p class='note' id='selection'>{_e(shown)} One answer per model and probe: where runs of a model "
+             f"answered a probe more than once, the answer of the latest completed run"
+             f"{' among the chosen ones' if selection.chosen_runs(filters) else ''} counts.</p>"]
     summary = {"models": int(frame["model"].nunique()), "completions": len(frame),
                "probe_set_sha256": probe_set_hash(frame["probe_id"]), "generated": generated, "judge": judge,
-               "taxonomy": words.name}
+               "taxonomy": words.name, "selection": shown}
     kinds = (filters or {}).get("kind")
     kinds = [kinds] if isinstance(kinds, str) else list(kinds or [])
     # The review sample corrects the attack DRs (and measures the judge there), inside the report's filters.

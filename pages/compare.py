@@ -29,7 +29,7 @@ RATES = ("base DR", "candidate DR", "change", "CI low", "CI high", "base gap", "
 FORMATS = {**{name: st.column_config.NumberColumn(format="%.3f") for name in RATES},
            **{name: st.column_config.NumberColumn(format="%.2g") for name in ("p (corrected)", "p_value", "p_adjusted")}}
 
-ctx = start("Compare versions: what changed, and for whom", PAGE)
+ctx = start("Compare versions: what changed, and for whom", PAGE, runs=False)  # sides name their runs
 path, mtime, judge = ctx.path, ctx.mtime, ctx.judge
 stored = run_targets(path, mtime)
 stored = stored[stored["completions"] > 0]

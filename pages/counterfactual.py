@@ -17,7 +17,7 @@ from ui.stat_figures import CELL_SELECTION, ci_heatmap_chart, clicked_chart_cell
 
 PAGE = "counterfactual"
 
-ctx = start("Counterfactual: the gap when only the group changes", PAGE, language=True)
+ctx = start("Counterfactual: the gap when only the group changes", PAGE, language=True, probe_sets=False)
 language = ctx.language
 chosen = filters.sidebar({"model": ctx.facts["models"]}, page=PAGE)
 view = counterfactual(ctx.path, ctx.mtime, ctx.judge, {**filters.store_filters(chosen), "language": [language]})
@@ -60,7 +60,7 @@ if cell is not None:
     model, group = cell
     st.switch_page("pages/drilldown.py", query_params=filters.link(
         {"model": model, "group": group, "language": language, "kind": "attack", "source": "counterfactual",
-         "judge": ctx.judge}))
+         "probe_set": "counterfactual", "judge": ctx.judge}))
 
 pairs = view.matched.pairs.loc[view.matched.pairs["language"] == language]
 significant = pairs.loc[pairs["significant"].astype(bool)]

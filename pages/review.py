@@ -22,7 +22,7 @@ NAME_KEY = f"{PAGE}_annotator"
 SAVED_NAME = f"_{PAGE}_annotator_saved"  # kept when the widget is not drawn (another page, a rerun)
 SHORTCUTS = {taxonomy.REFUSED: "1", taxonomy.COMPLIED: "2"}  # C and R are Streamlit's own keys
 
-ctx = start("Review sample: human checks", PAGE)
+ctx = start("Review sample: human checks", PAGE, runs=False)  # a sample is a run's
 store = open_store()
 progress = store.review_progress()
 

@@ -115,3 +115,84 @@ def test_counts_by_scenario_are_joined_from_the_rows(tmp_path):
                                                        "scenario": [p.scenario for p in probes]}))
     assert got["refused"].sum() == (want["label"] == "refused").sum() == 5
     assert set(got.index) == set(want["scenario"])
+
+
+# -- one answer per (target, probe): the kept `current` marker against the rule computed here -----------------------
+STATUSES = ("created", "running", "completed", "stopped", "failed")
+
+
+def reference(store: Store, judge: str, runs: list[str]) -> pd.DataFrame:
+    """The rows a view counts, computed in pandas from a plain join of the tables: of each (model, probe), the answer
+    of the run that ranks first among `runs` (all when empty) by: completed, newest, run id."""
+    with store.connect() as con:
+        rows = con.execute(
+            """SELECT c.run_id, c.target_id AS model, c.probe_id, c.error, p.language, p."group", p.strategy,
+                      p.scenario_category, p.scenario, p.kind, p.counterfactual_id, r.status, r.created_at,
+                      coalesce(h.label, v.label) AS label
+               FROM completions c JOIN probes p USING (probe_id) LEFT JOIN runs r USING (run_id)
+               LEFT JOIN verdicts v ON v.completion_id = c.completion_id AND v.judge = ?
+               LEFT JOIN verdicts h ON h.completion_id = c.completion_id AND h.judge = 'human'""", [judge]).df()
+    if runs:
+        rows = rows[rows["run_id"].isin(runs)]
+    rows = rows.assign(done=rows["status"] == "completed",
+                       probe_set=rows["counterfactual_id"].fillna("").ne("").map({True: "counterfactual",
+                                                                                 False: "matched"}))
+    rows = rows.sort_values(["done", "created_at", "run_id"], ascending=False, na_position="last")
+    return rows.drop_duplicates(["model", "probe_id"], keep="first")
+
+
+def test_kept_counts_follow_reruns_and_status_changes(tmp_path):
+    """A random sequence of batches over three runs of two targets (re-runs of the same probes), status changes,
+    human verdicts and counterfactual probes: after each step, label_counts by default (kept counts), with chosen
+    runs (kept where they share no target, joined where they do) and by scenario (always joined) equals the rule
+    applied in pandas to the plain rows."""
+    from core.probes.schema import Probe
+
+    rng = random.Random(7)
+    store = Store(tmp_path / "runs.duckdb")
+    matched = build_bundled(per_cell=1, controls_per_group=1)[:30]
+    counterfactual = [Probe(**{**vars(p), "probe_id": f"cf-{i}", "source": "counterfactual",
+                               "counterfactual_id": f"cf-{i // 3}", "claim_id": f"claim-{i // 3}"})
+                      for i, p in enumerate(matched[:9])]
+    probes = matched + counterfactual
+    store.add_probes(probes)
+    runs = ("run-a", "run-b", "run-c")
+    for run in runs:
+        store.create_run(run, {}, [p.probe_id for p in probes])
+    stored: list[CompletionRecord] = []
+    selections = ([], ["run-a"], ["run-b", "run-c"], ["run-a", "run-c"], list(runs))
+    for step in range(12):
+        action = rng.choice(["batch", "status", "status", "human"]) if stored else "batch"
+        if action == "batch":
+            records = [CompletionRecord(rng.choice(runs), rng.choice(probes).probe_id, rng.choice(["m1", "m2"]),
+                                        "text", error="HTTP 500" if rng.random() < 0.1 else None)
+                       for _ in range(rng.randint(10, 40))]
+            store.save_results(records, [VerdictRecord(r.completion_id, "refusal", rng.choice(LABELS))
+                                         for r in records if r.error is None])
+            stored.extend(records)
+        elif action == "status":  # completing (or un-completing) a run re-ranks every answer of its targets
+            run = rng.choice(runs)
+            current = store.run(run)["status"]
+            store.set_run_status(run, rng.choice([s for s in STATUSES if (s == "completed") != (current == "completed")]))
+        else:
+            store.set_human_verdict(rng.choice(stored).completion_id, rng.choice(["refused", "complied"]))
+        for judge, chosen in [("human", [])] + [("refusal", chosen) for chosen in selections]:
+            rows = reference(store, judge, chosen)
+            for probe_set in ("matched", "all"):
+                filters = {**({"run_id": chosen} if chosen else {}),
+                           "probe_set": ["counterfactual", "matched"] if probe_set == "all" else [probe_set]}
+                for by in (("run_id", "model", "group"), ("scenario",)):
+                    got = store.label_counts(judge, list(by), filters).reset_index(drop=True)
+                    want = expected_counts(rows, by, {"probe_set": filters["probe_set"]}).reset_index(drop=True)
+                    pd.testing.assert_frame_equal(got, want, check_dtype=False,
+                                                  obj=f"step {step} {judge} {chosen} {probe_set} {by}")
+        with store.connect() as con:  # the kept marker itself: one current answer per (target, probe)
+            kept = con.execute("SELECT coalesce(sum(n), 0) FROM cell_counts WHERE judge = '' AND label = 'all' "
+                               "AND current").fetchall()[0][0]
+        assert kept == len(reference(store, "refusal", []))
+    # A restored copy (its cells rebuilt from the rows) keeps the same current answers.
+    store.dump(tmp_path / "runs.jsonl.gz")
+    copy = Store(tmp_path / "copy.duckdb")
+    copy.restore(tmp_path / "runs.jsonl.gz")
+    pd.testing.assert_frame_equal(copy.label_counts("refusal", ["model", "run_id", "group"]),
+                                  store.label_counts("refusal", ["model", "run_id", "group"]))

@@ -74,7 +74,8 @@ def test_every_dimension_counts_computes_and_filters_alike(store, name):
 
 @pytest.mark.parametrize("name", dimensions.names())
 def test_the_cli_stats_by_takes_every_dimension(store, name, capsys):
-    code = cli.main(["stats", "--db", str(store.path), "--by", name, "--kinds", "", "--no-ci", "--json"])
+    code = cli.main(["stats", "--db", str(store.path), "--by", name, "--kinds", "", "--probe-set", "all", "--no-ci",
+                     "--json"])
     rows = json.loads(capsys.readouterr().out)
     assert code == 0
     assert {row[name]: row["refused"] for row in rows} == expected_counts(store, name)["refused"].to_dict()
@@ -94,7 +95,7 @@ def test_every_list_is_read_from_the_table():
     assert set(CELL_COLUMNS) == set(dimensions.cell_dimensions()) == set(dimensions.names()) - {"scenario", "source"}
     assert metrics.CELL_GRAIN == cached.CELL_GRAIN == ("model", "language", "group", "strategy",
                                                        "scenario_category", "kind")
-    assert set(metrics.BASELINE_DIMENSIONS) == {"model", "language", "run_id", "kind", "source"}
+    assert set(metrics.BASELINE_DIMENSIONS) == {"model", "language", "run_id", "kind", "source", "probe_set"}
     assert cached.DEVIATION_BASELINE == dimensions.within() == ("model", "language")
     with pytest.raises(KeyError):
         dimensions.by_name("colour")

@@ -22,7 +22,7 @@ from scipy import stats
 from core import review
 from core.probes.builder import build_bundled
 from core.review import STRATA, ReviewError
-from core.store import (_MIGRATIONS, SCHEMA_VERSION, _refresh_cells, CompletionRecord, Store, StoreError, VerdictImportError,
+from core.store import (_MIGRATIONS, SCHEMA_VERSION, CompletionRecord, Store, StoreError, VerdictImportError,
                         VerdictRecord, completion_id_for)
 from tests import dashboard_db
 from tests.conftest import PYTHON
@@ -270,11 +270,16 @@ def test_a_version_3_database_is_migrated_in_place(db_path):
         con.execute("INSERT INTO completions (completion_id, run_id, probe_id, target_id, text, seq) "
                     "VALUES (?, 'old', ?, 'm', 'an old answer', 0)", [cid, probe.probe_id])
         con.execute("INSERT INTO verdicts (completion_id, judge, label, seq) VALUES (?, 'refusal', 'refused', 0)", [cid])
-        _refresh_cells(con)  # as version 3 kept them
+        cell = [probe.language, probe.group, probe.strategy, probe.scenario_category, probe.kind]
+        con.execute("INSERT INTO cell_counts VALUES ('refusal', 'old', 'm', ?, ?, ?, ?, ?, 'refused', 1), "
+                    "('', 'old', 'm', ?, ?, ?, ?, ?, 'all', 1)", cell + cell)  # as version 3 kept them
     with pytest.raises(StoreError, match="without read-only to migrate"):
         Store(db_path, readonly=True)
     store = Store(db_path)
-    assert store.schema_version() == SCHEMA_VERSION == 6
+    assert store.schema_version() == SCHEMA_VERSION == 7
+    with store.connect() as con:  # recounted by migration 7, with the probe set and the current answers
+        assert con.execute("SELECT probe_set, current, label, n FROM cell_counts ORDER BY label").fetchall() == [
+            ("matched", True, "all", 1), ("matched", True, "refused", 1)]
     assert store.review_progress().empty and store.completion_rows()["completion"].tolist() == ["an old answer"]
     assert store.draw_review_sample("old", per_cell=1, seed=0)["sampled"] == 1
     population, sample, strata = store.ppi_inputs("refusal", ["model"])

@@ -15,6 +15,11 @@ is what makes a view corrected by default.
 The views of core.analyses (headline, over-refusal, cross-lingual, scaling, reproduction) are cached as their
 small results, computed from the same cached counts: `headline`, `over_refusal`, `cross_lingual`, `scaling`,
 `reproduction` below, one per view. No page reads the one-row-per-completion frame.
+
+Every read of a selection follows the page's runs and probe set (ui.filters.selection: the sidebar's run selector
+and probe-set choice, kept in the URL; core/selection.py says the rule): `_key` adds them to the filters a page
+passes (a page's own `run_id` or `probe_set` wins), so they are part of every cache key and every view of a page
+shows the answers its header sentence names.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
-from core import analyses, dimensions, estimates, taxonomy
+from core import analyses, dimensions, estimates, selection, taxonomy
 from core.analyses.counterfactual import Counterfactual
 from core.analyses.cross_lingual import CrossLingual
 from core.analyses.disparity import Disparity
@@ -37,14 +42,22 @@ from core.metrics import CELL_GRAIN, DefenseRates
 from core.mitigate.audit import BeforeAfter, before_after, known_mitigations
 from core.ppi import CorrectedRates, JudgeError, judge_error
 from core.store import Store
+from ui import filters as url
 
 # The mean a cell deviates from: its model's, within one language (group sets differ by language).
 DEVIATION_BASELINE: tuple[str, ...] = dimensions.within()
 
 
 def _key(filters: Mapping[str, Sequence[str]]) -> tuple:
-    """Filters as a hashable, order-independent cache key."""
-    return tuple(sorted((name, tuple(values)) for name, values in filters.items() if values))
+    """Filters with the page's selection (runs, probe set; the filters' own win) as a hashable, order-independent
+    cache key."""
+    return _frozen({**url.selection(), **{name: values for name, values in filters.items() if values}})
+
+
+def _frozen(filters: Mapping[str, Sequence[str]]) -> tuple:
+    """Filters as they are (inside a cached read, whose key holds the selection already) as a hashable key."""
+    return tuple(sorted((name, (values,) if isinstance(values, str) else tuple(values))
+                        for name, values in filters.items() if values))
 
 
 @st.cache_data(show_spinner="Counting verdicts…", max_entries=64)
@@ -132,7 +145,7 @@ def judge_errors(path: str, mtime: float, judge: str, filters: Mapping[str, Sequ
 # -- the views of core.analyses, each cached as its small result ------------------------------------
 @st.cache_data(show_spinner="Reading the database…", max_entries=16)
 def _headline(path: str, mtime: float, judge: str, filters: tuple, min_human: int) -> Headline:
-    scope = _key(analyses.headline.scope(dict(filters)))
+    scope = _frozen(analyses.headline.scope(dict(filters)))
     population, sample = _ppi_inputs(path, mtime, judge, scope, PPI_GRAIN)
     return analyses.headline.compute(_counts(path, mtime, judge, scope, analyses.headline.GRAIN),
                                      population=population, sample=sample, min_human=min_human,
@@ -165,7 +178,7 @@ def disparity(path: str, mtime: float, judge: str, filters: Mapping[str, Sequenc
 
 @st.cache_data(show_spinner="Computing over-refusal…", max_entries=16)
 def _over_refusal(path: str, mtime: float, judge: str, filters: tuple) -> OverRefusal:
-    scope = _key(analyses.over_refusal.scope(dict(filters)))
+    scope = _frozen(analyses.over_refusal.scope(dict(filters)))
     return analyses.over_refusal.compute(_counts(path, mtime, judge, scope, analyses.over_refusal.GRAIN))
 
 
@@ -176,7 +189,7 @@ def over_refusal(path: str, mtime: float, judge: str, filters: Mapping[str, Sequ
 
 @st.cache_data(show_spinner="Comparing languages…", max_entries=16)
 def _cross_lingual(path: str, mtime: float, judge: str, filters: tuple) -> CrossLingual:
-    scope = _key(analyses.cross_lingual.scope(dict(filters)))
+    scope = _frozen(analyses.cross_lingual.scope(dict(filters)))
     return analyses.cross_lingual.compute(_counts(path, mtime, judge, scope, analyses.cross_lingual.GRAIN))
 
 
@@ -188,7 +201,7 @@ def cross_lingual(path: str, mtime: float, judge: str,
 
 @st.cache_data(show_spinner="Computing disparity by model size…", max_entries=16)
 def _scaling(path: str, mtime: float, judge: str, filters: tuple) -> Scaling:
-    scope = _key(analyses.scaling.scope(dict(filters)))
+    scope = _frozen(analyses.scaling.scope(dict(filters)))
     return analyses.scaling.compute(_counts(path, mtime, judge, scope, analyses.scaling.GRAIN),
                                     targets=Store(path, readonly=True).targets())
 
@@ -199,14 +212,14 @@ def scaling(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[
 
 
 @st.cache_data(show_spinner="Computing deviations…", max_entries=16)
-def _reproduction(path: str, mtime: float, judge: str, language: str) -> Reproduction:
-    scope = _key(analyses.reproduction.scope(language))
+def _reproduction(path: str, mtime: float, judge: str, language: str, chosen: tuple) -> Reproduction:
+    scope = _frozen({**dict(chosen), **analyses.reproduction.scope(language)})
     return analyses.reproduction.compute(_counts(path, mtime, judge, scope, analyses.reproduction.GRAIN), language)
 
 
 def reproduction(path: str, mtime: float, judge: str, language: str) -> Reproduction:
-    """core.analyses.reproduction for one language's attack probes."""
-    return _reproduction(path, mtime, judge, language)
+    """core.analyses.reproduction for one language's attack probes (of the page's runs and probe set)."""
+    return _reproduction(path, mtime, judge, language, _key({}))
 
 
 @st.cache_data(show_spinner="Pairing the counterfactual answers on their claims…", max_entries=8)
@@ -229,6 +242,29 @@ def vocabulary(path: str, mtime: float) -> taxonomy.Taxonomy:
 def summary(path: str, mtime: float) -> dict:
     """Store.summary() (models, languages, counts, judges)."""
     return Store(path, readonly=True).summary()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def answered_runs(path: str, mtime: float) -> list[str]:
+    """The runs that hold answers, newest first: what the sidebar's run selector offers."""
+    every = Store(path, readonly=True).runs()
+    return list(every.loc[every["completions"] > 0, "run_id"])
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def default_probe_set(path: str, mtime: float) -> str:
+    """core.selection.default_probe_set: matched-seed, or counterfactual in a store of counterfactual answers only."""
+    return selection.default_probe_set(Store(path, readonly=True))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _selection_sentence(path: str, mtime: float, chosen: tuple) -> str:
+    return selection.describe(Store(path, readonly=True), dict(chosen))
+
+
+def selection_sentence(path: str, mtime: float, chosen: Mapping[str, Sequence[str]]) -> str:
+    """core.selection.describe: which runs (and how many of their answers) and which probe set a page shows."""
+    return _selection_sentence(path, mtime, _key(chosen))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import streamlit as st
 
-from core import dimensions, taxonomy
+from core import dimensions, selection as answers, taxonomy
 from core.store import VERDICT_FILTERS
 from ui.common import escape_markdown, group_label, strategy_label, vocabulary
 
@@ -126,10 +126,79 @@ def sidebar(options: Mapping[str, Sequence[str]], *, page: str, closed: Sequence
     return chosen
 
 
+# The selection every view of a page reads (core/selection.py): the runs (URL `run_id`, repeated; none: the
+# latest completed run's answer of each probe) and the probe set (URL `probe_set`: matched, counterfactual or all;
+# left out of the URL when it is the store's default: matched-seed, or counterfactual in a store of those only).
+RUNS, PROBE_SET = "run_id", "probe_set"
+_DEFAULT_PROBE_SET = "_default_probe_set"  # session state: the store's default, set by selection_sidebar
+
+
+def _default() -> str:
+    """The probe set a page reads when the URL names none (core.selection.default_probe_set of its store)."""
+    try:
+        return st.session_state.get(_DEFAULT_PROBE_SET, answers.DEFAULT_PROBE_SET)
+    except Exception:  # no script run context (a test's direct call of a cached read)
+        return answers.DEFAULT_PROBE_SET
+
+
+def _url_selection() -> tuple[list[str], str]:
+    """The runs and probe-set name the URL holds (none, and the default, outside a page run: a test's direct
+    call of a cached read)."""
+    try:
+        runs = [v for v in st.query_params.get_all(RUNS) if v]
+        probe_set = st.query_params.get(PROBE_SET)
+    except Exception:  # no script run context: nothing chosen
+        return [], answers.DEFAULT_PROBE_SET
+    return runs, probe_set if probe_set in answers.PROBE_SETS else _default()
+
+
+def selection() -> Filters:
+    """The store filters of the page's selection: `run_id` (chosen runs, absent for the default) and
+    `probe_set`. ui.cached adds them to every read, so every view of a page shows the answers its header names."""
+    return answers.filters(*_url_selection())
+
+
+def selection_sidebar(runs: Sequence[str], *, page: str, probe_sets: bool = True,
+                      default_probe_set: str = answers.DEFAULT_PROBE_SET) -> Filters:
+    """The sidebar's run selector and probe-set choice, started from the URL and written back to it; returns
+    selection(). `runs`: the runs that hold answers, newest first; `default_probe_set`: the store's (what no
+    `probe_set` in the URL means). Without `probe_sets` (the Counterfactual view reads both by design) the choice
+    is not offered and the URL's is left as it is."""
+    st.session_state[_DEFAULT_PROBE_SET] = default_probe_set
+    wanted, probe_set = _url_selection()
+    key = f"{page}_filter_{RUNS}"
+    if key not in st.session_state:
+        st.session_state[key] = [v for v in wanted if v in runs]
+    picked = st.sidebar.multiselect(
+        "Runs", list(runs), key=key, placeholder="latest answer of each probe",
+        help="Which runs the views read. None chosen: for each model and probe, the answer of the latest completed "
+             "run (a re-run replaces the answers it re-asked once it completes). Chosen runs: the same rule among them.")
+    extra = [v for v in wanted if v not in runs and v not in picked] if not picked else []
+    if extra:
+        st.sidebar.caption(f"Runs from the link: {', '.join(extra)}")
+    if picked or extra:
+        st.query_params[RUNS] = picked or extra
+    elif RUNS in st.query_params:
+        del st.query_params[RUNS]
+    if probe_sets:
+        names = list(answers.PROBE_SETS)
+        chosen = st.sidebar.selectbox(
+            "Probe set", names, index=names.index(probe_set), key=f"{page}_option_{PROBE_SET}",
+            format_func=lambda name: answers.PROBE_SET_WORDS[name].capitalize(),
+            help="Matched-seed probes (each group its own seed statements) and counterfactual probes (one claim "
+                 "for every group) measure different things, so views read one set unless both are chosen.")
+        if chosen != default_probe_set:
+            st.query_params[PROBE_SET] = chosen
+        elif PROBE_SET in st.query_params:
+            del st.query_params[PROBE_SET]
+    return selection()
+
+
 def completion_filters(models: Sequence[str], languages: Sequence[str], *, page: str) -> tuple[Filters, list[str]]:
     """The sidebar filters of pages that list completions (drill-down, export): (store filters, verdicts).
 
-    `scenario` and `run_id` have no widget (too many values); links set them, and the sidebar says so.
+    `scenario` has no widget (too many values); links set it, and the sidebar says so. The runs and the probe set
+    are the page's selection (selection_sidebar, drawn by ui.page.start).
     """
     words = vocabulary()
     languages = list(languages) or list(words.language_codes)
@@ -139,16 +208,28 @@ def completion_filters(models: Sequence[str], languages: Sequence[str], *, page:
         "strategy": list(words.strategies), "scenario_category": list(words.categories),
         "kind": list(taxonomy.KINDS), "verdict": list(VERDICT_FILTERS),
     }, page=page, closed=("verdict",))
-    linked = read(["scenario", "run_id", "source"])
+    linked = read(["scenario", "source"])
     if linked:
         st.sidebar.caption("Also filtered by " + escape_markdown("; ".join(f"{k}: {', '.join(v)}"
                                                                           for k, v in linked.items())))
-    return store_filters({**chosen, **linked}), chosen.get("verdict", [])
+    return store_filters({**chosen, **linked, **selection()}), chosen.get("verdict", [])
 
 
 def link(filters: Mapping[str, Sequence[str] | str]) -> dict[str, list[str] | str]:
-    """Query parameters for st.switch_page / st.page_link that reopen a view with these filters."""
-    return {name: (values if isinstance(values, str) else list(values)) for name, values in filters.items() if values}
+    """Query parameters for st.switch_page / st.page_link that reopen a view with these filters, and with the
+    page's runs and probe set (selection) unless `filters` name their own (a probe set as its name or as store
+    values)."""
+    runs, probe_set = _url_selection()
+    given = {name: (values if isinstance(values, str) else list(values)) for name, values in filters.items() if values}
+    if PROBE_SET in given and not isinstance(given[PROBE_SET], str):
+        given[PROBE_SET] = answers.probe_set_name({PROBE_SET: given[PROBE_SET]})
+    kept = {RUNS: runs} if runs else {}
+    if probe_set != _default():
+        kept[PROBE_SET] = probe_set
+    out = {**kept, **given}
+    if out.get(PROBE_SET) == _default():
+        del out[PROBE_SET]
+    return out
 
 
 def fingerprint(filters: Mapping[str, Sequence[str]]) -> str:
@@ -158,7 +239,13 @@ def fingerprint(filters: Mapping[str, Sequence[str]]) -> str:
 
 
 def file_stem(filters: Mapping[str, Sequence[str] | str], prefix: str = "forwhom") -> str:
-    """A file name that records the filter, e.g. forwhom_group-black+women_model-m1 (safe on any system)."""
+    """A file name that records the filter, e.g. forwhom_group-black+women_model-m1 (safe on any system); the probe
+    set by its name (probe_set-all), and not at all where it is the store's default."""
+    filters = dict(filters)
+    if PROBE_SET in filters:
+        name = answers.probe_set_name({PROBE_SET: filters.pop(PROBE_SET)})
+        if name != _default():
+            filters[PROBE_SET] = name
     parts = [prefix]
     for name, values in sorted(filters.items()):
         values = [values] if isinstance(values, str) else list(values)

@@ -187,9 +187,12 @@ def corrected(store: Store, base: Side, candidate: Side, judge: str, by: Sequenc
     `min_human` of them: nothing could be tested on that side. Single cells with fewer than `min_human` labels on
     a side have no corrected change (NaN, never flagged), and their `why` says so; Comparison.untested lists them.
     """
-    sides = {"run_id": sorted({base.run_id, candidate.run_id}), "model": sorted({base.target_id, candidate.target_id})}
     grain = ["run_id", "model", *by, "kind"]
-    population, sample, strata = store.ppi_inputs(judge, grain, sides)
+    # Each side on its own: read together, two runs of one target would be one selection, in which a view counts
+    # one answer per probe (core/selection.py), and the older side would lose the probes both answered.
+    read = [store.ppi_inputs(judge, grain, {"run_id": [side.run_id], "model": [side.target_id]})
+            for side in dict.fromkeys((base, candidate))]
+    population, sample, strata = (pd.concat([one[i] for one in read], ignore_index=True) for i in range(3))
     roles = (("base", base, "b"), ("candidate", candidate, "c"))
     if not len(sample):
         _refuse([_unchecked(store, role, of, sample, strata, None, "", min_human) for role, of, _ in roles])

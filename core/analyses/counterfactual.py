@@ -53,8 +53,10 @@ class Counterfactual:
 
 
 def scope(filters: Filters | None = None) -> dict:
-    """Attack probes within `filters`: the matched design compares attacks (controls are over-refusal's)."""
-    return {**dict(filters or {}), "kind": ["attack"]}
+    """Attack probes within `filters`: the matched design compares attacks (controls are over-refusal's). Both
+    probe sets whatever `filters` say (its `probe_set` is dropped): the view sets the counterfactual answers
+    beside the matched-seed ones by design."""
+    return {**{k: v for k, v in dict(filters or {}).items() if k != "probe_set"}, "kind": ["attack"]}
 
 
 def compute(source: Store | pd.DataFrame, judge: str = "refusal", filters: Filters | None = None,

@@ -133,16 +133,41 @@ def open_store(args: argparse.Namespace, readonly: bool = False):
 
 def selection_filters(args: argparse.Namespace, store=None) -> dict[str, list[str]]:
     """The store's filters from the selection options, spellings made canonical by the store's taxonomy (the
-    default one without a store); an unknown one is BadInput naming the taxonomy."""
+    default one without a store); an unknown one is BadInput naming the taxonomy.
+
+    `--runs` chooses the runs read (one answer per (target, probe) among them; none: the latest completed run's
+    answer of each probe) and `--probe-set` the probes (matched-seed by default: selection.default_probe_set):
+    core/selection.py. A run the
+    store does not hold is BadInput naming the runs it does."""
+    from core import selection
+
     vocabulary = store.taxonomy() if store is not None else taxonomy.DEFAULT
+    if store is not None and args.runs:
+        unknown = [run for run in args.runs if store.run(run) is None]
+        if unknown:
+            known = sorted(store.runs()["run_id"])
+            raise BadInput(f"--runs {','.join(unknown)}: no such run in {store.path}; it holds "
+                           f"{', '.join(known) or 'no runs yet'}")
     try:
-        return {"model": args.models, "run_id": args.runs,
+        return {"model": args.models,
                 "language": [vocabulary.canonical_language(v) for v in args.languages],
                 "group": [vocabulary.canonical_group(v) for v in args.groups],
                 "strategy": [vocabulary.canonical_strategy(v) for v in args.strategies],
-                "kind": args.kinds}
+                "kind": args.kinds,
+                **selection.filters(args.runs, getattr(args, "probe_set", None) or selection.default_probe_set(store))}
     except taxonomy.VocabularyError as exc:
         raise BadInput(str(exc)) from None
+
+
+def say_selection(args: argparse.Namespace, store, filters: dict) -> str:
+    """The sentence saying which runs and probe set a command read (core.selection.describe): printed on stderr
+    for text output, so stdout stays the table; returned for a --json object to carry (field `selection`)."""
+    from core import selection
+
+    text = selection.describe(store, filters)
+    if not args.json:
+        print(text, file=sys.stderr)
+    return text
 
 
 def chosen_judge(args: argparse.Namespace, store) -> str:
@@ -192,11 +217,20 @@ def labelled_sample(args: argparse.Namespace, store, judge: str):
 
 
 def add_selection_parser(sub, name: str, func, helptext: str, parents: list[argparse.ArgumentParser],
-                         kinds: list[str]) -> argparse.ArgumentParser:
-    """A subcommand reading judged completions (stats, export): the filters, --models/--runs/--kinds, --judge."""
+                         kinds: list[str], probe_sets: bool = True) -> argparse.ArgumentParser:
+    """A subcommand reading judged completions (stats, export): the filters, --models/--runs/--kinds,
+    --probe-set (unless `probe_sets` is False: a view that reads both sets by design), --judge."""
+    from core import selection
+
     p = sub.add_parser(name, parents=parents, help=helptext)
     p.add_argument("--models", type=csv_list, default=[])
-    p.add_argument("--runs", type=csv_list, default=[])
+    p.add_argument("--runs", type=csv_list, default=[],
+                   help="the runs to read, e.g. R1,R2 (default: every run, each probe's answer from the latest "
+                        "completed run of its target); among chosen runs the latest answer of each probe counts")
+    if probe_sets:
+        p.add_argument("--probe-set", choices=list(selection.PROBE_SETS), default=None,
+                       help="matched: matched-seed probes (the default, unless the store holds counterfactual answers "
+                            "only); counterfactual: probes with a counterfactual_id; all: both")
     p.add_argument("--kinds", type=csv_list, default=kinds)
     p.add_argument("--judge", default=None, help="whose verdicts (human verdicts always override); default: "
                    "refusal, or the judge with the most verdicts where the store has no refusal verdicts")

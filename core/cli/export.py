@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from core.cli.common import (EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, BadInput, add_selection_parser, chosen_judge, emit,
-                             id_option, open_store, output_path, selection_filters, stored_target_name, writes)
+                             id_option, open_store, output_path, say_selection, selection_filters, stored_target_name,
+                             writes)
 
 
 def cmd_import_align(args: argparse.Namespace) -> int:
@@ -73,10 +74,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from core.progress import Meter
 
     store = open_store(args, readonly=True)
-    rows = store.completion_rows(selection_filters(args, store))
+    filters = selection_filters(args, store)
+    said = say_selection(args, store, filters)
+    rows = store.completion_rows(filters)
     with Meter("export", total=len(rows), unit="row", quiet=args.quiet) as meter:
         written = write_csv(rows, args.out, on_progress=meter.update)
-    emit(args, {"path": str(args.out), "rows": written}, f"wrote {written} rows to {args.out}")
+    emit(args, {"path": str(args.out), "rows": written, "selection": said}, f"wrote {written} rows to {args.out}")
     return EXIT_OK
 
 
@@ -112,6 +115,7 @@ def _export_derived(args: argparse.Namespace) -> int:
 
     store = open_store(args, readonly=True)
     filters = selection_filters(args, store)
+    said = say_selection(args, store, filters)
     if args.format == "parquet":
         payload: dict[str, Any] = {"rows": export.write_parquet(store.completion_rows(filters), args.out)}
         text = f"wrote {payload['rows']} rows to {args.out}"
@@ -131,7 +135,7 @@ def _export_derived(args: argparse.Namespace) -> int:
                                comparison=_report_comparison(args, store, judge) if args.compare else None,
                                mitigation=_report_mitigation(args, store) if args.mitigation else None)
         text = f"wrote the audit report to {args.out} ({payload['models']} models, {payload['completions']} completions)"
-    emit(args, {"path": str(args.out), "format": args.format, **payload}, text)
+    emit(args, {"path": str(args.out), "format": args.format, **payload, "selection": said}, text)
     return EXIT_OK
 
 

@@ -9,8 +9,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from core import selection
 from core.cli.common import (EXIT_BAD_INPUT, EXIT_OK, BadInput, chosen_judge, csv_list, emit, labelled_sample, open_store,
-                             output_path, writes)
+                             output_path, say_selection, selection_filters, writes)
 
 
 def cmd_review_plan(args: argparse.Namespace) -> int:
@@ -42,6 +43,7 @@ def cmd_review_bias(args: argparse.Namespace) -> int:
     store = open_store(args, readonly=True)
     judge = chosen_judge(args, store)
     population, sample = labelled_sample(args, store, judge)
+    say_selection(args, store, selection_filters(args, store))
     try:
         errors = judge_error(sample, by=args.by, population=population, alpha=args.alpha)
     except PPIError as exc:
@@ -256,7 +258,11 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     bias.add_argument("--by", type=csv_list, default=["language", "group"],
                       help="cells of the error table; the test compares groups within the other columns")
     bias.add_argument("--models", type=csv_list, default=[])
-    bias.add_argument("--runs", type=csv_list, default=[])
+    bias.add_argument("--runs", type=csv_list, default=[], help="the runs to read (default: every run, each "
+                      "probe's answer from the latest completed run of its target)")
+    bias.add_argument("--probe-set", choices=list(selection.PROBE_SETS), default=None,
+                      help="matched-seed probes (default, unless the store holds counterfactual answers only), "
+                           "counterfactual ones, or both")
     bias.add_argument("--kinds", type=csv_list, default=["attack"])
     bias.add_argument("--judge", default=None, help="whose errors (default as for stats)")
     bias.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm's correction")

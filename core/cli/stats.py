@@ -8,7 +8,7 @@ import json
 
 from core import dimensions
 from core.cli.common import (EXIT_OK, BadInput, add_selection_parser, chosen_judge, csv_list, labelled_sample,
-                             open_store, selection_filters)
+                             open_store, say_selection, selection_filters)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -18,7 +18,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     store = open_store(args, readonly=True)
     if args.estimator == "ppi":
         return _stats_corrected(args, store)
-    frame = store.judged(chosen_judge(args, store), selection_filters(args, store))
+    filters = selection_filters(args, store)
+    say_selection(args, store, filters)
+    frame = store.judged(chosen_judge(args, store), filters)
     rates, table = _with_deviations(args, lambda: DefenseRates(frame, args.by, ci=not args.no_ci,
                                                                resamples=args.resamples, seed=args.seed))
     rows = rates.records(table)
@@ -59,6 +61,7 @@ def _stats_corrected(args: argparse.Namespace, store) -> int:
         raise BadInput(f"--min-human {args.min_human}: give at least 1 label per cell")
     judge = chosen_judge(args, store)
     population, sample = labelled_sample(args, store, judge)
+    say_selection(args, store, selection_filters(args, store))
     rates, table = _with_deviations(args, lambda: CorrectedRates(population, sample, args.by,
                                                                  power_tuning=args.power_tuning,
                                                                  min_human=args.min_human))
@@ -130,7 +133,8 @@ def cmd_matched(args: argparse.Namespace) -> int:
 
     store = open_store(args, readonly=True)
     judge = chosen_judge(args, store)
-    filters = {k: v for k, v in selection_filters(args, store).items() if k != "kind"}
+    filters = {k: v for k, v in selection_filters(args, store).items() if k not in ("kind", "probe_set")}
+    say_selection(args, store, filters)  # both probe sets: the view pairs counterfactual answers with matched-seed ones
     view = counterfactual.compute(store, judge, filters, resamples=args.resamples, seed=args.seed)
     if view.matched is None:
         raise BadInput(f"{store.path}: no judged counterfactual attack answers in this selection; run the "
@@ -164,7 +168,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
                 filters: argparse.ArgumentParser) -> None:
     """Register `stats`, `disparity` and `matched`."""
     m = add_selection_parser(sub, "matched", cmd_matched, "the gap when only the group changes (counterfactual "
-                             "probes), paired on the claim", [common, filters], ["attack"])
+                             "probes), paired on the claim", [common, filters], ["attack"], probe_sets=False)
     m.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of claims")
     m.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     d = add_selection_parser(sub, "disparity", cmd_disparity, "how unequal the groups' Defense Rates are beyond "

@@ -219,10 +219,17 @@ class Catalog:
 
     def set_run_status(self, run_id: str, status: str, message: str | None = None) -> None:
         """Set a run's status and the plain message that says why it stopped or failed (None clears it); any trace
-        of an API key in the message is masked (core.redact)."""
-        with self._writing() as (con, _):
+        of an API key in the message is masked (core.redact).
+
+        Which answer of a (target, probe) a view counts depends on whether its run completed (rows.py,
+        _ANSWER_RANK), so the run's targets are recounted when it becomes or stops being completed."""
+        with self._writing() as (con, touched):
+            before = _first(con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]))
             con.execute("UPDATE runs SET status = ?, message = ?, updated_at = current_timestamp WHERE run_id = ?",
                         [status, redact(message), run_id])
+            if before is not None and (before[0] == "completed") != (status == "completed"):
+                touched.append(con.execute("SELECT DISTINCT model AS target_id FROM cell_counts WHERE run_id = ?",
+                                           [run_id]).df())  # no probe_id: every answer of the target
 
     def errored_probes(self, run_id: str, target_id: str) -> list[Probe]:
         """Planned probes of a run whose completion for this target holds an error, in plan order."""

@@ -192,9 +192,10 @@ class Connection:
         """Every write of the store: one transaction that lands whole or not at all, and keeps cell_counts right.
 
         Refuses a read-only store first (`what`: what cannot be done). Yields the connection and a list to which
-        the write appends the (run_id, target_id) pairs whose completions or verdicts it changed; their
-        cell_counts are recounted inside the same transaction (every pair with `recount_all`), so the counts
-        can never disagree with the rows, whichever write changed them.
+        the write appends frames of what it changed: target_id and probe_id of the answers whose completions or
+        verdicts it changed, or target_id alone where every answer of the target may count anew (a run's status);
+        their cell_counts are recounted inside the same transaction (cells._refresh_cells; everything with
+        `recount_all`), so the counts can never disagree with the rows, whichever write changed them.
         """
         self._writable(what)
         with self.connect() as con:

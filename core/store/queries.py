@@ -6,9 +6,10 @@ from typing import Any
 
 import pandas as pd
 
-from core.store.cells import CELL_COLUMNS, _CELL_FILTERS
-from core.store.rows import (_COMPLETION_ROWS, _EFFECTIVE_LABEL, _JUDGED_BY, _JUDGED_FROM, FROM_ROWS, JUDGED_COLUMNS,
-                             ROW_COLUMNS, _active, _check_by, _verdict_condition, _where, column, select)
+from core.store.cells import CELL_COLUMNS, _CELL_FILTERS, _cell_selection
+from core.store.rows import (_ANSWER_RANK, _COMPLETION_ROWS, _EFFECTIVE_LABEL, _JUDGED_BY, _JUDGED_FROM, FROM_ROWS,
+                             JUDGED_COLUMNS, ROW_COLUMNS, _active, _check_by, _verdict_condition, _where,
+                             _where_answers, column, select)
 from core.store.schema import SCHEMA_VERSION
 
 # Every verdict with its completion's row (filters apply to the joined rows), without the texts.
@@ -24,9 +25,10 @@ class Queries:
         """One row per completion with its effective label: a human verdict if any, else `judge`'s.
 
         Completions that errored or that the judge could not read (`unparsed`) keep their row with
-        label None/'unparsed', so callers can count them, but metrics leave them out of the DR.
+        label None/'unparsed', so callers can count them, but metrics leave them out of the DR. Like every view,
+        one answer per (target, probe) of the selection's runs (rows.py, _answers; filter `run_id` chooses runs).
         """
-        where, params = _where(filters)
+        where, params = _where_answers(filters)
         text_cols = ", " + select(["prompt", "completion"]) if with_text else ""
         with self.connect() as con:
             return con.execute(
@@ -44,8 +46,8 @@ class Queries:
         statistics (core/matched.py) pair and resample on: model, language, group, kind, counterfactual_id (empty
         for a matched-seed probe), claim_id (for a matched-seed probe its seed statement stands in: `seed:` + a
         hash of it, so one seed used in several prompts is one claim) and refused (bool)."""
-        where, params = _where(filters)
-        where = (where + " AND" if where else " WHERE") + f" {_EFFECTIVE_LABEL} IN ('refused', 'complied')"
+        where, params = _where_answers(filters)
+        where += f" AND {_EFFECTIVE_LABEL} IN ('refused', 'complied')"
         with self.connect() as con:
             return con.execute(
                 f"""
@@ -65,17 +67,20 @@ class Queries:
 
         What DefenseRates needs, without moving one row per completion into pandas: on a 528,000-completion
         store the judged frame takes seconds to load and ~100 MB, these counts milliseconds and kilobytes.
-        Same effective label (human, else `judge`) as judged().
+        Same effective label (human, else `judge`) and the same one answer per (target, probe) as judged():
+        summed from cell_counts (its `current` marker, or the chosen runs when they share no target), joined
+        from the rows only for a dimension it does not keep or chosen runs that answered for one target twice.
         """
         _check_by(by)
         group = "GROUP BY ALL ORDER BY ALL" if by else ""
-        if set(by) | set(_active(filters)) <= set(CELL_COLUMNS):
-            # Sum the kept counts (see _CELL_REFRESH): a few thousand rows instead of a join per completion.
-            where, params = _where(filters, _CELL_FILTERS)
-            where = (where + " AND" if where else " WHERE") + " judge IN (?, 'human', '')"
-            columns = [f'"{name}"' for name in by]  # names checked by _check_by above
-            labelled = "judge <> '' AND label = '{}'"
-            with self.connect() as con:
+        with self.connect() as con:
+            kept = _cell_selection(con, filters) if set(by) | set(_active(filters)) <= set(CELL_COLUMNS) else None
+            if kept is not None:
+                # Sum the kept counts (see _CELL_REFRESH): a few thousand rows instead of a join per completion.
+                where, params = _where(filters, _CELL_FILTERS)
+                where = (where + " AND" if where else " WHERE") + f" {kept} AND judge IN (?, 'human', '')"
+                columns = [f'"{name}"' for name in by]  # names checked by _check_by above
+                labelled = "judge <> '' AND label = '{}'"
                 return con.execute(
                     f"""
                     SELECT {''.join(c + ', ' for c in columns)}
@@ -87,8 +92,7 @@ class Queries:
                     """,
                     [*params, judge],
                 ).df()
-        where, params = _where(filters)
-        with self.connect() as con:
+            where, params = _where_answers(filters)
             return con.execute(
                 f"""
                 SELECT {''.join(select([name]) + ', ' for name in by)}
@@ -105,9 +109,10 @@ class Queries:
                         verdicts: Sequence[str] = (), judge: str = "refusal") -> pd.DataFrame:
         """Completions with their probe fields and every verdict as `verdict_<judge>` columns (for export).
 
-        `verdicts` keeps only completions whose effective verdict (human, else `judge`) is one of them.
+        `verdicts` keeps only completions whose effective verdict (human, else `judge`) is one of them. One answer
+        per (target, probe) of the selection's runs, as every view.
         """
-        where, params = _where(filters)
+        where, params = _where_answers(filters)
         if verdicts:
             where += (" AND " if where else " WHERE ") + (
                 f"c.completion_id IN (SELECT c.completion_id {_JUDGED_FROM} WHERE {_verdict_condition(verdicts)})")
@@ -125,9 +130,10 @@ class Queries:
                         verdicts: Sequence[str] = (), limit: int = 50, offset: int = 0) -> tuple[pd.DataFrame, int]:
         """One page of completions (a 160-character preview, not the full text) and how many match in all.
 
-        Ordered by model, language, group, strategy, scenario, so pages are stable between requests.
+        Ordered by model, language, group, strategy, scenario, so pages are stable between requests. One answer
+        per (target, probe) of the selection's runs, as the counts the page links from.
         """
-        where, params = _where(filters)
+        where, params = _where_answers(filters)
         if verdicts:
             where += (" AND " if where else " WHERE ") + _verdict_condition(verdicts)
         with self.connect() as con:
@@ -212,13 +218,59 @@ class Queries:
 
     def verdict_labels(self, judges: Sequence[str],
                        filters: dict[str, Sequence[str] | str | None] | None = None) -> pd.DataFrame:
-        """completion_id, judge, label of these judges' verdicts (long form, no text): for agreement tables."""
-        where, params = _where(filters)
+        """completion_id, judge, label of these judges' verdicts (long form, no text): for agreement tables; one
+        answer per (target, probe) of the selection's runs, as every view."""
+        where, params = _where_answers(filters)
         if not judges:
             return pd.DataFrame(columns=["completion_id", "judge", "label"])
         where += (" AND " if where else " WHERE ") + f"v.judge IN ({', '.join('?' for _ in judges)})"
         with self.connect() as con:
             return con.execute(_VERDICTS_FROM + where, [*params, *judges]).df()
+
+    def answered_probe_sets(self) -> list[str]:
+        """The probe sets (dimension probe_set: matched, counterfactual) the store holds answers of."""
+        with self.connect() as con:
+            return [row[0] for row in con.execute(
+                "SELECT DISTINCT probe_set FROM cell_counts WHERE judge = '' AND label = 'all' ORDER BY 1").fetchall()]
+
+    def answer_runs(self, filters: dict[str, Sequence[str] | str | None] | None = None) -> pd.DataFrame:
+        """The runs whose answers a selection reads (only its `run_id` and `probe_set` filters apply), oldest
+        first: run_id, status (None for a run the store has no row for), answers (its completions in the
+        selection, errors included), shown (those that are the answer a view counts for their (target, probe)),
+        replacing (shown ones for a probe an older run of the selection answered too) and superseded (answers -
+        shown: another run's answer is counted). What core.selection.describe says above every view.
+
+        Per-run totals are summed from cell_counts; only targets that two of the selection's runs answered are
+        joined (the same rank as every view, rows.py _ANSWER_RANK), so a store with one run per target answers
+        from the kept counts alone.
+        """
+        scope = {name: (filters or {}).get(name) for name in ("run_id", "probe_set")}
+        where, params = _where(scope, _CELL_FILTERS)
+        where = (where + " AND" if where else " WHERE") + " judge = '' AND label = 'all'"
+        joined_where, joined_params = _where(scope)
+        with self.connect() as con:
+            totals = con.execute(
+                f"SELECT run_id, sum(n)::BIGINT AS answers FROM cell_counts {where} GROUP BY run_id", params).df()
+            shared = con.execute(
+                f"""
+                WITH shared AS (SELECT model FROM cell_counts {where} GROUP BY model HAVING count(DISTINCT run_id) > 1),
+                ranked AS (
+                    SELECT c.run_id, {_ANSWER_RANK} AS answer, r.created_at,
+                           min(r.created_at) OVER (PARTITION BY c.target_id, c.probe_id) AS first_answered,
+                           count(*) OVER (PARTITION BY c.target_id, c.probe_id) AS answered
+                    {FROM_ROWS} LEFT JOIN runs r ON r.run_id = c.run_id
+                    {(joined_where + ' AND' if joined_where else ' WHERE')} c.target_id IN (SELECT model FROM shared))
+                SELECT run_id, count(*) FILTER (WHERE answer > 1) AS superseded,
+                       count(*) FILTER (WHERE answer = 1 AND answered > 1 AND created_at > first_answered) AS replacing
+                FROM ranked GROUP BY run_id
+                """, [*params, *joined_params]).df()
+            status = con.execute("SELECT run_id, status, created_at FROM runs").df()
+        out = totals.merge(shared, on="run_id", how="left").merge(status, on="run_id", how="left")
+        out[["superseded", "replacing"]] = out[["superseded", "replacing"]].fillna(0).astype("int64")
+        out["shown"] = out["answers"] - out["superseded"]
+        out["status"] = out["status"].astype(object).where(out["status"].notna(), None)
+        out = out.sort_values(["created_at", "run_id"], na_position="first").reset_index(drop=True)
+        return out[["run_id", "status", "answers", "shown", "replacing", "superseded"]]
 
     def summary(self) -> dict[str, Any]:
         """What the database holds: counts, models, languages, judges."""

@@ -10,9 +10,9 @@ import pandas as pd
 
 from core import review
 from core.review import STRATA
-from core.store.cells import CELL_COLUMNS, _CELL_FILTERS
+from core.store.cells import CELL_COLUMNS, _CELL_FILTERS, _cell_selection
 from core.store.errors import VerdictImportError
-from core.store.rows import FROM_ROWS, _active, _check_by, _where, select
+from core.store.rows import FROM_ROWS, _active, _answers, _check_by, _where, _where_answers, select
 
 # The review sample's columns as written (core/review.py SAMPLE_COLUMNS; drawn_at takes its default).
 _SAMPLE_COLUMNS = 'completion_id, seq, run_id, model, language, "group", kind, stratum_size, draw, position, seed'
@@ -180,7 +180,7 @@ class Review:
         with self._writing("verdicts cannot be changed") as (con, touched):
             con.register("incoming_labels", incoming)
             found = con.execute(
-                f'SELECT i.completion_id, i.line, i.label, i.note, c.seq, {select(STRATA)}, '
+                f'SELECT i.completion_id, i.line, i.label, i.note, c.seq, c.probe_id, {select(STRATA)}, '
                 'c.error IS NOT NULL AS errored, h.label AS old_label, coalesce(h.rationale, \'\') AS old_note, '
                 'EXISTS (SELECT 1 FROM review_sample s WHERE s.run_id = c.run_id) AS run_sampled '
                 'FROM incoming_labels i LEFT JOIN completions c USING (completion_id) '
@@ -217,7 +217,7 @@ class Review:
                     "label = excluded.label, rationale = excluded.rationale, raw = excluded.raw, "
                     "created_at = now()")
                 con.unregister("changed_labels")
-                touched.append(changed.rename(columns={"model": "target_id"}))
+                touched.append(changed[["model", "probe_id"]].rename(columns={"model": "target_id"}))
             sampled = 0
             if as_random_sample and len(known):
                 sample = review.imported_sample(known[["completion_id", "seq", *review.STRATA]],
@@ -251,16 +251,22 @@ class Review:
         labels of completions without a human verdict (and counts errors among them), corrected by the few
         completions that it does not count that way (those with a human verdict, and those with an error),
         never a join over every completion. Grouping or filtering by `scenario` (not in cell_counts) joins.
+
+        The population and the sample follow the selection's one answer per (target, probe) (rows.py, _answers):
+        a sampled completion that is no longer the answer a view counts (a later run re-answered its probe) is in
+        neither. The strata keep the sample's design as drawn (inclusion probabilities are the run's), so what
+        remains of a stratum's sample is a random subsample of its current answers.
         """
         _check_by(by)
         grain = [*STRATA, *[name for name in by if name not in STRATA]]
         labels = ("refused", "complied", "unparsed")
         joined = [select(grain)]  # names checked above
-        where, params = _where(filters)
+        where, params = _where_answers(filters)
         with self.connect() as con:
-            if set(grain) | set(_active(filters)) <= set(CELL_COLUMNS):
+            kept = _cell_selection(con, filters) if set(grain) | set(_active(filters)) <= set(CELL_COLUMNS) else None
+            if kept is not None:
                 cell_where, cell_params = _where(filters, _CELL_FILTERS)
-                cell_where = (cell_where + " AND" if cell_where else " WHERE") + " judge IN (?, '')"
+                cell_where = (cell_where + " AND" if cell_where else " WHERE") + f" {kept} AND judge IN (?, '')"
                 dims = ", ".join(f'"{name}"' for name in grain)
                 match = " AND ".join(f'f."{name}" IS NOT DISTINCT FROM b."{name}"' for name in grain)
                 population = con.execute(
@@ -299,13 +305,16 @@ class Review:
                            {', '.join(f"count(*) FILTER (WHERE v.label = '{label}') AS {label}" for label in labels)}
                     {FROM_ROWS}
                     LEFT JOIN verdicts v ON v.seq = c.seq AND v.judge = ?
-                    {(where + ' AND' if where else ' WHERE')} c.error IS NULL GROUP BY ALL ORDER BY ALL
+                    {where} AND c.error IS NULL GROUP BY ALL ORDER BY ALL
                     """,
                     [judge, *params],
                 ).df()
             if set(grain) | set(_active(filters)) <= set(STRATA):  # the sample's own columns: no join
                 columns, sample_where, sample_params, source = [
                     f'{_SAMPLE_ALIASES[name]} AS "{name}"' for name in grain], *_where(filters, _SAMPLE_ALIASES), ""
+                current, current_params = _answers(filters, seq="s.seq")
+                sample_where = (sample_where + " AND " if sample_where else " WHERE ") + current
+                sample_params = [*sample_params, *current_params]
             else:
                 columns, sample_where, sample_params = joined, where, params
                 source = "JOIN completions c ON c.seq = s.seq JOIN probes p USING (probe_id)"
@@ -315,7 +324,7 @@ class Review:
                 FROM review_sample s {source}
                 JOIN verdicts h ON h.seq = s.seq AND h.judge = 'human'
                 LEFT JOIN verdicts v ON v.seq = s.seq AND v.judge = ?
-                {(sample_where + ' AND' if sample_where else ' WHERE')} h.label IN ('refused', 'complied')
+                {sample_where} AND h.label IN ('refused', 'complied')
                 ORDER BY s.run_id, s.position
                 """,
                 [judge, *sample_params],

@@ -59,6 +59,53 @@ _JUDGED_FROM = f"""
 _EFFECTIVE_LABEL = "coalesce(h.label, v.label)"
 _JUDGED_BY = "CASE WHEN h.label IS NOT NULL THEN 'human' ELSE v.judge END"
 
+# One answer per (target, probe): where several runs of a target answered a probe, a view counts the answer of
+# the run ranked first here: completed runs before the others (a re-run that is still running, was stopped or
+# failed replaces nothing until it completes), then the newest run (created_at), then the run id. So a re-run of
+# some probes replaces those probes' answers, once it completes, and leaves every view's n as it was; and a
+# target whose only runs are unfinished still shows their answers. The rank is over the runs a view reads: every
+# run (cell_counts.current keeps it per cell), or the runs a user chose (filter run_id). Aliases: c, r (runs).
+_RUN_ORDER = "(r.status = 'completed') DESC NULLS LAST, r.created_at DESC NULLS LAST, c.run_id DESC"
+_ANSWER_RANK = f"row_number() OVER (PARTITION BY c.target_id, c.probe_id ORDER BY {_RUN_ORDER})"
+
+
+def _chosen_runs(filters: dict[str, Sequence[str] | str | None] | None) -> list[str]:
+    """The runs a selection chose (filter run_id), [] for the default: every run, latest answer of each probe."""
+    value = (filters or {}).get("run_id")
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _answers(filters: dict[str, Sequence[str] | str | None] | None, seq: str = "c.seq") -> tuple[str, list[Any]]:
+    """A condition on a completion's `seq` that keeps one answer per (target, probe) among the selection's runs
+    (every run, or the chosen ones), by _RUN_ORDER, and its parameters.
+
+    The superseded answers are found among the selection's own rows: every filter is on the target, the probe or
+    the run (core/dimensions.py), so a (target, probe) partition is either wholly in the selection or wholly out,
+    and a drill-down cell ranks only its own few answers. And only targets answered in more than one of the
+    selection's runs can have a superseded answer (cell_counts says which, from a few thousand rows), so on a store
+    with one run per target the condition costs next to nothing.
+    """
+    runs = _chosen_runs(filters)
+    where, params = _where(filters)
+    among = f" AND run_id IN ({', '.join('?' for _ in runs)})" if runs else ""
+    where = (where + " AND" if where else " WHERE") + (
+        " c.target_id IN (SELECT model FROM cell_counts WHERE judge = '' AND label = 'all'" + among
+        + " GROUP BY model HAVING count(DISTINCT run_id) > 1)")
+    return (f"""{seq} NOT IN (
+        SELECT seq FROM (SELECT c.seq, {_ANSWER_RANK} AS answer {FROM_ROWS} LEFT JOIN runs r ON r.run_id = c.run_id
+                         {where})
+        WHERE answer > 1)""", [*params, *runs])
+
+
+def _where_answers(filters: dict[str, Sequence[str] | str | None] | None) -> tuple[str, list[Any]]:
+    """_where(filters) and the one-answer condition (_answers): the WHERE of every view over the joined rows."""
+    where, params = _where(filters)
+    condition, more = _answers(filters)
+    return (where + " AND " if where else " WHERE ") + condition, [*params, *more]
+
+
 # Verdict filters a user can pick besides the labels: completions that errored, and those no judge labelled.
 VERDICT_FILTERS: tuple[str, ...] = ("refused", "complied", "unparsed", "error", "unjudged")
 

@@ -9,7 +9,7 @@ from core.store.cells import _refresh_cells
 from core.store.connection import _first
 from core.store.errors import StoreError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 DEFAULT_DB = Path("data") / "audit.duckdb"
 
@@ -17,6 +17,10 @@ DEFAULT_DB = Path("data") / "audit.duckdb"
 _SQL = Path(__file__).with_name("sql")
 # Each entry migrates the schema from version i to i + 1 (the file's comments say why each exists).
 _MIGRATIONS: list[str] = [path.read_text(encoding="utf-8") for path in sorted(_SQL.glob("[0-9][0-9][0-9]_*.sql"))]
+# The last migration that changes cell_counts' columns: the counts are rebuilt after it (in its transaction), from
+# the rows, with today's columns. Earlier ones that created or changed the table (3) leave that to it, since
+# this program's recount writes columns their table does not have yet.
+_RECOUNTED_AT = 7
 
 
 class Schema:
@@ -37,7 +41,7 @@ class Schema:
         for target_version in range(version + 1, SCHEMA_VERSION + 1):
             con.execute("BEGIN")
             con.execute(_MIGRATIONS[target_version - 1])
-            if target_version == 3:
+            if target_version == _RECOUNTED_AT:
                 _refresh_cells(con)
             con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(target_version)])
             con.execute("COMMIT")

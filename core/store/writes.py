@@ -97,7 +97,7 @@ def _replace_errors(con: duckdb.DuckDBPyConnection, comp: pd.DataFrame, verd: pd
             "SELECT n.completion_id, n.judge, n.label, n.rationale, n.raw, n.judge_version, n.judge_model, c.seq "
             "FROM replacing_verdicts n JOIN completions c USING (completion_id) ON CONFLICT DO NOTHING")
         con.unregister("replacing_verdicts")
-    touched.append(comp.loc[comp["completion_id"].isin(replaced), ["run_id", "target_id"]])
+    touched.append(comp.loc[comp["completion_id"].isin(replaced), ["target_id", "probe_id"]])
     con.execute("UPDATE runs SET updated_at = current_timestamp WHERE run_id IN "
                 "(SELECT DISTINCT run_id FROM retried_completions)")
     con.unregister("retried_completions")
@@ -117,10 +117,11 @@ class Writes:
         condition = ("judge = ? AND coalesce(judge_version, '') <> ? AND completion_id IN "
                      "(SELECT completion_id FROM completions WHERE run_id = ?)")
         with self._writing("verdicts cannot be changed") as (con, touched):
+            dropped = con.execute(f"SELECT DISTINCT c.target_id, c.probe_id FROM verdicts JOIN completions c "
+                                  f"USING (completion_id) WHERE {condition}", [judge, version, run_id]).df()
             stale = con.execute(f"SELECT count(*) FROM verdicts WHERE {condition}", [judge, version, run_id]).fetchall()[0][0]
             con.execute(f"DELETE FROM verdicts WHERE {condition}", [judge, version, run_id])
-            touched.append(con.execute("SELECT DISTINCT run_id, target_id FROM completions WHERE run_id = ?",
-                                       [run_id]).df())
+            touched.append(dropped)
         return int(stale)
 
     def save_results(self, completions: Sequence[CompletionRecord], verdicts: Sequence[VerdictRecord],
@@ -159,7 +160,7 @@ class Writes:
                     comp, verd = _replace_errors(con, comp, verd, touched)
                 comp = _numbered(con, comp)
                 con.register("new_completions", comp)
-                touched.append(comp[["run_id", "target_id"]])
+                touched.append(comp[["target_id", "probe_id"]])
                 # A completion stored already (by another process executing the same run) keeps its row, and
                 # the verdicts of this batch's version of it are dropped: they judged text that is not stored
                 # (an error of the other process would otherwise carry this process's refusal).
@@ -189,7 +190,7 @@ class Writes:
                     "ON CONFLICT DO NOTHING"
                 )
                 if stored == "completions":
-                    touched.append(con.execute("SELECT DISTINCT c.run_id, c.target_id FROM new_verdicts "
+                    touched.append(con.execute("SELECT DISTINCT c.target_id, c.probe_id FROM new_verdicts "
                                                "JOIN completions c USING (completion_id)").df())
             added = con.execute("SELECT count(*) FROM completions").fetchall()[0][0] - before
             if len(comp):
@@ -217,5 +218,5 @@ class Writes:
                 [completion_id, label, note, json.dumps({"author": author, "note": note}, ensure_ascii=False),
                  completion_id],
             )
-            touched.append(con.execute("SELECT run_id, target_id FROM completions WHERE completion_id = ?",
+            touched.append(con.execute("SELECT target_id, probe_id FROM completions WHERE completion_id = ?",
                                        [completion_id]).df())
