@@ -97,13 +97,15 @@ def cmd_disparity(args: argparse.Namespace) -> int:
                        " (groups are what is compared)")
     store = open_store(args, readonly=True)
     judge = chosen_judge(args, store)
+    filters = selection_filters(args, store)
+    said = say_selection(args, store, filters)
     try:
-        view = disparity.compute(store, judge, selection_filters(args, store), by=args.by, estimator=args.estimator,
+        view = disparity.compute(store, judge, filters, by=args.by, estimator=args.estimator,
                                  min_human=args.min_human, alpha=args.alpha)
     except EstimateError as exc:
         raise BadInput(str(exc)) from None
     if args.json:
-        print(json.dumps(view.records(), ensure_ascii=False))
+        print(json.dumps({**view.records(), "selection": said}, ensure_ascii=False))
         return EXIT_OK
     if not len(view.rows):
         print("no judged attack completions in this selection")
