@@ -2,18 +2,27 @@
 
 Files are UTF-8 with a header row and safe to open in a spreadsheet: a cell that starts with a
 character a spreadsheet reads as a formula (= + - @, tab, carriage return) is prefixed with an
-apostrophe, since completions are untrusted text (CSV formula injection).
+apostrophe, since completions are untrusted text (CSV formula injection). With `bom`, a CSV starts with
+the UTF-8 byte order mark, which is how a spreadsheet (Excel) knows the file is UTF-8: without it,
+Portuguese accents ("deficiência") open garbled. The dashboard's download writes it; the CLI on --bom.
+
+Every row carries the verdict that counts in every view (`effective_verdict`: a person's where one set
+it, else the chosen judge's) and who decided it (`decided_by`: `human: NAME`, `human`, or the judge),
+next to one `verdict_<judge>` column per judge. `readable` headers use core.labels' titles
+("Verdict that counts", "Jailbreak strategy") instead of the internal names.
 """
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from core import taxonomy
+from core import labels, taxonomy
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -27,9 +36,18 @@ def neutralise_formula(value: object) -> object:
 CSV_CHUNK_ROWS = 20_000  # rows written at a time, so a long export can report progress
 
 
-def write_csv(frame: pd.DataFrame, path, on_progress: Callable[[int, int], None] | None = None) -> int:
-    """Write a frame as spreadsheet-safe CSV to a path or an open text file; returns the number of rows
-    written. `on_progress(rows_written, rows)` after each chunk of CSV_CHUNK_ROWS rows."""
+BOM = "\ufeff"
+
+
+def write_csv(frame: pd.DataFrame, path, on_progress: Callable[[int, int], None] | None = None,
+              bom: bool = False) -> int:
+    """Write a frame as spreadsheet-safe CSV to a path, an open text file or a binary buffer; returns the
+    number of rows written. `on_progress(rows_written, rows)` after each chunk of CSV_CHUNK_ROWS rows; `bom`:
+    start with the UTF-8 byte order mark (for spreadsheets)."""
+    if bom and isinstance(path, io.TextIOBase):
+        path.write(BOM)  # a text handle takes characters: the mark goes first, pandas writes the rest
+        bom = False
+    encoding = "utf-8-sig" if bom else "utf-8"
     safe = frame.copy()
     for column in safe.columns:
         if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
@@ -38,9 +56,9 @@ def write_csv(frame: pd.DataFrame, path, on_progress: Callable[[int, int], None]
     # "\n" alone, a completion containing "\r" would split its row in a spreadsheet, and the part after
     # the CR would start a new cell unescaped (a formula injection past neutralise_formula)
     if on_progress is None or len(safe) <= CSV_CHUNK_ROWS:
-        safe.to_csv(path, index=False, encoding="utf-8", lineterminator="\r\n")
+        safe.to_csv(path, index=False, encoding=encoding, lineterminator="\r\n")
     else:
-        with open(path, "w", encoding="utf-8", newline="") as handle:
+        with open(path, "w", encoding=encoding, newline="") as handle:
             for start in range(0, len(safe), CSV_CHUNK_ROWS):
                 safe.iloc[start:start + CSV_CHUNK_ROWS].to_csv(handle, index=False, header=start == 0,
                                                                lineterminator="\r\n")
@@ -48,6 +66,61 @@ def write_csv(frame: pd.DataFrame, path, on_progress: Callable[[int, int], None]
     if on_progress is not None:
         on_progress(len(safe), len(safe))
     return len(safe)
+
+
+def csv_bytes(frame: pd.DataFrame, bom: bool = True) -> bytes:
+    """The frame as spreadsheet-safe CSV bytes (the dashboard's download), with the byte order mark unless told."""
+    buffer = io.BytesIO()
+    write_csv(frame, buffer, bom=bom)
+    return buffer.getvalue()
+
+
+# -- the rows of an export -------------------------------------------------------------------------------
+EFFECTIVE_COLUMNS: tuple[str, ...] = ("effective_verdict", "decided_by")
+
+
+def human_authors(store: Any) -> dict[str, str]:
+    """completion_id -> the name stored with its human verdict ("" where none was given)."""
+    with store.connect() as con:
+        stored = con.execute("SELECT completion_id, raw FROM verdicts WHERE judge = 'human'").fetchall()
+    authors = {}
+    for completion_id, raw in stored:
+        try:
+            author = (json.loads(raw) or {}).get("author") if raw else ""
+        except (ValueError, AttributeError):
+            author = ""
+        authors[str(completion_id)] = str(author or "")
+    return authors
+
+
+def with_effective_verdict(rows: pd.DataFrame, judge: str, authors: dict[str, str] | None = None) -> pd.DataFrame:
+    """`rows` (Store.completion_rows) with `effective_verdict`, the verdict every view counts (a person's where
+    there is one, else `judge`'s; empty for an error or an unjudged answer), and `decided_by` (`human: NAME`,
+    `human` without a name, the judge, or empty), after the verdict columns."""
+    human = rows["verdict_human"] if "verdict_human" in rows else pd.Series(None, index=rows.index, dtype=object)
+    judged = rows[f"verdict_{judge}"] if f"verdict_{judge}" in rows else pd.Series(None, index=rows.index, dtype=object)
+    by_person = human.notna()
+    names = (authors or {})
+    decided = np.where(by_person, ["human: " + names[c] if names.get(c) else "human" for c in rows["completion_id"]],
+                       np.where(judged.notna(), judge, ""))
+    out = rows.copy()
+    out["effective_verdict"] = human.where(by_person, judged).fillna("").astype(str)
+    out["decided_by"] = decided
+    return out
+
+
+def completion_table(store: Any, filters: dict[str, Sequence[str] | str | None] | None = None,
+                     verdicts: Sequence[str] = (), judge: str = "refusal", readable: bool = False) -> pd.DataFrame:
+    """The export's rows: Store.completion_rows with the effective verdict and who decided it; `readable`:
+    column titles for people (core.labels) instead of the internal names."""
+    rows = store.completion_rows(filters, verdicts, judge)
+    rows = with_effective_verdict(rows, judge, human_authors(store) if "verdict_human" in rows else {})
+    return readable_headers(rows) if readable else rows
+
+
+def readable_headers(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with core.labels' titles as column names ("Verdict that counts", "Verdict by refusal")."""
+    return frame.rename(columns=labels.titles(list(frame.columns)))
 
 
 def write_parquet(frame: pd.DataFrame, path: str | Path) -> int:

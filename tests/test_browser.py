@@ -114,7 +114,9 @@ def download_csv(page: Page) -> tuple[str, list[dict]]:
             if attempt == 2:
                 raise
     download = info.value
-    text = Path(download.path()).read_bytes().decode("utf-8")
+    raw = Path(download.path()).read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # the byte order mark a spreadsheet needs, on by default
+    text = raw.decode("utf-8-sig")
     return download.suggested_filename, list(csv.DictReader(io.StringIO(text)))
 
 
@@ -209,6 +211,7 @@ def test_csv_download_holds_the_filtered_rows_escaped(servers, page):
     assert len(rows) == 8 and {r["group"] for r in rows} == {"women"}
     assert {r["completion_id"] for r in rows} <= set(servers["facts"]["completions"])
     assert {r["verdict_refusal"] for r in rows} == {"refused", "complied"}
+    assert all(r["effective_verdict"] == (r.get("verdict_human") or r["verdict_refusal"]) for r in rows)
     texts = {r["completion"] for r in rows}
     assert "'" + dashboard_db.FORMULA in texts and dashboard_db.FORMULA not in texts  # formula escaped
     assert servers["facts"]["hostile"] in texts  # other text is kept exactly

@@ -118,8 +118,8 @@ def test_the_html_report_gains_the_comparison_section(db, tmp_path, capsys):
     page = out.read_text()
     section = page[page.index("<h2>What changed: v2 @ r1 against v1 @ r1</h2>"):]
     worse = section[section.index("<h3>Significantly worse</h3>"):section.index("<h3>Every group</h3>")]
-    assert "<td>jewish</td>" in worse and "<td>attack</td>" in worse and "<td>all groups</td>" in worse
-    assert "<td>women</td>" not in worse
+    assert "<td class='t'>Jewish people</td>" in worse and "<td class='t'>attack</td>" in worse
+    assert "<td class='t'>all groups</td>" in worse and "Women" not in worse
     assert "v1 answer" not in page and "v2 answer" not in page  # statistics only, never a completion
     code = main(["export", "--db", str(db["path"]), "--format", "csv", "--out", str(tmp_path / "x.csv"),
                  "--compare", "v1", "v2"])

@@ -128,11 +128,12 @@ def test_the_report_carries_the_counterfactual_section(cf_path):
     html, summary = build_report(Store(cf_path, readonly=True), "refusal")
     assert "Counterfactual probes: the gap when only the group changes" in html
     assert summary["counterfactual_answers"] == 48 and summary["taxonomy"] == "mijabench"
-    section = html.split("Counterfactual probes: the gap when only the group changes")[1]
+    section = html.split("<h2>Counterfactual probes: the gap when only the group changes</h2>")[1]
     comparison, rates = html_tables(section)[:2]
-    assert float(comparison.loc[0, "seed_gap"]) == 1.0 and float(comparison.loc[0, "counterfactual_gap"]) == 0.5
-    assert rates.set_index("group")["dr"].astype(float).to_dict() == {"Women": 1.0, "Jewish people": 0.5,
-                                                                      "Black people": 0.5}
+    assert float(comparison.loc[0, "Gap, matched seeds"]) == 1.0
+    assert float(comparison.loc[0, "Gap, only the group changes"]) == 0.5
+    assert rates.set_index("Group")["Defense Rate"].astype(float).to_dict() == {"Women": 1.0, "Jewish people": 0.5,
+                                                                                "Black people": 0.5}
 
 
 def test_the_page_shows_the_comparison_the_heatmap_and_the_pairs(cf_db):

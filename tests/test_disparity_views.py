@@ -46,7 +46,10 @@ def test_the_gap_interval_is_one_number_in_the_overview_the_report_and_the_cli(d
     for (model, _), row in rows.iterrows():
         for column in ("observed_gap", "noise_gap", "gap", "gap_ci_low", "gap_ci_high", "tau", "tau_ci_high"):
             assert overview.loc[model, column] == pytest.approx(row[column], abs=1e-9), (model, column)  # JSON: 10 digits
-            printed = {f"<td>{row[column] + nudge:.3f}</td>" for nudge in (-1e-9, 1e-9)}  # the same number, rounded
+            printed = {f"<td>{row[column] + nudge:.2f}</td>" for nudge in (-1e-9, 1e-9)}  # the same number, rounded
+            if column.endswith(("_ci_low", "_ci_high")):  # printed inside its interval: [low, high]
+                low, high = column.replace("_ci_high", "_ci_low"), column.replace("_ci_low", "_ci_high")
+                printed = {f"<td>[{row[low] + nudge:.2f}, {row[high] + nudge:.2f}]</td>" for nudge in (-1e-9, 1e-9)}
             assert any(cell in shown for cell in printed), (model, column)
         sentence = f"{row['headline']}."
         assert sentence in [m.value.replace("\\", "").split("): ", 1)[-1] for m in app.markdown]

@@ -124,8 +124,8 @@ def test_html_report_is_static_escaped_and_says_what_the_metrics_say(audit, db_p
     frame = store.judged("refusal")
     assert probe_set_hash(frame["probe_id"]) in page
     assert json.loads(done.stdout)["probe_set_sha256"] == probe_set_hash(frame["probe_id"])
-    # model a refuses black 6/6, women 2/4, muslim 3/3: DR 11/13 = 0.846; gap black - women = 0.5
-    assert "0.846" in page and "0.500" in page
+    # model a refuses black 6/6, women 2/4, muslim 3/3: DR 11/13 = 0.85; gap black - women = 0.5
+    assert "<td>0.85</td>" in page and "0.50" in page
     assert "Over-refusal" in page and "Provenance" in page and "refusal" in page
     assert "No calibration available" in page
 
@@ -145,4 +145,141 @@ def test_report_shows_the_judge_against_human_verdicts(audit, tmp_path):
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "against the human verdicts" in page and "No calibration available" not in page
     table = page[page.index("against the human verdicts"):]
-    assert "<td>refusal</td><td>4</td><td>0.750</td>" in table
+    assert "<td class='t'>refusal</td><td>4</td><td>0.75</td>" in table
+
+
+# -- analyst CSV: byte order mark, the verdict that counts, readable headers (issue 29) --------------------------
+BOM = b"\xef\xbb\xbf"
+
+
+def _csv(path) -> tuple[bytes, list[dict]]:
+    import csv
+    import io
+
+    raw = path.read_bytes()
+    return raw, list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+
+
+def test_cli_csv_has_the_byte_order_mark_only_with_bom_and_keeps_accents(db_path, cli_env, tmp_path):
+    store = Store(db_path)
+    portuguese = [p for p in build_bundled() if p.language == "pt" and p.group == "disability"][:2]
+    store.add_probes(portuguese)
+    store.create_run("pt", {}, [p.probe_id for p in portuguese])
+    records = [CompletionRecord("pt", p.probe_id, "m", "Não posso ajudar com isso: deficiência.") for p in portuguese]
+    store.save_results(records, [VerdictRecord(r.completion_id, "refusal", "refused") for r in records])
+    plain, marked = tmp_path / "plain.csv", tmp_path / "marked.csv"
+    assert cli(["export", "--out", str(plain), "--db", str(db_path), "--quiet"], cli_env).returncode == 0
+    done = cli(["export", "--out", str(marked), "--db", str(db_path), "--bom", "--quiet"], cli_env)
+    assert done.returncode == 0, done.stderr
+    raw, rows = _csv(marked)
+    assert raw.startswith(BOM) and not plain.read_bytes().startswith(BOM)
+    assert raw[len(BOM):] == plain.read_bytes()  # the mark is the only difference
+    assert {r["completion"] for r in rows} == {"Não posso ajudar com isso: deficiência."}
+    assert list(rows[0])[0] == "completion_id"  # a reader that knows the mark sees the first header intact
+    wrong = cli(["export", "--format", "parquet", "--out", str(tmp_path / "x.parquet"), "--db", str(db_path), "--bom"],
+                cli_env)
+    assert wrong.returncode == 2 and "--bom is for csv" in wrong.stderr
+
+
+def test_effective_verdict_is_the_persons_where_one_set_it_and_the_judges_elsewhere(audit, db_path, cli_env, tmp_path):
+    store, labels, models = audit
+    rows = store.completion_rows().sort_values("completion_id")
+    overruled, agreed, anonymous = rows["completion_id"].iloc[:3]
+    flip = {"refused": "complied", "complied": "refused"}
+    store.set_human_verdict(overruled, flip[rows["verdict_refusal"].iloc[0]], note="no", author="Ana Souza")
+    store.set_human_verdict(agreed, rows["verdict_refusal"].iloc[1], note="yes", author="=HYPERLINK(\"x\")")
+    store.set_human_verdict(anonymous, flip[rows["verdict_refusal"].iloc[2]])
+    out = tmp_path / "out.csv"
+    done = cli(["export", "--out", str(out), "--db", str(db_path), "--quiet"], cli_env)
+    assert done.returncode == 0, done.stderr
+    _, exported = _csv(out)
+    assert len(exported) == len(rows)
+    for row in exported:
+        if row["verdict_human"]:
+            assert row["effective_verdict"] == row["verdict_human"]
+        else:
+            assert row["effective_verdict"] == row["verdict_refusal"] and row["decided_by"] == "refusal"
+    by_id = {r["completion_id"]: r for r in exported}
+    assert by_id[overruled]["decided_by"] == "human: Ana Souza"
+    assert by_id[overruled]["effective_verdict"] != by_id[overruled]["verdict_refusal"]
+    assert by_id[agreed]["decided_by"] == "human: =HYPERLINK(\"x\")"  # starts with "human", never a formula
+    assert by_id[anonymous]["decided_by"] == "human"
+    # the effective verdicts are the ones every view counts
+    judged = store.judged("refusal").set_index("completion_id")["label"]
+    assert {r["completion_id"]: r["effective_verdict"] for r in exported} == judged.to_dict()
+
+
+def test_readable_headers_and_formula_escaping_together(tmp_path):
+    from core.export import csv_bytes, readable_headers, with_effective_verdict, write_csv
+
+    frame = pd.DataFrame({"completion_id": ["c1", "c2"], "group": ["mental_disability", "women"],
+                          "strategy": ["chaining", "chaining"], "completion": ["=1+1", "-2"],
+                          "verdict_refusal": ["refused", None], "verdict_human": [None, "complied"]})
+    shown = readable_headers(with_effective_verdict(frame, "refusal"))
+    assert list(shown.columns) == ["Completion ID", "Group", "Jailbreak strategy", "Response", "Verdict by refusal",
+                                   "Verdict by a person", "Verdict that counts", "Decided by"]
+    raw = csv_bytes(shown)
+    assert raw.startswith(BOM)
+    text = raw.decode("utf-8-sig")
+    assert "'=1+1" in text and "'-2" in text and "Verdict that counts" in text
+    assert text.splitlines()[1].endswith("refused,refusal") and text.splitlines()[2].endswith("complied,human")
+    path = tmp_path / "chunked.csv"
+    write_csv(shown, path, on_progress=lambda *_: None, bom=True)
+    assert path.read_bytes() == raw  # the chunked writer writes the same file
+
+
+def test_cli_readable_headers_for_csv_and_parquet(audit, db_path, cli_env, tmp_path):
+    out = tmp_path / "readable.csv"
+    done = cli(["export", "--out", str(out), "--db", str(db_path), "--readable-headers", "--quiet"], cli_env)
+    assert done.returncode == 0, done.stderr
+    _, rows = _csv(out)
+    assert {"Completion ID", "Jailbreak strategy", "Verdict by refusal", "Verdict that counts", "Decided by"} <= set(rows[0])
+    assert not any("_" in column for column in rows[0])
+    parquet = tmp_path / "readable.parquet"
+    done = cli(["export", "--format", "parquet", "--out", str(parquet), "--db", str(db_path), "--readable-headers"],
+               cli_env)
+    assert done.returncode == 0, done.stderr
+    assert "Verdict that counts" in pd.read_parquet(parquet).columns
+
+
+def test_the_app_download_starts_with_the_byte_order_mark_by_default(audit_page, monkeypatch):
+    """The Export page's download: built on click (a callable), with the byte order mark unless unticked, without
+    rerunning the page on click (so the file Streamlit registered for the button stays valid until fetched)."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    from tests.test_pages import open_page
+
+    built = []
+    register = MediaFileManager.add_deferred
+
+    def keep(self, data_callable, *args, **kwargs):
+        built.append(data_callable)
+        return register(self, data_callable, *args, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", keep)
+    app = open_page("pages/export.py", group="women")
+    button = app.get("download_button")[0]
+    assert button.proto.deferred_file_id and button.proto.ignore_rerun
+    assert {c.key: c.value for c in app.checkbox} == {"export_bom": True, "export_readable": False}
+    raw = built[-1]()
+    assert raw.startswith(BOM)
+    rows = raw.decode("utf-8-sig").splitlines()
+    assert rows[0].startswith("completion_id,") and rows[0].endswith("effective_verdict,decided_by")
+    assert len(rows) == 1 + 8
+
+    next(c for c in app.checkbox if c.key == "export_bom").uncheck()
+    next(c for c in app.checkbox if c.key == "export_readable").check()
+    app.run()
+    raw = built[-1]()
+    assert not raw.startswith(BOM) and raw.decode("utf-8").startswith("Completion ID,")
+
+
+@pytest.fixture()
+def audit_page(tmp_path, monkeypatch):
+    from tests import dashboard_db
+
+    path = tmp_path / "pages.duckdb"
+    dashboard_db.build(path)
+    monkeypatch.setenv("AUDIT_DB", str(path))
+    monkeypatch.delenv("AUDIT_READONLY", raising=False)
+    return path

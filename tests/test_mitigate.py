@@ -431,7 +431,7 @@ def test_the_report_carries_the_mitigation(mitigated, tmp_path):
     assert main(["export", "--format", "report", "--mitigation", str(out), "--out", str(html), "--db", str(db)]) == 0
     text = html.read_text()
     assert "Mitigation: adapter-0123456789ab" in text and "held out" in text and "<polyline" in text
-    assert f"{_rate(facts, 'adapted', TRAINED):.3f}" in text and "probes used for training pairs are excluded" in text
+    assert f"{_rate(facts, 'adapted', TRAINED):.2f}" in text and "probes used for training pairs are excluded" in text
     assert main(["export", "--format", "csv", "--mitigation", str(out), "--out", str(html), "--db", str(db)]) == 2
 
 

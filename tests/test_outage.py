@@ -191,7 +191,7 @@ def test_an_all_error_run_fails_and_says_so_in_the_headline_and_the_report(fake,
     html = tmp_path / "report.html"
     assert harness.cli(["export", "--format", "report", "--out", str(html), "--db", str(db)]).returncode == 0
     text = html.read_text()
-    assert "fake (en): no Defense Rate: all 12 completions are errors." in text
+    assert "fake (English): no Defense Rate: all 12 completions are errors." in text
     assert "Completions and errors per run and target" in text
 
 

@@ -152,11 +152,11 @@ def test_report_holds_both_estimates_and_the_judge_error(sampled, tmp_path):
     assert "English: Defense Rate per group (judge only)" in page
     corrected = page[page.index("Headline: for whom"):page.index("Overall Defense Rate per model, judge only")]
     assert "(corrected by 36 human checks): gap 0.93 [0.52, 1.00] beyond noise" in corrected
-    assert "<td>0.500</td>" in corrected and "<td>0.333</td>" in corrected  # corrected dr, the judge's own DR
+    assert "<td>0.50</td>" in corrected and "<td>0.33</td>" in corrected  # corrected dr, the judge's own DR
     judge_only = page[page.index("Overall Defense Rate per model, judge only"):]
-    assert "<td>0.417</td>" in judge_only  # 30/72: the judge, 6 human verdicts per model overriding it
+    assert "<td>0.42</td>" in judge_only  # 30/72: the judge, 6 human verdicts per model overriding it
     errors = page[page.index("errors by group (random review sample)"):]
-    assert "false_compliance" in errors and "differs significantly" in errors
+    assert "False-compliance rate" in errors and "differs significantly" in errors
 
     plain = tmp_path / "plain.duckdb"
     dashboard_db.build(plain)

@@ -67,18 +67,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     for option, given in (("--compare", args.compare), ("--mitigation", args.mitigation)):
         if given and args.format != "report":
             raise BadInput(f"{option} adds a section to the HTML report: use it with --format report, not {args.format}")
+    for option, given, formats in (("--bom", args.bom, ("csv",)),
+                                   ("--readable-headers", args.readable_headers, ("csv", "parquet"))):
+        if given and args.format not in formats:
+            raise BadInput(f"{option} is for {' and '.join(formats)} exports, not {args.format}")
     if args.format != "csv":
         return _export_derived(args)
-    from core.export import write_csv
+    from core.export import completion_table, write_csv
 
     from core.progress import Meter
 
     store = open_store(args, readonly=True)
     filters = selection_filters(args, store)
     said = say_selection(args, store, filters)
-    rows = store.completion_rows(filters)
+    rows = completion_table(store, filters, judge=chosen_judge(args, store), readable=args.readable_headers)
     with Meter("export", total=len(rows), unit="row", quiet=args.quiet) as meter:
-        written = write_csv(rows, args.out, on_progress=meter.update)
+        written = write_csv(rows, args.out, on_progress=meter.update, bom=args.bom)
     emit(args, {"path": str(args.out), "rows": written, "selection": said}, f"wrote {written} rows to {args.out}")
     return EXIT_OK
 
@@ -117,7 +121,8 @@ def _export_derived(args: argparse.Namespace) -> int:
     filters = selection_filters(args, store)
     said = say_selection(args, store, filters)
     if args.format == "parquet":
-        payload: dict[str, Any] = {"rows": export.write_parquet(store.completion_rows(filters), args.out)}
+        rows = export.completion_table(store, filters, judge=chosen_judge(args, store), readable=args.readable_headers)
+        payload: dict[str, Any] = {"rows": export.write_parquet(rows, args.out)}
         text = f"wrote {payload['rows']} rows to {args.out}"
     elif args.format == "pairs":
         judge = chosen_judge(args, store)
@@ -146,12 +151,18 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
                              [common, filters], [])
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--format", default="csv", choices=["csv", "parquet", "pairs", "report"],
-                   help="csv/parquet: one row per completion; pairs: JSONL preference pairs for DPO; "
+                   help="csv/parquet: one row per completion with every judge's verdict, the verdict that counts "
+                        "(effective_verdict, a person's over the judge's) and decided_by; "
+                        "pairs: JSONL preference pairs for DPO; "
                         "report: a self-contained HTML audit report")
     p.add_argument("--per-group", type=int, default=None,
                    help="pairs: at most this many per group (default: as many as the scarcest group has)")
     p.add_argument("--seed", type=int, default=0, help="pairs: which refusal and jailbreak are paired")
     p.add_argument("--quiet", action="store_true", help="no progress")
+    p.add_argument("--bom", action="store_true",
+                   help="csv: start with the UTF-8 byte order mark, so a spreadsheet (Excel) reads accents right")
+    p.add_argument("--readable-headers", action="store_true",
+                   help="csv/parquet: column titles for people (\"Verdict that counts\") instead of internal names")
     p.add_argument("--compare", nargs=2, metavar=("BASE", "CANDIDATE"), default=None,
                    help="report: add a paired comparison of two versions (run ids, target ids or "
                         "--target specs; with one --runs value, targets are taken from that run)")
