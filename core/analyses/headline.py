@@ -63,6 +63,7 @@ def compute(source: Store | pd.DataFrame, judge: str = "refusal", filters: Filte
     shown = gaps.rows.rename(columns={"best": "best_group", "worst": "worst_group", "estimate": "gap_estimate"})
     rows = estimates.combined_headline(judge_head, corrected).merge(
         shown[["model", "language", "gap_estimate", *DISPARITY_COLUMNS]], on=["model", "language"], how="left")
+    rows = rows.astype({"headline": object, "gap_estimate": object})
     unjudged = rows["headline"].isna()  # a model whose every completion is an error has no group to compare
     rows.loc[unjudged, "headline"] = "no gap to measure: no judged answer"
     rows.loc[unjudged, "gap_estimate"] = rows.loc[unjudged, "estimate"]
