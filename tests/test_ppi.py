@@ -459,27 +459,24 @@ def test_labels_needed_table_is_monotone_and_compares_with_labelling_alone():
 
 
 # -- the PPI authors' package -------------------------------------------------------------------------------
-def test_single_cell_estimate_agrees_with_ppi_python():
-    """One cell, one stratum, lam = 1: the point estimate is ppi_py.ppi_mean_pointestimate's (the judge's mean
-    over all N answers, labelled ones included, + the sample's mean of human - judge) to 1e-9. The intervals
-    differ by construction, and the difference is exactly accounted for: ppi_mean_ci is z * sqrt(var0(f)/N +
-    var0(h - f)/n) (ddof 0, labelled data independent of the unlabelled); ours, with pseudo=0, is
-    t * sqrt(theta (1 - theta)/N + (1 - n/N) var1(h - f)/n): the superpopulation term of the human DR rather
-    than the judge's spread, the finite-population correction (the sample is drawn from the N answers
-    without replacement), ddof 1 and Student's t at Satterthwaite's degrees of freedom. At N = 3,000 and
-    n = 300 the half-widths agree within 10%. ppi-python is not a project requirement (it pulls numba and
-    llvmlite); the comparison runs where it is installed: pip install ppi-python==0.2.3."""
-    from scipy import special
-
+def single_cell(N: int = 3000, n: int = 300):
+    """One cell of N answers, n of them labelled at random: (CorrectedRates row with pseudo=0, h, f, pick)."""
     rng = np.random.default_rng(40)
-    N, n = 3000, 300
     h = rng.random(N) < 0.7
     f = np.where(rng.random(N) < 0.15, ~h, h)
     items = pd.DataFrame({"run_id": "r", "model": "m", "language": "en", "group": "g", "kind": "attack",
                           "strategy": "s", "judge_label": np.where(f, "refused", "complied"),
                           "human_label": np.where(h, "refused", "complied")})
     pick = rng.choice(N, n, replace=False)
-    row = CorrectedRates(population_of(items), items.iloc[pick], ["group"], pseudo=0).table.iloc[0]
+    return CorrectedRates(population_of(items), items.iloc[pick], ["group"], pseudo=0).table.iloc[0], h, f, pick
+
+
+def test_single_cell_estimate_is_the_textbook_ppi_with_finite_population_correction():
+    """The formula the ppi-python comparison below explains its difference with."""
+    from scipy import special
+
+    row, h, f, pick = single_cell()
+    N, n = len(h), len(pick)
     hs, fs = h[pick].astype(float), f[pick].astype(float)
     theta = f.mean() + (hs - fs).mean()
     assert row["dr"] == pytest.approx(theta, abs=1e-12)
@@ -487,7 +484,23 @@ def test_single_cell_estimate_agrees_with_ppi_python():
     assert row["se"] ** 2 == pytest.approx(ours_var, rel=1e-9)
     df = ours_var ** 2 / (((1 - n / N) * (hs - fs).var(ddof=1) / n) ** 2 / (n - 1))
     assert (row["ci_high"] - row["ci_low"]) / 2 == pytest.approx(special.stdtrit(df, 0.975) * np.sqrt(ours_var))
+
+
+def test_single_cell_estimate_agrees_with_ppi_python():
+    """One cell, one stratum, lam = 1: the point estimate is ppi_py.ppi_mean_pointestimate's (the judge's mean
+    over all N answers, labelled ones included, + the sample's mean of human - judge) to 1e-9. The intervals
+    differ by construction, and the difference is exactly accounted for: ppi_mean_ci is z * sqrt(var0(f)/N +
+    var0(h - f)/n) (ddof 0, labelled data independent of the unlabelled); ours, with pseudo=0, is
+    t * sqrt(theta (1 - theta)/N + (1 - n/N) var1(h - f)/n): the superpopulation term of the human DR rather
+    than the judge's spread, the finite-population correction (the sample is drawn from the N answers
+    without replacement), ddof 1 and Student's t at Satterthwaite's degrees of freedom (the test above). At
+    N = 3,000 and n = 300 the half-widths agree within 10% (ours 0.044, ppi_py 0.046). ppi-python is not a
+    project requirement (it pulls numba and llvmlite); this runs where it is installed (pip install
+    ppi-python==0.2.3) and is skipped elsewhere."""
     ppi_py = pytest.importorskip("ppi_py")
+    row, h, f, pick = single_cell()
+    N, n = len(h), len(pick)
+    hs, fs = h[pick].astype(float), f[pick].astype(float)
     estimate = ppi_py.ppi_mean_pointestimate(hs, fs, f.astype(float), lam=1)
     assert float(np.ravel(estimate)[0]) == pytest.approx(row["dr"], abs=1e-9)
     low, high = ppi_py.ppi_mean_ci(hs, fs, f.astype(float), alpha=0.05, lam=1)

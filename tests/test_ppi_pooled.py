@@ -66,10 +66,12 @@ def test_pooled_default_on_gptfuzz_estimates_every_cell_covers_and_is_narrower(g
     lines = []
     for name, r in result.items():
         cover = np.where(r["estimated"], r["cover"], np.nan)
-        per_cell = np.nanmean(cover, axis=0)
-        lines.append(f"{name}: cells estimated {r['estimated'].mean():.3f}, coverage per cell min "
-                     f"{np.nanmin(per_cell):.3f} mean {np.nanmean(cover):.3f}, cells >= 0.90: "
-                     f"{np.mean(per_cell >= 0.90):.2f}, mean width {np.nanmean(np.where(r['estimated'], r['width'], np.nan)):.3f}")
+        seen = r["estimated"].any(axis=0)  # cells estimated in at least one sample
+        per_cell = np.nanmean(cover[:, seen], axis=0)
+        width = np.nanmean(np.where(r["estimated"], r["width"], np.nan))
+        lines.append(f"{name}: cells estimated {r['estimated'].mean():.3f}, coverage per cell (where estimated) "
+                     f"min {np.nanmin(per_cell):.3f} mean {np.nanmean(cover):.3f}, cells >= 0.90: "
+                     f"{np.mean(per_cell >= 0.90):.2f}, mean width {width:.3f}")
     print(f"\nGPTFuzz, {groups} hashed groups, 10% sample, {REPS} samples:\n  " + "\n  ".join(lines)
           + f"\n  width new / today over the cells today estimates: {ratio:.2f}")
     assert new["estimated"].all()

@@ -16,10 +16,20 @@ What "errs the same way" means decides the estimator, and the obvious candidates
   P(human | judge) is the same in every group, which a judge with group-independent error rates breaks as
   soon as DRs differ (the predictive values move with the prevalence): it shrinks every group towards the
   pool's DR by a factor 1 - J (q1 - q0), 80% for the `refusal` judge on GPTFuzz (J = 0.46). A disparity audit
-  that shrinks disparities is the wrong tool (the study below: coverage 0.00 for the extreme groups).
+  that shrinks disparities is the wrong tool (the table below: coverage 0.00 for the extreme groups).
 * misclassification inversion (Rogan-Gladen): theta_c = (judge mean_c - a0) / J with pooled error rates.
   Right under group-independent error rates, but it divides the group's own judge noise by J: with a weak
   judge it is no narrower than the per-group rectifier.
+
+Coverage of each group's human DR (worst group / mean) and width relative to the per-group rectifier, 13
+groups of 300, 10% sample, 400 repetitions, the judge's error rates equal in every group (a numpy prototype
+of these estimators, run while choosing; only the chosen one is kept, with `_coverage_study()` below):
+
+    judge     DR spread | additive         | confusion matrix | Rogan-Gladen     | linear (below, no tau^2)
+    moderate  0         | 0.98/0.99  0.41  | 0.98/0.99  0.38  | 0.98/0.99  0.54  | 0.98/0.99  0.49
+    moderate  0.5-0.9   | 0.60/0.88  0.42  | 0.01/0.55  0.39  | 0.97/0.99  0.55  | 0.96/0.98  0.55
+    weak      0         | 0.94/0.95  0.37  | 0.96/0.97  0.34  | 0.96/0.98  0.76  | 0.98/0.98  0.48
+    weak      0.5-0.9   | 0.08/0.56  0.38  | 0.00/0.37  0.36  | 0.96/0.98  0.78  | 0.93/0.96  0.64
 
 Both invariances (and the additive one) make a group's DR a LINEAR function of its judge DR within the pool
 (theta = q0 + (q1 - q0) fbar under the first, (fbar - a0) / J under the second). So the pooled rectifier
@@ -45,23 +55,33 @@ slope of theta on fbar (s^2 less its estimation variance), and theta (1 - theta)
 variance for the superpopulation DR, the second bounds the cell's own residual around the line (for the
 finite population's DR) under either invariance. Heterogeneity the line does not explain is estimated by
 moments from the lack-of-fit ANOVA (tau^2, between pieces, above their sampling noise, truncated at 0) and
-added to each piece (a "robust" variance in the random-effects sense), and the same ANOVA's F test (lack of
-fit of the pool's pieces' mean z around the line, within-piece variance pooled, df k - 2 and n - k) decides
-`auto`: the pooled rectifier unless F rejects at GATE_ALPHA, or the pool has fewer than 3 labelled groups
-(nothing to check a shared line against), or the cell is a whole pool (pooling adds nothing). Cells that span
-pools (by group across models) are pooled when every pool they touch is.
+added to each piece (a "robust" variance in the random-effects sense); the same ANOVA's F test (the pool's
+pieces' mean z around the line, within-piece variance pooled, df k - 2 and n - k, no finite-population
+correction: its null is the superpopulation's) checks the line.
 
-The rule, chosen by simulation (`_coverage_study()`, 13 groups of 300 answers in one model x language, DRs
-equal (spread 0) or spread over 0.5-0.9 (0.4), the judge's false-compliance rate varying across the groups
-by X points around 0.15 (moderate judge, false refusal 0.10) or 0.165 (weak judge, false refusal 0.376, the
-`refusal` judge on GPTFuzz), a fresh population and a stratified 10% or 20% sample per repetition, 200
-repetitions, truth = each group's human DR in its population; worst group / mean over groups, and the mean
-width relative to the per-group rectifier's):
+`auto` (the default) pools a cell when (1) its grouping splits pools (a cell that is a whole pool gains
+nothing), (2) every pool it touches has >= min_human labels in >= MIN_GROUPS (8) labelled groups (a line
+through fewer points cannot be checked: on GPTFuzz's 6 length groups, whose judge errors differ a lot, the
+test at 6 groups let a badly wrong line through in 4% of samples and those cells' coverage fell to 0.91),
+(3) the F test does not reject at GATE_ALPHA, and (4) the cell's own labels do not contradict the pooled line
+(|pooled - own| > z sd at CELL_ALPHA, the covariance of the two counted exactly). A cell without min_human
+labels of its own is pooled whatever (3) and (4) say (given (2)), so every cell gets an estimate; tau^2 then carries the
+spread between groups into its interval, and its note says so. Cells that span pools (by group across
+models) are pooled when every pool they touch is.
 
-    judge     spread  X     sample | group (today)     | pooled, no test   | auto (F at 0.2)   | auto (F at 0.05)
-    ...
+The rule was chosen by simulation (`_coverage_study()`: 13 groups of 300 answers in one model x language; DRs
+equal (spread 0) or spread over 0.5-0.9 (0.4); the judge's false-compliance rate varying linearly across the
+groups by X points around 0.15 ("spread"; moderate judge, false refusal 0.10) or 0.165 (weak judge, false
+refusal 0.376, the `refusal` judge on GPTFuzz), or one group X points above the rest ("one"); a fresh
+population and a stratified 10% or 20% sample in each of 200 repetitions; truth = each group's human DR in
+its population). Per scenario: the worst group's coverage / the mean over groups, and the mean width
+relative to the per-group rectifier's (F.2, F.05: auto with GATE_ALPHA 0.2 or 0.05, CELL_ALPHA 0.05):
 
-(the table is filled in below by the committed run of `_coverage_study()`.)
+STUDY_TABLE
+
+GATE_ALPHA = 0.05 and CELL_ALPHA = 0.05 keep every group at >= 0.93 in every scenario (below) and give the
+narrower intervals where the groups do err alike; on GPTFuzz in 13 hashed groups at 10% (tests/
+test_ppi_pooled.py) F.2 was 0.64 as wide as the per-group rectifier and F.05 0.59.
 """
 from __future__ import annotations
 

@@ -42,6 +42,20 @@ corrected intervals covered the human DR in 93.5-100% of samples per cell (mean 
 0.05, mean |bias| 0.068). The hardest cell (DR 0.41, the judge wrong on 46%) covers 94.6% over 1,200
 samples: nominal, so a per-cell 93%-of-200 criterion fails for such a cell now and then by chance.
 
+Which rectifier (`rectifier`, the table's `rectifier_scope` and `note` say per cell). The per-group rectifier
+above ("group": each cell corrected by its own labels) is unbiased whatever the judge but costs labels in
+every cell: at a 10% sample a cell of 90 answers has 9 labels and no estimate. "pooled" measures the judge's
+error on its model x language's whole sample and applies it to each group, as a line of the human DR on the
+judge's DR fitted over the groups (core/ppi/pooled.py: why a line, its exact variance, the covariance it
+creates between the groups of one model x language, `covariance()`); every cell then gets an estimate
+however few labels of its own, as long as its model x language has min_human. "auto" (the default) pools
+where the cells split model x language pools into at least 8 labelled groups whose errors the lack-of-fit
+test does not find different (GATE_ALPHA), keeps a cell's own labels where they contradict the pooled line
+(CELL_ALPHA), and pools a cell too small for its own correction whatever the test says, with the spread
+between groups in its interval. On GPTFuzz in 13 hashed groups at a 10% sample the default's intervals are
+0.59 as wide as the per-group ones (0.36 in 68 groups of ~90 answers, where the per-group rectifier
+estimates a third of the cells) at a mean coverage of 0.97 (tests/test_ppi_pooled.py).
+
 Power tuning estimates lam from the same sample (lam* = sum_s K_s cov_s(h, f) / sum_s K_s var_s(f), the
 variances including the pseudo-observations), an O(1/n) effect the simulation tests check.
 """
@@ -59,8 +73,8 @@ from core.metrics import baseline_columns, check_grouping
 from core.ppi.intervals import PSEUDO
 from core.stats import CORRECTIONS, adjust_pvalues, z_quantile
 from core.ppi.moments import MOMENTS, combine_codes, index_ranges, sample_variance
-from core.ppi.pooled import (CELL_ALPHA, GATE_ALPHA, MIN_GROUPS, POOL, SCOPES, PoolFit, PooledCells, combo_design_var, cross_cov,
-                             fit_pools, language_name, pooled_cells)
+from core.ppi.pooled import (CELL_ALPHA, GATE_ALPHA, MIN_GROUPS, POOL, SCOPES, PoolFit, PooledCells,
+                             combo_design_var, cross_cov, fit_pools, language_name, pooled_cells)
 from core.ppi.sample import COUNTS, MIN_STRATUM, STRATA, PPIError, label_values
 
 
@@ -82,7 +96,10 @@ class CorrectedRates:
     refused, complied, unparsed (the judge's own verdicts; n minus their sum have none and count 0.5).
     `sample`: one row per human-labelled sample completion with the same dimensions, judge_label
     (refused/complied/unparsed/None) and human_label (refused/complied). `pseudo` is the small-sample
-    adjustment (0 turns it off, for comparisons with textbook formulas).
+    adjustment (0 turns it off, for comparisons with textbook formulas). `rectifier`: "auto" (default),
+    "pooled" or "group" (the module docstring; `gate_alpha` and `cell_alpha` tune auto's two checks).
+    Attributes besides `table`: `pools()` (the pooled lines and their tests, per model x language) and
+    `covariance(cells)` (the cells' estimates' covariance matrix, for contrasts such as the disparity).
     """
 
     def __init__(self, population: pd.DataFrame, sample: pd.DataFrame, by: Sequence[str], *,
@@ -205,7 +222,7 @@ class CorrectedRates:
             all_accepted = ~(touched & ~accepted[None, :]).any(axis=1)
             use_pooled = any_touch & (all_usable if rectifier == "pooled" else all_accepted)
             if rectifier == "auto":  # a cell too small for its own correction takes the pool's, heterogeneity and all
-                testable = ~(touched & ~(fit.groups >= 3)[None, :]).any(axis=1)
+                testable = ~(touched & ~(fit.groups >= MIN_GROUPS)[None, :]).any(axis=1)
                 use_pooled |= any_touch & all_usable & testable & ~valid
             self._own_check = np.full(C, np.nan)
             if rectifier == "auto" and self.cell_alpha > 0:
@@ -244,6 +261,15 @@ class CorrectedRates:
             "lam": np.where(valid, lam_all, np.nan), "rectifier_scope": scope, "note": notes}, index=cells.index)
         self.table = pd.concat([cells, values], axis=1)
 
+    def pools(self) -> pd.DataFrame:
+        """Per model x language pool (run_id, model, language, kind): the labels and labelled groups its line
+        is fitted on, lam, the line's slope of the human DR on the judge's, the lack-of-fit F test (F, df1, df2,
+        p_value) and the heterogeneity tau2 added to pooled intervals; empty where no cell splits a pool."""
+        if self._fit is None:
+            return pd.DataFrame(columns=[*POOL, "labels", "groups", "lam", "slope", "F", "df1", "df2", "p_value",
+                                         "tau2"])
+        return self._fit.table()
+
     # -- which rectifier each cell got, in words --------------------------------------------------------------
     def _pool_notes(self, notes: np.ndarray, scope: np.ndarray, valid: np.ndarray, own: np.ndarray,
                     usable: np.ndarray, accepted: np.ndarray, rectifier: str) -> np.ndarray:
@@ -272,10 +298,6 @@ class CorrectedRates:
                     p = fit.p_value[P]
                     if p != p:
                         test = "; too few labelled groups to check that they err alike"
-                    elif fit.groups[P] < MIN_GROUPS and rectifier == "auto":
-                        test = (f"; only {int(fit.groups[P])} groups have checks, too few to rely on a shared "
-                                "correction, but this cell has too few of its own: its interval includes the "
-                                "spread between groups")
                     elif accepted[P]:
                         test = f"; the groups' errors do not differ detectably (p = {p:.2f})"
                     else:
