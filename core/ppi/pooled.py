@@ -55,19 +55,22 @@ slope of theta on fbar (s^2 less its estimation variance), and theta (1 - theta)
 variance for the superpopulation DR, the second bounds the cell's own residual around the line (for the
 finite population's DR) under either invariance. Heterogeneity the line does not explain is estimated by
 moments from the lack-of-fit ANOVA (tau^2, between pieces, above their sampling noise, truncated at 0) and
-added to each piece (a "robust" variance in the random-effects sense); the same ANOVA's F test (the pool's
-pieces' mean z around the line, within-piece variance pooled, df k - 2 and n - k, no finite-population
-correction: its null is the superpopulation's) checks the line.
+added to each piece (a "robust" variance in the random-effects sense; Satterthwaite's degrees of freedom
+count it with the k - 2 of its estimate, so an interval that leans on it uses a t quantile); the same
+ANOVA's F test (the pool's pieces' mean z around the line, within-piece variance pooled, df k - 2 and n - k,
+no finite-population correction: its null is the superpopulation's) checks the line.
 
 `auto` (the default) pools a cell when (1) its grouping splits pools (a cell that is a whole pool gains
 nothing), (2) every pool it touches has >= min_human labels in >= MIN_GROUPS (8) labelled groups (a line
 through fewer points cannot be checked: on GPTFuzz's 6 length groups, whose judge errors differ a lot, the
 test at 6 groups let a badly wrong line through in 4% of samples and those cells' coverage fell to 0.91),
-(3) the F test does not reject at GATE_ALPHA, and (4) the cell's own labels do not contradict the pooled line
-(|pooled - own| > z sd at CELL_ALPHA, the covariance of the two counted exactly). A cell without min_human
-labels of its own is pooled whatever (3) and (4) say (given (2)), so every cell gets an estimate; tau^2 then carries the
-spread between groups into its interval, and its note says so. Cells that span pools (by group across
-models) are pooled when every pool they touch is.
+and (3) the F test does not reject at GATE_ALPHA. A cell without min_human labels of its own is pooled
+whatever (3) says (given (2)), so every cell gets an estimate; tau^2 then carries the spread between groups
+into its interval, and its note says so. Cells that span pools (by group across models) are pooled when every
+pool they touch is. A per-cell check (CELL_ALPHA > 0: a cell whose own labels contradict the pooled line,
+|pooled - own| > z sd with the two estimates' covariance counted exactly, keeps its own) was tried and is off
+by default: at 0.05 it left every scenario's worst group where it was, cost 2% of width on GPTFuzz and
+lowered the mean coverage (0.985 to 0.973: a pre-test's selection).
 
 The rule was chosen by simulation (`_coverage_study()`: 13 groups of 300 answers in one model x language; DRs
 equal (spread 0) or spread over 0.5-0.9 (0.4); the judge's false-compliance rate varying linearly across the
@@ -75,13 +78,71 @@ groups by X points around 0.15 ("spread"; moderate judge, false refusal 0.10) or
 refusal 0.376, the `refusal` judge on GPTFuzz), or one group X points above the rest ("one"); a fresh
 population and a stratified 10% or 20% sample in each of 200 repetitions; truth = each group's human DR in
 its population). Per scenario: the worst group's coverage / the mean over groups, and the mean width
-relative to the per-group rectifier's (F.2, F.05: auto with GATE_ALPHA 0.2 or 0.05, CELL_ALPHA 0.05):
+relative to the per-group rectifier's (auto with the lack-of-fit test at 0.2 or at 0.05):
 
-STUDY_TABLE
+    judge     DRs  errors    X     sample | per group | pooled (always)  | auto, F at 0.2   | auto, F at 0.05
+    --------  ---  -------   ----  ------ | --------- | ---------------- | ---------------- | ----------------
+    moderate  0.0  spread    0.0   10%    | 0.96/0.99 | 0.99/1.00  0.54  | 0.98/0.99  0.58  | 0.99/0.99  0.54
+    moderate  0.0  spread    0.0   20%    | 0.97/0.99 | 0.99/1.00  0.66  | 0.98/0.99  0.67  | 0.99/1.00  0.65
+    moderate  0.0  spread    0.02  10%    | 0.97/0.99 | 0.98/0.99  0.54  | 0.97/0.99  0.58  | 0.98/0.99  0.54
+    moderate  0.0  spread    0.02  20%    | 0.97/0.99 | 0.98/1.00  0.69  | 0.97/0.99  0.71  | 0.97/0.99  0.68
+    moderate  0.0  spread    0.05  10%    | 0.98/0.99 | 0.98/0.99  0.55  | 0.98/0.99  0.60  | 0.98/0.99  0.55
+    moderate  0.0  spread    0.05  20%    | 0.97/0.99 | 0.97/0.99  0.66  | 0.97/0.99  0.68  | 0.97/0.99  0.66
+    moderate  0.0  spread    0.1   10%    | 0.97/0.99 | 0.97/0.99  0.55  | 0.96/0.98  0.61  | 0.97/0.99  0.55
+    moderate  0.0  spread    0.1   20%    | 0.97/0.99 | 0.98/0.99  0.68  | 0.97/0.99  0.71  | 0.98/0.99  0.68
+    moderate  0.4  one       0.05  10%    | 0.98/0.99 | 0.94/0.99  0.64  | 0.94/0.98  0.68  | 0.94/0.99  0.64
+    moderate  0.4  one       0.05  20%    | 0.97/0.99 | 0.95/0.99  0.86  | 0.95/0.98  0.85  | 0.95/0.99  0.84
+    moderate  0.4  one       0.1   10%    | 0.97/0.99 | 0.75/0.97  0.69  | 0.79/0.97  0.75  | 0.76/0.97  0.69
+    moderate  0.4  one       0.1   20%    | 0.96/0.99 | 0.77/0.98  0.96  | 0.86/0.98  0.90  | 0.80/0.97  0.88
+    moderate  0.4  spread    0.0   10%    | 0.97/0.99 | 0.97/0.99  0.63  | 0.95/0.98  0.66  | 0.97/0.99  0.63
+    moderate  0.4  spread    0.0   20%    | 0.96/0.99 | 0.99/1.00  0.84  | 0.98/0.99  0.84  | 0.99/0.99  0.83
+    moderate  0.4  spread    0.02  10%    | 0.97/0.99 | 0.98/0.99  0.65  | 0.97/0.98  0.69  | 0.98/0.99  0.65
+    moderate  0.4  spread    0.02  20%    | 0.97/0.99 | 0.98/1.00  0.86  | 0.97/0.99  0.85  | 0.98/0.99  0.84
+    moderate  0.4  spread    0.05  10%    | 0.98/0.99 | 0.97/0.99  0.67  | 0.96/0.99  0.71  | 0.97/0.99  0.67
+    moderate  0.4  spread    0.05  20%    | 0.97/0.98 | 0.98/0.99  0.92  | 0.96/0.98  0.89  | 0.96/0.98  0.88
+    moderate  0.4  spread    0.1   10%    | 0.96/0.99 | 0.95/0.98  0.75  | 0.94/0.98  0.80  | 0.94/0.98  0.74
+    moderate  0.4  spread    0.1   20%    | 0.95/0.98 | 0.96/0.99  1.04  | 0.93/0.98  0.94  | 0.94/0.98  0.94
+    weak      0.0  spread    0.0   10%    | 0.96/0.98 | 0.96/0.99  0.51  | 0.96/0.98  0.56  | 0.96/0.99  0.51
+    weak      0.0  spread    0.0   20%    | 0.96/0.98 | 0.97/0.98  0.60  | 0.96/0.97  0.62  | 0.96/0.98  0.60
+    weak      0.0  spread    0.02  10%    | 0.96/0.98 | 0.97/0.99  0.52  | 0.96/0.98  0.55  | 0.97/0.98  0.52
+    weak      0.0  spread    0.02  20%    | 0.94/0.98 | 0.97/0.99  0.61  | 0.97/0.98  0.64  | 0.97/0.99  0.61
+    weak      0.0  spread    0.05  10%    | 0.96/0.98 | 0.97/0.99  0.52  | 0.96/0.98  0.57  | 0.97/0.99  0.52
+    weak      0.0  spread    0.05  20%    | 0.95/0.98 | 0.97/0.98  0.58  | 0.95/0.98  0.61  | 0.97/0.98  0.58
+    weak      0.0  spread    0.1   10%    | 0.94/0.97 | 0.96/0.98  0.52  | 0.94/0.97  0.56  | 0.95/0.98  0.52
+    weak      0.0  spread    0.1   20%    | 0.95/0.98 | 0.97/0.99  0.63  | 0.96/0.98  0.67  | 0.97/0.98  0.62
+    weak      0.4  one       0.05  10%    | 0.95/0.97 | 0.95/0.98  0.79  | 0.94/0.96  0.81  | 0.94/0.97  0.77
+    weak      0.4  one       0.05  20%    | 0.94/0.97 | 0.96/0.99  1.13  | 0.94/0.97  0.97  | 0.95/0.97  0.99
+    weak      0.4  one       0.1   10%    | 0.97/0.98 | 0.83/0.97  0.86  | 0.87/0.96  0.87  | 0.83/0.96  0.82
+    weak      0.4  one       0.1   20%    | 0.95/0.98 | 0.88/0.99  1.22  | 0.95/0.97  0.98  | 0.91/0.97  0.99
+    weak      0.4  spread    0.0   10%    | 0.96/0.98 | 0.95/0.98  0.77  | 0.94/0.97  0.79  | 0.94/0.97  0.75
+    weak      0.4  spread    0.0   20%    | 0.95/0.98 | 0.98/0.99  1.11  | 0.95/0.98  0.97  | 0.95/0.98  0.99
+    weak      0.4  spread    0.02  10%    | 0.95/0.97 | 0.96/0.98  0.82  | 0.94/0.97  0.83  | 0.95/0.98  0.79
+    weak      0.4  spread    0.02  20%    | 0.94/0.97 | 0.97/0.99  1.14  | 0.94/0.97  0.97  | 0.95/0.98  0.99
+    weak      0.4  spread    0.05  10%    | 0.94/0.97 | 0.94/0.98  0.84  | 0.93/0.96  0.84  | 0.93/0.96  0.81
+    weak      0.4  spread    0.05  20%    | 0.94/0.97 | 0.98/0.99  1.23  | 0.94/0.97  0.99  | 0.96/0.98  1.01
+    weak      0.4  spread    0.1   10%    | 0.97/0.98 | 0.92/0.98  0.97  | 0.92/0.97  0.91  | 0.92/0.97  0.89
+    weak      0.4  spread    0.1   20%    | 0.95/0.98 | 0.97/0.99  1.38  | 0.95/0.98  1.00  | 0.96/0.98  1.02
 
-GATE_ALPHA = 0.05 and CELL_ALPHA = 0.05 keep every group at >= 0.93 in every scenario (below) and give the
-narrower intervals where the groups do err alike; on GPTFuzz in 13 hashed groups at 10% (tests/
-test_ppi_pooled.py) F.2 was 0.64 as wide as the per-group rectifier and F.05 0.59.
+Reading it. Where the groups' judge errors differ by up to 10 points spread over the groups, every rule
+keeps the worst group within Monte Carlo error of nominal (the worst of 13 groups at exactly 95% lands near
+0.92 over 200 repetitions by chance; the hardest corner, weak judge, DRs spread, 10 points, 10% sample,
+gives 0.917 for F.05 and 0.930 for F.2 over 1,000), the mean well above it. F.05's width, relative to the
+per-group rectifier's: 0.51-0.55 at 10% and 0.58-0.68 at 20% where the DRs are alike; where they spread the
+line's slope costs, 0.63-0.74 (moderate judge) and 0.75-0.89 (weak) at 10%, and at 20% with the weak judge
+nothing is left to gain (0.99-1.02: the test then mostly sends the groups to their own labels). Always
+pooling with the robust variance covers as well but is wider than the per-group rectifier where errors
+differ (up to 1.38): the test earns its place there. The level: F.05 and F.2 cover alike (0.92 against 0.93
+in the hardest corner), F.2 costs 4-6 points of width where the groups err alike, and on GPTFuzz in 13
+hashed groups (tests/test_ppi_pooled.py) F.2 gives 0.64 of today's width, F.05 0.59, the issue's acceptance
+being 0.60: GATE_ALPHA = 0.05.
+
+What no pooling rule does: protect ONE group whose judge misses 10 points more refusals than the others'
+(the "one" rows, 0.10): worst group 0.76-0.83 at 10% (30 labels), 0.80-0.91 at 20% (F.2: 0.79-0.87 and
+0.86-0.95). Its own 30 labels cannot tell a 10-point error from noise (the per-cell check's z is about 1.2),
+yet it moves the pooled estimate by about two of its standard errors; a per-cell check at CELL_ALPHA 0.2
+gets 0.82 for 0.65 of the per-group width on GPTFuzz. At 5 points it is covered (0.94). Where one group is
+suspected, the judge's error by group (core.ppi.judge_error, `review bias`) and rectifier="group" (exact)
+are the tools.
 """
 from __future__ import annotations
 
@@ -97,7 +158,7 @@ from core.ppi.sample import MIN_STRATUM, STRATA
 POOL: tuple[str, ...] = tuple(c for c in STRATA if c != "group")  # run_id, model, language, kind
 SCOPES: tuple[str, ...] = ("auto", "pooled", "group")
 MIN_GROUPS = 8  # auto pools only where this many groups have labels: fewer cannot check a line
-CELL_ALPHA = 0.05  # auto: a cell whose own labels contradict the pooled line at this level keeps its own
+CELL_ALPHA = 0.0  # auto: > 0 lets a cell whose own labels contradict the pooled line at this level keep them
 GATE_ALPHA = 0.05  # the lack-of-fit test's level under "auto" (module docstring: the simulation behind it)
 LANGUAGE_NAMES = {"en": "English", "pt": "Portuguese"}
 
@@ -311,6 +372,9 @@ def pooled_cells(fit: PoolFit, c_of: np.ndarray, C: int, N_p: np.ndarray, F_p: n
         t = np.clip(theta, 0, 1)
         superpop = np.maximum(line, np.where(N > 0, t * (1 - t) / N, np.nan))
         tau = np.bincount(pc, weights=fit.tau2[pool] * tw, minlength=C) / N ** 2
+        # tau^2 is estimated from the pool's k groups (df k - 2): Satterthwaite counts it with those df
+        df_tau = np.where(fit.df1[pool] >= 1, fit.df1[pool], np.inf)
+        var_sq = var_sq + np.bincount(pc, weights=(fit.tau2[pool] * tw) ** 2 / df_tau, minlength=C) / N ** 4
         judge_mean = np.bincount(pc, weights=F_cP, minlength=C) / N
         lam = np.bincount(pc, weights=fit.lam[pool] * N_cP, minlength=C) / N
     A = np.zeros((C, NP, 2))
@@ -376,8 +440,7 @@ def cross_cov(fit: PoolFit, A: np.ndarray, pairs_c: np.ndarray, pairs_b: np.ndar
 # -- the simulation behind the rule (module docstring) --------------------------------------------------------
 STUDY_JUDGES = {"moderate": (0.15, 0.10), "weak": (0.165, 0.376)}  # (false compliance, false refusal)
 STUDY_RULES = {"group": {"rectifier": "group"}, "pooled": {"rectifier": "pooled"},
-               "auto F.2": {"gate_alpha": 0.2, "cell_alpha": 0.05},
-               "auto F.05": {"gate_alpha": 0.05, "cell_alpha": 0.05}}
+               "auto F.2": {"gate_alpha": 0.2}, "auto F.05": {"gate_alpha": 0.05}}
 
 
 def _study_draw(rng: np.random.Generator, size: np.ndarray, dr: np.ndarray, fc: np.ndarray, fr: float,

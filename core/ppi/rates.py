@@ -50,11 +50,12 @@ judge's DR fitted over the groups (core/ppi/pooled.py: why a line, its exact var
 creates between the groups of one model x language, `covariance()`); every cell then gets an estimate
 however few labels of its own, as long as its model x language has min_human. "auto" (the default) pools
 where the cells split model x language pools into at least 8 labelled groups whose errors the lack-of-fit
-test does not find different (GATE_ALPHA), keeps a cell's own labels where they contradict the pooled line
-(CELL_ALPHA), and pools a cell too small for its own correction whatever the test says, with the spread
-between groups in its interval. On GPTFuzz in 13 hashed groups at a 10% sample the default's intervals are
-0.59 as wide as the per-group ones (0.36 in 68 groups of ~90 answers, where the per-group rectifier
-estimates a third of the cells) at a mean coverage of 0.97 (tests/test_ppi_pooled.py).
+test does not find different (GATE_ALPHA), and pools a cell too small for its own correction whatever the
+test says, with the spread between groups in its interval. On GPTFuzz in 13 hashed groups at a 10% sample
+the default's intervals are 0.59 as wide as the per-group ones (0.36 in 68 groups of ~90 answers, where the
+per-group rectifier estimates a third of the cells) at a mean coverage of 0.98 (tests/test_ppi_pooled.py).
+What pooling cannot do (core/ppi/pooled.py's study): protect a single group whose judge errs ~10 points
+differently from the rest when that group has ~30 labels; `rectifier="group"` stays exact there.
 
 Power tuning estimates lam from the same sample (lam* = sum_s K_s cov_s(h, f) / sum_s K_s var_s(f), the
 variances including the pseudo-observations), an O(1/n) effect the simulation tests check.
@@ -97,7 +98,8 @@ class CorrectedRates:
     `sample`: one row per human-labelled sample completion with the same dimensions, judge_label
     (refused/complied/unparsed/None) and human_label (refused/complied). `pseudo` is the small-sample
     adjustment (0 turns it off, for comparisons with textbook formulas). `rectifier`: "auto" (default),
-    "pooled" or "group" (the module docstring; `gate_alpha` and `cell_alpha` tune auto's two checks).
+    "pooled" or "group" (the module docstring; `gate_alpha` is auto's test level, `cell_alpha` > 0 adds a
+    per-cell check, core/ppi/pooled.py).
     Attributes besides `table`: `pools()` (the pooled lines and their tests, per model x language) and
     `covariance(cells)` (the cells' estimates' covariance matrix, for contrasts such as the disparity).
     """
@@ -242,7 +244,8 @@ class CorrectedRates:
             total = np.where(use_pooled, pooled.total, total)
             var_sq = np.where(use_pooled, pooled.var_sq, var_sq)
             lam_all = np.where(use_pooled, pooled.lam, lam_all)
-            rectifier_all = np.where(use_pooled, pooled.theta - pooled.lam * pooled.judge_mean, rectifier_all)
+            # a pooled cell's rectifier: the whole correction of its judge DR (its lam only weights the fit)
+            rectifier_all = np.where(use_pooled, pooled.theta - pooled.judge_mean, rectifier_all)
             notes = self._pool_notes(notes, scope, valid, est.n_human, usable, accepted, rectifier)
         self._scope, self._valid = scope, valid
         se = np.sqrt(total)
