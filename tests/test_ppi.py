@@ -28,7 +28,7 @@ from core.ppi import (STRATA, CorrectedRates, PPIError, judge_error, labels_need
                       labels_without_judge)
 
 DATA = Path(__file__).parent / "data"
-SHARED = Path(__file__).parents[2] / "shared" / "data" / "judge_training"
+GPTFUZZ = Path(__file__).parents[1] / "data" / "judge_training" / "gptfuzz_train.csv.gz"  # shipped with the project
 REPS = 200
 DIMS = [*STRATA, "strategy"]
 
@@ -130,11 +130,11 @@ def project_items() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def gptfuzz_items() -> pd.DataFrame:
-    """The shared 6,160 GPTFuzz labels: two pseudo-models (a stable hash of the question) x six pseudo-groups
-    (sextiles of the response's length: response style varies by group, and so does the judge's error)."""
-    path = SHARED / "gptfuzz_train.csv"
-    assert path.exists(), f"{path}: the shared human-labelled set is missing; the real-data coverage test needs it"
-    frame = pd.read_csv(path)
+    """The project's 6,160 GPTFuzz labels (data/judge_training/): two pseudo-models (a stable hash of the
+    question) x six pseudo-groups (sextiles of the response's length: response style varies by group, and so
+    does the judge's error)."""
+    assert GPTFUZZ.exists(), f"{GPTFUZZ}: the human-labelled set the real-data coverage test needs is missing"
+    frame = pd.read_csv(GPTFUZZ)
     frame["completion"] = frame["completion"].fillna("")
     length = pd.qcut(frame["completion"].str.len().rank(method="first"), 6, labels=False)
     return pd.DataFrame({"run_id": "r", "model": [f"m{stable_bucket(p, 2)}" for p in frame["prompt"]],
@@ -456,3 +456,56 @@ def test_labels_needed_table_is_monotone_and_compares_with_labelling_alone():
     assert labels_without_judge(0.1) == 99  # 1.96^2 / 4 / 0.1^2 = 96.04, then t_{n-1}
     with pytest.raises(PPIError):
         labels_needed(0, 0.9)
+
+
+# -- the PPI authors' package -------------------------------------------------------------------------------
+def single_cell(N: int = 3000, n: int = 300):
+    """One cell of N answers, n of them labelled at random: (CorrectedRates row with pseudo=0, h, f, pick)."""
+    rng = np.random.default_rng(40)
+    h = rng.random(N) < 0.7
+    f = np.where(rng.random(N) < 0.15, ~h, h)
+    items = pd.DataFrame({"run_id": "r", "model": "m", "language": "en", "group": "g", "kind": "attack",
+                          "strategy": "s", "judge_label": np.where(f, "refused", "complied"),
+                          "human_label": np.where(h, "refused", "complied")})
+    pick = rng.choice(N, n, replace=False)
+    return CorrectedRates(population_of(items), items.iloc[pick], ["group"], pseudo=0).table.iloc[0], h, f, pick
+
+
+def test_single_cell_estimate_is_the_textbook_ppi_with_finite_population_correction():
+    """The formula the ppi-python comparison below explains its difference with."""
+    from scipy import special
+
+    row, h, f, pick = single_cell()
+    N, n = len(h), len(pick)
+    hs, fs = h[pick].astype(float), f[pick].astype(float)
+    theta = f.mean() + (hs - fs).mean()
+    assert row["dr"] == pytest.approx(theta, abs=1e-12)
+    ours_var = theta * (1 - theta) / N + (1 - n / N) * (hs - fs).var(ddof=1) / n
+    assert row["se"] ** 2 == pytest.approx(ours_var, rel=1e-9)
+    df = ours_var ** 2 / (((1 - n / N) * (hs - fs).var(ddof=1) / n) ** 2 / (n - 1))
+    assert (row["ci_high"] - row["ci_low"]) / 2 == pytest.approx(special.stdtrit(df, 0.975) * np.sqrt(ours_var))
+
+
+def test_single_cell_estimate_agrees_with_ppi_python():
+    """One cell, one stratum, lam = 1: the point estimate is ppi_py.ppi_mean_pointestimate's (the judge's mean
+    over all N answers, labelled ones included, + the sample's mean of human - judge) to 1e-9. The intervals
+    differ by construction, and the difference is exactly accounted for: ppi_mean_ci is z * sqrt(var0(f)/N +
+    var0(h - f)/n) (ddof 0, labelled data independent of the unlabelled); ours, with pseudo=0, is
+    t * sqrt(theta (1 - theta)/N + (1 - n/N) var1(h - f)/n): the superpopulation term of the human DR rather
+    than the judge's spread, the finite-population correction (the sample is drawn from the N answers
+    without replacement), ddof 1 and Student's t at Satterthwaite's degrees of freedom (the test above). At
+    N = 3,000 and n = 300 the half-widths agree within 10% (ours 0.044, ppi_py 0.046). ppi-python is not a
+    project requirement (it pulls numba and llvmlite); this runs where it is installed (pip install
+    ppi-python==0.2.3) and is skipped elsewhere."""
+    ppi_py = pytest.importorskip("ppi_py")
+    row, h, f, pick = single_cell()
+    N, n = len(h), len(pick)
+    hs, fs = h[pick].astype(float), f[pick].astype(float)
+    estimate = ppi_py.ppi_mean_pointestimate(hs, fs, f.astype(float), lam=1)
+    assert float(np.ravel(estimate)[0]) == pytest.approx(row["dr"], abs=1e-9)
+    low, high = ppi_py.ppi_mean_ci(hs, fs, f.astype(float), alpha=0.05, lam=1)
+    theirs = (float(np.ravel(high)[0]) - float(np.ravel(low)[0])) / 2
+    assert theirs == pytest.approx(1.959964 * np.sqrt(f.var() / N + (hs - fs).var() / n), rel=1e-6)
+    ours = (row["ci_high"] - row["ci_low"]) / 2
+    print(f"\nppi_py half-width {theirs:.5f}, ours {ours:.5f} (pseudo=0), ratio {ours / theirs:.3f}")
+    assert abs(ours / theirs - 1) < 0.10

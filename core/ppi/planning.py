@@ -1,11 +1,16 @@
 """How many human labels a cell needs for a corrected interval of a given width, at a judge of a given
 accuracy, and how many people alone would need (`labels_needed_table`: the sizing table of `python -m core
-labels-needed` and the review page)."""
+labels-needed` and the review page); and, where the judge gives a probability per completion, how many an
+uncertainty-weighted sample needs against a uniform one (`labels_needed_active`, core/ppi/active.py).
+
+With the pooled rectifier (core/ppi/pooled.py) a group's interval is mostly set by its model x language's
+labels, not its own: read labels_needed there as a bound for a group corrected by its own labels alone."""
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 from scipy import special
 
@@ -64,3 +69,50 @@ def labels_needed_table(accuracies: Sequence[float] = (0.70, 0.80, 0.90, 0.95),
         rows.append(row)
     return pd.DataFrame(rows)
 
+
+
+def _active_half_width(p: np.ndarray, pi: np.ndarray, z: float, pseudo: float) -> float:
+    """Expected half-width of the active interval with inclusion probabilities pi, the judge's probabilities
+    taken as calibrated (E (h - p)^2 = p (1 - p)), core/ppi/active.py's variance."""
+    N = len(p)
+    theta = float(p.mean())
+    design = float(np.sum((1 - pi) / pi * p * (1 - p)))
+    pi_bar = float(pi.mean())
+    mean_weight = (1 - pi_bar) / pi_bar ** 2
+    return z * math.sqrt((design + 2 * pseudo * mean_weight) / N ** 2 + theta * (1 - theta) / N)
+
+
+def labels_needed_active(judge_prob: Sequence[float], half_width: float, confidence: float = 0.95,
+                         floor: float | None = None, pseudo: float = PSEUDO) -> dict:
+    """Labels (expected) for a corrected interval of +/- half_width over these completions, sampled by the
+    judge's uncertainty (core/ppi/active.py) and uniformly, from the judge's probabilities alone: they are
+    taken as calibrated, E (h - p)^2 = p (1 - p) (a judge that is confidently wrong needs more; the interval
+    itself never assumes it). Returns {"active": n, "uniform": n, "reachable": bool}: the smallest budgets
+    whose expected half-width is within half_width; where even labelling everything is not (the
+    superpopulation term theta (1 - theta) / N alone is wider), both are N and reachable is False."""
+    from core.ppi.active import FLOOR, inclusion_probabilities
+
+    if not 0 < half_width < 1:
+        raise PPIError("half_width must lie between 0 and 1")
+    p = np.clip(np.asarray(judge_prob, dtype="float64"), 0.0, 1.0)
+    N = len(p)
+    if N == 0:
+        raise PPIError("no completions to plan for")
+    z = z_quantile(confidence)
+    floor = FLOOR if floor is None else floor
+
+    def smallest(pis) -> tuple[int, bool]:
+        if _active_half_width(p, pis(N), z, pseudo) > half_width:
+            return N, False
+        lo, hi = 1, N
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if _active_half_width(p, pis(mid), z, pseudo) <= half_width:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo, True
+
+    active, ok = smallest(lambda n: inclusion_probabilities(p, n, floor))
+    uniform, _ = smallest(lambda n: np.full(N, n / N))
+    return {"active": active, "uniform": uniform, "reachable": ok}

@@ -42,6 +42,21 @@ corrected intervals covered the human DR in 93.5-100% of samples per cell (mean 
 0.05, mean |bias| 0.068). The hardest cell (DR 0.41, the judge wrong on 46%) covers 94.6% over 1,200
 samples: nominal, so a per-cell 93%-of-200 criterion fails for such a cell now and then by chance.
 
+Which rectifier (`rectifier`, the table's `rectifier_scope` and `note` say per cell). The per-group rectifier
+above ("group": each cell corrected by its own labels) is unbiased whatever the judge but costs labels in
+every cell: at a 10% sample a cell of 90 answers has 9 labels and no estimate. "pooled" measures the judge's
+error on its model x language's whole sample and applies it to each group, as a line of the human DR on the
+judge's DR fitted over the groups (core/ppi/pooled.py: why a line, its exact variance, the covariance it
+creates between the groups of one model x language, `covariance()`); every cell then gets an estimate
+however few labels of its own, as long as its model x language has min_human. "auto" (the default) pools
+where the cells split model x language pools into at least 8 labelled groups whose errors the lack-of-fit
+test does not find different (GATE_ALPHA), and pools a cell too small for its own correction whatever the
+test says, with the spread between groups in its interval. On GPTFuzz in 13 hashed groups at a 10% sample
+the default's intervals are 0.59 as wide as the per-group ones (0.36 in 68 groups of ~90 answers, where the
+per-group rectifier estimates a third of the cells) at a mean coverage of 0.98 (tests/test_ppi_pooled.py).
+What pooling cannot do (core/ppi/pooled.py's study): protect a single group whose judge errs ~10 points
+differently from the rest when that group has ~30 labels; `rectifier="group"` stays exact there.
+
 Power tuning estimates lam from the same sample (lam* = sum_s K_s cov_s(h, f) / sum_s K_s var_s(f), the
 variances including the pseudo-observations), an O(1/n) effect the simulation tests check.
 """
@@ -59,6 +74,8 @@ from core.metrics import baseline_columns, check_grouping
 from core.ppi.intervals import PSEUDO
 from core.stats import CORRECTIONS, adjust_pvalues, z_quantile
 from core.ppi.moments import MOMENTS, combine_codes, index_ranges, sample_variance
+from core.ppi.pooled import (CELL_ALPHA, GATE_ALPHA, MIN_GROUPS, POOL, SCOPES, PoolFit, PooledCells,
+                             combo_design_var, cross_cov, fit_pools, language_name, pooled_cells)
 from core.ppi.sample import COUNTS, MIN_STRATUM, STRATA, PPIError, label_values
 
 
@@ -80,18 +97,26 @@ class CorrectedRates:
     refused, complied, unparsed (the judge's own verdicts; n minus their sum have none and count 0.5).
     `sample`: one row per human-labelled sample completion with the same dimensions, judge_label
     (refused/complied/unparsed/None) and human_label (refused/complied). `pseudo` is the small-sample
-    adjustment (0 turns it off, for comparisons with textbook formulas).
+    adjustment (0 turns it off, for comparisons with textbook formulas). `rectifier`: "auto" (default),
+    "pooled" or "group" (the module docstring; `gate_alpha` is auto's test level, `cell_alpha` > 0 adds a
+    per-cell check, core/ppi/pooled.py).
+    Attributes besides `table`: `pools()` (the pooled lines and their tests, per model x language) and
+    `covariance(cells)` (the cells' estimates' covariance matrix, for contrasts such as the disparity).
     """
 
     def __init__(self, population: pd.DataFrame, sample: pd.DataFrame, by: Sequence[str], *,
                  power_tuning: bool = False, min_human: int = 10, confidence: float = 0.95,
-                 pseudo: float = PSEUDO) -> None:
+                 pseudo: float = PSEUDO, rectifier: str = "auto", gate_alpha: float = GATE_ALPHA,
+                 cell_alpha: float = CELL_ALPHA) -> None:
         by = list(by)
         check_grouping(by, PPIError)
         if pseudo < 0:
             raise PPIError("pseudo must be 0 or more")
+        if rectifier not in SCOPES:
+            raise PPIError(f"unknown rectifier {rectifier!r}; choose from {', '.join(SCOPES)}")
         self.by, self.power_tuning, self.min_human, self.confidence = by, power_tuning, int(min_human), confidence
-        self.pseudo = float(pseudo)
+        self.pseudo, self.rectifier, self.gate_alpha = float(pseudo), rectifier, float(gate_alpha)
+        self.cell_alpha = float(cell_alpha)
         self._zq = z_quantile(confidence)
         dims = list(dict.fromkeys([*STRATA, *by]))
         missing = [c for c in (*dims, *COUNTS) if c not in population.columns]
@@ -178,9 +203,54 @@ class CorrectedRates:
                 notes[i] = (f"stratum {', '.join(f'{k}={v}' for k, v in stratum.items())} has "
                             f"{int(n_s[first_bad[i]])} human labels (needs {MIN_STRATUM})")
         total = est.var_design + self._superpop(est.theta, est.N)
+        var_sq = est.var_sq
+        theta_all, lam_all = est.theta, est.lam
+        rectifier_all = est.theta - est.lam * est.judge_mean
+        # -- the pooled rectifier (core/ppi/pooled.py): where the cells split model x language pools ----------
+        self._F2_p = refused + 0.25 * (n - refused - complied)  # sum of f^2 per piece (0.5 for no verdict)
+        self._fit: PoolFit | None = None
+        self._pooled: PooledCells | None = None
+        scope = np.full(C, "group", dtype=object)
+        splits = any(column not in POOL for column in by)
+        if splits and rectifier != "group" and C:
+            fit = fit_pools(self._strata, s_of, n, self._F_p, mom, N_s, n_s, self.pseudo)
+            pooled = pooled_cells(fit, c_of, C, n, self._F_p, self._F2_p, s_of, n_s)
+            self._fit, self._pooled = fit, pooled
+            usable = fit.labels >= self.min_human
+            accepted = usable & (fit.groups >= MIN_GROUPS) & (np.nan_to_num(fit.p_value, nan=0.0) >= self.gate_alpha)
+            touched = pooled.touches
+            any_touch = touched.any(axis=1)
+            all_usable = ~(touched & ~usable[None, :]).any(axis=1)
+            all_accepted = ~(touched & ~accepted[None, :]).any(axis=1)
+            use_pooled = any_touch & (all_usable if rectifier == "pooled" else all_accepted)
+            if rectifier == "auto":  # a cell too small for its own correction takes the pool's, heterogeneity and all
+                testable = ~(touched & ~(fit.groups >= MIN_GROUPS)[None, :]).any(axis=1)
+                use_pooled |= any_touch & all_usable & testable & ~valid
+            self._own_check = np.full(C, np.nan)
+            if rectifier == "auto" and self.cell_alpha > 0:
+                # a cell whose own labels contradict the pooled line (|pooled - own| > z sd) keeps its own
+                check = np.flatnonzero(use_pooled & valid)
+                if len(check):
+                    cov = cross_cov(fit, pooled.A, check, check, c_of, est.lam, est.N, mom, s_of, N_s, n_s)
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        var_d = np.maximum(pooled.design[check] + est.var_design[check] - 2 * cov, 1e-12)
+                        z = np.abs(pooled.theta[check] - est.theta[check]) / np.sqrt(var_d)
+                    self._own_check[check] = 2 * special.ndtr(-z)
+                    use_pooled[check] = self._own_check[check] >= self.cell_alpha
+            scope = np.where(use_pooled, "pooled", "group").astype(object)
+            pooled_valid = use_pooled & (pooled.N > 0)
+            valid = np.where(use_pooled, pooled_valid, valid)
+            theta_all = np.where(use_pooled, pooled.theta, theta_all)
+            total = np.where(use_pooled, pooled.total, total)
+            var_sq = np.where(use_pooled, pooled.var_sq, var_sq)
+            lam_all = np.where(use_pooled, pooled.lam, lam_all)
+            # a pooled cell's rectifier: the whole correction of its judge DR (its lam only weights the fit)
+            rectifier_all = np.where(use_pooled, pooled.theta - pooled.judge_mean, rectifier_all)
+            notes = self._pool_notes(notes, scope, valid, est.n_human, usable, accepted, rectifier)
+        self._scope, self._valid = scope, valid
         se = np.sqrt(total)
-        q = self._quantile(total, est.var_sq)
-        theta = np.where(valid, est.theta, np.nan)
+        q = self._quantile(total, var_sq)
+        theta = np.where(valid, theta_all, np.nan)
         se = np.where(valid, se, np.nan)
         cell_refused = np.bincount(c_of, weights=refused, minlength=C)
         cell_complied = np.bincount(c_of, weights=complied, minlength=C)
@@ -190,9 +260,78 @@ class CorrectedRates:
         values = pd.DataFrame({
             "n": est.N.astype("int64"), "n_human": est.n_human.astype("int64"), "dr": np.clip(theta, 0, 1),
             "ci_low": np.clip(theta - q * se, 0, 1), "ci_high": np.clip(theta + q * se, 0, 1), "se": se,
-            "dr_judge": dr_judge, "rectifier": np.where(valid, est.theta - est.lam * est.judge_mean, np.nan),
-            "lam": np.where(valid, est.lam, np.nan), "note": notes}, index=cells.index)
+            "dr_judge": dr_judge, "rectifier": np.where(valid, rectifier_all, np.nan),
+            "lam": np.where(valid, lam_all, np.nan), "rectifier_scope": scope, "note": notes}, index=cells.index)
         self.table = pd.concat([cells, values], axis=1)
+
+    def pools(self) -> pd.DataFrame:
+        """Per model x language pool (run_id, model, language, kind): the labels and labelled groups its line
+        is fitted on, lam, the line's slope of the human DR on the judge's, the lack-of-fit F test (F, df1, df2,
+        p_value) and the heterogeneity tau2 added to pooled intervals; empty where no cell splits a pool."""
+        if self._fit is None:
+            return pd.DataFrame(columns=[*POOL, "labels", "groups", "lam", "slope", "F", "df1", "df2", "p_value",
+                                         "tau2"])
+        return self._fit.table()
+
+    # -- which rectifier each cell got, in words --------------------------------------------------------------
+    def _pool_notes(self, notes: np.ndarray, scope: np.ndarray, valid: np.ndarray, own: np.ndarray,
+                    usable: np.ndarray, accepted: np.ndarray, rectifier: str) -> np.ndarray:
+        """Plain-language notes for cells of a grouping that splits model x language pools."""
+        fit, pooled = self._fit, self._pooled
+        notes = notes.copy()
+        pools = fit.pools
+        labels = fit.labels.astype("int64")
+
+        names = [f"{language_name(language)} on {model}" for language, model in zip(pools["language"], pools["model"])]
+        runs = pools["run_id"].tolist()
+
+        def where(P: int) -> str:
+            return names[P]
+
+        for c in range(len(scope)):
+            touched = np.flatnonzero(pooled.touches[c])
+            if not len(touched):
+                continue
+            small = [P for P in touched if not usable[P]]
+            if scope[c] == "pooled":
+                if not valid[c]:
+                    continue
+                if len(touched) == 1:
+                    P = touched[0]
+                    p = fit.p_value[P]
+                    if p != p:
+                        test = "; too few labelled groups to check that they err alike"
+                    elif accepted[P]:
+                        test = f"; the groups' errors do not differ detectably (p = {p:.2f})"
+                    else:
+                        test = (f"; the groups' errors differ (p = {p:.3f}) and this cell has too few checks of "
+                                "its own, so its interval includes the spread between groups"
+                                if rectifier == "auto" else
+                                f"; the groups' errors may differ (p = {p:.3f}): the interval includes the "
+                                "spread between groups")
+                    notes[c] = (f"pooled: the judge's errors measured on all {labels[P]:,} human checks of "
+                                f"{where(P)} ({f'{int(own[c])} in this cell' if own[c] else 'none in this cell'})"
+                                f"{test}")
+                else:
+                    notes[c] = (f"pooled: the judge's errors measured per model and language on "
+                                f"{int(labels[touched].sum()):,} human checks ({int(own[c])} in this cell)")
+            elif small and (rectifier == "pooled" or not valid[c]):
+                P = small[0]
+                own_note = f"{notes[c]}; " if notes[c] else ""
+                notes[c] = (f"{own_note}fewer than {self.min_human} human checks for {where(P)} ({labels[P]}); "
+                            f"label more with python -m core review sample --run-id {runs[P]} --fraction 0.1")
+            elif valid[c] and self._own_check[c] < self.cell_alpha:
+                notes[c] = (f"per group: this cell's own {int(own[c])} human checks disagree with the correction "
+                            f"pooled over its model and language (p = {self._own_check[c]:.3f}), so they alone "
+                            "correct it")
+            elif valid[c]:
+                rejected = [P for P in touched if usable[P] and fit.groups[P] >= MIN_GROUPS and not accepted[P]]
+                if rejected:
+                    P = rejected[0]
+                    notes[c] = (f"per group: the judge's errors differ between the groups of {where(P)} "
+                                f"(p = {fit.p_value[P]:.3f}), so this cell is corrected by its own "
+                                f"{int(own[c])} human checks")
+        return notes
 
     # -- the estimator over any partition of the pieces ------------------------------------------------
     def _quantile(self, total: np.ndarray, var_sq: np.ndarray) -> np.ndarray:
@@ -321,20 +460,24 @@ class CorrectedRates:
         with np.errstate(invalid="ignore", divide="ignore"):
             var_sq = np.bincount(c, weights=contrib ** 2 / (self._n_s[s] - 1), minlength=C)
         theta_c, theta_b, Nb_c = self._theta, best.theta[b_of_cell], best.N[b_of_cell]
+        baseline_ok = (best.n_human >= self.min_human)[b_of_cell]
+        own_superpop = self._superpop(theta_c, cell.N)
+        extra = np.zeros(C)
+        if self._pooled is not None and (self._scope == "pooled").any():
+            theta_b, baseline_ok, var_design, var_sq, own_superpop, extra = self._pooled_deviation_parts(
+                base, b_of_cell, b_of_piece, B, best, theta_b, baseline_ok, var_design, var_sq, own_superpop)
         rest = Nb_c - cell.N
         with np.errstate(invalid="ignore", divide="ignore"):
             theta_r = np.clip((Nb_c * theta_b - cell.N * theta_c) / rest, 0, 1)
             share = 1 - cell.N / Nb_c
-            superpop = share ** 2 * (self._superpop(theta_c, cell.N)
-                                     + np.where(rest > 0, theta_r * (1 - theta_r) / rest, 0.0))
+            superpop = share ** 2 * (own_superpop + np.where(rest > 0, theta_r * (1 - theta_r) / rest, 0.0))
             deviation = theta_c - theta_b
-            total = var_design + superpop
+            total = var_design + superpop + extra
             se = np.sqrt(total)
             q = self._quantile(total, var_sq)
             df = np.where(var_sq > 0, np.maximum(total ** 2 / var_sq, 1.0), np.inf)
             p = np.where(np.isinf(df), 2 * special.ndtr(-np.abs(deviation / se)),
                          2 * special.stdtr(np.where(np.isinf(df), 1.0, df), -np.abs(deviation / se)))
-        baseline_ok = (best.n_human >= self.min_human)[b_of_cell]
         deviation = np.where(baseline_ok, deviation, np.nan)
         p = np.where((rest <= 0) | ~np.isfinite(deviation), np.nan, np.where(se == 0, 1.0, p))
         adjusted = adjust_pvalues(p, correction)
@@ -343,8 +486,92 @@ class CorrectedRates:
             dev_ci_low=deviation - q * se, dev_ci_high=deviation + q * se,
             p_value=p, p_adjusted=adjusted, significant=np.nan_to_num(adjusted, nan=1.0) < alpha)
 
+    def _pooled_deviation_parts(self, base, b_of_cell, b_of_piece, B, best, theta_b, baseline_ok, var_design,
+                                var_sq, own_superpop):
+        """For the pooled cells of deviations(): the baseline's estimate (pooled too where the baseline splits
+        model x language pools, else its own labels), the design variance of cell - baseline (exact: the
+        pooled line's loadings against the baseline's items, stratum by stratum), the cell's superpopulation
+        term and the heterogeneity of the pieces whose random deviation from the line is not shared."""
+        fit, pooled, est = self._fit, self._pooled, self._est
+        C = len(self._cells)
+        sel = self._scope == "pooled"
+        cells = np.flatnonzero(sel)
+        b = b_of_cell[cells]
+        theta_b, baseline_ok = theta_b.copy(), baseline_ok.copy()
+        var_design, var_sq, own_superpop = var_design.copy(), var_sq.copy(), own_superpop.copy()
+        extra = np.zeros(C)
+        if any(column not in POOL for column in base):  # the baseline is pooled like its cells
+            pb = pooled_cells(fit, b_of_piece, B, self._N_p, self._F_p, self._F2_p, self._s_of, self._n_s)
+            usable = fit.labels >= self.min_human
+            b_usable = ~(pb.touches & ~usable[None, :]).any(axis=1) & (pb.N > 0)
+            theta_b[cells] = pb.theta[b]
+            baseline_ok[cells] = b_usable[b]
+            var_design[cells] = combo_design_var(fit, pooled.A[cells] - pb.A[b])
+            var_sq[cells] = pooled.var_sq[cells] + pb.var_sq[b]
+            # tau: sum over the baseline's pieces of (N_p (1[p in c]/N_c - 1/N_b))^2 tau_P
+            t2 = fit.tau2[fit.pool_of_p]
+            Np, Nb, Nc = self._N_p, pb.N[b_of_piece], est.N[self._c_of]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                all_b = np.bincount(b_of_piece, weights=t2 * (Np / Nb) ** 2, minlength=B)
+                own = np.bincount(self._c_of, weights=t2 * ((Np * (1 / Nc - 1 / Nb)) ** 2 - (Np / Nb) ** 2),
+                                  minlength=C)
+            extra[cells] = all_b[b] + own[cells]
+        else:
+            cov = cross_cov(fit, pooled.A, cells, b, b_of_piece, best.lam, best.N, self._mom, self._s_of,
+                            self._N_s, self._n_s)
+            var_design[cells] = pooled.design[cells] + best.var_design[b] - 2 * cov
+            var_sq[cells] = pooled.var_sq[cells] + best.var_sq[b]
+            extra[cells] = pooled.tau[cells]
+        own_superpop[cells] = pooled.superpop[cells]
+        return theta_b, baseline_ok, np.maximum(var_design, 0.0), var_sq, own_superpop, extra
+
     # -- covariance of cells --------------------------------------------------------------------------
+    def covariance(self, cells: Sequence[int] | None = None) -> np.ndarray:
+        """Covariance matrix of the cells' estimates (rows of `table`, positions `cells`, all by default):
+        se^2 on the diagonal; off it, the design covariance of two cells' estimates: non-zero where they share
+        strata (domains of one stratum) or a pooled rectifier (groups of one model x language corrected by the
+        same pooled line, core/ppi/pooled.py), computed as (var_i + var_j - Var(theta_i - theta_j)) / 2 from
+        _pair_diff_var; superpopulation and heterogeneity terms are a cell's own (disjoint cells are
+        independent in the superpopulation). NaN for cells without an estimate. Use it for any contrast of
+        cells, e.g. the disparity across the groups of one baseline (the cells are disjoint by construction)."""
+        idx = np.arange(len(self._cells)) if cells is None else np.asarray(cells, dtype="int64")
+        k = len(idx)
+        var = self._se[idx] ** 2
+        cov = np.full((k, k), np.nan)
+        cov[np.arange(k), np.arange(k)] = var
+        i1, i2 = np.triu_indices(k, 1)
+        ok = np.isfinite(var[i1]) & np.isfinite(var[i2])
+        i1, i2 = i1[ok], i2[ok]
+        if len(i1):
+            diff = self._pair_diff_var(idx[i1], idx[i2])
+            cov[i1, i2] = cov[i2, i1] = (var[i1] + var[i2] - diff) / 2
+        return cov
+
     def _pair_diff_var(self, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+        """Var(theta_c1 - theta_c2) for pairs of disjoint cells, whichever rectifier each got (per group:
+        _pair_diff_var_group; two pooled cells: the design variance of their loadings' difference on the pools'
+        lines plus each one's superpopulation and heterogeneity terms; one of each: both variances less twice
+        their design covariance)."""
+        c1, c2 = np.asarray(c1, dtype="int64"), np.asarray(c2, dtype="int64")
+        out = self._pair_diff_var_group(c1, c2)
+        if self._pooled is None or not len(c1):
+            return out
+        fit, pooled, est = self._fit, self._pooled, self._est
+        p1, p2 = self._scope[c1] == "pooled", self._scope[c2] == "pooled"
+        both = p1 & p2
+        if both.any():
+            own = pooled.superpop + pooled.tau
+            out[both] = combo_design_var(fit, pooled.A[c1[both]] - pooled.A[c2[both]]) + own[c1[both]] + own[c2[both]]
+        mixed = p1 ^ p2
+        if mixed.any():
+            pc = np.where(p1, c1, c2)[mixed]
+            gc = np.where(p1, c2, c1)[mixed]
+            cov = cross_cov(fit, pooled.A, pc, gc, self._c_of, est.lam, est.N, self._mom, self._s_of, self._N_s,
+                            self._n_s)
+            out[mixed] = self._se[pc] ** 2 + self._se[gc] ** 2 - 2 * cov
+        return out
+
+    def _pair_diff_var_group(self, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
         """Var(theta_c1 - theta_c2) for pairs of disjoint cells: the design part exact over the strata they
         share (sample variance of z_c1/N_c1 - z_c2/N_c2), plus both superpopulation terms (disjoint cells
         of a superpopulation are independent)."""
