@@ -181,10 +181,12 @@ def test_both_sides_checked_still_compares_corrected(checked, capsys):
 
 
 def test_cells_a_corrected_comparison_cannot_test_are_counted_and_the_gate_does_not_pass(checked, capsys):
-    """By strategy, each attack cell holds about a quarter of its group's 20 checks: fewer than 10, so those cells
-    have no corrected change. The gate cannot vouch for them: no "passed", exit 2, and the reason per cell."""
+    """By strategy, with each cell corrected by its own labels (--rectifier group), each attack cell holds about a
+    quarter of its group's 20 checks: fewer than 10, so those cells have no corrected change. The gate cannot vouch
+    for them: no "passed", exit 2, and the reason per cell. (The default pools the judge's error within the
+    language, so every cell gets an estimate: checked at the end.)"""
     argv = ["--db", str(checked), "--base", "v1", "--candidate", "v2", "--run-id", "r1", "--estimator", "ppi",
-            "--by-strategy"]
+            "--by-strategy", "--rectifier", "group"]
     code, out, err = run_cli(capsys, *argv)
     assert code == 0, err  # no gate asked for: the table, with the untested cells said
     assert "worse, significantly (holm): none" not in out
@@ -197,3 +199,6 @@ def test_cells_a_corrected_comparison_cannot_test_are_counted_and_the_gate_does_
     payload = json.loads(out)
     assert payload["gate"]["failed"] is False and payload["gate"]["untested"]
     assert all(row["why"] for row in payload["untested"])
+    code, out, _ = run_cli(capsys, *argv[:-2], "--json")  # pooled by default: every cell estimated and tested
+    payload = json.loads(out)
+    assert code == 0 and not payload["untested"] and payload["gate"]["passed"]

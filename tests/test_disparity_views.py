@@ -122,3 +122,10 @@ def test_the_noise_gap_table_of_the_readme():
     assert table[(80, 13)]["noise_gap"] == pytest.approx(0.186, abs=0.001)
     assert table[(80, 9)]["noise_gap"] == pytest.approx(0.166, abs=0.001)
     assert np.all(np.diff([table[(n, 13)]["detectable_gap"] for n in (20, 80, 300, 1000, 2700)]) < 0)
+
+
+def test_the_cli_offers_the_rectifiers_the_estimator_knows():
+    from core.cli.common import RECTIFIERS
+    from core.ppi import SCOPES
+
+    assert RECTIFIERS == SCOPES

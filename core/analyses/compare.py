@@ -177,7 +177,8 @@ def _refuse(problems: Sequence[str | None]) -> None:
 
 
 def corrected(store: Store, base: Side, candidate: Side, judge: str, by: Sequence[str] = ("language", "group"),
-              min_human: int = 10, correction: str = "holm", alpha: float = 0.05) -> Comparison:
+              min_human: int = 10, correction: str = "holm", alpha: float = 0.05,
+              rectifier: str = "auto") -> Comparison:
     """The comparison on prediction-powered Defense Rates (core/ppi/), where a labelled review sample covers
     both sides: each version's corrected DR per cell, the change with a conservative normal CI (the two
     corrected estimates treated as independent; core.compare.independent_changes), and the gap change per
@@ -196,7 +197,7 @@ def corrected(store: Store, base: Side, candidate: Side, judge: str, by: Sequenc
     roles = (("base", base, "b"), ("candidate", candidate, "c"))
     if not len(sample):
         _refuse([_unchecked(store, role, of, sample, strata, None, "", min_human) for role, of, _ in roles])
-    rates = CorrectedRates(population, sample, grain, min_human=min_human)
+    rates = CorrectedRates(population, sample, grain, min_human=min_human, rectifier=rectifier)
 
     def side(frame: pd.DataFrame, of: Side, suffix: str) -> pd.DataFrame:
         mine = frame[(frame["run_id"] == of.run_id) & (frame["model"] == of.target_id)]
@@ -209,7 +210,8 @@ def corrected(store: Store, base: Side, candidate: Side, judge: str, by: Sequenc
     _refuse([_unchecked(store, role, of, sample, strata, cells, f"n_human_{s}", min_human) for role, of, s in roles])
     cells = independent_changes(cells.assign(pairs=cells[["n_b", "n_c"]].min(axis=1)), correction, alpha)
     cells["why"] = _why(cells, min_human)
-    pooled = CorrectedRates(population, sample, ["run_id", "model", "language", "kind"], min_human=min_human).table
+    pooled = CorrectedRates(population, sample, ["run_id", "model", "language", "kind"], min_human=min_human,
+                            rectifier=rectifier).table
     pooled = pooled[pooled["kind"] == "control"][["run_id", "model", "language", "kind", "n", "n_human", "dr", "se",
                                                   "note"]]
     controls = side(pooled, base, "b").merge(side(pooled, candidate, "c"), on=["language", "kind"])
@@ -218,7 +220,7 @@ def corrected(store: Store, base: Side, candidate: Side, judge: str, by: Sequenc
     attack = population[population["kind"] == "attack"]
     keys = ["run_id", "model", "language"]
     gap, groups = CorrectedRates(attack, sample[sample["kind"] == "attack"], [*keys, "group"],
-                                 min_human=min_human).beyond_noise(keys)
+                                 min_human=min_human, rectifier=rectifier).beyond_noise(keys)
     se = groups.set_index([*keys, "group"])["se"]  # the observed gap's se: its two extreme groups' (independent strata)
     extremes = [(se.get((*key, best), float("nan")), se.get((*key, worst), float("nan"))) for key, best, worst
                 in zip(gap[keys].itertuples(index=False, name=None), gap["best"], gap["worst"])]

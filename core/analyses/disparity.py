@@ -61,7 +61,7 @@ def scope(filters: Filters | None = None) -> dict:
 def compute(source: Store | pd.DataFrame, judge: str = "refusal", filters: Filters | None = None, *,
             by: Sequence[str] = BY, estimator: str | None = None, population: pd.DataFrame | None = None,
             sample: pd.DataFrame | None = None, min_human: int = 10, alpha: float = 0.05,
-            words: taxonomy.Taxonomy | None = None) -> Disparity:
+            words: taxonomy.Taxonomy | None = None, rectifier: str = "auto") -> Disparity:
     """Disparity beyond noise per row of `by` (group is what is compared). `source`: a Store (counts and the
     review sample are read here) or attack counts at `by` + group with (population, sample) as Store.ppi_inputs
     gives them. `estimator`: "judge", "ppi" or None (corrected wherever the selection has human checks)."""
@@ -78,7 +78,7 @@ def compute(source: Store | pd.DataFrame, judge: str = "refusal", filters: Filte
     rows = rows.assign(estimate=estimates.JUDGE_ONLY, n_human=0, note="")
     groups = groups.assign(estimate=estimates.JUDGE_ONLY)
     if chosen == "ppi":
-        corrected = CorrectedRates(population, sample, grain, min_human=min_human)
+        corrected = CorrectedRates(population, sample, grain, min_human=min_human, rectifier=rectifier)
         fixed_rows, fixed_groups = corrected.beyond_noise(by, alpha=alpha)
         labels = corrected.table.groupby(by, dropna=False)["n_human"].sum().rename("n_human").reset_index()
         fixed_rows = fixed_rows.merge(labels, on=by, how="left")

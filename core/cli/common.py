@@ -216,6 +216,12 @@ def labelled_sample(args: argparse.Namespace, store, judge: str):
     return population, sample
 
 
+# How a corrected estimate learns the judge's error (core.ppi.SCOPES; spelt here so `--help` imports no statistics).
+RECTIFIERS: tuple[str, ...] = ("auto", "pooled", "group")
+RECTIFIER_HELP = ("ppi: how the judge's error is estimated: auto (pooled within model x language unless its groups' "
+                  "errors differ), pooled, or group (each cell from its own labels)")
+
+
 def add_selection_parser(sub, name: str, func, helptext: str, parents: list[argparse.ArgumentParser],
                          kinds: list[str], probe_sets: bool = True) -> argparse.ArgumentParser:
     """A subcommand reading judged completions (stats, export): the filters, --models/--runs/--kinds,

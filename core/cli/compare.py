@@ -5,8 +5,8 @@ import argparse
 import json
 import sys
 
-from core.cli.common import (EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, BadInput, chosen_judge, open_store,
-                             stored_target_name)
+from core.cli.common import (EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, RECTIFIER_HELP, RECTIFIERS, BadInput, chosen_judge,
+                             open_store, stored_target_name)
 
 
 # Columns `compare` prints as text (--json gives every column, the 2x2 counts or the corrected inputs too).
@@ -51,6 +51,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if args.estimator == "ppi":
             try:
                 compared.result = paired.corrected(store, base, candidate, judge, by=by, min_human=args.min_human,
+                                                   rectifier=args.rectifier,
                                                    correction=args.correction, alpha=args.alpha)
             except paired.UncheckedSide as exc:
                 raise BadInput(f"--estimator ppi: {exc}") from None
@@ -111,6 +112,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
                               "human checks of their review sample: a side without, or without --min-human in any "
                               "compared cell, is refused with exit 2; the change's interval treats the two corrected "
                               "estimates as independent, so it is conservative)")
+    compare.add_argument("--rectifier", default="auto", choices=RECTIFIERS, help=RECTIFIER_HELP)
     compare.add_argument("--min-human", type=int, default=10, help="ppi: fewest labels per cell and side (a cell "
                          "with fewer has no corrected change: it is reported as not tested, and a gate that looks "
                          "at it does not pass)")

@@ -7,8 +7,8 @@ import argparse
 import json
 
 from core import dimensions
-from core.cli.common import (EXIT_OK, BadInput, add_selection_parser, chosen_judge, csv_list, labelled_sample,
-                             open_store, say_selection, selection_filters)
+from core.cli.common import (EXIT_OK, RECTIFIER_HELP, RECTIFIERS, BadInput, add_selection_parser, chosen_judge, csv_list,
+                             labelled_sample, open_store, say_selection, selection_filters)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -64,7 +64,7 @@ def _stats_corrected(args: argparse.Namespace, store) -> int:
     say_selection(args, store, selection_filters(args, store))
     rates, table = _with_deviations(args, lambda: CorrectedRates(population, sample, args.by,
                                                                  power_tuning=args.power_tuning,
-                                                                 min_human=args.min_human))
+                                                                 min_human=args.min_human, rectifier=args.rectifier))
     rows = rates.records(table)
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
@@ -101,7 +101,7 @@ def cmd_disparity(args: argparse.Namespace) -> int:
     said = say_selection(args, store, filters)
     try:
         view = disparity.compute(store, judge, filters, by=args.by, estimator=args.estimator,
-                                 min_human=args.min_human, alpha=args.alpha)
+                                 min_human=args.min_human, alpha=args.alpha, rectifier=args.rectifier)
     except EstimateError as exc:
         raise BadInput(str(exc)) from None
     if args.json:
@@ -180,7 +180,8 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     d.add_argument("--estimator", default=None, choices=["judge", "ppi"],
                    help="judge: the judge's DRs; ppi: corrected by the labelled review sample; default: corrected "
                         "wherever the selection has human checks")
-    d.add_argument("--min-human", type=int, default=10, help="ppi: labels a corrected group DR needs")
+    d.add_argument("--min-human", type=int, default=10, help="ppi: labels a corrected estimate needs")
+    d.add_argument("--rectifier", default="auto", choices=RECTIFIERS, help=RECTIFIER_HELP)
     d.add_argument("--alpha", type=float, default=0.05, help="level of the tests (Q, false discovery rate)")
     p = add_selection_parser(sub, "stats", cmd_stats, "Defense Rates by any grouping", [common, filters], ["attack"])
     p.add_argument("--by", type=csv_list, default=["model", "group"],
@@ -198,6 +199,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
                    help="judge: the judge's DR (human verdicts override); ppi: corrected by the labelled "
                         "review sample (prediction-powered: dr, ci_low, ci_high, n, n_human, dr_judge, "
                         "rectifier), see `review sample`")
+    p.add_argument("--rectifier", default="auto", choices=RECTIFIERS, help=RECTIFIER_HELP)
     p.add_argument("--power-tuning", action="store_true",
                    help="ppi: weight the judge term per cell (PPI++): never wider, narrower where the "
                         "judge is good")
