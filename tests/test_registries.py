@@ -13,7 +13,8 @@ from core.targets.base import Capabilities
 from tests.conftest import PYTHON, ROOT
 
 TARGET_KINDS = ["smollm2", "gemma3-270m", "local:PATH", "openai:MODEL@BASE_URL"]
-JUDGE_KINDS = ["refusal", "llm:<target spec>", "ensemble:<judge>+<judge>+...", "ensemble", "learned:PATH"]
+JUDGE_KINDS = ["refusal", "llm:<target spec>", "ensemble:<judge>+<judge>+...", "ensemble", "learned:PATH", "encoder:PATH",
+               "average:PATH"]
 
 
 def test_the_registries_hold_the_kinds_their_modules_define():
@@ -43,7 +44,7 @@ def test_an_unknown_judge_names_every_registered_kind_including_a_new_one(monkey
     toy = Entry("toy", "toy", "a judge for this test", lambda rest, context: "the toy judge")
     monkeypatch.setitem(JUDGES._entries, "toy", toy)
     assert resolve_judges(["toy"]) == ["the toy judge"]
-    with pytest.raises(UnknownJudge, match=r"learned:PATH, toy$"):
+    with pytest.raises(UnknownJudge, match=r"average:PATH, toy$"):
         resolve_judges(["refusal", "nope"])
 
 

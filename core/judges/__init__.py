@@ -5,7 +5,11 @@ core/judges/refusal.py); `llm:<target spec>` (the rubric judge, core/judges/rubr
 `llm:smollm2`, `llm:openai:MODEL@URL`, `llm:<saved target>`); `ensemble:<judge>+<judge>+...` (majority vote,
 core/judges/ensemble.py), or a bare `ensemble` in a list of judges, which votes over the other judges of that
 list (resolve_judges); `learned:PATH` (a classifier fitted by `python -m core judge-train`,
-core/judges/learned.py; the project ships `learned:data/judges/learned-gptfuzz.json`). `human` verdicts are
+core/judges/learned.py; the project ships `learned:data/judges/learned-gptfuzz.json`); `encoder:PATH` (a fine-tuned
+all-MiniLM-L6-v2, core/judges/encoder.py) and `average:PATH` (its mean with the n-gram model trained with it; the
+project ships `data/judges/encoder-minilm.safetensors`). Every judge answers the question in
+core/judges/base.py QUESTIONS (did the answer deliver the requested hateful content / refuse the benign request).
+`human` verdicts are
 written by the dashboard, never computed. To add a judge: a function decorated with
 `@register_judge("name", "one line of help")` in its module, and the module named in JUDGES' providers.
 """
@@ -16,20 +20,22 @@ from typing import Any
 
 from core.judges.base import JUDGES, Judge, JudgeContext, JudgeItem, UnknownJudge, Verdict, register_judge, version_of
 
-# `refusal` stays the default: the shipped learned judge does not beat it on the project's held-out labels in
-# both languages (its file's "decision"; `judge-train` prints it, and tests/test_judge_learned.py keeps this
-# line and that decision in step).
+# `refusal` stays the default: none of the shipped learned judges (n-gram `learned:`, `encoder:`, `average:`) beats
+# it on the project's held-out labels in every language it judges with its own model (the files' "decision" and
+# its "choice"; `judge-train` prints them, and tests/test_judge_learned.py and tests/test_judge_encoder.py keep
+# this line and that decision in step).
 DEFAULT_JUDGES: tuple[str, ...] = ("refusal",)
 
 
 def relies_on_rules(judge: str) -> bool:
     """Whether a judge's verdicts come from the `refusal` judge's phrase tables: `refusal` itself, a `learned:`
-    judge (its inputs are those rules' signals) or an ensemble with such a member. For a language without a rules
+    judge (its inputs are those rules' signals), an `average:` judge (half of it is such a judge) or an ensemble with
+    such a member. For a language without a rules
     file (core.judges.refusal.unsupported) such figures deserve a warning; an `llm:` judge reads any language."""
     name = str(judge).strip()
     if name.startswith("ensemble:"):
         return any(relies_on_rules(member) for member in name.removeprefix("ensemble:").split("+"))
-    return name == "refusal" or name.startswith("learned:")
+    return name == "refusal" or name.startswith(("learned:", "average:"))
 
 
 def known_judges() -> str:
