@@ -103,8 +103,10 @@ if deviation:
 def group_order(language: str) -> list[str]:
     """Groups of a language in the chosen order: pooled DR over the selected models, or display name."""
     cells = pooled[pooled["language"] == language]
-    if order == "dr":
-        return list(cells.sort_values(["dr", "group"], ascending=[False, True], na_position="last")["group"])
+    if order == "dr":  # corrected: a group without a corrected pooled DR (too few checks) sorts by the judge's
+        key = cells["dr"].fillna(cells["dr_judge"]) if "dr_judge" in cells else cells["dr"]
+        return list(cells.assign(order_key=key).sort_values(["order_key", "group"], ascending=[False, True],
+                                                            na_position="last")["group"])
     return sorted(cells["group"], key=lambda g: ctx.vocabulary.group_name(g, language))
 
 

@@ -183,3 +183,74 @@ def test_a_click_on_an_overview_dot_opens_its_completions_summed_up_with_a_way_b
     page.get_by_role("link", name="Back to the Overview").click()
     page.get_by_text("Headline per model").wait_for()
     page.context.close()
+
+
+LAYOUT_JS = """() => {
+  const box = n => { const r = n.getBoundingClientRect(); return {x: r.x, y: r.y, w: r.width, h: r.height}; };
+  const charts = [];
+  for (const chart of document.querySelectorAll('[data-testid="stVegaLiteChart"]')) {
+    const cells = [...chart.querySelectorAll('.cells_marks path')].map(box);
+    if (!cells.length) continue;
+    const texts = [...chart.querySelectorAll('.values_marks text')].map(n => ({...box(n), text: n.textContent}));
+    const svg = box(chart.querySelector('svg'));
+    const labels = [...chart.querySelectorAll('.role-axis-label text')].map(n => ({...box(n), text: n.textContent}));
+    charts.push({cells, texts, svg, labels});
+  }
+  const metrics = [...document.querySelectorAll('[data-testid="stMetricValue"]')].map(n => {
+    const inner = n.querySelector('div') || n;
+    return {text: n.textContent, cut: inner.scrollWidth > inner.clientWidth + 1};
+  });
+  return {charts, metrics};
+}"""
+
+
+def overlapping(a: dict, b: dict) -> bool:
+    return a["x"] < b["x"] + b["w"] - 0.5 and b["x"] < a["x"] + a["w"] - 0.5 and \
+        a["y"] < b["y"] + b["h"] - 0.5 and b["y"] < a["y"] + a["h"] - 0.5
+
+
+def layout_problems(drawn: dict) -> list[str]:
+    """What a reader could not read: a heatmap number wider than its cell or over another number, an axis label cut
+    (an ellipsis) or outside its chart, a metric cut."""
+    problems = []
+    for index, chart in enumerate(drawn["charts"]):
+        assert len(chart["texts"]) == len(chart["cells"])  # one number per cell, in the cells' order
+        for cell, text in zip(chart["cells"], chart["texts"]):
+            if text["w"] > cell["w"] + 0.5:
+                problems.append(f"chart {index}: {text['text']!r} is {text['w']:.0f} px in a {cell['w']:.0f} px cell")
+        texts = sorted(chart["texts"], key=lambda t: (round(t["y"]), t["x"]))
+        for a, b in zip(texts, texts[1:]):
+            if a["text"] and b["text"] and overlapping(a, b):
+                problems.append(f"chart {index}: {a['text']!r} overlaps {b['text']!r}")
+        for label in chart["labels"]:
+            svg = chart["svg"]
+            if label["text"].endswith("…"):
+                problems.append(f"chart {index}: axis label cut: {label['text']!r}")
+            if label["x"] < svg["x"] - 1 or label["x"] + label["w"] > svg["x"] + svg["w"] + 1:
+                problems.append(f"chart {index}: axis label {label['text']!r} outside its chart")
+    problems += [f"metric cut: {m['text']!r}" for m in drawn["metrics"] if m["cut"]]
+    return problems
+
+
+@pytest.mark.parametrize("width", [900, 1400])
+def test_every_page_reads_at_900_and_1400_px(server, browser, width):
+    """Screenshots of every page (tests/artifacts/readable/<page>-<width>.png, the window 2,400 px tall so most of a
+    page is in it), and on each page with heatmaps or metrics: every number inside its cell and clear of the
+    others, every axis label whole and inside its chart, every metric whole."""
+    context = browser.new_context(viewport={"width": width, "height": 2400})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    found, heatmaps = {}, 0
+    for path, ready in PAGES:
+        open_page(page, server["base"], path, ready)
+        if path.startswith("heatmaps"):
+            page.locator(".cells_marks path").first.wait_for()
+        page.screenshot(path=str(SHOTS / f"{shot_name(path)}-{width}.png"))
+        drawn = page.evaluate(LAYOUT_JS)
+        heatmaps += len(drawn["charts"])
+        problems = layout_problems(drawn)
+        if problems:
+            found[path or "overview"] = problems
+    context.close()
+    assert heatmaps >= 4  # the heatmaps page's four (two languages, and one model's breakdowns) and Compare's
+    assert not found, "\n".join(f"{name}: " + "\n  ".join(problems[:12]) for name, problems in found.items())

@@ -291,7 +291,9 @@ def ci_heatmap_chart(table: pd.DataFrame, x: str, y: str, value: str, low: str |
         text="text:N", color=alt.condition(f"!datum.grey && ({ink})", alt.value("white"), alt.value("black"))
     ).properties(name="values")
     chart = alt.layer(cells, labels_layer).properties(title=title, height=alt.Step(ROW_STEP),
-                                                      width=alt.Step(MIN_CELL))
+                                                      width=alt.Step(MIN_CELL),  # pad: slanted labels never cut
+                                                      autosize=alt.AutoSizeParams(type="pad", contains="padding"),
+                                                      padding={"left": 5, "top": 5, "right": 16, "bottom": 5})
     chart.usermeta = {"embedOptions": {"renderer": "svg"},  # cells in the DOM: read by tests, labelled for a reader
                       "forwhom": {"rows": len(y_labels), "longest": max(map(len, x_labels), default=0)}}
     return chart
