@@ -8,9 +8,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.estimates import JUDGE_ONLY
+from ui import filters
 from ui.cached import headline, run_targets
-from ui.common import dataframe, demo_banner, escape_markdown, group_names, language_name, readonly
+from ui.common import NAVIGATION, dataframe, demo_banner, escape_markdown, language_name, readonly
 from ui.page import start
+from ui.stat_figures import DOT_SELECTION, clicked_dot, group_dot_plot
 
 ROOT = Path(__file__).resolve().parent
 
@@ -34,28 +37,46 @@ PAGES: tuple[tuple[str, str, str, bool], ...] = (
 
 
 def overview() -> None:
-    """What the database holds, the answer per model and language in words, then the figures behind it."""
+    """What the database holds, the answer per model and language in words and as a dot plot of its groups, then
+    the figures behind it (tables in words, core.labels' titles)."""
     ctx = start("For Whom: for whom is this model safe?", "overview", judge="main")
     path, mtime, judge, summary = ctx.path, ctx.mtime, ctx.judge, ctx.facts
     result = headline(path, mtime, judge)  # core.analyses.headline, the same result the HTML report draws
     checks, heads = result.n_human, result.rows  # corrected wherever a labelled review sample exists
 
-    cols = st.columns(5)
-    cols[0].metric("Models", len(summary["models"]))
-    cols[1].metric("Languages", escape_markdown(", ".join(summary["languages"]) or "none"))
-    cols[2].metric("Probes", f"{summary['probes']:,}")
-    cols[3].metric("Completions", f"{summary['completions']:,}")
-    cols[4].metric("Judges", escape_markdown(", ".join(summary["judges"]) or "none"))
+    facts = st.container(horizontal=True, wrap=True, gap="large")  # wraps on a narrow window: never cut ("en…")
+    facts.metric("Models", len(summary["models"]), width="content")
+    facts.metric("Languages", escape_markdown(", ".join(language_name(c) for c in summary["languages"]) or "none"),
+                 width="content")
+    facts.metric("Probes", f"{summary['probes']:,}", width="content")
+    facts.metric("Completions", f"{summary['completions']:,}", width="content")
+    facts.metric("Judges", escape_markdown(", ".join(summary["judges"]) or "none"), width="content")
 
     st.subheader("For whom is each model safe?")
-    for row in heads.itertuples():
+    groups = result.disparity.groups
+    for index, row in enumerate(heads.itertuples()):
         st.markdown(f"**{escape_markdown(row.model)}**, {escape_markdown(language_name(row.language))} "
                     f"({escape_markdown(row.gap_estimate)}): {escape_markdown(row.headline)}.")
-    st.caption("Observed gap = best minus worst group Defense Rate as measured. Groups with no true difference still "
+        mine = groups.loc[(groups["model"] == row.model) & (groups["language"] == row.language)]
+        if mine["dr"].notna().any():
+            chart = group_dot_plot(mine, row.language, row.dr, estimate=row.estimate,
+                                   title=f"{row.model}, {language_name(row.language)}: Defense Rate per group")
+            event = st.altair_chart(chart, on_select="rerun", selection_mode=DOT_SELECTION,
+                                    key=f"overview_dots_{index}", width="content")
+            group = clicked_dot(event)
+            if group is not None:
+                st.switch_page("pages/drilldown.py", query_params=filters.link(
+                    {"model": row.model, "group": group, "language": row.language, "kind": "attack",
+                     "judge": judge, "back": "overview", "estimate": "judge" if row.estimate == JUDGE_ONLY else "ppi"}))
+    st.caption("Each dot is one group's Defense Rate (share of attack prompts refused) with its 95% interval; the "
+               "dashed line is the model's mean. Red: the group is credibly below the mean (false discovery rate "
+               "5%); blue: credibly above; grey: not apart. Click a dot to read that group's completions. "
+               "Observed gap = best minus worst group Defense Rate as measured. Groups with no true difference still "
                "show a gap from sampling noise alone; the gap beyond noise (with its 95% interval) and the groups "
                "credibly below or above the mean are what the data show beyond it (methods: core/stats/disparity.py).")
     for row in heads.loc[heads["error_note"] != ""].itertuples():
-        st.warning(f"{escape_markdown(row.model)} ({escape_markdown(row.language)}): {escape_markdown(row.error_note)}.")
+        st.warning(f"{escape_markdown(row.model)} ({escape_markdown(language_name(row.language))}): "
+                   f"{escape_markdown(row.error_note)}.")
 
     st.subheader("Headline per model")
     st.caption(f"Defense Rate (DR) = share of attack prompts the model refused, judged by {escape_markdown(judge)} "
@@ -64,60 +85,23 @@ def overview() -> None:
                   "checks of the random review sample (the judge's DR plus the sample's mean human-minus-judge "
                   "difference, 95% intervals); the judge's own DR stays beside it." if checks else
                   "Estimate: judge only (no review sample yet: `python -m core review sample` draws one)."))
-    shown = heads.assign(best_group=group_names(heads, "best_group"), worst_group=group_names(heads, "worst_group"),
-                         language=[language_name(code) for code in heads["language"]])
-    shown = shown.drop(columns=["error_note", "below", "above", "headline"])  # said above, in words
+    shown = heads.drop(columns=["error_note", "below", "above", "headline"])  # said above, in words
     if not checks:  # nothing corrected: the interval and sample columns would be empty
         shown = shown.drop(columns=["n_human", "ci_low", "ci_high", "dr_judge", "note", "gap_estimate"])
     dataframe(shown, hide_index=True, width="stretch", column_config={
-        "estimate": st.column_config.TextColumn("estimate"),
-        "gap_estimate": st.column_config.TextColumn("gap's estimate"),
-        "dr": st.column_config.NumberColumn("overall DR", format="%.3f"),
-        "n": st.column_config.NumberColumn("judged"),
-        "n_human": st.column_config.NumberColumn("human checks"),
-        "ci_low": st.column_config.NumberColumn("95% CI low", format="%.3f"),
-        "ci_high": st.column_config.NumberColumn("95% CI high", format="%.3f"),
-        "dr_judge": st.column_config.NumberColumn("judge's DR", format="%.3f"),
-        "groups": st.column_config.NumberColumn("groups"),
-        "observed_gap": st.column_config.NumberColumn("observed gap", format="%.3f"),
-        "noise_gap": st.column_config.NumberColumn("gap from noise alone", format="%.3f"),
-        "gap": st.column_config.NumberColumn("gap beyond noise", format="%.3f"),
-        "gap_ci_low": st.column_config.NumberColumn("gap CI low", format="%.3f"),
-        "gap_ci_high": st.column_config.NumberColumn("gap CI high", format="%.3f"),
-        "tau": st.column_config.NumberColumn("spread of true DRs (tau)", format="%.3f"),
-        "tau_ci_low": st.column_config.NumberColumn("tau CI low", format="%.3f"),
-        "tau_ci_high": st.column_config.NumberColumn("tau CI high", format="%.3f"),
-        "q_p": st.column_config.NumberColumn("homogeneity p", format="%.3g"),
-        "heterogeneous": st.column_config.CheckboxColumn("groups differ (test)"),
-        "disparity": st.column_config.CheckboxColumn("disparity beyond noise"),
-        "best_group": st.column_config.TextColumn("best group (observed)"),
-        "best_dr": st.column_config.NumberColumn("best DR", format="%.3f"),
-        "worst_group": st.column_config.TextColumn("worst group (observed)"),
-        "worst_dr": st.column_config.NumberColumn("worst DR", format="%.3f"),
-        "error_share": st.column_config.NumberColumn("error share", format="percent"),
-    })
+        "dr": "Overall Defense Rate", "n": "Judged answers", "gap_ci_low": "Gap beyond noise, 95% CI low",
+        "gap_ci_high": "Gap beyond noise, 95% CI high", "best_group": "Most protected group (observed)",
+        "worst_group": "Least protected group (observed)", "heterogeneous": "Groups differ (test)"})
 
     st.subheader("Defense Rate per group")
-    groups = result.disparity.groups
     st.caption("Per group: the DR as measured with its 95% interval, and the shrunken DR (pulled toward the model's "
                "mean as far as noise explains the spread: a better guess of the group's true DR), with whether the "
                "group is credibly below or above its model's mean (false discovery rate 5%).")
-    table = groups.assign(group_name=group_names(groups, "group"),
-                          language=[language_name(code) for code in groups["language"]])
+    table = groups.assign(group_name=groups["group"])
     columns = [c for c in ("model", "language", "group_name", "estimate", "n", "n_human", "dr", "ci_low", "ci_high",
-                           "shrunk",
-                           "shrunk_ci_low", "shrunk_ci_high", "position") if c in table.columns]
+                           "shrunk", "shrunk_ci_low", "shrunk_ci_high", "q_value", "position") if c in table.columns]
     dataframe(table[columns], hide_index=True, width="stretch", column_config={
-        "group_name": st.column_config.TextColumn("group"),
-        "n_human": st.column_config.NumberColumn("human checks"),
-        "dr": st.column_config.NumberColumn("DR", format="%.3f"),
-        "ci_low": st.column_config.NumberColumn("95% CI low", format="%.3f"),
-        "ci_high": st.column_config.NumberColumn("95% CI high", format="%.3f"),
-        "shrunk": st.column_config.NumberColumn("shrunken DR", format="%.3f"),
-        "shrunk_ci_low": st.column_config.NumberColumn("shrunken low", format="%.3f"),
-        "shrunk_ci_high": st.column_config.NumberColumn("shrunken high", format="%.3f"),
-        "position": st.column_config.TextColumn("credibly below / above the mean"),
-    })
+        "group_name": "Group", "shrunk_ci_low": "Shrunken DR, 95% CI low", "shrunk_ci_high": "Shrunken DR, 95% CI high"})
 
     per_run = run_targets(path, mtime)
     if len(per_run):
@@ -127,13 +111,13 @@ def overview() -> None:
             st.error(f"{escape_markdown(row.run_id)} / {escape_markdown(row.target_id)}: every completion "
                      f"({row.errors:,}) is an error; it measured nothing. Retry its errors on the Run page once the "
                      "target answers.")
-        dataframe(per_run, hide_index=True, width="stretch", column_config={
-            "error_share": st.column_config.NumberColumn("error share", format="percent")})
+        dataframe(per_run, hide_index=True, width="stretch")
 
 
 def navigation() -> list:
     """The pages this session may open: all that exist, less the writing ones in a read-only session."""
     pages = [st.Page(overview, title="Overview", icon=":material/balance:", default=True)]
+    NAVIGATION["overview"] = pages[0]
     for file, title, icon, writes in PAGES:
         if (ROOT / file).exists() and not (writes and readonly()):
             pages.append(st.Page(file, title=title, icon=icon))

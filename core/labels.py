@@ -69,6 +69,19 @@ COLUMN_TITLES: dict[str, str] = {
     # comparisons and mitigation
     "base_dr": "DR before", "cand_dr": "DR after", "change": "Change", "base_gap": "Gap before",
     "cand_gap": "Gap after", "split": "Groups",
+    # the dashboard's other tables (scaling, cross-lingual, counterfactual pairs, over-refusal, calibration)
+    "std": "Standard deviation of group DRs", "noise_std": "Standard deviation from noise alone",
+    "min_max_ratio": "Worst / best group DR", "a_only": "Only A refused", "b_only": "Only B refused",
+    "pvalue": "p-value", "dr_attack": "Defense Rate on attacks", "dr_control": "Over-refusal rate",
+    "dr_human": "Defense Rate (people)", "human_complied": "People said complied", "human_refused": "People said refused",
+    "shared": "Shared groups", "spearman": "Spearman rho", "spearman_p": "Spearman p", "kendall": "Kendall tau",
+    "kendall_p": "Kendall p", "paper_dr": "Paper's DR", "paper_deviation": "Paper's deviation",
+    "paper_model": "Paper's model", "difference": "Yours minus the paper's", "paper_in_ci": "Paper's value in your 95% CI",
+    "label": "Verdict", "preview": "Response (start)", "judge_version": "Judge version", "rationale": "Rationale",
+    "raw": "Raw output", "author": "Who", "in_sample": "In the random sample", "rectifier": "Correction (human minus judge)",
+    "family_models": "Models", "agreement": "Agreement", "targets": "Models", "judges": "Judges", "probes": "Probes",
+    "verdicts": "Verdicts", "total": "Total", "done": "Done", "params_b": "Size (billion parameters)",
+    "model_mean_dr": "Model's mean DR",
 }
 _SUFFIXES = {"_ci_low": "95% CI low", "_ci_high": "95% CI high", "_ci": "95% CI"}
 

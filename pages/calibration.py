@@ -15,7 +15,7 @@ from core.judges import UnknownJudge, resolve_judges
 from core.store import Store
 from core.targets import TargetUnavailable
 from ui.cached import judge_errors
-from ui.common import dataframe, escape_markdown, group_names, readonly
+from ui.common import dataframe, escape_markdown, readonly
 from ui.page import header
 from ui.stat_figures import judge_choice, judge_error_figure, judge_error_warning, require_store
 
@@ -120,12 +120,12 @@ if errors is None:
             "verdicts import FILE.csv`).")
 else:
     judge_error_warning(errors, error_judge)
-    table = errors.table.assign(group_name=group_names(errors.table, "group"))
+    table = errors.table
     for language in sorted(set(table["language"].dropna())):
         st.plotly_chart(judge_error_figure(table[table["language"] == language], language), width="stretch",
                         key=f"calibration_errors_{language}")
     rate = st.column_config.NumberColumn(format="%.3f")
-    dataframe(table[["language", "group", "group_name", "n_human", "human_complied", "human_refused",
+    dataframe(table[["language", "group", "n_human", "human_complied", "human_refused",
                      "false_refusal", "false_refusal_ci_low", "false_refusal_ci_high", "false_compliance",
                      "false_compliance_ci_low", "false_compliance_ci_high", "accuracy", "dr_judge", "dr_human",
                      "bias", "bias_ci_low", "bias_ci_high"]], hide_index=True, width="stretch",

@@ -14,17 +14,17 @@ from core.compare import ALL_GROUPS
 from ui import filters
 from core.estimates import JUDGE_ONLY, MIN_JUDGED
 from ui.cached import comparison, corrected_comparison, disagreements, pair_matrix, run_targets
-from ui.common import dataframe, escape_markdown, group_label, group_names, inert_text, strategy_label
+from ui.common import dataframe, escape_markdown, group_label, group_names, inert_text, language_name, strategy_label
 from ui.page import start
-from ui.stat_figures import CELL_SELECTION, ci_heatmap_chart, clicked_chart_cell
+from ui.stat_figures import CELL_SELECTION, ci_heatmap_chart, clicked_chart_cell, heatmap_box
 
 PAGE = "compare"
 DETAILS = (("base_dr", "base DR"), ("cand_dr", "candidate DR"), ("p_adjusted", "McNemar p (corrected)"))
 SHOWN = {"language": "language", "group_name": "group", "kind": "kind", "pairs": "pairs", "base_dr": "base DR",
-         "cand_dr": "candidate DR", "change": "change", "ci_low": "CI low", "ci_high": "CI high",
+         "cand_dr": "candidate DR", "change": "change", "ci_low": "95% CI low", "ci_high": "95% CI high",
          "p_adjusted": "p (corrected)"}
 
-RATES = ("base DR", "candidate DR", "change", "CI low", "CI high", "base gap", "candidate gap", "base_gap", "cand_gap",
+RATES = ("base DR", "candidate DR", "change", "95% CI low", "95% CI high", "base gap", "candidate gap", "base_gap", "cand_gap",
          "ci_low", "ci_high")
 FORMATS = {**{name: st.column_config.NumberColumn(format="%.3f") for name in RATES},
            **{name: st.column_config.NumberColumn(format="%.2g") for name in ("p (corrected)", "p_value", "p_adjusted")}}
@@ -110,10 +110,11 @@ for language in [lang for lang in ctx.vocabulary.language_codes if lang in set(b
                  .sort_values("change")["group"])  # most worsened group first
     chart = ci_heatmap_chart(cells, x="group", y="strategy", value="change", low="ci_low", high="ci_high",
                              significant="significant", diverging=True, language=language, x_order=order,
-                             title=f"DR change, {candidate_label} - {base_label} ({language})", zmax=1.0,
+                             title=f"DR change, {candidate_label} - {base_label} ({language_name(language)})", zmax=1.0,
                              details=DETAILS, min_n=MIN_JUDGED, n_unit="answered pairs")
-    event = st.altair_chart(chart, on_select="rerun", selection_mode=CELL_SELECTION, key=f"{PAGE}_{language}",
-                            width="stretch")
+    with heatmap_box(chart):
+        event = st.altair_chart(chart, on_select="rerun", selection_mode=CELL_SELECTION, key=f"{PAGE}_{language}",
+                                width="content")
     picked = clicked_chart_cell(event)
     if picked is None:
         continue
@@ -121,7 +122,7 @@ for language in [lang for lang in ctx.vocabulary.language_codes if lang in set(b
     pairs = disagreements(path, mtime, judge, base.key, candidate.key,
                           (("language", language), ("group", group), ("strategy", strategy), ("kind", "attack")))
     st.subheader(f"{escape_markdown(group_label(group, language))} x {escape_markdown(strategy_label(strategy))} "
-                 f"({escape_markdown(language)}): {len(pairs)} probes answered differently")
+                 f"({escape_markdown(language_name(language))}): {len(pairs)} probes answered differently")
     for row in pairs.itertuples():
         with st.container(border=True):
             st.caption(f"probe {escape_markdown(row.probe_id)}")

@@ -11,9 +11,9 @@ import streamlit as st
 
 from ui import filters
 from ui.cached import counterfactual
-from ui.common import dataframe, group_names, warn_unsupported_languages
+from ui.common import dataframe, group_names, language_name, warn_unsupported_languages
 from ui.page import start
-from ui.stat_figures import CELL_SELECTION, ci_heatmap_chart, clicked_chart_cell
+from ui.stat_figures import CELL_SELECTION, ci_heatmap_chart, clicked_chart_cell, heatmap_box
 
 PAGE = "counterfactual"
 
@@ -50,11 +50,13 @@ st.subheader("Defense Rate per group, counterfactual probes")
 st.caption("Darker: refused more often (better protected). Click a cell to open its completions; the drill-down "
            "shows each answer's siblings for the other groups side by side.")
 order = list(rates.groupby("group")["dr"].mean().sort_values(ascending=False).index)
-event = st.altair_chart(ci_heatmap_chart(rates, x="group", y="model", value="dr", low="ci_low", high="ci_high",
-                                         diverging=False, language=language, x_order=order,
-                                         title=f"Model x group, counterfactual probes ({language})",
-                                         details=(("clusters", "claims"),)),
-                        on_select="rerun", selection_mode=CELL_SELECTION, key=f"{PAGE}_{language}", width="stretch")
+chart = ci_heatmap_chart(rates, x="group", y="model", value="dr", low="ci_low", high="ci_high", diverging=False,
+                         language=language, x_order=order,
+                         title=f"Model x group, counterfactual probes ({language_name(language)})",
+                         details=(("clusters", "Claims"),))
+with heatmap_box(chart):
+    event = st.altair_chart(chart, on_select="rerun", selection_mode=CELL_SELECTION, key=f"{PAGE}_{language}",
+                            width="content")
 cell = clicked_chart_cell(event)
 if cell is not None:
     model, group = cell

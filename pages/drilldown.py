@@ -8,9 +8,10 @@ import streamlit as st
 from core import taxonomy
 from core.store import StoreError
 from ui import filters
-from ui.cached import completion_page
-from ui.common import (dataframe, escape_markdown, group_label, group_names, inert_text, open_store, readonly,
-                       require_write_access, warn_unsupported_languages)
+from core import labels
+from ui.cached import completion_page, corrected, rates
+from ui.common import (NAVIGATION, dataframe, escape_markdown, group_label, inert_text, language_name, open_store,
+                       readonly, require_write_access, strategy_label, warn_unsupported_languages)
 from ui.page import start
 
 PAGE = "drilldown"
@@ -27,6 +28,65 @@ if rows.empty and page_number > 1:  # a page past the end (the filter narrowed):
     rows, total = completion_page(path, mtime, judge, scope, verdicts, PAGE_SIZE, 0)
 page_count = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
 
+BACK = {"heatmaps": ("pages/heatmaps.py", "Back to the heatmaps"), "overview": ("overview", "Back to the Overview")}
+CELL_KEYS = ("model", "language", "group", "strategy", "scenario_category")
+
+
+def cell_summary() -> None:
+    """After a click on a heatmap cell or an Overview dot (the link says `back=<page>`): the cell in words, its
+    Defense Rate with the 95% interval and the answers behind it (the same estimate the chart showed, from the same
+    cached reads), and a link back to the chart."""
+    back = st.query_params.get("back")
+    if back not in BACK:
+        return
+    cell = {key: scope[key] for key in CELL_KEYS if len(scope.get(key, ())) == 1}
+    target, label = BACK[back]
+    kept = {key: values for key, values in filters.link({"judge": judge}).items()}
+    if back == "heatmaps":
+        if st.query_params.get("estimate") in ("ppi", "judge"):
+            kept["estimate"] = st.query_params.get("estimate")
+        if "strategy" in cell or "scenario_category" in cell:
+            kept.update(breakdowns="on", breakdown=cell.get("model", [""])[0])
+    with st.container(border=True):
+        if {"model", "language", "group"} <= set(cell):
+            by = list(cell)
+            attack = {**scope, "kind": ["attack"]}
+            fix = st.query_params.get("estimate") == "ppi"
+            try:
+                table = (corrected(path, mtime, judge, attack, by) if fix else rates(path, mtime, judge, attack, by))
+            except Exception:  # noqa: BLE001 (no estimate for the cell: say so instead of a number)
+                table = None
+            language = cell["language"][0]
+            words = [cell["model"][0], group_label(cell["group"][0], language), language_name(language)]
+            if "strategy" in cell:
+                words.append(strategy_label(cell["strategy"][0]))
+            if "scenario_category" in cell:
+                words.append(cell["scenario_category"][0])
+            st.markdown("**The cell you clicked:** " + escape_markdown(" · ".join(words)))
+            row = table.iloc[0] if table is not None and len(table) == 1 else None
+            boxes = st.container(horizontal=True, wrap=True, gap="large")
+            if row is None or labels.missing(row.get("dr")):
+                boxes.metric("Defense Rate", labels.DASH, width="content")
+                st.caption("No estimate for this cell" + (": " + escape_markdown(row["note"]) if row is not None and
+                                                         isinstance(row.get("note"), str) and row["note"] else "."))
+            else:
+                boxes.metric("Defense Rate", labels.rate(row["dr"]), width="content")
+                boxes.metric("95% interval", labels.interval(row.get("ci_low"), row.get("ci_high")), width="content")
+                boxes.metric("Judged attack answers", labels.count(row.get("n")), width="content")
+                if fix and not labels.missing(row.get("n_human")):
+                    boxes.metric("Human checks", labels.count(row["n_human"]), width="content")
+                st.caption(f"Estimate: {'corrected by the human review sample' if fix else 'judge only'} (judge "
+                           f"{escape_markdown(judge)}; human verdicts override). The list below holds every matching "
+                           "completion.")
+        if target == "overview":
+            overview = NAVIGATION.get("overview")
+            if overview is not None:
+                st.page_link(overview, label=label, icon=":material/arrow_back:", query_params=kept)
+        else:
+            st.page_link(target, label=label, icon=":material/arrow_back:", query_params=kept)
+
+
+cell_summary()
 st.metric("Matching completions", f"{total:,}")
 warned = warn_unsupported_languages(rows["language"] if not rows.empty else (), judge)
 st.page_link("pages/export.py", label="Export these completions as CSV", icon=":material/download:",
@@ -45,14 +105,13 @@ def judged_by(by: str | None, in_sample: bool) -> str | None:
 
 
 view = filters.fingerprint({**scope, "verdict": verdicts, "judge": [judge]})
-shown = rows.assign(group=group_names(rows, "group"),
-                    judged_by=[judged_by(by, bool(s)) for by, s in zip(rows["judged_by"], rows["in_sample"])])
+shown = rows.assign(judged_by=[judged_by(by, bool(s)) for by, s in zip(rows["judged_by"], rows["in_sample"])])
 event = dataframe(
     shown[["model", "language", "group", "strategy", "scenario_category", "label", "judged_by", "preview"]],
     hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
     key=f"{PAGE}_table_{view}_{page_number}",  # a new view starts without a selection
-    column_config={"preview": st.column_config.TextColumn("response (start)", width="large"),
-                   "label": st.column_config.TextColumn("verdict"), "judged_by": st.column_config.TextColumn("by")})
+    column_config={"preview": st.column_config.TextColumn("Response (start)", width="large"),
+                   "label": st.column_config.TextColumn("Verdict"), "judged_by": st.column_config.TextColumn("By")})
 if page_count > 1:
     picked = st.number_input(f"Page (of {page_count:,}, {PAGE_SIZE} per page)", min_value=1, max_value=page_count,
                              value=min(page_number, page_count), key=f"{PAGE}_page_{view}")
@@ -84,13 +143,13 @@ if detail is None:
 
 st.header("Completion")
 warn_unsupported_languages({detail["language"]} - set(warned), judge)
-facts_row = {"model": detail["model"], "language": detail["language"],
+facts_row = {"model": detail["model"], "language": language_name(detail["language"]),
              "group": group_label(detail["group"], detail["language"]),
-             "strategy": detail["strategy"], "scenario category": detail["scenario_category"],
+             "strategy": strategy_label(detail["strategy"]), "scenario category": detail["scenario_category"],
              "scenario": detail["scenario"], "verdict": verdict_of(detail["label"], detail["error"]),
              "by": judged_by(detail["judged_by"], bool(detail["in_sample"])),
-             "tokens in/out": f"{detail['prompt_tokens']}/{detail['completion_tokens']}",
-             "latency (s)": detail["latency_s"], "retries": detail["retries"],
+             "tokens in/out": f"{labels.count(detail['prompt_tokens'])}/{labels.count(detail['completion_tokens'])}",
+             "latency (s)": labels.number(detail["latency_s"]), "retries": labels.count(detail["retries"]),
              "run": detail["run_id"], "completion id": detail["completion_id"]}
 dataframe([facts_row], hide_index=True, width="stretch")
 left, right = st.columns(2)

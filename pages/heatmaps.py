@@ -20,7 +20,7 @@ from ui.cached import corrected, disparity, judge_errors, rates, sample_labels
 from ui.common import escape_markdown, language_name, warn_unsupported_languages
 from ui.page import start
 from ui.stat_figures import (CELL_SELECTION, DEVIATION_SPAN, ci_heatmap, ci_heatmap_chart, clicked_cell,
-                             clicked_chart_cell, judge_error_warning, significance_note)
+                             clicked_chart_cell, heatmap_box, judge_error_warning, significance_note)
 
 PAGE = "heatmaps"
 # The Plotly heatmaps this page drew before, kept only so bench/dashboard_render.py --compare can time both.
@@ -28,8 +28,8 @@ PLOTLY = os.environ.get("FORWHOM_HEATMAPS_CHART") == "plotly"
 METRICS = {"dr": "Defense Rate", "deviation": "Deviation from the model mean"}
 SORTS = {"dr": "by Defense Rate (most protected first)", "name": "by name"}
 # What a corrected cell's hover adds to the corrected DR and its interval.
-CORRECTED_DETAILS = (("n_human", "n_human"), ("dr_judge", "dr_judge (judge alone)"),
-                     ("rectifier", "rectifier (human - judge)"))
+CORRECTED_DETAILS = (("n_human", "Human checks"), ("dr_judge", "Judge's DR (judge alone)"),
+                     ("rectifier", "Correction (human minus judge)"))
 
 ctx = start("Heatmaps: who is protected, and how much", PAGE)
 # A cold browser fetches and compiles Vega's chunk (0.8 MB) only when the first chart arrives; a 1-pixel chart
@@ -103,8 +103,10 @@ if deviation:
 def group_order(language: str) -> list[str]:
     """Groups of a language in the chosen order: pooled DR over the selected models, or display name."""
     cells = pooled[pooled["language"] == language]
-    if order == "dr":
-        return list(cells.sort_values(["dr", "group"], ascending=[False, True], na_position="last")["group"])
+    if order == "dr":  # corrected: a group without a corrected pooled DR (too few checks) sorts by the judge's
+        key = cells["dr"].fillna(cells["dr_judge"]) if "dr_judge" in cells else cells["dr"]
+        return list(cells.assign(order_key=key).sort_values(["order_key", "group"], ascending=[False, True],
+                                                            na_position="last")["group"])
     return sorted(cells["group"], key=lambda g: ctx.vocabulary.group_name(g, language))
 
 
@@ -126,19 +128,21 @@ def draw(table: pd.DataFrame, rows: str, language: str, title: str, key: str, fi
         cell = clicked_cell(event)
     else:
         chart = ci_heatmap_chart(table, **options, min_n=None if fix else MIN_JUDGED)
-        event = st.altair_chart(chart, on_select="rerun", selection_mode=CELL_SELECTION, key=key, width="stretch")
+        with heatmap_box(chart):
+            event = st.altair_chart(chart, on_select="rerun", selection_mode=CELL_SELECTION, key=key, width="content")
         cell = clicked_chart_cell(event)
     if cell is not None:
         row, group = cell
         st.switch_page("pages/drilldown.py", query_params=filters.link(
-            {**fixed, rows: row, "group": group, "language": language, "kind": "attack", "judge": judge}))
+            {**fixed, rows: row, "group": group, "language": language, "kind": "attack", "judge": judge,
+             "estimate": estimate, "back": PAGE}))
 
 
 languages = [lang for lang in ctx.vocabulary.language_codes if lang in set(by_group["language"])]
 warn_unsupported_languages(languages, judge)
 for language in languages:
-    st.header(f"Language: {escape_markdown(language)}")
-    draw(by_group[by_group["language"] == language], "model", language, f"Model x group ({language})",
+    st.header(escape_markdown(language_name(language)))
+    draw(by_group[by_group["language"] == language], "model", language, f"Model x group ({language_name(language)})",
          f"{PAGE}_model_{language}", {})
 early.empty()
 
@@ -153,5 +157,5 @@ for language in languages:
     for rows, name in (("strategy", "Strategy"), ("scenario_category", "Scenario category")):
         table = table_for(one_model, ["model", "language", rows, "group"], deviations=deviation)
         table = table[table["language"] == language]
-        draw(table, rows, language, f"{name} x group, {breakdown_model} ({language})",
+        draw(table, rows, language, f"{name} x group, {breakdown_model} ({language_name(language)})",
              f"{PAGE}_{rows}_{language}", {"model": breakdown_model})

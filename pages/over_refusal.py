@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui.cached import over_refusal
-from ui.common import dataframe, escape_markdown
+from ui.common import dataframe, escape_markdown, language_name
 from ui.page import start
 from ui.stat_figures import ci_heatmap, error_bar_scatter, significance_note
 
@@ -13,7 +13,7 @@ judge, language = ctx.judge, ctx.language
 
 view = over_refusal(ctx.path, ctx.mtime, judge, {"language": [language]})
 if not view.controls:
-    st.info(f"No judged control probes in {escape_markdown(language)} for judge {escape_markdown(judge)}. Control "
+    st.info(f"No judged control probes in {escape_markdown(language_name(language))} for judge {escape_markdown(judge)}. Control "
             "probes (strategy `control`) are benign requests about each group; include them in a run to measure "
             "over-refusal.")
     st.stop()
@@ -21,16 +21,12 @@ if not view.controls:
 disparity = view.disparity
 st.subheader("Over-refusal rate and its gap per model")
 dataframe(disparity[["model", "n", "dr", "worst", "worst_dr", "best", "best_dr", "observed_gap", "noise_gap",
-                        "gap", "gap_ci_low", "gap_ci_high", "q_p_adjusted", "heterogeneous"]].rename(
-    columns={"dr": "over_refusal", "best": "most refused group", "best_dr": "its rate",
-          "worst": "least refused group", "worst_dr": "rate"}),
+                     "gap", "gap_ci_low", "gap_ci_high", "q_p_adjusted", "heterogeneous"]].rename(
+    columns={"dr": "over_refusal"}),
     hide_index=True, width="stretch", column_config={
-        "over_refusal": st.column_config.NumberColumn("over-refusal", format="%.3f"),
-        "observed_gap": st.column_config.NumberColumn("observed gap", format="%.3f"),
-        "noise_gap": st.column_config.NumberColumn("gap from noise alone", format="%.3f"),
-        "gap": st.column_config.NumberColumn("gap beyond noise", format="%.3f"),
-        "q_p_adjusted": st.column_config.NumberColumn("homogeneity p (Holm)", format="%.2e"),
-        "heterogeneous": st.column_config.CheckboxColumn("groups differ")})
+        "n": "Benign requests judged", "best": "Most refused group", "best_dr": "Its over-refusal rate",
+        "worst": "Least refused group", "worst_dr": "Its over-refusal rate (least)",
+        "gap_ci_low": "Gap beyond noise, 95% CI low", "gap_ci_high": "Gap beyond noise, 95% CI high"})
 st.caption("Over-refusal = share of benign control requests refused. A gap means some groups are denied help "
            "others get.")
 
@@ -46,6 +42,8 @@ st.plotly_chart(error_bar_scatter(both.assign(label=both["group"].map(lambda g: 
                                   "dr_attack", "dr_control", "model", "ci_low_control", "ci_high_control",
                                   "ci_low_attack", "ci_high_attack", label="label",
                                   x_title="Defense Rate on attacks (higher = safer)",
-                                  y_title="Over-refusal on benign requests (lower = more helpful)"), width="stretch")
-st.caption("Each point is one group for one model. Top right: the model refuses everything about the group; "
+                                  y_title="Over-refusal on benign requests (lower = more helpful)", text=True),
+                width="stretch")
+st.caption("Each point is one group for one model (one colour and marker per model, its name above it; bars: 95% "
+           "intervals). Top right: the model refuses everything about the group; "
            "bottom left: it refuses nothing. A group far right and low is protected without being silenced.")

@@ -56,7 +56,7 @@ paired = view.compare(mapping)
 comparison = paired.cells
 with figures:
     if comparison.empty:
-        st.info(("None of your models is mapped to one of the paper's 12 models" if not deviations.empty else
+        st.info(("No model of yours is mapped to one of the paper's 12 models" if not deviations.empty else
                  f"No attack completions in {escape_markdown(language)}")
                 + f"; the paper's {FIGURE[language]} as published:")
         paper = paper_heatmap(language, include_average=True)

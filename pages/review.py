@@ -70,7 +70,7 @@ if not require_write_access("label the review sample"):
     st.stop()
 
 with st.expander("Draw or enlarge a review sample", expanded=progress.empty):
-    st.caption("A stratified random sample of a run's completions (strata: model x language x group x kind). "
+    st.caption("A stratified random sample of a run's completions (strata: model x language x group x probe kind). "
                "Enlarging draws more from the rest of each stratum, which keeps it random.")
     draw_form()
 if progress.empty:

@@ -11,6 +11,8 @@ import json
 
 import pyarrow as pa
 
+from core.labels import title
+
 
 def spec_and_data(element) -> tuple[dict, list[dict]]:
     """The spec and the rows of the (single) dataset of an AppTest `vega_lite_chart` element."""
@@ -65,7 +67,8 @@ _CELLS_JS = """(i) => {
 
 
 def rendered_heatmap(page, index: int = 0, value: str = "dr") -> dict:
-    """The `index`-th heatmap as the browser drew it (SVG): each cell's hover lines from its aria-label, its
+    """The `index`-th heatmap as the browser drew it (SVG): each cell's hover lines from its aria-label (titled in
+    words: "Cell", `value` by core.labels.title, "Defense Rate"), its
     place on screen, and from those the column and row labels in drawn order (left to right, top to bottom) and
     the `value` matrix (None where the cell has no estimate) and each cell's fill colour. Cells are keyed by (row
     label, column label)."""
@@ -74,8 +77,8 @@ def rendered_heatmap(page, index: int = 0, value: str = "dr") -> dict:
     cells = {}
     for item in page.evaluate(_CELLS_JS, index):
         fields = dict(part.split(" = ", 1) for part in item["label"].split("; "))
-        row, col = fields["cell"].split(" × ")
-        shown = fields[value]
+        row, col = fields["Cell"].split(" × ")
+        shown = fields[title(value)]
         cells[(row, col)] = {"hover": item["label"].replace("; ", "\n"), "centre": (item["x"], item["y"]),
                              "fill": item["fill"],
                              "value": None if shown.startswith("no estimate") else float(shown.split()[0])}

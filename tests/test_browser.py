@@ -171,7 +171,14 @@ def test_heatmap_cell_click_opens_the_matching_drilldown(servers, page):
     page.wait_for_url("**/drilldown?**")
     page.get_by_text("Matching completions").wait_for()
     assert "model=model-b" in page.url and "group=jewish" in page.url and "language=en" in page.url
-    expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text("4")
+    matching = page.locator('[data-testid="stMetric"]').filter(has_text="Matching completions")
+    expect(matching.locator('[data-testid="stMetricValue"]')).to_have_text("4")
+    summary = page.locator('[data-testid="stVerticalBlockBorderWrapper"], [data-testid="stVerticalBlock"]').filter(
+        has_text="The cell you clicked").last  # the cell summed up: its DR, interval and answers, and a way back
+    expect(summary).to_contain_text("model-b · Jewish people · English")
+    expect(page.locator('[data-testid="stMetric"]').filter(has_text="Defense Rate").first).to_contain_text("0.00")
+    expect(page.locator('[data-testid="stMetric"]').filter(has_text="Judged attack answers").first).to_contain_text("4")
+    expect(page.get_by_role("link", name="Back to the heatmaps")).to_be_visible()
     sidebar = page.locator('[data-testid="stSidebar"]')
     expect(sidebar.get_by_text("Jewish people", exact=True)).to_be_visible()
     expect(sidebar.get_by_text("model-b", exact=True)).to_be_visible()

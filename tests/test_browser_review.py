@@ -64,7 +64,7 @@ def test_review_queue_labelled_by_clicks_and_keys_switches_the_heatmap_to_correc
     base, db = server["base"], server["db"]
     open_view(page, base + "/heatmaps?min_human=2", "Model x group")
     before = heatmap(page)
-    assert all("judge only" in hover and "n_human" not in hover for hover in before["hover"].values())
+    assert all("judge only" in hover and "Human checks" not in hover for hover in before["hover"].values())
     expect(page.get_by_text("No review sample in this selection")).to_be_visible()
 
     sheet = Store(db, readonly=True).sample_sheet(ppi_db.RUN)  # the queue, in its order

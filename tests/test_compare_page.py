@@ -39,7 +39,7 @@ def test_the_worse_group_comes_first_with_its_values(store_path, monkeypatch):
     first = flagged.iloc[0]
     assert first["base DR"] == pytest.approx(sum(facts["v1"][p.probe_id] for p in shared) / len(shared))
     assert first["candidate DR"] == pytest.approx(sum(facts["v2"][p.probe_id] for p in shared) / len(shared))
-    assert first["change"] < -0.3 and first["CI high"] < 0
+    assert first["change"] < -0.3 and first["95% CI high"] < 0
     assert "all groups" in set(flagged["group"])  # benign requests refused more, pooled over groups
     chart = heatmaps(app)[0]
     assert chart["x"][0] == "Jewish people"  # most worsened group first

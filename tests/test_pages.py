@@ -63,7 +63,7 @@ def test_heatmap_model_by_group_shows_dr_with_n_and_ci_sorted_by_dr_then_name(au
     hover = model_by_group["hover"]  # each cell's tooltip, keyed by the (model, group) a click on it sends
     assert model_by_group["spec"]["params"][0]["select"] == {  # a click picks that one cell, by its keys
         "type": "point", "fields": ["row", "col"], "on": "click", "clear": "dblclick", "toggle": False}
-    assert "dr = 0.500" in hover[("model-a", "jewish")] and "n = 4" in hover[("model-a", "jewish")]
+    assert "Defense Rate = 0.500" in hover[("model-a", "jewish")] and "n = 4" in hover[("model-a", "jewish")]
     assert "[" in hover[("model-a", "jewish")]  # its 95% CI
     # 4 judged answers per cell, fewer than the 10 a coloured cell needs: grey, still drawn, n and why in the hover
     assert all(row["grey"] for row in model_by_group["rows"].values())
@@ -115,20 +115,20 @@ def test_every_deviation_heatmap_of_the_page_shares_one_colour_scale(audit):
 
 def test_heatmap_model_filter_and_breakdowns(audit):
     app = open_page("pages/heatmaps.py")
-    assert [f["title"] for f in figures(app)] == ["Model x group (en)"]  # breakdowns on demand
+    assert [f["title"] for f in figures(app)] == ["Model x group (English)"]  # breakdowns on demand
     widget(app.toggle, "heatmaps_option_breakdowns").set_value(True).run()
     assert app.query_params["breakdowns"] == "on"
     titles = [f["title"] for f in figures(app)]
-    assert titles == ["Model x group (en)", "Strategy x group, model-a (en)",
-                      "Scenario category x group, model-a (en)"]
+    assert titles == ["Model x group (English)", "Strategy x group, model-a (English)",
+                      "Scenario category x group, model-a (English)"]
     assert len(figures(open_page("pages/heatmaps.py", breakdowns="on"))) == 3  # a shared link opens them
     x, strategies, z = heat(figures(app)[1])
-    assert strategies == ["chaining", "persona_assign"]
+    assert strategies == ["Chain-of-thought decomposition", "Persona assignment"]
     assert [row[x.index("Women")] for row in z] == [1.0, 1.0]  # model-a refused women every time
 
     widget(app.sidebar.multiselect, "heatmaps_filter_model").set_value(["model-b"]).run()
     assert heat(figures(app)[0])[1] == ["model-b"]
-    assert figures(app)[1]["title"] == "Strategy x group, model-b (en)"
+    assert figures(app)[1]["title"] == "Strategy x group, model-b (English)"
     assert app.query_params["model"] == "model-b"
 
 

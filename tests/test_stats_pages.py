@@ -77,7 +77,9 @@ def test_cross_lingual_page_ranks_shared_groups(page, stats_db):
     frame = Store(stats_db, readonly=True).judged("align:qwe235", {"kind": "attack"})
     expected = DefenseRates(frame, ["model", "language", "group"], ci=False).rank_agreement().set_index("model")
     shown = agreement.set_index("model")
-    assert shown["spearman"].to_dict() == pytest.approx(expected["spearman"].to_dict(), nan_ok=True)
+    # shown as text to 3 significant digits ("–" where a model has no rho: never "None")
+    rho = {m: float("nan") if v == "–" else float(v) for m, v in shown["spearman"].to_dict().items()}
+    assert rho == pytest.approx(expected["spearman"].to_dict(), nan_ok=True, abs=5e-3)
     assert len(app.get("plotly_chart")) == 3
     app.multiselect(key="cross_models").set_value(["gemma-3-1b-it"]).run()
     assert list(app.dataframe[0].value["model"]) == ["gemma-3-1b-it"]
@@ -93,7 +95,7 @@ def test_over_refusal_page_reports_benign_refusals_and_their_gap(page):
     assert row["gap_ci_low"] <= row["gap"] <= 0.5 <= row["gap_ci_high"]
     assert len(app.get("plotly_chart")) == 2
     app.selectbox(key="over_option_language").set_value("pt").run()
-    assert "No judged control probes in pt" in app.info[0].value
+    assert "No judged control probes in Portuguese" in app.info[0].value
 
 
 def test_reproduction_page_matches_the_paper(page):
@@ -131,7 +133,7 @@ def test_reproduction_page_without_paper_models_shows_the_papers_figures_and_map
     monkeypatch.setenv("AUDIT_READONLY", "1")
     app = AppTest.from_file(str(ROOT / "pages" / "reproduction.py"), default_timeout=60).run()
     assert not app.exception, app.exception
-    assert "None of your models is mapped" in app.info[0].value and "Figure 3" in app.info[0].value
+    assert "No model of yours is mapped" in app.info[0].value and "Figure 3" in app.info[0].value
     assert len(app.get("plotly_chart")) == 1 and not app.metric
     paper = app.dataframe[0].value
     assert list(paper["model"])[-1] == "Average" and len(paper) == 13 and "mean DR" in paper.columns

@@ -21,6 +21,11 @@ CONTENT_WARNING = ("Content warning: this tool stores and shows prompts that ask
                    "demographic groups, and model outputs that may contain it. Both are shown as plain text.")
 
 
+# The pages of this session's navigation that are not files (the Overview), by name: app.py sets them each run, so
+# a page can link to them (st.page_link needs the page itself).
+NAVIGATION: dict[str, Any] = {}
+
+
 def db_path() -> Path:
     return Path(os.environ.get("AUDIT_DB", "data/audit.duckdb"))
 
@@ -132,11 +137,130 @@ def safe_cells(data: Any) -> Any:
     return safe
 
 
-def dataframe(data: Any, **options: Any) -> Any:
+def _is_missing(value: Any) -> bool:
+    from core import labels
+
+    return not isinstance(value, (list, tuple, set, dict)) and labels.missing(value)
+
+
+def _numeric_format(column: str) -> str | None:
+    """The number format of a column a reader sees (core.labels' kinds): rates with two decimals, differences signed,
+    counts with thousands separators, shares as percentages; None: Streamlit's own."""
+    from core import labels
+
+    base = column
+    for suffix in ("_ci_low", "_ci_high"):
+        if column.endswith(suffix):
+            base = column[: -len(suffix)]
+    if base in labels.RATES or base in ("dr", "ci") or column in ("ci_low", "ci_high"):
+        return "%.2f"
+    if base in labels.SIGNED or base.startswith("dev"):
+        return "%+.2f"
+    if column in labels.COUNTS:
+        return "localized"
+    if column in labels.SHARES:
+        return "percent"
+    return None
+
+
+def _text_of(column: str, value: Any, row: dict, words: taxonomy.Taxonomy) -> str:
+    """One cell as text for a reader (core.labels.cell), for columns that cannot stay numbers (a missing value,
+    a p-value below 0.001)."""
+    from core import labels
+
+    base = column
+    for suffix in ("_ci_low", "_ci_high"):
+        if column.endswith(suffix):
+            base = column[: -len(suffix)]
+    if base != column and not _is_missing(value) and isinstance(value, (int, float)):
+        return labels.signed(value) if base in labels.SIGNED or base.startswith("dev") else labels.rate(value)
+    if column.endswith("_p") or column == "pvalue":
+        return labels.p_value(value)
+    return labels.cell(column, value, row, words)
+
+
+P_COLUMNS = ("pvalue", "spearman_p", "kendall_p")
+
+
+def readable(data: pd.DataFrame, column_config: dict | None = None,
+             words: taxonomy.Taxonomy | None = None) -> tuple[pd.DataFrame, dict, set]:
+    """A frame as a person reads it (issue 29): group keys as display names (in each row's language), strategies by
+    their labels, languages by name, lists of groups as words, a missing value as an en dash (never "None" or "nan"),
+    p-values as "< 0.001"; and a column configuration whose titles come from core.labels (a page's own title wins)
+    with numbers formatted by their kind. Returns (frame, column_config, the columns whose text was made here)."""
+    from core import labels
+
+    words = words or vocabulary()
+    frame = data.copy()
+    config = dict(column_config or {})
+    made: set = set()
+    rows = frame.to_dict("records") if len(frame.columns) else []
+    has_language = "language" in frame.columns
+    for column in list(frame.columns):
+        if not isinstance(column, str):
+            continue
+        values = frame[column]
+        kind = values.dtype.kind if hasattr(values.dtype, "kind") else "O"
+        textual = kind in ("O", "U", "S") or pd.api.types.is_string_dtype(values)
+        if column in labels.GROUP_COLUMNS or column == "group_name":
+            frame[column] = [labels.DASH if _is_missing(v) else
+                             words.group_name(str(v), str(row.get("language") or "") if has_language else "")
+                             for v, row in zip(values, rows)]
+        elif column in labels.GROUP_LISTS and textual:
+            frame[column] = [labels.cell(column, v, row, words) for v, row in zip(values, rows)]
+        elif column == "strategy" and textual:
+            frame[column] = [labels.DASH if _is_missing(v) else words.strategy_label(str(v)) for v in values]
+        elif column in labels.VALUE_WORDS and textual:
+            frame[column] = [labels.cell(column, v, row, words) for v, row in zip(values, rows)]
+        elif (column in labels.P_VALUES or column in P_COLUMNS or column.endswith("_p")) and kind in "fiu":
+            frame[column] = [_text_of(column, v, row, words) for v, row in zip(values, rows)]
+            made.add(column)
+        elif kind in "fiub" and values.isna().any():
+            frame[column] = [_text_of(column, v, row, words) for v, row in zip(values, rows)]
+            made.add(column)
+        elif kind == "M" and values.isna().any():
+            frame[column] = [labels.when(v) for v in values]
+            made.add(column)
+        elif textual:
+            frame[column] = [labels.DASH if _is_missing(v) else v for v in values]
+        if column in config and config[column] is None:  # a column the page hides
+            continue
+        given = config.get(column)
+        if given is None or isinstance(given, str):
+            label = given if isinstance(given, str) else labels.title(column)
+            if column in made:
+                config[column] = st.column_config.TextColumn(label)
+            elif kind in "fiu" and _numeric_format(column):
+                config[column] = st.column_config.NumberColumn(label, format=_numeric_format(column))
+            else:
+                config[column] = {"label": label}
+        elif isinstance(given, dict):
+            given = dict(given)
+            if not given.get("label"):
+                given["label"] = labels.title(column)
+            if column in made and (given.get("type_config") or {}).get("type") not in (None, "text"):
+                given = dict(st.column_config.TextColumn(given["label"]))
+            config[column] = given
+    if has_language:
+        frame["language"] = [labels.language_name(code, words) for code in frame["language"]]
+    return frame, config, made
+
+
+def dataframe(data: Any, readable_text: bool = True, **options: Any) -> Any:
     """st.dataframe of `data` with its text cells made safe for the table toolbar's "Download as CSV" (a cell a
     spreadsheet would run as a formula gets the Export page's ' prefix). Cells are drawn as plain text, never
-    Markdown. Every page draws its tables through here."""
-    return st.dataframe(safe_cells(data), **options)
+    Markdown. Every page draws its tables through here, in words (readable): column titles from core.labels, group,
+    strategy and language names, numbers formatted, no "None"."""
+    if isinstance(data, (list, tuple)) and data and all(isinstance(row, dict) for row in data):
+        data = pd.DataFrame(list(data))
+    if not readable_text or not isinstance(data, pd.DataFrame):
+        return st.dataframe(safe_cells(data), **options)
+    frame, config, made = readable(data, options.pop("column_config", None))
+    safe = safe_cells(frame.drop(columns=list(made)))
+    for column in made:
+        safe[column] = frame[column]
+    safe = safe[list(frame.columns)]
+    return st.dataframe(safe, column_config=config, **options)
 
 
 

@@ -14,7 +14,7 @@ import streamlit as st
 
 from core import dimensions, selection as answers, taxonomy
 from core.store import VERDICT_FILTERS
-from ui.common import escape_markdown, group_label, strategy_label, vocabulary
+from ui.common import escape_markdown, group_label, language_name, strategy_label, vocabulary
 
 # Names Store queries accept as filters (core/dimensions.py), in the order the sidebar shows them.
 STORE_FILTERS: tuple[str, ...] = dimensions.filterable()
@@ -90,6 +90,8 @@ def format_value(name: str) -> Callable[[str], str]:
         return group_label
     if name == "strategy":
         return strategy_label
+    if name == "language":
+        return language_name
     return str
 
 

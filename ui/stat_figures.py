@@ -16,7 +16,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.store import Store, StoreError
-from ui.common import db_path, ensure_navigation, escape_markdown, group_label, open_store
+from core import labels as words_for
+from ui.common import db_path, ensure_navigation, escape_markdown, open_store, vocabulary
 
 SIGNIFICANT_MARK = "*"
 # One colour scale per kind of quantity on a page: a Defense Rate (or a rate like it) on 0..1; a deviation from a
@@ -26,9 +27,21 @@ DEVIATION_SPAN = 0.5
 GREY = "#cccccc"  # a cell without a number on the colour scale: no estimate, or too few answers to colour
 
 
+def display_name(value: object, language: str = "en") -> str:
+    """A row or column key as a reader knows it: a group's display name in the language, a strategy's label, any
+    other value (a model, a scenario category) as stored."""
+    key = str(value)
+    words = vocabulary()
+    if key in words.groups:
+        return words.group_name(key, language)
+    if key in words.strategies:
+        return words.strategy_label(key)
+    return key
+
+
 def _label(value: object, language: str = "en") -> str:
     """A row or column key as shown in a Plotly chart, escaped: a taxonomy file's names are an auditor's text."""
-    return html.escape(group_label(str(value), language))
+    return html.escape(display_name(value, language))
 
 
 def _figure(value: object) -> str:
@@ -151,7 +164,7 @@ def ci_heatmap(table: pd.DataFrame, x: str, y: str, value: str, low: str | None 
         extra = f"<br>n = {item['n']:,}" if item["n"] is not None else ""
         extra += "".join(f"<br>{html.escape(label)} = {_figure(figure)}" for label, figure in item["details"])
         if v is None:
-            hover[r][c] = f"{head}<br>{value}: no estimate: {html.escape(item['reason'])}{extra}"
+            hover[r][c] = f"{head}<br>{html.escape(words_for.title(value))}: no estimate: {html.escape(item['reason'])}{extra}"
             text[r][c] = html.escape(item["short"])
             continue
         z[r][c] = v
@@ -162,13 +175,13 @@ def ci_heatmap(table: pd.DataFrame, x: str, y: str, value: str, low: str | None 
             extra = f"<br>DR = {_figure(dr)}{interval}{extra}"
         sig = ("<br>significant after correction" if item["mark"] else "<br>not significant") if significant else ""
         ci = f" [{_figure(item['ci'][0])}, {_figure(item['ci'][1])}]" if item["ci"] else ""
-        hover[r][c] = f"{head}<br>{value} = {v:.3f}{ci}{extra}{sig}"
+        hover[r][c] = f"{head}<br>{html.escape(words_for.title(value))} = {v:.3f}{ci}{extra}{sig}"
     span = zmax if zmax is not None else max((abs(v) for r in z for v in r if v is not None), default=0.1) or 0.1
     figure = go.Figure(go.Heatmap(
         z=z, x=[_label(v, language) for v in xs], y=[_label(v, language) for v in ys], text=text,
         texttemplate="%{text}", hovertext=hover, hoverinfo="text",
         colorscale="RdBu" if diverging else "Blues", zmid=0 if diverging else None,
-        zmin=-span if diverging else 0, zmax=span if diverging else 1, colorbar={"title": value},
+        zmin=-span if diverging else 0, zmax=span if diverging else 1, colorbar={"title": words_for.title(value)},
         xgap=1, ygap=1))  # equal neighbours still read as two cells
     figure.update_layout(title=html.escape(title, quote=False),  # a title may name a model (the store's text)
                          height=max(320, 38 * len(ys) + 160), margin={"l": 10, "r": 10, "t": 50, "b": 10})
@@ -182,7 +195,7 @@ def ci_heatmap(table: pd.DataFrame, x: str, y: str, value: str, low: str | None 
 def _name(value: object, language: str = "en") -> str:
     """A row or column key as shown in a Vega-Lite chart: Vega draws text as text and its tooltips escape HTML,
     so nothing is escaped here (unlike _label for Plotly)."""
-    return group_label(str(value), language)
+    return display_name(value, language)
 
 
 def _plain(value: object) -> str:
@@ -215,15 +228,15 @@ def ci_heatmap_chart(table: pd.DataFrame, x: str, y: str, value: str, low: str |
 
     xs, ys, items = _heatmap_cells(table, x, y, value, low, high, significant, x_order, y_order, details, missing,
                                    missing_text, min_n, n_unit)
-    fields = [("cell", "cell")] + ([("estimate", "estimate")] if estimate else []) + [("shown", value)]
+    fields = [("cell", "Cell")] + ([("estimate", "Estimate")] if estimate else []) + [("shown", words_for.title(value))]
     if any(item["dr"] is not None for item in items):
-        fields.append(("dr_of_cell", "DR"))
+        fields.append(("dr_of_cell", "Defense Rate"))
     if any(item["n"] is not None for item in items):
         fields.append(("n", "n"))
     labels = [label for label, _ in (items[0]["details"] if items else [])]
     fields += [(f"detail_{i}", label) for i, label in enumerate(labels)]
     if significant:
-        fields.append(("significance", "significance"))
+        fields.append(("significance", "Significance"))
     rows = []
     for item in items:
         v = item["value"]
@@ -258,25 +271,45 @@ def ci_heatmap_chart(table: pd.DataFrame, x: str, y: str, value: str, low: str |
     x_labels = [_name(v, language) for v in xs]
     y_labels = [_name(v, language) for v in ys]
     tooltip = [alt.Tooltip(field, type="nominal", title=label) for field, label in fields]
+    # Every column at least MIN_CELL px wide (the chart as wide as its columns need; ui.stat_figures.heatmap_box
+    # scrolls it sideways in a narrow window), every label whole (no limit) and never thinned.
     base = alt.Chart(data).encode(
-        x=alt.X("x:N", sort=x_labels, title=x_title, axis=alt.Axis(
-            orient="top", labelAngle=-35, labelLimit=220, labelOverlap=False)),  # every group named, never thinned
-        y=alt.Y("y:N", sort=y_labels, title=y_title or y, axis=alt.Axis(labelLimit=260, labelOverlap=False)),
+        x=alt.X("x:N", sort=x_labels, title=words_for.title(x_title), axis=alt.Axis(
+            orient="top", labelAngle=-45, labelLimit=0, labelOverlap=False)),
+        y=alt.Y("y:N", sort=y_labels, title=words_for.title(y_title or y), axis=alt.Axis(labelLimit=0,
+                                                                                      labelOverlap=False)),
         tooltip=tooltip, description="description:N")
     pick = alt.selection_point(name=CELL_SELECTION, fields=["row", "col"], on="click", clear="dblclick",
                                toggle=False, empty=False)
     cells = base.mark_rect(stroke="white", strokeWidth=1, cursor="pointer").encode(
         color=alt.condition("!datum.grey",
-                            alt.Color("colour:Q", scale=scale, title=value,
+                            alt.Color("colour:Q", scale=scale, title=words_for.title(value),
                                       legend=alt.Legend(orient="bottom", gradientLength=240)),
                             alt.value(GREY))).add_params(pick).properties(name="cells")
     ink = "datum.colour > {0} || datum.colour < -{0}".format(span * 0.6) if diverging else "datum.colour > 0.6"
     labels_layer = base.mark_text(fontSize=12, cursor="pointer").encode(
         text="text:N", color=alt.condition(f"!datum.grey && ({ink})", alt.value("white"), alt.value("black"))
     ).properties(name="values")
-    chart = alt.layer(cells, labels_layer).properties(title=title, height=alt.Step(34))  # 34 px per row
-    chart.usermeta = {"embedOptions": {"renderer": "svg"}}  # cells in the DOM: read by tests, labelled for a reader
+    chart = alt.layer(cells, labels_layer).properties(title=title, height=alt.Step(ROW_STEP),
+                                                      width=alt.Step(MIN_CELL),  # pad: slanted labels never cut
+                                                      autosize=alt.AutoSizeParams(type="pad", contains="padding"),
+                                                      padding={"left": 5, "top": 5, "right": 16, "bottom": 5})
+    chart.usermeta = {"embedOptions": {"renderer": "svg"},  # cells in the DOM: read by tests, labelled for a reader
+                      "forwhom": {"rows": len(y_labels), "longest": max(map(len, x_labels), default=0)}}
     return chart
+
+
+MIN_CELL, ROW_STEP = 50, 34  # px: a heatmap column holds "+0.42*" at 12 px with room; a row's height
+
+
+def heatmap_box(chart):
+    """A container that holds a heatmap at its own width and scrolls it sideways where the window is narrower (its
+    columns never shrink below MIN_CELL, so numbers never overlap): tall enough for the chart's rows, its slanted
+    column labels, title and legend, so it never scrolls up and down."""
+    facts = (getattr(chart, "usermeta", None) or {}).get("forwhom", {})
+    rows, longest = facts.get("rows", 4), facts.get("longest", 20)
+    height = ROW_STEP * rows + int(longest * 5.2) + 170  # labels at 45 degrees: ~5 px of height per character
+    return st.container(height=height, border=False)
 
 
 def clicked_chart_cell(event: object, name: str = CELL_SELECTION) -> tuple[str, str] | None:
@@ -315,24 +348,37 @@ def clicked_cell(event: object) -> tuple[str, str] | None:
     return None
 
 
+PALETTE = ("#1f5fa8", "#d35400", "#1e8449", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#b7950b")  # told apart
+SYMBOLS = ("circle", "diamond", "square", "triangle-up", "x", "star", "cross", "triangle-down")
+
+
 def error_bar_scatter(table: pd.DataFrame, x: str, y: str, color: str, y_low: str, y_high: str,
                       x_low: str | None = None, x_high: str | None = None, label: str | None = None,
                       log_x: bool = False, title: str = "", lines: bool = False,
-                      x_title: str | None = None, y_title: str | None = None) -> go.Figure:
-    """Points with their CIs as error bars (both axes where given), one trace per `color` value."""
+                      x_title: str | None = None, y_title: str | None = None, text: bool = False) -> go.Figure:
+    """Points with their CIs as error bars (both axes where given), one trace per `color` value, each in its own
+    colour and marker (never two similar blues), the bars thin and pale so crossing bars do not hide the points;
+    `text`: each point named on the chart by its `label` (not only in its hover)."""
     figure = go.Figure()
-    for name, part in table.groupby(color, sort=True):
+    for index, (name, part) in enumerate(table.groupby(color, sort=True)):
         part = part.sort_values(x)
+        colour = PALETTE[index % len(PALETTE)]
+        bar = {"color": colour, "thickness": 1, "width": 2}
         error_y = {"type": "data", "symmetric": False, "array": part[y_high] - part[y],
-                   "arrayminus": part[y] - part[y_low]}
+                   "arrayminus": part[y] - part[y_low], **bar}
         error_x = None if x_low is None else {"type": "data", "symmetric": False, "array": part[x_high] - part[x],
-                                              "arrayminus": part[x] - part[x_low]}
+                                              "arrayminus": part[x] - part[x_low], **bar}
         hover = part[label].map(lambda v: _label(v)) if label else None
-        figure.add_trace(go.Scatter(x=part[x], y=part[y], mode="lines+markers" if lines else "markers",
-                                    name=_label(name), error_y=error_y, error_x=error_x, hovertext=hover,
-                                    hoverinfo="text+x+y" if label else "x+y"))
-    figure.update_layout(title=title, xaxis_title=x_title or x, yaxis_title=y_title or y, height=480,
-                         margin={"l": 10, "r": 10, "t": 50, "b": 10})
+        mode = ("lines+markers" if lines else "markers") + ("+text" if text and label else "")
+        figure.add_trace(go.Scatter(x=part[x], y=part[y], mode=mode, name=_label(name), error_y=error_y,
+                                    error_x=error_x, hovertext=hover, hoverinfo="text+x+y" if label else "x+y",
+                                    text=hover if text else None, textposition="top center",
+                                    textfont={"size": 10, "color": colour},
+                                    marker={"color": colour, "symbol": SYMBOLS[index % len(SYMBOLS)], "size": 9,
+                                            "line": {"color": "white", "width": 1}}))
+    figure.update_layout(title=title, xaxis_title=x_title or words_for.title(x),
+                         yaxis_title=y_title or words_for.title(y), height=560 if text else 480,
+                         legend_title_text=words_for.title(color), margin={"l": 10, "r": 10, "t": 50, "b": 10})
     if log_x:
         figure.update_xaxes(type="log")
     return figure
@@ -359,17 +405,105 @@ def judge_error_figure(table: pd.DataFrame, language: str = "en") -> go.Figure:
     language) as points with their 95% intervals, one trace per rate, hovers with the human checks behind each."""
     figure = go.Figure()
     groups = [_label(g, language) for g in table["group"]]
-    for rate, name in (("false_refusal", "false refusal (judge refused, person: complied)"),
-                       ("false_compliance", "false compliance (judge complied, person: refused)")):
+    for rate, name, colour, symbol in (
+            ("false_refusal", "false refusal (judge refused, person: complied)", "#1f5fa8", "circle"),
+            ("false_compliance", "false compliance (judge complied, person: refused)", "#c0392b", "diamond")):
         base = "human_complied" if rate == "false_refusal" else "human_refused"
+        words = "false-refusal rate" if rate == "false_refusal" else "false-compliance rate"
         figure.add_trace(go.Scatter(
-            x=groups, y=table[rate], mode="markers", name=name,
+            x=groups, y=table[rate], mode="markers", name=name, offsetgroup=rate,  # side by side, never on top
+            marker={"color": colour, "symbol": symbol, "size": 9},
             error_y={"type": "data", "symmetric": False, "array": table[f"{rate}_ci_high"] - table[rate],
                      "arrayminus": table[rate] - table[f"{rate}_ci_low"]},
-            hovertext=[f"{g}<br>{rate} = {_figure(v)} [{_figure(lo)}, {_figure(hi)}]<br>of {_figure(k)} checks"
+            hovertext=[f"{g}<br>{words} = {_figure(v)} [{_figure(lo)}, {_figure(hi)}]<br>of {_figure(k)} checks"
                        for g, v, lo, hi, k in zip(groups, table[rate], table[f"{rate}_ci_low"],
                                                   table[f"{rate}_ci_high"], table[base])],
             hoverinfo="text"))
-    figure.update_layout(title=f"The judge's errors by group ({language})", yaxis_title="error rate",
-                         yaxis_range=[0, 1], height=420, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    figure.update_layout(title=f"The judge's errors by group ({html.escape(vocabulary().languages[language].name) if language in vocabulary().languages else language})",
+                         yaxis_title="error rate", yaxis_range=[0, 1], height=420, scattermode="group",
+                         scattergap=0.6, margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return figure
+
+
+DOT_SELECTION = "dot"  # the Vega-Lite point selection a click on a group's dot sets (clicked_dot)
+BELOW_COLOUR, ABOVE_COLOUR, APART_COLOUR = "#c0392b", "#1f5fa8", "#7f8c8d"
+POSITION_WORDS = {"below": "credibly below the mean", "above": "credibly above the mean",
+                  "": "not credibly apart from the mean"}
+
+
+def group_dot_plot(groups: pd.DataFrame, language: str, mean: float | None, title: str = "",
+                   estimate: str | None = None, width: int = 420):
+    """The answer as a picture (issue 29): one dot per group of one model and language (core.analyses.disparity's
+    `groups` rows: dr, ci_low, ci_high, n, position, q_value), its 95% interval as a bar, sorted from the most to the
+    least refused, the model's mean DR as a dashed line, and the groups credibly below the mean in red (above: blue).
+    A click on a dot sets DOT_SELECTION, read with clicked_dot(). Every label is a display name; each dot's hover
+    says the group, its DR with the interval, the answers behind it and where it stands."""
+    import altair as alt
+
+    from core import labels
+
+    drawn = groups.loc[groups["dr"].notna()].sort_values(["dr", "group"], ascending=[False, True])
+    rows = []
+    for row in drawn.to_dict("records"):
+        position = row.get("position") if isinstance(row.get("position"), str) else ""
+        name = _name(row["group"], language)
+        low, high = row.get("ci_low"), row.get("ci_high")
+        rows.append({
+            "group": str(row["group"]), "name": name, "dr": float(row["dr"]),
+            "low": None if labels.missing(low) else float(low), "high": None if labels.missing(high) else float(high),
+            "position": position or "", "where": POSITION_WORDS.get(position or "", position),
+            "shown_dr": labels.rate(row["dr"]), "shown_ci": labels.interval(low, high),
+            "shown_n": labels.count(row.get("n")), "shown_q": labels.p_value(row.get("q_value")),
+            "description": f"{name}: Defense Rate {labels.rate(row['dr'])} {labels.interval(low, high)}, "
+                           f"{labels.count(row.get('n'))} answers, {POSITION_WORDS.get(position or '', position)}"})
+    data = pd.DataFrame(rows, columns=["group", "name", "dr", "low", "high", "position", "where", "shown_dr",
+                                       "shown_ci", "shown_n", "shown_q", "description"])
+    order = list(data["name"])
+    colour = alt.Color("position:N", title="Against the model's mean",
+                       scale=alt.Scale(domain=["below", "", "above"], range=[BELOW_COLOUR, APART_COLOUR, ABOVE_COLOUR]),
+                       legend=alt.Legend(orient="bottom", labelExpr="datum.value == 'below' ? 'credibly below' : "
+                                                                   "datum.value == 'above' ? 'credibly above' : "
+                                                                   "'not apart'"))
+    tooltip = [alt.Tooltip("name:N", title="Group"), alt.Tooltip("shown_dr:N", title="Defense Rate"),
+               alt.Tooltip("shown_ci:N", title="95% interval"), alt.Tooltip("shown_n:N", title="Answers"),
+               alt.Tooltip("where:N", title="Against the mean"), alt.Tooltip("shown_q:N", title="q-value (FDR)")]
+    if estimate:
+        data["estimate"] = estimate
+        tooltip.append(alt.Tooltip("estimate:N", title="Estimate"))
+    y = alt.Y("name:N", sort=order, title=None, axis=alt.Axis(labelLimit=0, labelOverlap=False))
+    x_scale = alt.Scale(domain=[0, 1], clamp=True)
+    base = alt.Chart(data).encode(y=y, tooltip=tooltip, description="description:N")
+    bars = base.mark_rule(strokeWidth=2, opacity=0.55).encode(
+        x=alt.X("low:Q", scale=x_scale, title="Defense Rate (share of attack prompts refused), 95% interval",
+                axis=alt.Axis(format=".1f")),
+        x2="high:Q", color=colour)
+    pick = alt.selection_point(name=DOT_SELECTION, fields=["group"], on="click", clear="dblclick", toggle=False,
+                               empty=False)
+    dots = base.mark_circle(size=110, opacity=1, cursor="pointer").encode(
+        x=alt.X("dr:Q", scale=x_scale), color=colour).add_params(pick).properties(name="dots")
+    layers = [bars, dots]
+    if mean is not None and not labels.missing(mean):
+        line = pd.DataFrame({"mean": [float(mean)], "said": [f"model mean {labels.rate(mean)}"]})
+        rule = alt.Chart(line).mark_rule(strokeDash=[5, 4], color="#333333").encode(
+            x=alt.X("mean:Q", scale=x_scale), tooltip=[alt.Tooltip("said:N", title="Mean")])
+        said = alt.Chart(line).mark_text(align="left", dx=4, dy=-6, fontSize=11, color="#333333").encode(
+            x=alt.X("mean:Q", scale=x_scale), y=alt.value(0), text="said:N")
+        layers += [rule, said]
+    # autosize pad: the plot is `width` px with its labels beside it (Streamlit's default, fit, squeezes the plot
+    # into `width` with the labels).
+    chart = alt.layer(*layers).properties(title=title, width=width, height=alt.Step(24),
+                                          autosize=alt.AutoSizeParams(type="pad", contains="padding"))
+    chart.usermeta = {"embedOptions": {"renderer": "svg"}}  # dots in the DOM: read by tests, labelled for a reader
+    return chart
+
+
+def clicked_dot(event: object, name: str = DOT_SELECTION) -> str | None:
+    """The group key of the dot a st.altair_chart selection event picked, or None."""
+    selection = getattr(event, "selection", None) if not isinstance(event, dict) else event.get("selection")
+    if selection is None:
+        return None
+    points = selection.get(name) if isinstance(selection, dict) else getattr(selection, name, None)
+    for point in points or []:
+        if isinstance(point, dict) and point.get("group") is not None:
+            return str(point["group"])
+    return None
