@@ -69,7 +69,7 @@ def start(title: str, page: str, judge: bool | str = True, missing_ok: bool = Fa
                                                      default_probe_set=default_probe_set(path, mtime))
         if not probe_sets:
             chosen_selection = {**chosen_selection, "probe_set": list(answer_sets.PROBE_SETS["all"])}
-        # Plain text: run ids are a user's text, and st.text never reads Markdown (until ui has one escaping helper).
+        # Plain text: run ids are a user's text, and st.text never reads Markdown.
         st.text(selection_sentence(path, mtime, chosen_selection))
     chosen, language_chosen = "", None
     key = f"{page}_judge"
