@@ -99,3 +99,36 @@ def estimate(batches: Sequence[Batch], remaining: int, api: bool = False, count:
                         f"{_batches(len(used))}", measured, "completions/s")
     return Estimate(remaining / modelled, f"{basis} ({modelled:.2f} completions/s) over {_batches(len(used))}",
                     modelled, "completions/s")
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A target's speed measured in an earlier run (Store.target_speed): what an ETA rests on before this run's first
+    batch is measured, said so."""
+
+    seconds_per_answer: float
+    run_id: str
+
+    def estimate(self, remaining: int) -> Estimate:
+        if remaining <= 0:
+            return Estimate(0.0, "nothing left to send", None)
+        return Estimate(remaining * self.seconds_per_answer,
+                        f"{self.seconds_per_answer:.2f} s per answer, this model's speed in its run {self.run_id} "
+                        "(until this run's first batch is measured)", 1 / self.seconds_per_answer, "completions/s")
+
+
+def prior(speed: dict | None) -> Prior | None:
+    """A Prior from Store.target_speed's row: the span from the first stored batch to the last covers every answer
+    but the first batch's, so seconds per answer = span / (answers - one batch's answers)."""
+    if not speed or speed.get("seconds", 0) <= 0 or speed.get("batches", 0) < 2:
+        return None
+    answers = speed["completions"] * (1 - 1 / speed["batches"])
+    return Prior(speed["seconds"] / answers, speed["run_id"]) if answers > 0 else None
+
+
+def current(measured: Estimate, earlier: Prior | None, remaining: int) -> Estimate:
+    """What the page shows: the ETA measured from this run's batches once there is one, else the target's earlier
+    speed (said so), else unknown with why."""
+    if measured.eta_s is not None or earlier is None:
+        return measured
+    return earlier.estimate(remaining)

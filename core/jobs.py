@@ -29,6 +29,7 @@ from core.redact import redact
 from core.runner import Progress, build_run, execute_run, generation_of, plan_run
 from core.store import Store
 from core.targets import TARGETS
+from core.eta import Prior, prior
 
 # Generation speed of the default local model on this project's 2-core machines (SmolLM2-135M, batched),
 # used for the estimate shown before a run starts. API targets have no fixed speed: no estimate.
@@ -96,13 +97,49 @@ def candidate_probes(store: Store | None, request: RunRequest, exclude: Collecti
     return select(probes, sel)
 
 
-def estimate_seconds(probes: int, targets: Sequence[str], max_new_tokens: int) -> float | None:
-    """A rough duration for targets computed here (every answer at full length); None when any target is an API
-    or a saved target (whose backend only the store knows)."""
-    kinds = [TARGETS.find(spec) for spec in targets]
-    if not probes or not all(kind is not None and kind[0].traits.get("in_process") for kind in kinds):
+# What loading a local model costs before its first answer on these machines (reading and converting the weights),
+# added to the guess: a guess of generation time alone said "15 s" for an audit that took four minutes.
+LOCAL_LOAD_S = 30.0
+
+
+def speed_of(store: Store | None, spec: str) -> Prior | None:
+    """A target's speed measured in its latest earlier run in this store (core.eta.prior), found by its target id
+    (a built-in name's id, a saved target's name), or None."""
+    if store is None:
         return None
-    return probes * len(targets) * max_new_tokens / LOCAL_TOKENS_PER_S
+    from core.targets import BUILTIN_TARGETS
+
+    return prior(store.target_speed(BUILTIN_TARGETS.get(spec, spec)))
+
+
+def estimate_seconds(probes: int, targets: Sequence[str], max_new_tokens: int,
+                     store: Store | None = None) -> tuple[float | None, str]:
+    """(seconds, what the figure rests on) for a run of `probes` probes on `targets`. Each target's speed measured in
+    its earlier runs in `store` where it has some ("measured"); else, for a model computed here, a guess: every
+    answer at full length at LOCAL_TOKENS_PER_S plus loading the model; an API target without earlier runs has no
+    fixed speed (None)."""
+    if not probes or not targets:
+        return None, "nothing to send"
+    total, measured, guessed = 0.0, [], []
+    for spec in targets:
+        earlier = speed_of(store, spec)
+        if earlier is not None:
+            total += probes * earlier.seconds_per_answer
+            measured.append(f"{spec}: {earlier.seconds_per_answer:.2f} s per answer in run {earlier.run_id}")
+            continue
+        kind = TARGETS.find(spec)
+        if kind is None or not kind[0].traits.get("in_process"):
+            return None, (f"{spec} has no earlier run here to measure its speed on (an API's speed varies); the "
+                          "ETA below is measured from the first batch")
+        total += probes * max_new_tokens / LOCAL_TOKENS_PER_S + LOCAL_LOAD_S
+        guessed.append(spec)
+    said = []
+    if measured:
+        said.append("measured in earlier runs (" + "; ".join(measured) + ")")
+    if guessed:
+        said.append(f"a guess for {', '.join(guessed)} (no earlier run here): every answer at its full length at "
+                    f"{LOCAL_TOKENS_PER_S:.0f} tokens/s on 2 CPU cores plus {LOCAL_LOAD_S:.0f} s to load the model")
+    return total, "; ".join(said) + ". Once the run starts, the ETA is measured from its own batches."
 
 
 @dataclass
@@ -122,10 +159,22 @@ class Job:
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
     thread: threading.Thread | None = None
+    cancel_requested_at: float | None = None  # when Cancel was pressed (the run stops after its batch in flight)
+    priors: dict[str, Prior] = field(default_factory=dict)  # per target id: its speed in earlier runs (core.eta)
 
     @property
     def active(self) -> bool:
         return self.status not in FINISHED
+
+    @property
+    def cancelling(self) -> bool:
+        """Cancel was pressed and the run has not stopped yet (it finishes and stores the batch in flight)."""
+        return self.active and self.cancel.is_set()
+
+    @property
+    def state(self) -> str:
+        """The status a person reads: "cancelling…" from the moment Cancel is pressed until the run has stopped."""
+        return "cancelling…" if self.cancelling else self.status
 
 
 class JobManager:
@@ -178,6 +227,7 @@ class JobManager:
         job = self.job(run_id)
         if job is None or not job.active:
             return False
+        job.cancel_requested_at = time.time()
         job.cancel.set()
         return True
 
@@ -209,6 +259,10 @@ class JobManager:
             generation = generation_of(config)
             targets, judges = build_run(store, config)
             job.target_count = len(targets)
+            for target in targets:
+                earlier = prior(store.target_speed(target.info.target_id))
+                if earlier is not None:
+                    job.priors[target.info.target_id] = earlier
             job.status = "running"
             seen: set[str] = set()
 

@@ -168,9 +168,13 @@ def execute_run(store: Store, run_id: str, targets: Sequence[Target], judges: Se
                 added_here, retried_here = exc.args[1], exc.args[2]
             added += added_here
             retried += retried_here
-    except (Cancelled, KeyboardInterrupt):
-        store.set_run_status(run_id, "stopped")
-        return RunResult(run_id, "stopped", store.run_counts(run_id), added)
+    except (Cancelled, KeyboardInterrupt) as exc:
+        counts = store.run_counts(run_id)
+        planned = counts["planned"] or counts["probes"] * len(targets)
+        who = "cancelled by the user" if isinstance(exc, Cancelled) else "interrupted"
+        message = (f"{who} after {counts['completions']:,} of {planned:,} completions; resume it to send the rest")
+        store.set_run_status(run_id, "stopped", message=message)
+        return RunResult(run_id, "stopped", counts, added, message)
     except BaseException as exc:  # a target refused (401, a missing key...): the run says why it failed
         store.set_run_status(run_id, "failed", message=(str(exc) or type(exc).__name__)[:500])
         raise
@@ -250,8 +254,10 @@ def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judg
 
     def store_oldest() -> None:
         nonlocal added, last_stored
-        batch, answers = in_flight.popleft()
-        sent = [(p, g) for p, g in zip(batch, answers.result(), strict=True) if g is not None]
+        batch, answers = in_flight[0]  # left in flight while it is awaited, so a cancel can stop its queued prompts
+        results = answers.result()
+        in_flight.popleft()
+        sent = [(p, g) for p, g in zip(batch, results, strict=True) if g is not None]
         added += _store_batch(store, run_id, target, judges, sent, progress, replace_errors=bool(errored))
         now = time.perf_counter()
         if sent:  # measured for the ETA: tokens, wall time since the previous batch, latency, concurrency
@@ -278,6 +284,26 @@ def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judg
         return (f"{reason}; {left:,} probe{'s' if left != 1 else ''} left pending; resume with --run-id {run_id} "
                 "when it is back")
 
+    # A cancel takes effect at once for what is not yet sent: a watcher stops the queued prompts of the batches in
+    # flight the moment the event is set (those already sent are answered and stored), rather than the runner
+    # noticing only after the batch it waits on has been answered in full (a minute on a slow API).
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.is_set():
+            if cancel.wait(0.1):
+                for _ in range(3):  # the deque may change under us: copy it again
+                    try:
+                        flying = list(in_flight)
+                        break
+                    except RuntimeError:
+                        flying = []
+                for _, answers in flying:
+                    answers.stop_queued()
+                return
+
+    if cancel is not None and api:
+        threading.Thread(target=watch, name=f"cancel-{run_id}", daemon=True).start()
     try:
         for start in range(0, len(pending), batch_size):
             if cancel is not None and cancel.is_set():
@@ -294,6 +320,8 @@ def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judg
             store_oldest()
             if (why := gone()) is not None:
                 raise TargetGone(why, added, len(errored))
+        if cancel is not None and cancel.is_set() and store.pending_probes(run_id, target_id):
+            raise Cancelled()  # the watcher stopped prompts of the last batch: the run is not complete
     except Cancelled:
         # Answers already being paid for are kept: prompts sent are answered and stored; queued ones are not sent.
         for _, answers in in_flight:
@@ -307,6 +335,8 @@ def _run_target(store: Store, run_id: str, target: Target, judges: Sequence[Judg
         for _, answers in in_flight:
             answers.cancel()
         raise
+    finally:
+        finished.set()
     return added, len(errored)
 
 

@@ -13,14 +13,16 @@ from core import taxonomy
 from core.review import ReviewError
 from core.store import StoreError
 from ui.cached import runs
-from ui.common import (dataframe, escape_markdown, group_label, inert_text, open_store, readonly, require_write_access,
-                       strategy_label)
+from ui.common import (dataframe, escape_markdown, group_label, inert_text, language_name, open_store, readonly,
+                       require_write_access, strategy_label)
 from ui.page import start
 
 PAGE = "review"
 NAME_KEY = f"{PAGE}_annotator"
 SAVED_NAME = f"_{PAGE}_annotator_saved"  # kept when the widget is not drawn (another page, a rerun)
-SHORTCUTS = {taxonomy.REFUSED: "1", taxonomy.COMPLIED: "2"}  # C and R are Streamlit's own keys
+SHORTCUTS = {taxonomy.REFUSED: "1", taxonomy.COMPLIED: "2", "unsure": "3", "skip": "4", "undo": "u"}  # C, R: Streamlit's
+HISTORY = f"{PAGE}_history"  # this session's actions, newest last: what Undo takes back
+SKIPPED = f"{PAGE}_skipped"  # completion ids skipped in this session: they come back after the rest
 
 ctx = start("Review sample: human checks", PAGE, runs=False)  # a sample is a run's
 store = open_store()
@@ -28,11 +30,12 @@ progress = store.review_progress()
 
 
 def progress_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """stratum, completions, sampled, labelled per stratum, for display."""
+    """stratum, completions, sampled, labelled and unsure per stratum, for display."""
     return pd.DataFrame({
-        "stratum": [f"{r.model} · {r.language} · {group_label(r.group, r.language)} · {r.kind}"
+        "stratum": [f"{r.model} · {language_name(r.language)} · {group_label(r.group, r.language)} · {r.kind}"
                     for r in rows.itertuples()],
-        "completions": rows["completions"], "sampled": rows["sampled"], "labelled": rows["labelled"]})
+        "completions": rows["completions"], "sampled": rows["sampled"], "labelled": rows["labelled"],
+        "unsure": rows["unsure"] if "unsure" in rows else 0})
 
 
 def draw_form() -> None:
@@ -103,15 +106,50 @@ st.progress(done / total if total else 1.0, text=f"{done:,} of {total:,} sampled
 
 
 def label(completion_id: str, verdict: str) -> None:
-    """Button callback: the completion it was drawn with (not whatever heads the queue when the click lands)."""
+    """Button callback: the completion it was drawn with (not whatever heads the queue when the click lands).
+    `verdict` refused or complied stores a human verdict; "unsure" takes the item out of the queue unlabelled
+    (counted, never used as a label). Either can be undone (undo)."""
     note = st.session_state.get(f"{PAGE}_note_{completion_id}", "")
     author = str(st.session_state.get(NAME_KEY, "")).strip()
     try:
-        open_store(write=True).set_human_verdict(completion_id, verdict, note, author=author)
+        writer = open_store(write=True)
+        previous = writer.human_verdict(completion_id)
+        if verdict == "unsure":
+            writer.mark_unsure(completion_id, note, author=author)
+        else:
+            writer.set_human_verdict(completion_id, verdict, note, author=author)
     except StoreError as exc:
         st.session_state[f"{PAGE}_error"] = str(exc)
     else:
-        st.session_state[f"{PAGE}_saved"] = f"Saved: {verdict}."
+        st.session_state.setdefault(HISTORY, []).append({"completion_id": completion_id, "previous": previous,
+                                                        "action": verdict})
+        st.session_state[SKIPPED] = [c for c in st.session_state.get(SKIPPED, []) if c != completion_id]
+        st.session_state[f"{PAGE}_saved"] = "Marked unsure: left out of the labels." if verdict == "unsure" else \
+            f"Saved: {verdict}."
+
+
+def undo() -> None:
+    """Take back this session's last label or "unsure": the item's verdict is what it was before (none: the item
+    is back at the head of the queue)."""
+    history = st.session_state.get(HISTORY, [])
+    if not history:
+        return
+    last = history.pop()
+    try:
+        open_store(write=True).undo_review(last["completion_id"], last["previous"],
+                                           author=str(st.session_state.get(NAME_KEY, "")).strip())
+    except StoreError as exc:
+        history.append(last)
+        st.session_state[f"{PAGE}_error"] = str(exc)
+    else:
+        st.session_state[f"{PAGE}_saved"] = f"Undone: {last['action']}."
+
+
+def skip(completion_id: str) -> None:
+    """Put the item at the end of this session's queue: it comes back once the rest is done."""
+    skipped = st.session_state.setdefault(SKIPPED, [])
+    if completion_id not in skipped:
+        skipped.append(completion_id)
 
 
 if f"{PAGE}_error" in st.session_state:
@@ -119,16 +157,32 @@ if f"{PAGE}_error" in st.session_state:
 if f"{PAGE}_saved" in st.session_state:
     st.toast(escape_markdown(st.session_state.pop(f"{PAGE}_saved")))
 
-queue = store.review_queue(run_id, limit=1, filters=scope, judge=ctx.judge)
+unsure = int(shown["unsure"].sum()) if "unsure" in shown else 0
+if unsure:
+    st.caption(f"{unsure:,} marked unsure: left out of the labels (the corrected estimates never use them) and "
+               "counted here; Undo, or a verdict set in the Drill-down, takes one back.")
+history = st.session_state.get(HISTORY, [])
+if history:
+    st.button(f"Undo the last label ({history[-1]['action']}) (U)", key=f"{PAGE}_undo", on_click=undo,
+              shortcut=SHORTCUTS["undo"], icon=":material/undo:")
+skipped = [c for c in st.session_state.get(SKIPPED, [])]
+queue = store.review_queue(run_id, limit=len(skipped) + 1, filters=scope, judge=ctx.judge)
+ahead = queue.loc[~queue["completion_id"].isin(skipped)]
 if queue.empty:
-    st.success("Every sampled completion of this selection is labelled.")
+    st.success("Every sampled completion of this selection is labelled" + (
+        f", but for {unsure:,} marked unsure." if unsure else "."))
 else:
-    item = queue.iloc[0]
-    st.subheader(f"Queue item {done + 1:,} of {total:,}")
-    st.text(f"{item['model']} · {item['language']} · {group_label(item['group'], item['language'])} · "
+    if ahead.empty:  # only skipped items are left: they come back, in the order they were skipped
+        st.session_state[SKIPPED] = []
+        ahead = queue
+    item = ahead.iloc[0]
+    st.subheader(f"Queue item {done + unsure + 1:,} of {total:,}")
+    st.text(f"{item['model']} · {language_name(item['language'])} · {group_label(item['group'], item['language'])} · "
             f"{strategy_label(item['strategy'])} · {item['kind']}")
-    st.caption("Label in queue order, without skipping: the queue is in random order, so whatever part is done "
-               "stays a random sample. Did the model refuse the request, or comply with it?")
+    st.caption("Label in queue order where you can: the queue is in random order, so whatever part is done stays "
+               "a random sample. Skip puts an item at the end (it comes back once the rest is done); Unsure takes "
+               "it out unlabelled (counted, never used as a label). Did the model refuse the request, or comply "
+               "with it?")
     prompt, response = st.columns(2)
     with prompt:
         st.markdown("**Prompt**")
@@ -142,12 +196,15 @@ else:
     st.text_input("Note (optional)", key=f"{PAGE}_note_{item['completion_id']}")
     if not annotator:
         st.caption("Enter your name above to label.")
-    buttons = st.columns(2)
-    for column, verdict in zip(buttons, (taxonomy.REFUSED, taxonomy.COMPLIED)):
+    buttons = st.columns(4)
+    for column, verdict in zip(buttons, (taxonomy.REFUSED, taxonomy.COMPLIED, "unsure")):
         column.button(f"{verdict.capitalize()} ({SHORTCUTS[verdict]})", key=f"{PAGE}_{verdict}",
                       type="primary" if verdict == taxonomy.REFUSED else "secondary", shortcut=SHORTCUTS[verdict],
                       disabled=not annotator, on_click=label, args=(item["completion_id"], verdict),
                       width="stretch")
+    buttons[3].button(f"Skip ({SHORTCUTS['skip']})", key=f"{PAGE}_skip", shortcut=SHORTCUTS["skip"],
+                      on_click=skip, args=(item["completion_id"],), width="stretch",
+                      help="Comes back at the end of the queue.")
 
 st.subheader("Progress per stratum")
 dataframe(progress_table(shown), hide_index=True, width="stretch")

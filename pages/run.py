@@ -7,9 +7,11 @@ here and in the runs table (its message), and resumes like any other.
 """
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
-from core import taxonomy
+from core import eta, labels, taxonomy
 from core.analyses.disparity import plan
 from core.jobs import MANAGER, PROBE_SETS, RunRequest, candidate_probes, estimate_seconds
 from core.judges import DEFAULT_JUDGES
@@ -93,12 +95,13 @@ try:
 except (taxonomy.VocabularyError, OptionError) as exc:  # the CLI's rules and messages (core.options, via RunRequest)
     st.error(escape_markdown(exc))
     probes = []
-cols = st.columns(3)
-cols[0].metric("Probes", f"{len(probes):,}")
-cols[1].metric("Completions to generate", f"{len(probes) * len(targets):,}")
-cols[2].metric("Estimated time", duration(estimate_seconds(len(probes), targets, int(max_new_tokens))),
-               help="Before a run: for local models at every answer's full length and a guessed 170 tokens/s "
-                    "(2 CPU cores); API speeds vary. Once it runs, the ETA below is measured from the target.")
+seconds, basis = estimate_seconds(len(probes), targets, int(max_new_tokens), store)
+sizes = st.container(horizontal=True, wrap=True, gap="large")  # wraps in a narrow window: never cut
+sizes.metric("Probes", f"{len(probes):,}", width="content")
+sizes.metric("Completions to generate", f"{len(probes) * len(targets):,}", width="content")
+sizes.metric("Estimated time", duration(seconds), width="content")
+if probes and targets:
+    st.caption("Estimated time: " + escape_markdown(basis))
 if probes:
     sizing = plan(probes)
     st.caption("What this selection can show, per language: groups with no true difference still show a gap from "
@@ -128,7 +131,10 @@ active_when_drawn = {job.run_id for job in jobs if job.active}
 
 @st.fragment(run_every=1.0 if any(job.active for job in jobs) else None)
 def live() -> None:
-    """Progress of this server's runs on this database, refreshed every second while one is active."""
+    """Progress of this server's runs on this database, refreshed every second while one is active: shown at once
+    (loading the target counts its seconds), the ETA measured from the run's batches or, until the first is
+    stored, from the target's speed in earlier runs (said so), and "Cancelling…" from the moment Cancel is pressed
+    until the run has stored its batch in flight and stopped."""
     shown = MANAGER.jobs(database)
     if not shown:
         return
@@ -136,28 +142,34 @@ def live() -> None:
     for job in shown[:5]:
         with st.container(border=True):
             progress = job.progress
-            st.text(f"{job.run_id}: {job.status}" + (f" (target {job.target_index} of {job.target_count}: "
-                                                      f"{progress.target_id})" if progress else ""))
+            st.text(f"{job.run_id}: {job.state}" + (f" (target {job.target_index} of {job.target_count}: "
+                                                     f"{progress.target_id})" if progress else ""))
+            if job.cancelling:
+                waited = time.time() - (job.cancel_requested_at or time.time())
+                st.warning(f"Cancelling… the batch in flight is finished and stored first, then the run stops "
+                           f"(pressed {waited:.0f} s ago).", icon=":material/hourglass_top:")
             if job.error:
                 st.error(escape_markdown(job.error))
-            if job.message:  # why it stopped (a target that went away) or failed (every completion an error)
+            if job.message:  # why it stopped (cancelled, a target that went away) or failed (every answer an error)
                 (st.warning if job.status == "stopped" else st.error)(escape_markdown(job.message))
             if progress is not None and progress.total:
                 # The ETA is measured from the target's recent batches and says its basis (core.eta), e.g.
-                # "ETA 3 min at 41 tok/s over the last 5 batches" or an API target's latency x concurrency.
+                # "ETA 3 min at 41 tok/s over the last 5 batches"; before the first batch, the target's earlier speed.
+                left = progress.total - progress.done
+                said = eta.current(progress.estimate, job.priors.get(progress.target_id), left).text() \
+                    if job.active else f"{progress.rate:.2f} per s"
                 st.progress(min(progress.done / progress.total, 1.0),
-                            text=f"{progress.done:,} / {progress.total:,} probes · " + escape_markdown(
-                                progress.estimate.text() if job.active else f"{progress.rate:.2f} per s"))
-                dr = "-" if progress.dr is None else f"{progress.dr:.3f}"
+                            text=f"{progress.done:,} / {progress.total:,} probes · " + escape_markdown(said))
+                dr = labels.DASH if progress.dr is None else labels.rate(progress.dr)
                 st.metric("Live Defense Rate (attack probes so far)", dr, help=f"{progress.refused} refused of "
                           f"{progress.judged} judged; {progress.errors} errors")
                 if progress.errors:
                     st.caption(f"{progress.errors:,} errors in this execution so far")
             elif job.active:
-                st.progress(0.0, text="loading the target…")
-            if job.active and st.button("Cancel", key=f"{PAGE}_cancel_{job.run_id}"):
+                st.progress(0.0, text=f"loading the target… {time.time() - job.started_at:.0f} s")
+            if job.active and not job.cancelling and st.button("Cancel", key=f"{PAGE}_cancel_{job.run_id}"):
                 MANAGER.cancel(job.run_id)
-                st.rerun()
+                st.rerun(scope="fragment")  # "Cancelling…" at once, without redrawing the page above
     if any(job.run_id in active_when_drawn and not job.active for job in shown):
         st.rerun()  # a run just ended: refresh the whole page (run list, resumable runs, errors to retry)
 
@@ -169,7 +181,20 @@ history = runs(path, mtime) if store is not None else None
 if history is None or history.empty:
     st.caption("No run yet.")
 else:
-    dataframe(history, hide_index=True, width="stretch")
+    live_jobs = {job.run_id: job for job in jobs if job.active}
+    if live_jobs:  # the store says "created, planned 0" until the run has loaded its targets: the live state instead
+        history = history.copy()
+        for index, row in history.iterrows():
+            job = live_jobs.get(row["run_id"])
+            if job is None:
+                continue
+            history.loc[index, "status"] = job.state
+            if not row["planned"]:  # targets are attached once loaded: planned = probes x the targets it names
+                stored = store.run(row["run_id"]) or {}
+                history.loc[index, "planned"] = store.run_counts(row["run_id"])["probes"] * len(
+                    (stored.get("config") or {}).get("targets", []))
+    dataframe(history, hide_index=True, width="stretch", column_config={"planned": "Planned answers",
+                                                                        "completions": "Answers stored"})
     per_target = run_targets(path, mtime)
     with st.expander("Completions, errors and pending probes per run and target"):
         dataframe(per_target, hide_index=True, width="stretch", column_config={
@@ -177,9 +202,9 @@ else:
     active = {job.run_id for job in jobs if job.active}
     unfinished = history[(history["status"] != "completed") & ~history["run_id"].isin(active)]
     if len(unfinished):
-        labels = {row.run_id: f"{row.run_id} ({row.status}, {row.completions:,} of {row.planned:,} completions)"
+        named = {row.run_id: f"{row.run_id} ({row.status}, {row.completions:,} of {row.planned:,} completions)"
                   for row in unfinished.itertuples()}
-        pick = st.selectbox("Resume an unfinished run", list(labels), key=f"{PAGE}_resume_pick", format_func=labels.get)
+        pick = st.selectbox("Resume an unfinished run", list(named), key=f"{PAGE}_resume_pick", format_func=named.get)
         reason = unfinished.set_index("run_id").loc[pick, "message"]
         if isinstance(reason, str) and reason:
             st.caption(f"Why it stopped: {escape_markdown(reason)}")
@@ -196,9 +221,9 @@ else:
         for row in with_errors.itertuples():
             st.text(f"{row.run_id}: {row.errors:,} completion{'s' if row.errors != 1 else ''} with errors "
                     f"(of {row.completions:,})")
-        labels = {row.run_id: f"{row.run_id} ({row.errors:,} completions with errors)"
+        named = {row.run_id: f"{row.run_id} ({row.errors:,} completions with errors)"
                   for row in with_errors.itertuples()}
-        pick = st.selectbox("Retry the errors of a run", list(labels), key=f"{PAGE}_retry_pick", format_func=labels.get,
+        pick = st.selectbox("Retry the errors of a run", list(named), key=f"{PAGE}_retry_pick", format_func=named.get,
                             help="Sends those prompts again (and any probe still pending); each answer replaces its "
                                  "error in place, the error is kept in the completion's history.")
         if st.button("Retry errors", key=f"{PAGE}_retry"):

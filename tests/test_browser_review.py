@@ -8,6 +8,8 @@ the hover. Screenshots go to tests/artifacts/browser/.
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -107,9 +109,9 @@ def test_review_queue_labelled_by_clicks_and_keys_switches_the_heatmap_to_correc
     assert after["z"] == [[pytest.approx(1.0), pytest.approx(0.5), pytest.approx(0.0)]] * 2  # corrected
     black = after["hover"][("model-a", "Black people")]
     assert "corrected by 12 human checks" in black
-    assert "n_human = 2" in black and "dr_judge (judge alone) = 0.000" in black and "\nn = " in black
+    assert "Human checks = 2" in black and "Judge's DR (judge alone) = 0.000" in black and "\nn = " in black
     tip = tooltip_at(page, after["cells"][("model-a", "Black people")]["centre"])  # what the mouse shows
-    assert "corrected by 12 human checks" in tip and "n_human" in tip and "dr_judge (judge alone)" in tip
+    assert "corrected by 12 human checks" in tip and "Human checks" in tip and "Judge's DR (judge alone)" in tip
     expect(page.get_by_text("Values corrected by 12 human checks").first).to_be_visible()
     page.screenshot(path=str(SHOTS / "heatmaps-corrected.png"), full_page=True)
 
@@ -125,3 +127,61 @@ def test_review_queue_labelled_by_clicks_and_keys_switches_the_heatmap_to_correc
     texts = page.locator('[data-testid="stVegaLiteChart"]').first.locator(".values_marks text").all_text_contents()
     assert texts.count("2 checks") == 6
     page.screenshot(path=str(SHOTS / "heatmaps-too-few-checks.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def fresh_server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("browser_review_undo")
+    db = folder / "audit.duckdb"
+    ppi_db.build(db, label=False, per_cell=2)
+    process, base = serve.start(db, extra_env={"FORWHOM_WARMUP": "off"})
+    try:
+        serve.wait_healthy(process, base)
+        yield {"base": base, "db": db}
+    finally:
+        serve.stop(process)
+
+
+def test_review_undo_skip_and_unsure_by_key(fresh_server, page):
+    """A wrong key press is taken back with U (the item returns, its verdict gone); 4 skips an item (the next one
+    shows, the skipped one comes back at the end); 3 marks one unsure: out of the queue, no label, counted."""
+    base, db = fresh_server["base"], fresh_server["db"]
+    sheet = Store(db, readonly=True).sample_sheet(ppi_db.RUN)
+    first, second, third = sheet["completion_id"][:3]
+    texts = {row.completion_id: f"answer of {row.model} to {row.group}" for row in sheet.itertuples()}
+    open_view(page, base + "/review", "Queue item 1 of 12")
+    name = page.get_by_label("Your name (stored with every label)")
+    name.fill("browser tester")
+    name.press("Enter")
+    expect(page.get_by_role("button", name="Refused (1)")).to_have_count(1, timeout=TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Refused (1)")).to_be_enabled(timeout=TIMEOUT_MS)
+    response = page.locator('[data-testid="stCode"]').nth(1)
+
+    def press(key: str) -> None:
+        page.evaluate("() => document.activeElement && document.activeElement.blur()")
+        page.keyboard.press(key)
+
+    press("1")  # the wrong key: refused
+    page.get_by_text("Queue item 2 of 12").wait_for()
+    assert Store(db, readonly=True).human_verdict(first)["label"] == "refused"
+    expect(page.get_by_role("button", name="Undo the last label (refused) (U)")).to_be_visible()
+    press("u")
+    page.get_by_text("Queue item 1 of 12").wait_for()
+    expect(response).to_contain_text(texts[first])  # the item is back, unlabelled
+    assert Store(db, readonly=True).human_verdict(first) is None
+
+    press("4")  # skip: the next item shows; the skipped one waits at the end
+    expect(response).to_contain_text(texts[second])
+    press("3")  # unsure: out of the queue, without a label, counted
+    page.get_by_text("1 marked unsure", exact=False).first.wait_for()
+    expect(response).to_contain_text(texts[third])
+    progress = Store(db, readonly=True).review_progress(ppi_db.RUN)
+    assert int(progress["unsure"].sum()) == 1 and int(progress["labelled"].sum()) == 0
+    assert Store(db, readonly=True).human_verdict(second) is None
+    page.screenshot(path=str(SHOTS / "review-unsure.png"), full_page=True)
+    press("u")  # the unsure is taken back too
+    expect(response).to_contain_text(texts[second])
+    deadline = time.monotonic() + 10  # the server's write, read from this process
+    while int(Store(db, readonly=True).review_progress(ppi_db.RUN)["unsure"].sum()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert int(Store(db, readonly=True).review_progress(ppi_db.RUN)["unsure"].sum()) == 0

@@ -83,8 +83,10 @@ def test_targets_declare_what_they_can_do():
 
 
 def test_the_run_page_estimates_only_targets_computed_here():
-    from core.jobs import LOCAL_TOKENS_PER_S, estimate_seconds
+    from core.jobs import LOCAL_LOAD_S, LOCAL_TOKENS_PER_S, estimate_seconds
 
-    assert estimate_seconds(10, ["smollm2", "local:/models/x"], 17) == 10 * 2 * 17 / LOCAL_TOKENS_PER_S
-    assert estimate_seconds(10, ["smollm2", "openai:m@http://127.0.0.1:9/v1"], 17) is None
-    assert estimate_seconds(10, ["a-saved-target"], 17) is None
+    # a guess for models computed here (no earlier run in a store): full-length answers plus loading each model
+    seconds, basis = estimate_seconds(10, ["smollm2", "local:/models/x"], 17)
+    assert seconds == 10 * 2 * 17 / LOCAL_TOKENS_PER_S + 2 * LOCAL_LOAD_S and "a guess" in basis
+    assert estimate_seconds(10, ["smollm2", "openai:m@http://127.0.0.1:9/v1"], 17)[0] is None
+    assert estimate_seconds(10, ["a-saved-target"], 17)[0] is None

@@ -264,6 +264,27 @@ class Catalog:
             return con.execute("SELECT * FROM completion_attempts WHERE run_id = ? ORDER BY replaced_at, "
                                "completion_id", [run_id]).df()
 
+    def target_speed(self, target_id: str) -> dict[str, Any] | None:
+        """How fast a target answered in its latest run with at least two answers, from the completions' stored
+        times: {run_id, completions, seconds (first to last answer stored), tokens (generated)}; None when it has
+        no such run; `batches`: the distinct store times (a batch is stored at once, so the span runs from the first
+        batch's store to the last's). The Run page's estimate before a run, and its ETA until the first batch is
+        measured (core.eta.prior)."""
+        with self.connect() as con:
+            row = _first(con.execute(
+                """
+                SELECT run_id, count(*) AS n, epoch(max(created_at)) - epoch(min(created_at)) AS seconds,
+                       sum(coalesce(completion_tokens, 0)) AS tokens, max(created_at) AS last,
+                       count(DISTINCT created_at) AS batches
+                FROM completions WHERE target_id = ? AND error IS NULL
+                GROUP BY run_id HAVING count(*) >= 2 AND epoch(max(created_at)) > epoch(min(created_at))
+                ORDER BY last DESC LIMIT 1
+                """, [target_id]))
+        if row is None:
+            return None
+        return {"run_id": row[0], "completions": int(row[1]), "seconds": float(row[2]), "tokens": int(row[3] or 0),
+                "batches": int(row[5])}
+
     def run_target_counts(self) -> pd.DataFrame:
         """Per run and target: probes planned, completions stored, errors, pending, the error share."""
         with self.connect() as con:

@@ -11,7 +11,7 @@ import pandas as pd
 from core import review
 from core.review import STRATA
 from core.store.cells import CELL_COLUMNS, _CELL_FILTERS, _cell_selection
-from core.store.errors import VerdictImportError
+from core.store.errors import StoreError, VerdictImportError
 from core.store.rows import FROM_ROWS, _active, _answers, _check_by, _where, _where_answers, select
 
 # The review sample's columns as written (core/review.py SAMPLE_COLUMNS; drawn_at takes its default).
@@ -33,17 +33,20 @@ def _review_eligible(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> 
         f"WHERE c.error IS NULL AND c.run_id IN ({', '.join('?' for _ in run_ids)})", list(run_ids)).df()
 
 
-def _sample_strata(con: duckdb.DuckDBPyConnection, filters: dict[str, Any] | None, sampled_only: bool) -> pd.DataFrame:
+def _sample_strata(con: duckdb.DuckDBPyConnection, filters: dict[str, Any] | None, sampled_only: bool,
+                   with_unsure: bool = False) -> pd.DataFrame:
     """Per stratum of the runs with a review sample: completions (non-error, now, from cell_counts),
     stratum_size (when drawn), sampled, labelled (with a human verdict). `sampled_only` leaves out strata
-    that have no sample item (one that appeared after the draw)."""
+    that have no sample item (one that appeared after the draw). `with_unsure`: also `unsure`, the items a person
+    marked unsure (the Review page's count; the corrected estimates read the strata without it)."""
     where, params = _where(filters, _STRATUM_FILTERS)
     join = "RIGHT" if sampled_only else "FULL"
     return con.execute(
         f"""
         WITH sampled AS (
             SELECT s.run_id, s.model, s.language, s."group", s.kind, max(s.stratum_size) AS stratum_size,
-                   count(*) AS sampled, count(h.seq) AS labelled
+                   count(*) AS sampled, count(h.seq) AS labelled,
+                   count(*) FILTER (WHERE h.seq IS NULL AND s.completion_id IN {_UNSURE_IDS}) AS unsure
             FROM review_sample s LEFT JOIN verdicts h ON h.seq = s.seq AND h.judge = 'human'
             GROUP BY ALL),
         strata AS (
@@ -54,15 +57,69 @@ def _sample_strata(con: duckdb.DuckDBPyConnection, filters: dict[str, Any] | Non
         both_sides AS (
             SELECT run_id, model, language, "group", kind, coalesce(t.completions, 0)::BIGINT AS completions,
                    a.stratum_size, coalesce(a.sampled, 0)::BIGINT AS sampled,
-                   coalesce(a.labelled, 0)::BIGINT AS labelled
+                   coalesce(a.labelled, 0)::BIGINT AS labelled{", coalesce(a.unsure, 0)::BIGINT AS unsure" if with_unsure else ""}
             FROM strata t {join} JOIN sampled a USING (run_id, model, language, "group", kind))
         SELECT * FROM both_sides {(where + ' AND' if where else ' WHERE')} (completions > 0 OR sampled > 0)
         ORDER BY run_id, model, language, "group", kind
         """, params).df()
 
 
+# Sample items a person marked "unsure" (their latest annotation says so and no human verdict came after it): kept
+# out of the sample's labels (no verdict `human`), out of the queue, and counted per stratum.
+UNSURE, UNDONE = "unsure", "undone"
+_UNSURE_IDS = f"""(SELECT completion_id FROM (
+    SELECT completion_id, label, row_number() OVER (PARTITION BY completion_id ORDER BY created_at DESC, rowid DESC) AS r
+    FROM annotations) WHERE r = 1 AND label = '{UNSURE}')"""
+
+
 class Review:
     """Drawing and reading the review sample, importing people's labels, the inputs of corrected rates."""
+
+    def mark_unsure(self, completion_id: str, note: str = "", author: str = "") -> None:
+        """A person cannot tell: the item leaves the queue without a label (so it never enters the corrected
+        estimates as if it were one) and is counted as unsure in review_progress. Undone by undo_review."""
+        with self._writing("the review cannot be changed") as (con, _):
+            if not con.execute("SELECT count(*) FROM completions WHERE completion_id = ?",
+                               [completion_id]).fetchall()[0][0]:
+                raise StoreError(f"no completion {completion_id!r} in {self.path}")
+            con.execute("INSERT INTO annotations (completion_id, label, note, author) VALUES (?, ?, ?, ?)",
+                        [completion_id, UNSURE, note, author])
+
+    def undo_review(self, completion_id: str, previous: dict[str, Any] | None = None, author: str = "") -> None:
+        """Take back a person's last action on an item (a label or an "unsure"): its human verdict goes back to
+        `previous` ({label, note, author}; None: it had none, so the item is back in the queue), and the history
+        (annotations) records the undo. One transaction."""
+        with self._writing("the review cannot be changed") as (con, touched):
+            con.execute("INSERT INTO annotations (completion_id, label, note, author) VALUES (?, ?, ?, ?)",
+                        [completion_id, UNDONE, "", author])
+            if previous is None:
+                con.execute("DELETE FROM verdicts WHERE completion_id = ? AND judge = 'human'", [completion_id])
+            else:
+                note = previous.get("note") or ""
+                con.execute(
+                    "INSERT INTO verdicts (completion_id, judge, label, rationale, raw, judge_version, judge_model, "
+                    "seq) SELECT ?, 'human', ?, ?, ?, '', '', seq FROM completions WHERE completion_id = ? "
+                    "ON CONFLICT (completion_id, judge) DO UPDATE SET label = excluded.label, "
+                    "rationale = excluded.rationale, raw = excluded.raw, created_at = now()",
+                    [completion_id, previous["label"], note,
+                     json.dumps({"author": previous.get("author") or "", "note": note}, ensure_ascii=False),
+                     completion_id])
+            touched.append(con.execute("SELECT target_id, probe_id FROM completions WHERE completion_id = ?",
+                                       [completion_id]).df())
+
+    def human_verdict(self, completion_id: str) -> dict[str, Any] | None:
+        """The item's human verdict as {label, note, author} (what undo_review restores), or None."""
+        with self.connect() as con:
+            row = con.execute("SELECT label, rationale, raw FROM verdicts WHERE completion_id = ? AND judge = 'human'",
+                              [completion_id]).fetchall()
+        if not row:
+            return None
+        label, note, raw = row[0]
+        try:
+            author = json.loads(raw or "{}").get("author", "")
+        except (ValueError, AttributeError):
+            author = ""
+        return {"label": label, "note": note or "", "author": author}
 
     def draw_review_sample(self, run_id: str, per_cell: int | None = None, fraction: float | None = None,
                            seed: int = 0, replace: bool = False) -> dict[str, Any]:
@@ -102,7 +159,8 @@ class Review:
     def review_queue(self, run_id: str | None = None, limit: int = 1,
                      filters: dict[str, Sequence[str] | str | None] | None = None,
                      judge: str | None = None) -> pd.DataFrame:
-        """The next sampled completions that have no human verdict yet, in queue order (run, position).
+        """The next sampled completions that have no human verdict yet (nor an "unsure"), in queue order (run,
+        position).
 
         Columns: completion_id, run_id, model, language, group, kind, strategy, scenario_category, scenario,
         position, draw, prompt, completion, judge_label (the `judge`'s verdict; None when no judge is named,
@@ -110,7 +168,8 @@ class Review:
         """
         where, params = _where({**(filters or {}), "run_id": run_id} if run_id else filters)
         where = (where + " AND" if where else " WHERE") + (
-            " NOT EXISTS (SELECT 1 FROM verdicts h WHERE h.seq = s.seq AND h.judge = 'human')")
+            " NOT EXISTS (SELECT 1 FROM verdicts h WHERE h.seq = s.seq AND h.judge = 'human')"
+            f" AND s.completion_id NOT IN {_UNSURE_IDS}")
         with self.connect() as con:
             return con.execute(
                 f"""
@@ -127,9 +186,10 @@ class Review:
     def review_progress(self, run_id: str | None = None) -> pd.DataFrame:
         """Per stratum of the runs that have a sample (or of `run_id`): run_id, model, language, group, kind,
         completions (non-error, now), stratum_size (when drawn), sampled, labelled (sample items with a human
-        verdict). A stratum that appeared after the draw shows sampled 0."""
+        verdict), unsure (items marked unsure, without a label). A stratum that appeared after the draw shows
+        sampled 0."""
         with self.connect() as con:
-            return _sample_strata(con, {"run_id": run_id} if run_id else None, sampled_only=False)
+            return _sample_strata(con, {"run_id": run_id} if run_id else None, sampled_only=False, with_unsure=True)
 
     def sample_sheet(self, run_id: str | None = None) -> pd.DataFrame:
         """The sample as a labelling sheet, in queue order: completion_id, run_id, model, language, group,
