@@ -23,14 +23,13 @@ import argparse
 import json
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bench.synthetic import _completion_ids, build_synthetic_store
+from bench.timing import median_s
 from core import selection, taxonomy
 from core.store import CELL_COLUMNS, Store, _refresh_cells
 from core.store.rows import FROM_ROWS, select
@@ -68,16 +67,6 @@ BEFORE_REFRESH = f"""
     UNION ALL
     SELECT '', {_OLD_QUOTED}, 'error', count(*) FROM scoped WHERE error IS NOT NULL GROUP BY ALL
 """
-
-
-def median_s(func: Callable[[], object], repeats: int) -> tuple[float, object]:
-    """Median wall seconds of `repeats` calls, and the last call's result."""
-    times, result = [], None
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = func()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
 
 
 def add_rerun(store: Store, target: str, first_run: str, probes: int, seed: int = 1) -> int:
