@@ -19,7 +19,7 @@ from core.export import completion_table, csv_bytes
 from core.store import Store
 from ui import filters
 from ui.cached import completion_page
-from ui.common import dataframe
+from ui.common import dataframe, escape_markdown
 from ui.page import start
 
 PAGE = "export"
@@ -43,7 +43,7 @@ bom = left.checkbox("For spreadsheets (byte order mark)", value=True, key=f"{PAG
 readable = right.checkbox("Readable column titles", value=False, key=f"{PAGE}_readable",
                           help="'Verdict that counts', 'Jailbreak strategy' instead of effective_verdict, strategy.")
 st.caption(f"Columns: the probe's fields, the response, tokens, latency, one verdict column per judge (a person's "
-           f"where one set it), the verdict that counts with judge {judge} (a person's verdict over the judge's) and "
+           f"where one set it), the verdict that counts with judge {escape_markdown(judge)} (a person's verdict over the judge's) and "
            "who decided it. Cells starting with = + - @ are prefixed with ' so a spreadsheet shows them as text.")
 if total == 0:
     st.info("No completion matches these filters: nothing to export.")
