@@ -177,7 +177,7 @@ def selection_sidebar(runs: Sequence[str], *, page: str, probe_sets: bool = True
              "run (a re-run replaces the answers it re-asked once it completes). Chosen runs: the same rule among them.")
     extra = [v for v in wanted if v not in runs and v not in picked] if not picked else []
     if extra:
-        st.sidebar.caption(escape_markdown(f"Runs from the link: {', '.join(extra)}"))
+        st.sidebar.caption(f"Runs from the link: {escape_markdown(', '.join(extra))}")
     if picked or extra:
         st.query_params[RUNS] = picked or extra
     elif RUNS in st.query_params:
