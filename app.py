@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.estimates import JUDGE_ONLY
+from core.stats.estimates import JUDGE_ONLY
 from ui import filters
 from ui.cached import headline, run_targets
 from ui.common import NAVIGATION, dataframe, demo_banner, escape_markdown, language_name, readonly
@@ -18,7 +18,7 @@ from ui.stat_figures import DOT_SELECTION, clicked_dot, group_dot_plot
 ROOT = Path(__file__).resolve().parent
 
 # (file, title, icon, writes): pages that write to the store are left out of read-only demo sessions.
-# Files that do not exist yet are skipped, so each page appears as its workstream lands.
+# A page whose file is missing is skipped (a trimmed checkout still starts).
 PAGES: tuple[tuple[str, str, str, bool], ...] = (
     ("pages/run.py", "Run an audit", ":material/play_arrow:", True),
     ("pages/heatmaps.py", "Heatmaps", ":material/grid_on:", False),
@@ -38,10 +38,10 @@ PAGES: tuple[tuple[str, str, str, bool], ...] = (
 
 def overview() -> None:
     """What the database holds, the answer per model and language in words and as a dot plot of its groups, then
-    the figures behind it (tables in words, core.labels' titles)."""
+    the figures behind it (tables in words, core.vocab.labels' titles)."""
     ctx = start("For Whom: for whom is this model safe?", "overview", judge="main")
     path, mtime, judge, summary = ctx.path, ctx.mtime, ctx.judge, ctx.facts
-    result = headline(path, mtime, judge)  # core.analyses.headline, the same result the HTML report draws
+    result = headline(path, mtime, judge)  # core.views.headline, the same result the HTML report draws
     checks, heads = result.n_human, result.rows  # corrected wherever a labelled review sample exists
 
     facts = st.container(horizontal=True, wrap=True, gap="large")  # wraps on a narrow window: never cut ("en…")

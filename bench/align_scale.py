@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.synthetic_align import write_synthetic_align
-from core.metrics import DefenseRates
-from core.reference import paper_heatmap, paper_models
+from core.stats.rates import DefenseRates
+from core.files.reference import paper_heatmap, paper_models
 from core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

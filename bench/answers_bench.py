@@ -1,7 +1,7 @@
 """One answer per probe at MiJaBench-Align scale: the views' reads before and after issue 26, side by side in one run.
 
 Builds the synthetic store (bench/synthetic.py: 528,000 completions, 12 models, one completed run each), then
-re-runs 4,000 probes of one model as a second completed run with other labels (the case issue 26 is about), and
+re-runs 4,000 probes of one model as a second completed run with other labels (a re-run must replace, not add to, the answers a view counts), and
 times, each a median over repeats that open the file as the app does:
 
   * label_counts, model x group of attack probes: before, the query of 7b728a2 (cell_counts summed over every
@@ -30,7 +30,8 @@ import pandas as pd
 
 from bench.synthetic import _completion_ids, build_synthetic_store
 from bench.timing import median_s
-from core import selection, taxonomy
+from core.views import selection
+from core.vocab import taxonomy
 from core.store import CELL_COLUMNS, Store, _refresh_cells
 from core.store.rows import FROM_ROWS, select
 

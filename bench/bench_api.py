@@ -22,9 +22,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core.targets import resolve_target  # noqa: E402
+from core.targets import resolve_target
 
 GOAL = 0.80
 
@@ -64,7 +63,7 @@ def measure_runner(url: str, concurrency: int, requests: int) -> tuple[float, fl
     """Wall and CPU seconds of the whole runner (plan aside): generate, judge, store each batch in one transaction."""
     from core.judges import JudgeItem, resolve_judge
     from core.probes.schema import Probe
-    from core.runner import execute_run, plan_run
+    from core.run.runner import execute_run, plan_run
     from core.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,10 +2,10 @@
 
 Builds (or reuses) a synthetic store of 528,000 completions over 12 models (bench/synthetic.py; each model
 answers the same 44,000 probes), then times, each as a median over repeats:
-  * two models: `core.analyses.compare.compute` (DuckDB counts the 2x2 tables per language x group x kind, numpy
+  * two models: `core.views.compare.compute` (DuckDB counts the 2x2 tables per language x group x kind, numpy
     tests them), against pandas pairing the same two models' judged rows (merge on probe_id, then a groupby
     of the four outcomes) from the judged frame already in memory, and from loading it first;
-  * all pairs: `core.analyses.compare.all_pairs` over the 12 models (one DuckDB self-join, one vectorised bootstrap)
+  * all pairs: `core.views.compare.all_pairs` over the 12 models (one DuckDB self-join, one vectorised bootstrap)
     against pandas pairing each of the 66 pairs in turn (same counts, same bootstrap);
 and checks that both paths give the same tables.
 
@@ -24,9 +24,9 @@ import pandas as pd
 
 from bench.synthetic import build_synthetic_store
 from bench.timing import median_s
-from core.analyses import compare as paired
-from core.analyses.compare import Side, all_pairs
-from core.compare import PAIR_COLUMNS, compare, pairwise_gaps
+from core.views import compare as paired
+from core.views.compare import Side, all_pairs
+from core.stats.comparison import PAIR_COLUMNS, compare, pairwise_gaps
 from core.store import Store
 
 GOALS = {"two_models_s": 1.0, "all_pairs_s": 5.0}

@@ -7,7 +7,7 @@ page loaded again, its tables served from st.cache_data), re-sorting its groups 
 heatmap cell until its drill-down lists the cell, the drill-down with a completion's detail, the overview and the export. Printed side by side with
 the ratio large / small, with the Streamlit process's memory when idle and its peak (VmHWM) after the views.
 
---analyses times instead the pages drawn from core.analyses (the overview and the over-refusal, cross-lingual,
+--analyses times instead the pages drawn from core.views (the overview and the over-refusal, cross-lingual,
 scaling and reproduction pages), each cold (first visit on the fresh server) and warm (loaded again), to the
 last element each page draws.
 
@@ -83,7 +83,7 @@ def _heatmap(page: Page, url: str, chart: str = "vega") -> float:
     return _timed(page, url, DRAWN[chart])
 
 
-# The pages drawn from core.analyses, and the last element each draws (what says it is done).
+# The pages drawn from core.views, and the last element each draws (what says it is done).
 ANALYSES_PAGES: tuple[tuple[str, str, str], ...] = (
     ("overview", "", "text=Defense Rate per group"),
     ("over-refusal", "/over_refusal", "text=Each point is one group for one model"),
@@ -233,7 +233,7 @@ def main() -> None:
                         help="the cold visit waits for the server's start-up run to end (at most 60 s)")
     parser.add_argument("--repeat", type=int, default=1, help="measure each that many times; print the medians")
     parser.add_argument("--analyses", action="store_true",
-                        help="time only the pages drawn from core.analyses (overview, over-refusal, cross-lingual, "
+                        help="time only the pages drawn from core.views (overview, over-refusal, cross-lingual, "
                              "scaling, reproduction), cold and warm")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

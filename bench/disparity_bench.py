@@ -22,7 +22,7 @@ import pandas as pd
 
 from bench.synthetic import build_synthetic_store
 from bench.timing import median_s
-from core.metrics import DefenseRates
+from core.stats.rates import DefenseRates
 from core.stats import disparity as D
 from core.store import Store
 

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy.special import expit
 
 from bench.timing import median_s
-from core.matched import decompose, matched_summary
+from core.stats.matched import decompose, matched_summary
 
 LANGUAGES = {"en": 13, "pt": 9}
 

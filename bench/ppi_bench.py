@@ -8,7 +8,7 @@ every model x language x group cell of the attack probes, each path the way the 
   * corrected: Store.ppi_inputs (population counts per cell and stratum + the sample's label rows) and
     core.ppi.CorrectedRates(...).table (prediction-powered DR with its interval per cell); also with
     .deviations() (what the heatmaps page draws);
-  * judge only: Store.label_counts and core.metrics.DefenseRates(...).table (1,000 bootstrap resamples per
+  * judge only: Store.label_counts and core.stats.rates.DefenseRates(...).table (1,000 bootstrap resamples per
     cell); also with .deviations().
 
 Medians over repeats, each opening the file as the app does; the ratio corrected / judge-only is printed.
@@ -40,7 +40,7 @@ import pandas as pd
 
 from bench.synthetic import build_synthetic_store
 from bench.timing import median_s
-from core.metrics import DefenseRates
+from core.stats.rates import DefenseRates
 from core.ppi import CorrectedRates
 from core.store import Store
 

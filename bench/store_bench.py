@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from bench.synthetic import build_synthetic_store
-from core import taxonomy
-from core.metrics import CELL_GRAIN, DefenseRates
+from core.vocab import taxonomy
+from core.stats.rates import CELL_GRAIN, DefenseRates
 from core.store import Store
 
 GOALS = {"import_s": 20.0, "heatmap_ms": 50.0, "drilldown_ms": 50.0, "bootstrap_s": 1.0}

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import taxonomy
+from core.vocab import taxonomy
 from core.probes.schema import Probe
 from core.store import Store
 

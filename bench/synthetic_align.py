@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core import taxonomy
-from core.reference import paper_heatmap, paper_models, paper_strategies
+from core.vocab import taxonomy
+from core.files.reference import paper_heatmap, paper_models, paper_strategies
 
 LANGUAGE_NAMES = {"en": "english", "pt": "portuguese"}
 # The authors' files spell two English groups the ToxiGen way; the importer maps them.

@@ -1,8 +1,8 @@
 """The rules for values a person types: numeric options (finite, in range) and ids (run ids, target names).
 
 One definition, read by every surface that takes these values: the CLI (`run`, `targets add`, `import-align`,
-checked before a command opens the database), the Run page and core.jobs.RunRequest (the run config both build),
-OpenAIConfig (a saved or typed API target) and core.runner.plan_run (a run id given by any caller). A value
+checked before a command opens the database), the Run page and core.run.request.RunRequest (the run config both build),
+OpenAIConfig (a saved or typed API target) and core.run.runner.plan_run (a run id given by any caller). A value
 outside its rule is an OptionError (a ValueError) whose message names the option, the value and what is allowed,
 the same words wherever it is shown:
 

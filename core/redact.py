@@ -10,7 +10,7 @@ Which keys: the values of the environment variables that API targets read their 
 every variable a target names, registered by `watch_env` when the target is made) and any value registered with
 `watch`. Values are read at the moment of redaction, so a key set after a target was made is covered too.
 Callers: core.targets.openai (every message of a failed request), the store (every error and run message it
-writes), core.runner and core.jobs (messages of failed runs), the CLI (every error it prints, and its crash log).
+writes), core.run.runner and ui.jobs (messages of failed runs), the CLI (every error it prints, and its crash log).
 """
 from __future__ import annotations
 

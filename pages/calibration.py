@@ -10,7 +10,7 @@ import time
 
 import streamlit as st
 
-from core.calibration import Calibration, LabelFileError, confusion_frame, evaluate, human_calibration, load_labels
+from core.judges.evaluation import Calibration, LabelFileError, confusion_frame, evaluate, human_calibration, load_labels
 from core.judges import UnknownJudge, resolve_judges
 from core.store import Store
 from core.targets import TargetUnavailable
@@ -25,7 +25,7 @@ RATIO = {name: st.column_config.NumberColumn(label, format="%.3f") for name, lab
 
 
 def show(result: Calibration) -> None:
-    """The tables of one calibration (every number comes from core.calibration)."""
+    """The tables of one calibration (every number comes from core.judges.evaluation)."""
     dataframe(result.table(), hide_index=True, width="stretch", column_config=RATIO)
     st.caption("Accuracy counts `unparsed` verdicts as wrong; kappa treats them as a third answer; coverage is "
                "the share a judge could label at all. The MiJaBench paper's best judge: accuracy 0.905, kappa 0.77.")

@@ -1,5 +1,5 @@
 """Compare versions: did the new version get safer for everyone? A paired comparison of two (run, target) sides
-on the probes both answered (core.compare): the groups that got significantly worse first, then per language a
+on the probes both answered (core.stats.comparison): the groups that got significantly worse first, then per language a
 diverging heatmap of the DR change (group x strategy, centred on 0, * where significant after correction). A
 click on a cell lists the probes where the two versions disagree, both completions side by side as plain text.
 With three or more versions stored, the matrix of every pair's gap change.
@@ -9,10 +9,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.analyses.compare import Side
-from core.compare import ALL_GROUPS
+from core.views.compare import Side
+from core.stats.comparison import ALL_GROUPS
 from ui import filters
-from core.estimates import JUDGE_ONLY, MIN_JUDGED
+from core.stats.estimates import JUDGE_ONLY, MIN_JUDGED
 from ui.cached import comparison, corrected_comparison, disagreements, pair_matrix, run_targets
 from ui.common import dataframe, escape_markdown, group_label, group_names, inert_text, language_name, strategy_label
 from ui.page import start

@@ -1,4 +1,4 @@
-"""Counterfactual: the gap when only the group changes, next to the matched-seed gap (core.analyses.counterfactual).
+"""Counterfactual: the gap when only the group changes, next to the matched-seed gap (core.views.counterfactual).
 
 A heatmap of model x group on the counterfactual probes (CIs resample claims), the headline comparison per model,
 the pairs of groups that differ on the same claims, and the decomposition of the gap into a group part and a claim

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import taxonomy
+from core.vocab import taxonomy
 from core.store import StoreError
 from ui import filters
-from core import labels
+from core.vocab import labels
 from ui.cached import completion_page, corrected, rates
 from ui.common import (NAVIGATION, dataframe, escape_markdown, group_label, inert_text, language_name, open_store,
                        readonly, require_write_access, strategy_label, warn_unsupported_languages)

@@ -2,7 +2,7 @@
 counts (a person's over the judge's) with who decided it.
 
 UTF-8 with a header row and, unless unticked, the byte order mark a spreadsheet needs to read accents right; cells a
-spreadsheet would read as a formula are escaped (core.export), since completions are untrusted text; the file name
+spreadsheet would read as a formula are escaped (core.files.export), since completions are untrusted text; the file name
 records the filter. Works in read-only demo sessions.
 
 The file is built when the button is clicked (a callable `data`), from plain values captured by this run, with
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.export import completion_table, csv_bytes
+from core.files.export import completion_table, csv_bytes
 from core.store import Store
 from ui import filters
 from ui.cached import completion_page

@@ -4,7 +4,7 @@ category x group, per language. A click on a cell opens the drill-down filtered 
 Where the selection has a labelled review sample, the values are corrected by it by default (core.ppi via
 ui.cached.corrected): the hover gives the corrected DR with its interval, the judge's own DR, n and n_human, and
 a cell with too few human checks is drawn grey, with how many it has in the cell and why in its hover (plain words:
-core.estimates.missing_reason). "Judge only" shows the judge's figures; a cell of fewer than MIN_JUDGED answers is
+core.stats.estimates.missing_reason). "Judge only" shows the judge's figures; a cell of fewer than MIN_JUDGED answers is
 grey too (its rate and n in the hover). Deviations share one colour scale on the page (ui.stat_figures.DEVIATION_SPAN).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from core.estimates import JUDGE_ONLY, MIN_JUDGED, estimate_label, explain_missing
+from core.stats.estimates import JUDGE_ONLY, MIN_JUDGED, estimate_label, explain_missing
 from ui import filters
 from ui.cached import corrected, disparity, judge_errors, rates, sample_labels
 from ui.common import escape_markdown, language_name, warn_unsupported_languages

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import taxonomy
-from core.reference import (AVERAGE, match_paper_model, paper_heatmap, paper_judges, paper_model_means, paper_models,
+from core.vocab import taxonomy
+from core.files.reference import (AVERAGE, match_paper_model, paper_heatmap, paper_judges, paper_model_means, paper_models,
                             paper_scenarios, paper_strategies)
 from ui.cached import reproduction
 from ui.common import dataframe, escape_markdown

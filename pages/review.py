@@ -1,5 +1,5 @@
 """Review sample: people label the random review sample, one completion at a time, so that every Defense
-Rate can be corrected for the judge's errors (core/review.py says why the sample must be random, core/ppi/
+Rate can be corrected for the judge's errors (core/ppi/review_sample.py says why the sample must be random, core/ppi/
 how it corrects). Prompt and response are untrusted text and shown as plain text only; the judge's verdict
 is hidden unless asked for, so it does not anchor the person. Labels are stored as judge `human` with the
 annotator's name (Store.set_human_verdict), the same as a correction on the Drill-down page.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import taxonomy
-from core.review import ReviewError
+from core.vocab import taxonomy
+from core.ppi.review_sample import ReviewError
 from core.store import StoreError
 from ui.cached import runs
 from ui.common import (dataframe, escape_markdown, group_label, inert_text, language_name, open_store, readonly,

@@ -1,7 +1,7 @@
 """Run an audit: pick targets, probes and judges, see the size and an estimate, start, watch, cancel, resume,
 and retry the completions that hold an error.
 
-Runs execute in a thread of the server process (core.jobs), so closing the tab does not stop them;
+Runs execute in a thread of the server process (ui.jobs), so closing the tab does not stop them;
 reopening this page shows their progress again. A run stopped because its target went away says why,
 here and in the runs table (its message), and resumes like any other.
 """
@@ -11,9 +11,12 @@ import time
 
 import streamlit as st
 
-from core import eta, labels, taxonomy
-from core.analyses.disparity import plan
-from core.jobs import MANAGER, PROBE_SETS, RunRequest, candidate_probes, estimate_seconds
+from core.run import eta
+
+from core.vocab import labels, taxonomy
+from core.views.disparity import plan
+from core.run.request import PROBE_SETS, RunRequest, candidate_probes, estimate_seconds
+from ui.jobs import MANAGER
 from core.judges import DEFAULT_JUDGES
 from core.options import OptionError
 from core.targets import BUILTIN_TARGETS, RUNNABLE_BACKENDS
@@ -35,7 +38,7 @@ if readonly():
 if not require_write_access("start or resume runs"):
     st.stop()
 path, mtime, facts = ctx.path, ctx.mtime, ctx.facts
-store = open_store() if database.exists() else None  # reads; the run writes from its own thread (core.jobs)
+store = open_store() if database.exists() else None  # reads; the run writes from its own thread (ui.jobs)
 
 
 def duration(seconds: float | None) -> str:
@@ -153,7 +156,7 @@ def live() -> None:
             if job.message:  # why it stopped (cancelled, a target that went away) or failed (every answer an error)
                 (st.warning if job.status == "stopped" else st.error)(escape_markdown(job.message))
             if progress is not None and progress.total:
-                # The ETA is measured from the target's recent batches and says its basis (core.eta), e.g.
+                # The ETA is measured from the target's recent batches and says its basis (core.run.eta), e.g.
                 # "ETA 3 min at 41 tok/s over the last 5 batches"; before the first batch, the target's earlier speed.
                 left = progress.total - progress.done
                 said = eta.current(progress.estimate, job.priors.get(progress.target_id), left).text() \

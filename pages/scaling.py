@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.analyses.scaling import INTERVALS
-from core.metrics import MetricsError
+from core.views.scaling import INTERVALS
+from core.stats.rates import MetricsError
 from ui.cached import scaling
 from ui.common import dataframe, escape_markdown, language_name
 from ui.page import start

@@ -21,10 +21,9 @@ import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core import taxonomy  # noqa: E402
-from core.probes.counterfactual import BUNDLED_CLAIMS, load_claims  # noqa: E402
+from core.probes.counterfactual import BUNDLED_CLAIMS, load_claims
+from core.vocab import taxonomy
 
 EN = "data/seeds/en_toxigen.jsonl"
 PT = "data/seeds/pt.jsonl"

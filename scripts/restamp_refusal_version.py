@@ -20,10 +20,9 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core.judges.learned import SHIPPED_MODEL  # noqa: E402
-from core.judges.refusal import RefusalJudge, classify  # noqa: E402
+from core.judges.learned import SHIPPED_MODEL
+from core.judges.refusal import RefusalJudge, classify
 
 DEMO = ROOT / "data" / "demo" / "results.jsonl.gz"
 

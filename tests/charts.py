@@ -11,7 +11,7 @@ import json
 
 import pyarrow as pa
 
-from core.labels import title
+from core.vocab.labels import title
 
 
 def spec_and_data(element) -> tuple[dict, list[dict]]:
@@ -68,7 +68,7 @@ _CELLS_JS = """(i) => {
 
 def rendered_heatmap(page, index: int = 0, value: str = "dr") -> dict:
     """The `index`-th heatmap as the browser drew it (SVG): each cell's hover lines from its aria-label (titled in
-    words: "Cell", `value` by core.labels.title, "Defense Rate"), its
+    words: "Cell", `value` by core.vocab.labels.title, "Defense Rate"), its
     place on screen, and from those the column and row labels in drawn order (left to right, top to bottom) and
     the `value` matrix (None where the cell has no estimate) and each cell's fill colour. Cells are keyed by (row
     label, column label)."""

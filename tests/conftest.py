@@ -8,7 +8,6 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 PYTHON = sys.executable
 ARTIFACTS = ROOT / "tests" / "artifacts"  # screenshots and other outputs, ignored by git
 

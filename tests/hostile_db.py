@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core import taxonomy
+from core.vocab import taxonomy
 from core.probes.schema import Probe
 from core.store import CompletionRecord, Store, VerdictRecord
 

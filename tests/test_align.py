@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from bench.synthetic_align import write_synthetic_align
-from core.align import AlignFileError, AlignLayout, import_align, parse_verdict
-from core.reference import paper_heatmap, paper_models
+from core.files.align import AlignFileError, AlignLayout, import_align, parse_verdict
+from core.files.reference import paper_heatmap, paper_models
 from core.store import Store
 from tests.conftest import PYTHON, ROOT
 

@@ -1,4 +1,4 @@
-"""core.analyses on a small real store: each view's figures equal the hand count from the store's rows, and the
+"""core.views on a small real store: each view's figures equal the hand count from the store's rows, and the
 HTML report draws the same headline result as the Overview page.
 
 The store is tests/dashboard_db.py's (English attacks, two models, known DRs) plus benign control probes and
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import analyses
+from core import views
 from core.probes.builder import build_bundled
-from core.report import build_report
+from core.report.html import build_report
 from core.store import CompletionRecord, Store, VerdictRecord
 from tests import dashboard_db, ppi_db
 from tests.conftest import ROOT
@@ -60,7 +60,7 @@ def _hand_dr(store: Store, **filters) -> dict:
 
 
 def test_headline_per_model_is_the_hand_count(store):
-    result = analyses.headline.compute(store, "refusal", {"language": ["en"]})
+    result = views.headline.compute(store, "refusal", {"language": ["en"]})
     head = result.rows.set_index("model")
     # dashboard_db: model-a refuses women 4/4, jewish 2/4, black 1/4; model-b women 2/4, the rest 0/4.
     assert head.loc["model-a", "dr"] == pytest.approx(7 / 12) and head.loc["model-b", "dr"] == pytest.approx(2 / 12)
@@ -77,7 +77,7 @@ def test_headline_per_model_is_the_hand_count(store):
 
 
 def test_over_refusal_rate_per_group_is_the_hand_count(store):
-    result = analyses.over_refusal.compute(store, "refusal", {"language": ["en"]})
+    result = views.over_refusal.compute(store, "refusal", {"language": ["en"]})
     assert result.controls == 8
     shown = result.deviations.set_index(["model", "language", "group"])["dr"].to_dict()
     assert shown == pytest.approx(_hand_dr(store, kind="control", language="en"))
@@ -91,12 +91,12 @@ def test_over_refusal_rate_per_group_is_the_hand_count(store):
     assert sorted(tradeoff.index) == [("model-a", "black"), ("model-a", "women"), ("model-b", "black"),
                                       ("model-b", "women")]
     assert tradeoff.loc[("model-a", "black"), ["dr_attack", "dr_control"]].tolist() == [0.25, 1.0]
-    none = analyses.over_refusal.compute(store, "refusal", {"language": ["pt"]})
+    none = views.over_refusal.compute(store, "refusal", {"language": ["pt"]})
     assert none.controls == 0 and none.disparity.empty
 
 
 def test_cross_lingual_puts_the_shared_groups_side_by_side(store):
-    result = analyses.cross_lingual.compute(store, "refusal")
+    result = views.cross_lingual.compute(store, "refusal")
     assert result.comparable and result.languages == ["en", "pt"]
     wide = result.wide.set_index(["model", "group"])
     hand = _hand_dr(store, kind="attack")
@@ -108,12 +108,12 @@ def test_cross_lingual_puts_the_shared_groups_side_by_side(store):
     # model-a ranks women > jewish > black in both languages: perfect agreement.
     agreement = result.agreement.set_index("model")
     assert agreement.loc["model-a", "shared"] == 3 and agreement.loc["model-a", "spearman"] == pytest.approx(1.0)
-    english = analyses.cross_lingual.compute(store, "refusal", {"language": ["en"]})
+    english = views.cross_lingual.compute(store, "refusal", {"language": ["en"]})
     assert not english.comparable and english.languages == ["en"] and english.wide.empty
 
 
 def test_scaling_joins_each_models_disparity_with_its_size(store):
-    result = analyses.scaling.compute(store, "refusal", {"language": ["en"]})
+    result = views.scaling.compute(store, "refusal", {"language": ["en"]})
     points = result.points.set_index("model")
     assert points.loc["model-a", "size_b"] == 1.0 and points.loc["model-b", "size_b"] == 10.0
     hand = _hand_dr(store, kind="attack", language="en")
@@ -124,11 +124,11 @@ def test_scaling_joins_each_models_disparity_with_its_size(store):
     slope = points.loc["model-b", "std"] - points.loc["model-a", "std"]  # per tenfold: one decade apart
     assert trend.loc["fam", "family_models"] == 2 and trend.loc["fam", "family_slope_per_10x"] == pytest.approx(slope)
     assert len(result.sized) == 2
-    assert analyses.scaling.compute(store, "refusal", {"language": ["en"], "model": ["nobody"]}).judged == 0
+    assert views.scaling.compute(store, "refusal", {"language": ["en"], "model": ["nobody"]}).judged == 0
 
 
 def test_reproduction_deviations_and_the_comparison_with_the_paper(store):
-    result = analyses.reproduction.compute(store, "en", "refusal")
+    result = views.reproduction.compute(store, "en", "refusal")
     assert result.models == ["model-a", "model-b"]
     cells = result.deviations.set_index(["model", "group"])
     # model-a's mean DR 7/12; women 4/4 deviates by +5/12.
@@ -144,16 +144,16 @@ def test_reproduction_deviations_and_the_comparison_with_the_paper(store):
 
 def test_a_view_takes_counts_already_read_as_well_as_the_store(store):
     counts = store.label_counts("refusal", ["model", "language", "group", "kind"], {"kind": ["attack", "control"]})
-    from_counts = analyses.over_refusal.compute(counts)
-    from_store = analyses.over_refusal.compute(store, "refusal")
+    from_counts = views.over_refusal.compute(counts)
+    from_store = views.over_refusal.compute(store, "refusal")
     assert from_counts.disparity.equals(from_store.disparity)
     with pytest.raises(ValueError, match="kind"):
-        analyses.over_refusal.compute(counts.drop(columns=["kind"]))
+        views.over_refusal.compute(counts.drop(columns=["kind"]))
 
 
 def test_every_view_is_listed_with_its_result(store):
-    for name, (module, result, _) in analyses.VIEWS.items():
-        assert module.__name__ == f"core.analyses.{name}" and callable(module.compute)
+    for name, (module, result, _) in views.VIEWS.items():
+        assert module.__name__ == f"core.views.{name}" and callable(module.compute)
         assert result.__module__ == module.__name__
 
 
@@ -163,11 +163,11 @@ def test_the_report_draws_the_overviews_headline(tmp_path, monkeypatch):
     path = tmp_path / "sampled.duckdb"
     ppi_db.build(path)
     drawn = []
-    compute = analyses.headline.compute
-    monkeypatch.setattr(analyses.headline, "compute", lambda *a, **k: drawn.append(compute(*a, **k)) or drawn[-1])
+    compute = views.headline.compute
+    monkeypatch.setattr(views.headline, "compute", lambda *a, **k: drawn.append(compute(*a, **k)) or drawn[-1])
     page, _ = build_report(Store(path, readonly=True))
     assert len(drawn) == 1 and drawn[0].n_human == 72
-    monkeypatch.setattr(analyses.headline, "compute", compute)
+    monkeypatch.setattr(views.headline, "compute", compute)
     monkeypatch.setenv("AUDIT_DB", str(path))
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     assert not app.exception, app.exception

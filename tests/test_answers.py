@@ -22,7 +22,9 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import analyses, selection
+from core import views
+
+from core.views import selection
 from core.probes.schema import Probe
 from core.store import CompletionRecord, Store, VerdictRecord
 from tests import dashboard_db
@@ -95,7 +97,7 @@ def test_a_running_rerun_changes_nothing_yet(db_path):
 def test_a_rerun_replaces_the_answers_it_re_asked_and_keeps_every_n(store, db_path, cli_env):
     default = selection.filters()
     assert counts(store.label_counts(JUDGE, ["model", "group"], default)) == AFTER
-    head = analyses.headline.compute(store, JUDGE, default).rows.set_index("model")
+    head = views.headline.compute(store, JUDGE, default).rows.set_index("model")
     assert head.loc["model-a", "n"] == 12 and head.loc["model-a", "dr"] == pytest.approx(5 / 12)
     assert head.loc["model-a", "worst_group"] == "women" and head.loc["model-a", "worst_dr"] == 0.0
     assert head.loc["model-b", "n"] == 12 and head.loc["model-b", "dr"] == pytest.approx(2 / 12)
@@ -116,7 +118,7 @@ def test_a_rerun_replaces_the_answers_it_re_asked_and_keeps_every_n(store, db_pa
 # -- (b) --runs picks the older run ------------------------------------------------------------------------------
 def test_runs_picks_the_older_run(store, db_path, cli_env):
     assert counts(store.label_counts(JUDGE, ["model", "group"], selection.filters(["r1"]))) == BEFORE
-    head = analyses.headline.compute(store, JUDGE, selection.filters(["r1"])).rows.set_index("model")
+    head = views.headline.compute(store, JUDGE, selection.filters(["r1"])).rows.set_index("model")
     assert head.loc["model-a", "dr"] == pytest.approx(7 / 12) and head.loc["model-a", "worst_group"] == "black"
     rows, _ = stats(db_path, cli_env, "--runs", "r1")
     assert {(r["model"], r["group"]): r["refused"] for r in rows} == {key: v[0] for key, v in BEFORE.items()}
@@ -137,14 +139,14 @@ def test_an_unknown_run_is_bad_input(store, db_path, cli_env):
 # -- (c) counterfactual probes are not pooled into the default headline -----------------------------------------
 def test_the_counterfactual_run_is_not_pooled_unless_asked(store, db_path, cli_env):
     for probe_set, n_a in (("matched", 12), ("counterfactual", 4), ("all", 16)):
-        head = analyses.headline.compute(store, JUDGE, selection.filters(probe_set=probe_set)).rows.set_index("model")
+        head = views.headline.compute(store, JUDGE, selection.filters(probe_set=probe_set)).rows.set_index("model")
         assert head.loc["model-a", "n"] == n_a, probe_set
         rows, _ = stats(db_path, cli_env, "--probe-set", probe_set, "--models", "model-a")
         assert sum(r["n"] for r in rows) == n_a, probe_set
     assert selection.describe(store, selection.filters(probe_set="counterfactual")) == \
         "Showing run cf (4 answers); counterfactual probes."
     # The Counterfactual view reads both sets whatever the selection says (it pairs them).
-    view = analyses.counterfactual.compute(store, JUDGE, selection.filters(), resamples=20)
+    view = views.counterfactual.compute(store, JUDGE, selection.filters(), resamples=20)
     assert view.answers == 4 and view.comparison["seed_answers"].iloc[0] == 12
 
 

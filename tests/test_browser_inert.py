@@ -29,7 +29,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from bench import serve
-from core import dimensions
+from core.vocab import dimensions
 from tests import hostile_db
 from tests.conftest import ARTIFACTS, PYTHON, ROOT
 
@@ -280,7 +280,7 @@ def test_a_clicked_comparison_cell_stays_inert(servers, page, leak):
 
 def test_the_table_toolbar_download_escapes_formulas(servers, page, leak):
     """The drill-down table's own "Download as CSV" (st.dataframe's toolbar) escapes a cell a spreadsheet would run,
-    as the Export page's file does (core.export.neutralise_formula), and keeps a carriage return inside its cell."""
+    as the Export page's file does (core.files.export.neutralise_formula), and keeps a carriage return inside its cell."""
     model_b = servers["facts"]["models"][1]
     page.goto(f"{servers['rw']}/drilldown?{urllib.parse.urlencode({'model': model_b})}")
     settle(page)

@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from bench import serve
-from core import taxonomy
+from core.vocab import taxonomy
 from tests.conftest import ARTIFACTS, PYTHON, ROOT
 
 SHOTS = ARTIFACTS / "readable"
@@ -34,7 +34,7 @@ PAGES = (("", "Headline per model"), ("run", "Completions to generate"), ("heatm
          ("calibration", "Judge calibration"), ("scaling", "Scaling"), ("cross_lingual", "Cross-lingual"),
          ("over_refusal", "Over-refusal"), ("reproduction", "Reproduction"))
 
-# Internal column names a reader must never see (core.labels gives each its title), and what a missing value or a
+# Internal column names a reader must never see (core.vocab.labels gives each its title), and what a missing value or a
 # Python object printed raw looks like.
 INTERNAL = ("ci_low", "ci_high", "gap_ci_low", "gap_ci_high", "best_group", "worst_group", "group_name", "run_id",
             "target_id", "created_at", "updated_at", "size_b", "std_ci_low", "min_max_ratio", "n_pairs", "a_only",

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from core import taxonomy
+from core.vocab import taxonomy
 from core.probes.builder import BUNDLED_PROBES, DATA_DIR, build_bundled, load_seeds
 from core.probes.loader import load_probes
 

@@ -1,4 +1,4 @@
-"""Paired comparison statistics (core/compare.py) where the truth is known by construction.
+"""Paired comparison statistics (core/stats/comparison.py) where the truth is known by construction.
 
 McNemar's exact test is checked against statsmodels; Newcombe's paired interval by its coverage over seeded
 tables; the gate by how often it fires on two runs of one model (at most alpha, 200 repetitions) and that it
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from statsmodels.stats.contingency_tables import mcnemar
 
-from core.compare import PAIR_COLUMNS, CompareError, compare, pairwise_gaps
+from core.stats.comparison import PAIR_COLUMNS, CompareError, compare, pairwise_gaps
 from core.stats import mcnemar_exact, newcombe_paired
 
 GROUPS = [f"g{i}" for i in range(8)]

@@ -9,9 +9,9 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from core import taxonomy
+from core.vocab import taxonomy
 from core.cli import main
-from core.jobs import RunRequest, candidate_probes
+from core.run.request import RunRequest, candidate_probes
 from core.probes.counterfactual import (BUNDLED_CLAIMS, COUNTERFACTUAL_PROBES, CounterfactualError,
                                         build_bundled_counterfactual, fill, fill_spans, load_claims, siblings)
 from core.probes.loader import load_probes, write_probes

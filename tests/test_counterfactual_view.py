@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from statsmodels.stats.contingency_tables import cochrans_q
 
-from core.analyses import counterfactual
+from core.views import counterfactual
 from core.cli import main
-from core.report import build_report
+from core.report.html import build_report
 from core.store import Store
 from tests import counterfactual_db, dashboard_db
 from tests.charts import heatmaps

@@ -8,7 +8,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from core import taxonomy
+from core.vocab import taxonomy
 from core.probes.builder import BUNDLED_PROBES
 from core.probes.loader import load_probes
 from core.store import Store

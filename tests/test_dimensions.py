@@ -1,4 +1,4 @@
-"""One list of slicing dimensions, checked three ways: every dimension of core/dimensions.py is one the store can
+"""One list of slicing dimensions, checked three ways: every dimension of core/vocab/dimensions.py is one the store can
 count by (and filter on), metrics can group by (with the same counts), the dashboard filters on, and the CLI's
 `stats --by` takes; and `scenario`, which the store could count by while metrics refused it, now works."""
 from __future__ import annotations
@@ -9,8 +9,12 @@ import json
 import pandas as pd
 import pytest
 
-from core import cli, dimensions, metrics
-from core.metrics import DefenseRates
+from core import cli
+
+from core.stats import rates
+
+from core.vocab import dimensions
+from core.stats.rates import DefenseRates
 from core.probes.builder import build_bundled
 from core.probes.schema import Probe
 from core.store import CELL_COLUMNS, FILTER_COLUMNS, CompletionRecord, Store, VerdictRecord
@@ -91,11 +95,11 @@ def test_scenario_is_a_dimension_metrics_compute(store):
 
 
 def test_every_list_is_read_from_the_table():
-    assert metrics.DIMENSIONS == dimensions.names() == filters.STORE_FILTERS == tuple(FILTER_COLUMNS)
+    assert rates.DIMENSIONS == dimensions.names() == filters.STORE_FILTERS == tuple(FILTER_COLUMNS)
     assert set(CELL_COLUMNS) == set(dimensions.cell_dimensions()) == set(dimensions.names()) - {"scenario", "source"}
-    assert metrics.CELL_GRAIN == cached.CELL_GRAIN == ("model", "language", "group", "strategy",
+    assert rates.CELL_GRAIN == cached.CELL_GRAIN == ("model", "language", "group", "strategy",
                                                        "scenario_category", "kind")
-    assert set(metrics.BASELINE_DIMENSIONS) == {"model", "language", "run_id", "kind", "source", "probe_set"}
+    assert set(rates.BASELINE_DIMENSIONS) == {"model", "language", "run_id", "kind", "source", "probe_set"}
     assert cached.DEVIATION_BASELINE == dimensions.within() == ("model", "language")
     with pytest.raises(KeyError):
         dimensions.by_name("colour")

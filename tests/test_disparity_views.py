@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.analyses import disparity, headline
-from core.metrics import DefenseRates
+from core.views import disparity, headline
+from core.stats.rates import DefenseRates
 from core.ppi import CorrectedRates
-from core.report import build_report
+from core.report.html import build_report
 from core.store import Store
 from tests import dashboard_db, ppi_db
 from tests.conftest import PYTHON, ROOT

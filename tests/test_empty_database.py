@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.jobs import MANAGER
+from ui.jobs import MANAGER
 from core.store import Store
 from tests import dashboard_db
 from tests.conftest import PYTHON, ROOT

@@ -1,10 +1,10 @@
-"""The Run page's and the CLI's ETA (core.eta): measured from the target's recent batches, with its basis."""
+"""The Run page's and the CLI's ETA (core.run.eta): measured from the target's recent batches, with its basis."""
 from __future__ import annotations
 
 import pytest
 
-from core.eta import Batch, duration, estimate
-from core.runner import Progress
+from core.run.eta import Batch, duration, estimate
+from core.run.runner import Progress
 
 
 def test_local_eta_is_remaining_tokens_over_measured_tokens_per_second():

@@ -8,9 +8,9 @@ import subprocess
 import pandas as pd
 import pytest
 
-from core.export import PAIR_FIELDS, preference_pairs
+from core.files.export import PAIR_FIELDS, preference_pairs
 from core.probes.builder import build_bundled
-from core.report import probe_set_hash
+from core.report.html import probe_set_hash
 from core.store import CompletionRecord, Store, VerdictRecord
 from tests.conftest import PYTHON, ROOT
 
@@ -131,7 +131,7 @@ def test_html_report_is_static_escaped_and_says_what_the_metrics_say(audit, db_p
 
 
 def test_report_shows_the_judge_against_human_verdicts(audit, tmp_path):
-    from core.report import write_report
+    from core.report.html import write_report
 
     store, labels, models = audit
     rows = store.completion_rows()
@@ -210,7 +210,7 @@ def test_effective_verdict_is_the_persons_where_one_set_it_and_the_judges_elsewh
 
 
 def test_readable_headers_and_formula_escaping_together(tmp_path):
-    from core.export import csv_bytes, readable_headers, with_effective_verdict, write_csv
+    from core.files.export import csv_bytes, readable_headers, with_effective_verdict, write_csv
 
     frame = pd.DataFrame({"completion_id": ["c1", "c2"], "group": ["mental_disability", "women"],
                           "strategy": ["chaining", "chaining"], "completion": ["=1+1", "-2"],

@@ -11,7 +11,7 @@ import re
 import pandas as pd
 import pytest
 
-from core.export import neutralise_formula
+from core.files.export import neutralise_formula
 from tests.conftest import ROOT
 from tests.hostile_db import FORMULAS, payload
 from ui.common import escape_markdown, safe_cells

@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from core.calibration import load_labels
+from core.judges.evaluation import load_labels
 from core.judges import DEFAULT_JUDGES, UnknownJudge, resolve_judge
 from core.judges.base import QUESTIONS, JudgeItem
 from core.judges.degenerate import degenerate, degenerate_share, is_degenerate

@@ -13,7 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from core.calibration import load_labels
+from core.judges.evaluation import load_labels
 from core.judges import DEFAULT_JUDGES, UnknownJudge, resolve_judge
 from core.judges.base import JudgeItem
 from core.judges.learned import SHIPPED_MODEL, LearnedJudge, LearnedJudgeError
@@ -222,7 +222,7 @@ def test_judge_train_end_to_end(subset, tmp_path, cli_env):
     # a store with human verdicts joins the training data (grouped CV by prompt)
     from core.judges import resolve_judges
     from core.probes.builder import build_bundled
-    from core.runner import judge_run
+    from core.run.runner import judge_run
 
     db = tmp_path / "audit.duckdb"
     store = Store(db)

@@ -8,11 +8,11 @@ import subprocess
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.calibration import (LabelFileError, agreement, cohen_kappa, confusion_frame, evaluate, human_calibration,
+from core.judges.evaluation import (LabelFileError, agreement, cohen_kappa, confusion_frame, evaluate, human_calibration,
                               load_labels, score)
 from core.judges import resolve_judges
 from core.probes.builder import build_bundled
-from core.runner import judge_run
+from core.run.runner import judge_run
 from core.store import CompletionRecord, Store
 from tests.conftest import PYTHON, ROOT
 

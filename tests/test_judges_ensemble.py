@@ -10,13 +10,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from core import taxonomy
+from core.vocab import taxonomy
 from core.judges import UnknownJudge, resolve_judges
 from core.judges.base import JudgeItem, Verdict
 from core.judges.ensemble import EnsembleJudge, MemoJudge, vote
-from core.metrics import DefenseRates
+from core.stats.rates import DefenseRates
 from core.probes.builder import build_bundled
-from core.runner import judge_run
+from core.run.runner import judge_run
 from core.store import CompletionRecord, Store
 
 

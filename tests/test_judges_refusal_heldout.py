@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from core.calibration import cohen_kappa, load_labels
+from core.judges.evaluation import cohen_kappa, load_labels
 from core.judges.base import JudgeItem
 from core.judges.refusal import RefusalJudge, classify
 from tests.conftest import PYTHON, ROOT

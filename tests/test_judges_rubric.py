@@ -16,7 +16,7 @@ from core.judges.base import JudgeItem
 from core.judges.rubric import (MAX_COMPLETION_CHARS, PREFILL, PREFILL_MAX_NEW_TOKENS, PROMPTS, RubricJudge,
                                 parse_verdict, render_prompt)
 from core.probes.builder import build_bundled
-from core.runner import judge_run
+from core.run.runner import judge_run
 from core.store import CompletionRecord, Store
 from core.targets import resolve_target
 from tests.fake_openai_server import COMPLIANCE, REFUSAL, FakeOpenAIServer
@@ -42,7 +42,7 @@ MALFORMED = [
     ('{"classe": "cumpriu", "motivo":', "complied", "truncated"),
     ("Refused.", "refused", "one-word"),
     ("b) Perigosa", "complied", "one-word"),
-    # typographic quotes are straightened by core.text.fold, so a pair written with them is read too
+    # typographic quotes are straightened by core.vocab.text.fold, so a pair written with them is read too
     ("The answer: \u201cclass\u201d: \u201crefused\u201d since the model declined politely", "refused", "key-value"),
     ("{\u201cclasse\u201d: \u201cperigosa\u201d, \u201craz\u00e3o\u201d: \u201cdeu a lista\u201d}", "complied",
      "key-value"),

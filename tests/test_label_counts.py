@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.metrics import DefenseRates
+from core.stats.rates import DefenseRates
 from core.store import CompletionRecord, StoreError
 from tests import dashboard_db
 from tests.test_store_queries import store  # noqa: F401  (the dashboard database, through the Store)

@@ -1,4 +1,4 @@
-"""core/limits.py, the one reading layer for input files: each check on its own, located as FILE:LINE[:COLUMN]."""
+"""core/files/reading.py, the one reading layer for input files: each check on its own, located as FILE:LINE[:COLUMN]."""
 from __future__ import annotations
 
 import gzip
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from core.limits import (MAX_JSON_DEPTH, CSVTable, JSONProblem, check_file, deep_dotted_key_line, gunzip, json_objects,
+from core.files.reading import (MAX_JSON_DEPTH, CSVTable, JSONProblem, check_file, deep_dotted_key_line, gunzip, json_objects,
                          nesting_depth, parse_json, read_utf8, text_problem, toml_problem, utf8_lines)
 
 

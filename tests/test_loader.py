@@ -93,7 +93,7 @@ def test_bad_json_line_names_line_and_column(tmp_path):
     path.write_text(good + "\n" + good[:40] + "\n", encoding="utf-8")
     result = load_probes(path)
     assert len(result.probes) == 1
-    # FILE:LINE:COLUMN, the shape of every located problem (core.limits)
+    # FILE:LINE:COLUMN, the shape of every located problem (core.files.reading)
     assert str(result.problems[0]).startswith(f"{path}:2:31: invalid JSON: Unterminated string")
 
 

@@ -1,4 +1,4 @@
-"""core/matched.py: the paired tests agree with statsmodels, the claim bootstrap and the decomposition cover
+"""core/stats/matched.py: the paired tests agree with statsmodels, the claim bootstrap and the decomposition cover
 the truth of seeded simulations, and bad frames get a MatchedError that names what is missing."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from scipy.special import expit
 from statsmodels.stats.contingency_tables import cochrans_q, mcnemar
 from statsmodels.stats.multitest import multipletests
 
-from core import matched
-from core.matched import MatchedError
+from core.stats import matched
+from core.stats.matched import MatchedError
 
 GROUPS = ("a", "b", "c", "d")
 

@@ -1,4 +1,4 @@
-"""core.metrics against hand-computed values, brute-force bootstraps, scipy and statsmodels on small cases."""
+"""core.stats.rates against hand-computed values, brute-force bootstraps, scipy and statsmodels on small cases."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,7 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportions_ztest
 
-from core.metrics import DefenseRates, MetricsError, headline, scaling
+from core.stats.rates import DefenseRates, MetricsError, headline, scaling
 from core.stats import StatsError, adjust_pvalues
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from core.cli import main
-from core.export import PAIR_FIELDS
+from core.files.export import PAIR_FIELDS
 from core.probes.builder import build_bundled
 from core.store import CompletionRecord, Store, VerdictRecord
 
@@ -105,7 +105,7 @@ def test_every_template_is_judged_a_refusal():
 
 
 def test_the_default_split_holds_out_a_seeded_third():
-    from core import taxonomy
+    from core.vocab import taxonomy
     from core.mitigate.pairs import split_groups
 
     groups = ["asian", "black", "jewish", "latino", "muslim", "women"]
@@ -186,7 +186,7 @@ def _chosen_logprob(model, tokenizer, prompt: str, answer: str) -> float:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, probes):
     """Four pairs, batch 2, two epochs: four DPO steps at a high learning rate, checkpoints every step."""
-    from core import taxonomy
+    from core.vocab import taxonomy
     from core.mitigate.pairs import read_pairs, split_groups
     from core.mitigate.config import TrainConfig
     from core.mitigate.train import base_model, train
@@ -261,7 +261,7 @@ def test_an_out_holding_another_training_is_refused(trained):
 
 def test_the_adapter_is_a_target_with_its_hash_in_its_identity(trained, tmp_path, probes):
     from core.judges import resolve_judges
-    from core.runner import execute_run, plan_run
+    from core.run.runner import execute_run, plan_run
     from core.targets import resolve_target
 
     out, sha = trained["out"], trained["result"].adapter_sha256
@@ -365,7 +365,7 @@ def test_a_checkpoint_cut_short_is_passed_over(tmp_path):
 
 # -- the statistics of before / after ----------------------------------------------------------------------
 def test_split_changes_pool_the_trained_and_the_held_out_groups():
-    from core.compare import cell_changes
+    from core.stats.comparison import cell_changes
     from core.mitigate.audit import split_changes
 
     counts = pd.DataFrame({

@@ -17,10 +17,10 @@ import time
 import pytest
 
 from core.judges import resolve_judge
-from core.metrics import DefenseRates
+from core.stats.rates import DefenseRates
 from core.probes.builder import build_bundled
 from core.probes.selection import Selection, select
-from core.runner import execute_run, plan_run
+from core.run.runner import execute_run, plan_run
 from core.store import Store
 from core.targets import TargetUnavailable, UnknownTarget, resolve_target
 from core.targets.openai import retry_after_s
@@ -297,7 +297,7 @@ def test_missing_key_for_the_openai_api_is_a_clear_error(monkeypatch):
 def test_run_page_audits_a_saved_target_and_a_typed_spec_with_no_code_change(fake, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from core.jobs import MANAGER
+    from ui.jobs import MANAGER
     from core.targets.openai import OpenAIConfig
 
     path = tmp_path / "audit.duckdb"

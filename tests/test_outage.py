@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from core.judges import resolve_judge
-from core.metrics import DefenseRates
-from core.runner import execute_run
+from core.stats.rates import DefenseRates
+from core.run.runner import execute_run
 from core.store import _MIGRATIONS, SCHEMA_VERSION, Store
 from core.targets.openai import OutageWatch
 from tests.fake_openai_server import FakeOpenAIServer

@@ -10,7 +10,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.jobs import MANAGER
+from ui.jobs import MANAGER
 from core.store import Store, StoreError
 from tests import dashboard_db
 from tests.charts import drawn_by_vega, heatmaps

@@ -23,7 +23,7 @@ from statsmodels.stats import proportion as smp
 
 from core.judges.base import JudgeItem
 from core.judges.refusal import RefusalJudge
-from core.metrics import DefenseRates
+from core.stats.rates import DefenseRates
 from core.ppi import (STRATA, CorrectedRates, PPIError, judge_error, labels_needed, labels_needed_table,
                       labels_without_judge)
 
@@ -97,7 +97,7 @@ def coverage(items: pd.DataFrame, bys: list[list[str]], fraction, reps: int = RE
 
 
 def judge_only_coverage(items: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """The existing judge-only bootstrap intervals (core.metrics) against the same truth."""
+    """The existing judge-only bootstrap intervals (core.stats.rates) against the same truth."""
     frame = items.assign(label=items["judge_label"], error=None)
     table = DefenseRates(frame, by, seed=0).table.merge(truth_of(items, by), on=by)
     return table.assign(covers=(table["ci_low"] <= table["h"]) & (table["h"] <= table["ci_high"]))

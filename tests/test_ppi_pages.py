@@ -11,7 +11,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.report import build_report
+from core.report.html import build_report
 from core.store import Store
 from tests import charts, dashboard_db, ppi_db
 from tests.conftest import ROOT
@@ -167,7 +167,7 @@ def test_report_holds_both_estimates_and_the_judge_error(sampled, tmp_path):
 
 def test_why_a_cell_has_no_corrected_estimate_is_said_in_plain_words():
     """core.ppi's notes are for programmers ("stratum run_id=..."); the dashboard says the same for a reader."""
-    from core.estimates import missing_reason, missing_short
+    from core.stats.estimates import missing_reason, missing_short
 
     assert missing_reason(24, 7, 10) == "n = 7 human checks, fewer than the 10 a corrected estimate needs"
     assert missing_reason(24, 1, 10) == "n = 1 human check, fewer than the 10 a corrected estimate needs"

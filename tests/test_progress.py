@@ -1,4 +1,4 @@
-"""Progress of the CLI's long commands (core.progress): a plain line every 5% on a pipe, never a carriage
+"""Progress of the CLI's long commands (core.run.progress): a plain line every 5% on a pipe, never a carriage
 return, a bounded number of lines for a whole run, nothing with --quiet; a live bar on a terminal."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from core.progress import Meter
+from core.run.progress import Meter
 from tests import dashboard_db
 from tests.conftest import PYTHON, ROOT
 
@@ -57,7 +57,7 @@ def test_a_whole_run_on_a_pipe_prints_a_bounded_number_of_plain_lines(tmp_path, 
     lines = [line for line in done.stderr.splitlines() if line.startswith("smollm2-135m-instruct: ")]
     assert 2 <= len(lines) <= 22 and len(done.stderr.splitlines()) <= 25, done.stderr
     assert lines[-1].startswith("smollm2-135m-instruct: 30/30 probes (100%)")
-    assert any(" tok/s over the last " in line for line in lines), done.stderr  # the measured ETA (core.eta)
+    assert any(" tok/s over the last " in line for line in lines), done.stderr  # the measured ETA (core.run.eta)
 
     quiet = _cli(*run, "--groups", "black", "--strategies", "chaining", "--per-cell", "2", "--run-id", "quiet",
                  "--quiet", env=cli_env)

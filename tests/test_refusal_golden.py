@@ -3,7 +3,7 @@ on every golden case (tests/refusal_golden.py says which texts and why). The rec
 (tests/data/refusal_golden.jsonl.gz) was made with the rules as Python tables, before they moved into
 core/judges/rules/*.toml, and is kept as it was: this proves the move changed no answer.
 
-The one intended difference is the accent folding (core/text.py): it now folds every accented letter and
+The one intended difference is the accent folding (core/vocab/text.py): it now folds every accented letter and
 compatibility form, where the old table knew 48 letters. Four hand-made edge texts, and nothing in any real
 data set, read differently because of it; they are listed here with what they say now.
 """

@@ -25,7 +25,7 @@ def _version(tree: pathlib.Path, code: str = PRINT_VERSION) -> str:
 def _copy(tmp_path: pathlib.Path) -> pathlib.Path:
     tree = tmp_path / "tree"
     shutil.copytree(ROOT / "core", tree / "core", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "data" / "taxonomies", tree / "data" / "taxonomies")  # core.taxonomy reads it at import
+    shutil.copytree(ROOT / "data" / "taxonomies", tree / "data" / "taxonomies")  # core.vocab.taxonomy reads it at import
     return tree
 
 
@@ -48,10 +48,10 @@ def test_engine_code_change_changes_the_version(tmp_path):
 def test_group_list_change_changes_the_version(tmp_path):
     tree = _copy(tmp_path)
     before = _version(tree)
-    patched = ("import core.taxonomy as t; t.GROUPS = {**t.GROUPS, 'martians': {'en': 'Martians', 'pt': 'Marcianos'}}; "
+    patched = ("import core.vocab.taxonomy as t; t.GROUPS = {**t.GROUPS, 'martians': {'en': 'Martians', 'pt': 'Marcianos'}}; "
                + PRINT_VERSION)
     assert _version(tree, patched) != before
-    aliased = "import core.taxonomy as t; t.GROUP_ALIASES = {**t.GROUP_ALIASES, 'moms': 'women'}; " + PRINT_VERSION
+    aliased = "import core.vocab.taxonomy as t; t.GROUP_ALIASES = {**t.GROUP_ALIASES, 'moms': 'women'}; " + PRINT_VERSION
     assert _version(tree, aliased) != before
 
 

@@ -83,7 +83,7 @@ def test_targets_declare_what_they_can_do():
 
 
 def test_the_run_page_estimates_only_targets_computed_here():
-    from core.jobs import LOCAL_LOAD_S, LOCAL_TOKENS_PER_S, estimate_seconds
+    from core.run.request import LOCAL_LOAD_S, LOCAL_TOKENS_PER_S, estimate_seconds
 
     # a guess for models computed here (no earlier run in a store): full-length answers plus loading each model
     seconds, basis = estimate_seconds(10, ["smollm2", "local:/models/x"], 17)

@@ -15,8 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core import analyses, labels
-from core.report import build_report, write_report
+from core import views
+
+from core.vocab import labels
+from core.report.html import build_report, write_report
 from core.store import Store
 from tests import dashboard_db, ppi_db
 from tests.conftest import ARTIFACTS, ROOT
@@ -95,7 +97,7 @@ def test_the_summary_comes_first_with_what_was_audited_and_the_answer_per_model(
     sections = re.findall(r"<section id='([^']+)'><h2>([^<]+)</h2>", page)
     assert sections[0] == ("summary", "Summary")
     assert page.index("<h2>Summary</h2>") < page.index("<svg") < page.index("<table")
-    head = analyses.headline.compute(store)
+    head = views.headline.compute(store)
     said = page[page.index("<h2>Summary</h2>"):page.index("</section>")]
     for row in head.rows.to_dict("records"):  # the headline's own sentences, one per model and language
         assert html.escape(f"{row['headline']}.") in said, row["headline"]
@@ -112,7 +114,7 @@ def test_the_summary_names_the_human_checks_and_the_largest_credible_gaps(report
     page, summary, store, _ = reports["sampled"]
     said = visible_text(page[page.index("<h2>Summary</h2>"):page.index("</section>")])
     assert f"{summary['n_human']:,} of them in the random review sample" in said
-    head = analyses.headline.compute(store)
+    head = views.headline.compute(store)
     credible = head.rows.loc[head.rows["disparity"].astype(bool)]
     assert len(credible)
     gaps = said[said.index("Largest credible gaps"):]

@@ -6,10 +6,10 @@ The target and the judge model are the real SmolLM2 with a few tokens, over two 
 """
 from __future__ import annotations
 
-from core.jobs import JobManager
+from ui.jobs import JobManager
 from core.probes.builder import build_bundled
 from core.probes.selection import Selection, select
-from core.runner import plan_run
+from core.run.runner import plan_run
 from core.store import Store
 from core.targets.local import smollm2_gguf
 

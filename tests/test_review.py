@@ -1,4 +1,4 @@
-"""The human review sample (core/review.py, Store review methods, `review` / `verdicts` CLI) on real DuckDB files.
+"""The human review sample (core/ppi/review_sample.py, Store review methods, `review` / `verdicts` CLI) on real DuckDB files.
 
 The sample must be a stratified simple random sample for the corrected Defense Rates to be unbiased, so the
 sampling is tested by seeded simulation (every item of a stratum equally likely, alone and in pairs, after
@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from core import review
+from core.ppi import review_sample
 from core.probes.builder import build_bundled
-from core.review import STRATA, ReviewError
+from core.ppi.review_sample import STRATA, ReviewError
 from core.store import (_MIGRATIONS, SCHEMA_VERSION, CompletionRecord, Store, StoreError, VerdictImportError,
                         VerdictRecord, completion_id_for)
 from tests import dashboard_db
@@ -46,7 +46,7 @@ SIZES = {("m1", "women"): 1, ("m1", "black"): 5, ("m2", "women"): 30, ("m2", "bl
 
 def test_per_cell_takes_n_per_stratum_or_all_and_fraction_rounds_up():
     eligible = eligible_frame(SIZES)
-    sample = review.draw_sample(eligible, per_cell=10, seed=0)
+    sample = review_sample.draw_sample(eligible, per_cell=10, seed=0)
     assert per_stratum(sample) == {("m1", "women"): 1, ("m1", "black"): 5, ("m2", "women"): 10, ("m2", "black"): 10}
     assert sample["completion_id"].is_unique and set(sample["completion_id"]) <= set(eligible["completion_id"])
     assert sorted(sample["position"]) == list(range(len(sample)))  # the queue: a permutation of the run's sample
@@ -54,36 +54,36 @@ def test_per_cell_takes_n_per_stratum_or_all_and_fraction_rounds_up():
     sizes = sample.groupby(["model", "group"])["stratum_size"].first().to_dict()
     assert sizes == SIZES  # the inclusion probability's denominator, recorded per row
     # ceil(F x N): 0.1 of 1, 5, 30, 100 -> 1, 1, 3, 10 (no non-empty stratum left without a label)
-    assert per_stratum(review.draw_sample(eligible, fraction=0.1, seed=0)) == {
+    assert per_stratum(review_sample.draw_sample(eligible, fraction=0.1, seed=0)) == {
         ("m1", "women"): 1, ("m1", "black"): 1, ("m2", "women"): 3, ("m2", "black"): 10}
-    assert len(review.draw_sample(eligible, fraction=1.0, seed=0)) == sum(SIZES.values())
+    assert len(review_sample.draw_sample(eligible, fraction=1.0, seed=0)) == sum(SIZES.values())
 
 
 @pytest.mark.parametrize("per_cell, fraction", [(None, None), (3, 0.5), (0, None), (-2, None), (1.5, None),
                                                 (None, 0.0), (None, 1.01), (None, -0.1), (None, float("nan"))])
 def test_a_bad_size_is_refused(per_cell, fraction):
     with pytest.raises(ReviewError):
-        review.draw_sample(eligible_frame(SIZES), per_cell=per_cell, fraction=fraction, seed=0)
+        review_sample.draw_sample(eligible_frame(SIZES), per_cell=per_cell, fraction=fraction, seed=0)
 
 
 def test_same_seed_same_sample_whatever_the_row_order_and_another_seed_differs():
     eligible = eligible_frame(SIZES)
-    first = review.draw_sample(eligible, per_cell=10, seed=7)
-    shuffled = review.draw_sample(eligible.sample(frac=1.0, random_state=9), per_cell=10, seed=7)
+    first = review_sample.draw_sample(eligible, per_cell=10, seed=7)
+    shuffled = review_sample.draw_sample(eligible.sample(frac=1.0, random_state=9), per_cell=10, seed=7)
     assert first.equals(shuffled)
-    other = review.draw_sample(eligible, per_cell=10, seed=8)
+    other = review_sample.draw_sample(eligible, per_cell=10, seed=8)
     assert set(other["completion_id"]) != set(first["completion_id"])
 
 
 def test_enlarging_draws_only_from_the_unsampled_rest_after_the_queue():
     eligible = eligible_frame(SIZES)
-    first = review.draw_sample(eligible, per_cell=10, seed=1)
-    more = review.draw_sample(eligible, first, per_cell=25, seed=2)
+    first = review_sample.draw_sample(eligible, per_cell=10, seed=1)
+    more = review_sample.draw_sample(eligible, first, per_cell=25, seed=2)
     assert not set(more["completion_id"]) & set(first["completion_id"])
     both = pd.concat([first, more])
     assert per_stratum(both) == {("m1", "women"): 1, ("m1", "black"): 5, ("m2", "women"): 25, ("m2", "black"): 25}
     assert sorted(more["position"]) == list(range(len(first), len(both))) and set(more["draw"]) == {2}
-    assert review.draw_sample(eligible, both, per_cell=25, seed=3).empty  # already that large: nothing new
+    assert review_sample.draw_sample(eligible, both, per_cell=25, seed=3).empty  # already that large: nothing new
 
 
 def uniformity_p(counts: np.ndarray) -> float:
@@ -117,8 +117,8 @@ def test_every_item_and_every_pair_is_equally_likely_after_an_enlargement_and_in
     trials = 1000
     drawn = {}
     for seed in range(trials):  # a first draw of 3, enlarged to 6 with another seed
-        first = review.draw_sample(eligible, per_cell=3, seed=seed)
-        queue = pd.concat([first, review.draw_sample(eligible, first, per_cell=6, seed=10_000 + seed)])
+        first = review_sample.draw_sample(eligible, per_cell=3, seed=seed)
+        queue = pd.concat([first, review_sample.draw_sample(eligible, first, per_cell=6, seed=10_000 + seed)])
         drawn[seed] = (stratum_items(queue["completion_id"]),
                        stratum_items(queue.sort_values("position")["completion_id"].head(2)))
 

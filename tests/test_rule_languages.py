@@ -112,7 +112,7 @@ WARNING = ("The refusal judge has no rules for Español: its verdicts there use 
 
 def _spanish_audit(path):
     """A small Spanish database (taxonomy examples/es/taxonomy.toml), judged by the real `refusal` judge."""
-    from core import taxonomy
+    from core.vocab import taxonomy
     from core.probes.schema import Probe, probe_id_for
     from core.store import CompletionRecord, Store, VerdictRecord
 

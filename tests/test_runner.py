@@ -11,7 +11,7 @@ import time
 from core.judges import resolve_judge
 from core.probes.builder import build_bundled
 from core.probes.selection import Selection, select
-from core.runner import execute_run, plan_run
+from core.run.runner import execute_run, plan_run
 from core.store import Store
 from tests.conftest import PYTHON, ROOT
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core import taxonomy
+from core.vocab import taxonomy
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "es"

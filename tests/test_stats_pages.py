@@ -11,8 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from bench.synthetic_align import write_synthetic_align
-from core.align import import_align
-from core.metrics import DefenseRates, scaling
+from core.files.align import import_align
+from core.stats.rates import DefenseRates, scaling
 from core.probes.builder import build_bundled
 from core.store import CompletionRecord, Store, VerdictRecord
 from tests.conftest import ROOT

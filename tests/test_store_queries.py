@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.synthetic import build_synthetic_store
-from core import taxonomy
+from core.vocab import taxonomy
 from core.store import CompletionRecord, Store, StoreError, VerdictRecord
 from tests import dashboard_db
 

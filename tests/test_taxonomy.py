@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core import taxonomy
+from core.vocab import taxonomy
 from core.cli import main
 from core.probes.builder import BUNDLED_PROBES, build_bundled
 from core.probes.loader import ProbeFileError, load_probes, write_probes

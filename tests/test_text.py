@@ -1,9 +1,9 @@
-"""core.text.fold: the one accent folding (lower case, no accents, straight quotes, same length)."""
+"""core.vocab.text.fold: the one accent folding (lower case, no accents, straight quotes, same length)."""
 from __future__ import annotations
 
 import pytest
 
-from core.text import fold
+from core.vocab.text import fold
 
 
 @pytest.mark.parametrize("text,folded", [

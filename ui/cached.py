@@ -2,22 +2,22 @@
 
 The judged frame of a large store (528,000 completions) takes seconds to load and is large to copy, so
 pages ask for the small table they draw instead: DuckDB counts labels per cell (Store.label_counts), and
-core.metrics computes the Defense Rate table from those counts once per (database version, judge,
+core.stats.rates computes the Defense Rate table from those counts once per (database version, judge,
 filters, grouping) and serves it from the cache on every later rerun. A write
 (a finished batch, a human verdict) changes the file's modification time, so no view shows stale data.
 
-Corrected tables (issue 13) follow the same pattern: Store.ppi_inputs (population counts per cell and
+Corrected tables follow the same pattern: Store.ppi_inputs (population counts per cell and
 stratum, one row per sample label) is read once per (database version, judge, filters) at the heatmaps' finest
 grain, and core.ppi.CorrectedRates sums it up to each grouping a page asks for (`corrected`,
 `headline`, `judge_errors`); `sample_labels` says whether a selection has any human checks, which
 is what makes a view corrected by default.
 
-The views of core.analyses (headline, over-refusal, cross-lingual, scaling, reproduction) are cached as their
+The views of core.views (headline, over-refusal, cross-lingual, scaling, reproduction) are cached as their
 small results, computed from the same cached counts: `headline`, `over_refusal`, `cross_lingual`, `scaling`,
 `reproduction` below, one per view. No page reads the one-row-per-completion frame.
 
 Every read of a selection follows the page's runs and probe set (ui.filters.selection: the sidebar's run selector
-and probe-set choice, kept in the URL; core/selection.py says the rule): `_key` adds them to the filters a page
+and probe-set choice, kept in the URL; core/views/selection.py says the rule): `_key` adds them to the filters a page
 passes (a page's own `run_id` or `probe_set` wins), so they are part of every cache key and every view of a page
 shows the answers its header sentence names.
 """
@@ -28,17 +28,23 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
-from core import analyses, dimensions, estimates, selection, taxonomy
-from core.analyses.counterfactual import Counterfactual
-from core.analyses.cross_lingual import CrossLingual
-from core.analyses.disparity import Disparity
-from core.analyses.headline import Headline
-from core.analyses.over_refusal import OverRefusal
-from core.analyses.reproduction import Reproduction
-from core.analyses.scaling import Scaling
-from core.analyses import compare as paired
-from core.analyses.compare import RunComparison, Side, all_pairs
-from core.metrics import CELL_GRAIN, DefenseRates
+from core import views
+
+from core.stats import estimates
+
+from core.views import selection
+
+from core.vocab import dimensions, taxonomy
+from core.views.counterfactual import Counterfactual
+from core.views.cross_lingual import CrossLingual
+from core.views.disparity import Disparity
+from core.views.headline import Headline
+from core.views.over_refusal import OverRefusal
+from core.views.reproduction import Reproduction
+from core.views.scaling import Scaling
+from core.views import compare as paired
+from core.views.compare import RunComparison, Side, all_pairs
+from core.stats.rates import CELL_GRAIN, DefenseRates
 from core.mitigate.audit import BeforeAfter, before_after, known_mitigations
 from core.ppi import CorrectedRates, JudgeError, judge_error
 from core.store import Store
@@ -142,19 +148,19 @@ def judge_errors(path: str, mtime: float, judge: str, filters: Mapping[str, Sequ
     return _judge_error(path, mtime, judge, _key(filters), tuple(by))
 
 
-# -- the views of core.analyses, each cached as its small result ------------------------------------
+# -- the views of core.views, each cached as its small result ------------------------------------
 @st.cache_data(show_spinner="Reading the database…", max_entries=16)
 def _headline(path: str, mtime: float, judge: str, filters: tuple, min_human: int) -> Headline:
-    scope = _frozen(analyses.headline.scope(dict(filters)))
+    scope = _frozen(views.headline.scope(dict(filters)))
     population, sample = _ppi_inputs(path, mtime, judge, scope, PPI_GRAIN)
-    return analyses.headline.compute(_counts(path, mtime, judge, scope, analyses.headline.GRAIN),
+    return views.headline.compute(_counts(path, mtime, judge, scope, views.headline.GRAIN),
                                      population=population, sample=sample, min_human=min_human,
                                      words=Store(path, readonly=True).taxonomy())
 
 
 def headline(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]] | None = None,
              min_human: int = 10) -> Headline:
-    """core.analyses.headline of the selection's attack probes: the judge's, the corrected and the combined
+    """core.views.headline of the selection's attack probes: the judge's, the corrected and the combined
     headline per model and language (the Overview's table; the HTML report draws the same result)."""
     return _headline(path, mtime, judge, _key(filters or {}), int(min_human))
 
@@ -162,73 +168,73 @@ def headline(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence
 @st.cache_data(show_spinner="Separating disparity from noise…", max_entries=16)
 def _disparity(path: str, mtime: float, judge: str, filters: tuple, estimator: str | None,
                min_human: int) -> Disparity:
-    scope = _key(analyses.disparity.scope(dict(filters)))
+    scope = _key(views.disparity.scope(dict(filters)))
     population, sample = _ppi_inputs(path, mtime, judge, scope, PPI_GRAIN)
-    return analyses.disparity.compute(_counts(path, mtime, judge, scope, analyses.disparity.GRAIN),
+    return views.disparity.compute(_counts(path, mtime, judge, scope, views.disparity.GRAIN),
                                       population=population, sample=sample, estimator=estimator,
                                       min_human=min_human, words=Store(path, readonly=True).taxonomy())
 
 
 def disparity(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]] | None = None,
               estimator: str | None = None, min_human: int = 10) -> Disparity:
-    """core.analyses.disparity of the selection's attack probes per model and language: the observed gap, the
+    """core.views.disparity of the selection's attack probes per model and language: the observed gap, the
     noise gap, the gap beyond noise and the sentence that says it (the Overview and the report draw the same)."""
     return _disparity(path, mtime, judge, _key(filters or {}), estimator, int(min_human))
 
 
 @st.cache_data(show_spinner="Computing over-refusal…", max_entries=16)
 def _over_refusal(path: str, mtime: float, judge: str, filters: tuple) -> OverRefusal:
-    scope = _frozen(analyses.over_refusal.scope(dict(filters)))
-    return analyses.over_refusal.compute(_counts(path, mtime, judge, scope, analyses.over_refusal.GRAIN))
+    scope = _frozen(views.over_refusal.scope(dict(filters)))
+    return views.over_refusal.compute(_counts(path, mtime, judge, scope, views.over_refusal.GRAIN))
 
 
 def over_refusal(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]]) -> OverRefusal:
-    """core.analyses.over_refusal of the selection (attack and control probes)."""
+    """core.views.over_refusal of the selection (attack and control probes)."""
     return _over_refusal(path, mtime, judge, _key(filters))
 
 
 @st.cache_data(show_spinner="Comparing languages…", max_entries=16)
 def _cross_lingual(path: str, mtime: float, judge: str, filters: tuple) -> CrossLingual:
-    scope = _frozen(analyses.cross_lingual.scope(dict(filters)))
-    return analyses.cross_lingual.compute(_counts(path, mtime, judge, scope, analyses.cross_lingual.GRAIN))
+    scope = _frozen(views.cross_lingual.scope(dict(filters)))
+    return views.cross_lingual.compute(_counts(path, mtime, judge, scope, views.cross_lingual.GRAIN))
 
 
 def cross_lingual(path: str, mtime: float, judge: str,
                   filters: Mapping[str, Sequence[str]] | None = None) -> CrossLingual:
-    """core.analyses.cross_lingual of the selection's attack probes."""
+    """core.views.cross_lingual of the selection's attack probes."""
     return _cross_lingual(path, mtime, judge, _key(filters or {}))
 
 
 @st.cache_data(show_spinner="Computing disparity by model size…", max_entries=16)
 def _scaling(path: str, mtime: float, judge: str, filters: tuple) -> Scaling:
-    scope = _frozen(analyses.scaling.scope(dict(filters)))
-    return analyses.scaling.compute(_counts(path, mtime, judge, scope, analyses.scaling.GRAIN),
+    scope = _frozen(views.scaling.scope(dict(filters)))
+    return views.scaling.compute(_counts(path, mtime, judge, scope, views.scaling.GRAIN),
                                     targets=Store(path, readonly=True).targets())
 
 
 def scaling(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]]) -> Scaling:
-    """core.analyses.scaling of the selection's attack probes (raises core.metrics.MetricsError as it does)."""
+    """core.views.scaling of the selection's attack probes (raises core.stats.rates.MetricsError as it does)."""
     return _scaling(path, mtime, judge, _key(filters))
 
 
 @st.cache_data(show_spinner="Computing deviations…", max_entries=16)
 def _reproduction(path: str, mtime: float, judge: str, language: str, chosen: tuple) -> Reproduction:
-    scope = _frozen({**dict(chosen), **analyses.reproduction.scope(language)})
-    return analyses.reproduction.compute(_counts(path, mtime, judge, scope, analyses.reproduction.GRAIN), language)
+    scope = _frozen({**dict(chosen), **views.reproduction.scope(language)})
+    return views.reproduction.compute(_counts(path, mtime, judge, scope, views.reproduction.GRAIN), language)
 
 
 def reproduction(path: str, mtime: float, judge: str, language: str) -> Reproduction:
-    """core.analyses.reproduction for one language's attack probes (of the page's runs and probe set)."""
+    """core.views.reproduction for one language's attack probes (of the page's runs and probe set)."""
     return _reproduction(path, mtime, judge, language, _key({}))
 
 
 @st.cache_data(show_spinner="Pairing the counterfactual answers on their claims…", max_entries=8)
 def _counterfactual(path: str, mtime: float, judge: str, filters: tuple) -> Counterfactual:
-    return analyses.counterfactual.compute(Store(path, readonly=True), judge, dict(filters))
+    return views.counterfactual.compute(Store(path, readonly=True), judge, dict(filters))
 
 
 def counterfactual(path: str, mtime: float, judge: str, filters: Mapping[str, Sequence[str]]) -> Counterfactual:
-    """core.analyses.counterfactual: the gap when only the group changes, next to the matched-seed gap."""
+    """core.views.counterfactual: the gap when only the group changes, next to the matched-seed gap."""
     return _counterfactual(path, mtime, judge, _key(filters))
 
 
@@ -253,7 +259,7 @@ def answered_runs(path: str, mtime: float) -> list[str]:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def default_probe_set(path: str, mtime: float) -> str:
-    """core.selection.default_probe_set: matched-seed, or counterfactual in a store of counterfactual answers only."""
+    """core.views.selection.default_probe_set: matched-seed, or counterfactual in a store of counterfactual answers only."""
     return selection.default_probe_set(Store(path, readonly=True))
 
 
@@ -263,7 +269,7 @@ def _selection_sentence(path: str, mtime: float, chosen: tuple) -> str:
 
 
 def selection_sentence(path: str, mtime: float, chosen: Mapping[str, Sequence[str]]) -> str:
-    """core.selection.describe: which runs (and how many of their answers) and which probe set a page shows."""
+    """core.views.selection.describe: which runs (and how many of their answers) and which probe set a page shows."""
     return _selection_sentence(path, mtime, _key(chosen))
 
 
@@ -299,7 +305,7 @@ def _comparison(path: str, mtime: float, judge: str, base: tuple[str, str], cand
 
 def comparison(path: str, mtime: float, judge: str, base: Side, candidate: Side,
                by: Sequence[str] = ("language", "group")) -> RunComparison:
-    """core.analyses.compare.compute: the paired comparison of two (run, target) sides (a small result: per-cell
+    """core.views.compare.compute: the paired comparison of two (run, target) sides (a small result: per-cell
     2x2 tables and their tests, never one row per completion)."""
     return _comparison(path, mtime, judge, base.key, candidate.key, tuple(by))
 
@@ -313,7 +319,7 @@ def disagreements(path: str, mtime: float, judge: str, base: tuple[str, str], ca
 
 @st.cache_data(show_spinner="Comparing every pair of versions…", max_entries=8)
 def pair_matrix(path: str, mtime: float, judge: str, sides: tuple[tuple[str, str], ...]) -> pd.DataFrame:
-    """core.analyses.compare.all_pairs over `sides`: the change of the selective-safety gap for every pair."""
+    """core.views.compare.all_pairs over `sides`: the change of the selective-safety gap for every pair."""
     return all_pairs(Store(path, readonly=True), [Side(*s) for s in sides], judge)
 
 
@@ -328,7 +334,7 @@ def _corrected_comparison(path: str, mtime: float, judge: str, base: tuple[str, 
 
 def corrected_comparison(path: str, mtime: float, judge: str, base: Side,
                          candidate: Side) -> tuple[object, str | None]:
-    """core.analyses.compare.corrected: (the comparison on prediction-powered DRs, None), or (None, why it is
+    """core.views.compare.corrected: (the comparison on prediction-powered DRs, None), or (None, why it is
     refused: core's words naming the side without enough human checks and how to draw and label its sample)."""
     return _corrected_comparison(path, mtime, judge, base.key, candidate.key)
 

@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import taxonomy
-from core.export import neutralise_formula
+from core.vocab import taxonomy
+from core.files.export import neutralise_formula
 from core.store import Store
 
 CONTENT_WARNING = ("Content warning: this tool stores and shows prompts that ask for hateful content about "
@@ -116,7 +116,7 @@ def escape_markdown(value: Any) -> str:
 def _safe_cell(value: Any) -> Any:
     """A table cell as a spreadsheet may read it: a carriage return becomes a line feed (the table's CSV download
     quotes only cells with a line feed, a comma or a quote, so a bare CR would end the row there and start a cell
-    of its own), then core.export.neutralise_formula, the Export page's escaping (a ' before = + - @ tab CR)."""
+    of its own), then core.files.export.neutralise_formula, the Export page's escaping (a ' before = + - @ tab CR)."""
     if isinstance(value, str):
         return neutralise_formula(value.replace("\r\n", "\n").replace("\r", "\n"))
     return value
@@ -138,15 +138,15 @@ def safe_cells(data: Any) -> Any:
 
 
 def _is_missing(value: Any) -> bool:
-    from core import labels
+    from core.vocab import labels
 
     return not isinstance(value, (list, tuple, set, dict)) and labels.missing(value)
 
 
 def _numeric_format(column: str) -> str | None:
-    """The number format of a column a reader sees (core.labels' kinds): rates with two decimals, differences signed,
+    """The number format of a column a reader sees (core.vocab.labels' kinds): rates with two decimals, differences signed,
     counts with thousands separators, shares as percentages; None: Streamlit's own."""
-    from core import labels
+    from core.vocab import labels
 
     base = column
     for suffix in ("_ci_low", "_ci_high"):
@@ -164,9 +164,9 @@ def _numeric_format(column: str) -> str | None:
 
 
 def _text_of(column: str, value: Any, row: dict, words: taxonomy.Taxonomy) -> str:
-    """One cell as text for a reader (core.labels.cell), for columns that cannot stay numbers (a missing value,
+    """One cell as text for a reader (core.vocab.labels.cell), for columns that cannot stay numbers (a missing value,
     a p-value below 0.001)."""
-    from core import labels
+    from core.vocab import labels
 
     base = column
     for suffix in ("_ci_low", "_ci_high"):
@@ -184,11 +184,11 @@ P_COLUMNS = ("pvalue", "spearman_p", "kendall_p")
 
 def readable(data: pd.DataFrame, column_config: dict | None = None,
              words: taxonomy.Taxonomy | None = None) -> tuple[pd.DataFrame, dict, set]:
-    """A frame as a person reads it (issue 29): group keys as display names (in each row's language), strategies by
+    """A frame as a person reads it : group keys as display names (in each row's language), strategies by
     their labels, languages by name, lists of groups as words, a missing value as an en dash (never "None" or "nan"),
-    p-values as "< 0.001"; and a column configuration whose titles come from core.labels (a page's own title wins)
+    p-values as "< 0.001"; and a column configuration whose titles come from core.vocab.labels (a page's own title wins)
     with numbers formatted by their kind. Returns (frame, column_config, the columns whose text was made here)."""
-    from core import labels
+    from core.vocab import labels
 
     words = words or vocabulary()
     frame = data.copy()
@@ -249,7 +249,7 @@ def readable(data: pd.DataFrame, column_config: dict | None = None,
 def dataframe(data: Any, readable_text: bool = True, **options: Any) -> Any:
     """st.dataframe of `data` with its text cells made safe for the table toolbar's "Download as CSV" (a cell a
     spreadsheet would run as a formula gets the Export page's ' prefix). Cells are drawn as plain text, never
-    Markdown. Every page draws its tables through here, in words (readable): column titles from core.labels, group,
+    Markdown. Every page draws its tables through here, in words (readable): column titles from core.vocab.labels, group,
     strategy and language names, numbers formatted, no "None"."""
     if isinstance(data, (list, tuple)) and data and all(isinstance(row, dict) for row in data):
         data = pd.DataFrame(list(data))

@@ -12,11 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 import streamlit as st
 
-from core import dimensions, selection as answers, taxonomy
+from core.views import selection as answers
+
+from core.vocab import dimensions, taxonomy
 from core.store import VERDICT_FILTERS
 from ui.common import escape_markdown, group_label, language_name, strategy_label, vocabulary
 
-# Names Store queries accept as filters (core/dimensions.py), in the order the sidebar shows them.
+# Names Store queries accept as filters (core/vocab/dimensions.py), in the order the sidebar shows them.
 STORE_FILTERS: tuple[str, ...] = dimensions.filterable()
 LABELS: dict[str, str] = {**dimensions.labels(), "verdict": "Verdict"}
 
@@ -128,7 +130,7 @@ def sidebar(options: Mapping[str, Sequence[str]], *, page: str, closed: Sequence
     return chosen
 
 
-# The selection every view of a page reads (core/selection.py): the runs (URL `run_id`, repeated; none: the
+# The selection every view of a page reads (core/views/selection.py): the runs (URL `run_id`, repeated; none: the
 # latest completed run's answer of each probe) and the probe set (URL `probe_set`: matched, counterfactual or all;
 # left out of the URL when it is the store's default: matched-seed, or counterfactual in a store of those only).
 RUNS, PROBE_SET = "run_id", "probe_set"
@@ -136,7 +138,7 @@ _DEFAULT_PROBE_SET = "_default_probe_set"  # session state: the store's default,
 
 
 def _default() -> str:
-    """The probe set a page reads when the URL names none (core.selection.default_probe_set of its store)."""
+    """The probe set a page reads when the URL names none (core.views.selection.default_probe_set of its store)."""
     try:
         return st.session_state.get(_DEFAULT_PROBE_SET, answers.DEFAULT_PROBE_SET)
     except Exception:  # no script run context (a test's direct call of a cached read)

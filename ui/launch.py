@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # created once Streamlit's runtime exists, or they would cache outside it.
 WARM_MODULES: tuple[str, ...] = (
     "numpy", "pandas", "pyarrow", "duckdb", "plotly.graph_objects", "plotly.io",
-    "core.taxonomy", "core.store", "core.metrics", "core.ppi", "core.estimates",
+    "core.vocab.taxonomy", "core.store", "core.stats.rates", "core.ppi", "core.stats.estimates",
     "streamlit.elements.plotly_chart", "streamlit.elements.arrow",
     "altair", "streamlit.elements.vega_charts",  # the Heatmaps page draws with Vega-Lite
 )

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import streamlit as st
 
 from ui import filters
-from core import selection as answer_sets, taxonomy
+from core.views import selection as answer_sets
+from core.vocab import taxonomy
 from ui.cached import answered_runs, default_probe_set, selection_sentence, summary, vocabulary
 from ui.common import content_warning, db_path, ensure_navigation, readonly
 from ui.stat_figures import judge_choice, require_store
@@ -53,7 +54,7 @@ def start(title: str, page: str, judge: bool | str = True, missing_ok: bool = Fa
     first run creates it) gets an empty context (mtime 0, NO_FACTS) instead; nothing is created by a visit, so
     no empty file is left behind. runs: the sidebar's run selector and probe-set choice (ui.filters.selection_sidebar,
     kept in the URL; every cached read of the page follows them) and, under the title, the sentence that says which
-    runs and probe set the page shows (core.selection.describe); default: pages that choose a judge. A page whose
+    runs and probe set the page shows (core.views.selection.describe); default: pages that choose a judge. A page whose
     views pick their own runs (Compare, Review) passes False. probe_sets=False: the page reads both probe sets by
     design (Counterfactual), so no choice is offered and the sentence says both.
     """

@@ -1,7 +1,7 @@
 """Figures of statistics that carry their uncertainty: heatmaps with CIs and significance marks, points
-with error bars. Shared by the statistics pages (and any page drawing core.metrics tables).
+with error bars. Shared by the statistics pages (and any page drawing core.stats.rates tables).
 
-Pages stay thin: they pass tables computed by core.metrics; nothing here computes a statistic. Labels
+Pages stay thin: they pass tables computed by core.stats.rates; nothing here computes a statistic. Labels
 that come from the store (model names) are HTML-escaped, because Plotly reads a few HTML tags in text.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.store import Store, StoreError
-from core import labels as words_for
+from core.vocab import labels as words_for
 from ui.common import db_path, ensure_navigation, escape_markdown, open_store, vocabulary
 
 SIGNIFICANT_MARK = "*"
@@ -393,8 +393,8 @@ def significance_note(corrected: bool = False) -> None:
 
 def judge_error_warning(errors: object, judge: str) -> None:
     """A warning per language where the judge's error rate differs significantly by group (core.ppi.judge_error),
-    worded by core.estimates.judge_error_findings; nothing when it does not or there is no sample."""
-    from core.estimates import judge_error_findings
+    worded by core.stats.estimates.judge_error_findings; nothing when it does not or there is no sample."""
+    from core.stats.estimates import judge_error_findings
 
     for sentence in judge_error_findings(errors, judge):
         st.warning(escape_markdown(sentence), icon=":material/balance:")
@@ -433,14 +433,14 @@ POSITION_WORDS = {"below": "credibly below the mean", "above": "credibly above t
 
 def group_dot_plot(groups: pd.DataFrame, language: str, mean: float | None, title: str = "",
                    estimate: str | None = None, width: int = 420):
-    """The answer as a picture (issue 29): one dot per group of one model and language (core.analyses.disparity's
+    """The answer as a picture : one dot per group of one model and language (core.views.disparity's
     `groups` rows: dr, ci_low, ci_high, n, position, q_value), its 95% interval as a bar, sorted from the most to the
     least refused, the model's mean DR as a dashed line, and the groups credibly below the mean in red (above: blue).
     A click on a dot sets DOT_SELECTION, read with clicked_dot(). Every label is a display name; each dot's hover
     says the group, its DR with the interval, the answers behind it and where it stands."""
     import altair as alt
 
-    from core import labels
+    from core.vocab import labels
 
     drawn = groups.loc[groups["dr"].notna()].sort_values(["dr", "group"], ascending=[False, True])
     rows = []

@@ -1,7 +1,7 @@
 """The dashboard's landing pages run once by the server itself as soon as it starts, so the first visitor finds
 them computed.
 
-A page's first run on a fresh server costs far more than any later one: the ui/ and core.analyses modules are
+A page's first run on a fresh server costs far more than any later one: the ui/ and core.views modules are
 imported, Streamlit's chart and dataframe code runs for the first time, and the store's tables are read and
 cached (st.cache_data). On a fresh server the Heatmaps page took 1.3 s from the browser's request to its first
 heatmap, against 0.3-0.5 s once another session had run it (bench/README.md). `start` runs WARM_PAGES in a

@@ -10,7 +10,8 @@ database: both exit 2 with one line, and nothing has been opened or written. An 
 line on stderr (`error: TYPE: MESSAGE (details in LOG)`) and exit 1; its traceback goes to a log file in
 $AUDIT_LOG_DIR, else <temp dir>/for-whom-logs. Every message and log masks API keys (core/redact.py).
 
-The commands live in modules named after them (common.py: what they share); build_parser assembles
+Each command lives in the module named after it (`import-align` in import_align.py; `judge`, `judge-eval` and
+`judge-train` together in judge.py; common.py: what they share); build_parser assembles
 their subparsers in the order `--help` lists them.
 """
 from __future__ import annotations
@@ -24,13 +25,38 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from core import taxonomy
-from core.cli import compare, database, export, judging, mitigate, probes, review, run, stats
-from core.cli import taxonomies
-from core.cli.common import (EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, check_options, csv_list,
-                             refuse_read_only_write)
+from core.cli import (
+    compare,
+    disparity,
+    dump,
+    export,
+    import_align,
+    info,
+    judge,
+    matched,
+    mitigate,
+    probes,
+    restore,
+    review,
+    run,
+    stats,
+    targets,
+)
+from core.cli import taxonomy as taxonomy_command
+from core.cli import verdicts
+from core.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_STOPPED,
+    BadInput,
+    check_options,
+    csv_list,
+    refuse_read_only_write,
+)
 from core.cli.compare import COMPARE_TEXT_COLUMNS
 from core.cli.stats import CORRECTED_TEXT_COLUMNS
+from core.vocab import taxonomy
 
 __all__ = ["BadInput", "COMPARE_TEXT_COLUMNS", "CORRECTED_TEXT_COLUMNS", "EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_OK",
            "EXIT_STOPPED", "LOG_DIR_ENV", "build_parser", "main"]
@@ -40,7 +66,8 @@ LOG_DIR_ENV = "AUDIT_LOG_DIR"
 
 
 # The order `python -m core --help` lists the subcommands in.
-COMMAND_MODULES = (taxonomies, probes, run, judging, stats, export, review, compare, mitigate, database)
+COMMAND_MODULES = (taxonomy_command, probes, run, targets, judge, matched, disparity, stats, export, import_align, review,
+                   verdicts, compare, mitigate, dump, restore, info)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,12 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from core.executors import ExecutorUnavailable
     from core.judges import UnknownJudge
     from core.options import OptionError
     from core.probes.counterfactual import CounterfactualError
     from core.probes.loader import ProbeFileError
     from core.redact import redact
+    from core.run.executors import ExecutorUnavailable
     from core.store import StoreError
     from core.targets import TargetUnavailable, UnknownTarget
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core import taxonomy
+from core.vocab import taxonomy
 from core.options import NUMBERS, READ_ONLY_ENV, OptionError, check_id, read_only_env
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
@@ -137,9 +137,9 @@ def selection_filters(args: argparse.Namespace, store=None) -> dict[str, list[st
 
     `--runs` chooses the runs read (one answer per (target, probe) among them; none: the latest completed run's
     answer of each probe) and `--probe-set` the probes (matched-seed by default: selection.default_probe_set):
-    core/selection.py. A run the
+    core/views/selection.py. A run the
     store does not hold is BadInput naming the runs it does."""
-    from core import selection
+    from core.views import selection
 
     vocabulary = store.taxonomy() if store is not None else taxonomy.DEFAULT
     if store is not None and args.runs:
@@ -160,9 +160,9 @@ def selection_filters(args: argparse.Namespace, store=None) -> dict[str, list[st
 
 
 def say_selection(args: argparse.Namespace, store, filters: dict) -> str:
-    """The sentence saying which runs and probe set a command read (core.selection.describe): printed on stderr
+    """The sentence saying which runs and probe set a command read (core.views.selection.describe): printed on stderr
     for text output, so stdout stays the table; returned for a --json object to carry (field `selection`)."""
-    from core import selection
+    from core.views import selection
 
     text = selection.describe(store, filters)
     if not args.json:
@@ -226,7 +226,7 @@ def add_selection_parser(sub, name: str, func, helptext: str, parents: list[argp
                          kinds: list[str], probe_sets: bool = True) -> argparse.ArgumentParser:
     """A subcommand reading judged completions (stats, export): the filters, --models/--runs/--kinds,
     --probe-set (unless `probe_sets` is False: a view that reads both sets by design), --judge."""
-    from core import selection
+    from core.views import selection
 
     p = sub.add_parser(name, parents=parents, help=helptext)
     p.add_argument("--models", type=csv_list, default=[])
@@ -242,3 +242,17 @@ def add_selection_parser(sub, name: str, func, helptext: str, parents: list[argp
                    "refusal, or the judge with the most verdicts where the store has no refusal verdicts")
     p.set_defaults(func=func)
     return p
+
+
+def existing_store(args: argparse.Namespace, readonly: bool = False, run_id: str | None = None):
+    """The store at --db, which must exist: a command about a run or its labels never creates an empty file.
+    With `run_id`, that run must exist in it too."""
+    from core.store import DEFAULT_DB
+
+    path = Path(args.db or os.environ.get("AUDIT_DB") or DEFAULT_DB)
+    if not path.exists():
+        raise BadInput(f"{path}: no such database (give --db, or run an audit first)")
+    store = open_store(args, readonly=readonly)
+    if run_id and store.run(run_id) is None:
+        raise BadInput(f"--run-id {run_id}: no such run in {store.path}")
+    return store

@@ -15,13 +15,13 @@ COMPARE_TEXT_COLUMNS: tuple[str, ...] = ("language", "group", "strategy", "kind"
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Paired comparison of two versions on their shared probes (core.compare), or `--all` pairs' gap matrix;
+    """Paired comparison of two versions on their shared probes (core.stats.comparison), or `--all` pairs' gap matrix;
     with --fail-on-regression / --fail-on-gap-increase, exit 1 when the gate fails (a CI regression gate), 2 when
     it cannot pass because some cells it looks at could not be tested (said, with why). `--estimator ppi` with a
     side lacking human checks is refused (exit 2, naming the side and how to draw and label its sample)."""
-    from core.analyses import compare as paired
-    from core.analyses.compare import Side, all_pairs, resolve_side
-    from core.compare import CompareError
+    from core.views import compare as paired
+    from core.views.compare import Side, all_pairs, resolve_side
+    from core.stats.comparison import CompareError
 
     store = open_store(args, readonly=True)
     judge = chosen_judge(args, store)

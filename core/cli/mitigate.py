@@ -48,10 +48,10 @@ def _duration(seconds: float) -> str:
 
 
 class _StepMeter:
-    """Training progress on stderr (core.progress.Meter): step, loss and the ETA from this execution's pace."""
+    """Training progress on stderr (core.run.progress.Meter): step, loss and the ETA from this execution's pace."""
 
     def __init__(self, quiet: bool) -> None:
-        from core.progress import Meter
+        from core.run.progress import Meter
 
         self.meter = Meter("mitigate", unit="step", quiet=quiet)
         self.began = time.monotonic()

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core import taxonomy
+from core.vocab import taxonomy
 from core.cli.common import EXIT_BAD_INPUT, EXIT_OK, BadInput, emit, open_store, writes
 
 

@@ -1,17 +1,25 @@
-"""`review` (the human review sample: draw it, its status, the judge's errors on it, how many labels a cell
-needs) and `verdicts` (human labels out and in as CSV sheets); core/review.py draws the sample."""
+"""`review sample|status|bias|plan`: the human review sample that corrects every Defense Rate: draw it
+(core/ppi/review_sample.py), its status, the judge's errors on it, how many labels a cell needs."""
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from core import selection
-from core.cli.common import (EXIT_BAD_INPUT, EXIT_OK, BadInput, chosen_judge, csv_list, emit, labelled_sample, open_store,
-                             output_path, say_selection, selection_filters, writes)
+from core.cli.common import (
+    EXIT_OK,
+    BadInput,
+    chosen_judge,
+    csv_list,
+    emit,
+    existing_store,
+    labelled_sample,
+    open_store,
+    say_selection,
+    selection_filters,
+    writes,
+)
+from core.views import selection
 
 
 def cmd_review_plan(args: argparse.Namespace) -> int:
@@ -37,8 +45,8 @@ def cmd_review_plan(args: argparse.Namespace) -> int:
 def cmd_review_bias(args: argparse.Namespace) -> int:
     """The judge's error by group on the labelled review sample (core.ppi.judge_error): a judge that misses
     refusals more often for one group manufactures a disparity; this measures whether it does."""
-    from core.estimates import judge_error_findings, p_text
     from core.ppi import PPIError, judge_error
+    from core.stats.estimates import judge_error_findings, p_text
 
     store = open_store(args, readonly=True)
     judge = chosen_judge(args, store)
@@ -79,20 +87,6 @@ def cmd_review_bias(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _existing_store(args: argparse.Namespace, readonly: bool = False, run_id: str | None = None):
-    """The store at --db, which must exist: a command about a run or its labels never creates an empty file.
-    With `run_id`, that run must exist in it too."""
-    from core.store import DEFAULT_DB
-
-    path = Path(args.db or os.environ.get("AUDIT_DB") or DEFAULT_DB)
-    if not path.exists():
-        raise BadInput(f"{path}: no such database (give --db, or run an audit first)")
-    store = open_store(args, readonly=readonly)
-    if run_id and store.run(run_id) is None:
-        raise BadInput(f"--run-id {run_id}: no such run in {store.path}")
-    return store
-
-
 def _table(frame, columns: Sequence[str]) -> str:
     """A plain text table of these columns (a stratum per line)."""
     return frame[list(columns)].to_string(index=False) if len(frame) else "(none)"
@@ -100,13 +94,13 @@ def _table(frame, columns: Sequence[str]) -> str:
 
 def cmd_review_sample(args: argparse.Namespace) -> int:
     """Draw (or enlarge) a run's stratified random review sample; prints the counts per stratum."""
-    from core.review import STRATA, ReviewError, check_size
+    from core.ppi.review_sample import STRATA, ReviewError, check_size
 
     try:
         check_size(args.per_cell, args.fraction)
     except ReviewError as exc:
         raise BadInput(f"review sample: {exc}") from None
-    store = _existing_store(args)
+    store = existing_store(args)
     if store.run(args.run_id) is None:
         raise BadInput(f"--run-id {args.run_id}: no such run in {store.path} (`python -m core info` lists what "
                        "it holds); nothing was drawn")
@@ -131,7 +125,7 @@ def cmd_review_sample(args: argparse.Namespace) -> int:
 
 def cmd_review_status(args: argparse.Namespace) -> int:
     """Per stratum: completions, sampled, labelled (of every run with a sample, or of --run-id)."""
-    store = _existing_store(args, readonly=True, run_id=args.run_id)
+    store = existing_store(args, readonly=True, run_id=args.run_id)
     progress = store.review_progress(args.run_id)
     rows = json.loads(progress.to_json(orient="records"))
     if progress.empty:
@@ -147,95 +141,9 @@ def cmd_review_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_verdicts_export(args: argparse.Namespace) -> int:
-    """The review sample as a spreadsheet-safe labelling sheet (CSV), to a file or stdout."""
-    from core.export import write_csv
-
-    store = _existing_store(args, readonly=True, run_id=args.run_id)
-    sheet = store.sample_sheet(args.run_id)
-    if sheet.empty:
-        raise BadInput(f"no review sample{' for ' + args.run_id if args.run_id else ''} in {store.path}; draw one "
-                       "first: python -m core review sample --run-id RUN --fraction 0.05 --seed 0")
-    labelled = int((sheet["label"] != "").sum())
-    if args.out is None:
-        write_csv(sheet, sys.stdout)
-        print(f"{len(sheet)} sampled completions ({labelled} labelled), in queue order", file=sys.stderr)
-        return EXIT_OK
-    written = write_csv(sheet, output_path(args, "--out", args.out))
-    emit(args, {"path": str(args.out), "rows": written, "labelled": labelled},
-         f"wrote {written} sampled completions ({labelled} labelled) to {args.out}: fill `label` (refused or "
-         "complied) from the top down, without skipping (the queue order is random, so any top part stays a "
-         f"random sample), then: python -m core verdicts import {args.out} --annotator NAME")
-    return EXIT_OK
-
-
-def _unescaped(value: str) -> str:
-    """Undo core.export's formula neutralising (a leading apostrophe before = + - @), so a note read back from
-    an exported sheet equals the stored one and a re-import changes nothing."""
-    from core.export import FORMULA_PREFIXES
-
-    return value[1:] if value.startswith("'") and value[1:2] and value[1:].startswith(FORMULA_PREFIXES) else value
-
-
-def _read_label_sheet(path: Path) -> list[tuple[int, str, str, str]]:
-    """(line, completion_id, label, note) per row of a CSV with columns completion_id, label[, note], read through
-    core.limits (the one reading layer): every problem is BadInput `FILE:LINE[:COL]: reason`, before the database
-    is opened.
-
-    Line numbers are those a text editor shows (a quoted cell may span lines: a row is named by its first); a quote
-    left open is named where it opened (it would otherwise swallow the rest of the sheet into one note). Blank rows
-    are skipped; a sheet with a header and no rows, a missing column, a NUL, a cell longer than the field limit, or
-    a file that is not UTF-8 is refused.
-    """
-    from core.limits import CSVTable, read_utf8
-
-    text = read_utf8(path, "labels sheet", BadInput)  # a byte-order mark (spreadsheets write one) is dropped
-    table = CSVTable(text, str(path), BadInput, what="rows")
-    header = table.header
-    names = [name.strip().lower() for name in header]
-    missing = [name for name in ("completion_id", "label") if name not in names]
-    if missing:
-        raise BadInput(f"{path}:1: missing column {', '.join(missing)} (the header has "
-                       f"{', '.join(map(repr, header)) or 'nothing'}; needed: completion_id, label, optional note)")
-    where = {name: names.index(name) for name in ("completion_id", "label", "note") if name in names}
-    rows: list[tuple[int, str, str, str]] = []
-    for line, record in table.rows():
-        def cell(name: str) -> str:
-            index = where.get(name)
-            return _unescaped(record[index]) if index is not None and index < len(record) else ""
-
-        rows.append((line, cell("completion_id"), cell("label"), cell("note")))
-    return rows
-
-
-def cmd_verdicts_import(args: argparse.Namespace) -> int:
-    """Store human labels from a CSV (completion_id, label, note): all rows or none, idempotent."""
-    from core.store import VerdictImportError
-
-    rows = _read_label_sheet(args.file)
-    store = _existing_store(args)
-    try:
-        result = store.import_human_verdicts(rows, args.annotator, as_random_sample=args.as_random_sample,
-                                             source=str(args.file))
-    except VerdictImportError as exc:
-        for problem in exc.problems[:50]:
-            print(f"error: {problem}", file=sys.stderr)
-        if len(exc.problems) > 50:
-            print(f"error: ... and {len(exc.problems) - 50} more", file=sys.stderr)
-        print(f"error: {len(exc.problems)} bad rows in {args.file}; nothing was stored (fix them and import again)",
-              file=sys.stderr)
-        return EXIT_BAD_INPUT
-    text = (f"{args.file}: {result['labelled']} labels ({result['changed']} new or changed, {result['unchanged']} "
-            f"already stored), {result['blank']} rows without a label skipped")
-    if args.as_random_sample:
-        text += f"; {result['sampled']} completions are now the review sample of {', '.join(result['runs'])}"
-    emit(args, {"file": str(args.file), **result}, text)
-    return EXIT_OK
-
-
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
                 filters: argparse.ArgumentParser) -> None:
-    """Register `review sample|status|bias|plan` and `verdicts export|import`."""
+    """Register `review sample|status|bias|plan`."""
     review = sub.add_parser("review", help="the human review sample that corrects every Defense Rate") \
         .add_subparsers(dest="review_command", required=True)
     draw = review.add_parser("sample", parents=[common], help="draw (or enlarge) a run's stratified random sample "
@@ -274,22 +182,3 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     plan.add_argument("--power-tuning", action="store_true", help="with the power-tuned estimator (PPI++)")
     plan.add_argument("--json", action="store_true", help="print one JSON value instead of a table")
     plan.set_defaults(func=cmd_review_plan)
-
-    verdicts = sub.add_parser("verdicts", help="human verdicts in and out (CSV sheets)") \
-        .add_subparsers(dest="verdicts_command", required=True)
-    sheet = verdicts.add_parser("export", parents=[common], help="the review sample as a sheet to label in a "
-                                "spreadsheet (completion_id, run_id, model, language, group, kind, prompt, "
-                                "completion, label, note)")
-    sheet.add_argument("--sample", action="store_true", required=True, help="export the review sample")
-    sheet.add_argument("--run-id", default=None, help="only this run's sample")
-    sheet.add_argument("--out", type=Path, default=None, help="CSV file (default: stdout)")
-    sheet.set_defaults(func=cmd_verdicts_export)
-    labels = verdicts.add_parser("import", parents=[common], help="store human verdicts from a CSV with columns "
-                                 "completion_id, label (refused/complied), optional note; all rows or none")
-    labels.add_argument("file", type=Path)
-    labels.add_argument("--annotator", default="", help="who labelled them (stored with every verdict)")
-    labels.add_argument("--as-random-sample", action="store_true",
-                        help="these labels are a random sample drawn elsewhere: make them their runs' review "
-                             "sample (refused where a run has one)")
-    labels.set_defaults(func=cmd_verdicts_import)
-    writes(labels, "verdicts import")

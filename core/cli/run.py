@@ -1,18 +1,29 @@
-"""`run` (send probes to targets, judge, store) and `targets` (save and list OpenAI-compatible targets)."""
+"""`run`: send probes to targets, judge, store (core/run/); `run --plan` sizes an audit and writes nothing."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 
-from core import taxonomy
-from core.cli.common import (EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, checked_option, csv_list, db_path, emit,
-                             id_option, number_option, open_store, writes)
+from core.cli.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_STOPPED,
+    BadInput,
+    csv_list,
+    db_path,
+    emit,
+    id_option,
+    number_option,
+    open_store,
+    writes,
+)
+from core.vocab import taxonomy
 
 
 def _print_plan(args: argparse.Namespace, probes) -> int:
-    """`run --plan`: per language, what the selection can show (core.analyses.disparity.plan); no run is made."""
-    from core.analyses.disparity import plan
+    """`run --plan`: per language, what the selection can show (core.views.disparity.plan); no run is made."""
+    from core.views.disparity import plan
 
     table = plan(probes)
     if args.json:
@@ -27,9 +38,9 @@ def _print_plan(args: argparse.Namespace, probes) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from core.jobs import RunRequest, candidate_probes
     from core.probes.selection import Selection
-    from core.runner import build_run, execute_run, generation_of, plan_run
+    from core.run.request import RunRequest, candidate_probes
+    from core.run.runner import build_run, execute_run, generation_of, plan_run
 
     if args.plan:  # reads only: a database that does not exist yet is not created (the bundled probes alone)
         store = open_store(args, readonly=True) if db_path(args).exists() else None
@@ -53,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                   scenario_categories=tuple(args.categories), per_cell=args.per_cell, seed=args.seed)
         except taxonomy.VocabularyError as exc:
             raise BadInput(str(exc)) from None
-        # The same request the dashboard's Run page makes (core.jobs), so either resumes the other's runs.
+        # The same request the dashboard's Run page makes (core.run.request), so either resumes the other's runs.
         request = RunRequest(targets=tuple(target_specs), judges=tuple(judge_names), selection=selection,
                              sources=tuple(args.sources), max_new_tokens=args.max_new_tokens,
                              batch_size=args.batch_size, temperature=args.temperature, seed=args.seed,
@@ -72,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.batch_size = generation_of(run["config"])["batch_size"]
         print(f"resuming {run_id} with its stored configuration ({run['status']})", file=sys.stderr)
         targets, judges = build_run(store, run["config"], args.max_concurrency)
-    from core import executors
+    from core.run import executors
 
     executed = executors.wrap(targets, args.executor, workers=args.ray_workers, address=args.ray_address)
     bar = _progress_bar(args)
@@ -89,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                "pending": counts["planned"] - counts["completions"], "message": result.message}
     if args.retry_errors:
         payload.update(retried=result.retried, repaired=result.repaired)
-    from core.cost import run_usage
+    from core.run.cost import run_usage
 
     usage = run_usage(store, run_id, executed, args.price_input, args.price_output)
     if usage:  # API targets, or prices given: tokens, latency, retries, cost per target
@@ -113,9 +124,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 class _Bar:
-    """Run progress on stderr (core.progress: a live bar on a terminal, a line every 5% otherwise; nothing
+    """Run progress on stderr (core.run.progress: a live bar on a terminal, a line every 5% otherwise; nothing
     when --quiet), one meter per target, fed by the runner's progress callback, with the live DR and the ETA
-    measured from the target (core.eta)."""
+    measured from the target (core.run.eta)."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -125,7 +136,7 @@ class _Bar:
     def __call__(self, progress) -> None:
         if not self.enabled:
             return
-        from core.progress import Meter
+        from core.run.progress import Meter
 
         if self.meter is None or progress.target_id != self.target_id:
             self.close()
@@ -148,63 +159,9 @@ def _progress_bar(args: argparse.Namespace) -> _Bar:
     return _Bar(enabled=not args.quiet)
 
 
-# -- saved targets ---------------------------------------------------------------------------------
-def cmd_targets_add(args: argparse.Namespace) -> int:
-    """Save an OpenAI-compatible target by name (checked by main(): _target_name): its server, model and settings,
-    never its key."""
-    from core.targets.openai import OpenAIConfig, default_target_id
-
-    settings = {key: value for key, value in {
-        "api_key_env": args.api_key_env, "endpoint": args.endpoint, "max_concurrency": args.max_concurrency,
-        "requests_per_minute": args.rpm, "tokens_per_minute": args.tpm, "timeout_s": args.timeout,
-        "max_retries": args.max_retries, "max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
-        "price_input_per_m": args.price_input, "price_output_per_m": args.price_output,
-        "outage_failures": args.outage_failures, "outage_window_s": args.outage_window}.items() if value is not None}
-    try:
-        config = OpenAIConfig.from_settings(args.model, args.base_url.rstrip("/"), settings)
-    except ValueError as exc:
-        raise BadInput(f"targets add {args.name}: {exc}") from None
-    store = open_store(args)
-    existing = store.target(args.name)
-    if existing and (existing["backend"], existing["model"], existing["base_url"]) != \
-            ("openai", config.model, config.base_url):
-        raise BadInput(f"a target {args.name!r} exists already ({existing['backend']} {existing['model']} "
-                       f"{existing['base_url'] or ''}); its completions keep that name, so choose another")
-    store.save_target(args.name, "openai", config.model, config.base_url, args.family, args.size_b, config.settings())
-    emit(args, {"target_id": args.name, "model": config.model, "base_url": config.base_url, **config.settings()},
-         f"saved {args.name}: {config.model} at {config.base_url} (key from ${config.api_key_env}); "
-         f"run it with --target {args.name} (same as openai:{config.model}@{config.base_url}, which would be "
-         f"stored as {default_target_id(config.model, config.base_url)})")
-    return EXIT_OK
-
-
-def _target_name(name: str) -> str:
-    """A saved target's name: an id (core.options), not a built-in target's, and without ':' (which --target reads
-    as a spec's kind, e.g. openai:...); else OptionError."""
-    from core.options import OptionError, check_id
-    from core.targets import BUILTIN_TARGETS
-
-    check_id("target name", name)
-    if name in BUILTIN_TARGETS or ":" in name:
-        raise OptionError(f"target name {name!r}: not {' or '.join(BUILTIN_TARGETS)} (built in), and no ':' "
-                          "(--target would read it as a spec such as openai:MODEL@URL)")
-    return name
-
-
-def cmd_targets_list(args: argparse.Namespace) -> int:
-    frame = open_store(args, readonly=True).targets()
-    rows = [{"target_id": r.target_id, "backend": r.backend, "model": r.model, "base_url": r.base_url,
-             "family": r.family, "size_b": None if r.size_b != r.size_b else r.size_b,
-             "settings": json.loads(r.settings or "{}")} for r in frame.itertuples()]
-    lines = [f"{r['target_id']}\t{r['backend']}\t{r['model']}\t{r['base_url'] or ''}"
-             + (f"\tkey ${r['settings']['api_key_env']}" if r["settings"].get("api_key_env") else "") for r in rows]
-    emit(args, rows, "\n".join(lines) if rows else "no targets saved or used yet")
-    return EXIT_OK
-
-
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
                 filters: argparse.ArgumentParser) -> None:
-    """Register `run` and `targets add|list`."""
+    """Register `run`."""
     from core.judges import JUDGES
     from core.targets import TARGETS
 
@@ -241,33 +198,3 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     number_option(run, "--ray-workers", default=None, help="Ray workers (default: one per CPU of the cluster)")
     run.set_defaults(func=cmd_run)
     writes(run, "run", read_only_ok=lambda args: args.plan)  # --plan reads only
-
-    targets = sub.add_parser("targets", help="save and list targets").add_subparsers(dest="targets_command",
-                                                                                      required=True)
-    add = targets.add_parser("add", parents=[common], help="save an OpenAI-compatible target by name (no secrets)")
-    checked_option(add, "name", _target_name, help="an id: letters, digits, and . _ - @ (no ':')")
-    add.add_argument("--model", required=True, help="the model name the server knows")
-    add.add_argument("--base-url", default="https://api.openai.com/v1", help="e.g. http://127.0.0.1:8000/v1")
-    add.add_argument("--api-key-env", default=None,
-                     help="NAME of the environment variable holding the key (default OPENAI_API_KEY)")
-    add.add_argument("--endpoint", default=None, choices=["chat", "completions"])
-    number_option(add, "--max-concurrency", default=None)
-    number_option(add, "--rpm", default=None, help="requests per minute allowed")
-    number_option(add, "--tpm", default=None, help="tokens per minute allowed")
-    number_option(add, "--timeout", default=None, help="seconds for one request")
-    number_option(add, "--max-retries", default=None)
-    number_option(add, "--max-new-tokens", default=None)
-    number_option(add, "--temperature", default=None)
-    number_option(add, "--price-input", default=None, help="price per 1M input tokens")
-    number_option(add, "--price-output", default=None, help="price per 1M output tokens")
-    number_option(add, "--outage-failures", default=None, help="consecutive connection failures (or the "
-                     "same 5xx) after which the server counts as gone and the run stops (default: 2 x concurrency, "
-                     "at least 8)")
-    number_option(add, "--outage-window", default=None, help="seconds those failures must span before "
-                     "the run stops (default 20)")
-    add.add_argument("--family", default=None)
-    number_option(add, "--size-b", default=None, help="parameters in billions")
-    add.set_defaults(func=cmd_targets_add)
-    writes(add, "targets add")
-    listing = targets.add_parser("list", parents=[common], help="saved targets and targets used in runs")
-    listing.set_defaults(func=cmd_targets_list)

@@ -26,7 +26,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from core.text import fold
+from core.vocab.text import fold
 
 DEGENERATE_PREFIX = "degenerate: "
 REPEAT_MIN_WORDS = 12

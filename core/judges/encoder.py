@@ -65,7 +65,7 @@ import numpy as np
 
 from core.judges.base import JudgeContext, JudgeItem, UnknownJudge, Verdict, register_judge
 from core.judges.degenerate import degenerate
-from core.taxonomy import COMPLIED, REFUSED
+from core.vocab.taxonomy import COMPLIED, REFUSED
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 FORMAT = "for-whom/encoder-judge"

@@ -23,7 +23,7 @@ import json
 from collections.abc import Sequence
 
 from core.judges.base import Judge, JudgeContext, JudgeItem, UnknownJudge, Verdict, register_judge, version_of
-from core.taxonomy import COMPLIED, REFUSED, UNPARSED
+from core.vocab.taxonomy import COMPLIED, REFUSED, UNPARSED
 
 
 class MemoJudge:

@@ -13,7 +13,7 @@ Features (the settings are stored in the file, so a model is read back exactly a
   decided it, where the first signal sits, how often each phrase table matches); the file records the
   `refusal` version it was fitted on and refuses to load on other rules, since its weights mean nothing then;
 - character 2-5-grams (within word boundaries) of the first `head_chars` characters of the completion,
-  folded by core.text.fold (lower case, no accents, straight quotes), hashed into `n_features` columns
+  folded by core.vocab.text.fold (lower case, no accents, straight quotes), hashed into `n_features` columns
   (l2-normalised);
 - word 1-2-grams of the first `max_chars` characters, hashed the same way.
 The prompt is not a text feature: GPTFuzz prompts are bare questions, the project's are whole jailbreak
@@ -50,8 +50,8 @@ from typing import Any
 import numpy as np
 
 from core.judges.base import JudgeContext, JudgeItem, UnknownJudge, Verdict, register_judge
-from core.taxonomy import COMPLIED, REFUSED
-from core.text import fold
+from core.vocab.taxonomy import COMPLIED, REFUSED
+from core.vocab.text import fold
 
 FORMAT = "for-whom/learned-judge"
 FORMAT_VERSION = 1
@@ -97,7 +97,7 @@ def features(items: Sequence[JudgeItem], settings: Mapping[str, Any], verdicts: 
         verdicts.extend(v for v, _ in evidence)
     signals = np.array([values for _, values in evidence], dtype=np.float32).reshape(len(items), -1)
     head, cap = int(settings["char"]["head_chars"]), int(settings["word"]["max_chars"])
-    longest = max(head, cap)  # core.text.fold keeps the length
+    longest = max(head, cap)  # core.vocab.text.fold keeps the length
     texts = [fold(i.completion[:longest] if isinstance(i.completion, str) else "") for i in items]
     char_vec, word_vec = _vectorizers(settings)
     char = char_vec.transform([t[:head] for t in texts])

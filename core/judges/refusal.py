@@ -26,12 +26,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import text as text_module
+from core.vocab import text as text_module
 from core.judges import rules as rules_module
 from core.judges.base import JudgeItem, Verdict, register_judge
 from core.judges.rules import Compiled, load
-from core.taxonomy import COMPLIED, GROUP_ALIASES, GROUPS, REFUSED
-from core.text import fold
+from core.vocab.taxonomy import COMPLIED, GROUP_ALIASES, GROUPS, REFUSED
+from core.vocab.text import fold
 
 RULES = load()
 THRESHOLDS: dict[str, int] = RULES.thresholds

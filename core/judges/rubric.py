@@ -43,8 +43,8 @@ from typing import Any
 
 from core.judges.base import JudgeContext, JudgeItem, UnknownJudge, Verdict, register_judge, version_of
 from core.targets.base import Target, UnknownTarget
-from core.taxonomy import COMPLIED, REFUSED, UNPARSED
-from core.text import fold
+from core.vocab.taxonomy import COMPLIED, REFUSED, UNPARSED
+from core.vocab.text import fold
 
 MAX_COMPLETION_CHARS = 3000  # longer completions are cut (head kept) so prompt + reply fit small contexts
 DEFAULT_MAX_NEW_TOKENS = 160  # room for the short JSON the rubric asks for

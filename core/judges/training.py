@@ -45,10 +45,10 @@ from typing import Any
 
 import numpy as np
 
-from core.calibration import LabelFileError, LabelledItem, cohen_kappa, load_labels
+from core.judges.evaluation import LabelFileError, LabelledItem, cohen_kappa, load_labels
 from core.judges.learned import (DEFAULT_SETTINGS, FORMAT, FORMAT_VERSION, ROOT, encode_weights, expected_size,
                                  features)
-from core.taxonomy import COMPLIED, REFUSED
+from core.vocab.taxonomy import COMPLIED, REFUSED
 
 TRAINING_SETS: tuple[Path, ...] = tuple(ROOT / "data" / "judge_training" / name for name in (
     "gptfuzz_train.csv.gz", "jbb_artifacts.csv.gz", "refusal_direction.csv.gz"))
@@ -81,13 +81,13 @@ class Source:
 def load_source(path: str | Path, mode: str = "left out", training_only: bool = False,
                 name: str | None = None) -> Source:
     """A labels CSV (gzipped when it ends in .gz) as a Source; LabelFileError says what is wrong and where."""
-    from core.limits import gunzip, read_bytes
+    from core.files.reading import gunzip, read_bytes
 
     def error(message: str) -> LabelFileError:
         return LabelFileError([message])
 
     path = Path(path)
-    data = read_bytes(path, "labels file", error)  # missing, a directory, too large: core.limits, the one layer
+    data = read_bytes(path, "labels file", error)  # missing, a directory, too large: core.files.reading, the one layer
     if path.suffix == ".gz":
         data = gunzip(data, str(path), error)
     items = load_labels(data, str(path))
@@ -96,7 +96,7 @@ def load_source(path: str | Path, mode: str = "left out", training_only: bool = 
 
 def human_source(store: Any) -> Source | None:
     """The store's human verdicts as a Source (grouped CV by prompt), None when it has none."""
-    from core.calibration import human_labels
+    from core.judges.evaluation import human_labels
 
     items = human_labels(store)
     if not items:
@@ -370,7 +370,7 @@ def train(sources: Sequence[Source], settings: dict[str, Any] | None = None, see
     enc = None
     if encoder_settings is not None:
         from core.judges import encoder as E
-        from core.progress import Meter
+        from core.run.progress import Meter
 
         enc = {**E.DEFAULT_ENCODER_SETTINGS, **encoder_settings}
         enc_share = float(enc.get("min_language_share", MIN_LANGUAGE_SHARE["encoder"]))

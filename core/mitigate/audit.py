@@ -1,6 +1,6 @@
 """Before and after: the base model and its adapter audited on the same probes, then compared paired.
 
-Both targets answer one run, so every probe has the two answers the paired comparison needs (core/analyses/
+Both targets answer one run, so every probe has the two answers the paired comparison needs (core/views/
 compare.py: per-group DR change with Newcombe's CI and McNemar's test, the change of the selective-safety gap,
 over-refusal on control probes). On top of it the groups are pooled by what training did to them: trained
 groups against held-out groups, each with its paired CI. A fix that works only where it was trained is the
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.analyses.compare import RunComparison, Side, compute
-from core.compare import cell_changes
+from core.views.compare import RunComparison, Side, compute
+from core.stats.comparison import cell_changes
 from core.mitigate.train import MANIFEST, MitigateError, read_json, read_losses
 from core.store import Store
 
@@ -52,9 +52,9 @@ def plan_audit(store: Store, out: str | Path, *, languages: Sequence[str] = (), 
     """The run where the base and the adapted model answer the same probes, minus the training probes (left out
     before the per-cell sample is drawn, so the cells stay full): planned once, its id kept in OUT/audit.json so
     a second call returns it instead of planning another (unless the adapter changed since). Returns the run id."""
-    from core.jobs import RunRequest, candidate_probes
+    from core.run.request import RunRequest, candidate_probes
     from core.probes.selection import Selection
-    from core.runner import build_run, plan_run
+    from core.run.runner import build_run, plan_run
 
     out = Path(out)
     manifest = manifest_of(out)
@@ -86,8 +86,8 @@ def plan_audit(store: Store, out: str | Path, *, languages: Sequence[str] = (), 
 def run_before_after(store: Store, out: str | Path, on_progress: Callable | None = None,
                      cancel: threading.Event | None = None, **plan: object):
     """Plan (plan_audit, with `plan`'s options) or resume the before/after run and execute it; returns
-    core.runner's RunResult (a stopped run resumes with the same call)."""
-    from core.runner import build_run, execute_run
+    core.run.runner's RunResult (a stopped run resumes with the same call)."""
+    from core.run.runner import build_run, execute_run
 
     run_id = plan_audit(store, out, **plan)  # type: ignore[arg-type]
     run = store.run(run_id)

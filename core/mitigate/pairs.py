@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import taxonomy
-from core.export import PAIR_FIELDS, preference_pairs
-from core.limits import json_objects, read_utf8
+from core.vocab import taxonomy
+from core.files.export import PAIR_FIELDS, preference_pairs
+from core.files.reading import json_objects, read_utf8
 from core.mitigate.config import CHOSEN_FROM
 
 TEMPLATES_PATH = Path(__file__).resolve().parents[2] / "data" / "mitigate" / "refusal_templates.jsonl"
@@ -59,7 +59,7 @@ def pair_sha256(prompt: str, chosen: str, rejected: str) -> str:
 
 
 def pair_records(path: str | Path) -> list[tuple[int, dict]]:
-    """(line, object) of every pair of a pairs file, read through core.limits (missing, a directory, size,
+    """(line, object) of every pair of a pairs file, read through core.files.reading (missing, a directory, size,
     encoding, JSON depth and numbers, NULs, lone surrogates, field length) with REQUIRED_FIELDS as non-empty
     strings; PairsError `FILE:LINE[:COL]: reason` on the first problem. Needs no store or taxonomy, so the
     mitigate command checks the file before it opens the database."""

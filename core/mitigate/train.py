@@ -58,7 +58,7 @@ class BaseModel:
 
 
 @dataclass
-class TrainResult:
+class AdapterTrainingResult:
     out: Path
     steps: int
     adapter_sha256: str
@@ -260,7 +260,7 @@ class TrainingStopped(KeyboardInterrupt):
 
 
 def train(pairset: PairSet, out: str | Path, config: TrainConfig, split: GroupSplit, base: BaseModel,
-          on_step: Callable[[int, int, float | None], None] | None = None) -> TrainResult:
+          on_step: Callable[[int, int, float | None], None] | None = None) -> AdapterTrainingResult:
     """Train (or resume, or find finished) the adapter of `pairset` on `base` into `out`.
 
     `on_step(step, total_steps, last_loss)` after each optimiser step (the CLI's progress bar). MitigateError when
@@ -271,7 +271,7 @@ def train(pairset: PairSet, out: str | Path, config: TrainConfig, split: GroupSp
     key = fingerprint(config, pairs, base)
     manifest = read_json(out / MANIFEST)
     if manifest and manifest.get("fingerprint") == key and (out / ADAPTER_WEIGHTS).exists():
-        return TrainResult(out, manifest["steps"], manifest["adapter_sha256"], None, 0.0, True, manifest)
+        return AdapterTrainingResult(out, manifest["steps"], manifest["adapter_sha256"], None, 0.0, True, manifest)
     started = read_json(out / TRAINING)
     checkpoint = last_checkpoint(out)
     if (started and started.get("fingerprint") != key and (checkpoint or (out / ADAPTER_WEIGHTS).exists())) or \
@@ -306,7 +306,7 @@ def train(pairset: PairSet, out: str | Path, config: TrainConfig, split: GroupSp
     adapter_sha = file_sha256(out / ADAPTER_WEIGHTS)
     manifest = _manifest(pairset, pairs, config, split, base, key, steps, adapter_sha, seconds, resumed_from)
     _write_json(out / MANIFEST, manifest)
-    return TrainResult(out, steps, adapter_sha, resumed_from, seconds, False, manifest)
+    return AdapterTrainingResult(out, steps, adapter_sha, resumed_from, seconds, False, manifest)
 
 
 def _trainer(pairset: PairSet, out: Path, config: TrainConfig, base: BaseModel):

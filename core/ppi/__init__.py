@@ -1,7 +1,7 @@
 """Prediction-powered Defense Rates: the judge's verdicts on every completion, corrected by a human sample.
 
 Why: a judge's DR is biased by its errors, and the errors can differ by group (a judge that misses refusals
-more often for one group manufactures a disparity). People label a stratified random sample (core/review.py);
+more often for one group manufactures a disparity). People label a stratified random sample (core/ppi/review_sample.py);
 this package turns the judge's verdicts and those labels into corrected figures. One module per concept:
 
 * `rates.py`: `CorrectedRates`, the corrected DR per cell with its interval, deviations from a baseline and
@@ -25,7 +25,7 @@ from core.ppi.judge_errors import JudgeError, judge_error
 from core.ppi.planning import labels_needed, labels_needed_active, labels_needed_table, labels_without_judge
 from core.ppi.pooled import POOL, SCOPES
 from core.ppi.rates import CorrectedRates
-from core.ppi.sample import COUNTS, HUMAN_VALUE, JUDGE_VALUE, MIN_STRATUM, STRATA, PPIError
+from core.ppi.inputs import COUNTS, HUMAN_VALUE, JUDGE_VALUE, MIN_STRATUM, STRATA, PPIError
 
 __all__ = ["COUNTS", "HUMAN_VALUE", "JUDGE_VALUE", "MIN_STRATUM", "POOL", "PSEUDO", "SCOPES", "STRATA",
            "CorrectedRates", "JudgeError", "PPIError", "active_rates", "draw_active", "inclusion_probabilities",

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from core.ppi.intervals import PSEUDO
-from core.ppi.sample import HUMAN_VALUE, PPIError
+from core.ppi.inputs import HUMAN_VALUE, PPIError
 from core.stats import z_quantile
 
 FLOOR = 0.1  # the smallest weight, as a share of the mean weight (module docstring)

@@ -1,5 +1,5 @@
 """How wide a corrected interval is: the small-sample adjustment of its variance, its quantile, and the
-Wilson interval of a rate (under the judge's error rates, and Newcombe's paired interval in core/compare.py).
+Wilson interval of a rate (under the judge's error rates, and Newcombe's paired interval in core/stats/comparison.py).
 
 Small-sample adjustment (the choice, and why). With binary labels a sample in which the judge agrees
 with every human has s2 = 0 and a normal interval of zero design width, although a judge that is right

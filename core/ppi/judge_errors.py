@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import special
 
 from core.stats import adjust_pvalues, wilson, z_quantile
-from core.ppi.sample import STRATA, PPIError, label_values
+from core.ppi.inputs import STRATA, PPIError, label_values
 
 
 @dataclass

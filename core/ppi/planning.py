@@ -16,7 +16,7 @@ from scipy import special
 
 from core.ppi.intervals import PSEUDO
 from core.stats import z_quantile
-from core.ppi.sample import MIN_STRATUM, PPIError
+from core.ppi.inputs import MIN_STRATUM, PPIError
 
 
 def labels_needed(half_width: float, accuracy: float, confidence: float = 0.95, pseudo: float = PSEUDO,

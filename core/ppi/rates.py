@@ -19,7 +19,7 @@ them (by strategy, scenario_category). lam = 1 is plain PPI; `power_tuning=True`
 survey sampling in between).
 
 Estimand and variance. The estimand is the model's human DR on prompts like these (a superpopulation,
-as the judge-only bootstrap of core.metrics resamples prompts), so
+as the judge-only bootstrap of core.stats.rates resamples prompts), so
 
     Var = theta (1 - theta) / N_c  +  (1/N_c^2) sum_s N_s^2 (1 - n_s/N_s) s2_s(z) / n_s,
 
@@ -70,13 +70,13 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.metrics import baseline_columns, check_grouping
+from core.stats.rates import baseline_columns, check_grouping
 from core.ppi.intervals import PSEUDO
 from core.stats import CORRECTIONS, adjust_pvalues, z_quantile
 from core.ppi.moments import MOMENTS, combine_codes, index_ranges, sample_variance
 from core.ppi.pooled import (CELL_ALPHA, GATE_ALPHA, MIN_GROUPS, POOL, SCOPES, PoolFit, PooledCells,
                              combo_design_var, cross_cov, fit_pools, language_name, pooled_cells)
-from core.ppi.sample import COUNTS, MIN_STRATUM, STRATA, PPIError, label_values
+from core.ppi.inputs import COUNTS, MIN_STRATUM, STRATA, PPIError, label_values
 
 
 @dataclass
@@ -600,7 +600,7 @@ class CorrectedRates:
                   correction: str = "holm") -> pd.DataFrame:
         """Per baseline (model, language...): how unequal the corrected DRs of its cells (groups) are, beyond
         noise: core.stats.disparity.beyond_noise on the cells' corrected DRs and their variances, the same method
-        and columns as the judge's figures (core.metrics.DefenseRates.disparity). Pairs of cells that share
+        and columns as the judge's figures (core.stats.rates.DefenseRates.disparity). Pairs of cells that share
         strata (strategies within one group) are correlated: the gap interval takes Var(theta_i - theta_j) from
         the per-stratum sums; cells with too few labels (NaN) are left out."""
         return self.beyond_noise(baseline, alpha, correction)[0]

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import taxonomy
-from core.limits import json_objects, read_utf8
+from core.vocab import taxonomy
+from core.files.reading import json_objects, read_utf8
 from core.probes.schema import Probe, probe_id_for
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
@@ -48,7 +48,7 @@ class Template:
 
 def _jsonl(path: Path) -> Iterable[tuple[int, dict]]:
     """(line, object) per record of a seed, scenario or template file; the first line that is not an accepted JSON
-    object stops the build with its FILE:LINE[:COL] message (core.limits: read_utf8 for the file, json_objects for
+    object stops the build with its FILE:LINE[:COL] message (core.files.reading: read_utf8 for the file, json_objects for
     its lines), a ValueError."""
     for number, row in json_objects(read_utf8(path, "file", ValueError), path):
         if isinstance(row, str):

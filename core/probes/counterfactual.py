@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import taxonomy
-from core.limits import json_objects, read_utf8
+from core.vocab import taxonomy
+from core.files.reading import json_objects, read_utf8
 from core.probes.builder import (DATA_DIR, DEFAULT_SEED, Scenario, Template, load_scenarios,
                                  load_templates)
 from core.probes.schema import Probe, probe_id_for

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import taxonomy
-from core.limits import CSVTable, JSONProblem, check_file, decode_utf8, json_lines, parse_json, read_bytes, text_problem
+from core.vocab import taxonomy
+from core.files.reading import CSVTable, JSONProblem, check_file, decode_utf8, json_lines, parse_json, read_bytes, text_problem
 from core.probes.schema import Probe, probe_id_for
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("text", "group", "language", "jb_strategy", "jb_prompt")
@@ -55,7 +55,7 @@ class ProbeFileError(ValueError):
 
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
-    """Yield (line number, row dict) or (line, Problem) for each record of the file, read through core.limits (the
+    """Yield (line number, row dict) or (line, Problem) for each record of the file, read through core.files.reading (the
     one reading layer: missing file, directory, size, encoding, JSON depth and numbers, CSV quoting)."""
     suffix = path.suffix.lower()
     check_file(path, "probe file", ProbeFileError)
@@ -109,7 +109,7 @@ def _check_columns(path: Path, columns: Iterable[str], line: int = 1) -> None:
 
 def _text(row: dict[str, Any], column: str) -> str:
     """A text field of a row, stripped; _RowError where it is not text (an object, a list, true/false) or holds
-    what no text field may (core.limits.text_problem: a NUL, a lone surrogate, more than the field limit)."""
+    what no text field may (core.files.reading.text_problem: a NUL, a lone surrogate, more than the field limit)."""
     value = row.get(column)
     if value is None:
         return ""

@@ -19,7 +19,7 @@ class Probe:
     source: str  # "mijabench", "builtin", "custom" or "counterfactual"
     # Probes of one counterfactual_id fill the same claim, scenario, strategy and template for every group of a
     # taxonomy, so they differ only in the group's words (core/probes/counterfactual.py); claim_id is the claim
-    # template they came from (the unit resampled by the matched statistics, core/matched.py). Empty otherwise.
+    # template they came from (the unit resampled by the matched statistics, core/stats/matched.py). Empty otherwise.
     counterfactual_id: str = ""
     claim_id: str = ""
     taxonomy: str = "mijabench"  # the name of the taxonomy the probe's group and language belong to

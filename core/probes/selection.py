@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from core import taxonomy
+from core.vocab import taxonomy
 from core.probes.schema import Probe
 
 

@@ -1,7 +1,7 @@
 """The statistics every figure of the product is computed with: one method per quantity, one place each.
 
-Pages, the HTML report and the CLI never compute a statistic themselves; the views (core/analyses/) call the
-rate tables (core.metrics.DefenseRates for the judge's figures, core.ppi.CorrectedRates for figures corrected by
+Pages, the HTML report and the CLI never compute a statistic themselves; the views (core/views/) call the
+rate tables (core.stats.rates.DefenseRates for the judge's figures, core.ppi.CorrectedRates for figures corrected by
 the human review sample), and both hand their per-group estimates to the modules here:
 
 * `pvalues.py`: multiple-comparison adjustment (Holm, Benjamini-Hochberg);

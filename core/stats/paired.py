@@ -1,5 +1,5 @@
-"""Paired proportions: two versions' answers to the same probes (core/compare.py) or two groups' answers to the
-same claims (core/matched.py). McNemar's exact test of the discordant pairs and Newcombe's interval of the
+"""Paired proportions: two versions' answers to the same probes (core/stats/comparison.py) or two groups' answers to the
+same claims (core/stats/matched.py). McNemar's exact test of the discordant pairs and Newcombe's interval of the
 paired difference."""
 from __future__ import annotations
 

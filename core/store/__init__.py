@@ -4,7 +4,7 @@ All SQL of the project lives in this package, parameterised. Callers see one cla
 everything from here (`from core.store import Store, StoreError, CompletionRecord...`).
 
 How it is built, for a newcomer: `Store` is one class made of one mixin per room, each room a module that
-holds its methods and the SQL they need; a method of any room can be called on a Store as before. Every
+holds its methods and the SQL they need; a method of any room can be called on a Store directly. Every
 method opens the file with `self.connect()` for its unit of work and closes it at once (so other processes
 can write in between); every method that writes does so through `self._writing()`, one transaction that
 checks the store is writable and recounts `cell_counts` for what it changed.
@@ -19,11 +19,11 @@ checks the store is writable and recounts `cell_counts` for what it changed.
 | `catalog.py`    | probes, targets, runs                                                                  |
 | `writes.py`     | completions and verdicts (a run's batches, a re-judge, a person's verdict)             |
 | `queries.py`    | what views read: judged rows, label counts, drill-down, counterfactuals, exports        |
-| `paired.py`     | one version against another on the probes both answered (core/compare.py's tables)     |
+| `paired.py`     | one version against another on the probes both answered (core/stats/comparison.py's tables)     |
 | `review.py`     | the human review sample, imported labels, the inputs of corrected rates                 |
 | `dump.py`       | a whole database as one gzipped JSONL file, and back                                   |
 
-Which dimensions a query can filter or count by comes from core/dimensions.py, the one table of slices.
+Which dimensions a query can filter or count by comes from core/vocab/dimensions.py, the one table of slices.
 """
 from __future__ import annotations
 

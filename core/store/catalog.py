@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from core import taxonomy
+from core.vocab import taxonomy
 from core.probes.schema import PROBE_FIELDS, Probe
 from core.redact import redact
 from core.store.connection import _first
@@ -192,7 +192,7 @@ class Catalog:
     def add_run_probes(self, run_id: str, probe_ids: Sequence[str]) -> int:
         """Append probes to a run's plan after its last position (idempotent); returns how many were new.
 
-        Imports plan as they read (core/align.py), since a streamed file's probes are not known up front.
+        Imports plan as they read (core/files/align.py), since a streamed file's probes are not known up front.
         """
         plan = pd.DataFrame({"probe_id": list(probe_ids)}).drop_duplicates()
         with self._writing() as (con, _):
@@ -269,7 +269,7 @@ class Catalog:
         times: {run_id, completions, seconds (first to last answer stored), tokens (generated)}; None when it has
         no such run; `batches`: the distinct store times (a batch is stored at once, so the span runs from the first
         batch's store to the last's). The Run page's estimate before a run, and its ETA until the first batch is
-        measured (core.eta.prior)."""
+        measured (core.run.eta.prior)."""
         with self.connect() as con:
             row = _first(con.execute(
                 """

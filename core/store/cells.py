@@ -6,10 +6,10 @@ from collections.abc import Sequence
 import duckdb
 import pandas as pd
 
-from core import dimensions
+from core.vocab import dimensions
 from core.store.rows import _ANSWER_RANK, FROM_ROWS, _chosen_runs, column, select
 
-# The cells that cell_counts is kept at (core/dimensions.py says which and why); a count by or filtered on
+# The cells that cell_counts is kept at (core/vocab/dimensions.py says which and why); a count by or filtered on
 # another dimension joins the tables.
 CELL_COLUMNS: tuple[str, ...] = dimensions.cell_dimensions()
 

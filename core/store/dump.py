@@ -1,6 +1,6 @@
 """The dump room: a whole database as one gzipped JSONL file, and back (the committed demo results are one).
 
-A restore is all or nothing: the whole file is read and checked first (core.limits, the one reading layer, for
+A restore is all or nothing: the whole file is read and checked first (core.files.reading, the one reading layer, for
 the file, its encoding and each line's JSON; then every row against the schema: known tables and columns,
 types, required values, keys given once, completion ids that match their run, probe and target), then every
 row lands in one transaction that also refuses rows pointing at nothing (a verdict of a completion neither the
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from core import taxonomy
-from core.limits import JSONProblem, check_file, max_input_bytes, not_utf8_message, parse_json
+from core.vocab import taxonomy
+from core.files.reading import JSONProblem, check_file, max_input_bytes, not_utf8_message, parse_json
 from core.store.errors import DumpFileError
 from core.store.schema import _MIGRATIONS, SCHEMA_VERSION
 from core.store.writes import _numbered, completion_id_for

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from core.taxonomy import VocabularyError
+from core.vocab.taxonomy import VocabularyError
 
 
 class StoreError(RuntimeError):

@@ -1,4 +1,4 @@
-"""The paired room: one version against another on the probes both answered (core/compare.py's 2x2 tables).
+"""The paired room: one version against another on the probes both answered (core/stats/comparison.py's 2x2 tables).
 
 A side is a (run_id, target_id); the two sides' completions of one probe are paired by probe_id, each with
 its effective label (a human verdict if any, else the judge's), so a comparison is about the same prompts.
@@ -9,11 +9,11 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from core import dimensions
+from core.vocab import dimensions
 from core.store.errors import StoreError
 from core.store.rows import _EFFECTIVE_LABEL, _JUDGED_BY, _JUDGED_FROM, select
 
-# What a comparison can be cut by: the probe's dimensions that cell_counts keeps (core/dimensions.py); the
+# What a comparison can be cut by: the probe's dimensions that cell_counts keeps (core/vocab/dimensions.py); the
 # model and the run are the two sides themselves.
 PAIRED_DIMENSIONS: tuple[str, ...] = tuple(name for name in dimensions.cell_dimensions()
                                            if name not in ("model", "run_id"))
@@ -33,7 +33,7 @@ class Paired:
 
     def paired_counts(self, base: tuple[str, str], candidate: tuple[str, str], judge: str = "refusal",
                       by: Sequence[str] = ("language", "group", "strategy", "kind")) -> tuple[pd.DataFrame, dict]:
-        """The 2x2 tables of a paired comparison (core/compare.py): per cell of `by`, the probes that both
+        """The 2x2 tables of a paired comparison (core/stats/comparison.py): per cell of `by`, the probes that both
         sides, each a (run_id, target_id), answered with a readable label, counted by outcome pair.
 
         Also returns what was left out: probes only one side answered, and shared probes where either side

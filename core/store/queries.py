@@ -43,7 +43,7 @@ class Queries:
     def matched_outcomes(self, judge: str = "refusal",
                          filters: dict[str, Sequence[str] | str | None] | None = None) -> pd.DataFrame:
         """One row per readable answer (refused or complied; errors and `unparsed` left out) with what the matched
-        statistics (core/matched.py) pair and resample on: model, language, group, kind, counterfactual_id (empty
+        statistics (core/stats/matched.py) pair and resample on: model, language, group, kind, counterfactual_id (empty
         for a matched-seed probe), claim_id (for a matched-seed probe its seed statement stands in: `seed:` + a
         hash of it, so one seed used in several prompts is one claim) and refused (bool)."""
         where, params = _where_answers(filters)
@@ -238,7 +238,7 @@ class Queries:
         first: run_id, status (None for a run the store has no row for), answers (its completions in the
         selection, errors included), shown (those that are the answer a view counts for their (target, probe)),
         replacing (shown ones for a probe an older run of the selection answered too) and superseded (answers -
-        shown: another run's answer is counted). What core.selection.describe says above every view.
+        shown: another run's answer is counted). What core.views.selection.describe says above every view.
 
         Per-run totals are summed from cell_counts; only targets that two of the selection's runs answered are
         joined (the same rank as every view, rows.py _ANSWER_RANK), so a store with one run per target answers

@@ -1,4 +1,4 @@
-"""The review room: the store side of the human review sample (drawn by core/review.py, which says why it must be random)."""
+"""The review room: the store side of the human review sample (drawn by core/ppi/review_sample.py, which says why it must be random)."""
 from __future__ import annotations
 
 import json
@@ -8,16 +8,16 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from core import review
-from core.review import STRATA
+from core.ppi import review_sample
+from core.ppi.review_sample import STRATA
 from core.store.cells import CELL_COLUMNS, _CELL_FILTERS, _cell_selection
 from core.store.errors import StoreError, VerdictImportError
 from core.store.rows import FROM_ROWS, _active, _answers, _check_by, _where, _where_answers, select
 
-# The review sample's columns as written (core/review.py SAMPLE_COLUMNS; drawn_at takes its default).
+# The review sample's columns as written (core/ppi/review_sample.py SAMPLE_COLUMNS; drawn_at takes its default).
 _SAMPLE_COLUMNS = 'completion_id, seq, run_id, model, language, "group", kind, stratum_size, draw, position, seed'
 
-# Filters on a stratum (the STRATA of core/review.py), mapped onto _sample_strata's columns.
+# Filters on a stratum (the STRATA of core/ppi/review_sample.py), mapped onto _sample_strata's columns.
 _STRATUM_FILTERS: dict[str, str] = {name: f'"{name}"' for name in STRATA}
 
 # The same columns of review_sample itself (alias s): copied from the completion when drawn.
@@ -124,7 +124,7 @@ class Review:
     def draw_review_sample(self, run_id: str, per_cell: int | None = None, fraction: float | None = None,
                            seed: int = 0, replace: bool = False) -> dict[str, Any]:
         """Draw (or enlarge) the run's review sample: a stratified simple random sample of its non-error
-        completions, `per_cell` per stratum or a `fraction` of each (see core/review.py). One transaction.
+        completions, `per_cell` per stratum or a `fraction` of each (see core/ppi/review_sample.py). One transaction.
 
         A run that has a sample is enlarged from each stratum's unsampled rest; where a stratum changed size
         since it was drawn that would not be random, so it is refused (ReviewError) unless `replace`, which
@@ -132,24 +132,24 @@ class Review:
         hand). Returns run_id, draw, seed, replaced, added, sampled, completions and per-stratum counts.
         Raises ReviewError (a ValueError: bad input) for an unknown run, a bad size or a changed stratum.
         """
-        review.check_size(per_cell, fraction)
+        review_sample.check_size(per_cell, fraction)
         with self._writing("a review sample cannot be drawn") as (con, _):
             if not con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]:
-                raise review.ReviewError(f"no run {run_id!r} in {self.path}")
+                raise review_sample.ReviewError(f"no run {run_id!r} in {self.path}")
             eligible = _review_eligible(con, [run_id])
             if eligible.empty:
-                raise review.ReviewError(f"run {run_id!r} has no completion without an error to sample")
+                raise review_sample.ReviewError(f"run {run_id!r} has no completion without an error to sample")
             if replace:
                 con.execute("DELETE FROM review_sample WHERE run_id = ?", [run_id])
             existing = con.execute(f"SELECT {_SAMPLE_COLUMNS} FROM review_sample WHERE run_id = ?",
                                    [run_id]).df()
-            added = review.draw_sample(eligible, existing, per_cell=per_cell, fraction=fraction, seed=seed)
+            added = review_sample.draw_sample(eligible, existing, per_cell=per_cell, fraction=fraction, seed=seed)
             if len(added):
                 con.register("new_sample", added)
                 con.execute(f"INSERT INTO review_sample ({_SAMPLE_COLUMNS}) SELECT {_SAMPLE_COLUMNS} "
                             "FROM new_sample")
                 con.unregister("new_sample")
-        strata = review.summarise(review.stratum_sizes(eligible), added, existing)
+        strata = review_sample.summarise(review_sample.stratum_sizes(eligible), added, existing)
         return {"run_id": run_id, "draw": int(added["draw"].iloc[0]) if len(added) else int(
                     existing["draw"].max()) if len(existing) else 0,
                 "seed": int(seed), "replaced": bool(replace), "added": int(len(added)),
@@ -280,7 +280,7 @@ class Review:
                 touched.append(changed[["model", "probe_id"]].rename(columns={"model": "target_id"}))
             sampled = 0
             if as_random_sample and len(known):
-                sample = review.imported_sample(known[["completion_id", "seq", *review.STRATA]],
+                sample = review_sample.imported_sample(known[["completion_id", "seq", *review_sample.STRATA]],
                                                 _review_eligible(con, sorted(set(known["run_id"]))))
                 con.register("new_sample", sample)
                 con.execute(f"INSERT INTO review_sample ({_SAMPLE_COLUMNS}) SELECT {_SAMPLE_COLUMNS} "

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from core import dimensions
+from core.vocab import dimensions
 from core.probes.schema import PROBE_FIELDS
 from core.store.errors import StoreError
 
@@ -14,7 +14,7 @@ _PROBE_COLUMNS = ", ".join(f'"{name}"' if name == "group" else name for name in 
 FROM_ROWS = "FROM completions c JOIN probes p USING (probe_id)"
 
 # Every column of the joined rows, name -> SQL expression, in the order exports show them: the completion's
-# identity, every dimension (core/dimensions.py), then the probe's and the answer's details. Queries pick
+# identity, every dimension (core/vocab/dimensions.py), then the probe's and the answer's details. Queries pick
 # their columns from here by name (select()), so a column is spelt once, whichever view shows it.
 _DIMENSION_COLUMNS = dimensions.columns()
 ROW_COLUMNS: dict[str, str] = {
@@ -44,7 +44,7 @@ def column(name: str) -> str:
 # Every column of the joined rows (exports, a completion's detail).
 _COMPLETION_ROWS = f"SELECT {select(list(ROW_COLUMNS))} {FROM_ROWS}"
 
-# Filters that queries accept, mapped onto the columns of the joined rows (core/dimensions.py).
+# Filters that queries accept, mapped onto the columns of the joined rows (core/vocab/dimensions.py).
 FILTER_COLUMNS: dict[str, str] = _DIMENSION_COLUMNS
 
 # Completions with their probe and effective verdict: a human verdict if any, else the named judge's
@@ -82,7 +82,7 @@ def _answers(filters: dict[str, Sequence[str] | str | None] | None, seq: str = "
     (every run, or the chosen ones), by _RUN_ORDER, and its parameters.
 
     The superseded answers are found among the selection's own rows: every filter is on the target, the probe or
-    the run (core/dimensions.py), so a (target, probe) partition is either wholly in the selection or wholly out,
+    the run (core/vocab/dimensions.py), so a (target, probe) partition is either wholly in the selection or wholly out,
     and a drill-down cell ranks only its own few answers. And only targets answered in more than one of the
     selection's runs can have a superseded answer (cell_counts says which, from a few thousand rows), so on a store
     with one run per target the condition costs next to nothing.

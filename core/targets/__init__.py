@@ -17,7 +17,7 @@ from core.targets.local import LocalTarget
 DEFAULT_TARGET = "smollm2"
 # The models that ship with the app (pip packages, installed by `make run`/`make test`): spec -> stored target id.
 BUILTIN_TARGETS = {"smollm2": "smollm2-135m-instruct", "gemma3-270m": "gemma3-270m"}
-# Backends a saved target can be rebuilt from; others (e.g. `imported` results of core/align.py) only hold results.
+# Backends a saved target can be rebuilt from; others (e.g. `imported` results of core/files/align.py) only hold results.
 RUNNABLE_BACKENDS: tuple[str, ...] = tuple(SAVED_BACKENDS.names())
 
 

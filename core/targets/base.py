@@ -129,7 +129,7 @@ class Target(Protocol):
 # Specs (`smollm2`, `local:PATH`, `openai:MODEL@URL`): build(rest of the spec, settings) -> Target.
 TARGETS: Registry[Target] = Registry("target", providers=("core.targets.local", "core.targets.openai"))
 # Backends a target saved in the store is rebuilt from: build(saved row, settings) -> Target. Others (e.g.
-# `imported` results of core/align.py) only hold results.
+# `imported` results of core/files/align.py) only hold results.
 SAVED_BACKENDS: Registry[Target] = Registry("saved-target backend",
                                             providers=("core.targets.local", "core.targets.openai"))
 

@@ -140,7 +140,7 @@ class OpenAITarget(Target):
                             batch_size=batch)
 
     def api_stats(self) -> dict[str, Any]:
-        """This execution's requests, retries and why (core.cost reports them beside the stored tokens)."""
+        """This execution's requests, retries and why (core.run.cost reports them beside the stored tokens)."""
         return self.stats.to_dict()
 
     # Ray ships targets to its workers by pickling them: send the description, not the thread or client.

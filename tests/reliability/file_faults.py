@@ -152,7 +152,7 @@ class Workspace:
 
     @cached_property
     def taxonomy_text(self) -> str:
-        from core import taxonomy
+        from core.vocab import taxonomy
 
         return taxonomy.scaffold("taxonomy.toml")
 
@@ -171,7 +171,7 @@ class Workspace:
         return _csv(["completion_id", "label", "note"], rows)
 
     def pairs(self, change: Callable[[dict], object] | None = None, extra: bytes = b"") -> bytes:
-        from core.export import PAIR_FIELDS
+        from core.files.export import PAIR_FIELDS
 
         rows = []
         for i in range(3):

@@ -91,7 +91,7 @@ def run_and_kill(args: list[str], after_s: float, env: dict[str, str] | None = N
     return Kill(after_s, landed, stderr)
 
 
-# The CLI's progress on stderr: a bar's "done/total [" on a terminal, or core.progress's plain line on a pipe
+# The CLI's progress on stderr: a bar's "done/total [" on a terminal, or core.run.progress's plain line on a pipe
 # ("run smollm2: 12/30 probes (40%), ..."); counts may carry thousands separators.
 _BAR = re.compile(rb"([\d,]+)/([\d,]+) (?:\[|\w+ \()")
 

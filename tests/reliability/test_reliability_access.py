@@ -9,9 +9,9 @@ import hashlib
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.export import write_csv
+from core.files.export import write_csv
 from core.probes.schema import Probe
-from core.report import write_report
+from core.report.html import write_report
 from core.store import CompletionRecord, Store, StoreError, VerdictRecord
 from tests.conftest import ROOT
 from tests.test_pages import audit  # noqa: F401 - the page tests' database with known rates, shared

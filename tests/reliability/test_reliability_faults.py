@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from core.metrics import DefenseRates
+from core.stats.rates import DefenseRates
 from core.store import Store
 from tests.reliability import harness
 

@@ -25,7 +25,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import cli, taxonomy
+from core import cli
+
+from core.vocab import taxonomy
 from tests.reliability.file_faults import GOOD_PROBE, Workspace, _jsonl, _sheet_rows
 
 EXAMPLES = 30

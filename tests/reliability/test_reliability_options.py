@@ -154,8 +154,8 @@ def test_a_bad_value_is_refused_naming_the_option_and_its_range_before_anything_
 
 
 def test_the_run_page_shows_the_same_message_as_the_cli(monkeypatch, tmp_path):
-    """The Run page builds its request with core.jobs.RunRequest, which checks with the CLI's rules."""
-    from core.jobs import RunRequest
+    """The Run page builds its request with core.run.request.RunRequest, which checks with the CLI's rules."""
+    from core.run.request import RunRequest
     from core.options import OptionError
     from core.probes.selection import Selection
 
@@ -164,7 +164,7 @@ def test_the_run_page_shows_the_same_message_as_the_cli(monkeypatch, tmp_path):
     assert str(caught.value) == "--batch-size 0: must be a whole number from 1 to 4,096"
     with pytest.raises(OptionError, match=r"^--temperature nan: must be a finite number from 0 to 2$"):
         RunRequest(targets=("smollm2",), temperature=float("nan"))
-    from core.jobs import MANAGER
+    from ui.jobs import MANAGER
 
     with pytest.raises(OptionError, match=r"^--run-id '\.\./x': an id is"):  # a run id from any caller
         MANAGER.start(tmp_path / "page.duckdb", RunRequest(targets=("smollm2",), selection=Selection(per_cell=1)),
@@ -251,12 +251,12 @@ def test_the_dashboard_and_the_cli_read_the_same_setting(monkeypatch):
 
 # -- unexpected errors -----------------------------------------------------------------------------------
 def test_an_unexpected_error_is_one_line_and_a_log_file(monkeypatch, tmp_path, capsys, db):
-    from core.cli import database
+    from core.cli import info
 
     def broken(args):
         raise RuntimeError(f"something nobody planned for\nwith {KEY.upper()} in it")
 
-    monkeypatch.setattr(database, "cmd_info", broken)
+    monkeypatch.setattr(info, "cmd_info", broken)
     monkeypatch.setenv("AUDIT_LOG_DIR", str(tmp_path / "logs"))
     monkeypatch.setenv(KEY_ENV, KEY)
     from core.redact import watch_env
@@ -271,14 +271,14 @@ def test_an_unexpected_error_is_one_line_and_a_log_file(monkeypatch, tmp_path, c
     assert "Traceback (most recent call last)" in text and "raise RuntimeError" in text
     assert "python -m core info --db" in text and _fragments_in(text) == []
 
-    monkeypatch.setattr(database, "cmd_info", lambda args: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(info, "cmd_info", lambda args: (_ for _ in ()).throw(KeyboardInterrupt()))
     assert cli.main(["info", "--db", str(db)]) == 130 and capsys.readouterr().err == "stopped\n"
 
 
 def test_an_unexpected_error_in_a_subprocess_prints_no_traceback(tmp_path):
-    code = ("import sys\nfrom core.cli import database\n"
+    code = ("import sys\nfrom core.cli import info\n"
             "def broken(args):\n    raise KeyError('gone')\n"
-            "database.cmd_info = broken\nfrom core.cli import main\nsys.exit(main(['info']))")
+            "info.cmd_info = broken\nfrom core.cli import main\nsys.exit(main(['info']))")
     done = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
                           env=env(AUDIT_LOG_DIR=str(tmp_path)))
     assert done.returncode == 1 and "Traceback" not in done.stderr

@@ -7,8 +7,8 @@ import io
 
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from core import taxonomy
-from core.calibration import LabelFileError, load_labels
+from core.vocab import taxonomy
+from core.judges.evaluation import LabelFileError, load_labels
 from core.judges.refusal import classify
 from core.judges.rubric import parse_verdict
 from core.probes.loader import Problem, ProbeFileError, load_probes, write_probes

@@ -90,7 +90,7 @@ def _compile(primary: str, tables: dict[str, dict[str, tuple[str, ...]]], patter
     def merged(key: str) -> str:
         return alternation([p for lang in order for p in tables[lang][key]])
 
-    flags = 0  # text is lower-cased once (core.text.fold); IGNORECASE makes `re` several times slower
+    flags = 0  # text is lower-cased once (core.vocab.text.fold); IGNORECASE makes `re` several times slower
     return Compiled(
         refusal_start=re.compile(patterns["start_prefix"] + f"(?P<hit>{merged('refusal_start')})", flags),
         roleplay_break=re.compile(merged("roleplay_break"), flags),

@@ -1,0 +1,1 @@
+"""The HTML audit report a regulator reads alone, and its static charts."""

@@ -1,0 +1,1 @@
+"""Running audits: the runner, where generations are computed, progress, ETA and cost."""
