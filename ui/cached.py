@@ -29,12 +29,14 @@ import pandas as pd
 import streamlit as st
 
 from core import views
-
+from core.mitigate.audit import BeforeAfter, before_after, known_mitigations
+from core.ppi import CorrectedRates, JudgeError, judge_error
 from core.stats import estimates
-
+from core.stats.rates import CELL_GRAIN, DefenseRates
+from core.store import Store
+from core.views import compare as paired
 from core.views import selection
-
-from core.vocab import dimensions, taxonomy
+from core.views.compare import RunComparison, Side, all_pairs
 from core.views.counterfactual import Counterfactual
 from core.views.cross_lingual import CrossLingual
 from core.views.disparity import Disparity
@@ -42,12 +44,7 @@ from core.views.headline import Headline
 from core.views.over_refusal import OverRefusal
 from core.views.reproduction import Reproduction
 from core.views.scaling import Scaling
-from core.views import compare as paired
-from core.views.compare import RunComparison, Side, all_pairs
-from core.stats.rates import CELL_GRAIN, DefenseRates
-from core.mitigate.audit import BeforeAfter, before_after, known_mitigations
-from core.ppi import CorrectedRates, JudgeError, judge_error
-from core.store import Store
+from core.vocab import dimensions, taxonomy
 from ui import filters as url
 
 # The mean a cell deviates from: its model's, within one language (group sets differ by language).

@@ -13,9 +13,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.vocab import taxonomy
 from core.files.export import neutralise_formula
 from core.store import Store
+from core.vocab import taxonomy
 
 CONTENT_WARNING = ("Content warning: this tool stores and shows prompts that ask for hateful content about "
                    "demographic groups, and model outputs that may contain it. Both are shown as plain text.")

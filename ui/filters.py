@@ -12,10 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import streamlit as st
 
-from core.views import selection as answers
-
-from core.vocab import dimensions, taxonomy
 from core.store import VERDICT_FILTERS
+from core.views import selection as answers
+from core.vocab import dimensions, taxonomy
 from ui.common import escape_markdown, group_label, language_name, strategy_label, vocabulary
 
 # Names Store queries accept as filters (core/vocab/dimensions.py), in the order the sidebar shows them.

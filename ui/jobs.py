@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.options import check_id
+from core.redact import redact
 from core.run.eta import Prior, prior
 from core.run.request import RunRequest, candidate_probes
-from core.redact import redact
 from core.run.runner import Progress, build_run, execute_run, generation_of, plan_run
 from core.store import Store
 

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from ui import filters
 from core.views import selection as answer_sets
 from core.vocab import taxonomy
+from ui import filters
 from ui.cached import answered_runs, default_probe_set, selection_sentence, summary, vocabulary
 from ui.common import content_warning, db_path, ensure_navigation, readonly
 from ui.stat_figures import judge_choice, require_store
+
 
 @dataclass(frozen=True)
 class PageContext:

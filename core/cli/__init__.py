@@ -25,35 +25,10 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.cli import (
-    compare,
-    disparity,
-    dump,
-    export,
-    import_align,
-    info,
-    judge,
-    matched,
-    mitigate,
-    probes,
-    restore,
-    review,
-    run,
-    stats,
-    targets,
-)
-from core.cli import taxonomy as taxonomy_command
-from core.cli import verdicts
-from core.cli.common import (
-    EXIT_BAD_INPUT,
-    EXIT_FAILURE,
-    EXIT_OK,
-    EXIT_STOPPED,
-    BadInput,
-    check_options,
-    csv_list,
-    refuse_read_only_write,
-)
+from core.cli import (compare, disparity, dump, export, import_align, info, judge, matched, mitigate, probes, restore,
+                      review, run, stats, targets, taxonomy as taxonomy_command, verdicts)
+from core.cli.common import (EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, check_options, csv_list,
+                             refuse_read_only_write)
 from core.cli.compare import COMPARE_TEXT_COLUMNS
 from core.cli.stats import CORRECTED_TEXT_COLUMNS
 from core.vocab import taxonomy

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.vocab import taxonomy
 from core.options import NUMBERS, READ_ONLY_ENV, OptionError, check_id, read_only_env
+from core.vocab import taxonomy
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
 

@@ -8,7 +8,6 @@ import sys
 from core.cli.common import (EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, RECTIFIER_HELP, RECTIFIERS, BadInput, chosen_judge,
                              open_store, stored_target_name)
 
-
 # Columns `compare` prints as text (--json gives every column, the 2x2 counts or the corrected inputs too).
 COMPARE_TEXT_COLUMNS: tuple[str, ...] = ("language", "group", "strategy", "kind", "pairs", "base_dr", "cand_dr",
                                          "change", "ci_low", "ci_high", "p_value", "p_adjusted", "significant")
@@ -19,9 +18,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     with --fail-on-regression / --fail-on-gap-increase, exit 1 when the gate fails (a CI regression gate), 2 when
     it cannot pass because some cells it looks at could not be tested (said, with why). `--estimator ppi` with a
     side lacking human checks is refused (exit 2, naming the side and how to draw and label its sample)."""
+    from core.stats.comparison import CompareError
     from core.views import compare as paired
     from core.views.compare import Side, all_pairs, resolve_side
-    from core.stats.comparison import CompareError
 
     store = open_store(args, readonly=True)
     judge = chosen_judge(args, store)

@@ -5,18 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from core.cli.common import (
-    EXIT_OK,
-    RECTIFIER_HELP,
-    RECTIFIERS,
-    BadInput,
-    add_selection_parser,
-    chosen_judge,
-    csv_list,
-    open_store,
-    say_selection,
-    selection_filters,
-)
+from core.cli.common import (EXIT_OK, RECTIFIER_HELP, RECTIFIERS, BadInput, add_selection_parser, chosen_judge,
+                             csv_list, open_store, say_selection, selection_filters)
 from core.vocab import dimensions
 
 # Columns `disparity` prints as text per row (--json gives every column and the per-group table).

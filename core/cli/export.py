@@ -5,18 +5,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from core.cli.common import (
-    EXIT_OK,
-    BadInput,
-    add_selection_parser,
-    chosen_judge,
-    emit,
-    open_store,
-    output_path,
-    say_selection,
-    selection_filters,
-    stored_target_name,
-)
+from core.cli.common import (EXIT_OK, BadInput, add_selection_parser, chosen_judge, emit, open_store, output_path,
+                             say_selection, selection_filters, stored_target_name)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -31,8 +31,8 @@ def cmd_judge(args: argparse.Namespace) -> int:
 
 
 def cmd_judge_eval(args: argparse.Namespace) -> int:
-    from core.judges.evaluation import LabelFileError, evaluate, human_labels, load_labels
     from core.judges import resolve_judges
+    from core.judges.evaluation import LabelFileError, evaluate, human_labels, load_labels
 
     if args.db is not None:
         store = open_store(args, readonly=True)

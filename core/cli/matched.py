@@ -5,15 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from core.cli.common import (
-    EXIT_OK,
-    BadInput,
-    add_selection_parser,
-    chosen_judge,
-    open_store,
-    say_selection,
-    selection_filters,
-)
+from core.cli.common import (EXIT_OK, BadInput, add_selection_parser, chosen_judge, open_store, say_selection,
+                             selection_filters)
 
 # Columns `matched` prints as text per model x language (--json gives every table whole).
 MATCHED_TEXT_COLUMNS: tuple[str, ...] = ("model", "language", "groups", "seed_gap", "seed_gap_ci_low", "seed_gap_ci_high",

@@ -5,8 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.vocab import taxonomy
 from core.cli.common import EXIT_BAD_INPUT, EXIT_OK, BadInput, emit, open_store, writes
+from core.vocab import taxonomy
 
 
 def cmd_probes_build(args: argparse.Namespace) -> int:

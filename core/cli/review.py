@@ -6,19 +6,8 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from core.cli.common import (
-    EXIT_OK,
-    BadInput,
-    chosen_judge,
-    csv_list,
-    emit,
-    existing_store,
-    labelled_sample,
-    open_store,
-    say_selection,
-    selection_filters,
-    writes,
-)
+from core.cli.common import (EXIT_OK, BadInput, chosen_judge, csv_list, emit, existing_store, labelled_sample,
+                             open_store, say_selection, selection_filters, writes)
 from core.views import selection
 
 

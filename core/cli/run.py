@@ -5,19 +5,8 @@ import argparse
 import json
 import sys
 
-from core.cli.common import (
-    EXIT_FAILURE,
-    EXIT_OK,
-    EXIT_STOPPED,
-    BadInput,
-    csv_list,
-    db_path,
-    emit,
-    id_option,
-    number_option,
-    open_store,
-    writes,
-)
+from core.cli.common import (EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, csv_list, db_path, emit, id_option,
+                             number_option, open_store, writes)
 from core.vocab import taxonomy
 
 

@@ -4,19 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from core.cli.common import (
-    EXIT_OK,
-    RECTIFIER_HELP,
-    RECTIFIERS,
-    BadInput,
-    add_selection_parser,
-    chosen_judge,
-    csv_list,
-    labelled_sample,
-    open_store,
-    say_selection,
-    selection_filters,
-)
+from core.cli.common import (EXIT_OK, RECTIFIER_HELP, RECTIFIERS, BadInput, add_selection_parser, chosen_judge,
+                             csv_list, labelled_sample, open_store, say_selection, selection_filters)
 from core.vocab import dimensions
 
 

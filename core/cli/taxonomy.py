@@ -5,8 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.vocab import taxonomy
 from core.cli.common import EXIT_BAD_INPUT, EXIT_OK, BadInput, emit
+from core.vocab import taxonomy
 
 
 def cmd_taxonomy_init(args: argparse.Namespace) -> int:

@@ -34,13 +34,13 @@ from typing import Any
 
 import pandas as pd
 
-from core.vocab import taxonomy
-from core.options import ID_RULE, is_valid_id
 from core.files.reading import CSVTable, JSONProblem, check_file, file_lines, parse_json, text_problem, utf8_lines
+from core.files.reference import match_paper_model, paper_models
+from core.options import ID_RULE, is_valid_id
 from core.probes.loader import REQUIRED_COLUMNS, Problem, _probe_from_row, _RowError
 from core.probes.schema import Probe
-from core.files.reference import match_paper_model, paper_models
 from core.store import Store, completion_id_for
+from core.vocab import taxonomy
 
 RESPONSE_PREFIX = "jb_response_"
 VERDICT_PREFIX = "jb_cls_"

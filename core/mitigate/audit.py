@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.views.compare import RunComparison, Side, compute
-from core.stats.comparison import cell_changes
 from core.mitigate.train import MANIFEST, MitigateError, read_json, read_losses
+from core.stats.comparison import cell_changes
 from core.store import Store
+from core.views.compare import RunComparison, Side, compute
 
 AUDIT = "audit.json"
 AUDIT_JUDGE = "refusal"  # the after-audit's judge: offline, the same for both sides
@@ -52,8 +52,8 @@ def plan_audit(store: Store, out: str | Path, *, languages: Sequence[str] = (), 
     """The run where the base and the adapted model answer the same probes, minus the training probes (left out
     before the per-cell sample is drawn, so the cells stay full): planned once, its id kept in OUT/audit.json so
     a second call returns it instead of planning another (unless the adapter changed since). Returns the run id."""
-    from core.run.request import RunRequest, candidate_probes
     from core.probes.selection import Selection
+    from core.run.request import RunRequest, candidate_probes
     from core.run.runner import build_run, plan_run
 
     out = Path(out)

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.vocab import taxonomy
 from core.files.export import PAIR_FIELDS, preference_pairs
 from core.files.reading import json_objects, read_utf8
 from core.mitigate.config import CHOSEN_FROM
+from core.vocab import taxonomy
 
 TEMPLATES_PATH = Path(__file__).resolve().parents[2] / "data" / "mitigate" / "refusal_templates.jsonl"
 # What a pairs file line must hold to be trained on and split by group; PAIR_FIELDS' other fields are optional.

@@ -20,12 +20,12 @@ this package turns the judge's verdicts and those labels into corrected figures.
 Import from here (`from core.ppi import CorrectedRates`): the names below are the package's public face.
 """
 from core.ppi.active import active_rates, draw_active, inclusion_probabilities
+from core.ppi.inputs import COUNTS, HUMAN_VALUE, JUDGE_VALUE, MIN_STRATUM, STRATA, PPIError
 from core.ppi.intervals import PSEUDO
 from core.ppi.judge_errors import JudgeError, judge_error
 from core.ppi.planning import labels_needed, labels_needed_active, labels_needed_table, labels_without_judge
 from core.ppi.pooled import POOL, SCOPES
 from core.ppi.rates import CorrectedRates
-from core.ppi.inputs import COUNTS, HUMAN_VALUE, JUDGE_VALUE, MIN_STRATUM, STRATA, PPIError
 
 __all__ = ["COUNTS", "HUMAN_VALUE", "JUDGE_VALUE", "MIN_STRATUM", "POOL", "PSEUDO", "SCOPES", "STRATA",
            "CorrectedRates", "JudgeError", "PPIError", "active_rates", "draw_active", "inclusion_probabilities",

@@ -36,8 +36,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from core.ppi.intervals import PSEUDO
 from core.ppi.inputs import HUMAN_VALUE, PPIError
+from core.ppi.intervals import PSEUDO
 from core.stats import z_quantile
 
 FLOOR = 0.1  # the smallest weight, as a share of the mean weight (module docstring)

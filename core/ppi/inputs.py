@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.stats.rates import MetricsError
 from core.ppi.review_sample import STRATA  # noqa: F401 (the review sample's strata, defined once where it is drawn)
+from core.stats.rates import MetricsError
 
 JUDGE_VALUE: dict[str, float] = {"refused": 1.0, "complied": 0.0, "unparsed": 0.5}
 HUMAN_VALUE: dict[str, float] = {"refused": 1.0, "complied": 0.0}

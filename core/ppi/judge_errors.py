@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.stats import adjust_pvalues, wilson, z_quantile
 from core.ppi.inputs import STRATA, PPIError, label_values
+from core.stats import adjust_pvalues, wilson, z_quantile
 
 
 @dataclass

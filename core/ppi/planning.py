@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from core.ppi.inputs import MIN_STRATUM, PPIError
 from core.ppi.intervals import PSEUDO
 from core.stats import z_quantile
-from core.ppi.inputs import MIN_STRATUM, PPIError
 
 
 def labels_needed(half_width: float, accuracy: float, confidence: float = 0.95, pseudo: float = PSEUDO,

@@ -152,8 +152,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.ppi.moments import combine_codes, index_ranges
 from core.ppi.inputs import MIN_STRATUM, STRATA
+from core.ppi.moments import combine_codes, index_ranges
 
 POOL: tuple[str, ...] = tuple(c for c in STRATA if c != "group")  # run_id, model, language, kind
 SCOPES: tuple[str, ...] = ("auto", "pooled", "group")

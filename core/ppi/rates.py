@@ -70,13 +70,13 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.stats.rates import baseline_columns, check_grouping
-from core.ppi.intervals import PSEUDO
-from core.stats import CORRECTIONS, adjust_pvalues, z_quantile
-from core.ppi.moments import MOMENTS, combine_codes, index_ranges, sample_variance
-from core.ppi.pooled import (CELL_ALPHA, GATE_ALPHA, MIN_GROUPS, POOL, SCOPES, PoolFit, PooledCells,
-                             combo_design_var, cross_cov, fit_pools, language_name, pooled_cells)
 from core.ppi.inputs import COUNTS, MIN_STRATUM, STRATA, PPIError, label_values
+from core.ppi.intervals import PSEUDO
+from core.ppi.moments import MOMENTS, combine_codes, index_ranges, sample_variance
+from core.ppi.pooled import (CELL_ALPHA, GATE_ALPHA, MIN_GROUPS, POOL, SCOPES, PooledCells, PoolFit, combo_design_var,
+                             cross_cov, fit_pools, language_name, pooled_cells)
+from core.stats import CORRECTIONS, adjust_pvalues, z_quantile
+from core.stats.rates import baseline_columns, check_grouping
 
 
 @dataclass

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.vocab import taxonomy
 from core.files.reading import json_objects, read_utf8
 from core.probes.schema import Probe, probe_id_for
+from core.vocab import taxonomy
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 BUNDLED_PROBES = DATA_DIR / "probes" / "builtin.jsonl"

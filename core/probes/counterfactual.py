@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.vocab import taxonomy
 from core.files.reading import json_objects, read_utf8
-from core.probes.builder import (DATA_DIR, DEFAULT_SEED, Scenario, Template, load_scenarios,
-                                 load_templates)
+from core.probes.builder import DATA_DIR, DEFAULT_SEED, Scenario, Template, load_scenarios, load_templates
 from core.probes.schema import Probe, probe_id_for
+from core.vocab import taxonomy
 
 BUNDLED_CLAIMS = DATA_DIR / "counterfactual" / "claims.jsonl"
 COUNTERFACTUAL_PROBES = DATA_DIR / "probes" / "counterfactual.jsonl"

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.vocab import taxonomy
-from core.files.reading import CSVTable, JSONProblem, check_file, decode_utf8, json_lines, parse_json, read_bytes, text_problem
+from core.files.reading import (CSVTable, JSONProblem, check_file, decode_utf8, json_lines, parse_json, read_bytes,
+                                text_problem)
 from core.probes.schema import Probe, probe_id_for
+from core.vocab import taxonomy
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("text", "group", "language", "jb_strategy", "jb_prompt")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("scenario_category", "scenario", "dataset_source", "probe_id", "kind", "source",

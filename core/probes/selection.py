@@ -6,8 +6,8 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from core.vocab import taxonomy
 from core.probes.schema import Probe
+from core.vocab import taxonomy
 
 
 @dataclass(frozen=True)

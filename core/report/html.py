@@ -29,20 +29,17 @@ import numpy as np
 import pandas as pd
 
 from core import views
-
-from core.report import charts as report_charts
-
-from core.views import selection
-
-from core.vocab import labels, taxonomy
-from core.views.compare import RunComparison
+from core.files.reference import paper_judges
 from core.judges.evaluation import human_calibration
-from core.stats.estimates import JUDGE_ONLY, estimate_label, judge_error_findings, missing_short
-from core.stats.rates import DefenseRates
 from core.mitigate.audit import BeforeAfter
 from core.ppi import CorrectedRates, judge_error
-from core.files.reference import paper_judges
+from core.report import charts as report_charts
+from core.stats.estimates import JUDGE_ONLY, estimate_label, judge_error_findings, missing_short
+from core.stats.rates import DefenseRates
 from core.store import Store
+from core.views import selection
+from core.views.compare import RunComparison
+from core.vocab import labels, taxonomy
 
 # The MiJaBench-Align judge ids and the row of the paper's Table 3 that calibrates each.
 ALIGN_JUDGE_PAPER_NAMES = {"align:lla70": "Llama-3.3-70B", "align:qwe235": "Qwen-3-235B", "align:oss120": "GPT-OSS-120B"}

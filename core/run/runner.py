@@ -22,15 +22,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from core.vocab import taxonomy
-from core.run.eta import WINDOW, Batch, Estimate, estimate
 from core.judges import Judge, JudgeItem, resolve_judges
 from core.options import check_id
 from core.probes.schema import Probe
 from core.redact import redact
+from core.run.eta import WINDOW, Batch, Estimate, estimate
 from core.store import CompletionRecord, Store, VerdictRecord, completion_id_for
 from core.targets import Target, resolve_target
 from core.targets.base import Answers, Generation
+from core.vocab import taxonomy
 
 
 @dataclass

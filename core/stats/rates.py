@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 from scipy import special  # scipy.stats costs seconds to import: loaded only where rank tests need it
 
-from core.vocab import dimensions, taxonomy
-from core.stats.segments import segments
 from core.stats import StatsError, adjust_pvalues
+from core.stats.segments import segments
+from core.vocab import dimensions, taxonomy
 
 # Every grouping is made of these (core/vocab/dimensions.py: the one table of slicing dimensions).
 DIMENSIONS: tuple[str, ...] = dimensions.names()

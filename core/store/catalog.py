@@ -7,12 +7,12 @@ from typing import Any
 
 import pandas as pd
 
-from core.vocab import taxonomy
 from core.probes.schema import PROBE_FIELDS, Probe
 from core.redact import redact
 from core.store.connection import _first
 from core.store.errors import ProbeChanged, StoreError, TaxonomyConflict
 from core.store.rows import _PROBE_COLUMNS, FROM_ROWS, _where, select
+from core.vocab import taxonomy
 
 
 class Catalog:

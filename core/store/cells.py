@@ -6,8 +6,8 @@ from collections.abc import Sequence
 import duckdb
 import pandas as pd
 
-from core.vocab import dimensions
 from core.store.rows import _ANSWER_RANK, FROM_ROWS, _chosen_runs, column, select
+from core.vocab import dimensions
 
 # The cells that cell_counts is kept at (core/vocab/dimensions.py says which and why); a count by or filtered on
 # another dimension joins the tables.

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from core.vocab import taxonomy
 from core.files.reading import JSONProblem, check_file, max_input_bytes, not_utf8_message, parse_json
 from core.store.errors import DumpFileError
 from core.store.schema import _MIGRATIONS, SCHEMA_VERSION
 from core.store.writes import _numbered, completion_id_for
+from core.vocab import taxonomy
 
 # How much larger than the file its decompressed text may be (the demo's ratio is 9): a bound on what a
 # small hostile gzip file (a "zip bomb") can make the program hold.

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from core.vocab import dimensions
 from core.store.errors import StoreError
 from core.store.rows import _EFFECTIVE_LABEL, _JUDGED_BY, _JUDGED_FROM, select
+from core.vocab import dimensions
 
 # What a comparison can be cut by: the probe's dimensions that cell_counts keeps (core/vocab/dimensions.py); the
 # model and the run are the two sides themselves.

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.store.cells import CELL_COLUMNS, _CELL_FILTERS, _cell_selection
+from core.store.cells import _CELL_FILTERS, CELL_COLUMNS, _cell_selection
 from core.store.rows import (_ANSWER_RANK, _COMPLETION_ROWS, _EFFECTIVE_LABEL, _JUDGED_BY, _JUDGED_FROM, FROM_ROWS,
                              JUDGED_COLUMNS, ROW_COLUMNS, _active, _check_by, _verdict_condition, _where,
                              _where_answers, column, select)

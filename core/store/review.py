@@ -10,7 +10,7 @@ import pandas as pd
 
 from core.ppi import review_sample
 from core.ppi.review_sample import STRATA
-from core.store.cells import CELL_COLUMNS, _CELL_FILTERS, _cell_selection
+from core.store.cells import _CELL_FILTERS, CELL_COLUMNS, _cell_selection
 from core.store.errors import StoreError, VerdictImportError
 from core.store.rows import FROM_ROWS, _active, _answers, _check_by, _where, _where_answers, select
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from core.vocab import dimensions
 from core.probes.schema import PROBE_FIELDS
 from core.store.errors import StoreError
+from core.vocab import dimensions
 
 _PROBE_COLUMNS = ", ".join(f'"{name}"' if name == "group" else name for name in PROBE_FIELDS)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.targets.base import (SAVED_BACKENDS, TARGETS, Capabilities, Generation, Target, TargetInfo,
-                               TargetUnavailable, UnknownTarget, register_backend, register_target)
+from core.targets.base import (SAVED_BACKENDS, TARGETS, Capabilities, Generation, Target, TargetInfo, TargetUnavailable,
+                               UnknownTarget, register_backend, register_target)
 from core.targets.local import LocalTarget
 
 DEFAULT_TARGET = "smollm2"

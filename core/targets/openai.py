@@ -45,7 +45,7 @@ from core.targets.base import (Capabilities, Generation, Target, TargetInfo, Tar
                                register_backend, register_target)
 from core.targets.loop_thread import LoopThread
 from core.targets.openai_config import (DEFAULT_BASE_URL, DEFAULT_KEY_ENV, NO_KEY, OpenAIConfig, default_target_id,
-                                       parse_spec)
+                                        parse_spec)
 from core.targets.ratelimit import RateLimiter
 
 CONNECTIONS_PER_CLIENT = 8

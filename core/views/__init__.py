@@ -11,8 +11,7 @@ dataclass result and one `compute(source, ...)`, and a line in VIEWS.
 """
 from __future__ import annotations
 
-from core.views import (compare, counterfactual, cross_lingual, disparity, headline, over_refusal, reproduction,
-                           scaling)
+from core.views import compare, counterfactual, cross_lingual, disparity, headline, over_refusal, reproduction, scaling
 
 # name -> (module, the result it returns, what it answers): the one list of views.
 VIEWS: dict[str, tuple[object, type, str]] = {

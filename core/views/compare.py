@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.stats.comparison import Comparison, CompareError, compare, independent_changes, pairwise_gaps
-from core.stats.estimates import missing_reason
 from core.ppi import CorrectedRates
+from core.stats.comparison import CompareError, Comparison, compare, independent_changes, pairwise_gaps
+from core.stats.estimates import missing_reason
 from core.store import DEFAULT_DB, Store
 
 

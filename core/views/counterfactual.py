@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from core.views.source import Filters
 from core.stats.matched import MatchedError, MatchedSummary, decompose, matched_summary
 from core.store import Store
+from core.views.source import Filters
 
 CELL: tuple[str, ...] = ("model", "language")
 NOTHING_TO_SPLIT = ("no matched-seed answers here: every claim was asked about every group, so the claims make none "

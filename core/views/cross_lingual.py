@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from core.vocab import taxonomy
-from core.views.source import Filters, label_counts
 from core.stats.rates import DefenseRates
 from core.store import Store
+from core.views.source import Filters, label_counts
+from core.vocab import taxonomy
 
 GRAIN: tuple[str, ...] = ("model", "language", "group")
 LANGUAGES: tuple[str, str] = ("en", "pt")

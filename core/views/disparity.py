@@ -17,13 +17,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from core.stats import estimates
-
-from core.vocab import taxonomy
-from core.views.source import Filters, label_counts
-from core.stats.rates import DefenseRates
 from core.ppi import CorrectedRates
+from core.stats import estimates
+from core.stats.rates import DefenseRates
 from core.store import Store
+from core.views.source import Filters, label_counts
+from core.vocab import taxonomy
 
 GRAIN: tuple[str, ...] = ("model", "language", "group")
 BY: tuple[str, ...] = ("model", "language")

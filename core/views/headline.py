@@ -14,11 +14,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from core.stats import estimates, rates
-
-from core.vocab import taxonomy
+from core.store import Store
 from core.views import disparity as beyond_noise
 from core.views.source import Filters, label_counts
-from core.store import Store
+from core.vocab import taxonomy
 
 GRAIN: tuple[str, ...] = ("model", "language", "group")
 # The disparity columns the headline carries, as the disparity view names them (best/worst as *_group here).

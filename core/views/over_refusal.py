@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from core.views.source import Filters, judged, label_counts, only
 from core.stats.rates import DefenseRates
 from core.store import Store
+from core.views.source import Filters, judged, label_counts, only
 
 GRAIN: tuple[str, ...] = ("model", "language", "group", "kind")
 KINDS: tuple[str, ...] = ("attack", "control")  # the probe kinds (taxonomy.CONTROL names the strategy)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from core.views.source import Filters, label_counts
-from core.stats.rates import DefenseRates
 from core.files.reference import compare_with_paper, reproduction_summary
+from core.stats.rates import DefenseRates
 from core.store import Store
+from core.views.source import Filters, label_counts
 
 GRAIN: tuple[str, ...] = ("model", "language", "group")
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from core.stats import rates
-from core.views.source import Filters, judged, label_counts
 from core.stats.rates import DefenseRates
 from core.store import Store
+from core.views.source import Filters, judged, label_counts
 
 GRAIN: tuple[str, ...] = ("model", "language", "group")
 # Per disparity metric: the columns of its interval (the ratio has none).

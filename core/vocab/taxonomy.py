@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core.files.reading import (MAX_JSON_DEPTH, deep_dotted_key_line, nesting_depth, read_utf8, text_problem,
-                         toml_problem)
+                                toml_problem)
 from core.vocab.text import fold
 
 TAXONOMY_DIR = Path(__file__).resolve().parents[2] / "data" / "taxonomies"
