@@ -1,5 +1,5 @@
 """The Compare versions page in a real browser (issue 16): `python -m ui.launch` on a free port over
-tests/compare_db.py's store, driven by Playwright + headless Chromium (/usr/bin/chromium). A click on a cell of
+tests/fixtures/compare_db.py's store, driven by Playwright + headless Chromium (/usr/bin/chromium). A click on a cell of
 the group made worse lists the probes the two versions answered differently, both completions side by side as
 plain text. Screenshots go to tests/artifacts/browser/.
 """

@@ -1,6 +1,6 @@
 """The dashboard in a real browser: `streamlit run app.py` on a free port, driven by Playwright + headless Chromium.
 
-Two servers run on copies of the same test database (tests/dashboard_db.py): a normal one and a
+Two servers run on copies of the same test database (tests/fixtures/dashboard_db.py): a normal one and a
 read-only demo session (AUDIT_READONLY=1). A local HTTP server stands in for an attacker's tracker:
 the hostile completion points its script and images at it, so any request it receives means model
 output was rendered as HTML. Screenshots of every page go to tests/artifacts/browser/.

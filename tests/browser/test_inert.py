@@ -1,5 +1,5 @@
 """Text from outside is never Markdown (issue 27): every page in a real browser, on a database whose every
-user-controlled text is hostile markup (tests/hostile_db.py), with hostile URL parameters too, and the HTML report.
+user-controlled text is hostile markup (tests/fixtures/hostile_db.py), with hostile URL parameters too, and the HTML report.
 
 A loopback "leak server" records every request it gets; each planted Markdown image, HTML image, link and autolink
 points at it under a path naming the field it sits in. Chromium opens every page of app.py's navigation (a deep

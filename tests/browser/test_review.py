@@ -1,7 +1,7 @@
 """The human review sample in a real browser (issue 13): `python -m ui.launch` on a free port, driven by
-Playwright + headless Chromium (/usr/bin/chromium), as tests/test_browser.py does.
+Playwright + headless Chromium (/usr/bin/chromium), as tests/browser/test_dashboard.py does.
 
-The store is tests/ppi_db.py with a sample of 2 completions per stratum (12 in all) and no labels yet. The test
+The store is tests/fixtures/ppi_db.py with a sample of 2 completions per stratum (12 in all) and no labels yet. The test
 labels the Review page's queue by clicking Refused / Complied (and by the keyboard shortcuts for some), then
 opens the Heatmaps page, which must have switched from "judge only" to the corrected values, with n_human in
 the hover. Screenshots go to tests/artifacts/browser/.

@@ -1,5 +1,5 @@
 """The Run page tells the truth about time and about a cancel (issue 29), in Chromium: the dashboard (`python -m
-ui.launch`) on a fresh database, an OpenAI-compatible target served by tests/fake_openai_server.py with a slow answer
+ui.launch`) on a fresh database, an OpenAI-compatible target served by tests/fixtures/fake_openai_server.py with a slow answer
 (so the run is still in flight when Cancel is pressed). The run's progress shows at once; Cancel turns into
 "Cancelling…" within 2 s; the stopped run says "cancelled by the user after N of M completions", on the page and in
 the runs table. Screenshots go to tests/artifacts/readable/.

@@ -1,4 +1,4 @@
-"""`python -m core compare` on a real DuckDB store (tests/compare_db.py) where the truth is known: the
+"""`python -m core compare` on a real DuckDB store (tests/fixtures/compare_db.py) where the truth is known: the
 exit codes of the regression gate, the Markdown table, JSON, the disagreeing pairs, and clear errors."""
 from __future__ import annotations
 

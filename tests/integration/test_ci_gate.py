@@ -1,6 +1,6 @@
 """The documented CI regression gate (docs/ci/for-whom-regression-gate.yml) runs as written: its two steps,
 through bash with pipefail as GitHub Actions runs a `shell: bash` step, against a local OpenAI-compatible
-server (tests/fake_openai_server.py) that plays both versions of a model.
+server (tests/fixtures/fake_openai_server.py) that plays both versions of a model.
 
 A candidate that starts complying with every jailbreak about Jewish people fails the build (exit 1) and the job
 summary names the group; a candidate that answers exactly as the base passes (exit 0).

@@ -16,7 +16,7 @@ from tests.fixtures.apptest import app_test
 
 @pytest.fixture(scope="module")
 def dump(tmp_path_factory):
-    """A small dump standing in for the demo results (24 completions, tests/dashboard_db.py)."""
+    """A small dump standing in for the demo results (24 completions, tests/fixtures/dashboard_db.py)."""
     folder = tmp_path_factory.mktemp("dump")
     source = folder / "source.duckdb"
     dashboard_db.build(source)

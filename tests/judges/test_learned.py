@@ -210,7 +210,7 @@ def test_the_shipped_model_and_the_default_rule():
     beats = all(r["learned_accuracy"] > r["refusal_accuracy"] and r["learned_kappa"] > r["refusal_kappa"]
                 for r in pooled)
     assert model["decision"]["becomes_default"] == beats
-    # the project's default follows the decision recorded over every candidate (tests/test_judge_encoder.py)
+    # the project's default follows the decision recorded over every candidate (tests/judges/test_encoder.py)
     choice = model["decision"]["choice"]["default"]
     assert (choice == "learned") <= beats
     assert (any(j.startswith("learned:") for j in DEFAULT_JUDGES)) == (choice == "learned")

@@ -1,5 +1,5 @@
 """The `refusal` judge gives the recorded verdict (label and rationale) and the recorded learned-judge signals
-on every golden case (tests/refusal_golden.py says which texts and why). The recording
+on every golden case (tests/fixtures/refusal_golden.py says which texts and why). The recording
 (tests/data/refusal_golden.jsonl.gz) was made with the rules as Python tables, before they moved into
 core/judges/rules/*.toml, and is kept as it was: this proves the move changed no answer.
 

@@ -391,7 +391,7 @@ def test_split_changes_pool_the_trained_and_the_held_out_groups():
     assert "latino" not in set(out["split"])  # a group in neither list is left out
 
 
-# -- the results: before / after, report, page (tests/mitigation_db.py: the truth is known) ----------------
+# -- the results: before / after, report, page (tests/fixtures/mitigation_db.py: the truth is known) ----------------
 @pytest.fixture(scope="module")
 def mitigated(tmp_path_factory):
     from tests.fixtures import mitigation_db

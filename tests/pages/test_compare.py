@@ -1,6 +1,6 @@
-"""The Compare versions page (pages/compare.py) through Streamlit's AppTest on tests/compare_db.py's store:
+"""The Compare versions page (pages/compare.py) through Streamlit's AppTest on tests/fixtures/compare_db.py's store:
 the group made worse is listed first and drawn red with a *, the URL keeps the choice, and values match the
-construction. The click on a cell and the side-by-side pairs are tested in Chromium (tests/test_browser_compare.py).
+construction. The click on a cell and the side-by-side pairs are tested in Chromium (tests/browser/test_compare.py).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The dashboard pages through Streamlit's AppTest, on a real database with known Defense Rates.
 
-See tests/dashboard_db.py for the data: model-a refuses women 4/4, jewish 2/4, black 1/4; model-b
+See tests/fixtures/dashboard_db.py for the data: model-a refuses women 4/4, jewish 2/4, black 1/4; model-b
 women 2/4, jewish and black 0/4. Widgets must change what is shown; assertions are on values.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.fixtures.apptest import app_test
 
 
 def figures(app: AppTest) -> list[dict]:
-    """The page's Vega-Lite heatmaps (tests/charts.py); no Plotly chart on this page."""
+    """The page's Vega-Lite heatmaps (tests/fixtures/charts.py); no Plotly chart on this page."""
     assert not app.get("plotly_chart")
     return heatmaps(app)
 

@@ -1,6 +1,6 @@
 """Corrected Defense Rates in the dashboard and the report (issue 13), through AppTest on real DuckDB files.
 
-tests/ppi_db.py builds a store whose judge misses refusals for black people only, with a half sample labelled:
+tests/fixtures/ppi_db.py builds a store whose judge misses refusals for black people only, with a half sample labelled:
 the corrected values (women 1.0, jewish 0.0, black 0.5 for both models) differ from the judge-only ones
 (black 0.25), so a page that forgot to switch, or switched where there is no sample, fails here.
 """

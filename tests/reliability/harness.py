@@ -1,7 +1,7 @@
 """What the reliability tests and the soak share: the CLI as a user runs it, a kill -9 at a chosen moment,
 and the check of what a database holds after any number of crashes.
 
-Runs go to the loopback OpenAI-compatible server (tests/fake_openai_server.py) through a target saved with
+Runs go to the loopback OpenAI-compatible server (tests/fixtures/fake_openai_server.py) through a target saved with
 `python -m core targets add`, which is the product's own path for API models: the key comes from an
 environment variable named by the target (a planted fake key here, searched for afterwards), and short
 timeouts and few retries keep every wait bounded.

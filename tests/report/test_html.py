@@ -3,8 +3,8 @@ names, no local path, no "None"/"nan", every rate's interval inside [0, 1]; in C
 window, and it prints to PDF.
 
 Three stores: the committed demo results (real models, English and Portuguese, the snake_case keys, model files
-recorded at local paths), tests/ppi_db.py (a labelled review sample: corrected figures and a disparity beyond noise)
-and tests/dashboard_db.py with a local model file inside the test's tmp directory.
+recorded at local paths), tests/fixtures/ppi_db.py (a labelled review sample: corrected figures and a disparity beyond noise)
+and tests/fixtures/dashboard_db.py with a local model file inside the test's tmp directory.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A server that goes away mid-audit, against a real loopback HTTP server that the tests crash and restart
-(tests/fake_openai_server.py): the run stops within a bounded number of requests with a plain message, exit
+(tests/fixtures/fake_openai_server.py): the run stops within a bounded number of requests with a plain message, exit
 1 and status `stopped`, the unanswered probes stay pending; a resume after the restart finishes it with one
 completion per probe; errors of a 500 storm are retried in place (`--retry-errors`: same completion ids,
 the earlier attempts kept in completion_attempts, no duplicates, the Defense Rates of a run that never failed).

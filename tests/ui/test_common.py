@@ -1,6 +1,6 @@
 """Text from outside is never Markdown (issue 27), without a browser: ui.common.escape_markdown shows any text
 literally, ui.common.safe_cells escapes a table's formula cells as the Export page does, and no page draws outside
-text past them (no st.dataframe, unsafe_allow_html or st.html of its own). tests/test_browser_inert.py checks the
+text past them (no st.dataframe, unsafe_allow_html or st.html of its own). tests/browser/test_inert.py checks the
 pages in Chromium."""
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The counterfactual view from the store to the page, the CLI and the report, on a database with known answers
-(tests/counterfactual_db.py): matched seeds give a gap of 1.0 (women 1.0, jewish 0.5, black 0.0); on the same
+(tests/fixtures/counterfactual_db.py): matched seeds give a gap of 1.0 (women 1.0, jewish 0.5, black 0.0); on the same
 claims only women differ (women 1.0, jewish 0.5, black 0.5: gap 0.5)."""
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 as it was; `--runs` (the sidebar's run selector) picks other runs; counterfactual probes are not pooled with the
 matched-seed ones unless asked; every view says which runs and probe set it shows.
 
-The database is the dashboard's (tests/dashboard_db.py: run r1, model-a and model-b, 12 English attack answers
+The database is the dashboard's (tests/fixtures/dashboard_db.py: run r1, model-a and model-b, 12 English attack answers
 each) with, for model-a, a counterfactual run `cf` (4 counterfactual probes, all refused) and a re-run `r2` of six
 of r1's probes with other labels: the 4 women probes now complied (r1: 4 refused), 2 black probes now refused (r1:
 complied). So, per model-a group:

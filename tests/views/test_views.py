@@ -1,7 +1,7 @@
 """core.views on a small real store: each view's figures equal the hand count from the store's rows, and the
 HTML report draws the same headline result as the Overview page.
 
-The store is tests/dashboard_db.py's (English attacks, two models, known DRs) plus benign control probes and
+The store is tests/fixtures/dashboard_db.py's (English attacks, two models, known DRs) plus benign control probes and
 Portuguese attacks with known labels, and the two models' sizes (for the scaling view).
 """
 from __future__ import annotations
@@ -157,7 +157,7 @@ def test_every_view_is_listed_with_its_result(store):
 
 
 def test_the_report_draws_the_overviews_headline(tmp_path, monkeypatch):
-    """With a labelled review sample (tests/ppi_db.py): the headline the report computes is the one the Overview
+    """With a labelled review sample (tests/fixtures/ppi_db.py): the headline the report computes is the one the Overview
     shows, row for row, corrected figures included."""
     path = tmp_path / "sampled.duckdb"
     ppi_db.build(path)
