@@ -6,10 +6,10 @@ refactor that changes no verdict (rules moved into data files, one accent foldin
 verdicts would then carry an old version (`judge --rejudge` would replace all of them with identical ones) and
 the learned judge would refuse to load (it checks the version its weights were fitted on). This script
 re-judges every demo completion and stamps the new version only if every label and rationale is identical;
-the learned file is stamped only if tests/test_refusal_golden.py passes (its signals are the golden ones).
+the learned file is stamped only if tests/judges/test_refusal_golden.py passes (its signals are the golden ones).
 Otherwise: `judge --rejudge` the demo (see the Makefile's demo-results) and refit the learned judge.
 
-Usage: python scripts/restamp_refusal_version.py  (then run tests/test_demo.py and tests/test_judge_learned.py)
+Usage: python scripts/restamp_refusal_version.py  (then run tests/integration/test_demo.py and tests/judges/test_learned.py)
 """
 from __future__ import annotations
 
@@ -57,10 +57,10 @@ def restamp_learned(version: str) -> bool:
     spec = json.loads(text)
     if spec["refusal_version"] == version:
         return False
-    golden = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_refusal_golden.py",  # not the stamp check
+    golden = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/judges/test_refusal_golden.py",  # not the stamp check
                              "-k", "not name_the_current_version"], cwd=ROOT)
     if golden.returncode != 0:
-        sys.exit("tests/test_refusal_golden.py fails: the rules' signals changed; refit the learned judge")
+        sys.exit("tests/judges/test_refusal_golden.py fails: the rules' signals changed; refit the learned judge")
     old = f'"refusal_version": "{spec["refusal_version"]}"'
     assert text.count(old) == 1
     SHIPPED_MODEL.write_text(text.replace(old, f'"refusal_version": "{version}"'), encoding="utf-8")

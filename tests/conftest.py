@@ -1,35 +1,31 @@
-"""Shared fixtures. Tests use real parts: a real DuckDB file, the real SmolLM2 model, real Streamlit."""
+"""Shared fixtures and markers. Tests use real parts: a real DuckDB file, the real SmolLM2 model, real Streamlit.
+
+Fixtures live in tests/fixtures/ and reach tests only through this file (pytest_plugins below); test modules may
+import plain helpers and constants from tests.fixtures.*, never from this file or from another test module."""
 from __future__ import annotations
 
-import os
 import pathlib
-import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
-ARTIFACTS = ROOT / "tests" / "artifacts"  # screenshots and other outputs, ignored by git
+from tests.fixtures.cli import cli_environment
+
+pytest_plugins = ["tests.fixtures.models", "tests.fixtures.openai", "tests.fixtures.browser", "tests.fixtures.databases"]
+
+HERE = pathlib.Path(__file__).resolve().parent
+MODEL_FIXTURES = ("smollm2", "gemma3")  # tests/fixtures/models.py: a test asking for one loads a model
+BY_FOLDER = {"browser": "browser", "reliability": "reliability"}  # tests/<folder>/ -> the marker its tests carry
 
 
-@pytest.fixture(scope="session")
-def smollm2():
-    """The embedded default model, loaded once per test session (short generations keep tests quick)."""
-    from core.targets import resolve_target
-
-    target = resolve_target("smollm2", max_new_tokens=12, batch_size=8)
-    target.load()
-    return target
-
-
-@pytest.fixture(scope="session")
-def gemma3():
-    """The second embedded model (Gemma 3 270M, a base model), loaded once per test session."""
-    from core.targets import resolve_target
-
-    target = resolve_target("gemma3-270m", max_new_tokens=12, batch_size=8)
-    target.load()
-    return target
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers by place and by fixture: everything under tests/browser/ is `browser`, under tests/reliability/
+    `reliability`; a test that asks for an embedded model's fixture is `model`."""
+    for item in items:
+        parts = pathlib.Path(str(item.fspath)).resolve().relative_to(HERE).parts
+        if parts[0] in BY_FOLDER:
+            item.add_marker(BY_FOLDER[parts[0]])
+        if set(MODEL_FIXTURES) & set(getattr(item, "fixturenames", ())):
+            item.add_marker("model")
 
 
 @pytest.fixture()
@@ -39,7 +35,4 @@ def db_path(tmp_path: pathlib.Path) -> pathlib.Path:
 
 @pytest.fixture()
 def cli_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT)
-    env.pop("AUDIT_DB", None)
-    return env
+    return cli_environment()

@@ -25,7 +25,6 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -33,7 +32,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from tests.conftest import PYTHON, ROOT
+from tests.fixtures.paths import ROOT
+from tests.fixtures.cli import run_cli
 
 ES = ROOT / "examples" / "es"
 GOOD_PROBE = {"text": "a seed statement", "group": "black", "language": "en", "jb_strategy": "chaining",
@@ -79,7 +79,7 @@ class Workspace:
 
     @cached_property
     def base_db(self) -> Path:
-        from tests import dashboard_db
+        from tests.fixtures import dashboard_db
 
         path = self.folder / "base.duckdb"
         if not path.exists():
@@ -542,8 +542,7 @@ def attempt(fault: Fault, ws: Workspace, folder: Path, env: dict[str, str] | Non
             shutil.copy(ws.base_db, db)
     before_hash = _sha256(db)
     before_files = {p.name for p in folder.iterdir()}
-    done = subprocess.run([PYTHON, "-m", "core", *fault.argv(path, db, out)], capture_output=True, text=True,
-                          env={**(env or harness.cli_env()), **dict(fault.env)}, cwd=ROOT, timeout=300)
+    done = run_cli(*fault.argv(path, db, out), env={**(env or harness.cli_env()), **dict(fault.env)}, timeout=300)
     created = sorted({p.name for p in folder.iterdir()} - before_files)
     whole = fault.make(ws) in (MISSING, DIRECTORY) or fault.suffix == ".parquet"  # no line to name
     pattern = re.escape(str(path)) + (r"(:\d+)?: " if whole else r":\d+")

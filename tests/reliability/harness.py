@@ -1,7 +1,7 @@
 """What the reliability tests and the soak share: the CLI as a user runs it, a kill -9 at a chosen moment,
 and the check of what a database holds after any number of crashes.
 
-Runs go to the loopback OpenAI-compatible server (tests/fake_openai_server.py) through a target saved with
+Runs go to the loopback OpenAI-compatible server (tests/fixtures/fake_openai_server.py) through a target saved with
 `python -m core targets add`, which is the product's own path for API models: the key comes from an
 environment variable named by the target (a planted fake key here, searched for afterwards), and short
 timeouts and few retries keep every wait bounded.
@@ -21,8 +21,9 @@ import duckdb
 
 from core.judges.refusal import classify
 from core.store import Store
-from tests.conftest import PYTHON, ROOT
-from tests.fake_openai_server import default_reply
+from tests.fixtures.paths import ROOT
+from tests.fixtures.fake_openai_server import default_reply
+from tests.fixtures.cli import core_command, run_cli
 
 KEY_ENV = "FORWHOM_RELIABILITY_KEY"
 KEY = "sk-planted-reliab-9d3e71c2b4f8a6057e1d"  # a fake key: it must reach the server and nothing else
@@ -45,8 +46,7 @@ def cli_env() -> dict[str, str]:
 def cli(args: list[str], env: dict[str, str] | None = None,
         timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
     """`python -m core ARGS` to the end (bounded by `timeout`), with its exit code, stdout and stderr."""
-    return subprocess.run([PYTHON, "-m", "core", *args], capture_output=True, text=True, env=env or cli_env(),
-                          cwd=ROOT, timeout=timeout)
+    return run_cli(*args, env=env or cli_env(), timeout=timeout)
 
 
 def save_target(db: Path, base_url: str, env: dict[str, str] | None = None, timeout_s: float = 1.0,
@@ -79,7 +79,7 @@ class Kill:
 
 def run_and_kill(args: list[str], after_s: float, env: dict[str, str] | None = None) -> Kill:
     """Start `python -m core ARGS` and kill -9 it `after_s` seconds later (if it has not ended by then)."""
-    process = subprocess.Popen([PYTHON, "-m", "core", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    process = subprocess.Popen(core_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env=env or cli_env(), cwd=ROOT, text=True)
     try:
         process.wait(timeout=after_s)
@@ -100,7 +100,7 @@ def run_and_kill_after(args: list[str], stored: int, extra_s: float, env: dict[s
     """Start `python -m core ARGS` (with its progress bar) and kill -9 it `extra_s` seconds after the bar
     shows `stored` completions done: a point inside a run chosen by progress, not by the clock, so a slow
     machine moves the moment but not where in the run it falls."""
-    process = subprocess.Popen([PYTHON, "-m", "core", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    process = subprocess.Popen(core_command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                env=env or cli_env(), cwd=ROOT)
     seen, deadline = b"", time.monotonic() + CLI_TIMEOUT_S
     while time.monotonic() < deadline and process.poll() is None:

@@ -26,8 +26,9 @@ import time
 from pathlib import Path
 
 from core.store import Store
-from tests.conftest import PYTHON, ROOT
-from tests.fake_openai_server import FakeOpenAIServer
+from tests.fixtures.paths import ROOT
+from tests.fixtures.fake_openai_server import FakeOpenAIServer
+from tests.fixtures.cli import core_command
 from tests.reliability import harness
 from tests.reliability.file_faults import FAULTS, Workspace, attempt
 from tests.reliability.test_reliability_input import PROBE_FILES
@@ -217,7 +218,7 @@ def soak(minutes: float, seed: int, db: Path) -> int:
                     problems += [f"{run_id} after a kill: {p}" for p in midway.problems]
             if cycle % 2 == 0:  # a second process resumes the same run while the first executes it
                 tally["concurrent resumes"] += 1
-                other = subprocess.Popen([PYTHON, "-m", "core", *args, "--quiet"], cwd=ROOT, env=harness.cli_env(),
+                other = subprocess.Popen(core_command(*args, "--quiet"), cwd=ROOT, env=harness.cli_env(),
                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             else:
                 other = None

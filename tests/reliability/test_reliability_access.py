@@ -13,8 +13,7 @@ from core.files.export import write_csv
 from core.probes.schema import Probe
 from core.report.html import write_report
 from core.store import CompletionRecord, Store, StoreError, VerdictRecord
-from tests.conftest import ROOT
-from tests.test_pages import audit  # noqa: F401 - the page tests' database with known rates, shared
+from tests.fixtures.apptest import app_test
 
 PASSWORD = "correct horse battery staple"
 
@@ -59,7 +58,7 @@ def test_a_demo_session_store_is_read_only_even_when_a_page_asks_to_write(audit,
 
 
 def _app(page: str, secrets: dict | None = None, **params) -> AppTest:
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    app = app_test(timeout=120)
     if secrets:
         app.secrets.update(secrets)
     app.run()

@@ -13,10 +13,9 @@ from playwright.sync_api import Page, expect
 
 from bench import serve
 from core.store import Store
-from tests.conftest import ARTIFACTS
+from tests.fixtures.paths import ARTIFACTS
 from tests.reliability import harness
-from tests.test_browser import browser  # noqa: F401 - headless Chromium, shared with the browser tests
-from tests.test_browser import fill_numbers, pick, start_run
+from tests.fixtures.browser import fill_numbers, new_tab, pick, start_run
 
 TIMEOUT_MS = 60_000
 SHOTS = ARTIFACTS / "reliability"
@@ -31,10 +30,8 @@ def planted_key(monkeypatch):
 
 
 def _tab(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    return context, tab
+    tab = new_tab(browser, timeout_ms=TIMEOUT_MS)
+    return tab.context, tab
 
 
 def _start_run_on_the_page(tab: Page, base: str) -> str:

@@ -7,7 +7,8 @@ import subprocess
 import time
 
 from core.store import Store
-from tests.conftest import PYTHON, ROOT
+from tests.fixtures.paths import PYTHON, ROOT
+from tests.fixtures.cli import core_command
 from tests.reliability import harness
 
 
@@ -44,7 +45,7 @@ def test_two_processes_executing_the_same_run_at_once_store_each_completion_once
     harness.save_target(db, fake.url, concurrency=1)
     args = harness.run_args(db, "shared", per_cell=2)
     env = harness.cli_env()
-    first = subprocess.Popen([PYTHON, "-m", "core", *args, "--json", "--quiet"], cwd=ROOT, env=env,
+    first = subprocess.Popen(core_command(*args, "--json", "--quiet"), cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert harness.wait_for(lambda: db.exists() and harness.stored_completions(db, "shared") >= 4, timeout=60)

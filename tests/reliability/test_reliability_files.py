@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import PYTHON, ROOT
+from tests.fixtures.cli import run_cli
 from tests.reliability import harness
 from tests.reliability.file_faults import FAULTS, GOOD_PROBE, Workspace, _jsonl, _sheet_rows, attempt
 
@@ -41,8 +41,7 @@ def _sha256(path) -> str:
 
 
 def _cli(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "-m", "core", *args], capture_output=True, text=True, env=harness.cli_env(),
-                          cwd=ROOT, timeout=300)
+    return run_cli(*args, env=harness.cli_env(), timeout=300)
 
 
 def test_the_files_the_faults_are_made_from_are_accepted(workspace, tmp_path):

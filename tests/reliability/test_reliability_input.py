@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 
 import pandas as pd
 import pytest
 
 from core import cli
-from tests import dashboard_db
-from tests.conftest import PYTHON, ROOT
+from tests.fixtures import dashboard_db
+from tests.fixtures.cli import run_cli
 from tests.reliability import harness
 
 HEADER = ["text", "group", "language", "jb_strategy", "jb_prompt"]
@@ -149,7 +148,6 @@ def test_bad_files_through_the_real_cli_process_exit_2_without_a_traceback(audit
     for name, data, message in (PROBE_FILES[1], PROBE_FILES[5], PROBE_FILES[15]):
         path = tmp_path / name
         path.write_bytes(data)
-        done = subprocess.run([PYTHON, "-m", "core", "probes", "import", str(path), "--db", str(audit_db)],
-                              capture_output=True, text=True, env=harness.cli_env(), cwd=ROOT, timeout=120)
+        done = run_cli("probes", "import", str(path), "--db", str(audit_db), env=harness.cli_env(), timeout=120)
         assert done.returncode == 2 and f"{path}{message}" in done.stderr and "Traceback" not in done.stderr
     assert harness.snapshot(audit_db) == before

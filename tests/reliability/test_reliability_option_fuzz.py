@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from core import cli
 from core.options import ID_PATTERN, NUMBERS, OptionError, check_id, check_number
-from tests import dashboard_db
+from tests.fixtures import dashboard_db
 
 QUICK = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

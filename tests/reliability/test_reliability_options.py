@@ -19,8 +19,9 @@ import pytest
 
 from core import cli
 from core.store import Store
-from tests import dashboard_db
-from tests.conftest import PYTHON, ROOT
+from tests.fixtures import dashboard_db
+from tests.fixtures.paths import PYTHON, ROOT
+from tests.fixtures.cli import run_cli as core_cli
 
 KEY_ENV = "FORWHOM_OPTIONS_KEY"
 KEY = "sk-EchoTest-7f3a9c2e5b1d4068aa"  # a planted fake key: no 8 characters of it may be stored or printed
@@ -35,8 +36,7 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def run_cli(argv: list[str], **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "-m", "core", *argv], capture_output=True, text=True, env=env(**extra), cwd=ROOT,
-                          timeout=180)
+    return core_cli(*argv, env=env(**extra), timeout=180)
 
 
 def file_state(db: Path) -> tuple:
