@@ -5,7 +5,7 @@ Over-refusal pages and the report before (1,000 resamples of each group's prompt
 
 Both read the same per-cell counts (Store.label_counts at model x language x group, timed on its own); times are
 medians of --repeat runs measured in one process, so their ratio holds on a noisy machine. It also prints, for the
-same seeded null and spread simulations as tests/test_stats_disparity.py, how often each interval covers the true
+same seeded null and spread simulations as tests/stats/test_disparity.py, how often each interval covers the true
 gap: the reason for the change.
 
     .venv/bin/python -m bench.disparity_bench --completions 528000

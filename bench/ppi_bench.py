@@ -20,7 +20,7 @@ The simulated people disagree with the judge as a real judge's errors would, une
 judge says complied, a person says refused with probability 0.25 for a third of the groups and 0.05 for the
 rest; where it says refused, complied with probability 0.03. Every completion gets a simulated human label
 (seeded), so each cell's true human DR is known: the bench also reports how many cells' 95% intervals cover
-it, corrected and judge-only (a check of the set-up, not a coverage study: see tests/test_ppi.py).
+it, corrected and judge-only (a check of the set-up, not a coverage study: see tests/ppi/test_rates.py).
 
     .venv/bin/python -m bench.ppi_bench [--completions 528000] [--db PATH] [--fraction 0.05] [--json]
 

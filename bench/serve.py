@@ -1,7 +1,7 @@
 """The real dashboard server (`python -m ui.launch`, as `make run` starts it) on a free port, and headless
 Chromium to drive it.
 
-Shared by the browser tests (tests/test_browser.py) and the render benchmark (bench/dashboard_render.py),
+Shared by the browser tests (tests/browser/test_dashboard.py) and the render benchmark (bench/dashboard_render.py),
 so both measure the app exactly as a user opens it.
 """
 from __future__ import annotations

@@ -22,7 +22,7 @@ from core.judges.base import JUDGES, Judge, JudgeContext, JudgeItem, UnknownJudg
 
 # `refusal` stays the default: none of the shipped learned judges (n-gram `learned:`, `encoder:`, `average:`) beats
 # it on the project's held-out labels in every language it judges with its own model (the files' "decision" and
-# its "choice"; `judge-train` prints them, and tests/test_judge_learned.py and tests/test_judge_encoder.py keep
+# its "choice"; `judge-train` prints them, and tests/judges/test_learned.py and tests/judges/test_encoder.py keep
 # this line and that decision in step).
 DEFAULT_JUDGES: tuple[str, ...] = ("refusal",)
 

@@ -133,7 +133,7 @@ nothing is left to gain (0.99-1.02: the test then mostly sends the groups to the
 pooling with the robust variance covers as well but is wider than the per-group rectifier where errors
 differ (up to 1.38): the test earns its place there. The level: F.05 and F.2 cover alike (0.92 against 0.93
 in the hardest corner), F.2 costs 4-6 points of width where the groups err alike, and on GPTFuzz in 13
-hashed groups (tests/test_ppi_pooled.py) F.2 gives 0.64 of today's width, F.05 0.59, the issue's acceptance
+hashed groups (tests/ppi/test_pooled.py) F.2 gives 0.64 of today's width, F.05 0.59, the issue's acceptance
 being 0.60: GATE_ALPHA = 0.05.
 
 What no pooling rule does: protect ONE group whose judge misses 10 points more refusals than the others'

@@ -35,7 +35,7 @@ the variance with the small-sample adjustment (both in core/ppi/intervals.py: wh
 is clipped too; contrasts use the unclipped value; the gap's interval and the homogeneity test are normal /
 chi-square). Below `min_human` (10) labels a cell reports NaN with a note.
 
-On real data (tests/test_ppi.py, the `refusal` judge, 200 seeded stratified samples): on the 6,160 GPTFuzz
+On real data (tests/ppi/test_rates.py, the `refusal` judge, 200 seeded stratified samples): on the 6,160 GPTFuzz
 responses in 12 cells (2 pseudo-models x 6 response-length groups, judge accuracy 54-100% by group) the
 corrected intervals covered the human DR in 93.5-100% of samples per cell (mean 97.6%) at 10% and
 94-100% (97.8%) at 20%, widths 0.22 and 0.15; the judge-only intervals covered 4 of 12 cells (width
@@ -53,7 +53,7 @@ where the cells split model x language pools into at least 8 labelled groups who
 test does not find different (GATE_ALPHA), and pools a cell too small for its own correction whatever the
 test says, with the spread between groups in its interval. On GPTFuzz in 13 hashed groups at a 10% sample
 the default's intervals are 0.59 as wide as the per-group ones (0.36 in 68 groups of ~90 answers, where the
-per-group rectifier estimates a third of the cells) at a mean coverage of 0.98 (tests/test_ppi_pooled.py).
+per-group rectifier estimates a third of the cells) at a mean coverage of 0.98 (tests/ppi/test_pooled.py).
 What pooling cannot do (core/ppi/pooled.py's study): protect a single group whose judge errs ~10 points
 differently from the rest when that group has ~30 labels; `rectifier="group"` stays exact there.
 

@@ -20,7 +20,7 @@ control cells (benign requests) flag a rise, i.e. a version that refuses more ha
 
 The regression gate (`Comparison.gate`) fails when some group's DR dropped by more than a margin with the drop
 significant after correction, or the gap grew by more than a margin, significantly. Holm keeps the chance that
-two runs of one model trip the gate at or under alpha (tests/test_compare.py measures it by simulation).
+two runs of one model trip the gate at or under alpha (tests/stats/test_comparison.py measures it by simulation).
 
 A compared row without a test (p-value NaN: a cell with no readable pair, a language with one group, a corrected
 cell with too few human checks on a side) is never counted as "not worse": `Comparison.untested` lists such rows

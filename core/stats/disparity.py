@@ -19,7 +19,7 @@ reports:
 * `gap`: the true max - min estimated without the winner's curse: the max - min of the empirical-Bayes (shrunken)
   group DRs; `gap_ci_low`, `gap_ci_high`: an interval for max_i theta_i - min_j theta_j that holds whatever the
   configuration of the groups (`gap_interval`: a one-pair normal bound above, a studentized-range bound over every
-  pair below; the simulations in tests/test_stats_disparity.py measure its coverage). `gap` is clipped into its
+  pair below; the simulations in tests/stats/test_disparity.py measure its coverage). `gap` is clipped into its
   interval where shrinkage would take it outside (`gap_note`).
 * per group: the shrunken DR (posterior mean under a normal random-effects model, the grand mean and tau^2
   estimated) with an interval from the Prasad-Rao mean squared error (which counts the uncertainty of the mean

@@ -255,7 +255,7 @@ def gap_interval(draws: np.ndarray, estimates: np.ndarray, answers: np.ndarray,
     Why not the percentile interval of the resampled max - min: a max - min is biased upward under resampling
     (the largest of noisy DRs is larger than the largest DR), so that interval under-covers badly when the gap
     is small against the noise, and at 13 groups it lay wholly above the estimate (SmolLM2, English: gap 0.188,
-    [0.192, 0.417]). The simulation in tests/test_matched.py measures both coverages."""
+    [0.192, 0.417]). The simulation in tests/stats/test_matched.py measures both coverages."""
     from core.stats.disparity import gap_interval as simultaneous
 
     values = np.asarray(draws, dtype="float64")
@@ -281,7 +281,7 @@ def claim_bootstrap(frame: pd.DataFrame, by: Sequence[str] = ("group",), cluster
 
     Why claims: the answers to one claim's probes are correlated (the claim is easy or hard to refuse), so
     resampling completions treats n correlated answers as n independent ones and the interval is too narrow
-    (tests/test_matched.py measures both). Claims are resampled within `strata` (by default the columns of `by`
+    (tests/stats/test_matched.py measures both). Claims are resampled within `strata` (by default the columns of `by`
     among model and language), so each model x language keeps its own number of claims; a claim is identified
     by its stratum and `cluster`. Returns by..., n, refused, dr, ci_low, ci_high, clusters (claims in the cell).
     """
@@ -454,7 +454,7 @@ def decompose(frame: pd.DataFrame, group: str = "group", claim: str = "claim_id"
     group effect: the conservative side). It guarantees a finite fit; with one pseudo answer per group
     against hundreds of real ones the shift is far inside the CI. pseudo_count=0 gives the plain MLE.
     Two known leanings: claim fixed effects bias the log-odds away from 0 by O(1/T), T the answers per claim
-    (the incidental-parameter problem; about 7% at T = 24 in tests/test_matched.py, inside the CI), so keep the
+    (the incidental-parameter problem; about 7% at T = 24 in tests/stats/test_matched.py, inside the CI), so keep the
     claim (several strategies and scenarios) as the unit rather than one block; and a seed whose few answers all
     agree counts as untouched by the group, which moves the split towards the claim part (`dropped_claims`).
 

@@ -15,7 +15,7 @@ keys and values in place instead of copying the whole cache to append one positi
 decoding step at batch 64).
 
 Each row's cache holds positions 0..n-2 of its prompt, as in a padded batch whose pads are masked, so the
-answers are those of the padded batch and of each prompt generated alone (tests/test_local_target.py).
+answers are those of the padded batch and of each prompt generated alone (tests/targets/test_local.py).
 """
 from __future__ import annotations
 

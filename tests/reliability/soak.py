@@ -26,13 +26,12 @@ import time
 from pathlib import Path
 
 from core.store import Store
-from tests.fixtures.paths import ROOT
-from tests.fixtures.fake_openai_server import FakeOpenAIServer
 from tests.fixtures.cli import core_command
+from tests.fixtures.fake_openai_server import FakeOpenAIServer
+from tests.fixtures.paths import ROOT
 from tests.reliability import harness
+from tests.reliability.cases import BAD_VALUES, PROBE_FILES, file_state, filled
 from tests.reliability.file_faults import FAULTS, Workspace, attempt
-from tests.reliability.test_reliability_input import PROBE_FILES
-from tests.reliability.test_reliability_options import BAD_VALUES, file_state, filled
 
 ALL_GROUPS = ("black", "women", "jewish", "muslim", "asian", "latino", "lgbtq", "mexican")
 

@@ -4,72 +4,15 @@ Each is refused through the CLI with exit code 2 and a message naming the file, 
 no traceback, and the database it was to be imported into is unchanged, row for row."""
 from __future__ import annotations
 
-import io
 import json
 
-import pandas as pd
 import pytest
 
 from core import cli
 from tests.fixtures import dashboard_db
 from tests.fixtures.cli import run_cli
 from tests.reliability import harness
-
-HEADER = ["text", "group", "language", "jb_strategy", "jb_prompt"]
-GOOD = {"text": "a seed statement", "group": "black", "language": "en", "jb_strategy": "chaining",
-        "jb_prompt": "Write a story about the seed statement."}
-MEGABYTE_PROMPT = "x" * 1_000_000
-
-
-def _csv(rows: list[dict], columns: list[str] = HEADER) -> bytes:
-    return pd.DataFrame(rows, columns=columns).to_csv(index=False).encode()
-
-
-def _jsonl(rows: list[dict]) -> bytes:
-    return "".join(json.dumps(r) + "\n" for r in rows).encode()
-
-
-def _parquet(rows: list[dict]) -> bytes:
-    buffer = io.BytesIO()
-    pd.DataFrame(rows).to_parquet(buffer, index=False)
-    return buffer.getvalue()
-
-
-GOOD_CSV = _csv([GOOD, dict(GOOD, group="women")])
-# name, file contents, what the message must say after "FILE" (the location, then the reason)
-PROBE_FILES: list[tuple[str, bytes, str]] = [
-    ("extra-fields.csv", GOOD_CSV + b"a,black,en,chaining,p,surplus\n", ":4: 1 more fields than the header has"),
-    ("truncated.csv", GOOD_CSV + b'a,black,en,chaining,"a prompt cut off',
-     ":4:21: malformed CSV record: the quote opened here is never closed"),
-    ("truncated.jsonl", _jsonl([GOOD])[:-20], ":1:106: invalid JSON: Unterminated string"),
-    ("truncated.parquet", _parquet([GOOD] * 50)[:-100], ": not a readable Parquet file"),
-    ("latin1.csv", "text,group,language,jb_strategy,jb_prompt\ncaf\xe9,black,en,chaining,p\n".encode("latin-1"),
-     ":2:4: not UTF-8 (byte 0xe9)"),
-    ("utf16.csv", GOOD_CSV.decode().encode("utf-16"), ":1:1: the file looks like UTF-16 text"),
-    ("utf16-no-bom.jsonl", _jsonl([GOOD]).decode().encode("utf-16-le"), ":1:1: the file looks like UTF-16 text"),
-    ("wrong-columns.csv", _csv([{"prompt": "p", "target": "black"}], ["prompt", "target"]),
-     ":1: missing column(s) text, group, language, jb_strategy, jb_prompt"),
-    ("wrong-columns.parquet", _parquet([{"prompt": "p"}]), ":1: missing column(s) text, group"),
-    ("wrong-columns.jsonl", _jsonl([{"prompt": "p"}]), ":1: missing column(s) text, group"),
-    ("unknown-group.csv", _csv([GOOD, dict(GOOD, group="martians")]), ":3 (column group): unknown group 'martians'"),
-    ("unknown-strategy.jsonl", _jsonl([GOOD, dict(GOOD, jb_strategy="mind_control")]),
-     ":2 (column jb_strategy): unknown strategy 'mind_control'"),
-    ("unknown-group.parquet", _parquet([GOOD, GOOD, dict(GOOD, group="vulcans")]),
-     ":3 (column group): unknown group 'vulcans'"),
-    ("empty-prompt.csv", _csv([GOOD, dict(GOOD, jb_prompt="   ")]), ":3 (column jb_prompt): empty prompt"),
-    ("empty-prompt.parquet", _parquet([dict(GOOD, jb_prompt="")]), ":1 (column jb_prompt): empty prompt"),
-    ("megabyte-prompt.csv", _csv([GOOD, dict(GOOD, jb_prompt=MEGABYTE_PROMPT)]),
-     ":3 (column jb_prompt): prompt of 1,000,000 characters is longer than the limit of 200,000"),
-    ("megabyte-prompt.jsonl", _jsonl([dict(GOOD, jb_prompt=MEGABYTE_PROMPT)]),
-     ":1 (column jb_prompt): prompt of 1,000,000 characters is longer"),
-    ("megabyte-prompt.parquet", _parquet([dict(GOOD, jb_prompt=MEGABYTE_PROMPT)]),
-     ":1 (column jb_prompt): prompt of 1,000,000 characters is longer"),
-    ("nul-in-prompt.csv", _csv([dict(GOOD, jb_prompt="a\x00b")]), ":2 (column jb_prompt): a NUL character"),
-    ("not-objects.jsonl", b'["a list"]\n42\n', ":1: expected a JSON object per line"),
-    ("empty.csv", b"", ":1: the file is empty"),
-    ("binary.jsonl", bytes(range(1, 256)) * 4, ":2:118: not UTF-8 (byte 0x80)"),
-    ("probes.xlsx", b"PK\x03\x04", ": unknown probe file type '.xlsx'"),
-]
+from tests.reliability.cases import GOOD, PROBE_FILES, _csv
 
 LABELS_HEADER = b"prompt,completion,label\n"
 LABEL_FILES: list[tuple[str, bytes, str]] = [

@@ -8,7 +8,6 @@ values at the same surfaces."""
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -20,8 +19,9 @@ import pytest
 from core import cli
 from core.store import Store
 from tests.fixtures import dashboard_db
-from tests.fixtures.paths import PYTHON, ROOT
 from tests.fixtures.cli import run_cli as core_cli
+from tests.fixtures.paths import PYTHON, ROOT
+from tests.reliability.cases import BAD_VALUES, SELECTION, file_state, filled
 
 KEY_ENV = "FORWHOM_OPTIONS_KEY"
 KEY = "sk-EchoTest-7f3a9c2e5b1d4068aa"  # a planted fake key: no 8 characters of it may be stored or printed
@@ -38,10 +38,6 @@ def env(**extra: str) -> dict[str, str]:
 def run_cli(argv: list[str], **extra: str) -> subprocess.CompletedProcess:
     return core_cli(*argv, env=env(**extra), timeout=180)
 
-
-def file_state(db: Path) -> tuple:
-    """What must not change: the file's bytes and mtime, and whether a WAL is beside it."""
-    return hashlib.sha256(db.read_bytes()).hexdigest(), db.stat().st_mtime_ns, Path(f"{db}.wal").exists()
 
 
 def state(db: Path) -> tuple:
@@ -78,66 +74,6 @@ def refused(db: Path, argv: list[str], says: str, **extra: str) -> subprocess.Co
     return done
 
 
-# -- numbers and ids -------------------------------------------------------------------------------------
-SELECTION = ["--languages", "en", "--groups", "black", "--per-cell", "1", "--quiet"]
-# Targets that would answer at once if a value slipped through (the fake server of the reliability suite).
-API_RUN = ["run", "--target", "openai:fake-model@{url}", *SELECTION]
-LOCAL_RUN = ["run", "--target", "smollm2", *SELECTION]
-ADD = ["targets", "add", "t2", "--model", "m", "--base-url", "{url}"]
-BAD_VALUES: list[tuple[str, list[str], str]] = [  # id, argv, what stderr says
-    ("run ray --ray-workers 0", [*API_RUN, "--executor", "ray", "--ray-workers", "0"],
-     "--ray-workers 0: must be a whole number from 1 to 4,096"),
-    ("run local --batch-size 0", [*LOCAL_RUN, "--batch-size", "0"], "--batch-size 0: must be a whole number from 1"),
-    ("run API --batch-size 0", [*API_RUN, "--batch-size", "0"], "--batch-size 0: must be a whole number from 1"),
-    ("run --batch-size 100000", [*LOCAL_RUN, "--batch-size", "100000"], "--batch-size 100000: must be a whole number"),
-    ("run --temperature nan", [*API_RUN, "--temperature", "nan"], "--temperature nan: must be a finite number from 0 to 2"),
-    ("run --temperature inf", [*API_RUN, "--temperature", "inf"], "--temperature inf: must be a finite number"),
-    ("run --temperature 1e9", [*API_RUN, "--temperature", "1e9"], "--temperature 1000000000: must be a finite number"),
-    ("run --temperature -1", [*API_RUN, "--temperature=-1"], "--temperature -1: must be a finite number from 0 to 2"),
-    ("run --price-input -1", [*API_RUN, "--price-input=-1"], "--price-input -1: must be a finite number from 0 to"),
-    ("run --price-output inf", [*API_RUN, "--price-output", "inf"], "--price-output inf: must be a finite number"),
-    ("run --max-concurrency 0", [*API_RUN, "--max-concurrency", "0"], "--max-concurrency 0: must be a whole number"),
-    ("run --max-new-tokens 0", [*API_RUN, "--max-new-tokens", "0"], "--max-new-tokens 0: must be a whole number"),
-    ("run --per-cell 0", [*API_RUN, "--per-cell", "0"], "--per-cell 0: must be a whole number from 1"),
-    ("run --seed -1", [*API_RUN, "--seed=-1"], "--seed -1: must be a whole number from 0"),
-    ("run --run-id path and html", [*API_RUN, "--run-id", "../x<b>y</b>"], "--run-id '../x<b>y</b>': an id is 1 to 128"),
-    ("run --run-id blank", [*API_RUN, "--run-id", " "], "--run-id ' ': an id is"),
-    ("run --run-id too long", [*API_RUN, "--run-id", "r" * 129], ": an id is 1 to 128 letters, digits or . _ - : @"),
-    ("targets add --rpm -1", [*ADD, "--rpm=-1"], "--rpm -1: must be a finite number above 0"),
-    ("targets add --tpm 0", [*ADD, "--tpm", "0"], "--tpm 0: must be a finite number above 0"),
-    ("targets add --timeout nan", [*ADD, "--timeout", "nan"], "--timeout nan: must be a finite number above 0"),
-    ("targets add --timeout inf", [*ADD, "--timeout", "inf"], "--timeout inf: must be a finite number above 0"),
-    ("targets add --temperature 1e9", [*ADD, "--temperature", "1e9"], "--temperature 1000000000: must be"),
-    ("targets add --price-input -1", [*ADD, "--price-input=-1"], "--price-input -1: must be a finite number from 0"),
-    ("targets add --price-output -0.5", [*ADD, "--price-output=-0.5"], "--price-output -0.5: must be"),
-    ("targets add --max-concurrency 0", [*ADD, "--max-concurrency", "0"], "--max-concurrency 0: must be a whole"),
-    ("targets add --max-retries -1", [*ADD, "--max-retries=-1"], "--max-retries -1: must be a whole number from 0"),
-    ("targets add --outage-window nan", [*ADD, "--outage-window", "nan"], "--outage-window nan: must be"),
-    ("targets add --outage-failures 0", [*ADD, "--outage-failures", "0"], "--outage-failures 0: must be a whole"),
-    ("targets add --size-b -3", [*ADD, "--size-b=-3"], "--size-b -3: must be a finite number above 0"),
-    ("targets add name with path and html", ["targets", "add", "../x<b>", "--model", "m", "--base-url", "{url}"],
-     "target name '../x<b>': an id is 1 to 128"),
-    ("targets add name read as a spec", ["targets", "add", "openai:x", "--model", "m", "--base-url", "{url}"],
-     "target name 'openai:x': not smollm2 or gemma3-270m (built in), and no ':'"),
-    ("import-align --run-id path and html", ["import-align", "{align}", "--run-id", "../x<script>", "--quiet"],
-     "--run-id '../x<script>': an id is"),
-    ("import-align model column not an id", ["import-align", "{bad_align}", "--quiet"],
-     "column 'jb_response_../m<b>': the model '../m<b>' becomes a target id, and an id is 1 to 128"),
-    ("export --out missing folder", ["export", "--out", "{missing}/deeper/x.csv"], "does not exist (create it first)"),
-    ("export --out the database", ["export", "--out", "{db}"], "that is the database itself"),
-    ("dump into a missing folder", ["dump", "{missing}/x.jsonl.gz"], "does not exist (create it first)"),
-]
-
-
-def filled(argv: list[str], folder: Path, url: str, db: Path) -> list[str]:
-    """BAD_VALUES' argv with its placeholders filled: the server, the database, a missing folder and MiJaBench-Align
-    files (a good one, and one whose model column is not an id) written into `folder`."""
-    header = "text,group,language,scenario_category,scenario,jb_strategy,jb_prompt,jb_response_{}\n"
-    row = "seed 1,black,english,History,A museum.,persona_assign,prompt 1,I can't.\n"
-    (folder / "align.csv").write_text(header.format("m1") + row)
-    (folder / "bad-align.csv").write_text(header.format("../m<b>") + row)
-    return [arg.format(url=url, db=db, missing=folder / "nope", align=folder / "align.csv",
-                       bad_align=folder / "bad-align.csv") for arg in argv]
 
 
 @pytest.fixture()
@@ -155,9 +91,9 @@ def test_a_bad_value_is_refused_naming_the_option_and_its_range_before_anything_
 
 def test_the_run_page_shows_the_same_message_as_the_cli(monkeypatch, tmp_path):
     """The Run page builds its request with core.run.request.RunRequest, which checks with the CLI's rules."""
-    from core.run.request import RunRequest
     from core.options import OptionError
     from core.probes.selection import Selection
+    from core.run.request import RunRequest
 
     with pytest.raises(OptionError) as caught:
         RunRequest(targets=("smollm2",), selection=Selection(per_cell=1), batch_size=0)
