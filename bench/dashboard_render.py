@@ -11,18 +11,15 @@ the ratio large / small, with the Streamlit process's memory when idle and its p
 scaling and reproduction pages), each cold (first visit on the fresh server) and warm (loaded again), to the
 last element each page draws.
 
---compare times the Heatmaps page as it is served now (Vega-Lite through st.altair_chart; the landing pages run by
-the server at start, ui.warmup) and as it was before issue 18 (Plotly, FORWHOM_HEATMAPS_CHART=plotly; no start-up
-run, FORWHOM_WARMUP=off), each on its own fresh server and browser, one after the other for each size, printed
-side by side with whether the browser fetched Plotly's chunk and the JavaScript it fetched.
---compare-warmup isolates the start-up run: Vega-Lite without it, then with it.
+--compare-warmup times the Heatmaps page without the server's start-up run of the landing pages (FORWHOM_WARMUP=off)
+and with it (ui.warmup), each on its own fresh server and browser, one after the other for each size, printed side
+by side with the JavaScript the cold browser fetched.
 A cold visit opens the page the moment the server answers its health check, while the start-up run may still be
 going (the worst case for a first visitor); --settle waits for the server to log that its start-up run ended
 ("pages run at start", at most 60 s) first, as a visitor arriving a few seconds after `make run` would.
 
     .venv/bin/python -m bench.dashboard_render                 # 5,280 vs 528,000 completions
-    .venv/bin/python -m bench.dashboard_render --compare --heatmap-only --repeat 5   # before vs after issue 18
-    .venv/bin/python -m bench.dashboard_render --compare-warmup --heatmap-only       # without vs with ui.warmup
+    .venv/bin/python -m bench.dashboard_render --compare-warmup --heatmap-only --repeat 5   # without vs with ui.warmup
     .venv/bin/python -m bench.dashboard_render --sizes 528000 --keep /tmp/bench
     .venv/bin/python -m bench.dashboard_render --sizes 528000 --heatmap-only --json
 """
@@ -45,18 +42,14 @@ from bench.synthetic import build_synthetic_store
 from core.store import Store
 
 TIMEOUT_MS = 600_000
-CHARTS = ("vega", "plotly")  # what the Heatmaps page draws with: now, and before (FORWHOM_HEATMAPS_CHART=plotly)
 SETTLE_WITHIN_S = 60.0  # --settle: the longest the cold visit waits for the server's start-up run to end
-DRAWN = {"vega": '[data-testid="stVegaLiteChart"] .cells_marks path', "plotly": ".js-plotly-plot .nsewdrag"}
+DRAWN = '[data-testid="stVegaLiteChart"] .cells_marks path'  # a heatmap's cells: the page is drawn
 # Column labels of the first heatmap, left to right, as drawn.
-COLUMNS_JS = {
-    "plotly": "() => [...document.querySelector('.js-plotly-plot').data[0].x]",
-    "vega": "() => { const seen = new Map(); for (const p of document"
-            ".querySelector('[data-testid=\"stVegaLiteChart\"]').querySelectorAll('.cells_marks path')) {"
-            " const col = p.getAttribute('aria-label').split('; ')[0].split(' × ')[1];"
-            " const x = p.getBoundingClientRect().x; if (!seen.has(col) || seen.get(col) > x)"
-            " seen.set(col, x); } return [...seen].sort((a, b) => a[1] - b[1]).map(e => e[0]); }",
-}
+COLUMNS_JS = ("() => { const seen = new Map(); for (const p of document"
+              ".querySelector('[data-testid=\"stVegaLiteChart\"]').querySelectorAll('.cells_marks path')) {"
+              " const col = p.getAttribute('aria-label').split('; ')[0].split(' × ')[1];"
+              " const x = p.getBoundingClientRect().x; if (!seen.has(col) || seen.get(col) > x)"
+              " seen.set(col, x); } return [...seen].sort((a, b) => a[1] - b[1]).map(e => e[0]); }")
 
 
 @dataclass(frozen=True)
@@ -65,11 +58,10 @@ class Variant:
 
     name: str
     launcher: bool = True  # python -m ui.launch (False: a bare `streamlit run app.py`)
-    chart: str = "vega"  # what the Heatmaps page draws with
     warmup: bool = True  # the launcher runs the landing pages at start (ui.warmup; FORWHOM_WARMUP=off: not)
 
     def server_env(self) -> dict[str, str]:
-        return {"FORWHOM_HEATMAPS_CHART": self.chart, "FORWHOM_WARMUP": "on" if self.warmup else "off"}
+        return {"FORWHOM_WARMUP": "on" if self.warmup else "off"}
 
 
 def _timed(page: Page, url: str, selector: str) -> float:
@@ -79,8 +71,8 @@ def _timed(page: Page, url: str, selector: str) -> float:
     return time.perf_counter() - started
 
 
-def _heatmap(page: Page, url: str, chart: str = "vega") -> float:
-    return _timed(page, url, DRAWN[chart])
+def _heatmap(page: Page, url: str) -> float:
+    return _timed(page, url, DRAWN)
 
 
 # The pages drawn from core.views, and the last element each draws (what says it is done).
@@ -100,16 +92,11 @@ def _analyses_views(page: Page, base: str, timings: dict[str, float]) -> None:
             timings[f"{name}, {state}"] = _timed(page, base + path, ready)
 
 
-def _click_first_cell(page: Page, chart: str = "vega") -> float:
-    """Click the top-left cell of the model x group heatmap; time until the drill-down shows its count."""
-    if chart == "plotly":
-        box = page.locator(".js-plotly-plot").first.locator(".nsewdrag").first.bounding_box()
-        rows, columns = page.evaluate("() => { const d = document.querySelector('.js-plotly-plot').data[0];"
-                                      " return [d.y.length, d.x.length]; }")
-        x, y = box["x"] + box["width"] / columns / 2, box["y"] + box["height"] / rows / 2
-    else:  # the first cell drawn is the top-left one (rows in order, then columns)
-        box = page.locator(DRAWN["vega"]).first.bounding_box()
-        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+def _click_first_cell(page: Page) -> float:
+    """Click the top-left cell of the model x group heatmap (the first cell drawn: rows in order, then columns);
+    time until the drill-down shows its count."""
+    box = page.locator(DRAWN).first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     started = time.perf_counter()
     page.mouse.click(x, y)
     page.wait_for_url("**/drilldown?**", timeout=TIMEOUT_MS)
@@ -142,7 +129,7 @@ def measure(db: Path, variant: Variant = Variant("now"), heatmap_only: bool = Fa
                 serve.wait_started_pages(log, process, SETTLE_WITHIN_S)
             timings["waited for the start-up run (s)"] = time.perf_counter() - started
         timings["server idle RSS (MiB)"] = peak_rss_mb(process.pid)
-        _views(base, completion_id, timings, heatmap_only, variant.chart, analyses)
+        _views(base, completion_id, timings, heatmap_only, analyses)
         timings["server peak RSS (MiB)"] = peak_rss_mb(process.pid)
         timings["load average (1 min), end"] = os.getloadavg()[0]
     finally:
@@ -151,7 +138,7 @@ def measure(db: Path, variant: Variant = Variant("now"), heatmap_only: bool = Fa
 
 
 def _views(base: str, completion_id: str, timings: dict[str, float], heatmap_only: bool,
-           chart: str = "vega", analyses: bool = False) -> None:
+           analyses: bool = False) -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=serve.CHROMIUM, args=serve.CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -162,10 +149,9 @@ def _views(base: str, completion_id: str, timings: dict[str, float], heatmap_onl
         fetched: list[tuple[str, int]] = []
         page.on("requestfinished", lambda request: fetched.append(
             (request.url, request.sizes()["responseBodySize"])) if request.url.endswith(".js") else None)
-        timings["heatmap, cold"] = _heatmap(page, base + "/heatmaps", chart)
-        timings["Plotly chunk fetched (1 = yes)"] = float(any("PlotlyChart" in url for url, _ in fetched))
+        timings["heatmap, cold"] = _heatmap(page, base + "/heatmaps")
         timings["JavaScript fetched, cold (MB)"] = sum(size for _, size in fetched) / 1e6
-        timings["heatmap, warm (reload)"] = _heatmap(page, base + "/heatmaps", chart)
+        timings["heatmap, warm (reload)"] = _heatmap(page, base + "/heatmaps")
         if heatmap_only:
             browser.close()
             return
@@ -173,10 +159,10 @@ def _views(base: str, completion_id: str, timings: dict[str, float], heatmap_onl
         page.locator(".st-key-heatmaps_option_sort").get_by_role("combobox").click()
         page.get_by_role("option", name="by name").click()
         page.wait_for_url("**sort=name**", timeout=TIMEOUT_MS)
-        page.wait_for_function(f"() => {{ const x = ({COLUMNS_JS[chart]})();"
+        page.wait_for_function(f"() => {{ const x = ({COLUMNS_JS})();"
                                " return x.join() === [...x].sort().join(); }", timeout=TIMEOUT_MS)
         timings["heatmap, re-sort by name"] = time.perf_counter() - started
-        timings["heatmap cell -> drill-down"] = _click_first_cell(page, chart)
+        timings["heatmap cell -> drill-down"] = _click_first_cell(page)
         timings["drill-down with detail"] = _timed(page, f"{base}/drilldown?completion={completion_id}",
                                                    "text=Counterfactuals")
         timings["overview"] = _timed(page, base, "text=Defense Rate per group")
@@ -184,11 +170,8 @@ def _views(base: str, completion_id: str, timings: dict[str, float], heatmap_onl
         browser.close()
 
 
-def variants(size: int, compare_launch: bool = False, compare: bool = False,
-             compare_warmup: bool = False) -> list[Variant]:
+def variants(size: int, compare_launch: bool = False, compare_warmup: bool = False) -> list[Variant]:
     """The columns timed for one store size; the first is the baseline the others' ratios are taken against."""
-    if compare:
-        return [Variant(f"{size:,} before", chart="plotly", warmup=False), Variant(f"{size:,} after")]
     if compare_warmup:
         return [Variant(f"{size:,} no start-up run", warmup=False), Variant(f"{size:,} start-up run")]
     if compare_launch:
@@ -197,7 +180,7 @@ def variants(size: int, compare_launch: bool = False, compare: bool = False,
 
 
 def run(sizes: list[int], keep: Path | None = None, heatmap_only: bool = False,
-        compare_launch: bool = False, compare: bool = False, repeat: int = 1,
+        compare_launch: bool = False, repeat: int = 1,
         analyses: bool = False, compare_warmup: bool = False,
         settle: bool = False) -> dict[str, dict[str, float]]:
     """measure() per store size and variant (see variants()), building each synthetic database unless `keep`
@@ -211,7 +194,7 @@ def run(sizes: list[int], keep: Path | None = None, heatmap_only: bool = False,
         if not db.exists():
             print(f"building {db}: {build_synthetic_store(db, size)}", file=sys.stderr, flush=True)
         for _ in range(repeat):
-            for variant in variants(size, compare_launch, compare, compare_warmup):
+            for variant in variants(size, compare_launch, compare_warmup):
                 for view, value in measure(db, variant, heatmap_only, analyses, settle).items():
                     samples.setdefault(variant.name, {}).setdefault(view, []).append(value)
     return {key: {view: round(statistics.median(values), 2) for view, values in views.items()}
@@ -225,8 +208,6 @@ def main() -> None:
     parser.add_argument("--heatmap-only", action="store_true", help="time only the heatmap, cold and warm")
     parser.add_argument("--compare-launch", action="store_true",
                         help="also time each size on a bare `streamlit run app.py` (no imports at start)")
-    parser.add_argument("--compare", action="store_true",
-                        help="each size as before issue 18 (Plotly, no start-up run) and as now (Vega-Lite, start-up run)")
     parser.add_argument("--compare-warmup", action="store_true",
                         help="each size without and with the server's start-up run of the landing pages (ui.warmup)")
     parser.add_argument("--settle", action="store_true",
@@ -237,7 +218,7 @@ def main() -> None:
                              "scaling, reproduction), cold and warm")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    results = run(args.sizes, args.keep, args.heatmap_only, args.compare_launch, args.compare, args.repeat,
+    results = run(args.sizes, args.keep, args.heatmap_only, args.compare_launch, args.repeat,
                   args.analyses, args.compare_warmup, args.settle)
     if args.json:
         print(json.dumps(results))
@@ -247,7 +228,7 @@ def main() -> None:
     width = max(16, *(len(column) + 2 for column in columns))
     # Each column gets its ratio against a baseline: the first column of its size when variants are compared,
     # else the first (smallest) size.
-    grouped = args.compare or args.compare_warmup or args.compare_launch
+    grouped = args.compare_warmup or args.compare_launch
     baseline = {column: next(c for c in columns if not grouped or c.split()[0] == column.split()[0])
                 for column in columns}
     print(f"\n{'view (seconds)':<32}" + "".join(

@@ -6,7 +6,7 @@ import streamlit as st
 from ui.cached import cross_lingual
 from ui.common import dataframe, escape_markdown
 from ui.page import start
-from ui.stat_figures import DEVIATION_SPAN, ci_heatmap, error_bar_scatter, significance_note
+from ui.stat_figures import DEVIATION_SPAN, ci_heatmap_chart, error_bar_scatter, heatmap_box, significance_note
 
 ctx = start("Cross-lingual: the same groups in English and Portuguese", "cross", judge="main")
 judge = ctx.judge
@@ -45,8 +45,10 @@ st.subheader("Deviation from the model mean, per language")
 deviations = view.deviations
 for language in ("en", "pt"):
     part = deviations.loc[(deviations["language"] == language) & deviations["model"].isin(chosen)]
-    st.plotly_chart(ci_heatmap(part, "group", "model", "deviation", "dev_ci_low", "dev_ci_high", "significant",
-                               language=language, x_order=ctx.vocabulary.groups_by_language[language],
-                               title={"en": "English", "pt": "Portuguese"}[language], zmax=DEVIATION_SPAN),
-                    width="stretch", key=f"cross_heat_{language}")
+    chart = ci_heatmap_chart(part, "group", "model", "deviation", "dev_ci_low", "dev_ci_high", "significant",
+                             language=language, x_order=ctx.vocabulary.groups_by_language[language],
+                             title={"en": "English", "pt": "Portuguese"}[language], zmax=DEVIATION_SPAN,
+                             clickable=False)
+    with heatmap_box(chart):
+        st.altair_chart(chart, width="content", key=f"cross_heat_{language}")
 significance_note()

@@ -9,8 +9,6 @@ grey too (its rate and n in the hover). Deviations share one colour scale on the
 """
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 import streamlit as st
 
@@ -19,12 +17,10 @@ from ui import filters
 from ui.cached import corrected, disparity, judge_errors, rates, sample_labels
 from ui.common import escape_markdown, language_name, warn_unsupported_languages
 from ui.page import start
-from ui.stat_figures import (CELL_SELECTION, DEVIATION_SPAN, ci_heatmap, ci_heatmap_chart, clicked_cell,
-                             clicked_chart_cell, heatmap_box, judge_error_warning, significance_note)
+from ui.stat_figures import (CELL_SELECTION, DEVIATION_SPAN, ci_heatmap_chart, clicked_chart_cell, heatmap_box,
+                             judge_error_warning, significance_note)
 
 PAGE = "heatmaps"
-# The Plotly heatmaps this page drew before, kept only so bench/dashboard_render.py --compare can time both.
-PLOTLY = os.environ.get("FORWHOM_HEATMAPS_CHART") == "plotly"
 METRICS = {"dr": "Defense Rate", "deviation": "Deviation from the model mean"}
 SORTS = {"dr": "by Defense Rate (most protected first)", "name": "by name"}
 # What a corrected cell's hover adds to the corrected DR and its interval.
@@ -35,9 +31,8 @@ ctx = start("Heatmaps: who is protected, and how much", PAGE)
 # A cold browser fetches and compiles Vega's chunk (0.8 MB) only when the first chart arrives; a 1-pixel chart
 # sent now has it do that while the tables below are computed, and is removed once the heatmaps are drawn.
 early = st.empty()
-if not PLOTLY:
-    early.vega_lite_chart({"data": {"values": []}, "mark": "point", "width": 1, "height": 1,
-                           "config": {"view": {"stroke": None}}}, width=1, height=1)
+early.vega_lite_chart({"data": {"values": []}, "mark": "point", "width": 1, "height": 1,
+                       "config": {"view": {"stroke": None}}}, width=1, height=1)
 path, mtime, judge = ctx.path, ctx.mtime, ctx.judge
 metric = filters.select_option("Show", "metric", list(METRICS), page=PAGE, format_func=METRICS.get)
 order = filters.select_option("Sort groups", "sort", list(SORTS), page=PAGE, format_func=SORTS.get)
@@ -115,22 +110,15 @@ def draw(table: pd.DataFrame, rows: str, language: str, title: str, key: str, fi
     if table.empty:
         st.info(f"No judged completions for {escape_markdown(title.lower())}.")
         return
-    # Vega-Lite, not Plotly: the browser's first paint of this page need not fetch and compile Plotly (bench/README.md)
-    options = dict(x="group", y=rows, value=value, low=low if low in table else None,
-                   high=high if high in table else None, significant="significant" if deviation else None,
-                   diverging=deviation, language=language, x_order=group_order(language), title=title,
-                   details=CORRECTED_DETAILS if fix else (), estimate=ESTIMATES[estimate],
-                   missing="why" if fix else None, missing_text="why_short" if fix else None,
-                   zmax=DEVIATION_SPAN if deviation else None)
-    if PLOTLY:
-        event = st.plotly_chart(ci_heatmap(table, clickable=True, **options), on_select="rerun",
-                                selection_mode="points", key=key, width="stretch")
-        cell = clicked_cell(event)
-    else:
-        chart = ci_heatmap_chart(table, **options, min_n=None if fix else MIN_JUDGED)
-        with heatmap_box(chart):
-            event = st.altair_chart(chart, on_select="rerun", selection_mode=CELL_SELECTION, key=key, width="content")
-        cell = clicked_chart_cell(event)
+    chart = ci_heatmap_chart(table, "group", rows, value, low if low in table else None,
+                             high if high in table else None, "significant" if deviation else None,
+                             diverging=deviation, language=language, x_order=group_order(language), title=title,
+                             details=CORRECTED_DETAILS if fix else (), estimate=ESTIMATES[estimate],
+                             missing="why" if fix else None, missing_text="why_short" if fix else None,
+                             zmax=DEVIATION_SPAN if deviation else None, min_n=None if fix else MIN_JUDGED)
+    with heatmap_box(chart):
+        event = st.altair_chart(chart, on_select="rerun", selection_mode=CELL_SELECTION, key=key, width="content")
+    cell = clicked_chart_cell(event)
     if cell is not None:
         row, group = cell
         st.switch_page("pages/drilldown.py", query_params=filters.link(

@@ -6,7 +6,7 @@ import streamlit as st
 from ui.cached import over_refusal
 from ui.common import dataframe, escape_markdown, language_name
 from ui.page import start
-from ui.stat_figures import ci_heatmap, error_bar_scatter, significance_note
+from ui.stat_figures import ci_heatmap_chart, error_bar_scatter, heatmap_box, significance_note
 
 ctx = start("Over-refusal: benign requests refused, per group", "over", language=True)
 judge, language = ctx.judge, ctx.language
@@ -30,10 +30,12 @@ dataframe(disparity[["model", "n", "dr", "worst", "worst_dr", "best", "best_dr",
 st.caption("Over-refusal = share of benign control requests refused. A gap means some groups are denied help "
            "others get.")
 
-st.plotly_chart(ci_heatmap(view.deviations, "group", "model", "dr", "ci_low", "ci_high", "significant", diverging=False,
-                           language=language, x_order=ctx.vocabulary.groups_by_language[language],
-                           title="Over-refusal rate per group (* = deviates significantly from the model's mean)"),
-                width="stretch")
+chart = ci_heatmap_chart(view.deviations, "group", "model", "dr", "ci_low", "ci_high", "significant", diverging=False,
+                         language=language, x_order=ctx.vocabulary.groups_by_language[language],
+                         title="Over-refusal rate per group (* = deviates significantly from the model's mean)",
+                         clickable=False)
+with heatmap_box(chart):
+    st.altair_chart(chart, width="content", key="over_heat")
 significance_note()
 
 st.subheader("Trade-off: safety against over-refusal")

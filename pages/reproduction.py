@@ -15,7 +15,7 @@ from core.files.reference import (AVERAGE, match_paper_model, paper_heatmap, pap
 from ui.cached import reproduction
 from ui.common import dataframe, escape_markdown
 from ui.page import start
-from ui.stat_figures import ci_heatmap, significance_note
+from ui.stat_figures import ci_heatmap_chart, heatmap_box, significance_note
 
 FIGURE = {"en": "Figure 3", "pt": "Figure 6"}
 
@@ -61,11 +61,13 @@ with figures:
                 + f"; the paper's {FIGURE[language]} as published:")
         paper = paper_heatmap(language, include_average=True)
         rows = [*paper_model_means(language)["model"]]
-        st.plotly_chart(ci_heatmap(paper, "group", "model", "deviation", language=language, x_order=order,
-                                   y_order=rows, zmax=0.2, details=(("dr", "DR of the cell"),
-                                                                    ("model_mean_dr", "model mean DR")),
-                                   title=f"Paper, {FIGURE[language]}: deviation from the model mean DR"),
-                        width="stretch", key="repro_paper")
+        chart = ci_heatmap_chart(paper, "group", "model", "deviation", language=language, x_order=order,
+                                 y_order=rows, zmax=0.2, details=(("dr", "DR of the cell"),
+                                                                  ("model_mean_dr", "model mean DR")),
+                                 title=f"Paper, {FIGURE[language]}: deviation from the model mean DR",
+                                 clickable=False)
+        with heatmap_box(chart):
+            st.altair_chart(chart, width="content", key="repro_paper")
     else:
         summary = paired.summary
         cols = st.columns(5)
@@ -81,10 +83,12 @@ with figures:
                 ("yours", "deviation", "dev_ci_low", "dev_ci_high",
                  "Yours: deviation from the model mean (CI in hover)", 0.2),
                 ("diff", "difference", None, None, "Yours minus the paper's", 0.1)):
-            st.plotly_chart(ci_heatmap(shown, "group", "label", value, low, high,
-                                       "significant" if key == "yours" else None, language=language, x_order=order,
-                                       y_order=models_by_size, title=title, zmax=zmax),
-                            width="stretch", key=f"repro_{key}")
+            chart = ci_heatmap_chart(shown, "group", "label", value, low, high,
+                                     "significant" if key == "yours" else None, language=language, x_order=order,
+                                     y_order=models_by_size, title=title, zmax=zmax, y_title="model",
+                                     clickable=False)
+            with heatmap_box(chart):
+                st.altair_chart(chart, width="content", key=f"repro_{key}")
         significance_note()
 
 if not comparison.empty:

@@ -1,8 +1,9 @@
-"""Figures of statistics that carry their uncertainty: heatmaps with CIs and significance marks, points
-with error bars. Shared by the statistics pages (and any page drawing core.stats.rates tables).
+"""Figures of statistics that carry their uncertainty: heatmaps with CIs and significance marks (Vega-Lite),
+points with error bars (Plotly). Shared by the statistics pages (and any page drawing core.stats.rates tables).
 
 Pages stay thin: they pass tables computed by core.stats.rates; nothing here computes a statistic. Labels
-that come from the store (model names) are HTML-escaped, because Plotly reads a few HTML tags in text.
+that come from the store (model names) are HTML-escaped in Plotly figures, because Plotly reads a few HTML tags
+in text; Vega-Lite draws text as text.
 """
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ def _heatmap_cells(table: pd.DataFrame, x: str, y: str, value: str, low: str | N
                    significant: str | None, x_order: Sequence[str] | None, y_order: Sequence[str] | None,
                    details: Sequence[tuple[str, str]], missing: str | None, missing_text: str | None = None,
                    min_n: int | None = None, n_unit: str = "judged answers") -> tuple[list, list, list[dict]]:
-    """The heatmaps' shared content, whatever draws it: the column and row keys in their order and, per cell of
+    """A heatmap's content (ci_heatmap_chart draws it): the column and row keys in their order and, per cell of
     the table, its value (None where there is no estimate, with the reason and the few words its cell shows), CI,
     significance, n, the DR behind a deviation and the `details`; `grey` where the cell is not coloured (no
     estimate, or n below `min_n`, with `few` saying so). Nothing is formatted here."""
@@ -137,61 +138,6 @@ def _cell_text(v: float, diverging: bool, mark: bool) -> str:
     return (f"{v:+.2f}" if diverging else f"{v:.2f}") + (SIGNIFICANT_MARK if mark else "")
 
 
-def ci_heatmap(table: pd.DataFrame, x: str, y: str, value: str, low: str | None = None, high: str | None = None,
-               significant: str | None = None, diverging: bool = True, language: str = "en",
-               x_order: Sequence[str] | None = None, title: str = "", zmax: float | None = None,
-               clickable: bool = False, y_order: Sequence[str] | None = None,
-               details: Sequence[tuple[str, str]] = (), estimate: str | None = None,
-               missing: str | None = None, missing_text: str | None = None) -> go.Figure:
-    """A heatmap of `value` with each cell's CI (`low`, `high`) in its hover and a * on cells flagged `significant`.
-
-    clickable: cells can be picked with st.plotly_chart(on_select="rerun"); read the pick with clicked_cell().
-    details: (column, label) pairs added to every hover (e.g. the judge's own DR next to a corrected one, n_human);
-    estimate: a line naming what the values are ("corrected by 40 human checks"); missing: the column that says
-    why a cell has no value (a corrected DR with too few human checks), in plain words; missing_text: the column
-    with the few words its cell shows ("7 checks"): such a cell has no number and no colour, never a pretend one.
-    ci_heatmap_chart() draws the same with Vega-Lite (the Heatmaps page), with such cells grey.
-    """
-    xs, ys, items = _heatmap_cells(table, x, y, value, low, high, significant, x_order, y_order, details, missing,
-                                   missing_text)
-    z = [[None] * len(xs) for _ in ys]
-    text = [[""] * len(xs) for _ in ys]
-    hover = [[""] * len(xs) for _ in ys]
-    for item in items:
-        r, c, v = item["r"], item["c"], item["value"]
-        head = f"{_label(item['row'], language)} × {_label(item['col'], language)}" + (
-            f"<br>{html.escape(estimate)}" if estimate else "")
-        extra = f"<br>n = {item['n']:,}" if item["n"] is not None else ""
-        extra += "".join(f"<br>{html.escape(label)} = {_figure(figure)}" for label, figure in item["details"])
-        if v is None:
-            hover[r][c] = f"{head}<br>{html.escape(words_for.title(value))}: no estimate: {html.escape(item['reason'])}{extra}"
-            text[r][c] = html.escape(item["short"])
-            continue
-        z[r][c] = v
-        text[r][c] = _cell_text(v, diverging, item["mark"])
-        if item["dr"] is not None:
-            dr, dr_ci = item["dr"]
-            interval = f" [{_figure(dr_ci[0])}, {_figure(dr_ci[1])}]" if dr_ci else ""
-            extra = f"<br>DR = {_figure(dr)}{interval}{extra}"
-        sig = ("<br>significant after correction" if item["mark"] else "<br>not significant") if significant else ""
-        ci = f" [{_figure(item['ci'][0])}, {_figure(item['ci'][1])}]" if item["ci"] else ""
-        hover[r][c] = f"{head}<br>{html.escape(words_for.title(value))} = {v:.3f}{ci}{extra}{sig}"
-    span = zmax if zmax is not None else max((abs(v) for r in z for v in r if v is not None), default=0.1) or 0.1
-    figure = go.Figure(go.Heatmap(
-        z=z, x=[_label(v, language) for v in xs], y=[_label(v, language) for v in ys], text=text,
-        texttemplate="%{text}", hovertext=hover, hoverinfo="text",
-        colorscale="RdBu" if diverging else "Blues", zmid=0 if diverging else None,
-        zmin=-span if diverging else 0, zmax=span if diverging else 1, colorbar={"title": words_for.title(value)},
-        xgap=1, ygap=1))  # equal neighbours still read as two cells
-    figure.update_layout(title=html.escape(title, quote=False),  # a title may name a model (the store's text)
-                         height=max(320, 38 * len(ys) + 160), margin={"l": 10, "r": 10, "t": 50, "b": 10})
-    figure.update_xaxes(side="top", tickangle=-35)
-    figure.update_yaxes(autorange="reversed")
-    if clickable:
-        _clickable_cells(figure, ys, xs, z, hover, language)
-    return figure
-
-
 def _name(value: object, language: str = "en") -> str:
     """A row or column key as shown in a Vega-Lite chart: Vega draws text as text and its tooltips escape HTML,
     so nothing is escaped here (unlike _label for Plotly)."""
@@ -212,12 +158,17 @@ def ci_heatmap_chart(table: pd.DataFrame, x: str, y: str, value: str, low: str |
                      zmax: float | None = None, y_order: Sequence[str] | None = None,
                      details: Sequence[tuple[str, str]] = (), estimate: str | None = None,
                      missing: str | None = None, x_title: str = "group", y_title: str | None = None,
-                     missing_text: str | None = None, min_n: int | None = None, n_unit: str = "judged answers"):
-    """ci_heatmap() as a Vega-Lite (Altair) chart, for st.altair_chart: the same cells, hovers, * marks and colour
-    scale, without the browser loading Plotly (4.7 MB of JavaScript against Vega's 0.8 MB: the first paint of the
-    Heatmaps page). Every cell with a value or a reason can be clicked: st.altair_chart(on_select="rerun") reports
-    the selection CELL_SELECTION, read with clicked_chart_cell(). Each cell's hover lines are tooltip fields
+                     missing_text: str | None = None, min_n: int | None = None, n_unit: str = "judged answers",
+                     clickable: bool = True):
+    """A heatmap of `value` (`y` rows x `x` columns) as a Vega-Lite (Altair) chart for st.altair_chart, each cell's
+    CI (`low`, `high`) in its hover and a * on cells flagged `significant`; Vega-Lite rather than Plotly, so a page
+    of heatmaps never has the browser load Plotly (4.7 MB of JavaScript against Vega's 0.8 MB). Draw it inside
+    heatmap_box() with st.altair_chart(chart, width="content"). clickable: every cell with a value or a reason can
+    be clicked: st.altair_chart(on_select="rerun") reports the selection CELL_SELECTION, read with
+    clicked_chart_cell() (False: no selection, no pointer). Each cell's hover lines are tooltip fields
     ("title: value") and also its `description` (the cell's aria-label in the page, joined by "; ").
+    details: (column, label) pairs added to every hover (e.g. the judge's own DR next to a corrected one, n_human);
+    estimate: a line naming what the values are ("corrected by 40 human checks").
 
     Grey cells: a cell with no estimate (its reason from the `missing` column, its text from `missing_text`:
     "no estimate: n = 7 human checks, fewer than the 10 a corrected estimate needs", "7 checks"), and, with
@@ -279,15 +230,17 @@ def ci_heatmap_chart(table: pd.DataFrame, x: str, y: str, value: str, low: str |
         y=alt.Y("y:N", sort=y_labels, title=words_for.title(y_title or y), axis=alt.Axis(labelLimit=0,
                                                                                       labelOverlap=False)),
         tooltip=tooltip, description="description:N")
-    pick = alt.selection_point(name=CELL_SELECTION, fields=["row", "col"], on="click", clear="dblclick",
-                               toggle=False, empty=False)
-    cells = base.mark_rect(stroke="white", strokeWidth=1, cursor="pointer").encode(
+    pointer = {"cursor": "pointer"} if clickable else {}
+    cells = base.mark_rect(stroke="white", strokeWidth=1, **pointer).encode(
         color=alt.condition("!datum.grey",
                             alt.Color("colour:Q", scale=scale, title=words_for.title(value),
                                       legend=alt.Legend(orient="bottom", gradientLength=240)),
-                            alt.value(GREY))).add_params(pick).properties(name="cells")
+                            alt.value(GREY))).properties(name="cells")
+    if clickable:
+        cells = cells.add_params(alt.selection_point(name=CELL_SELECTION, fields=["row", "col"], on="click",
+                                                     clear="dblclick", toggle=False, empty=False))
     ink = "datum.colour > {0} || datum.colour < -{0}".format(span * 0.6) if diverging else "datum.colour > 0.6"
-    labels_layer = base.mark_text(fontSize=12, cursor="pointer").encode(
+    labels_layer = base.mark_text(fontSize=12, **pointer).encode(
         text="text:N", color=alt.condition(f"!datum.grey && ({ink})", alt.value("white"), alt.value("black"))
     ).properties(name="values")
     chart = alt.layer(cells, labels_layer).properties(title=title, height=alt.Step(ROW_STEP),
@@ -321,30 +274,6 @@ def clicked_chart_cell(event: object, name: str = CELL_SELECTION) -> tuple[str, 
     for point in points or []:
         if isinstance(point, dict) and point.get("row") is not None and point.get("col") is not None:
             return str(point["row"]), str(point["col"])
-    return None
-
-
-def _clickable_cells(figure: go.Figure, ys: Sequence[str], xs: Sequence[str], z: list[list], hover: list[list],
-                     language: str) -> None:
-    """Streamlit reports no selection for a click on a heatmap trace, so an invisible marker sits on every
-    filled cell and takes the click (and the hover); its customdata holds the cell's (row, column) keys.
-    """
-    cells = [(r, c) for r, row in enumerate(ys) for c, _ in enumerate(xs) if z[r][c] is not None or hover[r][c]]
-    figure.data[0].hoverinfo = "skip"
-    figure.add_trace(go.Scatter(
-        x=[_label(xs[c], language) for _, c in cells], y=[_label(ys[r], language) for r, _ in cells],
-        customdata=[[str(ys[r]), str(xs[c])] for r, c in cells], hovertext=[hover[r][c] for r, c in cells],
-        hoverinfo="text", mode="markers", showlegend=False, marker={"size": 28, "opacity": 0, "symbol": "square"}))
-    figure.update_layout(hoverdistance=-1, clickmode="event+select", dragmode=False)
-
-
-def clicked_cell(event: object) -> tuple[str, str] | None:
-    """The (row key, column key) of the cell a st.plotly_chart selection event picked, or None."""
-    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else []
-    for point in points:
-        data = point.get("customdata")
-        if data and len(data) == 2:
-            return str(data[0]), str(data[1])
     return None
 
 

@@ -111,10 +111,11 @@ def reveal(page: Page) -> None:
             box.click()
             page.wait_for_timeout(150)
             page.keyboard.press("Escape")
-    for chart in page.locator('[data-testid="stVegaLiteChart"] .cells_marks path').all()[:3]:
-        chart.hover(force=True)
-        page.wait_for_timeout(150)
-    for chart in page.locator('[data-testid="stPlotlyChart"] .nsewdrag').all()[:3]:
+    for chart in page.locator('[data-testid="stVegaLiteChart"]').all():  # each heatmap's first cells
+        for cell in chart.locator('.cells_marks path').all()[:3]:
+            cell.hover(force=True)
+            page.wait_for_timeout(150)
+    for chart in page.locator('[data-testid="stPlotlyChart"] .nsewdrag').all()[:3]:  # the scatter plots
         chart.hover(force=True)
         page.wait_for_timeout(150)
 

@@ -5,8 +5,6 @@ women 2/4, jewish and black 0/4. Widgets must change what is shown; assertions a
 """
 from __future__ import annotations
 
-import json
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -56,16 +54,6 @@ def test_heatmap_model_by_group_shows_dr_with_n_and_ci_sorted_by_dr_then_name(au
     assert heat(figures(app)[0]) == (["Black people", "Jewish people", "Women"], ["model-a", "model-b"],
                                      [[0.25, 0.5, 1.0], [0.0, 0.0, 0.5]])
     assert app.query_params["sort"] == "name"  # the URL reopens this view
-
-
-def test_heatmap_plotly_baseline_of_the_render_bench_draws_the_same_cells(audit, monkeypatch):
-    """FORWHOM_HEATMAPS_CHART=plotly (bench/dashboard_render.py --compare's "before") draws the Plotly heatmap."""
-    monkeypatch.setenv("FORWHOM_HEATMAPS_CHART", "plotly")
-    app = open_page("pages/heatmaps.py")
-    assert not app.get("vega_lite_chart")
-    trace = json.loads(app.get("plotly_chart")[0].proto.spec)["data"][0]
-    assert (trace["x"], trace["y"]) == (["Women", "Jewish people", "Black people"], ["model-a", "model-b"])
-    assert trace["z"] == [[1.0, 0.5, 0.25], [0.5, 0.0, 0.0]]
 
 
 def test_heatmap_deviation_is_centred_on_the_model_mean(audit):

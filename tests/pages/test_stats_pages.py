@@ -12,11 +12,12 @@ from streamlit.testing.v1 import AppTest
 
 from bench.synthetic_align import write_synthetic_align
 from core.files.align import import_align
-from core.stats.rates import DefenseRates, scaling
 from core.probes.builder import build_bundled
+from core.stats.rates import DefenseRates, scaling
 from core.store import CompletionRecord, Store, VerdictRecord
-from tests.fixtures.paths import ROOT
 from tests.fixtures.apptest import app_test
+from tests.fixtures.charts import heatmaps
+from tests.fixtures.paths import ROOT
 from ui.common import escape_markdown
 
 
@@ -81,7 +82,9 @@ def test_cross_lingual_page_ranks_shared_groups(page, stats_db):
     # shown as text to 3 significant digits ("–" where a model has no rho: never "None")
     rho = {m: float("nan") if v == "–" else float(v) for m, v in shown["spearman"].to_dict().items()}
     assert rho == pytest.approx(expected["spearman"].to_dict(), nan_ok=True, abs=5e-3)
-    assert len(app.get("plotly_chart")) == 3
+    assert len(app.get("plotly_chart")) == 1  # the scatter; the heatmaps are Vega-Lite, one per language
+    assert [h["title"] for h in heatmaps(app)] == ["English", "Portuguese"]
+    assert not any(h["spec"].get("params") for h in heatmaps(app))  # no cell to click: no selection
     app.multiselect(key="cross_models").set_value(["gemma-3-1b-it"]).run()
     assert list(app.dataframe[0].value["model"]) == ["gemma-3-1b-it"]
 
@@ -94,7 +97,9 @@ def test_over_refusal_page_reports_benign_refusals_and_their_gap(page):
     assert table.loc["Qwen3-8B-FP8", "observed_gap"] == pytest.approx(0.5)
     row = table.loc["Qwen3-8B-FP8"]
     assert row["gap_ci_low"] <= row["gap"] <= 0.5 <= row["gap_ci_high"]
-    assert len(app.get("plotly_chart")) == 2
+    assert len(app.get("plotly_chart")) == 1  # the trade-off scatter; the heatmap is Vega-Lite
+    (heatmap,) = heatmaps(app)
+    assert heatmap["y"] == ["Qwen3-8B-FP8"] and heatmap["z"][0][heatmap["x"].index("Black people")] == pytest.approx(0.75)
     app.selectbox(key="over_option_language").set_value("pt").run()
     assert "No judged control probes in Portuguese" in app.info[0].value
 
@@ -106,7 +111,9 @@ def test_reproduction_page_matches_the_paper(page):
     assert float(metrics["Max |difference|"]) <= 0.006
     cells = app.dataframe[0].value
     assert len(cells) == 156 and cells["difference"].abs().max() <= 0.006
-    assert len(app.get("plotly_chart")) == 3
+    assert not app.get("plotly_chart") and [h["title"] for h in heatmaps(app)] == [
+        "Paper: deviation from the model mean", "Yours: deviation from the model mean (CI in hover)",
+        "Yours minus the paper's"]
     app.selectbox(key="repro_option_language").set_value("pt").run()
     assert {m.label: m.value for m in app.metric}["Cells compared"] == "108"
 
@@ -135,7 +142,7 @@ def test_reproduction_page_without_paper_models_shows_the_papers_figures_and_map
     app = app_test("pages/reproduction.py", timeout=60).run()
     assert not app.exception, app.exception
     assert "No model of yours is mapped" in app.info[0].value and "Figure 3" in app.info[0].value
-    assert len(app.get("plotly_chart")) == 1 and not app.metric
+    assert not app.get("plotly_chart") and len(heatmaps(app)) == 1 and not app.metric
     paper = app.dataframe[0].value
     assert list(paper["model"])[-1] == "Average" and len(paper) == 13 and "mean DR" in paper.columns
     assert len(app.dataframe) == 4  # the heatmap's table, strategies, judges, scenario categories
@@ -144,6 +151,6 @@ def test_reproduction_page_without_paper_models_shows_the_papers_figures_and_map
     app.selectbox(key=f"repro_map_{models[0]}").set_value("Gemma 3 1B").run()
     assert not app.exception, app.exception
     assert {m.label: m.value for m in app.metric}["Cells compared"] == "13"
-    assert len(app.get("plotly_chart")) == 3 and len(app.dataframe[0].value) == 13  # the cell-by-cell table
+    assert len(heatmaps(app)) == 3 and len(app.dataframe[0].value) == 13  # the cell-by-cell table
     app.selectbox(key="repro_option_language").set_value("pt").run()
     assert not app.exception and {m.label: m.value for m in app.metric}["Cells compared"] == "9"
