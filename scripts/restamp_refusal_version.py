@@ -7,7 +7,8 @@ verdicts would then carry an old version (`judge --rejudge` would replace all of
 the learned judge would refuse to load (it checks the version its weights were fitted on). This script
 re-judges every demo completion and stamps the new version only if every label and rationale is identical;
 the learned file is stamped only if tests/judges/test_refusal_golden.py passes (its signals are the golden ones).
-Otherwise: `judge --rejudge` the demo (see the Makefile's demo-results) and refit the learned judge.
+The shipped encoder judge records the `refusal` version it fell back to and its n-gram partner's sha256, so it is
+re-written with both (its tensors unchanged). Otherwise: `judge --rejudge` the demo (see the Makefile's demo-results) and refit the learned judge.
 
 Usage: python scripts/restamp_refusal_version.py  (then run tests/integration/test_demo.py and tests/judges/test_learned.py)
 """
@@ -21,10 +22,12 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
+from core.judges.encoder import read_encoder, sha256_bytes, write_encoder
 from core.judges.learned import SHIPPED_MODEL
 from core.judges.refusal import RefusalJudge, classify
 
 DEMO = ROOT / "data" / "demo" / "results.jsonl.gz"
+ENCODER = ROOT / "data" / "judges" / "encoder-minilm.safetensors"
 
 
 def restamp_demo(version: str) -> int:
@@ -67,7 +70,22 @@ def restamp_learned(version: str) -> bool:
     return True
 
 
+def restamp_encoder(version: str) -> bool:
+    """Stamp the refusal version and the (restamped) n-gram partner's sha256 on the shipped encoder judge."""
+    meta, tensors, _ = read_encoder(ENCODER)
+    partner_sha = sha256_bytes(SHIPPED_MODEL.read_bytes())
+    partner = meta.get("partner") or {}
+    if meta.get("refusal_version") == version and partner.get("sha256") == partner_sha:
+        return False
+    meta["refusal_version"] = version
+    if partner:
+        partner["sha256"] = partner_sha
+    write_encoder(ENCODER, tensors, meta)
+    return True
+
+
 if __name__ == "__main__":
     current = RefusalJudge.version
     print(f"refusal version {current}: {restamp_demo(current)} demo verdicts stamped; learned file "
-          f"{'stamped' if restamp_learned(current) else 'already current'}")
+          f"{'stamped' if restamp_learned(current) else 'already current'}; encoder file "
+          f"{'stamped' if restamp_encoder(current) else 'already current'}")
