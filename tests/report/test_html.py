@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 
 from core import views
-
-from core.vocab import labels
 from core.report.html import build_report, write_report
 from core.store import Store
+from core.vocab import labels
 from tests.fixtures import dashboard_db, ppi_db
+from tests.fixtures.html import html_tables
 from tests.fixtures.paths import ARTIFACTS, ROOT
 
 DEMO_RESULTS = ROOT / "data" / "demo" / "results.jsonl.gz"
@@ -58,38 +58,6 @@ def visible_text(page: str) -> str:
     text = re.sub(r"</?(?:b|i|em|strong|span|code|small|a)\b[^>]*>", "", text)  # inline: no space added
     text = re.sub(r"<[^>]+>", " ", text)
     return html.unescape(text)
-
-
-def html_tables(page: str) -> list[list[list[str]]]:
-    """Every table as rows of cell texts (the header row first)."""
-    from html.parser import HTMLParser
-
-    class Tables(HTMLParser):
-        def __init__(self) -> None:
-            super().__init__()
-            self.tables: list[list[list[str]]] = []
-            self.cell: list[str] | None = None
-
-        def handle_starttag(self, tag, attrs):
-            if tag == "table":
-                self.tables.append([])
-            elif tag == "tr" and self.tables:
-                self.tables[-1].append([])
-            elif tag in ("td", "th"):
-                self.cell = []
-
-        def handle_endtag(self, tag):
-            if tag in ("td", "th") and self.cell is not None and self.tables and self.tables[-1]:
-                self.tables[-1][-1].append("".join(self.cell).strip())
-                self.cell = None
-
-        def handle_data(self, data):
-            if self.cell is not None:
-                self.cell.append(data)
-
-    parser = Tables()
-    parser.feed(page)
-    return parser.tables
 
 
 def test_the_summary_comes_first_with_what_was_audited_and_the_answer_per_model(reports):

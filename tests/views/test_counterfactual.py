@@ -4,53 +4,20 @@ claims only women differ (women 1.0, jewish 0.5, black 0.5: gap 0.5)."""
 from __future__ import annotations
 
 import json
-from html.parser import HTMLParser
 
 import numpy as np
-import pandas as pd
 import pytest
 from statsmodels.stats.contingency_tables import cochrans_q
 
-from core.views import counterfactual
 from core.cli import main
 from core.report.html import build_report
 from core.store import Store
+from core.views import counterfactual
 from tests.fixtures import counterfactual_db, dashboard_db
-from tests.fixtures.charts import heatmaps
 from tests.fixtures.apptest import open_page
+from tests.fixtures.charts import heatmaps
+from tests.fixtures.html import html_frames
 from ui.common import escape_markdown
-
-
-class _Tables(HTMLParser):
-    """Every <table> of an HTML text as rows of cell texts (the report is plain HTML tables)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: list[list[list[str]]] = []
-        self.cell: list[str] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "table":
-            self.tables.append([])
-        elif tag == "tr":
-            self.tables[-1].append([])
-        elif tag in ("td", "th"):
-            self.cell = []
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self.cell is not None:
-            self.tables[-1][-1].append("".join(self.cell).strip())
-            self.cell = None
-
-    def handle_data(self, data):
-        if self.cell is not None:
-            self.cell.append(data)
-
-
-def html_tables(text: str) -> list[pd.DataFrame]:
-    parser = _Tables()
-    parser.feed(text)
-    return [pd.DataFrame(rows[1:], columns=rows[0]) for rows in parser.tables if rows]
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +96,7 @@ def test_the_report_carries_the_counterfactual_section(cf_path):
     assert "Counterfactual probes: the gap when only the group changes" in html
     assert summary["counterfactual_answers"] == 48 and summary["taxonomy"] == "mijabench"
     section = html.split("<h2>Counterfactual probes: the gap when only the group changes</h2>")[1]
-    comparison, rates = html_tables(section)[:2]
+    comparison, rates = html_frames(section)[:2]
     assert float(comparison.loc[0, "Gap, matched seeds"]) == 1.0
     assert float(comparison.loc[0, "Gap, only the group changes"]) == 0.5
     assert rates.set_index("Group")["Defense Rate"].astype(float).to_dict() == {"Women": 1.0, "Jewish people": 0.5,
