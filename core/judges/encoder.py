@@ -338,6 +338,111 @@ class EncoderModel:
         return out
 
 
+class FastEncoder:
+    """The inference path of a trained EncoderModel: the same function as `EncoderModel.logits`, computed with
+    less work (judging is this judge's cost in a run: on 2 CPU cores it is bound by the linear layers' arithmetic).
+
+    Built once when a judge file is loaded, from the model's own tensors (nothing is re-read):
+    - each LoRA adapter is folded into its weight, W + (alpha / r) B A, so the top layers run one matrix product
+      per linear layer instead of three (the adapters only exist to train fewer numbers);
+    - the query, key and value weights of a layer are stacked into one (3 x 384) x 384 matrix: one product;
+    - a layer is six plain tensor operations (no module dispatch, no dropout, no gradient bookkeeping).
+    Batching: the answers of one call are sorted by token length over the whole call and cut into chunks of at
+    most `token_budget` padded tokens, so little arithmetic is spent on padding (answers of a batch differ
+    widely in length: GPTFuzz's are 17 or 96 word pieces); identical answers are computed once.
+    Tokenisation is the training's (the model's tokenizer, truncated to `max_tokens`), and the arithmetic stays
+    float32: 8-bit weights or bfloat16 moved calibrated probabilities by up to 0.3 and 0.007 on real answers,
+    so neither is used. tests/test_judge_encoder.py checks this path against `EncoderModel.logits` to 1e-5."""
+
+    def __init__(self, model: EncoderModel, token_budget: int = 2048) -> None:
+        torch = _torch()
+        self.model = model
+        self.token_budget = int(token_budget)
+        bert = model.bert
+        self.heads = bert.config.num_attention_heads
+        with torch.no_grad():
+            embeddings = bert.embeddings
+            self.word = embeddings.word_embeddings.weight.detach().clone()
+            self.position = embeddings.position_embeddings.weight.detach().clone()
+            self.token_type = embeddings.token_type_embeddings.weight[0].detach().clone()
+            self.embedding_norm = _norm(embeddings.LayerNorm)
+            self.layers = []
+            for layer in bert.encoder.layer:
+                attention = layer.attention
+                parts = [_folded(getattr(attention.self, name)) for name in ("query", "key", "value")]
+                self.layers.append({
+                    "qkv": (torch.cat([w for w, _ in parts]).contiguous(), torch.cat([b for _, b in parts])),
+                    "attention_out": _folded(attention.output.dense), "attention_norm": _norm(attention.output.LayerNorm),
+                    "up": _folded(layer.intermediate.dense), "act": layer.intermediate.intermediate_act_fn,
+                    "down": _folded(layer.output.dense), "out_norm": _norm(layer.output.LayerNorm)})
+            self.head = (model.head.weight.detach().clone(), model.head.bias.detach().clone())
+
+    def _forward(self, ids: Sequence[Sequence[int]]):
+        """Logits of one chunk of token id lists (padded to the longest; a boolean mask where lengths differ)."""
+        torch = _torch()
+        F = torch.nn.functional
+        n, longest = len(ids), max(len(i) for i in ids)
+        input_ids = torch.zeros(n, longest, dtype=torch.long)
+        mask = torch.zeros(n, longest, dtype=torch.bool)
+        for row, seq in enumerate(ids):
+            input_ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[row, :len(seq)] = True
+        attend = None if bool(mask.all()) else mask[:, None, None, :]
+        x = F.embedding(input_ids, self.word) + self.position[:longest] + self.token_type
+        x = F.layer_norm(x, *self.embedding_norm)
+        width = x.shape[-1]
+        head_width = width // self.heads
+        for layer in self.layers:
+            q, k, v = F.linear(x, *layer["qkv"]).view(n, longest, 3, self.heads, head_width).permute(2, 0, 3, 1, 4)
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=attend).transpose(1, 2).reshape(n, longest, width)
+            x = F.layer_norm(F.linear(context, *layer["attention_out"]) + x, *layer["attention_norm"])
+            x = F.layer_norm(F.linear(layer["act"](F.linear(x, *layer["up"])), *layer["down"]) + x, *layer["out_norm"])
+        weights = mask.unsqueeze(-1).to(x.dtype)
+        pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return F.linear(pooled, *self.head).squeeze(-1)
+
+    def chunks(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices into `lengths`, sorted by length and cut so that no chunk pads to more than `token_budget`
+        tokens (a chunk holds at least one answer)."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        out: list[list[int]] = []
+        for i in order:
+            if out and (len(out[-1]) + 1) * lengths[i] <= self.token_budget:
+                out[-1].append(i)
+            else:
+                out.append([i])
+        return out
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """The raw logits of texts, as `EncoderModel.logits` computes them."""
+        torch = _torch()
+        if not texts:
+            return np.zeros(0)
+        ids = self.model.tokenize(texts)
+        distinct: dict[tuple[int, ...], int] = {}
+        slot = [distinct.setdefault(tuple(seq), len(distinct)) for seq in ids]
+        unique = list(distinct)
+        values = np.zeros(len(unique), dtype=np.float64)
+        with torch.inference_mode():
+            for chunk in self.chunks([len(u) for u in unique]):
+                values[chunk] = self._forward([unique[i] for i in chunk]).double().numpy()
+        return values[slot]
+
+
+def _folded(linear: Any) -> tuple[Any, Any]:
+    """(weight, bias) of a linear layer, a LoRA adapter folded in: W + scale * B A."""
+    if hasattr(linear, "lora_a"):
+        weight = linear.base.weight + linear.scale * (linear.lora_b @ linear.lora_a)
+        return weight.detach().contiguous().clone(), linear.base.bias.detach().clone()
+    return linear.weight.detach().clone(), linear.bias.detach().clone()
+
+
+def _norm(layer_norm: Any) -> tuple[Any, Any, Any, float]:
+    """The arguments after the input of F.layer_norm for a LayerNorm module."""
+    return (tuple(layer_norm.normalized_shape), layer_norm.weight.detach().clone(), layer_norm.bias.detach().clone(),
+            float(layer_norm.eps))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Calibration and the saved file
 # ---------------------------------------------------------------------------------------------------------
@@ -428,7 +533,9 @@ class EncoderJudge:
     """`encoder:PATH` (mode "encoder") or `average:PATH` (mode "average"); see the module docstring."""
 
     def __init__(self, path: str | os.PathLike[str], mode: str = "encoder", name: str | None = None,
-                 base: str | os.PathLike[str] | None = None) -> None:
+                 base: str | os.PathLike[str] | None = None, fast: bool = True) -> None:
+        """`fast=False` judges with the training's own (unfused) forward pass: the same probabilities to float
+        rounding, slower; the bench and the tests compare the two."""
         where = str(path)
         meta, tensors, data = read_encoder(path)
         self.path = Path(path)
@@ -436,6 +543,8 @@ class EncoderJudge:
         self.mode = mode
         self.encoder = EncoderModel(meta["settings"], seed=0, base=base)
         self.encoder.load_trainable(tensors, where)
+        self.encoder.train_mode(False)
+        self.fast = FastEncoder(self.encoder) if fast else None
         self.calibration = meta["calibration"]
         self.threshold = float(meta["settings"].get("threshold", 0.5))
         self.partner = None
@@ -477,7 +586,8 @@ class EncoderJudge:
 
     def encoder_probabilities(self, items: Sequence[JudgeItem]) -> np.ndarray:
         """Calibrated P(refused) of the encoder alone."""
-        z = self.encoder.logits([i.completion for i in items])
+        texts = [i.completion for i in items]
+        z = self.fast.logits(texts) if self.fast is not None else self.encoder.logits(texts)
         return calibrate(self.calibration["a"], self.calibration["b"], z)
 
     def probabilities(self, items: Sequence[JudgeItem]) -> np.ndarray:
