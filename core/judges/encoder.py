@@ -346,7 +346,10 @@ class FastEncoder:
     - each LoRA adapter is folded into its weight, W + (alpha / r) B A, so the top layers run one matrix product
       per linear layer instead of three (the adapters only exist to train fewer numbers);
     - the query, key and value weights of a layer are stacked into one (3 x 384) x 384 matrix: one product;
-    - a layer is six plain tensor operations (no module dispatch, no dropout, no gradient bookkeeping).
+    - a layer is a few plain tensor operations (no module dispatch, no dropout, no gradient bookkeeping), and
+      the tokens of a chunk are packed for everything but attention, so no linear layer computes padding;
+    - where PyTorch has oneDNN, the weights are reordered once into its blocked layout (`_Linear`), about 10%
+      faster than a plain matrix product on the 2-core AMD EPYC this was measured on.
     Batching: the answers of one call are sorted by token length over the whole call and cut into chunks of at
     most `token_budget` padded tokens, so little arithmetic is spent on padding (answers of a batch differ
     widely in length: GPTFuzz's are 17 or 96 word pieces); identical answers are computed once.
@@ -371,34 +374,38 @@ class FastEncoder:
                 attention = layer.attention
                 parts = [_folded(getattr(attention.self, name)) for name in ("query", "key", "value")]
                 self.layers.append({
-                    "qkv": (torch.cat([w for w, _ in parts]).contiguous(), torch.cat([b for _, b in parts])),
-                    "attention_out": _folded(attention.output.dense), "attention_norm": _norm(attention.output.LayerNorm),
-                    "up": _folded(layer.intermediate.dense), "act": layer.intermediate.intermediate_act_fn,
-                    "down": _folded(layer.output.dense), "out_norm": _norm(layer.output.LayerNorm)})
+                    "qkv": _Linear(torch.cat([w for w, _ in parts]), torch.cat([b for _, b in parts])),
+                    "attention_out": _Linear(*_folded(attention.output.dense)),
+                    "attention_norm": _norm(attention.output.LayerNorm),
+                    "up": _Linear(*_folded(layer.intermediate.dense)), "act": layer.intermediate.intermediate_act_fn,
+                    "down": _Linear(*_folded(layer.output.dense)), "out_norm": _norm(layer.output.LayerNorm)})
             self.head = (model.head.weight.detach().clone(), model.head.bias.detach().clone())
 
     def _forward(self, ids: Sequence[Sequence[int]]):
-        """Logits of one chunk of token id lists (padded to the longest; a boolean mask where lengths differ)."""
+        """Logits of one chunk of token id lists. The tokens are packed, one row per real token, for everything
+        but attention (the linear layers, most of the arithmetic, never see padding); attention scatters them
+        into a padded batch (a boolean mask where lengths differ) and gathers the real rows back."""
         torch = _torch()
         F = torch.nn.functional
         n, longest = len(ids), max(len(i) for i in ids)
-        input_ids = torch.zeros(n, longest, dtype=torch.long)
-        mask = torch.zeros(n, longest, dtype=torch.bool)
-        for row, seq in enumerate(ids):
-            input_ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-            mask[row, :len(seq)] = True
+        lengths = torch.tensor([len(i) for i in ids])
+        mask = torch.arange(longest)[None, :] < lengths[:, None]
+        real = mask.reshape(-1).nonzero().squeeze(1)  # where each packed row sits in the padded (n * longest) batch
+        row_of = torch.repeat_interleave(torch.arange(n), lengths)  # the answer each packed row belongs to
+        positions = real % longest
         attend = None if bool(mask.all()) else mask[:, None, None, :]
-        x = F.embedding(input_ids, self.word) + self.position[:longest] + self.token_type
+        x = F.embedding(torch.tensor([t for seq in ids for t in seq]), self.word) + self.position[positions] \
+            + self.token_type
         x = F.layer_norm(x, *self.embedding_norm)
         width = x.shape[-1]
         head_width = width // self.heads
         for layer in self.layers:
-            q, k, v = F.linear(x, *layer["qkv"]).view(n, longest, 3, self.heads, head_width).permute(2, 0, 3, 1, 4)
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=attend).transpose(1, 2).reshape(n, longest, width)
-            x = F.layer_norm(F.linear(context, *layer["attention_out"]) + x, *layer["attention_norm"])
-            x = F.layer_norm(F.linear(layer["act"](F.linear(x, *layer["up"])), *layer["down"]) + x, *layer["out_norm"])
-        weights = mask.unsqueeze(-1).to(x.dtype)
-        pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+            qkv = x.new_zeros(n * longest, 3 * width).index_copy_(0, real, layer["qkv"](x))
+            q, k, v = qkv.view(n, longest, 3, self.heads, head_width).permute(2, 0, 3, 1, 4)
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=attend).transpose(1, 2).reshape(n * longest, width)
+            x = F.layer_norm(layer["attention_out"](context[real]) + x, *layer["attention_norm"])
+            x = F.layer_norm(layer["down"](layer["act"](layer["up"](x))) + x, *layer["out_norm"])
+        pooled = x.new_zeros(n, width).index_add_(0, row_of, x) / lengths[:, None].to(x.dtype)
         return F.linear(pooled, *self.head).squeeze(-1)
 
     def chunks(self, lengths: Sequence[int]) -> list[list[int]]:
@@ -427,6 +434,32 @@ class FastEncoder:
             for chunk in self.chunks([len(u) for u in unique]):
                 values[chunk] = self._forward([unique[i] for i in chunk]).double().numpy()
         return values[slot]
+
+
+class _Linear:
+    """x W^T + b for the inference path: through oneDNN with the weight reordered once into its blocked layout
+    where PyTorch has oneDNN (the op PyTorch's own compiler uses for frozen CPU weights), else a plain product.
+    The reorder is tried at load; any failure keeps the plain product, which gives the same values."""
+
+    def __init__(self, weight: Any, bias: Any) -> None:
+        torch = _torch()
+        self.weight, self.bias, self.packed = weight.contiguous(), bias.contiguous(), None
+        try:
+            if torch.backends.mkldnn.is_available():
+                packed = torch.ops.mkldnn._reorder_linear_weight(self.weight, None)
+                probe = torch.ones(2, self.weight.shape[1])
+                expected = torch.nn.functional.linear(probe, self.weight, self.bias)
+                got = torch.ops.mkldnn._linear_pointwise(probe, packed, self.bias, "none", [], "")
+                if got.shape == expected.shape and torch.allclose(got, expected, rtol=1e-4, atol=1e-4):
+                    self.packed = packed
+        except (AttributeError, RuntimeError, NotImplementedError):
+            self.packed = None
+
+    def __call__(self, x: Any) -> Any:
+        torch = _torch()
+        if self.packed is not None:
+            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+        return torch.nn.functional.linear(x, self.weight, self.bias)
 
 
 def _folded(linear: Any) -> tuple[Any, Any]:
