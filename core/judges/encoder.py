@@ -27,13 +27,17 @@ resumable (a checkpoint after every epoch, beside the output file), with a progr
 Input: the first `max_tokens` word pieces of the answer (not the prompt: the training sets' prompts differ in form
 from the project's jailbreak templates, so prompt words would teach the source, not the answer).
 
+Inference: a judge computes the same function through FastEncoder (adapters folded into the weights, tokens
+packed so no linear layer computes padding): about 1.5-2.3 times the training's forward pass on 2 cores,
+probabilities equal to float rounding (bench/judge_bench.py measures both).
+
 Output: P(refused), calibrated on the out-of-fold predictions of the cross-validation (Platt scaling: a
 logistic regression of the label on the model's logit, sources weighted equally), refused when it is >= 0.5.
 The verdict's `raw` holds {"p_refused": ..., "logit": ...} as JSON (the store's verdicts have no numeric
 column; `score_of(raw)` reads it back), so review sampling and corrected estimates can use the probability.
 
-Languages: the base model is English. Where, on the project's own labelled rows of a language (held out in
-the cross-validation), the encoder (or the average) does not beat the `refusal` rules on accuracy and kappa,
+Languages: the base model is English. Where, on the project's own held-out labelled rows of a language (scored
+out of fold; not the `refusal` rules' development set), the encoder (or the average) does not beat the `refusal` rules on accuracy and kappa,
 the judge falls back to the rules for that language and says so in the rationale ("fallback: pt answers are
 judged by the refusal rules ...": the decision and its figures are stored in the file's `fallback`).
 
@@ -320,7 +324,8 @@ class EncoderModel:
 
     def logits(self, texts: Sequence[str], batch_size: int = INFER_BATCH,
                on_progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """The raw logits of texts, in batches of similar length (inference mode)."""
+        """The raw logits of texts, in batches of similar length (inference mode), through the training's own
+        modules: the reference that the judges' inference path (FastEncoder) reproduces."""
         torch = _torch()
         if not texts:
             return np.zeros(0)
@@ -345,14 +350,16 @@ class FastEncoder:
     Built once when a judge file is loaded, from the model's own tensors (nothing is re-read):
     - each LoRA adapter is folded into its weight, W + (alpha / r) B A, so the top layers run one matrix product
       per linear layer instead of three (the adapters only exist to train fewer numbers);
-    - the query, key and value weights of a layer are stacked into one (3 x 384) x 384 matrix: one product;
+    - the query, key and value weights of a layer are stacked into one (3 x hidden) x hidden matrix: one product;
     - a layer is a few plain tensor operations (no module dispatch, no dropout, no gradient bookkeeping), and
-      the tokens of a chunk are packed for everything but attention, so no linear layer computes padding;
+      the tokens of a chunk are packed, one row per real token, for everything but attention, so no linear
+      layer computes padding (answers of one batch differ widely in length: GPTFuzz's are 17 or 96 word pieces,
+      and padding them to the longest made a third of the reference path's arithmetic);
     - where PyTorch has oneDNN, the weights are reordered once into its blocked layout (`_Linear`), about 10%
       faster than a plain matrix product on the 2-core AMD EPYC this was measured on.
     Batching: the answers of one call are sorted by token length over the whole call and cut into chunks of at
-    most `token_budget` padded tokens, so little arithmetic is spent on padding (answers of a batch differ
-    widely in length: GPTFuzz's are 17 or 96 word pieces); identical answers are computed once.
+    most `token_budget` padded tokens, so attention, the one step on a padded batch, wastes little; identical
+    answers are computed once.
     Tokenisation is the training's (the model's tokenizer, truncated to `max_tokens`), and the arithmetic stays
     float32: 8-bit weights or bfloat16 moved calibrated probabilities by up to 0.3 and 0.007 on real answers,
     so neither is used. tests/test_judge_encoder.py checks this path against `EncoderModel.logits` to 1e-5."""
@@ -365,9 +372,9 @@ class FastEncoder:
         self.heads = bert.config.num_attention_heads
         with torch.no_grad():
             embeddings = bert.embeddings
-            self.word = embeddings.word_embeddings.weight.detach().clone()
-            self.position = embeddings.position_embeddings.weight.detach().clone()
-            self.token_type = embeddings.token_type_embeddings.weight[0].detach().clone()
+            self.word = embeddings.word_embeddings.weight.detach()  # frozen: shared with the model, not copied
+            self.position = embeddings.position_embeddings.weight.detach()
+            self.token_type = embeddings.token_type_embeddings.weight[0].detach()
             self.embedding_norm = _norm(embeddings.LayerNorm)
             self.layers = []
             for layer in bert.encoder.layer:
@@ -379,7 +386,7 @@ class FastEncoder:
                     "attention_norm": _norm(attention.output.LayerNorm),
                     "up": _Linear(*_folded(layer.intermediate.dense)), "act": layer.intermediate.intermediate_act_fn,
                     "down": _Linear(*_folded(layer.output.dense)), "out_norm": _norm(layer.output.LayerNorm)})
-            self.head = (model.head.weight.detach().clone(), model.head.bias.detach().clone())
+            self.head = (model.head.weight.detach(), model.head.bias.detach())
 
     def _forward(self, ids: Sequence[Sequence[int]]):
         """Logits of one chunk of token id lists. The tokens are packed, one row per real token, for everything
@@ -463,17 +470,17 @@ class _Linear:
 
 
 def _folded(linear: Any) -> tuple[Any, Any]:
-    """(weight, bias) of a linear layer, a LoRA adapter folded in: W + scale * B A."""
+    """(weight, bias) of a linear layer, a LoRA adapter folded in: W + scale * B A (a new tensor; a frozen layer's
+    own tensors are shared)."""
     if hasattr(linear, "lora_a"):
         weight = linear.base.weight + linear.scale * (linear.lora_b @ linear.lora_a)
-        return weight.detach().contiguous().clone(), linear.base.bias.detach().clone()
-    return linear.weight.detach().clone(), linear.bias.detach().clone()
+        return weight.detach().contiguous(), linear.base.bias.detach()
+    return linear.weight.detach(), linear.bias.detach()
 
 
 def _norm(layer_norm: Any) -> tuple[Any, Any, Any, float]:
     """The arguments after the input of F.layer_norm for a LayerNorm module."""
-    return (tuple(layer_norm.normalized_shape), layer_norm.weight.detach().clone(), layer_norm.bias.detach().clone(),
-            float(layer_norm.eps))
+    return tuple(layer_norm.normalized_shape), layer_norm.weight.detach(), layer_norm.bias.detach(), float(layer_norm.eps)
 
 
 # ---------------------------------------------------------------------------------------------------------
