@@ -24,15 +24,18 @@ Weights: every source carries the same total weight within its language, and eve
 `min_language_share` of the total (the n-gram judge: languages equal; the encoder: a quarter), so thousands of
 English training rows do not drown the project's few hundred Portuguese ones; classes are balanced.
 
-Training-only sets (the model-labelled ones, and GPTFuzz, which is out of domain) never enter the pool that
-decides the default. The rule for the default: a judge replaces `refusal` only where it beats it on the
-held-out labels of the project's own domain (every source except the training-only sets, pooled, rows
-scored only out of fold), per language, on accuracy and on kappa. A judge with a per-language fallback
-(encoder, average) uses the rules' own verdicts where it does not beat them, so in such a language it equals
-`refusal`: it qualifies when it beats `refusal` in every language where it uses its model and in at least
-one. `refusal_labels.csv` is the `refusal` rules' development set (they score 1.00 there), which makes the rule
-conservative; it is kept in the pool because dropping the rows that flatter the incumbent would be choosing
-the test after seeing it.
+The pool that decides the default holds only labels that no judge in the comparison was fitted or tuned on:
+the learned judges are scored out of fold everywhere, and the `refusal` rules were tuned on their development
+set (`DEVELOPMENT_LABELS`: tests/data/refusal_labels.csv, where they score 1.00), so a comparison that counted
+those rows would score the rules on their own training data and the learned judges on unseen data. The pool is
+therefore the project's held-out labels (judge_eval_labels.csv, judge_eval_fresh.csv, any other --labels file,
+the store's human verdicts), pooled, rows scored only out of fold. Development rows are still scored and
+printed per source and language, for information; training-only sets (the model-labelled ones, and GPTFuzz,
+which is out of domain) never enter the pool either. The rule for the default: a judge replaces `refusal`
+only where it beats it on that pool, per language, on accuracy and on kappa. A judge with a per-language
+fallback (encoder, average) uses the rules' own verdicts where it does not beat them, so in such a language it
+equals `refusal`: it qualifies when it beats `refusal` in every language where it uses its model and in at
+least one. The same pool decides the fallback languages.
 """
 from __future__ import annotations
 
@@ -55,6 +58,10 @@ TRAINING_SETS: tuple[Path, ...] = tuple(ROOT / "data" / "judge_training" / name 
 TRAINING_SET = TRAINING_SETS[0]
 PROJECT_LABELS: tuple[Path, ...] = tuple(ROOT / "tests" / "data" / name for name in (
     "judge_eval_labels.csv", "judge_eval_fresh.csv", "refusal_labels.csv"))
+# The `refusal` rules' development set (tests/data/README.md): scored and shown, never in the deciding pool.
+DEVELOPMENT_LABELS: tuple[Path, ...] = (ROOT / "tests" / "data" / "refusal_labels.csv",)
+POOL_NAME = "project domain, pooled (held out)"
+DEVELOPMENT_NOTE = "the rules' development set: shown, not in the decision"
 CV_FOLDS = 3
 JUDGE_KEYS = ("refusal", "learned", "encoder", "average")
 MIN_LANGUAGE_SHARE = {"learned": 0.5, "encoder": 0.25}
@@ -71,6 +78,12 @@ class Source:
     sha256: str
     mode: str = "left out"
     training_only: bool = False  # the large out-of-domain training set: not part of the default rule's pool
+    development: bool = False  # the `refusal` rules were tuned on it: scored, not part of the default rule's pool
+
+    @property
+    def decides(self) -> bool:
+        """Whether its rows enter the pool that decides the default and the fallback languages."""
+        return not (self.training_only or self.development)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -79,8 +92,10 @@ class Source:
 
 
 def load_source(path: str | Path, mode: str = "left out", training_only: bool = False,
-                name: str | None = None) -> Source:
-    """A labels CSV (gzipped when it ends in .gz) as a Source; LabelFileError says what is wrong and where."""
+                name: str | None = None, development: bool | None = None) -> Source:
+    """A labels CSV (gzipped when it ends in .gz) as a Source; LabelFileError says what is wrong and where.
+    `development` None: the file is the rules' development set when it is one of DEVELOPMENT_LABELS or a
+    byte-identical copy of one (a copy elsewhere must not slip into the deciding pool)."""
     from core.files.reading import gunzip, read_bytes
 
     def error(message: str) -> LabelFileError:
@@ -91,7 +106,24 @@ def load_source(path: str | Path, mode: str = "left out", training_only: bool = 
     if path.suffix == ".gz":
         data = gunzip(data, str(path), error)
     items = load_labels(data, str(path))
-    return Source(name or _display(path), items, hashlib.sha256(data).hexdigest(), mode, training_only)
+    digest = hashlib.sha256(data).hexdigest()
+    if development is None:
+        development = is_development(path, digest)
+    return Source(name or _display(path), items, digest, mode, training_only, development)
+
+
+def is_development(path: str | Path, sha256: str) -> bool:
+    """Whether a labels file is (a copy of) one of the `refusal` rules' development sets."""
+    resolved = Path(path).resolve()
+    for dev in DEVELOPMENT_LABELS:
+        if resolved == dev.resolve():
+            return True
+        try:
+            if hashlib.sha256(dev.read_bytes()).hexdigest() == sha256:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def human_source(store: Any) -> Source | None:
@@ -189,7 +221,7 @@ def _predict(X, coef: np.ndarray, intercept: float) -> np.ndarray:
 
 
 @dataclass
-class TrainResult:
+class JudgeTrainingResult:
     model: dict[str, Any]
     table: list[dict[str, Any]]
     decision: dict[str, Any]
@@ -231,7 +263,8 @@ def decide(pooled: dict[str, dict[str, Any]], key: str = "learned") -> dict[str,
     for language in LANGUAGES:
         row = pooled.get(language)
         if row is None or not row["n"]:
-            reasons.append(f"{language}: no held-out labels from the project's domain")
+            reasons.append(f"{language}: no held-out labels from the project's domain (development and "
+                           "training-only sets do not count)")
             wins.append(False)
             continue
         beats = _beats(row, key)
@@ -242,7 +275,8 @@ def decide(pooled: dict[str, dict[str, Any]], key: str = "learned") -> dict[str,
                if default else f"the default judge stays `refusal`: the {key} judge does not beat it on held-out "
                "labels in both languages")
     return {"becomes_default": default, "rule": "beat refusal on accuracy and kappa, pooled held-out project "
-            "labels (out of fold), in en and in pt", "per_language": reasons, "summary": verdict}
+            "labels (out of fold; not the rules' development set, not the training-only sets), in en and in pt",
+            "per_language": reasons, "summary": verdict}
 
 
 def fallback_languages(pooled: dict[str, dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
@@ -324,7 +358,7 @@ def _relative(path: Path) -> str:
 def train(sources: Sequence[Source], settings: dict[str, Any] | None = None, seed: int = 0,
           on_progress: Callable[[str], None] | None = None, folds: int = CV_FOLDS,
           encoder_settings: dict[str, Any] | None = None, max_rows_per_source: int | None = MAX_ROWS_PER_SOURCE,
-          checkpoint_dir: Path | None = None, quiet: bool = True, encoder_base: Any = None) -> TrainResult:
+          checkpoint_dir: Path | None = None, quiet: bool = True, encoder_base: Any = None) -> JudgeTrainingResult:
     """Score every judge honestly (one grouped k-fold CV, see the module docstring), then fit the n-gram judge
     (and, given `encoder_settings`, the encoder) on all rows."""
     from core.judges.refusal import SIGNAL_NAMES, RefusalJudge
@@ -455,7 +489,7 @@ def train(sources: Sequence[Source], settings: dict[str, Any] | None = None, see
     keys = [k for k in JUDGE_KEYS if k in predicted]
     gold = np.array([i.label for i in items], dtype=object)
     how = {k: (f"grouped {folds}-fold CV (by prompt)" if s.mode == "cv" else f"left out ({folds}-fold CV, whole file)")
-           for k, s in enumerate(sources)}
+           + (f"; {DEVELOPMENT_NOTE}" if s.development else "") for k, s in enumerate(sources)}
 
     def make_rows(select: np.ndarray, name: str, evaluation: str, extra: dict[str, np.ndarray] | None = None) -> list[dict]:
         out = []
@@ -474,8 +508,8 @@ def train(sources: Sequence[Source], settings: dict[str, Any] | None = None, see
         select = np.flatnonzero((origin == k) & in_eval)
         if len(select):
             table += make_rows(select, source.name, how[k])
-    domain = np.flatnonzero(in_eval & ~np.array([sources[o].training_only for o in origin]))
-    pooled_rows = make_rows(domain, "project domain, pooled (held out)", "out of fold") if len(domain) else []
+    domain = np.flatnonzero(in_eval & np.array([sources[o].decides for o in origin], dtype=bool))
+    pooled_rows = make_rows(domain, POOL_NAME, "out of fold; decides") if len(domain) else []
     pooled = {r["language"]: r for r in pooled_rows}
     fallback: dict[str, dict[str, Any]] = {}
     for key in ("encoder", "average"):
@@ -493,7 +527,7 @@ def train(sources: Sequence[Source], settings: dict[str, Any] | None = None, see
             select = np.flatnonzero((origin == k) & in_eval)
             if len(select):
                 table += make_rows(select, source.name, how[k])
-        pooled_rows = make_rows(domain, "project domain, pooled (held out)", "out of fold") if len(domain) else []
+        pooled_rows = make_rows(domain, POOL_NAME, "out of fold; decides") if len(domain) else []
         pooled = {r["language"]: r for r in pooled_rows}
     table += pooled_rows
     decision = decide(pooled, "learned")
@@ -507,7 +541,8 @@ def train(sources: Sequence[Source], settings: dict[str, Any] | None = None, see
     digest = hashlib.sha256("".join(s.sha256 for s in sources).encode()).hexdigest()
     training = {"data_sha256": digest, "rows": len(items), "seed": seed, "folds": folds,
                 "sources": [{"name": s.name, "sha256": s.sha256, "evaluation": s.mode,
-                             "training_only": s.training_only, **s.counts} for s in sources]}
+                             "training_only": s.training_only, "development": s.development, **s.counts}
+                            for s in sources]}
     model = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "about": "learned judge of the For Whom project: logistic regression over the refusal rules' signals and "
@@ -517,7 +552,7 @@ def train(sources: Sequence[Source], settings: dict[str, Any] | None = None, see
         "trained_with": {"scikit-learn": sklearn.__version__, "numpy": np.__version__},
         "weights": encode_weights(coef),
     }
-    result = TrainResult(model, table, decision, fits,
+    result = JudgeTrainingResult(model, table, decision, fits,
                          oof={"rows": evaluated, "probabilities": probabilities, "fold": fold_of})
     if encoder_model is not None:
         import torch
@@ -548,7 +583,7 @@ def train(sources: Sequence[Source], settings: dict[str, Any] | None = None, see
     return result
 
 
-def write_encoder_model(result: TrainResult, path: str | Path, partner_path: str | Path) -> str:
+def write_encoder_model(result: JudgeTrainingResult, path: str | Path, partner_path: str | Path) -> str:
     """Write the encoder judge file, naming the n-gram model written in the same run (its sha256 recorded)."""
     from core.judges.encoder import write_encoder
 

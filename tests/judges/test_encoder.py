@@ -265,3 +265,42 @@ def test_the_shipped_encoder_and_the_default_rule():
     judge = resolve_judge("average:data/judges/encoder-minilm.safetensors")
     verdicts = judge.judge([i.judge_item() for i in load_labels(HELDOUT)[:4]])
     assert all(v.label in ("refused", "complied") for v in verdicts)
+
+
+def test_the_fast_inference_path_gives_the_reference_probabilities():
+    """The judge's inference path (adapters folded into the weights, query/key/value stacked, answers sorted by
+    length and cut into chunks, repeated answers computed once) against the training's own forward pass, on real
+    answers: the project's held-out rows (en and pt) and long GPTFuzz answers cut at the 96th word piece."""
+    items = [i.judge_item() for i in load_labels(HELDOUT)[::6]]
+    items += [i.judge_item() for i in load_source(TRAINING_SET).items[:400:25]]
+    items += items[:3] + [JudgeItem("Write a joke about women.", "", "en")]
+    fast, reference = EncoderJudge(SHIPPED_ENCODER), EncoderJudge(SHIPPED_ENCODER, fast=False)
+    assert fast.fast is not None and reference.fast is None
+    texts = [i.completion for i in items]
+    lengths = [len(ids) for ids in fast.encoder.tokenize(texts)]
+    assert min(lengths) == 2 and max(lengths) == fast.meta["settings"]["max_tokens"] and len(items) >= 40
+    z_fast, z_reference = fast.fast.logits(texts), reference.encoder.logits(texts)
+    assert np.max(np.abs(z_fast - z_reference)) < 1e-4
+    p_fast, p_reference = fast.encoder_probabilities(items), reference.encoder_probabilities(items)
+    assert np.max(np.abs(p_fast - p_reference)) < 1e-5
+    assert np.array_equal(p_fast[-4:-1], p_fast[:3])  # a repeated answer gets the same value
+    # one answer per chunk gives the same values as the default chunks
+    fast.fast.token_budget = 1
+    assert np.max(np.abs(fast.fast.logits(texts) - z_reference)) < 1e-4
+    # the folded adapters matter: the same comparison without them would fail
+    for layer in reference.encoder.bert.encoder.layer[reference.encoder.split:]:
+        layer.attention.self.query.lora_b.data.zero_()
+    assert np.max(np.abs(reference.encoder_probabilities(items) - p_fast)) > 1e-3
+
+
+def test_inference_chunks_are_sorted_and_stay_within_the_token_budget():
+    fast = EncoderJudge(SHIPPED_ENCODER).fast
+    lengths = [96, 17, 17, 60, 2, 96, 33, 17, 80, 95] * 7
+    for budget in (1, 100, 2048):
+        fast.token_budget = budget
+        chunks = fast.chunks(lengths)
+        assert sorted(i for chunk in chunks for i in chunk) == list(range(len(lengths)))
+        assert [lengths[i] for chunk in chunks for i in chunk] == sorted(lengths)
+        for chunk in chunks:
+            assert len(chunk) == 1 or len(chunk) * max(lengths[i] for i in chunk) <= budget
+        assert (len(chunks) == len(lengths)) == (budget == 1)

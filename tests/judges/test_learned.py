@@ -18,8 +18,8 @@ from core.judges import DEFAULT_JUDGES, UnknownJudge, resolve_judge
 from core.judges.base import JudgeItem
 from core.judges.learned import SHIPPED_MODEL, LearnedJudge, LearnedJudgeError
 from core.judges.refusal import SIGNAL_NAMES, RefusalJudge, classify, rule_signals
-from core.judges.training import (PROJECT_LABELS, TRAINING_SET, TRAINING_SETS, fit_weights, grouped_folds, load_source, train,
-                                  write_model)
+from core.judges.training import (DEVELOPMENT_NOTE, POOL_NAME, PROJECT_LABELS, TRAINING_SET, TRAINING_SETS, fit_weights,
+                                  grouped_folds, load_source, train, write_model)
 from core.store import CompletionRecord, Store
 from tests.fixtures.paths import ROOT
 from tests.fixtures.cli import run_cli
@@ -112,6 +112,36 @@ def test_a_left_out_file_is_scored_by_a_fit_that_never_saw_it(fitted, subset):
     row = next(r for r in result.table if r["source"] == sources[1].name and r["language"] == "all")
     assert row["learned_accuracy"] == pytest.approx(accuracy)
     assert row["refusal_accuracy"] == 1.0  # the rules' own development set, as documented
+
+
+def test_the_deciding_pool_leaves_out_the_rules_development_set(subset, tmp_path):
+    # a byte-identical copy of the development set elsewhere is still the development set
+    copy = tmp_path / "copied_labels.csv"
+    copy.write_bytes(DEV.read_bytes())
+    edited = tmp_path / "edited_labels.csv"
+    edited.write_bytes(DEV.read_bytes() + b"\n")
+    sources = [load_source(subset, mode="cv", training_only=True), load_source(copy), load_source(HELDOUT)]
+    assert [s.development for s in sources] == [False, True, False] and load_source(DEV).development
+    assert not load_source(edited).development
+    assert [s.decides for s in sources] == [False, False, True]
+    result = train(sources, seed=3)
+    rows = {(r["source"], r["language"]): r for r in result.table}
+    for language in ("all", "en", "pt"):
+        pooled, held_out = rows[(POOL_NAME, language)], rows[(sources[2].name, language)]
+        assert pooled["n"] == held_out["n"]
+        for key in ("refusal_accuracy", "refusal_kappa", "learned_accuracy", "learned_kappa"):
+            assert pooled[key] == held_out[key]
+        development = rows[(sources[1].name, language)]  # still scored and shown, marked
+        assert DEVELOPMENT_NOTE in development["evaluation"] and development["refusal_accuracy"] == 1.0
+        assert DEVELOPMENT_NOTE not in held_out["evaluation"]
+    assert [f"(n={rows[(POOL_NAME, lang)]['n']})" in line for lang, line in
+            zip(("en", "pt"), result.decision["per_language"])] == [True, True]
+    assert result.model["training"]["sources"][1]["development"] is True
+    # with the development set as the only project file, nothing decides: the rules stay
+    only_dev = train(sources[:2], seed=3)
+    assert not any(r["source"] == POOL_NAME for r in only_dev.table)
+    assert not only_dev.decision["becomes_default"]
+    assert all("no held-out labels" in line for line in only_dev.decision["per_language"])
 
 
 def test_version_follows_the_file(fitted, tmp_path):
