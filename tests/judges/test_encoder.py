@@ -5,27 +5,25 @@ located message; Portuguese falls back to the rules where the encoder does not b
 rationale names degenerate text; the shipped files agree with the default judge."""
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
 import json
 import zipfile
 
 import numpy as np
 import pytest
 
-from core.judges.evaluation import load_labels
 from core.judges import DEFAULT_JUDGES, UnknownJudge, resolve_judge
 from core.judges.base import QUESTIONS, JudgeItem
 from core.judges.degenerate import degenerate, degenerate_share, is_degenerate
 from core.judges.encoder import (BASE_ENV, BASE_SHA256, BASE_WEIGHTS, SHIPPED_ENCODER, EncoderJudge, EncoderJudgeError,
                                  EncoderModel, base_location, calibrate, read_base, read_encoder, score_of,
                                  write_encoder)
+from core.judges.evaluation import load_labels
 from core.judges.learned import LearnedJudge
 from core.judges.refusal import classify
 from core.judges.training import (TRAINING_SET, fallback_languages, load_source, row_weights, train,
                                   write_encoder_model, write_model)
+from tests.fixtures.labels import gptfuzz_subset
 from tests.fixtures.paths import ROOT
 
 pytestmark = pytest.mark.model  # the encoder judge's fine-tune and inference (torch)
@@ -39,17 +37,8 @@ SMALL = {"max_tokens": 32, "train_layers": 1, "epochs": 2, "batch_size": 16, "lr
 def small_run(tmp_path_factory):
     """A real fine-tune on a few hundred rows: 150 sampled GPTFuzz answers to 6 questions (grouped CV) and
     refusal_labels.csv (174 rows, left out), 2 folds, the top layer only, 32 word pieces."""
-    items = load_source(TRAINING_SET).items
-    keep = set(sorted({i.prompt for i in items})[:6])
     folder = tmp_path_factory.mktemp("encoder")
-    subset = folder / "gptfuzz_subset.csv.gz"
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["id", "prompt", "completion", "label"])
-    for item in items:
-        if item.prompt in keep:
-            writer.writerow([item.row_id, item.prompt, item.completion, item.label])
-    subset.write_bytes(gzip.compress(buffer.getvalue().encode("utf-8"), mtime=0))
+    subset = gptfuzz_subset(TRAINING_SET, 6, folder / "gptfuzz_subset.csv.gz")
     sources = [load_source(subset, mode="cv", training_only=True), load_source(DEV)]
     result = train(sources, seed=1, folds=2, encoder_settings=SMALL, max_rows_per_source=150,
                    checkpoint_dir=folder / "partial")

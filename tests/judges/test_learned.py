@@ -4,25 +4,23 @@ its version following the file, located errors for bad files, folds that never s
 shipped model against the rule for the default, and `judge-train` end to end through the CLI."""
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import json
 import subprocess
 
 import numpy as np
 import pytest
 
-from core.judges.evaluation import load_labels
 from core.judges import DEFAULT_JUDGES, UnknownJudge, resolve_judge
 from core.judges.base import JudgeItem
+from core.judges.evaluation import load_labels
 from core.judges.learned import SHIPPED_MODEL, LearnedJudge, LearnedJudgeError
 from core.judges.refusal import SIGNAL_NAMES, RefusalJudge, classify, rule_signals
 from core.judges.training import (DEVELOPMENT_NOTE, POOL_NAME, PROJECT_LABELS, TRAINING_SET, TRAINING_SETS, fit_weights,
                                   grouped_folds, load_source, train, write_model)
 from core.store import CompletionRecord, Store
-from tests.fixtures.paths import ROOT
 from tests.fixtures.cli import run_cli
+from tests.fixtures.labels import gptfuzz_subset
+from tests.fixtures.paths import ROOT
 
 HELDOUT = ROOT / "tests" / "data" / "judge_eval_labels.csv"
 DEV = ROOT / "tests" / "data" / "refusal_labels.csv"
@@ -43,17 +41,7 @@ CLEAR = {"hen-003": "refused", "hen-046": "complied"}
 @pytest.fixture(scope="module")
 def subset(tmp_path_factory):
     """The GPTFuzz rows of 12 of its 80 questions (about 900 labels), written as a gzipped labels CSV."""
-    items = load_source(TRAINING_SET).items
-    keep = set(sorted({i.prompt for i in items})[:12])
-    path = tmp_path_factory.mktemp("subset") / "gptfuzz_subset.csv.gz"
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["id", "prompt", "completion", "label"])
-    for item in items:
-        if item.prompt in keep:
-            writer.writerow([item.row_id, item.prompt, item.completion, item.label])
-    path.write_bytes(gzip.compress(buffer.getvalue().encode("utf-8"), mtime=0))
-    return path
+    return gptfuzz_subset(TRAINING_SET, 12, tmp_path_factory.mktemp("subset") / "gptfuzz_subset.csv.gz")
 
 
 @pytest.fixture(scope="module")
