@@ -218,9 +218,12 @@ class Dump:
         with self.connect() as con, gzip.open(path, "wt", encoding="utf-8", compresslevel=9) as handle:
             handle.write(json.dumps({"table": "meta", "row": {"schema_version": SCHEMA_VERSION}}) + "\n")
             for table in self._DUMP_TABLES:
-                # Table names are constants, not input; seq is this file's own key, given anew on restore.
-                exclude = " EXCLUDE (seq)" if table in ("completions", "verdicts", "review_sample") else ""
-                frame = con.execute(f"SELECT *{exclude} FROM {table}").df()
+                # Table names are constants, not input; seq is this file's own key, given anew on restore. Rows in
+                # a fixed order (insertion order where there is a seq), so the same database always dumps to the
+                # same file: a scan's own order varies from one run to the next.
+                numbered = table in ("completions", "verdicts", "review_sample")
+                order = "ORDER BY seq" if numbered else "ORDER BY ALL"
+                frame = con.execute(f"SELECT *{' EXCLUDE (seq)' if numbered else ''} FROM {table} {order}").df()
                 for row in json.loads(frame.to_json(orient="records", date_format="iso")):
                     handle.write(json.dumps({"table": table, "row": row}, ensure_ascii=False) + "\n")
                 counts[table] = len(frame)

@@ -97,14 +97,15 @@ def test_stats_estimator_ppi_end_to_end(db_path, cli_env, tmp_path):
     assert accuracy == {"black": pytest.approx(2 / 3), "women": pytest.approx(2 / 3)}  # one flip in three
 
 
-def test_review_plan_prints_the_readme_table_and_rejects_a_bad_width(cli_env):
-    """The README's labels-needed tables are this command's output (plain and power-tuned), so the README says
-    what the project computes; more accuracy or a wider interval never needs more labels."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_review_plan_prints_the_documented_table_and_rejects_a_bad_width(cli_env):
+    """The labels-needed tables of docs/statistics/corrected-estimates.md are this command's output (plain and
+    power-tuned), so the guide says what the project computes; more accuracy or a wider interval never needs more
+    labels."""
+    guide = (ROOT / "docs" / "statistics" / "corrected-estimates.md").read_text(encoding="utf-8")
     for extra in ([], ["--power-tuning"]):
         done = cli(["review", "plan", *extra], cli_env, timeout=120)
         assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() in readme, f"README.md lacks the output of `review plan {' '.join(extra)}`"
+        assert done.stdout.strip() in guide, f"the guide lacks the output of `review plan {' '.join(extra)}`"
     rows = json.loads(cli(["review", "plan", "--json"], cli_env, timeout=120).stdout)
     judged = [[row[f"accuracy {a:.2f}"] for a in (0.70, 0.80, 0.90, 0.95)] for row in rows]
     assert all(a >= b for row in judged for a, b in zip(row, row[1:]))  # a better judge needs fewer labels
