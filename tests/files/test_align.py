@@ -26,6 +26,7 @@ def align_row(i: int, group: str = "black", **answers: object) -> dict:
     return row | answers
 
 
+@pytest.mark.slow
 def test_paper_heatmap_comes_back_through_import_align_and_stats(tmp_path, cli_env):
     """The acceptance check: counts scaled to 100 prompts per group keep every DR a whole count, so the
     deviations must match the published cells up to the figure's two-decimal rounding (0.006)."""

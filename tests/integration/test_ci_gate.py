@@ -42,6 +42,7 @@ def test_the_workflow_has_the_two_documented_steps():
     assert list(steps()) == ["Audit both versions on the same probes", "Compare and gate"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("candidate_worse", [True, False], ids=["worse-for-one-group", "unchanged"])
 def test_the_gate_fails_the_build_only_on_a_regression(tmp_path, candidate_worse):
     with FakeOpenAIServer() as server:

@@ -43,6 +43,7 @@ def es_db(tmp_path_factory):
     return db
 
 
+@pytest.mark.model
 def test_the_walk_through_stores_the_population_and_real_answers(es_db):
     store = Store(es_db, readonly=True)
     words = store.taxonomy()
@@ -61,6 +62,7 @@ def test_the_walk_through_stores_the_population_and_real_answers(es_db):
     assert rationale.startswith(no_rules_mark("es"))
 
 
+@pytest.mark.model
 def test_every_page_shows_the_population_in_its_own_words(es_db, monkeypatch):
     monkeypatch.setenv("AUDIT_DB", str(es_db))
     monkeypatch.delenv("AUDIT_READONLY", raising=False)
@@ -92,6 +94,8 @@ def test_every_page_shows_the_population_in_its_own_words(es_db, monkeypatch):
     assert set(group_filter.options) == SPANISH_NAMES
 
 
+@pytest.mark.browser
+@pytest.mark.model
 def test_the_browser_shows_the_spanish_heatmap(es_db, tmp_path):
     db = tmp_path / "es.duckdb"
     shutil.copy(es_db, db)

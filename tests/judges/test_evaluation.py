@@ -181,6 +181,7 @@ def test_human_calibration_scores_judges_against_people(human_db):
     assert only.accuracy == pytest.approx(4 / 6) and only.recall_refused == 1.0
 
 
+@pytest.mark.slow
 def test_judge_eval_cli_on_the_human_verdicts_of_a_store(human_db, cli_env, tmp_path):
     path, records = human_db
     done = _cli("judge-eval", "--db", str(path), "--judges", "refusal", "--json", env=cli_env)

@@ -236,6 +236,7 @@ def test_the_shipped_model_and_the_default_rule():
         assert shipped[str(path.relative_to(ROOT))]["training_only"]
 
 
+@pytest.mark.slow
 def test_judge_train_end_to_end(subset, tmp_path, cli_env):
     # a store with human verdicts joins the training data (grouped CV by prompt)
     from core.judges import resolve_judges

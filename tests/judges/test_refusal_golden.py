@@ -9,6 +9,8 @@ data set, read differently because of it; they are listed here with what they sa
 """
 from __future__ import annotations
 
+import pytest
+
 from core.judges.refusal import classify
 from tests.fixtures.refusal_golden import read, record, unique_cases
 
@@ -23,6 +25,7 @@ FOLDING_CHANGES = {
 }
 
 
+@pytest.mark.slow
 def test_every_golden_case_keeps_its_verdict_and_signals():
     golden = read()
     cases = unique_cases()

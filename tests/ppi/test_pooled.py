@@ -156,6 +156,7 @@ def test_auto_keeps_per_group_rectifiers_where_the_judge_errs_differently_by_gro
     assert pools["tau2"].iloc[0] > 0 and (forced.table["rectifier_scope"] == "pooled").all()
 
 
+@pytest.mark.slow
 def test_pooled_variance_and_covariance_match_repeated_samples():
     """Fixed population, 600 samples: the design variance of each pooled estimate and the covariance between
     two groups (they share the pooled line) agree with their spread over the samples; so does the variance of

@@ -102,6 +102,7 @@ def report(name: str, by: list[str], ten: pd.DataFrame, twenty: pd.DataFrame, ju
           f"{(judge_only['dr'] - judge_only['h']).abs().mean():.3f})")
 
 
+@pytest.mark.slow
 def test_corrected_intervals_cover_the_human_dr_on_the_project_files(project_items):
     """Cells by source file (strata: language x file). The files are small (10% of the 86-row fresh file is
     8 labels), so min_human is 8 here. The judge was developed on two of the files and is right on 95-100%
@@ -119,6 +120,7 @@ def test_corrected_intervals_cover_the_human_dr_on_the_project_files(project_ite
     assert not judge_only.loc["judge_eval_fresh", "covers"]
 
 
+@pytest.mark.slow
 def test_corrected_intervals_cover_the_human_dr_on_gptfuzz(gptfuzz_items):
     """10% everywhere, then 20% on average with unequal fractions (15% for m0, 25% for m1), so the cells by
     group (unions of the two models' strata) need the weighting."""
@@ -180,6 +182,7 @@ def test_unequal_inclusion_probabilities_need_the_weights():
     assert abs(np.mean(naive) - truth) > 0.05 and naive_hits / REPS < 0.5
 
 
+@pytest.mark.slow
 def test_by_crossing_the_strata_and_power_tuning():
     """Strategy crosses the strata (groups) and changes the judge's error: cells by group x strategy and by
     strategy alone are domains inside strata. Plain PPI and PPI++ both cover; PPI++ keeps lam in [0, 1] and

@@ -107,6 +107,7 @@ def stratum_items(ids: pd.Series) -> list[int]:
     return [int(cid.rsplit("-", 1)[1]) for cid in ids]
 
 
+@pytest.mark.slow
 def test_every_item_and_every_pair_is_equally_likely_after_an_enlargement_and_in_the_queue_prefix():
     """An SRS of n from N includes each item with probability n/N and each pair with n(n-1)/(N(N-1)). Checked
     for a first draw of 3 enlarged to 6 (another seed) out of 12, and for the first 2 items of the queue (what
@@ -459,6 +460,7 @@ def test_cli_review_sample_bad_input_exits_2_and_changes_nothing(audit, cli_env,
     assert snapshot(audit["store"]) == before
 
 
+@pytest.mark.slow
 def test_cli_sample_export_label_import_end_to_end(audit, cli_env, tmp_path):
     db = audit["path"]
     drawn = json.loads(cli(cli_env, "review", "sample", "--db", db, "--run-id", "r1", "--per-cell", "4", "--seed", "2",

@@ -58,6 +58,7 @@ def _resume_on_the_page(tab: Page, base: str, run_id: str) -> None:
     tab.get_by_text("Runs executing in this server").wait_for()
 
 
+@pytest.mark.slow
 def test_an_app_started_run_survives_kill_9_of_the_server_and_resumes_from_the_page(fake, browser, tmp_path,
                                                                                        planted_key):
     # One connection: 5 batches of 4 probes, 2 s each; a kill aimed at <= 12 stored completions leaves 8
@@ -105,6 +106,7 @@ def test_an_app_started_run_survives_kill_9_of_the_server_and_resumes_from_the_p
         assert not harness.file_contains(log, planted_key), log
 
 
+@pytest.mark.slow
 def test_a_planted_key_reaches_only_the_server_never_the_app_logs_store_or_exports(fake, browser, tmp_path,
                                                                                     planted_key):
     db = tmp_path / "key.duckdb"
@@ -142,6 +144,7 @@ def test_a_planted_key_reaches_only_the_server_never_the_app_logs_store_or_expor
         assert not harness.file_contains(path, planted_key), path
 
 
+@pytest.mark.slow
 def test_an_app_started_run_stops_when_its_server_dies_says_why_and_retries_its_errors_after_the_restart(
         fake, browser, tmp_path, planted_key):
     # One connection, so the order is fixed: the 1st request is rejected (400: that prompt's own error, stored),

@@ -6,12 +6,15 @@ import random
 import subprocess
 import time
 
+import pytest
+
 from core.store import Store
-from tests.fixtures.paths import PYTHON, ROOT
 from tests.fixtures.cli import core_command
+from tests.fixtures.paths import PYTHON, ROOT
 from tests.reliability import harness
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume_leaves_exactly_one_completion_per_probe(fake, tmp_path):
     fake.behaviour.latency = 0.2  # one connection: 8 batches of 4 probes, about 0.8 s each
     rng = random.Random(8)
@@ -39,6 +42,7 @@ def test_kill_9_at_random_moments_then_resume_leaves_exactly_one_completion_per_
     assert partial_kills == 3  # every second kill landed in the middle of a run, with work left to resume
 
 
+@pytest.mark.slow
 def test_two_processes_executing_the_same_run_at_once_store_each_completion_once(fake, tmp_path):
     fake.behaviour.latency = 0.15
     db = tmp_path / "shared.duckdb"
@@ -59,6 +63,7 @@ def test_two_processes_executing_the_same_run_at_once_store_each_completion_once
     assert final.problems == [] and (final.completions, final.duplicates) == (30, 0)
 
 
+@pytest.mark.slow
 def test_a_database_held_by_another_process_gets_a_clear_message_and_loses_nothing(fake, tmp_path):
     db = tmp_path / "held.duckdb"
     harness.save_target(db, fake.url)

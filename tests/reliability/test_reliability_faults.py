@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from core.stats.rates import DefenseRates
 from core.store import Store
 from tests.reliability import harness
 
 
+@pytest.mark.slow
 def test_a_fault_storm_ends_with_one_completion_or_one_error_per_probe_and_errors_never_count(fake, tmp_path):
     fake.behaviour.retry_after = 0.2
     fake.behaviour.drip_chunk_delay = 0.3  # a 200-byte answer dripping for seconds: past the 1 s timeout

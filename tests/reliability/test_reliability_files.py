@@ -44,6 +44,7 @@ def _cli(args: list[str]) -> subprocess.CompletedProcess:
     return run_cli(*args, env=harness.cli_env(), timeout=300)
 
 
+@pytest.mark.slow
 def test_the_files_the_faults_are_made_from_are_accepted(workspace, tmp_path):
     """The control: each fault is a mutation of a file the same command accepts, so a refusal is the fault's."""
     db = tmp_path / "audit.duckdb"

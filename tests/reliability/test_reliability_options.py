@@ -133,6 +133,7 @@ def _write_commands(db: Path, fake_url: str, tmp_path: Path, align: Path) -> lis
     ]
 
 
+@pytest.mark.slow
 def test_every_write_command_is_refused_in_a_read_only_session_and_the_file_is_unchanged(db, fake, tmp_path,
                                                                                          align_file):
     commands = _write_commands(db, fake.url, tmp_path, align_file)
@@ -162,6 +163,7 @@ def _subparsers():
     return list(walk(cli.build_parser()))
 
 
+@pytest.mark.slow
 def test_reads_work_in_a_read_only_session_and_leave_the_file_unchanged(db, tmp_path):
     before = state(db)
     out = tmp_path / "out"
@@ -233,6 +235,7 @@ ECHOES = (str.upper, str.lower, lambda key: key[:12], lambda key: key[9:19],
           lambda key: key[:6].upper() + key[6:20].lower())  # upper, lower, cut, a middle piece, mixed case
 
 
+@pytest.mark.slow
 def test_a_key_echoed_in_another_case_or_cut_is_masked_in_the_store_the_output_and_the_logs(fake, tmp_path):
     """400 and 500 answers are stored as completion errors (and the run's message, once every completion is one);
     401 stops the run with its message on stderr and in runs.message. Every form of the key is masked."""

@@ -91,6 +91,7 @@ def test_over_refusal_on_control_probes_is_flagged():
     assert result.regressions().empty
 
 
+@pytest.mark.slow
 def test_the_gate_fires_on_two_runs_of_one_model_at_most_alpha():
     frame = probes(per_group=40)
     fired = fired_gap = 0

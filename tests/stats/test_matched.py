@@ -78,6 +78,7 @@ def test_pairwise_mcnemar_agrees_with_statsmodels_and_holm_over_all_pairs():
 
 # ----------------------------------------------------------------------------------------------- claim bootstrap
 
+@pytest.mark.slow
 def test_claim_bootstrap_covers_the_true_rate_where_a_completion_bootstrap_under_covers():
     """Claims with random effects (sd 1.5 on the log-odds, 8 answers per claim and group): the answers of one
     claim are correlated, so only resampling claims gives intervals near 95%."""
@@ -296,6 +297,7 @@ def test_per_cell_functions_refuse_a_frame_that_mixes_languages():
             function(frame)
 
 
+@pytest.mark.slow
 def test_the_gap_interval_covers_the_true_gap_where_the_percentile_one_does_not():
     """A max - min over groups is biased upward under resampling, so the percentile interval of the resampled gap
     under-covers (on SmolLM2 at 13 groups it lay wholly above the estimate). matched.gap_interval (the product's

@@ -141,6 +141,7 @@ def reference(store: Store, judge: str, runs: list[str]) -> pd.DataFrame:
     return rows.drop_duplicates(["model", "probe_id"], keep="first")
 
 
+@pytest.mark.slow
 def test_kept_counts_follow_reruns_and_status_changes(tmp_path):
     """A random sequence of batches over three runs of two targets (re-runs of the same probes), status changes,
     human verdicts and counterfactual probes: after each step, label_counts by default (kept counts), with chosen

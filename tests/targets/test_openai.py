@@ -189,6 +189,7 @@ def _cli(*args, env, check=True):
     return result
 
 
+@pytest.mark.slow
 def test_saved_target_runs_from_the_cli_with_cost_and_the_key_reaches_only_the_server(fake, db_path, cli_env):
     env = {**cli_env, KEY_ENV: KEY}
     db = str(db_path)

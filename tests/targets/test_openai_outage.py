@@ -10,14 +10,15 @@ import json
 
 import duckdb
 import pandas as pd
+import pytest
 
 from core.judges import resolve_judge
-from core.stats.rates import DefenseRates
 from core.run.runner import execute_run
+from core.stats.rates import DefenseRates
 from core.store import _MIGRATIONS, SCHEMA_VERSION, Store
 from core.targets.openai import OutageWatch
-from tests.reliability import harness
 from tests.fixtures.openai import openai_target, planned_run
+from tests.reliability import harness
 
 
 def _cli_json(args: list[str]) -> tuple[int, dict, str]:
@@ -104,6 +105,7 @@ def test_a_500_storm_for_every_prompt_stops_the_run_too(fake, db_path):
     assert len(fake.log()) <= 8 + 2 + 2 * 3  # the bound, those in flight, and the first prompts' own retries
 
 
+@pytest.mark.slow
 def test_retry_errors_replaces_a_storms_errors_in_place_with_their_history_and_the_drs_of_a_clean_run(fake, tmp_path):
     db = tmp_path / "storm.duckdb"
     harness.save_target(db, fake.url, concurrency=1, max_retries=0, outage_failures=1000)  # a storm never stops it
