@@ -4,7 +4,7 @@ project's own clear error, for a spec that needs a file or a server), and the bu
 attributes and methods with the right types (core/judges/base.py Judge, core/targets/base.py Target). The offline
 judges judge real items, English and Portuguese. A kind registered without an example here fails the test, and a
 kind that breaks the protocol is caught (checked with a deliberately broken kind in a copy of the registry).
-No model is loaded: a local target is built, never loaded."""
+A local target is built, never loaded; the shipped encoder judges are built for real in one test marked `model`."""
 from __future__ import annotations
 
 import inspect
@@ -172,3 +172,21 @@ def test_a_target_without_the_protocol_is_caught():
     assert target_problems(Half()) == ["capabilities must be a Capabilities", "generate(prompts) is missing",
                                        "submit(prompts) is missing", "close() is missing",
                                        "clear_outage() is missing", "api_stats() is missing"]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("kind", ["encoder", "average"])
+def test_the_shipped_encoder_judges_keep_the_judge_protocol(kind):
+    """The shipped encoder file built for real (the base weights loaded, their hash checked): the protocol holds and
+    its verdicts are verdicts, in English and in Portuguese (which it hands to the rules)."""
+    from core.judges.encoder import SHIPPED_ENCODER
+
+    entry = next(e for e in JUDGES.entries() if e.key == f"{kind}:")
+    judge = resolve_judge(f"{kind}:{SHIPPED_ENCODER}")
+    assert help_problems(entry) == [] and judge_problems(judge) == []
+    verdicts = judge.judge(ITEMS)
+    assert verdict_problems(verdicts, ITEMS) == []
+    assert all(v.rationale.startswith("P(refused) = ") for v in verdicts[:2])  # English: the model's probability
+    rules = resolve_judge("refusal").judge(ITEMS[2:])
+    assert [(v.label, v.rationale.startswith("fallback: pt answers are judged by the refusal rules")) for v in
+            verdicts[2:]] == [(r.label, True) for r in rules]
