@@ -613,16 +613,10 @@ class EncoderJudge:
         self.model = f"{BASE_PACKAGE}=={BASE_VERSION}"
 
     def trained_on(self, path: str | os.PathLike[str]) -> bool:
-        import gzip
+        """Whether the labels file at `path` was part of this judge's training."""
+        from core.judges.learned import trained_on
 
-        try:
-            data = Path(path).read_bytes()
-            data = gzip.decompress(data) if str(path).endswith(".gz") else data
-        except (OSError, EOFError, gzip.BadGzipFile):
-            return False
-        digest = sha256_bytes(data)
-        return any(isinstance(s, dict) and s.get("sha256") == digest
-                   for s in (self.meta.get("training") or {}).get("sources") or [])
+        return trained_on(self.meta, path)
 
     def encoder_probabilities(self, items: Sequence[JudgeItem]) -> np.ndarray:
         """Calibrated P(refused) of the encoder alone."""

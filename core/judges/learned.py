@@ -69,6 +69,21 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 }
 
 
+def trained_on(meta: Mapping[str, Any], path: str | os.PathLike[str]) -> bool:
+    """Whether the labels file at `path` (its content, gzipped or not) is one of the training sources recorded in a
+    learned or encoder judge's metadata (`training.sources[].sha256`): judge-eval says so next to its figures."""
+    import gzip
+
+    try:
+        data = Path(path).read_bytes()
+        data = gzip.decompress(data) if str(path).endswith(".gz") else data
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return False
+    digest = hashlib.sha256(data).hexdigest()
+    sources = (meta.get("training") or {}).get("sources") or []
+    return any(isinstance(s, dict) and s.get("sha256") == digest for s in sources)
+
+
 class LearnedJudgeError(ValueError):
     """A model file that cannot be used; the message starts with the file's path and says what is wrong."""
 
@@ -205,16 +220,7 @@ class LearnedJudge:
 
     def trained_on(self, path: str | os.PathLike[str]) -> bool:
         """Whether the labels file at `path` (its content, gzipped or not) was part of this model's training."""
-        import gzip
-
-        try:
-            data = Path(path).read_bytes()
-            data = gzip.decompress(data) if str(path).endswith(".gz") else data
-        except (OSError, EOFError, gzip.BadGzipFile):
-            return False
-        digest = hashlib.sha256(data).hexdigest()
-        sources = (self.meta.get("training") or {}).get("sources") or []
-        return any(isinstance(s, dict) and s.get("sha256") == digest for s in sources)
+        return trained_on(self.meta, path)
 
     def probabilities(self, items: Sequence[JudgeItem], verdicts: list[Verdict] | None = None) -> np.ndarray:
         """P(refused) of every item (and the `refusal` rules' verdicts appended to `verdicts`, if given)."""
