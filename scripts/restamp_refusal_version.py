@@ -73,14 +73,12 @@ def restamp_learned(version: str) -> bool:
 def restamp_encoder(version: str) -> bool:
     """Stamp the refusal version and the (restamped) n-gram partner's sha256 on the shipped encoder judge."""
     meta, tensors, _ = read_encoder(ENCODER)
-    partner_sha = sha256_bytes(SHIPPED_MODEL.read_bytes())
-    partner = meta.get("partner") or {}
-    if meta.get("refusal_version") == version and partner.get("sha256") == partner_sha:
+    stamped = {**meta, "refusal_version": version}
+    if meta.get("partner"):
+        stamped["partner"] = {**meta["partner"], "sha256": sha256_bytes(SHIPPED_MODEL.read_bytes())}
+    if stamped == meta:
         return False
-    meta["refusal_version"] = version
-    if partner:
-        partner["sha256"] = partner_sha
-    write_encoder(ENCODER, tensors, meta)
+    write_encoder(ENCODER, tensors, stamped)
     return True
 
 

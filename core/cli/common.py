@@ -247,9 +247,7 @@ def add_selection_parser(sub, name: str, func, helptext: str, parents: list[argp
 def existing_store(args: argparse.Namespace, readonly: bool = False, run_id: str | None = None):
     """The store at --db, which must exist: a command about a run or its labels never creates an empty file.
     With `run_id`, that run must exist in it too."""
-    from core.store import DEFAULT_DB
-
-    path = Path(args.db or os.environ.get("AUDIT_DB") or DEFAULT_DB)
+    path = db_path(args)
     if not path.exists():
         raise BadInput(f"{path}: no such database (give --db, or run an audit first)")
     store = open_store(args, readonly=readonly)

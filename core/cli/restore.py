@@ -12,12 +12,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     broken dump creates no database), and a refusal inside the transaction (rows pointing at nothing, another
     population) leaves it as it was; either is exit 2 with FILE:LINE. A database this command created for a
     dump it then refused is removed again."""
-    import os
-
-    from core.store import DEFAULT_DB, DumpFileError
+    from core.store import DumpFileError
     from core.store.dump import read_dump
 
-    path = Path(args.db or os.environ.get("AUDIT_DB") or DEFAULT_DB)
+    path = db_path(args)
     if args.if_empty and path.exists():  # `make run`: the demo goes into a missing or empty database only
         held = open_store(args).summary()["completions"]
         if held:
