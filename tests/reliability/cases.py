@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from pathlib import Path
 
 import pandas as pd
+
+from tests.reliability.file_faults import _jsonl
 
 HEADER = ["text", "group", "language", "jb_strategy", "jb_prompt"]
 GOOD = {"text": "a seed statement", "group": "black", "language": "en", "jb_strategy": "chaining",
@@ -18,10 +19,6 @@ MEGABYTE_PROMPT = "x" * 1_000_000
 
 def _csv(rows: list[dict], columns: list[str] = HEADER) -> bytes:
     return pd.DataFrame(rows, columns=columns).to_csv(index=False).encode()
-
-
-def _jsonl(rows: list[dict]) -> bytes:
-    return "".join(json.dumps(r) + "\n" for r in rows).encode()
 
 
 def _parquet(rows: list[dict]) -> bytes:
