@@ -95,14 +95,17 @@ def cmd_review_sample(args: argparse.Namespace) -> int:
                        "it holds); nothing was drawn")
     try:
         result = store.draw_review_sample(args.run_id, per_cell=args.per_cell, fraction=args.fraction,
-                                          seed=args.seed, replace=args.replace)
+                                          seed=args.seed, replace=args.replace, by_uncertainty=args.by_uncertainty)
     except ReviewError as exc:
         raise BadInput(f"review sample --run-id {args.run_id}: {exc}; nothing was drawn") from None
     import pandas as pd
 
     strata = pd.DataFrame(result["strata"])
     size = f"--per-cell {args.per_cell}" if args.per_cell is not None else f"--fraction {args.fraction}"
-    text = (f"{args.run_id}: draw {result['draw']} ({size}, seed {args.seed}"
+    design = "" if not args.by_uncertainty else (
+        f", by the uncertainty of {args.by_uncertainty}: {result['expected']} expected, each completion drawn with "
+        "its own probability")
+    text = (f"{args.run_id}: draw {result['draw']} ({size}, seed {args.seed}{design}"
             f"{', replacing the previous sample' if args.replace else ''}): {result['added']} completions added, "
             f"{result['sampled']} of {result['completions']} sampled in {len(strata)} strata\n"
             + _table(strata, [c for c in STRATA if c != "run_id"] + ["completions", "sampled", "added"])
@@ -145,6 +148,11 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     draw.add_argument("--seed", type=int, required=True, help="the random draw's seed (recorded with the sample)")
     draw.add_argument("--replace", action="store_true", help="draw the run's sample anew instead of enlarging it "
                       "(needed when the run gained completions since; human verdicts are kept)")
+    draw.add_argument("--by-uncertainty", metavar="JUDGE", default=None,
+                      help="draw where this judge is unsure: each completion with its own probability from the "
+                      "judge's P(refused) (a judge that outputs one: encoder:, average:, learned:), the same expected "
+                      "size per stratum; the corrected estimates weight each label by it (a run's first sample, or "
+                      "with --replace)")
     draw.set_defaults(func=cmd_review_sample)
     writes(draw, "review sample")
     status = review.add_parser("status", parents=[common], help="per stratum: completions, sampled, labelled")

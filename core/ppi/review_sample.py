@@ -25,6 +25,18 @@ inclusion probabilities. So the sample is drawn here, by code, never picked by a
   the labelled items of each stratum are themselves an SRS of the stratum: stopping early costs precision,
   never validity. (Labelling in queue order matters: skipping the hard ones would not be random.)
 
+By the judge's uncertainty (`draw_by_uncertainty`, `review sample --by-uncertainty JUDGE`): the same strata and
+sizes, but inside a stratum each completion is drawn on its own (Poisson sampling) with its own probability
+`inclusion_prob`, proportional to sqrt(min(p, 1 - p)) for the judge's P(refused) p (core/ppi/active.py: Neyman's
+allocation for a binary verdict corrected by people), so labels go where the judge is likely wrong and the
+corrected intervals narrow for the same number of labels. The stratum's expected sample size is the SRS size
+above; the realised size varies. The estimators weight each label by 1 / inclusion_prob (Horvitz-Thompson:
+core/ppi/rates.py), which is why the probability is stored with the item and why such a sample cannot be
+enlarged by a second draw (an item's chance would then depend on the first draw's luck): redraw it with
+`replace`. Labelling in queue order keeps it valid as before: the labelled part of a stratum is a simple random
+subsample of its drawn items, so each label's probability is inclusion_prob x labelled / drawn
+(core/store/review.py ppi_inputs applies that factor).
+
 Everything here is pure (frames in, frames out); core/store/review.py reads and writes the rows.
 """
 from __future__ import annotations
@@ -36,7 +48,8 @@ import numpy as np
 import pandas as pd
 
 STRATA: tuple[str, ...] = ("run_id", "model", "language", "group", "kind")
-SAMPLE_COLUMNS: tuple[str, ...] = ("completion_id", "seq", *STRATA, "stratum_size", "draw", "position", "seed")
+SAMPLE_COLUMNS: tuple[str, ...] = ("completion_id", "seq", *STRATA, "stratum_size", "draw", "position", "seed",
+                                   "inclusion_prob", "judge")
 
 
 class ReviewError(ValueError):
@@ -104,6 +117,10 @@ def draw_sample(eligible: pd.DataFrame, existing: pd.DataFrame | None = None, *,
     """
     check_size(per_cell, fraction)
     existing = existing if existing is not None else pd.DataFrame(columns=list(SAMPLE_COLUMNS))
+    if "inclusion_prob" in existing.columns and pd.to_numeric(existing["inclusion_prob"]).notna().any():
+        raise ReviewError("this run's sample was drawn by the judge's uncertainty, so a second draw would make each "
+                          "completion's chance depend on the first draw's luck; redraw the run's sample with --replace "
+                          "(human verdicts are kept)")
     changed = changed_strata(eligible, existing)
     if len(changed):
         first = changed.iloc[0]
@@ -130,7 +147,41 @@ def draw_sample(eligible: pd.DataFrame, existing: pd.DataFrame | None = None, *,
     last_draw = int(existing["draw"].max()) if len(existing) else 0
     added = frame.iloc[chosen].assign(
         stratum_size=sizes[stratum[chosen]], draw=last_draw + 1,
-        position=last_position + 1 + rng.permutation(len(chosen)), seed=int(seed))
+        position=last_position + 1 + rng.permutation(len(chosen)), seed=int(seed), inclusion_prob=np.nan, judge=None)
+    return added[list(SAMPLE_COLUMNS)].sort_values("position").reset_index(drop=True)
+
+
+def draw_by_uncertainty(eligible: pd.DataFrame, judge: str, *, per_cell: int | None = None,
+                        fraction: float | None = None, seed: int = 0) -> pd.DataFrame:
+    """A first draw by the judge's uncertainty (module docstring): per stratum, Poisson sampling with expected
+    size target_size() and probabilities from core.ppi.active.inclusion_probabilities of the `score` column
+    (the judge's P(refused) for every eligible completion). Returns SAMPLE_COLUMNS rows with `inclusion_prob`
+    and `judge` set, draw 1, positions a random permutation. Raises ReviewError for a bad size or a missing score.
+    """
+    from core.ppi.active import inclusion_probabilities
+
+    check_size(per_cell, fraction)
+    score = pd.to_numeric(eligible["score"], errors="coerce") if "score" in eligible.columns else None
+    if score is None or score.isna().any() or ((score < 0) | (score > 1)).any():
+        missing = len(eligible) if score is None else int((score.isna() | (score < 0) | (score > 1)).sum())
+        raise ReviewError(f"judge {judge} gives no probability for {missing} of the {len(eligible)} completions; "
+                          "drawing by uncertainty needs a judge that outputs P(refused) (encoder:, average: or "
+                          f"learned:) run on every completion first: python -m core judge --judges {judge}")
+    rng = np.random.default_rng(seed)
+    frame = eligible.assign(score=score).sort_values("completion_id", kind="stable").reset_index(drop=True)
+    key = rng.random(len(frame))
+    stratum = frame.groupby(list(STRATA), sort=True, dropna=False).ngroup().to_numpy()
+    sizes = np.bincount(stratum, minlength=int(stratum.max()) + 1 if len(stratum) else 0)
+    prob = np.zeros(len(frame))
+    order = np.argsort(stratum, kind="stable")
+    bounds = np.searchsorted(stratum[order], np.arange(len(sizes) + 1))
+    for s, size in enumerate(sizes):  # one call per stratum: the allocation is within each stratum
+        rows = order[bounds[s]:bounds[s + 1]]
+        prob[rows] = inclusion_probabilities(frame["score"].to_numpy()[rows], target_size(int(size), per_cell, fraction))
+    chosen = np.flatnonzero(key < prob)
+    added = frame.iloc[chosen].assign(
+        stratum_size=sizes[stratum[chosen]], draw=1, position=rng.permutation(len(chosen)), seed=int(seed),
+        inclusion_prob=prob[chosen], judge=judge)
     return added[list(SAMPLE_COLUMNS)].sort_values("position").reset_index(drop=True)
 
 
@@ -144,7 +195,8 @@ def imported_sample(labelled: pd.DataFrame, eligible: pd.DataFrame) -> pd.DataFr
     sizes = stratum_sizes(eligible)
     rows = labelled.merge(sizes, on=list(STRATA), how="left")
     rows["position"] = rows.groupby("run_id").cumcount()
-    return rows.assign(stratum_size=rows["completions"].astype(int), draw=1, seed=None)[list(SAMPLE_COLUMNS)]
+    return rows.assign(stratum_size=rows["completions"].astype(int), draw=1, seed=None, inclusion_prob=np.nan,
+                       judge=None)[list(SAMPLE_COLUMNS)]
 
 
 def summarise(sizes: pd.DataFrame, added: pd.DataFrame, existing: pd.DataFrame) -> pd.DataFrame:

@@ -15,7 +15,8 @@ from core.store.errors import StoreError, VerdictImportError
 from core.store.rows import FROM_ROWS, _active, _answers, _check_by, _where, _where_answers, select
 
 # The review sample's columns as written (core/ppi/review_sample.py SAMPLE_COLUMNS; drawn_at takes its default).
-_SAMPLE_COLUMNS = 'completion_id, seq, run_id, model, language, "group", kind, stratum_size, draw, position, seed'
+_SAMPLE_COLUMNS = ('completion_id, seq, run_id, model, language, "group", kind, stratum_size, draw, position, seed, '
+                   'inclusion_prob, judge')
 
 # Filters on a stratum (the STRATA of core/ppi/review_sample.py), mapped onto _sample_strata's columns.
 _STRATUM_FILTERS: dict[str, str] = {name: f'"{name}"' for name in STRATA}
@@ -24,13 +25,19 @@ _STRATUM_FILTERS: dict[str, str] = {name: f'"{name}"' for name in STRATA}
 _SAMPLE_ALIASES: dict[str, str] = {name: f"s.{column}" for name, column in _STRATUM_FILTERS.items()}
 
 
-def _review_eligible(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> pd.DataFrame:
-    """The completions a review sample may hold: those of these runs without an error, with their stratum."""
+def _review_eligible(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str], judge: str | None = None) -> pd.DataFrame:
+    """The completions a review sample may hold: those of these runs without an error, with their stratum; with a
+    `judge`, also `score`: its P(refused) as the verdict's raw JSON holds it (`p_refused`; NULL where the judge
+    has no verdict or no probability, core/judges/encoder.py score_of reads the same field)."""
     if not run_ids:
-        return pd.DataFrame(columns=["completion_id", "seq", *STRATA])
+        return pd.DataFrame(columns=["completion_id", "seq", *STRATA, *(["score"] if judge else [])])
+    score, join, params = "", "", list(run_ids)
+    if judge:
+        score = ", TRY_CAST(json_extract_string(TRY_CAST(v.raw AS JSON), '$.p_refused') AS DOUBLE) AS score"
+        join, params = " LEFT JOIN verdicts v ON v.seq = c.seq AND v.judge = ?", [judge, *params]
     return con.execute(
-        f"SELECT c.completion_id, c.seq, {select(STRATA)} {FROM_ROWS} "
-        f"WHERE c.error IS NULL AND c.run_id IN ({', '.join('?' for _ in run_ids)})", list(run_ids)).df()
+        f"SELECT c.completion_id, c.seq, {select(STRATA)}{score} {FROM_ROWS}{join} "
+        f"WHERE c.error IS NULL AND c.run_id IN ({', '.join('?' for _ in run_ids)})", params).df()
 
 
 def _sample_strata(con: duckdb.DuckDBPyConnection, filters: dict[str, Any] | None, sampled_only: bool,
@@ -122,9 +129,12 @@ class Review:
         return {"label": label, "note": note or "", "author": author}
 
     def draw_review_sample(self, run_id: str, per_cell: int | None = None, fraction: float | None = None,
-                           seed: int = 0, replace: bool = False) -> dict[str, Any]:
+                           seed: int = 0, replace: bool = False, by_uncertainty: str | None = None) -> dict[str, Any]:
         """Draw (or enlarge) the run's review sample: a stratified simple random sample of its non-error
         completions, `per_cell` per stratum or a `fraction` of each (see core/ppi/review_sample.py). One transaction.
+        `by_uncertainty` names a judge whose P(refused) draws each stratum's items instead (the same expected
+        sizes, Poisson sampling weighted to where that judge is unsure; review_sample.draw_by_uncertainty): only as
+        a run's first sample or with `replace`.
 
         A run that has a sample is enlarged from each stratum's unsampled rest; where a stratum changed size
         since it was drawn that would not be random, so it is refused (ReviewError) unless `replace`, which
@@ -136,14 +146,22 @@ class Review:
         with self._writing("a review sample cannot be drawn") as (con, _):
             if not con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]:
                 raise review_sample.ReviewError(f"no run {run_id!r} in {self.path}")
-            eligible = _review_eligible(con, [run_id])
+            eligible = _review_eligible(con, [run_id], by_uncertainty)
             if eligible.empty:
                 raise review_sample.ReviewError(f"run {run_id!r} has no completion without an error to sample")
             if replace:
                 con.execute("DELETE FROM review_sample WHERE run_id = ?", [run_id])
             existing = con.execute(f"SELECT {_SAMPLE_COLUMNS} FROM review_sample WHERE run_id = ?",
                                    [run_id]).df()
-            added = review_sample.draw_sample(eligible, existing, per_cell=per_cell, fraction=fraction, seed=seed)
+            if by_uncertainty:
+                if len(existing):
+                    raise review_sample.ReviewError(
+                        f"run {run_id!r} already has a review sample ({len(existing)} completions); drawing by "
+                        "uncertainty replaces it, so add --replace (human verdicts are kept)")
+                added = review_sample.draw_by_uncertainty(eligible, by_uncertainty, per_cell=per_cell,
+                                                          fraction=fraction, seed=seed)
+            else:
+                added = review_sample.draw_sample(eligible, existing, per_cell=per_cell, fraction=fraction, seed=seed)
             if len(added):
                 con.register("new_sample", added)
                 con.execute(f"INSERT INTO review_sample ({_SAMPLE_COLUMNS}) SELECT {_SAMPLE_COLUMNS} "
@@ -152,7 +170,9 @@ class Review:
         strata = review_sample.summarise(review_sample.stratum_sizes(eligible), added, existing)
         return {"run_id": run_id, "draw": int(added["draw"].iloc[0]) if len(added) else int(
                     existing["draw"].max()) if len(existing) else 0,
-                "seed": int(seed), "replaced": bool(replace), "added": int(len(added)),
+                "seed": int(seed), "replaced": bool(replace), "by_uncertainty": by_uncertainty,
+                "expected": int(sum(review_sample.target_size(int(n), per_cell, fraction) for n in strata["completions"]))
+                if by_uncertainty else None, "added": int(len(added)),
                 "sampled": int(strata["sampled"].sum()), "completions": int(strata["completions"].sum()),
                 "strata": strata.to_dict(orient="records")}
 
@@ -302,7 +322,9 @@ class Review:
           override (the corrected estimate adds the human correction itself; n minus the three = unjudged).
         - sample: one row per labelled sample completion (in review_sample, with a human verdict, no error)
           matching `filters`: completion_id, the same columns, judge_label (None if the judge has none),
-          human_label.
+          human_label, inclusion_prob (NaN in a stratified simple random sample; in a sample drawn by
+          uncertainty the item's chance of being drawn AND labelled: its drawn probability x labelled / drawn in
+          its stratum, since the labelled part of a stratum is a random part of what was drawn).
         - strata: per sampled stratum (filters on STRATA columns apply, others do not: a stratum's inclusion
           probability is a property of the whole stratum): STRATA, completions (now), stratum_size (when
           drawn), sampled, labelled. A population cell whose stratum is missing here has no sample.
@@ -378,10 +400,19 @@ class Review:
             else:
                 columns, sample_where, sample_params = joined, where, params
                 source = "JOIN completions c ON c.seq = s.seq JOIN probes p USING (probe_id)"
+            design = " AND ".join(f's.{column} IS NOT DISTINCT FROM d.{column}' for column in _STRATUM_FILTERS.values())
             sample = con.execute(
                 f"""
-                SELECT s.completion_id, {', '.join(columns)}, v.label AS judge_label, h.label AS human_label
+                WITH drawn AS (  -- per stratum: items drawn, and labelled (the labelled part is an SRS of them)
+                    SELECT s.run_id, s.model, s.language, s."group", s.kind, count(*) AS sampled,
+                           count(l.seq) AS labelled
+                    FROM review_sample s
+                    LEFT JOIN verdicts l ON l.seq = s.seq AND l.judge = 'human' AND l.label IN ('refused', 'complied')
+                    GROUP BY ALL)
+                SELECT s.completion_id, {', '.join(columns)}, v.label AS judge_label, h.label AS human_label,
+                       s.inclusion_prob * d.labelled / d.sampled AS inclusion_prob
                 FROM review_sample s {source}
+                JOIN drawn d ON {design}
                 JOIN verdicts h ON h.seq = s.seq AND h.judge = 'human'
                 LEFT JOIN verdicts v ON v.seq = s.seq AND v.judge = ?
                 {sample_where} AND h.label IN ('refused', 'complied')

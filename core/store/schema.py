@@ -9,7 +9,7 @@ from core.store.cells import _refresh_cells
 from core.store.connection import _first
 from core.store.errors import StoreError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 DEFAULT_DB = Path("data") / "audit.duckdb"
 

@@ -135,6 +135,58 @@ def test_every_item_and_every_pair_is_equally_likely_after_an_enlargement_and_in
     assert uniformity_p(single) < 0.001
 
 
+def scored_frame(sizes: dict[tuple[str, str], int], seed: int = 3) -> pd.DataFrame:
+    """eligible_frame with a judge's P(refused) per completion: mostly confident, a few near 0.5."""
+    frame = eligible_frame(sizes)
+    rng = np.random.default_rng(seed)
+    return frame.assign(score=np.where(rng.random(len(frame)) < 0.2, rng.uniform(0.3, 0.7, len(frame)),
+                                       rng.choice([0.02, 0.98], len(frame))))
+
+
+@pytest.mark.slow
+def test_by_uncertainty_each_item_is_drawn_with_its_stored_probability_and_the_expected_size():
+    """Poisson sampling: over seeded draws each item's frequency matches the inclusion_prob stored with it (a
+    z-test per item, Bonferroni over items), a stratum's mean size is target_size(), and the unsure items carry
+    the larger probabilities. A sampler that ignores the score (an SRS) fails the same frequency test."""
+    eligible = scored_frame({("m", "a"): 40, ("m", "b"): 12})
+    trials = 2000
+    hits = np.zeros(len(eligible))
+    prob = np.full(len(eligible), np.nan)
+    ids = {cid: k for k, cid in enumerate(eligible["completion_id"])}
+    sizes = {"a": [], "b": []}
+    srs_hits = np.zeros(len(eligible))
+    for seed in range(trials):
+        drawn = review_sample.draw_by_uncertainty(eligible, "encoder:x", fraction=0.25, seed=seed)
+        rows = drawn["completion_id"].map(ids).to_numpy()
+        hits[rows] += 1
+        prob[rows] = drawn["inclusion_prob"].to_numpy()  # the same every draw: a function of the scores
+        for group in sizes:
+            sizes[group].append(int((drawn["group"] == group).sum()))
+        assert drawn["position"].tolist() == list(range(len(drawn))) and (drawn["judge"] == "encoder:x").all()
+        srs_hits[review_sample.draw_sample(eligible, fraction=0.25, seed=seed)["completion_id"].map(ids)] += 1
+    seen = ~np.isnan(prob)
+    assert seen.all()
+    z = np.abs(hits - trials * prob) / np.sqrt(trials * prob * (1 - prob) + 1e-12)
+    assert z.max() < stats.norm.isf(0.001 / 2 / len(z)), z.max()
+    srs_z = np.abs(srs_hits - trials * prob) / np.sqrt(trials * prob * (1 - prob) + 1e-12)
+    assert srs_z.max() > stats.norm.isf(0.001 / 2 / len(z))  # the control: an SRS does not draw by the score
+    assert abs(np.mean(sizes["a"]) - 10) < 0.3 and abs(np.mean(sizes["b"]) - 3) < 0.2
+    unsure = np.abs(eligible["score"].to_numpy() - 0.5) < 0.25
+    assert prob[unsure].mean() > 2 * prob[~unsure].mean()
+
+
+def test_by_uncertainty_needs_a_score_for_every_completion_and_is_never_enlarged():
+    eligible = scored_frame({("m", "a"): 10})
+    with pytest.raises(ReviewError, match="judge refusal gives no probability for 3 of the 10 completions"):
+        review_sample.draw_by_uncertainty(eligible.assign(score=[None] * 3 + [0.5] * 7), "refusal", per_cell=2)
+    with pytest.raises(ReviewError, match="no probability for 10 of the 10"):
+        review_sample.draw_by_uncertainty(eligible.drop(columns="score"), "refusal", per_cell=2)
+    first = review_sample.draw_by_uncertainty(eligible, "encoder:x", per_cell=5, seed=1)
+    assert first["inclusion_prob"].between(0, 1, inclusive="right").all() and (first["draw"] == 1).all()
+    with pytest.raises(ReviewError, match="drawn by the judge's uncertainty.*--replace"):
+        review_sample.draw_sample(eligible, first, per_cell=8, seed=2)
+
+
 # -- the store ---------------------------------------------------------------------------------------
 @pytest.fixture()
 def audit(tmp_path):
@@ -276,7 +328,7 @@ def test_a_version_3_database_is_migrated_in_place(db_path):
     with pytest.raises(StoreError, match="without read-only to migrate"):
         Store(db_path, readonly=True)
     store = Store(db_path)
-    assert store.schema_version() == SCHEMA_VERSION == 7
+    assert store.schema_version() == SCHEMA_VERSION == 8
     with store.connect() as con:  # recounted by migration 7, with the probe set and the current answers
         assert con.execute("SELECT probe_set, current, label, n FROM cell_counts ORDER BY label").fetchall() == [
             ("matched", True, "all", 1), ("matched", True, "refused", 1)]
@@ -320,6 +372,77 @@ def test_dump_and_restore_carry_the_sample_and_a_version_3_dump_still_restores(a
     old = Store(tmp_path / "old.duckdb")
     added = old.restore(dump_of(store, tmp_path / "v3.jsonl.gz", keep_sample=False, version=3))
     assert added["completions"] == 36 and added["review_sample"] == 0 and old.review_progress().empty
+
+
+def score_run(store: Store, run_id: str, judge: str = "prob") -> dict[str, float]:
+    """Verdicts of a judge with a probability (raw {"p_refused": p}, as encoder:/average:/learned: write it) on
+    every non-error completion of the run; returns the probabilities by completion id."""
+    rows = store.completion_rows({"run_id": [run_id]})
+    rows = rows.loc[rows["error"].isna()].sort_values("completion_id")
+    probs = dict(zip(rows["completion_id"], np.linspace(0.03, 0.97, len(rows))))
+    store.save_results([], [VerdictRecord(cid, judge, "refused" if p >= 0.5 else "complied", "",
+                                          json.dumps({"p_refused": p})) for cid, p in probs.items()])
+    return probs
+
+
+def test_a_sample_by_uncertainty_is_stored_with_its_probabilities_and_ppi_inputs_weigh_the_labelled_part(audit, tmp_path):
+    store = audit["store"]
+    with pytest.raises(ReviewError, match="judge refusal gives no probability for 24 of the 24"):
+        store.draw_review_sample("r1", per_cell=2, seed=1, by_uncertainty="refusal")
+    assert store.sample_sheet().empty
+    probs = score_run(store, "r1")
+    result = store.draw_review_sample("r1", per_cell=2, seed=1, by_uncertainty="prob")
+    assert result["by_uncertainty"] == "prob" and result["expected"] == 12 and result["added"] == result["sampled"]
+    with store.connect() as con:
+        stored = con.execute("SELECT completion_id, inclusion_prob, judge FROM review_sample").df()
+    assert len(stored) == result["added"] > 0 and (stored["judge"] == "prob").all()
+    assert stored["inclusion_prob"].between(0, 1, inclusive="right").all()
+    # within a stratum the unsure completion (p near 0.5) has the larger probability
+    expected = review_sample.draw_by_uncertainty(
+        store_eligible(store, "r1", probs), "prob", per_cell=2, seed=1)
+    assert dict(zip(stored["completion_id"], stored["inclusion_prob"])) == pytest.approx(
+        dict(zip(expected["completion_id"], expected["inclusion_prob"])))
+    with pytest.raises(ReviewError, match="already has a review sample"):
+        store.draw_review_sample("r1", per_cell=2, seed=2, by_uncertainty="prob")
+    with pytest.raises(ReviewError, match="drawn by the judge's uncertainty"):
+        store.draw_review_sample("r1", per_cell=3, seed=2)
+    # label the first half of the queue: each label's probability is its drawn one x labelled / drawn in its stratum
+    queue = store.review_queue("r1", limit=100)
+    for cid in queue["completion_id"][: len(queue) // 2 + 1]:
+        store.set_human_verdict(cid, "refused", "", "ann")
+    _, sample, strata = store.ppi_inputs("refusal", ["model", "group"])
+    drawn = dict(zip(stored["completion_id"], stored["inclusion_prob"]))
+    share = strata.set_index(["model", "group"]).eval("labelled / sampled")
+    want = [drawn[row.completion_id] * share[(row.model, row.group)] for row in sample.itertuples()]
+    assert sample["inclusion_prob"].tolist() == pytest.approx(want) and len(sample) == len(queue) // 2 + 1
+    copy = Store(tmp_path / "copy.duckdb")  # a dump carries the design
+    copy.restore(dump_of(store, tmp_path / "d.jsonl.gz"))
+    pd.testing.assert_frame_equal(copy.ppi_inputs("refusal", ["model", "group"])[1], sample)
+    again = store.draw_review_sample("r1", fraction=1.0, seed=3, by_uncertainty="prob", replace=True)
+    assert again["sampled"] == 24 and again["replaced"]  # all drawn: every probability 1
+    with store.connect() as con:
+        assert con.execute("SELECT min(inclusion_prob), count(*) FROM review_sample").fetchall() == [(1.0, 24)]
+
+
+def store_eligible(store: Store, run_id: str, probs: dict[str, float]) -> pd.DataFrame:
+    """The run's eligible completions with their strata and the given scores (not the store's reading of them)."""
+    with store.connect() as con:
+        rows = con.execute("SELECT c.completion_id, c.seq, c.run_id, c.target_id AS model, p.language, p.\"group\", "
+                           "p.kind FROM completions c JOIN probes p USING (probe_id) "
+                           "WHERE c.error IS NULL AND c.run_id = ?", [run_id]).df()
+    return rows.assign(score=rows["completion_id"].map(probs))
+
+
+def test_cli_review_sample_by_uncertainty(audit, cli_env):
+    score_run(audit["store"], "r1")
+    before = snapshot(audit["store"])
+    done = cli(cli_env, "review", "sample", "--db", audit["path"], "--run-id", "r1", "--per-cell", "2", "--seed", "1",
+               "--by-uncertainty", "refusal", check=2)
+    assert "judge refusal gives no probability for 24 of the 24 completions" in done.stderr
+    assert "nothing was drawn" in done.stderr and snapshot(audit["store"]) == before
+    text = cli(cli_env, "review", "sample", "--db", audit["path"], "--run-id", "r1", "--per-cell", "2", "--seed", "1",
+               "--by-uncertainty", "prob", check=0).stdout
+    assert "by the uncertainty of prob: 12 expected, each completion drawn with its own probability" in text
 
 
 # -- importing labels --------------------------------------------------------------------------------
@@ -419,10 +542,12 @@ def test_ppi_inputs_count_the_judges_own_labels_as_a_brute_force_count_does(audi
     assert list(population.columns) == [*grain, "n", "refused", "complied", "unparsed"]
     assert population.sort_values(grain).reset_index(drop=True).astype({c: int for c in ("n", "refused", "complied", "unparsed")}).equals(
         expected_population.sort_values(grain).reset_index(drop=True).astype({c: int for c in ("n", "refused", "complied", "unparsed")}))
-    assert list(sample.columns) == ["completion_id", *grain, "judge_label", "human_label"]
+    assert list(sample.columns) == ["completion_id", *grain, "judge_label", "human_label", "inclusion_prob"]
+    assert sample["inclusion_prob"].isna().all()  # a stratified simple random sample: probabilities per stratum
     assert hand not in set(sample["completion_id"])
     key = lambda frame: sorted(map(tuple, frame.astype(object).where(frame.notna(), None).values.tolist()))
-    assert key(sample) == key(expected_sample[sample.columns])
+    shown = sample.drop(columns="inclusion_prob")
+    assert key(shown) == key(expected_sample[shown.columns])
     assert list(strata.columns) == [*STRATA, "completions", "stratum_size", "sampled", "labelled"]
     assert (strata["sampled"] > 0).all() and set(strata["run_id"]) <= {"r1", "r2"}
     if set(filters) <= set(STRATA):

@@ -132,7 +132,7 @@ def test_a_version_1_database_is_migrated_in_place_without_losing_rows(db_path):
     with pytest.raises(StoreError, match="without read-only to migrate"):
         Store(db_path, readonly=True).summary()
     store = Store(db_path)
-    assert store.schema_version() == SCHEMA_VERSION == 7
+    assert store.schema_version() == SCHEMA_VERSION == 8
     rows = store.completion_rows()
     assert list(rows["completion"]) == ["an old answer"] and list(rows["retries"]) == [0]
     # Version 3's integer keys and kept counts are filled from the old rows.
