@@ -51,12 +51,20 @@ def draw_form() -> None:
         fraction = st.number_input("Fraction (rounded up, so every stratum gets one)", min_value=0.001,
                                    max_value=1.0, value=0.05, step=0.01, format="%.3f", key=f"{PAGE}_draw_f")
         seed = st.number_input("Seed", min_value=0, value=0, step=1, key=f"{PAGE}_draw_seed")
+        judges = [name for name in store.judge_counts() if name not in ("human", "refusal")]
+        how = st.selectbox("Where to draw", ["at random", *[f"where {name} is unsure" for name in judges]],
+                           key=f"{PAGE}_draw_how", help="Where a judge that gives a probability (encoder:, average:, "
+                           "learned:) is unsure, each completion is drawn with its own chance and every label is "
+                           "weighted by it: the same expected number of labels, narrower corrected intervals. "
+                           "Only as a run's first sample, or drawn anew.")
         replace = st.checkbox("Draw anew (replace the run's sample; human verdicts are kept)", key=f"{PAGE}_draw_replace")
         if st.form_submit_button("Draw"):
             try:
                 result = open_store(write=True).draw_review_sample(
                     run_id, per_cell=int(per_cell) if mode == "per stratum" else None,
-                    fraction=float(fraction) if mode != "per stratum" else None, seed=int(seed), replace=replace)
+                    fraction=float(fraction) if mode != "per stratum" else None, seed=int(seed), replace=replace,
+                    by_uncertainty=judges[[f"where {name} is unsure" for name in judges].index(how)]
+                    if how != "at random" else None)
             except (ReviewError, StoreError) as exc:
                 st.error(escape_markdown(exc))
             else:
@@ -74,7 +82,8 @@ if not require_write_access("label the review sample"):
 
 with st.expander("Draw or enlarge a review sample", expanded=progress.empty):
     st.caption("A stratified random sample of a run's completions (strata: model x language x group x probe kind). "
-               "Enlarging draws more from the rest of each stratum, which keeps it random.")
+               "Enlarging draws more from the rest of each stratum, which keeps it random. Drawn where a judge is "
+               "unsure, labels go where the judge is likely wrong; the corrected estimates weight each one.")
     draw_form()
 if progress.empty:
     st.info("No review sample yet: draw one above, or with `python -m core review sample --run-id RUN "

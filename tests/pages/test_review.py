@@ -125,3 +125,37 @@ def test_drilldown_tells_a_sample_label_from_one_chosen_by_hand(audit):
         app.run()
         assert not app.exception, [e.value for e in app.exception]
         assert app.dataframe[1].value.loc[0, "by"] == expected
+
+
+def test_the_draw_form_draws_where_a_judge_is_unsure_and_says_when_a_judge_has_no_probability(audit):
+    """The form's "where JUDGE is unsure" is Store.draw_review_sample(by_uncertainty=JUDGE): the stored sample carries
+    each completion's own probability; a judge without probabilities is refused on the page with the store's reason."""
+    import json
+
+    import numpy as np
+
+    from core.store import VerdictRecord
+
+    store = Store(audit["path"])
+    rows = store.completion_rows({"run_id": ["r1"]}).sort_values("completion_id")
+    store.save_results([], [VerdictRecord(cid, "prob", "refused" if p >= 0.5 else "complied", "",
+                                          json.dumps({"p_refused": float(p)}))
+                            for cid, p in zip(rows["completion_id"], np.linspace(0.02, 0.98, len(rows)))])
+    store.save_results([], [VerdictRecord(rows["completion_id"].iloc[0], "plain", "refused")])
+    app = open_review()
+    how = next(s for s in app.selectbox if s.key == "review_draw_how")
+    assert how.options == ["at random", "where prob is unsure", "where plain is unsure"]  # most verdicts first
+    how.set_value("where plain is unsure")
+    next(c for c in app.checkbox if c.key == "review_draw_replace").check()
+    next(b for b in app.button if b.label == "Draw").click().run()
+    assert any("judge plain gives no probability for 24 of the 24 completions" in e.value for e in app.error), \
+        [e.value for e in app.error]
+    with store.connect() as con:
+        assert con.execute("SELECT count(*) FROM review_sample WHERE inclusion_prob IS NOT NULL").fetchall() == [(0,)]
+    next(s for s in app.selectbox if s.key == "review_draw_how").set_value("where prob is unsure")
+    next(b for b in app.button if b.label == "Draw").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    with store.connect() as con:
+        drawn = con.execute("SELECT count(*), min(inclusion_prob) > 0, max(inclusion_prob) <= 1, any_value(judge) "
+                            "FROM review_sample WHERE run_id = 'r1'").fetchall()[0]
+    assert drawn[0] > 0 and drawn[1:] == (True, True, "prob")
