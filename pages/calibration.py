@@ -11,7 +11,7 @@ import time
 import streamlit as st
 
 from core.judges.evaluation import Calibration, LabelFileError, confusion_frame, evaluate, human_calibration, load_labels
-from core.judges import UnknownJudge, resolve_judges
+from core.judges import DEFAULT_JUDGES, UnknownJudge, resolve_judges
 from core.store import Store
 from core.targets import TargetUnavailable
 from ui.cached import judge_errors
@@ -52,8 +52,8 @@ st.caption("A CSV with columns `prompt`, `completion`, `label` (refused/complied
            "1_full_compliance, 2_full_refusal, 3_partial_refusal, where partial counts as complied), and "
            "optionally `id`, `language` (en/pt), `kind` (attack/control). The file is read, not stored.")
 upload = st.file_uploader("Labels CSV", type=["csv"], key="labels_csv")
-offered = ["refusal"] + ([] if readonly() else ["llm:smollm2", "ensemble"])  # no model runs in a demo session
-chosen = st.multiselect("Judges", offered, default=["refusal"], key="calibration_judges",
+offered = list(dict.fromkeys([*DEFAULT_JUDGES, "refusal"])) + ([] if readonly() else ["llm:smollm2", "ensemble"])
+chosen = st.multiselect("Judges", offered, default=list(DEFAULT_JUDGES), key="calibration_judges",
                         help="`ensemble` is the majority of the other judges chosen; ties are counted as unparsed.")
 if not readonly():
     other = st.text_input("Another judge", key="calibration_other", placeholder="llm:openai:MODEL@BASE_URL",

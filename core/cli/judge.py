@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from core.cli.common import EXIT_OK, BadInput, csv_list, emit, open_store, writes
+from core.judges import DEFAULT_JUDGES
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
@@ -170,7 +171,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
 
     judge = sub.add_parser("judge", parents=[common], help="add verdicts of judges to a stored run")
     judge.add_argument("--run-id", required=True)
-    judge.add_argument("--judges", type=csv_list, default=["refusal"], help=judges_help)
+    judge.add_argument("--judges", type=csv_list, default=list(DEFAULT_JUDGES), help=judges_help)
     judge.add_argument("--rejudge", action="store_true", help="first delete verdicts these judges gave in an "
                        "older version (their rules or prompt changed), so the current version judges them again")
     judge.add_argument("--quiet", action="store_true", help="no progress")
@@ -184,7 +185,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
                       "XSTest's 1_full_compliance, 2_full_refusal, 3_partial_refusal (partial = complied)")
     gold.add_argument("--db", default=None, help="DuckDB file: run the judges on the completions people "
                       "labelled there (human verdicts) and score them against those labels")
-    judge_eval.add_argument("--judges", type=csv_list, default=["refusal"], help=judges_help)
+    judge_eval.add_argument("--judges", type=csv_list, default=list(DEFAULT_JUDGES), help=judges_help)
     judge_eval.add_argument("--batch-size", type=int, default=16)
     judge_eval.add_argument("--max-new-tokens", type=int, default=None,
                             help="longest answer of an llm: judge (default 8 for a local model, whose answer is prefilled up to the class value; 160 otherwise)")

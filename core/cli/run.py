@@ -7,6 +7,7 @@ import sys
 
 from core.cli.common import (EXIT_FAILURE, EXIT_OK, EXIT_STOPPED, BadInput, csv_list, db_path, emit, id_option,
                              number_option, open_store, writes)
+from core.judges import DEFAULT_JUDGES
 from core.vocab import taxonomy
 
 
@@ -165,7 +166,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     run.add_argument("--probe-set", default="builtin", choices=["builtin", "counterfactual", "stored"],
                      help="builtin: the bundled matched-seed set; counterfactual: the bundled counterfactual set "
                           "(the same claim for every group); stored: only the probes already in the store")
-    run.add_argument("--judges", type=csv_list, default=["refusal"], help=judges_help)
+    run.add_argument("--judges", type=csv_list, default=list(DEFAULT_JUDGES), help=judges_help)
     id_option(run, "--run-id", default=None, help="resume this run, or name a new one (an id: letters, digits, "
               "and . _ - : @)")
     run.add_argument("--retry-errors", action="store_true", help="with --run-id: also send again the probes whose "

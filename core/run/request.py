@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.judges import DEFAULT_JUDGES
 from core.options import check_numbers
 from core.probes.builder import BUNDLED_PROBES
 from core.probes.counterfactual import COUNTERFACTUAL_PROBES
@@ -34,7 +35,7 @@ class RunRequest:
     """What the Run page asks for; the stored config has the same shape as the CLI's, so either resumes it."""
 
     targets: tuple[str, ...]
-    judges: tuple[str, ...] = ("refusal",)
+    judges: tuple[str, ...] = DEFAULT_JUDGES
     selection: Selection = field(default_factory=Selection)
     sources: tuple[str, ...] = ()
     max_new_tokens: int = 64

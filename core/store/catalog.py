@@ -212,10 +212,16 @@ class Catalog:
         return {judge: n for judge, n in rows}
 
     def default_judge(self) -> str:
-        """The judge a view uses unless told: `refusal` where it has verdicts (or nothing has), else the
-        judge with the most verdicts (an imported MiJaBench-Align file brings only its own judges)."""
+        """The judge a view uses unless told: the default judge (core.judges.DEFAULT_JUDGES) where it has verdicts,
+        else `refusal` where it has (or nothing has), else the judge with the most verdicts (an imported
+        MiJaBench-Align file brings only its own judges)."""
+        from core.judges import DEFAULT_JUDGES
+
         counts = [name for name in self.judge_counts() if name != "human"]
-        return "refusal" if not counts or "refusal" in counts else counts[0]
+        for preferred in (*DEFAULT_JUDGES, "refusal"):
+            if preferred in counts:
+                return preferred
+        return "refusal" if not counts else counts[0]
 
     def set_run_status(self, run_id: str, status: str, message: str | None = None) -> None:
         """Set a run's status and the plain message that says why it stopped or failed (None clears it); any trace
