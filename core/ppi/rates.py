@@ -57,6 +57,33 @@ per-group rectifier estimates a third of the cells) at a mean coverage of 0.98 (
 What pooling cannot do (core/ppi/pooled.py's study): protect a single group whose judge errs ~10 points
 differently from the rest when that group has ~30 labels; `rectifier="group"` stays exact there.
 
+Strata sampled by the judge's uncertainty (a `sample` row with an `inclusion_prob` in (0, 1]; NaN or no column
+is the stratified random sample above, computed exactly as before). Within such a stratum each completion was
+drawn independently with its own pi_i (Poisson sampling, core/ppi/active.py), so the rectifier is the
+Horvitz-Thompson sum over the cell's labelled items of (h_i - lam f_i)/pi_i, and its design variance the
+unbiased sum of (1 - pi_i)/pi_i^2 (h_i - lam f_i)^2 (independent draws: no covariance between items, so a
+contrast of cells, deviation, gap or covariance, is the same sum of b_i z_i^2 over the items with its per-item
+coefficient z_i; two domains of one such stratum are uncorrelated). The per-piece sums of 1/pi h, 1/pi f, b h,
+b h f, b f^2 (b = (1 - pi)/pi^2; h^2 = h) give all of it (core/ppi/moments.py). The small-sample adjustment adds
+the cell's pseudo-disagreements weighted like a uniform sample of the stratum's size, (1 - n_s/N_s)/(n_s/N_s)^2,
+as active sampling's original estimator did. Such a variance is a sum over items, not a sample variance with
+n_s - 1 degrees of freedom: it counts as known in Satterthwaite's sum (a cell of Poisson strata only gets the
+normal quantile; a cell mixing designs the t at the stratified strata's degrees of freedom against the whole
+variance). Power tuning minimises the same estimated variance: lam = (sum K_s cov_s + sum b h f) / (sum K_s var_s
++ sum b f^2 + pseudo). A stratum mixing rows with and without inclusion_prob is an error (PPIError naming it).
+The pooled line (core/ppi/pooled.py) is fitted on stratified random samples only: a model x language with a
+Poisson stratum is not pooled under "auto" nor "pooled", its cells are corrected by their own labels (scope
+"group") and say so in their note (POISSON_NOTE). Measured (tests/ppi/test_poisson.py: a calibrated judge,
+p ~ Beta, h ~ Bernoulli(p), f = 1[p >= 0.5], accuracy ~85%, 2 models x 4 groups x 600 answers, pi from
+`inclusion_probabilities` at an expected 10% per stratum, 300 seeded samples of one population, the truth its
+human DR): coverage 0.99-1.00 per cell (mean 0.993), bias within +/- 0.003 (se 0.002); conservative for that
+finite truth because of the superpopulation term (as above) and the pseudo-disagreements, which at ~60 labels
+weigh like several of the observed, lightly weighted ones: without both (pseudo=0, design variance alone) the
+coverage is 0.933-0.967 (mean 0.949), so the per-item variance itself is nominal. Mean width 0.84 of a
+stratified random sample's of the same expected size (0.81-0.86 per cell; 0.85 on five populations); deviations
+of a strategy from its group 0.99-1.00, pairwise group differences from covariance() 0.98-1.00, the disparity's
+gap interval 1.00.
+
 Power tuning estimates lam from the same sample (lam* = sum_s K_s cov_s(h, f) / sum_s K_s var_s(f), the
 variances including the pseudo-observations), an O(1/n) effect the simulation tests check.
 """
@@ -99,7 +126,9 @@ class CorrectedRates:
     `population`: one row per cell at a grain containing `by` and STRATA with n (non-error completions),
     refused, complied, unparsed (the judge's own verdicts; n minus their sum have none and count 0.5).
     `sample`: one row per human-labelled sample completion with the same dimensions, judge_label
-    (refused/complied/unparsed/None) and human_label (refused/complied). `pseudo` is the small-sample
+    (refused/complied/unparsed/None) and human_label (refused/complied), and optionally inclusion_prob: the
+    item's probability of having been labelled in a stratum drawn by the judge's uncertainty (NaN, or no
+    column, in a stratified random sample; module docstring). `pseudo` is the small-sample
     adjustment (0 turns it off, for comparisons with textbook formulas). `rectifier`: "auto" (default),
     "pooled" or "group" (the module docstring; `gate_alpha` is auto's test level, `cell_alpha` > 0 adds a
     per-cell check, core/ppi/pooled.py).
