@@ -69,8 +69,10 @@ the cell's pseudo-disagreements weighted like a uniform sample of the stratum's 
 as active sampling's original estimator did. Such a variance is a sum over items, not a sample variance with
 n_s - 1 degrees of freedom: it counts as known in Satterthwaite's sum (a cell of Poisson strata only gets the
 normal quantile; a cell mixing designs the t at the stratified strata's degrees of freedom against the whole
-variance). Power tuning minimises the same estimated variance: lam = (sum K_s cov_s + sum b h f) / (sum K_s var_s
-+ sum b f^2 + pseudo). A stratum mixing rows with and without inclusion_prob is an error (PPIError naming it).
+variance). Power tuning leaves lam = 1 in a cell with a Poisson stratum: tuned on the same sample by minimising
+the estimated variance (lam = sum b h f / sum b f^2, with heavy 1/pi weights on few items) it went as low as
+0.23, narrowed the intervals by 2% only and the worst cell's coverage fell to 0.92 (150 samples, the test's
+population). A stratum mixing rows with and without inclusion_prob is an error (PPIError naming it).
 The pooled line (core/ppi/pooled.py) is fitted on stratified random samples only: a model x language with a
 Poisson stratum is not pooled under "auto" nor "pooled", its cells are corrected by their own labels (scope
 "group") and say so in their note (POISSON_NOTE). Measured (tests/ppi/test_poisson.py: a calibrated judge,
@@ -434,14 +436,13 @@ class CorrectedRates:
                 cov = (mom["shf"] - a0 * b0 / cnt) / (cnt - 1)
                 var = (mom["sff"] + w - b0 ** 2 / cnt) / (cnt - 1)
             keep = np.isfinite(K) & (self._N_p > 0)
-            # a Poisson piece's variance sum b (h - lam f)^2 (+ pseudo) is lam^2 (bff + w bbar) - 2 lam bhf + ...
-            num = np.bincount(c_of, weights=np.where(keep & ~poisson, K * cov,
-                                                     np.where(keep & poisson, mom["bhf"], 0.0)), minlength=C)
-            den = np.bincount(c_of, weights=np.where(keep & ~poisson, K * var,
-                                                     np.where(keep & poisson, mom["bff"] + w * bbar, 0.0)),
-                              minlength=C)
+            num = np.bincount(c_of, weights=np.where(keep, K * cov, 0.0), minlength=C)
+            den = np.bincount(c_of, weights=np.where(keep, K * var, 0.0), minlength=C)
             with np.errstate(invalid="ignore", divide="ignore"):
                 lam = np.where(den > 0, np.clip(num / den, 0.0, 1.0), 1.0)
+            if poisson.any():  # lam = 1 where a cell has a Poisson stratum (the module docstring: measured)
+                lam = np.where(np.bincount(c_of, weights=(poisson & (self._N_p > 0)).astype(float), minlength=C) > 0,
+                               1.0, lam)
         else:
             lam = np.ones(C)
         lp = lam[c_of]
