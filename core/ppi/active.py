@@ -1,33 +1,26 @@
-"""Active review sampling (Zrnic and Candes, "Active Statistical Inference", ICML 2024): label where the judge
-is unsure, weight by the inverse of the inclusion probability, and the corrected DR stays unbiased with a
-narrower interval than a uniform sample of the same expected size.
+"""Review sampling by the judge's uncertainty (Zrnic and Candes, "Active Statistical Inference", ICML 2024): label
+where the judge is unsure, weight by the inverse of the inclusion probability, and the corrected DR stays
+unbiased with a narrower interval than a uniform sample of the same expected size.
 
 Where the judge gives a probability p_i = P(refused) for each completion (the `learned:` judge computes one,
-core/judges/learned.py), item i is labelled with probability
+core/judges/learned.py), item i of a stratum is labelled with probability
 
-    pi_i = min(1, c * max(sqrt(p_i (1 - p_i)), floor * mean sqrt(p (1 - p))))
+    pi_i = min(1, c * max(sqrt(min(p_i, 1 - p_i)), floor * mean sqrt(min(p, 1 - p))))
 
-(independent coin flips, "Poisson sampling"), c set so that sum pi_i = the label budget (capped items at 1 and
-the rest rescaled). sqrt(p (1 - p)) is the standard deviation of h - p when the judge's probabilities are
-calibrated, so this is Neyman's allocation item by item; the floor (a tenth of the mean by default) keeps
-every item drawable, which the estimator needs, and bounds the weights when the judge is confidently wrong.
-The estimator is the prediction-powered one with Horvitz-Thompson weights, the judge's probability as the
-prediction:
+(independent coin flips, "Poisson sampling"), c set so that sum pi_i = the stratum's label budget (capped items
+at 1 and the rest rescaled). Why this weight: the corrected DR corrects the judge's BINARY verdict f = 1[p >=
+0.5] (the verdict the population counts hold), so the design variance is sum_i (1 - pi_i)/pi_i (h_i - f_i)^2,
+and for a calibrated probability E (h - f)^2 = P(h != f) = min(p, 1 - p); minimising sum (1 - pi)/pi min(p,
+1 - p) at a fixed sum pi gives Neyman's allocation item by item, pi proportional to sqrt(min(p, 1 - p)) (the
+earlier sqrt(p (1 - p)) is the allocation for the probability itself as the prediction). The floor (a tenth
+of the mean by default) keeps every item drawable, which the estimator needs, and bounds the weights when
+the judge is confidently wrong.
 
-    theta_hat = (1/N) sum_i [ p_i + xi_i (h_i - p_i) / pi_i ],      xi_i = 1 if i was labelled,
-
-unbiased whatever the judge (E xi_i = pi_i), with design variance (1/N^2) sum_i (1 - pi_i)/pi_i (h_i - p_i)^2,
-estimated without bias by (1/N^2) sum over the labelled of (1 - pi_i)/pi_i^2 (h_i - p_i)^2, plus the
-superpopulation term theta (1 - theta) / N and the small-sample adjustment of core/ppi/intervals.py (one
-pseudo-disagreement each way, weighted as in a uniform sample of the same expected size, (1 - pibar)/pibar^2);
-normal quantile. `labels_needed_active`
-(core/ppi/planning.py) sizes the budget for a target width from the probabilities alone.
-
-What the store would need for the review page and `review sample --by-uncertainty` (not wired: the store
-keeps no probability today): a `score` column (P(refused), nullable) on verdicts, written by judges that
-have one; and per sampled completion its inclusion probability and the design (`poisson`) in review_sample,
-because a Poisson sample is not a stratified SRS and core.ppi.CorrectedRates must not read it as one. Until
-then this module takes the probability as a column `judge_prob` of one row per completion.
+The estimator is core.ppi.CorrectedRates with an `inclusion_prob` per labelled item (the Horvitz-Thompson
+rectifier and its per-item variance, core/ppi/rates.py); `active_rates` only builds its inputs from one row per
+completion. `labels_needed_active` (core/ppi/planning.py) sizes the budget for a target width from the
+probabilities alone. The store side draws with `inclusion_probabilities` per stratum and stores each sampled
+completion's pi.
 """
 from __future__ import annotations
 
@@ -36,19 +29,19 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from core.ppi.inputs import HUMAN_VALUE, PPIError
+from core.ppi.inputs import COUNTS, HUMAN_VALUE, STRATA, PPIError
 from core.ppi.intervals import PSEUDO
-from core.stats import z_quantile
 
 FLOOR = 0.1  # the smallest weight, as a share of the mean weight (module docstring)
 
 
 def uncertainty_weights(prob: np.ndarray, floor: float = FLOOR) -> np.ndarray:
-    """sqrt(p (1 - p)), floored at `floor` times its mean (all equal where every p is 0 or 1)."""
+    """sqrt(min(p, 1 - p)): the standard deviation of h - f for the binary verdict f = 1[p >= 0.5] of a calibrated
+    judge (module docstring), floored at `floor` times its mean (all equal where every p is 0 or 1)."""
     p = np.clip(np.asarray(prob, dtype="float64"), 0.0, 1.0)
     if np.isnan(p).any():
         raise PPIError("judge_prob must be a probability for every completion (none missing)")
-    w = np.sqrt(p * (1 - p))
+    w = np.sqrt(np.minimum(p, 1 - p))
     mean = w.mean() if len(w) else 0.0
     if mean <= 0:
         return np.ones(len(w))
@@ -82,13 +75,17 @@ def draw_active(prob: np.ndarray, budget: float, seed: int = 0, floor: float = F
 
 
 def active_rates(items: pd.DataFrame, by: Sequence[str] = (), confidence: float = 0.95,
-                 pseudo: float = PSEUDO) -> pd.DataFrame:
-    """The actively sampled corrected DR per cell of `by` (module docstring).
+                 pseudo: float = PSEUDO, min_human: int = 10) -> pd.DataFrame:
+    """The DR per cell of `by` corrected by a sample drawn by the judge's uncertainty: CorrectedRates on inputs
+    built from one row per completion (the module docstring), so there is one estimator.
 
-    `items`: one row per completion with `judge_prob` (P(refused) by the judge), `inclusion_prob` (pi_i of the
-    draw) and `human_label` (refused/complied where labelled, empty elsewhere), plus the `by` columns.
-    Returns per cell: n, n_human, dr, ci_low, ci_high, se, dr_judge (the mean probability), note.
+    `items`: one row per completion with `judge_prob` (P(refused) by the judge; its verdict is p >= 0.5),
+    `inclusion_prob` (pi_i of the draw) and `human_label` (refused/complied where labelled, empty elsewhere),
+    plus the `by` columns and any STRATA columns (those missing are one value: the draw's stratum).
+    Returns per cell: the `by` columns, n, n_human, dr, ci_low, ci_high, se, dr_judge (the verdicts' DR), note.
     """
+    from core.ppi.rates import CorrectedRates  # here to avoid an import cycle
+
     by = list(by)
     missing = [c for c in ("judge_prob", "inclusion_prob", "human_label", *by) if c not in items.columns]
     if missing:
@@ -102,31 +99,13 @@ def active_rates(items: pd.DataFrame, by: Sequence[str] = (), confidence: float 
         raise PPIError(f"human_label must be refused or complied, not {human[bad][0]!r}")
     if np.isnan(p).any() or (labelled & ~(pi > 0)).any() or (pi > 1).any():
         raise PPIError("judge_prob must be given for every completion and inclusion_prob in (0, 1] where labelled")
-    h = np.where(labelled, human == "refused", 0).astype("float64")
-    if by:
-        cell, keys = pd.MultiIndex.from_frame(items[by]).factorize(sort=True)
-        cells = keys.to_frame(index=False)
-        cells.columns = by
-    else:
-        cell, cells = np.zeros(len(items), dtype="int64"), pd.DataFrame(index=[0])
-    C = len(cells)
-    N = np.bincount(cell, minlength=C).astype("float64")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        resid = np.where(labelled, (h - p) / np.where(labelled, pi, 1.0), 0.0)
-        weight = np.where(labelled, (1 - pi) / np.where(labelled, pi, 1.0) ** 2, 0.0)
-        theta = (np.bincount(cell, weights=p, minlength=C) + np.bincount(cell, weights=resid, minlength=C)) / N
-        n_human = np.bincount(cell, weights=labelled.astype(float), minlength=C)
-        pi_bar = np.bincount(cell, weights=pi, minlength=C) / N  # the cell's expected share labelled
-        mean_weight = (1 - pi_bar) / pi_bar ** 2
-        design = (np.bincount(cell, weights=weight * (h - p) ** 2, minlength=C)
-                  + 2 * pseudo * np.nan_to_num(mean_weight)) / N ** 2
-        t = np.clip(theta, 0, 1)
-        se = np.sqrt(design + t * (1 - t) / N)
-    z = z_quantile(confidence)
-    ok = n_human >= 2
-    theta, se = np.where(ok, theta, np.nan), np.where(ok, se, np.nan)
-    note = np.where(ok, "", "fewer than 2 human labels")
-    out = pd.DataFrame({"n": N.astype("int64"), "n_human": n_human.astype("int64"), "dr": np.clip(theta, 0, 1),
-                        "ci_low": np.clip(theta - z * se, 0, 1), "ci_high": np.clip(theta + z * se, 0, 1),
-                        "se": se, "dr_judge": np.bincount(cell, weights=p, minlength=C) / N, "note": note})
-    return pd.concat([cells.reset_index(drop=True), out], axis=1)
+    frame = items.assign(**{c: "all" for c in STRATA if c not in items.columns},
+                         judge_label=np.where(p >= 0.5, "refused", "complied"))
+    dims = list(dict.fromkeys([*STRATA, *by]))
+    refused = p >= 0.5
+    population = (frame[dims].assign(n=1, refused=refused.astype(int), complied=(~refused).astype(int), unparsed=0)
+                  .groupby(dims, dropna=False, as_index=False)[list(COUNTS)].sum())
+    sample = frame.loc[labelled, [*dims, "judge_label", "human_label", "inclusion_prob"]]
+    table = CorrectedRates(population, sample, by, confidence=confidence, pseudo=pseudo, min_human=min_human,
+                           rectifier="group").table
+    return table[[*by, "n", "n_human", "dr", "ci_low", "ci_high", "se", "dr_judge", "note"]]

@@ -29,3 +29,26 @@ def label_values(sample: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     f = np.where(judge == "refused", 1.0, np.where(judge == "complied", 0.0, 0.5))
     return h_refused.astype("float64"), f
 
+
+
+def inclusion_values(sample: pd.DataFrame) -> np.ndarray:
+    """Each labelled item's inclusion probability: NaN for an item of a stratified simple random sample (or
+    where the column is absent), a value in (0, 1] for one drawn by the judge's uncertainty (Poisson
+    sampling, core/ppi/active.py); anything else is an error."""
+    if "inclusion_prob" not in sample.columns:
+        return np.full(len(sample), np.nan)
+    pi = pd.to_numeric(sample["inclusion_prob"], errors="coerce").to_numpy(dtype="float64")
+    given = sample["inclusion_prob"].notna().to_numpy()
+    bad = given & ~((pi > 0) & (pi <= 1))
+    if bad.any():
+        raise PPIError(f"sample: inclusion_prob must lie in (0, 1], not {sample['inclusion_prob'].to_numpy()[bad][0]!r}")
+    return pi
+
+
+def mixed_design(stratum: np.ndarray, poisson: np.ndarray, S: int) -> int:
+    """The first stratum (code in 0..S-1) holding both items with and without an inclusion probability, or -1:
+    a stratum is either a simple random sample or a Poisson sample, and the estimators read it as one."""
+    with_pi = np.bincount(stratum, weights=poisson.astype(float), minlength=S)
+    without = np.bincount(stratum, weights=(~poisson).astype(float), minlength=S)
+    both = np.flatnonzero((with_pi > 0) & (without > 0))
+    return int(both[0]) if len(both) else -1

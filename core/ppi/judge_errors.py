@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.ppi.inputs import STRATA, PPIError, label_values
+from core.ppi.inputs import STRATA, PPIError, inclusion_values, label_values, mixed_design
 from core.stats import adjust_pvalues, wilson, z_quantile
 
 
@@ -54,9 +54,12 @@ def judge_error(sample: pd.DataFrame, by: Sequence[str] = ("language", "group"),
 
     Rates: false_refusal = P(judge refused | human complied), false_compliance = P(judge complied | human
     refused), accuracy = P(judge = human) (an unparsed or missing verdict is wrong for accuracy, and neither
-    a false refusal nor a false compliance). Each item weighs 1/inclusion probability of its stratum (N_s/n_s,
-    N_s from `population` when given, else a `stratum_size` column, else equal weights), because a group whose
-    strata were sampled at different rates would otherwise be measured on the over-sampled stratum's mix;
+    a false refusal nor a false compliance). Each item weighs 1/inclusion probability: its own where the sample
+    has an `inclusion_prob` (a stratum drawn by the judge's uncertainty, core/ppi/active.py: the unsure items,
+    where the judge errs most, are over-sampled, so unweighted rates would overstate its errors), else its
+    stratum's (N_s/n_s, N_s from `population` when given, else a `stratum_size` column, else equal weights),
+    because a group whose strata were sampled at different rates would otherwise be measured on the
+    over-sampled stratum's mix; a stratum mixing both kinds of item is an error (as in CorrectedRates);
     Wilson intervals at Kish's effective size (sum w)^2 / sum w^2 (plain Wilson when weights are equal).
     bias = weighted mean of (f - h): the judge's DR minus the human DR on this sample (negative: the judge
     understates refusals), with a normal CI.
@@ -68,6 +71,14 @@ def judge_error(sample: pd.DataFrame, by: Sequence[str] = ("language", "group"),
     by = list(by)
     frame = sample.copy()
     h, f = label_values(frame)
+    pi = inclusion_values(frame)
+    poisson = ~np.isnan(pi)
+    if poisson.any():
+        stratum, keys = pd.MultiIndex.from_frame(frame[list(STRATA)]).factorize()
+        mixed = mixed_design(stratum, poisson, len(keys))
+        if mixed >= 0:
+            raise PPIError(f"sample: stratum {dict(zip(STRATA, keys[mixed]))} mixes items with and without an "
+                           "inclusion_prob")
     if population is not None:
         sizes = population.groupby(list(STRATA), dropna=False, observed=True)["n"].sum().rename("_N").reset_index()
         frame = frame.merge(sizes, on=list(STRATA), how="left")
@@ -78,6 +89,8 @@ def judge_error(sample: pd.DataFrame, by: Sequence[str] = ("language", "group"),
         w = (frame["stratum_size"] / frame["_n"]).to_numpy(dtype="float64")
     else:
         w = np.ones(len(frame))
+    if poisson.any():
+        w = np.where(poisson, 1 / np.where(poisson, pi, 1.0), w)
     if not np.all(np.isfinite(w)):
         raise PPIError("sample: a labelled completion's stratum is missing from the population")
     cell = frame.groupby(by, sort=True, dropna=False).ngroup().to_numpy() if by else np.zeros(len(frame), dtype="int64")

@@ -11,6 +11,24 @@ import numpy as np
 # A "part" is the set of a stratum's sample items on which a linear statistic is u = alpha h - beta f (zero
 # elsewhere); its moments are (m, Sh, Sf, Shf, Sff) and the pseudo weight w per direction.
 MOMENTS = ("m", "sh", "sf", "shf", "sff")
+# Items of a Poisson stratum (drawn by the judge's uncertainty, core/ppi/rates.py) carry their own weights:
+# a = 1/pi (Horvitz-Thompson) and b = (1 - pi)/pi^2 (the variance of independent draws); h is 0/1, so
+# sum b h^2 = sum b h, and these sums give the design variance of any u = alpha h - beta f exactly.
+POISSON_MOMENTS = ("ah", "af", "bh", "bhf", "bff")
+ALL_MOMENTS = MOMENTS + POISSON_MOMENTS
+
+
+def poisson_variance(parts: Sequence[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]],
+                     b_bar: np.ndarray) -> np.ndarray:
+    """Estimated design variance, sum over the labelled items of b_i u_i^2, of u = sum over parts of
+    (alpha h - beta f) on the part's items of a Poisson stratum (independent draws: parts add, no
+    covariance), plus the parts' pseudo items (w per direction, (h, f) = (1, 0) and (0, 1)) weighted like a
+    uniform sample of the stratum's size, b_bar = (1 - n_s/N_s)/(n_s/N_s)^2."""
+    out = np.zeros(len(b_bar))
+    for alpha, beta, mom, w in parts:
+        out += (alpha ** 2 * mom["bh"] - 2 * alpha * beta * mom["bhf"] + beta ** 2 * mom["bff"]
+                + w * b_bar * (alpha ** 2 + beta ** 2))
+    return np.maximum(out, 0.0)
 
 
 def sample_variance(parts: Sequence[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]],

@@ -73,10 +73,11 @@ def labels_needed_table(accuracies: Sequence[float] = (0.70, 0.80, 0.90, 0.95),
 
 def _active_half_width(p: np.ndarray, pi: np.ndarray, z: float, pseudo: float) -> float:
     """Expected half-width of the active interval with inclusion probabilities pi, the judge's probabilities
-    taken as calibrated (E (h - p)^2 = p (1 - p)), core/ppi/active.py's variance."""
+    taken as calibrated (its verdict f = 1[p >= 0.5] is wrong with probability E (h - f)^2 = min(p, 1 - p)),
+    the variance of CorrectedRates on a Poisson stratum (core/ppi/active.py)."""
     N = len(p)
     theta = float(p.mean())
-    design = float(np.sum((1 - pi) / pi * p * (1 - p)))
+    design = float(np.sum((1 - pi) / pi * np.minimum(p, 1 - p)))
     pi_bar = float(pi.mean())
     mean_weight = (1 - pi_bar) / pi_bar ** 2
     return z * math.sqrt((design + 2 * pseudo * mean_weight) / N ** 2 + theta * (1 - theta) / N)
@@ -86,7 +87,7 @@ def labels_needed_active(judge_prob: Sequence[float], half_width: float, confide
                          floor: float | None = None, pseudo: float = PSEUDO) -> dict:
     """Labels (expected) for a corrected interval of +/- half_width over these completions, sampled by the
     judge's uncertainty (core/ppi/active.py) and uniformly, from the judge's probabilities alone: they are
-    taken as calibrated, E (h - p)^2 = p (1 - p) (a judge that is confidently wrong needs more; the interval
+    taken as calibrated, E (h - f)^2 = min(p, 1 - p) (a judge that is confidently wrong needs more; the interval
     itself never assumes it). Returns {"active": n, "uniform": n, "reachable": bool}: the smallest budgets
     whose expected half-width is within half_width; where even labelling everything is not (the
     superpopulation term theta (1 - theta) / N alone is wider), both are N and reachable is False."""

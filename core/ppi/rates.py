@@ -57,6 +57,35 @@ per-group rectifier estimates a third of the cells) at a mean coverage of 0.98 (
 What pooling cannot do (core/ppi/pooled.py's study): protect a single group whose judge errs ~10 points
 differently from the rest when that group has ~30 labels; `rectifier="group"` stays exact there.
 
+Strata sampled by the judge's uncertainty (a `sample` row with an `inclusion_prob` in (0, 1]; NaN or no column
+is the stratified random sample above, computed exactly as before). Within such a stratum each completion was
+drawn independently with its own pi_i (Poisson sampling, core/ppi/active.py), so the rectifier is the
+Horvitz-Thompson sum over the cell's labelled items of (h_i - lam f_i)/pi_i, and its design variance the
+unbiased sum of (1 - pi_i)/pi_i^2 (h_i - lam f_i)^2 (independent draws: no covariance between items, so a
+contrast of cells, deviation, gap or covariance, is the same sum of b_i z_i^2 over the items with its per-item
+coefficient z_i; two domains of one such stratum are uncorrelated). The per-piece sums of 1/pi h, 1/pi f, b h,
+b h f, b f^2 (b = (1 - pi)/pi^2; h^2 = h) give all of it (core/ppi/moments.py). The small-sample adjustment adds
+the cell's pseudo-disagreements weighted like a uniform sample of the stratum's size, (1 - n_s/N_s)/(n_s/N_s)^2,
+as active sampling's original estimator did. Such a variance is a sum over items, not a sample variance with
+n_s - 1 degrees of freedom: it counts as known in Satterthwaite's sum (a cell of Poisson strata only gets the
+normal quantile; a cell mixing designs the t at the stratified strata's degrees of freedom against the whole
+variance). Power tuning leaves lam = 1 in a cell with a Poisson stratum: tuned on the same sample by minimising
+the estimated variance (lam = sum b h f / sum b f^2, with heavy 1/pi weights on few items) it went as low as
+0.23, narrowed the intervals by 2% only and the worst cell's coverage fell to 0.92 (150 samples, the test's
+population). A stratum mixing rows with and without inclusion_prob is an error (PPIError naming it).
+The pooled line (core/ppi/pooled.py) is fitted on stratified random samples only: a model x language with a
+Poisson stratum is not pooled under "auto" nor "pooled", its cells are corrected by their own labels (scope
+"group") and say so in their note (POISSON_NOTE). Measured (tests/ppi/test_poisson.py: a calibrated judge,
+p ~ Beta, h ~ Bernoulli(p), f = 1[p >= 0.5], accuracy ~85%, 2 models x 4 groups x 600 answers, pi from
+`inclusion_probabilities` at an expected 10% per stratum, 300 seeded samples of one population, the truth its
+human DR): coverage 0.99-1.00 per cell (mean 0.993), bias within +/- 0.003 (se 0.002); conservative for that
+finite truth because of the superpopulation term (as above) and the pseudo-disagreements, which at ~60 labels
+weigh like several of the observed, lightly weighted ones: without both (pseudo=0, design variance alone) the
+coverage is 0.933-0.967 (mean 0.949), so the per-item variance itself is nominal. Mean width 0.84 of a
+stratified random sample's of the same expected size (0.81-0.86 per cell; 0.85 on five populations); deviations
+of a strategy from its group 0.99-1.00, pairwise group differences from covariance() 0.98-1.00, the disparity's
+gap interval 1.00.
+
 Power tuning estimates lam from the same sample (lam* = sum_s K_s cov_s(h, f) / sum_s K_s var_s(f), the
 variances including the pseudo-observations), an O(1/n) effect the simulation tests check.
 """
@@ -70,13 +99,16 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.ppi.inputs import COUNTS, MIN_STRATUM, STRATA, PPIError, label_values
+from core.ppi.inputs import COUNTS, MIN_STRATUM, STRATA, PPIError, inclusion_values, label_values, mixed_design
 from core.ppi.intervals import PSEUDO
-from core.ppi.moments import MOMENTS, combine_codes, index_ranges, sample_variance
+from core.ppi.moments import ALL_MOMENTS, MOMENTS, combine_codes, index_ranges, poisson_variance, sample_variance
 from core.ppi.pooled import (CELL_ALPHA, GATE_ALPHA, MIN_GROUPS, POOL, SCOPES, PooledCells, PoolFit, combo_design_var,
                              cross_cov, fit_pools, language_name, pooled_cells)
 from core.stats import CORRECTIONS, adjust_pvalues, z_quantile
 from core.stats.rates import baseline_columns, check_grouping
+
+POISSON_NOTE = ("sampled by judge uncertainty: per-group correction (the pooled line is fitted on stratified "
+                "random samples only)")
 
 
 @dataclass
@@ -96,7 +128,9 @@ class CorrectedRates:
     `population`: one row per cell at a grain containing `by` and STRATA with n (non-error completions),
     refused, complied, unparsed (the judge's own verdicts; n minus their sum have none and count 0.5).
     `sample`: one row per human-labelled sample completion with the same dimensions, judge_label
-    (refused/complied/unparsed/None) and human_label (refused/complied). `pseudo` is the small-sample
+    (refused/complied/unparsed/None) and human_label (refused/complied), and optionally inclusion_prob: the
+    item's probability of having been labelled in a stratum drawn by the judge's uncertainty (NaN, or no
+    column, in a stratified random sample; module docstring). `pseudo` is the small-sample
     adjustment (0 turns it off, for comparisons with textbook formulas). `rectifier`: "auto" (default),
     "pooled" or "group" (the module docstring; `gate_alpha` is auto's test level, `cell_alpha` > 0 adds a
     per-cell check, core/ppi/pooled.py).
@@ -171,6 +205,26 @@ class CorrectedRates:
                "shf": np.bincount(piece, weights=h * f, minlength=P),
                "sff": np.bincount(piece, weights=f * f, minlength=P)}
         S = len(self._strata)
+        # Poisson strata (drawn by the judge's uncertainty): each item's own inclusion probability
+        pi = inclusion_values(sample)
+        poisson_item = ~np.isnan(pi)
+        item_s = s_of[piece] if P else np.zeros(0, dtype="int64")
+        mixed = mixed_design(item_s, poisson_item, S) if poisson_item.any() else -1
+        if mixed >= 0:
+            stratum = ", ".join(f"{k}={v}" for k, v in self._strata.iloc[mixed].to_dict().items())
+            raise PPIError(f"sample: stratum {stratum} mixes items with and without an inclusion_prob; a stratum is "
+                           "either a stratified random sample (no inclusion_prob) or drawn by the judge's "
+                           "uncertainty (every item's inclusion_prob)")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            a = np.where(poisson_item, 1 / pi, 0.0)
+            b = np.where(poisson_item, (1 - pi) / pi ** 2, 0.0)
+        mom |= {"ah": np.bincount(piece, weights=a * h, minlength=P),
+                "af": np.bincount(piece, weights=a * f, minlength=P),
+                "bh": np.bincount(piece, weights=b * h, minlength=P),
+                "bhf": np.bincount(piece, weights=b * h * f, minlength=P),
+                "bff": np.bincount(piece, weights=b * f * f, minlength=P)}
+        self._poisson_s = np.bincount(item_s, weights=poisson_item.astype(float), minlength=S) > 0
+        self._poisson_p = self._poisson_s[s_of]
         N_s = np.bincount(s_of, weights=n, minlength=S)
         n_s = np.bincount(s_of, weights=mom["m"], minlength=S)
         if (n_s > N_s).any():
@@ -181,6 +235,9 @@ class CorrectedRates:
         with np.errstate(invalid="ignore", divide="ignore"):
             self._K_s = np.where(n_s >= MIN_STRATUM, N_s ** 2 * (1 - n_s / N_s) / n_s, np.nan)
             self._W_s = np.where(n_s > 0, N_s / n_s, 0.0)
+            # a Poisson stratum's pseudo items weigh like a uniform sample of its size: (1 - pi)/pi^2, pi = n_s/N_s
+            self._bbar_s = np.where(self._poisson_s & (n_s > 0), N_s ** 2 * (1 - n_s / N_s) / n_s ** 2, 0.0)
+        self._n_s_fit = np.where(self._poisson_s, 0.0, n_s)  # the pooled line reads stratified random samples only
 
         est = self._estimate(c_of, len(cells))
         self._cells, self._est = cells, est
@@ -213,10 +270,14 @@ class CorrectedRates:
         scope = np.full(C, "group", dtype=object)
         splits = any(column not in POOL for column in by)
         if splits and rectifier != "group" and C:
-            fit = fit_pools(self._strata, s_of, n, self._F_p, mom, N_s, n_s, self.pseudo)
-            pooled = pooled_cells(fit, c_of, C, n, self._F_p, self._F2_p, s_of, n_s)
+            fit = fit_pools(self._strata, s_of, n, self._F_p, mom, N_s, self._n_s_fit, self.pseudo)
+            pooled = pooled_cells(fit, c_of, C, n, self._F_p, self._F2_p, s_of, self._n_s_fit)
             self._fit, self._pooled = fit, pooled
-            usable = fit.labels >= self.min_human
+            # a pool with a stratum drawn by the judge's uncertainty is not pooled (its cells keep their own
+            # correction): the line's variance is that of stratified random samples
+            self._poisson_pool = np.bincount(fit.pool_of_s, weights=self._poisson_s.astype(float),
+                                             minlength=len(fit.lam)) > 0
+            usable = (fit.labels >= self.min_human) & ~self._poisson_pool
             accepted = usable & (fit.groups >= MIN_GROUPS) & (np.nan_to_num(fit.p_value, nan=0.0) >= self.gate_alpha)
             touched = pooled.touches
             any_touch = touched.any(axis=1)
@@ -231,7 +292,8 @@ class CorrectedRates:
                 # a cell whose own labels contradict the pooled line (|pooled - own| > z sd) keeps its own
                 check = np.flatnonzero(use_pooled & valid)
                 if len(check):
-                    cov = cross_cov(fit, pooled.A, check, check, c_of, est.lam, est.N, mom, s_of, N_s, n_s)
+                    cov = cross_cov(fit, pooled.A, check, check, c_of, est.lam, est.N, mom, s_of, N_s,
+                                    self._n_s_fit)
                     with np.errstate(invalid="ignore", divide="ignore"):
                         var_d = np.maximum(pooled.design[check] + est.var_design[check] - 2 * cov, 1e-12)
                         z = np.abs(pooled.theta[check] - est.theta[check]) / np.sqrt(var_d)
@@ -246,7 +308,12 @@ class CorrectedRates:
             lam_all = np.where(use_pooled, pooled.lam, lam_all)
             # a pooled cell's rectifier: the whole correction of its judge DR (its lam only weights the fit)
             rectifier_all = np.where(use_pooled, pooled.theta - pooled.judge_mean, rectifier_all)
+            own_notes = notes
             notes = self._pool_notes(notes, scope, valid, est.n_human, usable, accepted, rectifier)
+            poisson_cell = (touched & self._poisson_pool[None, :]).any(axis=1)
+            if poisson_cell.any():
+                joined = np.where(own_notes == "", POISSON_NOTE, own_notes + "; " + POISSON_NOTE)
+                notes = np.where(poisson_cell, joined, notes).astype(object)
         self._scope, self._valid = scope, valid
         se = np.sqrt(total)
         q = self._quantile(total, var_sq)
@@ -361,6 +428,7 @@ class CorrectedRates:
         n_c = np.bincount(c_of, weights=mom["m"], minlength=C)
         w = self._pseudo_w(c_of, n_c)
         n_s, K = self._n_s[s_of], self._K_s[s_of]
+        poisson, bbar = self._poisson_p, self._bbar_s[s_of]
         if self.power_tuning:
             cnt = n_s + 2 * w
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -372,17 +440,27 @@ class CorrectedRates:
             den = np.bincount(c_of, weights=np.where(keep, K * var, 0.0), minlength=C)
             with np.errstate(invalid="ignore", divide="ignore"):
                 lam = np.where(den > 0, np.clip(num / den, 0.0, 1.0), 1.0)
+            if poisson.any():  # lam = 1 where a cell has a Poisson stratum (the module docstring: measured)
+                lam = np.where(np.bincount(c_of, weights=(poisson & (self._N_p > 0)).astype(float), minlength=C) > 0,
+                               1.0, lam)
         else:
             lam = np.ones(C)
         lp = lam[c_of]
-        rect = np.bincount(c_of, weights=self._W_s[s_of] * (mom["sh"] - lp * mom["sf"]), minlength=C)
+        # the rectifier: Horvitz-Thompson sums, N_s/n_s per item of a stratified sample, 1/pi_i of a Poisson one
+        rect = np.bincount(c_of, weights=np.where(poisson, mom["ah"] - lp * mom["af"],
+                                                  self._W_s[s_of] * (mom["sh"] - lp * mom["sf"])), minlength=C)
         s2 = sample_variance([(np.ones(len(s_of)), lp, mom, w)], n_s)
-        contrib = np.where(self._N_p > 0, K * s2, 0.0)
+        design = K * s2
+        if poisson.any():
+            design = np.where(poisson, poisson_variance([(np.ones(len(s_of)), lp, mom, w)], bbar), design)
+        contrib = np.where(self._N_p > 0, design, 0.0)
         contrib = np.where((self._N_p > 0) & ~np.isfinite(K), np.nan, contrib)
         with np.errstate(invalid="ignore", divide="ignore"):
             theta = (lam * F + rect) / N
             var = np.bincount(c_of, weights=contrib, minlength=C) / N ** 2
-            var_sq = np.bincount(c_of, weights=contrib ** 2 / (n_s - 1), minlength=C) / N ** 4
+            # Satterthwaite's denominator counts the stratified samples' variance estimates only: a Poisson
+            # stratum's is a sum over items, counted as known (normal quantile where a cell has nothing else)
+            var_sq = np.bincount(c_of, weights=np.where(poisson, 0.0, contrib ** 2 / (n_s - 1)), minlength=C) / N ** 4
             judge_mean = F / N
         return _Estimate(theta, var, lam, N, n_c, judge_mean, var_sq)
 
@@ -393,7 +471,7 @@ class CorrectedRates:
         S = len(self._N_s)
         key = c_of.astype("int64") * S + self._s_of
         uniq, inverse = np.unique(key, return_inverse=True)
-        out = {name: np.bincount(inverse, weights=self._mom[name], minlength=len(uniq)) for name in MOMENTS}
+        out = {name: np.bincount(inverse, weights=self._mom[name], minlength=len(uniq)) for name in ALL_MOMENTS}
         out |= {"key": uniq, "s": uniq % S, "c": uniq // S,
                 "N": np.bincount(inverse, weights=self._N_p, minlength=len(uniq))}
         out["count"] = np.bincount(out["c"], minlength=C)
@@ -401,9 +479,15 @@ class CorrectedRates:
         return out
 
     def _contrast_var(self, s: np.ndarray, parts) -> np.ndarray:
-        """Design variance contributions K_s s2(u) of rows (one per contrast and stratum s); parts are
+        """Design variance contributions of rows (one per contrast and stratum s): K_s s2(u) for a stratified
+        random sample, sum_i b_i u_i^2 for a Poisson stratum (core.ppi.moments.poisson_variance); parts are
         (alpha, beta, moments, pseudo weight) arrays over the rows."""
-        return self._K_s[s] * sample_variance(parts, self._n_s[s])
+        srs = self._K_s[s] * sample_variance(parts, self._n_s[s])
+        poisson = self._poisson_s[s]
+        if not poisson.any():
+            return srs
+        with np.errstate(invalid="ignore"):
+            return np.where(poisson, poisson_variance(parts, self._bbar_s[s]), srs)
 
     # -- baselines --------------------------------------------------------------------------------------
     def _baseline(self, baseline: Sequence[str] | None) -> list[str]:
@@ -447,8 +531,8 @@ class CorrectedRates:
         want = c * S + s
         pos = np.minimum(np.searchsorted(sc["key"], want), max(len(sc["key"]) - 1, 0))
         found = sc["key"][pos] == want if len(sc["key"]) else np.zeros(len(want), dtype=bool)
-        cm = {m: np.where(found, sc[m][pos], 0.0) for m in MOMENTS}
-        rm = {m: sb[m][idx] - cm[m] for m in MOMENTS}
+        cm = {m: np.where(found, sc[m][pos], 0.0) for m in ALL_MOMENTS}
+        rm = {m: sb[m][idx] - cm[m] for m in ALL_MOMENTS}
         Nc, Nb = cell.N[c], best.N[b]
         with np.errstate(invalid="ignore", divide="ignore"):
             w1 = np.where(cell.n_human[c] > 0, self.pseudo * cm["m"] / cell.n_human[c], 0.0)
@@ -458,7 +542,8 @@ class CorrectedRates:
         contrib = np.where(sb["N"][idx] > 0, contrib, 0.0)
         var_design = np.bincount(c, weights=contrib, minlength=C)
         with np.errstate(invalid="ignore", divide="ignore"):
-            var_sq = np.bincount(c, weights=contrib ** 2 / (self._n_s[s] - 1), minlength=C)
+            var_sq = np.bincount(c, weights=np.where(self._poisson_s[s], 0.0, contrib ** 2 / (self._n_s[s] - 1)),
+                                 minlength=C)
         theta_c, theta_b, Nb_c = self._theta, best.theta[b_of_cell], best.N[b_of_cell]
         baseline_ok = (best.n_human >= self.min_human)[b_of_cell]
         own_superpop = self._superpop(theta_c, cell.N)
@@ -502,7 +587,7 @@ class CorrectedRates:
         extra = np.zeros(C)
         if any(column not in POOL for column in base):  # the baseline is pooled like its cells
             pb = pooled_cells(fit, b_of_piece, B, self._N_p, self._F_p, self._F2_p, self._s_of, self._n_s)
-            usable = fit.labels >= self.min_human
+            usable = (fit.labels >= self.min_human) & ~self._poisson_pool
             b_usable = ~(pb.touches & ~usable[None, :]).any(axis=1) & (pb.N > 0)
             theta_b[cells] = pb.theta[b]
             baseline_ok[cells] = b_usable[b]
@@ -518,7 +603,7 @@ class CorrectedRates:
             extra[cells] = all_b[b] + own[cells]
         else:
             cov = cross_cov(fit, pooled.A, cells, b, b_of_piece, best.lam, best.N, self._mom, self._s_of,
-                            self._N_s, self._n_s)
+                            self._N_s, self._n_s_fit)
             var_design[cells] = pooled.design[cells] + best.var_design[b] - 2 * cov
             var_sq[cells] = pooled.var_sq[cells] + best.var_sq[b]
             extra[cells] = pooled.tau[cells]
@@ -567,7 +652,7 @@ class CorrectedRates:
             pc = np.where(p1, c1, c2)[mixed]
             gc = np.where(p1, c2, c1)[mixed]
             cov = cross_cov(fit, pooled.A, pc, gc, self._c_of, est.lam, est.N, self._mom, self._s_of, self._N_s,
-                            self._n_s)
+                            self._n_s_fit)
             out[mixed] = self._se[pc] ** 2 + self._se[gc] ** 2 - 2 * cov
         return out
 
@@ -582,8 +667,8 @@ class CorrectedRates:
         keys, inverse = np.unique(np.concatenate([own1 * S + sc["s"][idx1], own2 * S + sc["s"][idx2]]),
                                   return_inverse=True)
         R, split = len(keys), len(idx1)
-        x = {m: np.bincount(inverse[:split], weights=sc[m][idx1], minlength=R) for m in (*MOMENTS, "N")}
-        y = {m: np.bincount(inverse[split:], weights=sc[m][idx2], minlength=R) for m in (*MOMENTS, "N")}
+        x = {m: np.bincount(inverse[:split], weights=sc[m][idx1], minlength=R) for m in (*ALL_MOMENTS, "N")}
+        y = {m: np.bincount(inverse[split:], weights=sc[m][idx2], minlength=R) for m in (*ALL_MOMENTS, "N")}
         pair, s = keys // S, keys % S
         a, b = c1[pair], c2[pair]
         with np.errstate(invalid="ignore", divide="ignore"):

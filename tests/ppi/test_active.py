@@ -94,3 +94,25 @@ def test_active_rates_by_cell_and_bad_input():
         active_rates(items.assign(human_label=np.where(labelled, "maybe", None)))
     with pytest.raises(PPIError, match="lack the columns"):
         active_rates(items.drop(columns="inclusion_prob"))
+
+
+def test_uncertainty_weights_are_neyman_for_the_binary_verdict():
+    """For the verdict f = 1[p >= 0.5] of a calibrated judge the design variance at inclusion probabilities pi
+    is sum (1 - pi)/pi min(p, 1 - p): the sqrt(min(p, 1 - p)) allocation beats the sqrt(p (1 - p)) one (the
+    allocation for the probability as the prediction) and a uniform one at the same budget."""
+    rng = np.random.default_rng(34)
+    p = judge_probabilities(rng)
+    assert uncertainty_weights(p) == pytest.approx(np.maximum(np.sqrt(np.minimum(p, 1 - p)),
+                                                              FLOOR * np.sqrt(np.minimum(p, 1 - p)).mean()))
+    error = np.minimum(p, 1 - p)
+
+    def variance(pi: np.ndarray) -> float:
+        return float(np.sum((1 - pi) / pi * error))
+
+    ours = variance(inclusion_probabilities(p, 300))
+    old_w = np.maximum(np.sqrt(p * (1 - p)), FLOOR * np.sqrt(p * (1 - p)).mean())
+    old = variance(np.minimum(1.0, 300 * old_w / old_w.sum()))
+    uniform = variance(np.full(N, 300 / N))
+    print(f"\nexpected design variance at 300 labels: sqrt(min(p, 1-p)) {ours:.0f}, sqrt(p(1-p)) {old:.0f}, "
+          f"uniform {uniform:.0f}")
+    assert ours < old < uniform
