@@ -242,7 +242,9 @@ class CorrectedRates:
         est = self._estimate(c_of, len(cells))
         self._cells, self._est = cells, est
         C = len(cells)
-        touched_bad = (n > 0) & (n_s[s_of] < MIN_STRATUM)
+        # A stratified SRS needs 2 labels per stratum for its sample variance; a Poisson stratum's variance is a sum
+        # over its items, so one label will do (one with none is not known to be Poisson and counts as missing).
+        touched_bad = (n > 0) & (n_s[s_of] < np.where(self._poisson_s, 1, MIN_STRATUM)[s_of])
         bad_cell = np.bincount(c_of[touched_bad], minlength=C) > 0
         first_bad = np.full(C, -1)
         bad_rows = np.flatnonzero(touched_bad)
@@ -258,7 +260,8 @@ class CorrectedRates:
             else:
                 stratum = self._strata.iloc[first_bad[i]].to_dict()
                 notes[i] = (f"stratum {', '.join(f'{k}={v}' for k, v in stratum.items())} has "
-                            f"{int(n_s[first_bad[i]])} human labels (needs {MIN_STRATUM})")
+                            f"{int(n_s[first_bad[i]])} human labels (needs "
+                            f"{1 if self._poisson_s[first_bad[i]] else MIN_STRATUM})")
         total = est.var_design + self._superpop(est.theta, est.N)
         var_sq = est.var_sq
         theta_all, lam_all = est.theta, est.lam
@@ -454,7 +457,7 @@ class CorrectedRates:
         if poisson.any():
             design = np.where(poisson, poisson_variance([(np.ones(len(s_of)), lp, mom, w)], bbar), design)
         contrib = np.where(self._N_p > 0, design, 0.0)
-        contrib = np.where((self._N_p > 0) & ~np.isfinite(K), np.nan, contrib)
+        contrib = np.where((self._N_p > 0) & ~np.isfinite(K) & ~poisson, np.nan, contrib)
         with np.errstate(invalid="ignore", divide="ignore"):
             theta = (lam * F + rect) / N
             var = np.bincount(c_of, weights=contrib, minlength=C) / N ** 2

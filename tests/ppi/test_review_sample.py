@@ -424,6 +424,36 @@ def test_a_sample_by_uncertainty_is_stored_with_its_probabilities_and_ppi_inputs
         assert con.execute("SELECT min(inclusion_prob), count(*) FROM review_sample").fetchall() == [(1.0, 24)]
 
 
+def test_corrected_rates_weigh_each_label_of_a_sample_by_uncertainty_by_its_stored_probability(audit, cli_env):
+    """Store -> ppi_inputs -> CorrectedRates: the corrected DR of a model is the Horvitz-Thompson one computed by
+    hand from the stored probabilities (the judge's sum plus each label's (human - judge) / its probability), not
+    the stratified SRS one; and the CLI's corrected figures read the same sample."""
+    from core.ppi import CorrectedRates
+
+    store = audit["store"]
+    probs = score_run(store, "r1")
+    store.draw_review_sample("r1", fraction=0.75, seed=4, by_uncertainty="prob")
+    queue = store.review_queue("r1", limit=100)
+    truth = {cid: ("complied" if probs[cid] < 0.3 else "refused") for cid in queue["completion_id"]}
+    for cid in queue["completion_id"]:
+        store.set_human_verdict(cid, truth[cid], "", "ann")
+    population, sample, _ = store.ppi_inputs("prob", ["model"], {"run_id": ["r1"]})
+    assert sample["inclusion_prob"].notna().all() and len(sample) == len(queue)
+    table = CorrectedRates(population, sample, ["model"], min_human=1).table.set_index("model")
+    with store.connect() as con:
+        drawn = dict(con.execute("SELECT completion_id, inclusion_prob FROM review_sample").fetchall())
+    rows = store.completion_rows({"run_id": ["r1"]})
+    for model, own in rows.groupby("model"):
+        judge = {cid: (1.0 if probs[cid] >= 0.5 else 0.0) for cid in own["completion_id"]}
+        by_hand = (sum(judge.values()) + sum(((truth[cid] == "refused") - judge[cid]) / drawn[cid]
+                                             for cid in own["completion_id"] if cid in truth)) / len(own)
+        assert table.loc[model, "dr"] == pytest.approx(min(max(by_hand, 0), 1), abs=1e-12), model
+    done = cli(cli_env, "stats", "--db", audit["path"], "--judge", "prob", "--estimator", "ppi", "--by", "model",
+               "--runs", "r1", "--min-human", "1", "--json", check=0)
+    shown = {row["model"]: row["dr"] for row in json.loads(done.stdout)}
+    assert shown == pytest.approx(table["dr"].to_dict())
+
+
 def store_eligible(store: Store, run_id: str, probs: dict[str, float]) -> pd.DataFrame:
     """The run's eligible completions with their strata and the given scores (not the store's reading of them)."""
     with store.connect() as con:
