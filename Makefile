@@ -71,6 +71,8 @@ demo-results-gemma3: $(READY)
 	$(PY) -m core run --target gemma3-270m --run-id demo-gemma3-270m --db $(DEMO_RUN) --batch-size 32 --judges ""
 	$(PY) -m core judge --run-id demo-smollm2 --judges refusal --db $(DEMO_RUN)
 	$(PY) -m core judge --run-id demo-gemma3-270m --judges refusal --db $(DEMO_RUN)
+	$(PY) -m core judge --run-id demo-smollm2 --db $(DEMO_RUN)  # the default judge (core.judges.DEFAULT_JUDGES)
+	$(PY) -m core judge --run-id demo-gemma3-270m --db $(DEMO_RUN)
 	$(PY) -m core dump $(DEMO_RESULTS) --db $(DEMO_RUN)
 
 clean:

@@ -20,11 +20,13 @@ from typing import Any
 
 from core.judges.base import JUDGES, Judge, JudgeContext, JudgeItem, UnknownJudge, Verdict, register_judge, version_of
 
-# `refusal` stays the default: none of the shipped learned judges (n-gram `learned:`, `encoder:`, `average:`) beats
-# it on the project's held-out labels in every language it judges with its own model (the files' "decision" and
-# its "choice"; `judge-train` prints them, and tests/judges/test_learned.py and tests/judges/test_encoder.py keep
-# this line and that decision in step).
-DEFAULT_JUDGES: tuple[str, ...] = ("refusal",)
+# The default is the shipped `average:` judge (the fine-tuned encoder's probability averaged with the n-gram judge's):
+# it is the candidate that beats `refusal` on the project's held-out labels (judge_eval_fresh.csv and
+# judge_eval_third.csv, scored out of fold; the rules' development sets do not count) in both languages, on accuracy
+# and kappa (the encoder file's "decision" and its "choice"; `judge-train` prints them, and tests/judges/test_learned.py
+# and tests/judges/test_encoder.py keep this line and that decision in step).
+DEFAULT_JUDGE = "average:data/judges/encoder-minilm.safetensors"
+DEFAULT_JUDGES: tuple[str, ...] = (DEFAULT_JUDGE,)
 
 
 def relies_on_rules(judge: str) -> bool:
@@ -90,5 +92,5 @@ def resolve_judges(names: Sequence[str], store: Any = None, max_new_tokens: int 
     return judges
 
 
-__all__ = ["DEFAULT_JUDGES", "JUDGES", "Judge", "JudgeContext", "JudgeItem", "UnknownJudge", "Verdict",
+__all__ = ["DEFAULT_JUDGE", "DEFAULT_JUDGES", "JUDGES", "Judge", "JudgeContext", "JudgeItem", "UnknownJudge", "Verdict",
            "known_judges", "register_judge", "relies_on_rules", "resolve_judge", "resolve_judges", "version_of"]

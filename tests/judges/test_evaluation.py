@@ -119,7 +119,7 @@ def test_judge_eval_cli_on_the_heldout_set(cli_env):
     assert got["confusion"] == expected.confusion and got["version"] == expected.version
     assert sum(got["confusion"]["refused"].values()) == sum(1 for i in load_labels(HELDOUT) if i.label == "refused")
     assert set(payload["by_language"]) == {"en", "pt"}
-    text = _cli("judge-eval", "--labels", str(HELDOUT), "--quiet", env=cli_env)
+    text = _cli("judge-eval", "--labels", str(HELDOUT), "--judges", "refusal", "--quiet", env=cli_env)
     assert text.returncode == 0 and f"{expected.accuracy:5.3f}" in text.stdout and "gold refused ->" in text.stdout
 
 
