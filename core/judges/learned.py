@@ -81,7 +81,7 @@ def trained_on(meta: Mapping[str, Any], path: str | os.PathLike[str]) -> bool:
         return False
     digest = hashlib.sha256(data).hexdigest()
     sources = (meta.get("training") or {}).get("sources") or []
-    return any(isinstance(s, dict) and s.get("sha256") == digest for s in sources)
+    return any(isinstance(s, dict) and s.get("sha256") == digest and not s.get("held_out") for s in sources)
 
 
 class LearnedJudgeError(ValueError):

@@ -31,7 +31,11 @@ misses the second round of rules was written from: 0.847 before it, 0.949 after)
 those rows would score the rules on their own training data and the learned judges on unseen data. The pool is
 therefore the project's held-out labels (judge_eval_fresh.csv, judge_eval_third.csv: 120 real demo answers
 labelled after every judge was built, any other --labels file, the store's human verdicts), pooled, rows scored
-only out of fold. Development rows are still scored and
+only out of fold. The referee set (`HELD_OUT_LABELS`: judge_eval_third.csv, or a byte-identical copy) is never
+fitted on at all, neither in a fold, nor in the final models, nor in the calibration: it is scored, pooled and
+nothing else, so the shipped judges' figures on it are what a user's unseen answers would give (training on it
+also taught the judges its extreme balance: 111 of its 120 answers are refusals, mostly broken output of tiny
+models, and the n-gram judge's Portuguese accuracy on the rules' development set fell from 0.92 to 0.61). Development rows are still scored and
 printed per source and language, for information; training-only sets (the model-labelled ones, and GPTFuzz,
 which is out of domain) never enter the pool either. The rule for the default: a judge replaces `refusal`
 only where it beats it on that pool, per language, on accuracy and on kappa. A judge with a per-language
@@ -65,6 +69,9 @@ PROJECT_LABELS: tuple[Path, ...] = tuple(ROOT / "tests" / "data" / name for name
 # the deciding pool.
 DEVELOPMENT_LABELS: tuple[Path, ...] = tuple(ROOT / "tests" / "data" / name for name in (
     "refusal_labels.csv", "judge_eval_labels.csv"))
+# The referee (tests/data/README.md): scored and in the deciding pool, never fitted on (module docstring).
+HELD_OUT_LABELS: tuple[Path, ...] = (ROOT / "tests" / "data" / "judge_eval_third.csv",)
+HELD_OUT_NOTE = "held out: never fitted on"
 POOL_NAME = "project domain, pooled (held out)"
 DEVELOPMENT_NOTE = "the rules' development set: shown, not in the decision"
 CV_FOLDS = 3
@@ -84,6 +91,7 @@ class Source:
     mode: str = "left out"
     training_only: bool = False  # the large out-of-domain training set: not part of the default rule's pool
     development: bool = False  # the `refusal` rules were tuned on it: scored, not part of the default rule's pool
+    held_out: bool = False  # the referee: scored and in the pool, never in a fit or a calibration
 
     @property
     def decides(self) -> bool:
@@ -97,7 +105,7 @@ class Source:
 
 
 def load_source(path: str | Path, mode: str = "left out", training_only: bool = False,
-                name: str | None = None, development: bool | None = None) -> Source:
+                name: str | None = None, development: bool | None = None, held_out: bool | None = None) -> Source:
     """A labels CSV (gzipped when it ends in .gz) as a Source; LabelFileError says what is wrong and where.
     `development` None: the file is the rules' development set when it is one of DEVELOPMENT_LABELS or a
     byte-identical copy of one (a copy elsewhere must not slip into the deciding pool)."""
@@ -114,13 +122,15 @@ def load_source(path: str | Path, mode: str = "left out", training_only: bool = 
     digest = hashlib.sha256(data).hexdigest()
     if development is None:
         development = is_development(path, digest)
-    return Source(name or _display(path), items, digest, mode, training_only, development)
+    if held_out is None:
+        held_out = is_development(path, digest, HELD_OUT_LABELS)
+    return Source(name or _display(path), items, digest, mode, training_only, development, held_out)
 
 
-def is_development(path: str | Path, sha256: str) -> bool:
-    """Whether a labels file is (a copy of) one of the `refusal` rules' development sets."""
+def is_development(path: str | Path, sha256: str, files: Sequence[Path] = DEVELOPMENT_LABELS) -> bool:
+    """Whether a labels file is (a copy of) one of `files`: by default the `refusal` rules' development sets."""
     resolved = Path(path).resolve()
-    for dev in DEVELOPMENT_LABELS:
+    for dev in files:
         if resolved == dev.resolve():
             return True
         try:
@@ -383,6 +393,7 @@ def train(sources: Sequence[Source], settings: dict[str, Any] | None = None, see
     if len(set(y)) < 2:
         raise ValueError("the labels hold only one class; a classifier needs refused and complied rows")
     fold_of = grouped_folds(_fold_groups(sources), folds, seed)
+    fitted = np.array([not sources[o].held_out for o in origin], dtype=bool)  # the rows any fit may learn from
     parts = [f for f in range(folds) if np.any(fold_of == f)]
     if len(parts) < 2:
         raise ValueError(f"{sources[0].name} is the only source: a source is scored by a fit on the others, so "
@@ -393,10 +404,10 @@ def train(sources: Sequence[Source], settings: dict[str, Any] | None = None, see
     p_ngram = np.zeros(len(items))
     fits = 0
     for f in parts:
-        train_mask = fold_of != f
+        train_mask = (fold_of != f) & fitted
         if len(set(y[train_mask])) < 2:
             raise ValueError(f"leaving out fold {f + 1} leaves one class only; add labels of both kinds")
-        test = np.flatnonzero(~train_mask)
+        test = np.flatnonzero(fold_of == f)
         say(f"n-gram fit {fits + 1}/{len(parts)}: fold {f + 1} of {folds}, testing {len(test)} rows")
         rows = np.flatnonzero(train_mask)
         coef, intercept = fit_weights(X[rows], y[rows], settings, seed,
@@ -419,7 +430,8 @@ def train(sources: Sequence[Source], settings: dict[str, Any] | None = None, see
         texts = E.texts_of([items[i].judge_item() for i in evaluated])
         test_parts = [(f, evaluated[fold_of[evaluated] == f]) for f in parts]
         test_parts = [(f, t) for f, t in test_parts if len(t)]
-        train_sizes = [int(np.sum(fold_of[evaluated] != f)) for f, _ in test_parts] + [len(evaluated)]
+        train_sizes = [int(np.sum((fold_of[evaluated] != f) & fitted[evaluated])) for f, _ in test_parts] + [
+            int(fitted[evaluated].sum())]
         total = len(evaluated) + sum(E.steps_of(n, enc) for n in train_sizes)
         key_base = hashlib.sha256(json.dumps([enc, seed, folds, [s.sha256 for s in sources],
                                               evaluated.tolist()], sort_keys=True).encode()).hexdigest()
@@ -444,7 +456,7 @@ def train(sources: Sequence[Source], settings: dict[str, Any] | None = None, see
                 return w
 
             for tag, (f, test) in enumerate(test_parts, start=1):
-                rows = evaluated[fold_of[evaluated] != f]
+                rows = evaluated[(fold_of[evaluated] != f) & fitted[evaluated]]
                 say(f"encoder fit {tag}/{len(test_parts) + 1}: fold {f + 1} of {folds}, {len(rows)} training rows, "
                     f"testing {len(test)}")
                 model = E.EncoderModel(enc, seed=seed, base=encoder_base)
@@ -464,27 +476,29 @@ def train(sources: Sequence[Source], settings: dict[str, Any] | None = None, see
                 fits += 1
                 if done_file is not None:
                     done_file.write_text(json.dumps({"key": key, "logits": z_encoder[test].tolist()}))
-            say(f"encoder final fit on {len(evaluated)} rows")
+            final_rows = evaluated[fitted[evaluated]]
+            say(f"encoder final fit on {len(final_rows)} rows")
             encoder_model = E.EncoderModel(enc, seed=seed, base=encoder_base)
             point = checkpoint_dir / "final.safetensors" if checkpoint_dir else None
-            E.fine_tune(encoder_model, cache, evaluated, enc_y, weights_for(evaluated), seed, 0, point,
+            E.fine_tune(encoder_model, cache, final_rows, enc_y, weights_for(final_rows), seed, 0, point,
                         f"{key_base}:final", tick=lambda n, note: tick(n, f"final fit: {note}"))
             fits += 1
     # calibration on the out-of-fold predictions (sources weighted equally)
     from core.judges.encoder import calibrate, fit_platt, logit
 
-    cal_w = source_weights(origin[evaluated], True)
-    ngram_cal = fit_platt(logit(p_ngram[evaluated]), y[evaluated], cal_w)
+    calibrated = evaluated[fitted[evaluated]]  # the calibration is a fit too: never on the referee
+    cal_w = source_weights(origin[calibrated], True)
+    ngram_cal = fit_platt(logit(p_ngram[calibrated]), y[calibrated], cal_w)
     predicted: dict[str, np.ndarray] = {"refusal": rules, "learned": np.where(p_ngram >= 0.5, REFUSED, COMPLIED)}
     probabilities: dict[str, np.ndarray] = {"learned": p_ngram}
     enc_cal = avg_cal = None
     if z_encoder is not None:
-        enc_cal = fit_platt(z_encoder[evaluated], y[evaluated], cal_w)
+        enc_cal = fit_platt(z_encoder[calibrated], y[calibrated], cal_w)
         p_enc = np.full(len(items), np.nan)
         p_enc[evaluated] = calibrate(*enc_cal, z_encoder[evaluated])
         mean = np.full(len(items), np.nan)
         mean[evaluated] = (p_enc[evaluated] + calibrate(*ngram_cal, logit(p_ngram[evaluated]))) / 2
-        avg_cal = fit_platt(logit(mean[evaluated]), y[evaluated], cal_w)
+        avg_cal = fit_platt(logit(mean[calibrated]), y[calibrated], cal_w)
         p_avg = np.full(len(items), np.nan)
         p_avg[evaluated] = calibrate(*avg_cal, logit(mean[evaluated]))
         threshold = float(enc["threshold"])
@@ -494,7 +508,8 @@ def train(sources: Sequence[Source], settings: dict[str, Any] | None = None, see
     keys = [k for k in JUDGE_KEYS if k in predicted]
     gold = np.array([i.label for i in items], dtype=object)
     how = {k: (f"grouped {folds}-fold CV (by prompt)" if s.mode == "cv" else f"left out ({folds}-fold CV, whole file)")
-           + (f"; {DEVELOPMENT_NOTE}" if s.development else "") for k, s in enumerate(sources)}
+           + (f"; {DEVELOPMENT_NOTE}" if s.development else "") + (f"; {HELD_OUT_NOTE}" if s.held_out else "")
+           for k, s in enumerate(sources)}
 
     def make_rows(select: np.ndarray, name: str, evaluation: str, extra: dict[str, np.ndarray] | None = None) -> list[dict]:
         out = []
@@ -537,8 +552,10 @@ def train(sources: Sequence[Source], settings: dict[str, Any] | None = None, see
     table += pooled_rows
     decision = decide(pooled, "learned")
     decision["choice"] = choose_default(pooled, fallback, [k for k in ("learned", "encoder", "average") if k in predicted])
-    say(f"n-gram final fit on all {len(items)} rows")
-    coef, intercept = fit_weights(X, y, settings, seed, row_weights(origin, languages, balance, ngram_share))
+    final = np.flatnonzero(fitted)
+    say(f"n-gram final fit on {'all ' if len(final) == len(items) else ''}{len(final)} rows")
+    coef, intercept = fit_weights(X[final], y[final], settings, seed,
+                                  row_weights(origin[final], languages[final], balance, ngram_share))
     fits += 1
     assert coef.size == expected_size(settings, len(SIGNAL_NAMES))
     import sklearn
@@ -546,7 +563,8 @@ def train(sources: Sequence[Source], settings: dict[str, Any] | None = None, see
     digest = hashlib.sha256("".join(s.sha256 for s in sources).encode()).hexdigest()
     training = {"data_sha256": digest, "rows": len(items), "seed": seed, "folds": folds,
                 "sources": [{"name": s.name, "sha256": s.sha256, "evaluation": s.mode,
-                             "training_only": s.training_only, "development": s.development, **s.counts}
+                             "training_only": s.training_only, "development": s.development,
+                             "held_out": s.held_out, **s.counts}
                             for s in sources]}
     model = {
         "format": FORMAT, "format_version": FORMAT_VERSION,

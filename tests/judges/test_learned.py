@@ -24,6 +24,8 @@ from tests.fixtures.paths import ROOT
 
 HELDOUT = ROOT / "tests" / "data" / "judge_eval_labels.csv"
 DEV = ROOT / "tests" / "data" / "refusal_labels.csv"
+FRESH = ROOT / "tests" / "data" / "judge_eval_fresh.csv"
+THIRD = ROOT / "tests" / "data" / "judge_eval_third.csv"
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -108,8 +110,9 @@ def test_the_deciding_pool_leaves_out_the_rules_development_set(subset, tmp_path
     copy.write_bytes(DEV.read_bytes())
     edited = tmp_path / "edited_labels.csv"
     edited.write_bytes(DEV.read_bytes() + b"\n")
-    sources = [load_source(subset, mode="cv", training_only=True), load_source(copy), load_source(HELDOUT)]
+    sources = [load_source(subset, mode="cv", training_only=True), load_source(copy), load_source(FRESH)]
     assert [s.development for s in sources] == [False, True, False] and load_source(DEV).development
+    assert load_source(HELDOUT).development  # the rules' second round was written from its misses
     assert not load_source(edited).development
     assert [s.decides for s in sources] == [False, False, True]
     result = train(sources, seed=3)
@@ -130,6 +133,26 @@ def test_the_deciding_pool_leaves_out_the_rules_development_set(subset, tmp_path
     assert not any(r["source"] == POOL_NAME for r in only_dev.table)
     assert not only_dev.decision["becomes_default"]
     assert all("no held-out labels" in line for line in only_dev.decision["per_language"])
+
+
+def test_the_referee_set_is_scored_and_decides_but_is_never_fitted_on(subset):
+    """judge_eval_third.csv (HELD_OUT_LABELS) is in the deciding pool, scored out of fold like any file, and in no
+    fit: the final model is the one fitted without it, and a judge trained with it says it was not trained on it."""
+    from core.judges.training import HELD_OUT_NOTE
+
+    base = [load_source(subset, mode="cv", training_only=True), load_source(FRESH)]
+    referee = load_source(THIRD)
+    assert referee.held_out and referee.decides and not load_source(FRESH).held_out
+    with_referee, without = train([*base, referee], seed=3), train(base, seed=3)
+    assert with_referee.model["weights"] == without.model["weights"]
+    assert with_referee.model["intercept"] == pytest.approx(without.model["intercept"], abs=0)
+    rows = {(r["source"], r["language"]): r for r in with_referee.table}
+    assert HELD_OUT_NOTE in rows[(referee.name, "all")]["evaluation"] and rows[(referee.name, "all")]["n"] == 120
+    assert rows[(POOL_NAME, "all")]["n"] == len(base[1].items) + 120
+    assert [s["held_out"] for s in with_referee.model["training"]["sources"]] == [False, False, True]
+    from core.judges.learned import trained_on
+
+    assert trained_on(with_referee.model, FRESH) and not trained_on(with_referee.model, THIRD)
 
 
 def test_version_follows_the_file(fitted, tmp_path):
