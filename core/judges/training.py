@@ -433,7 +433,7 @@ def train(sources: Sequence[Source], settings: dict[str, Any] | None = None, see
         train_sizes = [int(np.sum((fold_of[evaluated] != f) & fitted[evaluated])) for f, _ in test_parts] + [
             int(fitted[evaluated].sum())]
         total = len(evaluated) + sum(E.steps_of(n, enc) for n in train_sizes)
-        key_base = hashlib.sha256(json.dumps([enc, seed, folds, [s.sha256 for s in sources],
+        key_base = hashlib.sha256(json.dumps([enc, seed, folds, [[s.sha256, s.held_out] for s in sources],
                                               evaluated.tolist()], sort_keys=True).encode()).hexdigest()
         z_encoder = np.full(len(items), np.nan)
         with Meter("fine-tuning the encoder", total=total, unit="step", quiet=quiet) as meter:
