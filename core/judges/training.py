@@ -314,7 +314,7 @@ def fallback_languages(pooled: dict[str, dict[str, Any]], key: str) -> dict[str,
 def choose_default(pooled: dict[str, dict[str, Any]], fallback: dict[str, dict[str, Any]],
                    keys: Sequence[str]) -> dict[str, Any]:
     """The project's rule over every candidate (with its fallback applied where it has one): the candidate that
-    qualifies (module docstring) with the best pooled accuracy becomes the default, else `refusal` stays."""
+    qualifies (module docstring) with the best pooled accuracy (then kappa) becomes the default, else `refusal` stays."""
     lines, qualified = [], []
     for key in keys:
         falls = fallback.get(key, {})
@@ -335,8 +335,11 @@ def choose_default(pooled: dict[str, dict[str, Any]], fallback: dict[str, dict[s
                 lines.append(f"{key}, {language} (n={row['n']}): {_figures(row, key)}: does not beat refusal")
         if ok and beaten:
             qualified.append(key)
-    best = max(qualified, key=lambda k: (pooled["all"].get(f"{k}+fallback_accuracy") or pooled["all"][f"{k}_accuracy"]),
-               default=None) if qualified else None
+    def score(key: str, metric: str) -> float:
+        return pooled["all"].get(f"{key}+fallback_{metric}") or pooled["all"][f"{key}_{metric}"]
+
+    # the best pooled accuracy; kappa breaks a tie (the rule asks for both)
+    best = max(qualified, key=lambda k: (score(k, "accuracy"), score(k, "kappa")), default=None) if qualified else None
     summary = (f"`{best}` beats refusal where it uses its model and is the rules where it falls back: it becomes "
                "the default judge" if best else "the default judge stays `refusal`: no candidate beats it on the "
                "project's held-out labels in every language it judges with its own model")
