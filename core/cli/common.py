@@ -171,7 +171,8 @@ def say_selection(args: argparse.Namespace, store, filters: dict) -> str:
 
 
 def chosen_judge(args: argparse.Namespace, store) -> str:
-    """--judge, else the store's default judge (refusal, or the one with the most verdicts), said on stderr."""
+    """--judge, else the store's default judge (Store.default_judge: the default judge, else refusal, else the one
+    with the most verdicts), said on stderr."""
     if args.judge:
         return args.judge
     chosen = store.default_judge()

@@ -223,7 +223,8 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     judge_train.add_argument("--folds", type=int, default=3, help="folds of the grouped cross-validation (default 3)")
     judge_train.add_argument("--no-project-labels", action="store_true",
                              help="leave out the project's labelled files tests/data/{judge_eval_labels,"
-                             "judge_eval_fresh,refusal_labels}.csv (by default each is scored left out, then trained on)")
+                             "judge_eval_fresh,judge_eval_third,refusal_labels}.csv (by default each is scored left "
+                             "out, then trained on, except judge_eval_third.csv: the referee, never trained on)")
     judge_train.add_argument("--seed", type=int, default=0, help="CV fold assignment and solver seed")
     judge_train.add_argument("--json", action="store_true", help="print one JSON value instead of text")
     judge_train.add_argument("--quiet", action="store_true", help="no progress lines")
