@@ -13,6 +13,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from bench import serve
 from core.cli import main
+from core.judges import DEFAULT_JUDGE
 from core.judges.refusal import no_rules_mark
 from core.store import Store
 from tests.fixtures.charts import heatmaps, rendered_heatmap
@@ -55,10 +56,10 @@ def test_the_walk_through_stores_the_population_and_real_answers(es_db):
     assert rows["completion"].str.len().gt(0).all()  # the model really answered
     # every counterfactual id holds one probe per group, and the verdicts say the judge has no Spanish rules
     assert rows.groupby("counterfactual_id")["group"].nunique().eq(6).all()
-    judged = store.judged("refusal")
-    assert judged["label"].isin(["refused", "complied"]).all()
+    judged = store.judged(DEFAULT_JUDGE)  # the run's default judge
+    assert judged["label"].isin(["refused", "complied"]).all() and len(judged) == 30
     detail = store.completion_detail(rows["completion_id"].iloc[0])
-    rationale = detail["verdicts"].set_index("judge").at["refusal", "rationale"]
+    rationale = detail["verdicts"].set_index("judge").at[DEFAULT_JUDGE, "rationale"]
     assert rationale.startswith(no_rules_mark("es"))
 
 

@@ -11,6 +11,7 @@ import pytest
 from core.vocab import taxonomy
 from core.probes.builder import BUNDLED_PROBES
 from core.probes.loader import load_probes
+from core.judges import DEFAULT_JUDGE
 from core.store import Store
 from tests.fixtures.paths import ROOT
 from tests.fixtures.cli import core_command, run_cli
@@ -52,7 +53,8 @@ def test_stats_by_model_group_returns_one_row_per_group(demo_db, cli_env):
     assert sorted((r["model"], r["group"]) for r in rows) == sorted((m, g) for m in models for g in groups)
     # the CLI's numbers agree with a recount from the exported completions (attack probes only)
     exported = Store(demo_db, readonly=True).completion_rows({"kind": "attack"})
-    recount = exported.groupby(["model", "group"])["verdict_refusal"].agg(
+    assert "using judge " + DEFAULT_JUDGE in result.stderr  # the demo holds the default judge's verdicts
+    recount = exported.groupby(["model", "group"])[f"verdict_{DEFAULT_JUDGE}"].agg(
         n="size", refused=lambda s: int((s == "refused").sum()))
     for row in rows:
         cell = recount.loc[(row["model"], row["group"])]

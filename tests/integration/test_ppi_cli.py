@@ -29,7 +29,7 @@ def test_stats_estimator_ppi_end_to_end(db_path, cli_env, tmp_path):
     db = ["--db", str(db_path)]
     run = cli(["run", "--target", "smollm2", "--languages", "en", "--groups", "black,women", "--strategies",
                "chaining,persona_assign", "--per-cell", "3", "--max-new-tokens", "8", "--run-id", "e2e",
-               "--quiet", "--json", *db], cli_env)
+               "--judges", "refusal", "--quiet", "--json", *db], cli_env)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["completions"] == 12  # 2 groups x 2 strategies x 3 probes
 
