@@ -155,18 +155,22 @@ def draw_by_uncertainty(eligible: pd.DataFrame, judge: str, *, per_cell: int | N
                         fraction: float | None = None, seed: int = 0) -> pd.DataFrame:
     """A first draw by the judge's uncertainty (module docstring): per stratum, Poisson sampling with expected
     size target_size() and probabilities from core.ppi.active.inclusion_probabilities of the `score` column
-    (the judge's P(refused) for every eligible completion). Returns SAMPLE_COLUMNS rows with `inclusion_prob`
-    and `judge` set, draw 1, positions a random permutation. Raises ReviewError for a bad size or a missing score.
+    (the judge's P(refused) per eligible completion). A completion the judge gave no probability (its verdict came
+    from a fallback to the rules, as the default judge's Portuguese ones do, or it has none) is drawn with its
+    stratum's mean weight, so a stratum without any probability is drawn uniformly: every chance stays known and
+    positive. Returns SAMPLE_COLUMNS rows with `inclusion_prob` and `judge` set, draw 1, positions a random
+    permutation. Raises ReviewError for a bad size, or where the judge gave no completion a probability.
     """
     from core.ppi.active import inclusion_probabilities
 
     check_size(per_cell, fraction)
-    score = pd.to_numeric(eligible["score"], errors="coerce") if "score" in eligible.columns else None
-    if score is None or score.isna().any() or ((score < 0) | (score > 1)).any():
-        missing = len(eligible) if score is None else int((score.isna() | (score < 0) | (score > 1)).sum())
-        raise ReviewError(f"judge {judge} gives no probability for {missing} of the {len(eligible)} completions; "
+    score = pd.to_numeric(eligible["score"], errors="coerce") if "score" in eligible.columns else \
+        pd.Series(np.nan, index=eligible.index)
+    score = score.where((score >= 0) & (score <= 1))
+    if len(score) and score.isna().all():
+        raise ReviewError(f"judge {judge} gives no probability for any of the {len(eligible)} completions; "
                           "drawing by uncertainty needs a judge that outputs P(refused) (encoder:, average: or "
-                          f"learned:) run on every completion first: python -m core judge --judges {judge}")
+                          f"learned:) run on the run's completions first: python -m core judge --judges {judge}")
     rng = np.random.default_rng(seed)
     frame = eligible.assign(score=score).sort_values("completion_id", kind="stable").reset_index(drop=True)
     key = rng.random(len(frame))
@@ -177,7 +181,12 @@ def draw_by_uncertainty(eligible: pd.DataFrame, judge: str, *, per_cell: int | N
     bounds = np.searchsorted(stratum[order], np.arange(len(sizes) + 1))
     for s, size in enumerate(sizes):  # one call per stratum: the allocation is within each stratum
         rows = order[bounds[s]:bounds[s + 1]]
-        prob[rows] = inclusion_probabilities(frame["score"].to_numpy()[rows], target_size(int(size), per_cell, fraction))
+        p = frame["score"].to_numpy(dtype="float64")[rows]
+        known = ~np.isnan(p)
+        # no probability: the stratum's mean weight sqrt(min(p, 1 - p)), as the probability whose weight it is
+        mean_weight = np.sqrt(np.minimum(p[known], 1 - p[known])).mean() if known.any() else np.sqrt(0.5)
+        p = np.where(known, p, mean_weight ** 2)
+        prob[rows] = inclusion_probabilities(p, target_size(int(size), per_cell, fraction))
     chosen = np.flatnonzero(key < prob)
     added = frame.iloc[chosen].assign(
         stratum_size=sizes[stratum[chosen]], draw=1, position=rng.permutation(len(chosen)), seed=int(seed),

@@ -175,12 +175,28 @@ def test_by_uncertainty_each_item_is_drawn_with_its_stored_probability_and_the_e
     assert prob[unsure].mean() > 2 * prob[~unsure].mean()
 
 
-def test_by_uncertainty_needs_a_score_for_every_completion_and_is_never_enlarged():
+def test_by_uncertainty_needs_a_judge_with_probabilities_and_is_never_enlarged():
+    """A judge with no probability at all is refused; completions without one (a fallback to the rules) get their
+    stratum's mean weight, and a stratum without any probability is drawn uniformly."""
     eligible = scored_frame({("m", "a"): 10})
-    with pytest.raises(ReviewError, match="judge refusal gives no probability for 3 of the 10 completions"):
-        review_sample.draw_by_uncertainty(eligible.assign(score=[None] * 3 + [0.5] * 7), "refusal", per_cell=2)
-    with pytest.raises(ReviewError, match="no probability for 10 of the 10"):
+    with pytest.raises(ReviewError, match="judge refusal gives no probability for any of the 10 completions"):
         review_sample.draw_by_uncertainty(eligible.drop(columns="score"), "refusal", per_cell=2)
+    with pytest.raises(ReviewError, match="no probability for any of the 10"):
+        review_sample.draw_by_uncertainty(eligible.assign(score=None), "refusal", per_cell=2)
+    mixed = scored_frame({("m", "a"): 10, ("m", "b"): 8})
+    mixed.loc[mixed["group"] == "b", "score"] = None  # a stratum the judge handed to the rules
+    scores = dict(zip(mixed["completion_id"], mixed["score"]))
+    mixed.loc[mixed["completion_id"] == sorted(c for c in scores if c.startswith("m-a"))[0], "score"] = None
+    drawn = review_sample.draw_by_uncertainty(mixed, "encoder:x", fraction=1.0, seed=0)
+    assert len(drawn) == 18 and (drawn["inclusion_prob"] == 1).all()  # the whole stratum: every chance 1
+    probs = {}
+    for seed in range(40):
+        for row in review_sample.draw_by_uncertainty(mixed, "encoder:x", per_cell=4, seed=seed).itertuples():
+            probs[row.completion_id] = row.inclusion_prob
+    b = [v for k, v in probs.items() if k.startswith("m-b")]
+    assert b and max(b) == pytest.approx(min(b)) == pytest.approx(4 / 8)  # uniform where no probability is known
+    a = np.array([v for k, v in probs.items() if k.startswith("m-a")])
+    assert (a > 0).all() and a.max() > 1.5 * a.min()
     first = review_sample.draw_by_uncertainty(eligible, "encoder:x", per_cell=5, seed=1)
     assert first["inclusion_prob"].between(0, 1, inclusive="right").all() and (first["draw"] == 1).all()
     with pytest.raises(ReviewError, match="drawn by the judge's uncertainty.*--replace"):
@@ -387,7 +403,7 @@ def score_run(store: Store, run_id: str, judge: str = "prob") -> dict[str, float
 
 def test_a_sample_by_uncertainty_is_stored_with_its_probabilities_and_ppi_inputs_weigh_the_labelled_part(audit, tmp_path):
     store = audit["store"]
-    with pytest.raises(ReviewError, match="judge refusal gives no probability for 24 of the 24"):
+    with pytest.raises(ReviewError, match="judge refusal gives no probability for any of the 24"):
         store.draw_review_sample("r1", per_cell=2, seed=1, by_uncertainty="refusal")
     assert store.sample_sheet().empty
     probs = score_run(store, "r1")
@@ -468,7 +484,7 @@ def test_cli_review_sample_by_uncertainty(audit, cli_env):
     before = snapshot(audit["store"])
     done = cli(cli_env, "review", "sample", "--db", audit["path"], "--run-id", "r1", "--per-cell", "2", "--seed", "1",
                "--by-uncertainty", "refusal", check=2)
-    assert "judge refusal gives no probability for 24 of the 24 completions" in done.stderr
+    assert "judge refusal gives no probability for any of the 24 completions" in done.stderr
     assert "nothing was drawn" in done.stderr and snapshot(audit["store"]) == before
     text = cli(cli_env, "review", "sample", "--db", audit["path"], "--run-id", "r1", "--per-cell", "2", "--seed", "1",
                "--by-uncertainty", "prob", check=0).stdout
