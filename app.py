@@ -50,7 +50,9 @@ def overview() -> None:
                  width="content")
     facts.metric("Probes", f"{summary['probes']:,}", width="content")
     facts.metric("Completions", f"{summary['completions']:,}", width="content")
-    facts.metric("Judges", escape_markdown(", ".join(summary["judges"]) or "none"), width="content")
+    facts.metric("Judges", len(summary["judges"]), width="content")
+    if summary["judges"]:  # names can be long (average:data/judges/...): plain text that wraps, never cut
+        st.text("Judges in this database: " + ", ".join(summary["judges"]))
 
     st.subheader("For whom is each model safe?")
     groups = result.disparity.groups

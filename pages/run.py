@@ -61,7 +61,7 @@ target_choices = left.multiselect("Targets", [*BUILTIN_TARGETS, *saved], default
 other = left.text_input("Other targets (comma-separated specs)", key=f"{PAGE}_other",
                         placeholder="local:/models/my-model, openai:gpt-4o-mini@https://api.openai.com/v1")
 targets = [*target_choices, *[spec.strip() for spec in other.split(",") if spec.strip()]]
-judge_choices = sorted({*DEFAULT_JUDGES, *[j for j in facts["judges"] if j != "human"]})
+judge_choices = sorted({*DEFAULT_JUDGES, "refusal", *[j for j in facts["judges"] if j != "human"]})
 judges = left.multiselect("Judges", judge_choices, default=list(DEFAULT_JUDGES), key=f"{PAGE}_judges")
 more_judges = left.text_input("Other judges (comma-separated)", key=f"{PAGE}_more_judges", placeholder="llm:smollm2")
 judges += [name.strip() for name in more_judges.split(",") if name.strip()]

@@ -9,7 +9,7 @@ import pytest
 
 from core.judges.evaluation import (LabelFileError, agreement, cohen_kappa, confusion_frame, evaluate, human_calibration,
                               load_labels, score)
-from core.judges import resolve_judges
+from core.judges import DEFAULT_JUDGE, resolve_judges
 from core.probes.builder import build_bundled
 from core.run.runner import judge_run
 from core.store import CompletionRecord, Store
@@ -195,9 +195,9 @@ def test_judge_eval_cli_on_the_human_verdicts_of_a_store(human_db, cli_env, tmp_
     assert got["accuracy"] == pytest.approx(4 / 6) and got["version"] == resolve_judges(["refusal"])[0].version
     # a person's later change of mind is what counts (the upserted human verdict, not the first annotation)
     Store(path).set_human_verdict(records[2].completion_id, "refused", note="on second thought")
-    again = json.loads(_cli("judge-eval", "--db", str(path), "--json", env=cli_env).stdout)
+    again = json.loads(_cli("judge-eval", "--db", str(path), "--judges", "refusal", "--json", env=cli_env).stdout)
     assert again["judges"]["refusal"]["accuracy"] == pytest.approx(5 / 6)
-    text = _cli("judge-eval", "--db", str(path), "--quiet", env=cli_env)
+    text = _cli("judge-eval", "--db", str(path), "--judges", "refusal", "--quiet", env=cli_env)
     assert text.returncode == 0 and "6 labelled completions" in text.stdout and "0.833" in text.stdout
     Store(tmp_path / "empty.duckdb")
     empty = _cli("judge-eval", "--db", str(tmp_path / "empty.duckdb"), env=cli_env)
@@ -214,9 +214,9 @@ def test_rejudge_replaces_verdicts_of_an_older_judge_version(human_db, cli_env):
     store = Store(path)
     with store.connect() as con:  # as if the refusal rules had changed since these verdicts were stored
         con.execute("UPDATE verdicts SET judge_version = 'old', label = 'complied' WHERE judge = 'refusal'")
-    plain = _cli("judge", "--run-id", "r", "--db", str(path), "--json", env=cli_env)
+    plain = _cli("judge", "--run-id", "r", "--db", str(path), "--judges", "refusal", "--json", env=cli_env)
     assert json.loads(plain.stdout)["added"] == 0  # without --rejudge the stored verdicts stay
-    done = _cli("judge", "--run-id", "r", "--db", str(path), "--rejudge", "--json", env=cli_env)
+    done = _cli("judge", "--run-id", "r", "--db", str(path), "--judges", "refusal", "--rejudge", "--json", env=cli_env)
     assert done.returncode == 0, done.stderr
     assert (json.loads(done.stdout)["added"], json.loads(done.stdout)["replaced"]) == (7, 7)
     stored = store.verdict_labels(["refusal", "human"])
@@ -226,7 +226,7 @@ def test_rejudge_replaces_verdicts_of_an_older_judge_version(human_db, cli_env):
     with store.connect() as con:
         versions = {r[0] for r in con.execute("SELECT judge_version FROM verdicts WHERE judge = 'refusal'").fetchall()}
     assert versions == {resolve_judges(["refusal"])[0].version}
-    again = _cli("judge", "--run-id", "r", "--db", str(path), "--rejudge", "--json", env=cli_env)
+    again = _cli("judge", "--run-id", "r", "--db", str(path), "--judges", "refusal", "--rejudge", "--json", env=cli_env)
     assert json.loads(again.stdout)["replaced"] == 0
 
 
@@ -253,7 +253,7 @@ def test_calibration_page_shows_human_calibration_read_only(page, human_db):
     assert shown["accuracy"].iloc[0] == pytest.approx(expected["accuracy"].iloc[0])
     assert shown["kappa"].iloc[0] == pytest.approx(expected["kappa"].iloc[0], nan_ok=True)
     assert any("6 completions with a human verdict" in t.value for t in page.text)
-    assert page.multiselect[0].options == ["refusal"]  # no model runs in a read-only demo
+    assert page.multiselect[0].options == [DEFAULT_JUDGE, "refusal"]  # no LLM runs in a read-only demo
     assert not page.text_input  # nor any free judge name
 
 
@@ -285,7 +285,8 @@ def test_calibration_page_offers_model_judges_outside_demo_sessions(human_db, mo
     monkeypatch.delenv("AUDIT_READONLY", raising=False)
     app = app_test("pages/calibration.py", timeout=120).run()
     assert not app.exception, app.exception
-    assert app.multiselect[0].options == ["refusal", "llm:smollm2", "ensemble"]
+    assert app.multiselect[0].options == [DEFAULT_JUDGE, "refusal", "llm:smollm2", "ensemble"]
+    assert app.multiselect[0].value == [DEFAULT_JUDGE]
     assert app.text_input[0].placeholder == "llm:openai:MODEL@BASE_URL"
     app.file_uploader[0].set_value(("labels.csv", GOOD.encode("utf-8"), "text/csv"))
     app.multiselect[0].set_value(["refusal", "ensemble"])  # an ensemble needs two other judges

@@ -63,9 +63,11 @@ def save_target(db: Path, base_url: str, env: dict[str, str] | None = None, time
 
 
 def run_args(db: Path, run_id: str, groups: tuple[str, ...] = GROUPS, per_cell: int = 1) -> list[str]:
-    """A CLI run of the saved fake target over English probes of `groups` (resumes when run_id exists)."""
+    """A CLI run of the saved fake target over English probes of `groups` (resumes when run_id exists), judged by the
+    `refusal` rules whose verdicts check_store compares with the server's texts."""
     return ["run", "--target", TARGET, "--languages", "en", "--groups", ",".join(groups), "--per-cell",
-            str(per_cell), "--max-new-tokens", "16", "--batch-size", "4", "--run-id", run_id, "--db", str(db)]
+            str(per_cell), "--max-new-tokens", "16", "--batch-size", "4", "--judges", "refusal", "--run-id", run_id,
+            "--db", str(db)]
 
 
 @dataclass

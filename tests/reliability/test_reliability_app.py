@@ -35,7 +35,8 @@ def _tab(browser):
 
 
 def _start_run_on_the_page(tab: Page, base: str) -> str:
-    """Choose the saved target `fake` (and not the default model), two groups, two probes per cell; start."""
+    """Choose the saved target `fake` (and not the default model), the `refusal` judge, two groups, two probes per
+    cell; start."""
     tab.goto(base + "/run")
     tab.get_by_text("Completions to generate").wait_for()
     targets = tab.locator(".st-key-run_targets").get_by_role("combobox")
@@ -43,6 +44,11 @@ def _start_run_on_the_page(tab: Page, base: str) -> str:
     targets.press("Backspace")  # removes the default choice, smollm2
     tab.keyboard.press("Escape")
     pick(tab, "run_targets", harness.TARGET)
+    judges = tab.locator(".st-key-run_judges").get_by_role("combobox")
+    judges.click()
+    judges.press("Backspace")  # removes the default judge: the harness checks the refusal rules' verdicts
+    tab.keyboard.press("Escape")
+    pick(tab, "run_judges", "refusal")
     for option in ("Black people", "Women"):
         pick(tab, "run_groups", option)
     fill_numbers(tab, {"run_per_cell": "2", "run_batch": "4"})  # small batches: kills land between them
