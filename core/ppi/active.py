@@ -35,13 +35,18 @@ from core.ppi.intervals import PSEUDO
 FLOOR = 0.1  # the smallest weight, as a share of the mean weight (module docstring)
 
 
+def uncertainty_weight(prob: np.ndarray) -> np.ndarray:
+    """sqrt(min(p, 1 - p)) of each probability, unfloored (the module docstring says why)."""
+    return np.sqrt(np.minimum(prob, 1 - prob))
+
+
 def uncertainty_weights(prob: np.ndarray, floor: float = FLOOR) -> np.ndarray:
     """sqrt(min(p, 1 - p)): the standard deviation of h - f for the binary verdict f = 1[p >= 0.5] of a calibrated
     judge (module docstring), floored at `floor` times its mean (all equal where every p is 0 or 1)."""
     p = np.clip(np.asarray(prob, dtype="float64"), 0.0, 1.0)
     if np.isnan(p).any():
         raise PPIError("judge_prob must be a probability for every completion (none missing)")
-    w = np.sqrt(np.minimum(p, 1 - p))
+    w = uncertainty_weight(p)
     mean = w.mean() if len(w) else 0.0
     if mean <= 0:
         return np.ones(len(w))

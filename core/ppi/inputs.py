@@ -45,10 +45,18 @@ def inclusion_values(sample: pd.DataFrame) -> np.ndarray:
     return pi
 
 
-def mixed_design(stratum: np.ndarray, poisson: np.ndarray, S: int) -> int:
-    """The first stratum (code in 0..S-1) holding both items with and without an inclusion probability, or -1:
-    a stratum is either a simple random sample or a Poisson sample, and the estimators read it as one."""
+def check_one_design(stratum: np.ndarray, poisson: np.ndarray, strata: pd.DataFrame) -> None:
+    """PPIError naming the first stratum (a row of `strata`, by code in `stratum`) that holds items both with and
+    without an inclusion probability: a stratum is either a simple random sample or a Poisson sample, and the
+    estimators (CorrectedRates, judge_error) read it as one."""
+    if not poisson.any():
+        return
+    S = len(strata)
     with_pi = np.bincount(stratum, weights=poisson.astype(float), minlength=S)
     without = np.bincount(stratum, weights=(~poisson).astype(float), minlength=S)
     both = np.flatnonzero((with_pi > 0) & (without > 0))
-    return int(both[0]) if len(both) else -1
+    if len(both):
+        where = ", ".join(f"{k}={v}" for k, v in strata.iloc[int(both[0])].to_dict().items())
+        raise PPIError(f"sample: stratum {where} mixes items with and without an inclusion_prob; a stratum is "
+                       "either a stratified random sample (no inclusion_prob) or drawn by the judge's "
+                       "uncertainty (every item's inclusion_prob)")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.ppi.inputs import STRATA, PPIError, inclusion_values, label_values, mixed_design
+from core.ppi.inputs import STRATA, PPIError, check_one_design, inclusion_values, label_values
 from core.stats import adjust_pvalues, wilson, z_quantile
 
 
@@ -75,10 +75,7 @@ def judge_error(sample: pd.DataFrame, by: Sequence[str] = ("language", "group"),
     poisson = ~np.isnan(pi)
     if poisson.any():
         stratum, keys = pd.MultiIndex.from_frame(frame[list(STRATA)]).factorize()
-        mixed = mixed_design(stratum, poisson, len(keys))
-        if mixed >= 0:
-            raise PPIError(f"sample: stratum {dict(zip(STRATA, keys[mixed]))} mixes items with and without an "
-                           "inclusion_prob")
+        check_one_design(stratum, poisson, keys.to_frame(index=False))
     if population is not None:
         sizes = population.groupby(list(STRATA), dropna=False, observed=True)["n"].sum().rename("_N").reset_index()
         frame = frame.merge(sizes, on=list(STRATA), how="left")

@@ -99,7 +99,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.ppi.inputs import COUNTS, MIN_STRATUM, STRATA, PPIError, inclusion_values, label_values, mixed_design
+from core.ppi.inputs import COUNTS, MIN_STRATUM, STRATA, PPIError, check_one_design, inclusion_values, label_values
 from core.ppi.intervals import PSEUDO
 from core.ppi.moments import ALL_MOMENTS, MOMENTS, combine_codes, index_ranges, poisson_variance, sample_variance
 from core.ppi.pooled import (CELL_ALPHA, GATE_ALPHA, MIN_GROUPS, POOL, SCOPES, PooledCells, PoolFit, combo_design_var,
@@ -209,12 +209,7 @@ class CorrectedRates:
         pi = inclusion_values(sample)
         poisson_item = ~np.isnan(pi)
         item_s = s_of[piece] if P else np.zeros(0, dtype="int64")
-        mixed = mixed_design(item_s, poisson_item, S) if poisson_item.any() else -1
-        if mixed >= 0:
-            stratum = ", ".join(f"{k}={v}" for k, v in self._strata.iloc[mixed].to_dict().items())
-            raise PPIError(f"sample: stratum {stratum} mixes items with and without an inclusion_prob; a stratum is "
-                           "either a stratified random sample (no inclusion_prob) or drawn by the judge's "
-                           "uncertainty (every item's inclusion_prob)")
+        check_one_design(item_s, poisson_item, self._strata)
         with np.errstate(invalid="ignore", divide="ignore"):
             a = np.where(poisson_item, 1 / pi, 0.0)
             b = np.where(poisson_item, (1 - pi) / pi ** 2, 0.0)

@@ -104,6 +104,17 @@ def changed_strata(eligible: pd.DataFrame, existing: pd.DataFrame) -> pd.DataFra
                          if now.get(key, 0) != size], columns=columns)
 
 
+def _keyed(eligible: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """What every draw starts from: the eligible frame sorted by completion id (so a seed draws the same sample
+    whatever order DuckDB returned), one uniform key per completion (sampled or not, see the module doc), each
+    row's stratum code and each stratum's size."""
+    frame = eligible.sort_values("completion_id", kind="stable").reset_index(drop=True)
+    key = rng.random(len(frame))
+    stratum = frame.groupby(list(STRATA), sort=True, dropna=False).ngroup().to_numpy()
+    sizes = np.bincount(stratum, minlength=int(stratum.max()) + 1 if len(stratum) else 0)
+    return frame, key, stratum, sizes
+
+
 def draw_sample(eligible: pd.DataFrame, existing: pd.DataFrame | None = None, *, per_cell: int | None = None,
                 fraction: float | None = None, seed: int = 0) -> pd.DataFrame:
     """The rows to add to the review sample: a stratified SRS of `eligible`, or its enlargement.
@@ -131,10 +142,7 @@ def draw_sample(eligible: pd.DataFrame, existing: pd.DataFrame | None = None, *,
             "would no longer be a simple random sample of each stratum; redraw the run's sample with --replace "
             "(human verdicts are kept)")
     rng = np.random.default_rng(seed)
-    frame = eligible.sort_values("completion_id", kind="stable").reset_index(drop=True)
-    key = rng.random(len(frame))  # one key per eligible completion, sampled or not (see module doc)
-    stratum = frame.groupby(list(STRATA), sort=True, dropna=False).ngroup().to_numpy()
-    sizes = np.bincount(stratum, minlength=int(stratum.max()) + 1 if len(stratum) else 0)
+    frame, key, stratum, sizes = _keyed(eligible, rng)
     target = np.array([target_size(int(n), per_cell, fraction) for n in sizes], dtype=int)
     taken = frame["completion_id"].isin(set(existing["completion_id"])).to_numpy()
     wanted = np.clip(target - np.bincount(stratum[taken], minlength=len(sizes)), 0, None)
@@ -161,7 +169,7 @@ def draw_by_uncertainty(eligible: pd.DataFrame, judge: str, *, per_cell: int | N
     positive. Returns SAMPLE_COLUMNS rows with `inclusion_prob` and `judge` set, draw 1, positions a random
     permutation. Raises ReviewError for a bad size, or where the judge gave no completion a probability.
     """
-    from core.ppi.active import inclusion_probabilities
+    from core.ppi.active import inclusion_probabilities, uncertainty_weight
 
     check_size(per_cell, fraction)
     score = pd.to_numeric(eligible["score"], errors="coerce") if "score" in eligible.columns else \
@@ -172,10 +180,7 @@ def draw_by_uncertainty(eligible: pd.DataFrame, judge: str, *, per_cell: int | N
                           "drawing by uncertainty needs a judge that outputs P(refused) (encoder:, average: or "
                           f"learned:) run on the run's completions first: python -m core judge --judges {judge}")
     rng = np.random.default_rng(seed)
-    frame = eligible.assign(score=score).sort_values("completion_id", kind="stable").reset_index(drop=True)
-    key = rng.random(len(frame))
-    stratum = frame.groupby(list(STRATA), sort=True, dropna=False).ngroup().to_numpy()
-    sizes = np.bincount(stratum, minlength=int(stratum.max()) + 1 if len(stratum) else 0)
+    frame, key, stratum, sizes = _keyed(eligible.assign(score=score), rng)
     prob = np.zeros(len(frame))
     order = np.argsort(stratum, kind="stable")
     bounds = np.searchsorted(stratum[order], np.arange(len(sizes) + 1))
@@ -184,7 +189,7 @@ def draw_by_uncertainty(eligible: pd.DataFrame, judge: str, *, per_cell: int | N
         p = frame["score"].to_numpy(dtype="float64")[rows]
         known = ~np.isnan(p)
         # no probability: the stratum's mean weight sqrt(min(p, 1 - p)), as the probability whose weight it is
-        mean_weight = np.sqrt(np.minimum(p[known], 1 - p[known])).mean() if known.any() else np.sqrt(0.5)
+        mean_weight = uncertainty_weight(p[known]).mean() if known.any() else uncertainty_weight(np.array(0.5))
         p = np.where(known, p, mean_weight ** 2)
         prob[rows] = inclusion_probabilities(p, target_size(int(size), per_cell, fraction))
     chosen = np.flatnonzero(key < prob)
