@@ -101,7 +101,7 @@ from scipy import special
 
 from core.ppi.inputs import COUNTS, MIN_STRATUM, STRATA, PPIError, check_one_design, inclusion_values, label_values
 from core.ppi.intervals import PSEUDO
-from core.ppi.moments import ALL_MOMENTS, MOMENTS, combine_codes, index_ranges, poisson_variance, sample_variance
+from core.ppi.moments import ALL_MOMENTS, combine_codes, index_ranges, poisson_variance, sample_variance
 from core.ppi.pooled import (CELL_ALPHA, GATE_ALPHA, MIN_GROUPS, POOL, SCOPES, PooledCells, PoolFit, combo_design_var,
                              cross_cov, fit_pools, language_name, pooled_cells)
 from core.stats import CORRECTIONS, adjust_pvalues, z_quantile
